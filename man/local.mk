@@ -1,0 +1,1 @@
+# man/: installed by make install.

@@ -1,0 +1,62 @@
+/*
+ * envelope: who a queued message is from and to, and where each recipient
+ * stands.  One envelope per message; one record per recipient.  The text
+ * encoding is versioned and defined in envelope.c.
+ *
+ * This module does no I/O: queue/spool.c stores the encoded bytes.
+ */
+#ifndef MXRELAY_ENVELOPE_H
+#define MXRELAY_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define QUEUE_ID_LEN	20	/* hex characters, see queue/spool.c */
+
+enum rcpt_state {
+	RCPT_PENDING = 0,	/* not yet delivered: due at next_try */
+	RCPT_DELIVERED,		/* a remote exchanger said 2xx: never retried */
+	RCPT_BOUNCED,		/* permanent failure or lifetime expired */
+};
+
+struct envelope_rcpt {
+	char		*addr;		/* addr-spec, as given to RCPT TO */
+	char		*orig;		/* as the user wrote it before alias/qualify; may be NULL */
+	enum rcpt_state	 state;
+	unsigned	 attempts;	/* delivery attempts so far */
+	time_t		 next_try;	/* not before this (0: at once) */
+	time_t		 last_try;	/* 0: never tried */
+	char		*last_reply;	/* last remote reply or local reason; may be NULL */
+};
+
+struct envelope {
+	char			 id[QUEUE_ID_LEN + 1];	/* set by queue_msg_commit() */
+	char			*sender;	/* "" is the null sender <> */
+	time_t			 arrival;
+	uint64_t		 size;		/* bytes of the body file */
+	size_t			 nrcpt;
+	struct envelope_rcpt	*rcpt;
+};
+
+/* Zero-initialised struct envelope is valid and empty. */
+void	 envelope_init(struct envelope *);
+void	 envelope_free(struct envelope *);	/* frees members, not the struct */
+/* Appends a pending recipient; copies addr and orig (orig may be NULL). */
+void	 envelope_add_rcpt(struct envelope *, const char *addr, const char *orig);
+/* "pending", "delivered", "bounced" */
+const char *envelope_state_to_text(enum rcpt_state);
+
+/*
+ * Encode into a newly allocated buffer (*buf, *len; caller frees).
+ * Returns 0, or -1 with errno EINVAL when a field cannot be represented.
+ */
+int	 envelope_encode(const struct envelope *, char **buf, size_t *len);
+/*
+ * Decode len bytes.  On error returns -1 and sets *err to a static string
+ * naming what was wrong; env is left empty.  Never trusts the input.
+ */
+int	 envelope_decode(const char *buf, size_t len, struct envelope *env,
+	    const char **err);
+
+#endif

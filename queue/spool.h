@@ -1,0 +1,81 @@
+/*
+ * spool: the on-disk queue.  Layout, queue ids, atomic commit, locking,
+ * atomic envelope update, removal and quarantine of corrupt files.  The
+ * on-disk format is described at the top of spool.c and in mxrelay(8).
+ *
+ * Every function returns 0 on success, or -1 with errno set.  ENOSPC and
+ * EDQUOT mean "temporarily full"; EACCES, EPERM, EROFS mean the spool
+ * cannot be written at all; the caller maps these to exit codes or SMTP
+ * replies.  A failed call never leaves a partial message visible.
+ */
+#ifndef MXRELAY_SPOOL_H
+#define MXRELAY_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "envelope.h"
+
+struct queue;
+struct queue_new;
+
+/*
+ * Open the spool at dir.  With create, make dir and its subfolders (mode
+ * 0700) when missing.  Without create, a missing dir fails with ENOENT.
+ */
+int	 queue_open(const char *dir, bool create, struct queue **);
+void	 queue_close(struct queue *);
+const char *queue_dir(const struct queue *);
+
+/*
+ * Start a new message: allocate a fresh queue id and create its temporary
+ * body file.  Bytes are appended with queue_new_write() (buffered).
+ */
+int	 queue_new_begin(struct queue *, struct queue_new **);
+const char *queue_new_id(const struct queue_new *);
+int	 queue_new_write(struct queue_new *, const void *, size_t);
+uint64_t queue_new_size(const struct queue_new *);
+/*
+ * Make the message durable and visible: flush and fsync the body, write
+ * and fsync the envelope, rename both into place, fsync the directories.
+ * Fills env->id and env->size (and env->arrival when 0).  On success and
+ * on failure the queue_new is freed; on failure nothing is left visible.
+ */
+int	 queue_new_commit(struct queue_new *, struct envelope *env);
+/* Throw the message away (removes the temporary file) and free it. */
+void	 queue_new_abort(struct queue_new *);
+
+/*
+ * Lock a committed message for delivery so that two queue runners never
+ * work on it at once.  Fails with EWOULDBLOCK when someone else holds it,
+ * ENOENT when it is gone.  The lock dies with the process.
+ */
+int	 queue_msg_lock(struct queue *, const char *id, int *lockfd);
+void	 queue_msg_unlock(int lockfd);
+
+/* Read the envelope of a committed message (ENOENT, or EBADMSG if corrupt). */
+int	 queue_env_load(struct queue *, const char *id, struct envelope *);
+/* Replace the envelope atomically (temp, fsync, rename, fsync dir). */
+int	 queue_env_update(struct queue *, const struct envelope *);
+/* Open the body read-only; returns an fd or -1. */
+int	 queue_body_open(struct queue *, const char *id);
+/* Remove a finished message: envelope first, then the body. */
+int	 queue_msg_remove(struct queue *, const char *id);
+/* Move the message's files into corrupt/ and log why (with the queue id). */
+int	 queue_msg_quarantine(struct queue *, const char *id, const char *why);
+
+/* True when s has the shape of a queue id. */
+bool	 queue_id_valid(const char *s);
+
+/*
+ * Scan: call cb for every committed message, in queue id (= arrival)
+ * order.  Envelopes that cannot be parsed are quarantined and skipped.
+ * Leftover temporary files of crashed writers (older than an hour) and body
+ * files without an envelope are removed.  cb returns 0 to go on, -1 to stop
+ * (queue_scan then returns -1 with errno as cb left it).
+ */
+typedef int (*queue_scan_cb)(struct queue *, const struct envelope *, void *arg);
+int	 queue_scan(struct queue *, queue_scan_cb, void *arg);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * message: RFC 5322 header handling for mail handed to the sendmail
+ * interface (and, later, the SMTP listener): address-list parsing for
+ * `-t` and for command-line recipients, Bcc removal, and adding Date,
+ * Message-ID and From when missing.  Pure code: no I/O, no clock (the
+ * caller passes `now`).
+ */
+#ifndef MXRELAY_MESSAGE_H
+#define MXRELAY_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "util.h"
+
+/* RFC 5321 §4.5.3.1 limits. */
+#define MSG_LOCAL_MAX	64
+#define MSG_DOMAIN_MAX	255
+#define MSG_PATH_MAX	256
+
+/*
+ * Parse an RFC 5322 address-list (To/Cc/Bcc field body, possibly folded
+ * with CRLF or LF followed by white space), or a command-line recipient
+ * argument, which may hold several addresses separated by commas.
+ * Display names, comments, quoted local parts, angle addresses, obsolete
+ * routes (<@a,@b:u@d>) and groups ("undisclosed-recipients:;", or
+ * "team: a@x, b@y;") are understood.  Each mailbox found is appended to out
+ * as a bare addr-spec: "local@domain", or just "local" when unqualified;
+ * a quoted local part keeps its quotes when it needs them.
+ * Returns the number of addresses appended (0 is valid: an empty group),
+ * or -1 with a reason in err (out then holds nothing new).
+ */
+int	 msg_addrlist_parse(const char *text, size_t len, struct strlist *out,
+	    char *err, size_t errlen);
+
+/*
+ * Check that addr is a valid addr-spec for the envelope (RFC 5321 Mailbox:
+ * dot-atom or quoted local part, a domain name or address literal, length
+ * limits, no control characters).  With allow_unqualified, a bare local
+ * part is accepted too.  0, or -1 with a reason in err.
+ */
+int	 msg_addr_check(const char *addr, bool allow_unqualified, char *err,
+	    size_t errlen);
+
+struct msg_header_opts {
+	bool		 extract_rcpts;	/* -t: collect To, Cc, Bcc */
+	const char	*sender;	/* envelope sender, for a missing From ("" = <>) */
+	const char	*full_name;	/* -F NAME for a missing From, or NULL */
+	const char	*hostname;	/* right-hand side of Message-ID */
+	const char	*queue_id;	/* left-hand side of Message-ID */
+	time_t		 now;		/* for a missing Date (local time zone) */
+};
+
+/*
+ * in holds the start of a message with CRLF line ends (at least the whole
+ * header section when there is one).  The header section is the leading
+ * lines that are header fields (name ':' ...) or their continuations; an
+ * initial mbox "From " line is dropped.  It ends at the first other line;
+ * an empty line there is the separator and belongs to neither part.
+ *
+ * Writes to *out (allocated, caller frees, *outlen bytes) the new header
+ * section, CRLF-terminated lines, without the separator: every field but
+ * Bcc kept as it was, then Date, Message-ID and From added when missing.
+ * *body_off is the offset in `in` where the body starts (after the
+ * separator when there is one).  With extract_rcpts, the addresses of every
+ * To, Cc and Bcc field are appended to rcpts.
+ * Returns 0, or -1 with a reason in err (a malformed address in a
+ * recipient field, a header section that is not complete in `in`).
+ */
+int	 msg_headers_fix(const char *in, size_t len,
+	    const struct msg_header_opts *, char **out, size_t *outlen,
+	    size_t *body_off, struct strlist *rcpts, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * util: small helpers shared by every module.  Nothing here does I/O
+ * except the fatal exit on allocation failure.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "util.h"
+
+void *
+xmalloc(size_t n)
+{
+	void *p;
+
+	if ((p = malloc(n == 0 ? 1 : n)) == NULL)
+		fatal("malloc");
+	return p;
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void *p;
+
+	if ((p = calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size)) == NULL)
+		fatal("calloc");
+	return p;
+}
+
+void *
+xreallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	void *p;
+
+	if (size != 0 && nmemb > SIZE_MAX / size) {
+		errno = ENOMEM;
+		fatal("reallocarray");
+	}
+	if ((p = realloc(ptr, nmemb * size == 0 ? 1 : nmemb * size)) == NULL)
+		fatal("realloc");
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("strdup");
+	return p;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p;
+
+	if ((p = strndup(s, n)) == NULL)
+		fatal("strndup");
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		fatal("vasprintf");
+	return p;
+}
+
+size_t
+util_strlcpy(char *dst, const char *src, size_t dstsize)
+{
+	size_t len = strlen(src);
+
+	if (dstsize > 0) {
+		size_t n = len < dstsize - 1 ? len : dstsize - 1;
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
+void
+strlist_add_owned(struct strlist *l, char *s)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = s;
+}
+
+void
+strlist_add(struct strlist *l, const char *s)
+{
+	strlist_add_owned(l, xstrdup(s));
+}
+
+bool
+strlist_contains_nocase(const struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+void
+strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+/* Parse a non-negative decimal number followed by an optional one-letter suffix. */
+static int
+parse_scaled(const char *s, uint64_t *num, char *suffix)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!isdigit((unsigned char)*p)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10) {
+			errno = ERANGE;
+			return -1;
+		}
+		v = v * 10 + d;
+	}
+	*suffix = '\0';
+	if (isalpha((unsigned char)*p))
+		*suffix = *p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	*num = v;
+	return 0;
+}
+
+int
+util_parse_duration(const char *s, time_t *out)
+{
+	uint64_t v, mul;
+	char suf;
+
+	if (parse_scaled(s, &v, &suf) == -1)
+		return -1;
+	switch (suf) {
+	case '\0': case 's': mul = 1; break;
+	case 'm': mul = 60; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	case 'w': mul = 7 * 86400; break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	/* time_t is signed: keep well inside its range. */
+	if (v > (uint64_t)INT32_MAX * 16 / mul) {
+		errno = ERANGE;
+		return -1;
+	}
+	*out = (time_t)(v * mul);
+	return 0;
+}
+
+int
+util_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v, mul;
+	char suf;
+
+	if (parse_scaled(s, &v, &suf) == -1)
+		return -1;
+	switch (suf) {
+	case '\0': case 'b': case 'B': mul = 1; break;
+	case 'k': case 'K': mul = 1024; break;
+	case 'm': case 'M': mul = 1024 * 1024; break;
+	case 'g': case 'G': mul = 1024 * 1024 * 1024; break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	if (v > UINT64_MAX / mul) {
+		errno = ERANGE;
+		return -1;
+	}
+	*out = v * mul;
+	return 0;
+}
+
+char *
+util_escape(char *dst, size_t dstsize, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (dstsize == 0)
+		return dst;
+	for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+			if (o + 1 >= dstsize)
+				break;
+			dst[o++] = (char)*p;
+		} else {
+			if (o + 4 >= dstsize)
+				break;
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[*p >> 4];
+			dst[o++] = hex[*p & 0xf];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}

@@ -1,0 +1,52 @@
+/*
+ * util: allocation helpers that never return NULL, bounded string copies,
+ * a growable list of strings, and parsing of durations and sizes as they
+ * appear in mxrelay.conf ("5m", "35M").
+ */
+#ifndef MXRELAY_UTIL_H
+#define MXRELAY_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Allocation failure is fatal: the spool makes a restart safe. */
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+/* printf into a fresh allocation. */
+char	*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copy at most dstsize-1 bytes and NUL-terminate; returns strlen(src). */
+size_t	 util_strlcpy(char *dst, const char *src, size_t dstsize);
+
+/* A growable array of owned strings. Zero-initialise before use. */
+struct strlist {
+	char	**v;
+	size_t	  n;
+	size_t	  cap;
+};
+void	 strlist_add(struct strlist *, const char *);	/* copies */
+void	 strlist_add_owned(struct strlist *, char *);	/* takes ownership */
+bool	 strlist_contains_nocase(const struct strlist *, const char *);
+void	 strlist_free(struct strlist *);
+
+/*
+ * "90", "90s", "5m", "1h", "5d" -> seconds.  Returns 0, or -1 with errno
+ * EINVAL (syntax) or ERANGE (overflow).
+ */
+int	 util_parse_duration(const char *, time_t *);
+/* "1000", "512K", "35M", "1G" (powers of 1024) -> bytes; 0 / -1 as above. */
+int	 util_parse_size(const char *, uint64_t *);
+
+/*
+ * Make the bytes of a peer- or user-supplied string safe for one log or
+ * listing line: control characters and bytes >= 0x7f become \xNN.
+ * Writes at most dstsize-1 bytes plus NUL; returns dst.
+ */
+char	*util_escape(char *dst, size_t dstsize, const char *src);
+
+#endif

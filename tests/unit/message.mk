@@ -1,0 +1,1 @@
+# tests/unit/message.mk: owned by the message module (sources, unit tests, fuzz target).
