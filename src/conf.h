@@ -29,7 +29,12 @@ enum tls_policy {
 	TLS_VERIFY,
 };
 
-/* "host:port", "[v6addr]:port", "[host]:port" (bracketed = no MX lookup). */
+/*
+ * "host:port", "[v6addr]:port", "[host]:port" (bracketed = no MX lookup),
+ * "host" or a bare "v6addr" (no port).  conf_load() fills in the port of
+ * listen (25) and dns_servers (53) entries that have none; a relayhost
+ * without a port keeps 0, meaning smtp_port.
+ */
 struct hostport {
 	char		*host;		/* without brackets */
 	unsigned	 port;		/* 0 when none was given */
@@ -85,7 +90,10 @@ struct conf {
 	char		*group;
 };
 
-/* Fill every field with its default (allocates; conf_free() releases). */
+/*
+ * Fill every field with its default (allocates; conf_free() releases).
+ * hostname becomes the host's FQDN (looked up once per process).
+ */
 void	 conf_defaults(struct conf *);
 /*
  * Defaults, then the file at path.  With must_exist false a missing file
@@ -95,15 +103,36 @@ void	 conf_defaults(struct conf *);
  */
 int	 conf_load(const char *path, bool must_exist, struct conf *c,
 	    char *err, size_t errlen);
+/* Release everything; c is left zeroed, so a second call is harmless. */
 void	 conf_free(struct conf *);
+/*
+ * The config file to read when no -C was given: $MXRELAY_CONFIG when set
+ * and not empty (*must_exist = true), else CONF_DEFAULT_PATH (false).
+ */
+const char *conf_default_path(bool *must_exist);
 
-/* Parsers for single values, also used by the tests. 0 or -1. */
+/*
+ * Parsers for single values, also used by the tests. 0 or -1 (nothing
+ * allocated on -1).  conf_parse_hostport() allocates hp->host: free() it.
+ * conf_parse_cidr() takes "addr/prefix" or a bare address (/32, /128);
+ * an address with host bits set beyond the prefix is an error.
+ */
 int	 conf_parse_hostport(const char *, struct hostport *);
 int	 conf_parse_cidr(const char *, struct cidr *);
 int	 conf_parse_tls_policy(const char *, enum tls_policy *);
 const char *conf_tls_policy_to_text(enum tls_policy);
-/* Does addr (family + raw bytes) fall within any of the CIDRs? */
+/*
+ * Does addr (family + raw bytes: struct in_addr or struct in6_addr) fall
+ * within any of the CIDRs?  An IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+ * as a dual-stack listener sees IPv4 peers) is also tried as IPv4.
+ */
 bool	 conf_cidr_match(const struct cidr *, size_t, int family,
 	    const void *addr);
+/*
+ * The outbound TLS policy for a destination domain: a tls_policy entry for
+ * exactly that domain (case-insensitive, trailing dot ignored), else the
+ * longest ".suffix" entry that matches a subdomain, else c->tls.
+ */
+enum tls_policy conf_tls_policy_for(const struct conf *, const char *domain);
 
 #endif

@@ -8,7 +8,7 @@ src_libmxcommon_a_SOURCES = \
 
 sbin_PROGRAMS += src/mxrelay
 src_mxrelay_SOURCES = src/sendmail.c src/log.c
-src_mxrelay_LDADD = src/libmxcommon.a queue/libqueue.a
+src_mxrelay_LDADD = queue/libqueue.a src/libmxcommon.a
 
 # Links in the build tree so that argv[0] dispatch can be tried there.
 noinst_SCRIPTS = src/mailq src/sendmail

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,13 @@ static void
 log_vemit(int pri, const char *errtext, const char *fmt, va_list ap)
 {
 	char buf[2048];
+	bool to_stderr;
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	if (log_where & LOG_TO_STDERR) {
+	/* On stderr, informational lines appear only with -v. */
+	to_stderr = (log_where & LOG_TO_STDERR) &&
+	    (pri < LOG_INFO || log_verbose >= (pri == LOG_INFO ? 1 : 2));
+	if (to_stderr) {
 		if (errtext != NULL)
 			fprintf(stderr, "%s: %s: %s\n", log_ident, buf, errtext);
 		else
@@ -80,9 +85,6 @@ log_info(const char *fmt, ...)
 {
 	va_list ap;
 
-	/* On stderr, informational lines appear only with -v. */
-	if ((log_where & LOG_TO_SYSLOG) == 0 && log_verbose < 1)
-		return;
 	va_start(ap, fmt);
 	log_vemit(LOG_INFO, NULL, fmt, ap);
 	va_end(ap);

@@ -27,9 +27,16 @@
  * routes (<@a,@b:u@d>) and groups ("undisclosed-recipients:;", or
  * "team: a@x, b@y;") are understood.  Each mailbox found is appended to out
  * as a bare addr-spec: "local@domain", or just "local" when unqualified;
- * a quoted local part keeps its quotes when it needs them.
+ * a quoted local part keeps its quotes when it needs them
+ * ("john"@x becomes john@x, "john doe"@x stays quoted).  Every address
+ * appended passes msg_addr_check(addr, true, ...).  Empty elements
+ * (", ,") are skipped; a group missing its ';' at the end is accepted.
+ * text need not be NUL-terminated and may hold any bytes.
  * Returns the number of addresses appended (0 is valid: an empty group),
- * or -1 with a reason in err (out then holds nothing new).
+ * or -1 with a reason in err (out then holds nothing new): unbalanced
+ * quotes, brackets or parentheses, missing '>', '@' with an empty domain,
+ * control characters, non-ASCII addresses (no SMTPUTF8), RFC 5321 length
+ * limits, text after an address, comments nested too deeply.
  */
 int	 msg_addrlist_parse(const char *text, size_t len, struct strlist *out,
 	    char *err, size_t errlen);
@@ -61,12 +68,34 @@ struct msg_header_opts {
  *
  * Writes to *out (allocated, caller frees, *outlen bytes) the new header
  * section, CRLF-terminated lines, without the separator: every field but
- * Bcc kept as it was, then Date, Message-ID and From added when missing.
+ * Bcc (and Resent-Bcc) kept as it was, then Date, Message-ID and From
+ * added when missing.
  * *body_off is the offset in `in` where the body starts (after the
  * separator when there is one).  With extract_rcpts, the addresses of every
  * To, Cc and Bcc field are appended to rcpts.
+ * When `in` ends inside the header section, the end of `in` ends it
+ * (*body_off == len): the caller passes the whole message, or at least
+ * everything up to the separator.  The caller writes *out, then an empty
+ * line (CRLF), then in + *body_off.  Lines ending in a bare LF are
+ * accepted and written with CRLF.
+ *
+ * Added fields: "Date: Mon, 23 Nov 2026 18:44:13 +0000" (local zone;
+ * day and month names do not depend on the locale), "Message-ID:
+ * <queue_id@hostname>", and "From: sender", or with full_name "From: NAME
+ * <sender>" (NAME as plain words when it is only atoms and single spaces,
+ * else as a quoted-string; control characters in it become spaces; longer
+ * than 256 octets is an error).  With the null sender "" the From address
+ * is MAILER-DAEMON@hostname.  Field names match case-insensitively.
+ * hostname and queue_id must be set.
+ *
+ * With extract_rcpts (sendmail -t): when the header has any Resent-To,
+ * Resent-Cc or Resent-Bcc field, the addresses of those fields are used
+ * instead of To, Cc and Bcc.  Resent-Bcc is removed like Bcc.  Addresses
+ * already in rcpts (compared case-insensitively) are not added again.
+ * Without extract_rcpts, rcpts is not used and may be NULL.
  * Returns 0, or -1 with a reason in err (a malformed address in a
- * recipient field, a header section that is not complete in `in`).
+ * recipient field, named in err as "To: reason"; -F NAME too long);
+ * on error *out is NULL and rcpts holds nothing new.
  */
 int	 msg_headers_fix(const char *in, size_t len,
 	    const struct msg_header_opts *, char **out, size_t *outlen,

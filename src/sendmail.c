@@ -1,2 +1,849 @@
-/* placeholder replaced below */
-int main(void) { return 0; }
+/*
+ * sendmail.c: mxrelay, the sendmail interface.  Installed also as
+ * `sendmail` and `mailq`; argv[0] decides the default mode.
+ *
+ *	submit	read one message from stdin, fix its header (Date,
+ *		Message-ID, From; Bcc removed), resolve recipients (-t, aliases,
+ *		qualify domain) and commit it to the spool.  Exit 0 only after
+ *		the commit (SPEC "Spool guarantees").
+ *	list	-bp / mailq: print the queue.
+ *	run	-q, -qf, -q ID: attempt delivery (see run_queue()).
+ *
+ * Exit codes are from sysexits.h; nothing else in mxrelay exits.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aliases.h"
+#include "conf.h"
+#include "log.h"
+#include "message.h"
+#include "spool.h"
+#include "util.h"
+
+/* A header section that is not over after this many bytes is refused. */
+#define HEADER_MAX	(1024 * 1024)
+/* Aliases may name aliases; this bounds the total expansion. */
+#define RCPT_MAX	100000
+
+enum mode {
+	MODE_SUBMIT,
+	MODE_LIST,
+	MODE_RUN,
+	MODE_NEWALIASES,
+};
+
+struct opts {
+	enum mode	 mode;
+	bool		 extract;	/* -t */
+	bool		 ignore_dots;	/* -i, -oi */
+	bool		 force;		/* -qf */
+	int		 verbose;	/* -v */
+	const char	*sender;	/* -f, -r */
+	const char	*full_name;	/* -F */
+	const char	*config;	/* -C */
+	const char	*queue_id;	/* -qI */
+};
+
+/*
+ * stdin intake: LF and CRLF line ends become CRLF, a lone CR becomes CRLF
+ * too (it cannot be sent over SMTP as it is), and without -i a line that is
+ * a single "." ends the message.  The bytes go to a sink that changes
+ * from the header buffer to the spool once the header section is complete.
+ */
+struct intake {
+	bool		 ignore_dots;
+	bool		 at_bol;	/* at the beginning of a line */
+	bool		 dot_pending;	/* the line so far is "." */
+	bool		 cr_pending;	/* a CR waits for its LF */
+	bool		 done;		/* lone dot seen */
+	uint64_t	 total;		/* bytes produced */
+	uint64_t	 max;
+
+	/* header phase */
+	bool		 in_header;
+	char		*hbuf;
+	size_t		 hlen, hcap;
+	bool		 hsep;		/* an empty line was produced */
+
+	struct queue_new *qn;		/* body phase */
+	int		 err;		/* errno of a spool write, or EFBIG */
+};
+
+static void	usage(int) __attribute__((noreturn));
+static int	exit_for_errno(int);
+static int	submit(const struct opts *, struct conf *, int, char **);
+static int	list_queue(struct conf *);
+static int	run_queue(const struct opts *, struct conf *, int, char **);
+
+static const char *progname = "mxrelay";
+
+/* --help prints to stdout and succeeds; a usage error goes to stderr. */
+static void
+usage(int code)
+{
+	fprintf(code == EX_OK ? stdout : stderr,
+	    "usage: %s [-itv] [-C file] [-F name] [-f sender] [recipient ...]\n"
+	    "       %s -bp | mailq [-C file]\n"
+	    "       %s -q | -qf | -qI id [-C file] [-v]\n"
+	    "\n"
+	    "  -t         recipients also from To, Cc and Bcc (Bcc is removed)\n"
+	    "  -i, -oi    a line with a single dot does not end the message\n"
+	    "  -f ADDR    envelope sender (-f '<>' for the null sender); -r is the same\n"
+	    "  -F NAME    full name for a From header that mxrelay adds\n"
+	    "  -C FILE    configuration file (default " CONF_DEFAULT_PATH ")\n"
+	    "  -bp        list the queue (as mailq does)\n"
+	    "  -q         deliver every message that is due, then exit\n"
+	    "  -qf        deliver every message now, due or not\n"
+	    "  -qI ID     deliver the message with this queue id\n"
+	    "  -v         verbose: log to stderr too\n"
+	    "  Accepted and ignored: -B -N -R -V -X -G -U -c -e -m -n -x -h -L -O -p,\n"
+	    "  -o options other than -oi, -bm (the default), -bi (no alias database).\n"
+	    "Exit status: 0 once the message is in the spool; sysexits(3) codes otherwise.\n",
+	    progname, progname, progname);
+	exit(code);
+}
+
+/* What a failed spool operation means for the submitter (SPEC "Programs"). */
+static int
+exit_for_errno(int e)
+{
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT:
+	case ENOMEM:
+	case EAGAIN:
+	case EINTR:
+	case EMFILE:
+	case ENFILE:
+		return EX_TEMPFAIL;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case ENOENT:
+	case ENOTDIR:
+	case EEXIST:
+		return EX_CANTCREAT;
+	default:
+		return EX_IOERR;
+	}
+}
+
+static const char *
+spool_problem(int e)
+{
+	switch (exit_for_errno(e)) {
+	case EX_TEMPFAIL:
+		return "the spool cannot take it now; try again later";
+	case EX_CANTCREAT:
+		return "the spool is not writable";
+	default:
+		return "I/O error on the spool";
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { .mode = MODE_SUBMIT };
+	struct conf conf;
+	char err[1024];
+	const char *base, *path;
+	bool must_exist;
+	int ch, rc;
+
+	base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	if (strcmp(base, "mailq") == 0)
+		o.mode = MODE_LIST;
+	else if (strcmp(base, "newaliases") == 0)
+		o.mode = MODE_NEWALIASES;
+	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0)
+		progname = base;
+	log_init(progname, LOG_TO_STDERR | LOG_TO_SYSLOG, 0);
+
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		usage(EX_OK);
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("mxrelay %s\n", PACKAGE_VERSION);
+		return EX_OK;
+	}
+
+	/* '+': options end at the first recipient, as in sendmail. */
+	while ((ch = getopt(argc, argv,
+	    "+B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q::r:tvx")) != -1) {
+		switch (ch) {
+		case 'b':
+			switch (optarg[0]) {
+			case 'p':
+				o.mode = MODE_LIST;
+				break;
+			case 'm':
+				o.mode = MODE_SUBMIT;
+				break;
+			case 'i':
+				o.mode = MODE_NEWALIASES;
+				break;
+			case 'd':
+			case 'D':
+				log_warnx("-b%s: run mxrelayd for a daemon", optarg);
+				return EX_USAGE;
+			default:
+				log_warnx("-b%s: mode not supported", optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'C':
+			o.config = optarg;
+			break;
+		case 'F':
+			o.full_name = optarg;
+			break;
+		case 'f':
+		case 'r':
+			o.sender = optarg;
+			break;
+		case 'I':
+			o.mode = MODE_NEWALIASES;
+			break;
+		case 'i':
+			o.ignore_dots = true;
+			break;
+		case 'o':
+			/* -oi is the only -o option with an effect. */
+			if (strcmp(optarg, "i") == 0)
+				o.ignore_dots = true;
+			break;
+		case 'q':
+			o.mode = MODE_RUN;
+			if (optarg == NULL)
+				break;
+			if (strcmp(optarg, "f") == 0)
+				o.force = true;
+			else if (optarg[0] == 'I' && optarg[1] != '\0') {
+				o.queue_id = optarg + 1;
+				o.force = true;
+			} else {
+				time_t ignored;
+
+				/* -q30m: a queue run interval; runs once. */
+				if (util_parse_duration(optarg, &ignored) == -1) {
+					log_warnx("-q%s: unknown queue option", optarg);
+					return EX_USAGE;
+				}
+			}
+			break;
+		case 't':
+			o.extract = true;
+			break;
+		case 'v':
+			o.verbose++;
+			break;
+		case 'B': case 'G': case 'L': case 'N': case 'O': case 'R':
+		case 'U': case 'V': case 'X': case 'c': case 'e': case 'h':
+		case 'm': case 'n': case 'p': case 'x':
+			break;	/* accepted for compatibility, no effect */
+		default:
+			usage(EX_USAGE);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	log_init(progname, LOG_TO_STDERR | LOG_TO_SYSLOG, o.verbose);
+
+	path = o.config;
+	must_exist = true;
+	if (path == NULL && (path = getenv("MXRELAY_CONFIG")) != NULL &&
+	    *path == '\0')
+		path = NULL;
+	if (path == NULL) {
+		path = CONF_DEFAULT_PATH;
+		must_exist = false;
+	}
+	if (conf_load(path, must_exist, &conf, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_CONFIG;
+	}
+
+	switch (o.mode) {
+	case MODE_LIST:
+		rc = list_queue(&conf);
+		break;
+	case MODE_RUN:
+		rc = run_queue(&o, &conf, argc, argv);
+		break;
+	case MODE_NEWALIASES:
+		/* The aliases file is read as it is; there is nothing to build. */
+		rc = EX_OK;
+		if (conf.aliases != NULL) {
+			struct aliases *al;
+
+			if (aliases_load(conf.aliases, &al, err, sizeof(err)) == -1) {
+				log_warnx("%s", err);
+				rc = EX_CONFIG;
+			} else
+				aliases_free(al);
+		}
+		break;
+	default:
+		rc = submit(&o, &conf, argc, argv);
+		break;
+	}
+	conf_free(&conf);
+	return rc;
+}
+
+/*
+ * Recipients and the sender.
+ */
+
+/* addr is a bare addr-spec; make it fully qualified. */
+static char *
+qualify(const char *addr, const struct conf *conf)
+{
+	if (strchr(addr, '@') != NULL)
+		return xstrdup(addr);
+	return xasprintf("%s@%s", addr, conf->qualify_domain);
+}
+
+/*
+ * Add one recipient as the user wrote it: local names go through the
+ * aliases file, then everything is qualified and checked.  Duplicates are
+ * dropped.  0, or -1 with a message logged (the caller exits EX_DATAERR).
+ */
+static int
+add_rcpt(struct envelope *env, struct strlist *seen, const char *addr,
+    const struct conf *conf, const struct aliases *al)
+{
+	struct strlist targets = { 0 };
+	char err[512], esc[512];
+	int rc = -1;
+
+	if (strchr(addr, '@') == NULL && al != NULL) {
+		int r = aliases_expand(al, addr, &targets, err, sizeof(err));
+
+		if (r == -1) {
+			log_warnx("recipient %s: %s",
+			    util_escape(esc, sizeof(esc), addr), err);
+			goto done;
+		}
+		if (r == 0)
+			strlist_add(&targets, addr);
+	} else
+		strlist_add(&targets, addr);
+
+	for (size_t i = 0; i < targets.n; i++) {
+		char *q = qualify(targets.v[i], conf);
+
+		if (msg_addr_check(q, false, err, sizeof(err)) == -1) {
+			log_warnx("bad recipient address %s: %s",
+			    util_escape(esc, sizeof(esc), q), err);
+			free(q);
+			goto done;
+		}
+		if (strlist_contains_nocase(seen, q) || seen->n >= RCPT_MAX) {
+			free(q);
+			continue;
+		}
+		envelope_add_rcpt(env, q, strcmp(q, addr) == 0 ? NULL : addr);
+		strlist_add_owned(seen, q);
+	}
+	rc = 0;
+done:
+	strlist_free(&targets);
+	return rc;
+}
+
+/* Parse one argument or header body into addresses; -1 logged on error. */
+static int
+parse_addrs(const char *what, const char *text, struct strlist *out)
+{
+	char err[512], esc[512];
+
+	if (msg_addrlist_parse(text, strlen(text), out, err, sizeof(err)) == -1) {
+		log_warnx("bad %s address %s: %s", what,
+		    util_escape(esc, sizeof(esc), text), err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The envelope sender: -f, or the invoking user at the qualify domain. */
+static char *
+envelope_sender(const struct opts *o, const struct conf *conf)
+{
+	struct strlist l = { 0 };
+	struct passwd *pw;
+	char err[512], esc[512], *s = NULL;
+	const char *user = "nobody";
+
+	if (o->sender != NULL) {
+		if (o->sender[0] == '\0' || strcmp(o->sender, "<>") == 0)
+			return xstrdup("");
+		if (parse_addrs("sender", o->sender, &l) == -1)
+			goto done;
+		if (l.n != 1) {
+			log_warnx("bad sender address %s: need exactly one address",
+			    util_escape(esc, sizeof(esc), o->sender));
+			goto done;
+		}
+		s = qualify(l.v[0], conf);
+	} else {
+		if ((pw = getpwuid(getuid())) != NULL)
+			user = pw->pw_name;
+		s = qualify(user, conf);
+	}
+	if (msg_addr_check(s, false, err, sizeof(err)) == -1) {
+		log_warnx("bad sender address %s: %s",
+		    util_escape(esc, sizeof(esc), s), err);
+		free(s);
+		s = NULL;
+	}
+done:
+	strlist_free(&l);
+	return s;
+}
+
+/*
+ * Intake.
+ */
+
+static void
+intake_emit(struct intake *in, const char *p, size_t n)
+{
+	if (in->err != 0 || n == 0)
+		return;
+	if (in->max != 0 && in->total + n > in->max) {
+		in->err = EFBIG;
+		return;
+	}
+	in->total += n;
+	if (in->in_header) {
+		if (in->hlen + n > in->hcap) {
+			while (in->hlen + n > in->hcap)
+				in->hcap = in->hcap ? in->hcap * 2 : 8192;
+			in->hbuf = xreallocarray(in->hbuf, in->hcap, 1);
+		}
+		memcpy(in->hbuf + in->hlen, p, n);
+		in->hlen += n;
+		return;
+	}
+	if (queue_new_write(in->qn, p, n) == -1)
+		in->err = errno ? errno : EIO;
+}
+
+/* One complete line (without its end) has been emitted: end it. */
+static void
+intake_eol(struct intake *in)
+{
+	if (in->in_header && in->at_bol)
+		in->hsep = true;	/* an empty line ends the header section */
+	intake_emit(in, "\r\n", 2);
+	in->at_bol = true;
+}
+
+/*
+ * Feed n bytes of stdin; returns how many were taken.  In the header
+ * phase it stops once the header section is complete, so that the caller
+ * can hand the rest to the body phase; bytes after the separator that were
+ * already taken stay in the header buffer, after body_off.
+ */
+static size_t
+intake_feed(struct intake *in, const char *buf, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char c = buf[i];
+		size_t run;
+
+		if (in->done || in->err != 0 ||
+		    (in->in_header && (in->hsep || in->hlen >= HEADER_MAX)))
+			break;
+		if (in->cr_pending) {
+			in->cr_pending = false;
+			if (in->dot_pending) {
+				/* "." CR: a lone dot line, however it ends. */
+				in->done = true;
+				break;
+			}
+			intake_eol(in);
+			if (c == '\n')
+				continue;	/* CRLF */
+		}
+		if (in->dot_pending) {
+			if (c == '\n') {
+				in->done = true;
+				break;
+			}
+			if (c != '\r') {
+				in->dot_pending = false;
+				intake_emit(in, ".", 1);
+				in->at_bol = false;
+			}
+		}
+		if (c == '\r') {
+			in->cr_pending = true;
+			continue;
+		}
+		if (c == '\n') {
+			intake_eol(in);
+			continue;
+		}
+		if (in->at_bol && c == '.' && !in->ignore_dots) {
+			in->dot_pending = true;
+			continue;
+		}
+		/* Emit a run of ordinary bytes at once. */
+		run = i;
+		while (i + 1 < n && buf[i + 1] != '\r' && buf[i + 1] != '\n')
+			i++;
+		intake_emit(in, buf + run, i - run + 1);
+		in->at_bol = false;
+	}
+	return i;
+}
+
+/* End of input: finish a last line that lacks its line end. */
+static void
+intake_finish(struct intake *in)
+{
+	if (in->done)
+		return;
+	if (in->cr_pending) {
+		in->cr_pending = false;
+		if (in->dot_pending)
+			return;
+		intake_eol(in);
+	}
+	if (in->dot_pending) {
+		/* A final "." without a line end also ends the message. */
+		return;
+	}
+	if (!in->at_bol)
+		intake_eol(in);
+}
+
+static const char *
+size_text(uint64_t n, char *buf, size_t len)
+{
+	if (n >= 1024 * 1024 && n % (1024 * 1024) == 0)
+		snprintf(buf, len, "%lluM", (unsigned long long)(n >> 20));
+	else if (n >= 1024 && n % 1024 == 0)
+		snprintf(buf, len, "%lluK", (unsigned long long)(n >> 10));
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)n);
+	return buf;
+}
+
+/*
+ * Read stdin into the header buffer until the header section is complete
+ * (an empty line, HEADER_MAX bytes, or the end of the message), then fix
+ * the header and stream the rest into the spool.  Returns an exit code.
+ */
+static int
+read_message(const struct opts *o, const struct conf *conf, struct intake *in,
+    const char *sender, struct strlist *hdr_rcpts)
+{
+	struct msg_header_opts mo;
+	char buf[65536], err[512], sz[32];
+	char *hdr = NULL;
+	size_t hdrlen = 0, body_off = 0, pend_off = 0, pend_len = 0;
+	bool eof = false;
+	ssize_t r;
+	int rc = EX_OK;
+
+	/* Header phase: stop reading once the section is complete. */
+	while (!eof && !in->done && in->err == 0 && !in->hsep &&
+	    in->hlen < HEADER_MAX) {
+		if ((r = read(STDIN_FILENO, buf, sizeof(buf))) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("reading the message");
+			return EX_IOERR;
+		}
+		if (r == 0) {
+			eof = true;
+			intake_finish(in);
+			break;
+		}
+		pend_len = (size_t)r;
+		pend_off = intake_feed(in, buf, pend_len);
+	}
+	if (in->err == EFBIG)
+		goto too_big;
+
+	memset(&mo, 0, sizeof(mo));
+	mo.extract_rcpts = o->extract;
+	mo.sender = sender;
+	mo.full_name = o->full_name;
+	mo.hostname = conf->hostname;
+	mo.queue_id = queue_new_id(in->qn);
+	mo.now = time(NULL);
+	if (msg_headers_fix(in->hbuf, in->hlen, &mo, &hdr, &hdrlen, &body_off,
+	    hdr_rcpts, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_DATAERR;
+	}
+	if (body_off >= in->hlen && in->hlen >= HEADER_MAX && !in->hsep) {
+		log_warnx("header section larger than %d bytes", HEADER_MAX);
+		rc = EX_DATAERR;
+		goto done;
+	}
+
+	/* Body phase. */
+	in->in_header = false;
+	if (queue_new_write(in->qn, hdr, hdrlen) == -1 ||
+	    queue_new_write(in->qn, "\r\n", 2) == -1 ||
+	    queue_new_write(in->qn, in->hbuf + body_off, in->hlen - body_off) == -1) {
+		in->err = errno;
+		goto spool_err;
+	}
+	if (pend_off < pend_len)
+		intake_feed(in, buf + pend_off, pend_len - pend_off);
+	while (!eof && !in->done && in->err == 0) {
+		if ((r = read(STDIN_FILENO, buf, sizeof(buf))) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("reading the message");
+			rc = EX_IOERR;
+			goto done;
+		}
+		if (r == 0) {
+			eof = true;
+			intake_finish(in);
+		} else
+			intake_feed(in, buf, (size_t)r);
+	}
+	if (in->err == EFBIG)
+		goto too_big;
+	if (in->err != 0)
+		goto spool_err;
+	if (conf->max_message_size != 0 &&
+	    queue_new_size(in->qn) > conf->max_message_size)
+		goto too_big;
+	goto done;
+
+too_big:
+	log_warnx("message refused: larger than max_message_size (%s bytes)",
+	    size_text(conf->max_message_size, sz, sizeof(sz)));
+	rc = EX_DATAERR;
+	goto done;
+spool_err:
+	errno = in->err;
+	log_warn("message not queued: %s", spool_problem(in->err));
+	rc = exit_for_errno(in->err);
+done:
+	free(hdr);
+	return rc;
+}
+
+static int
+submit(const struct opts *o, struct conf *conf, int argc, char **argv)
+{
+	struct envelope env;
+	struct strlist args = { 0 }, hdr_rcpts = { 0 }, seen = { 0 };
+	struct aliases *al = NULL;
+	struct queue *q = NULL;
+	struct intake in;
+	char err[1024], *sender = NULL;
+	int rc;
+
+	envelope_init(&env);
+	memset(&in, 0, sizeof(in));
+
+	/* Check everything the user gave before taking the message. */
+	for (int i = 0; i < argc; i++)
+		if (parse_addrs("recipient", argv[i], &args) == -1) {
+			rc = EX_DATAERR;
+			goto done;
+		}
+	if (args.n == 0 && !o->extract) {
+		log_warnx("no recipients given (name them, or use -t)");
+		rc = EX_DATAERR;
+		goto done;
+	}
+	if ((sender = envelope_sender(o, conf)) == NULL) {
+		rc = EX_DATAERR;
+		goto done;
+	}
+	if (conf->aliases != NULL &&
+	    aliases_load(conf->aliases, &al, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		rc = EX_CONFIG;
+		goto done;
+	}
+
+	if (queue_open(conf->spool_dir, true, &q) == -1 ||
+	    queue_new_begin(q, &in.qn) == -1) {
+		int e = errno;
+
+		log_warn("%s: message not queued: %s", conf->spool_dir,
+		    spool_problem(e));
+		rc = exit_for_errno(e);
+		goto done;
+	}
+	in.ignore_dots = o->ignore_dots;
+	in.at_bol = true;
+	in.in_header = true;
+	in.max = conf->max_message_size;
+	if ((rc = read_message(o, conf, &in, sender, &hdr_rcpts)) != EX_OK)
+		goto done;
+
+	for (size_t i = 0; i < args.n; i++)
+		if (add_rcpt(&env, &seen, args.v[i], conf, al) == -1) {
+			rc = EX_DATAERR;
+			goto done;
+		}
+	for (size_t i = 0; i < hdr_rcpts.n; i++)
+		if (add_rcpt(&env, &seen, hdr_rcpts.v[i], conf, al) == -1) {
+			rc = EX_DATAERR;
+			goto done;
+		}
+	if (env.nrcpt == 0) {
+		log_warnx("no recipients: %s", o->extract ?
+		    "no address in To, Cc or Bcc" : "none given");
+		rc = EX_DATAERR;
+		goto done;
+	}
+
+	env.sender = sender;
+	sender = NULL;
+	env.arrival = time(NULL);
+	{
+		struct queue_new *qn = in.qn;
+
+		in.qn = NULL;	/* commit frees it, whatever happens */
+		if (queue_new_commit(qn, &env) == -1) {
+			int e = errno;
+
+			log_warn("%s: message not queued: %s", conf->spool_dir,
+			    spool_problem(e));
+			rc = exit_for_errno(e);
+			goto done;
+		}
+	}
+	{
+		char esc[512];
+
+		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queued)", env.id,
+		    util_escape(esc, sizeof(esc), env.sender),
+		    (unsigned long long)env.size, env.nrcpt);
+	}
+	rc = EX_OK;
+done:
+	if (in.qn != NULL)
+		queue_new_abort(in.qn);
+	free(in.hbuf);
+	if (q != NULL)
+		queue_close(q);
+	if (al != NULL)
+		aliases_free(al);
+	envelope_free(&env);
+	free(sender);
+	strlist_free(&args);
+	strlist_free(&hdr_rcpts);
+	strlist_free(&seen);
+	return rc;
+}
+
+/*
+ * mailq / -bp
+ */
+
+struct listing {
+	unsigned	 count;
+	uint64_t	 bytes;
+};
+
+static int
+list_one(struct queue *q, const struct envelope *env, void *arg)
+{
+	struct listing *l = arg;
+	char when[64], esc[1024];
+	struct tm tm;
+
+	(void)q;
+	localtime_r(&env->arrival, &tm);
+	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
+	printf("%-20s %8llu %-20s  %s\n", env->id, (unsigned long long)env->size,
+	    when, env->sender[0] ? util_escape(esc, sizeof(esc), env->sender) :
+	    "<>");
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &env->rcpt[i];
+		char next[64] = "";
+
+		if (r->state == RCPT_PENDING && r->next_try != 0) {
+			localtime_r(&r->next_try, &tm);
+			strftime(next, sizeof(next), ", next try %b %e %H:%M:%S", &tm);
+		}
+		printf("%52s%s (%s, %u attempt%s%s)\n", "",
+		    util_escape(esc, sizeof(esc), r->addr),
+		    envelope_state_to_text(r->state), r->attempts,
+		    r->attempts == 1 ? "" : "s", next);
+		if (r->last_reply != NULL)
+			printf("%56s%s\n", "",
+			    util_escape(esc, sizeof(esc), r->last_reply));
+	}
+	putchar('\n');
+	l->count++;
+	l->bytes += env->size;
+	return 0;
+}
+
+static int
+list_queue(struct conf *conf)
+{
+	struct listing l = { 0, 0 };
+	struct queue *q;
+
+	if (queue_open(conf->spool_dir, false, &q) == -1) {
+		if (errno == ENOENT) {
+			printf("Mail queue is empty\n");
+			return EX_OK;
+		}
+		log_warn("%s", conf->spool_dir);
+		return errno == EACCES || errno == EPERM ? EX_NOPERM : EX_IOERR;
+	}
+	printf("%-20s %8s %-20s  %s\n", "-Queue ID-", "--Size--",
+	    "----Arrival Time----", "-Sender/Recipient-------");
+	if (queue_scan(q, list_one, &l) == -1) {
+		log_warn("%s: scanning the queue", conf->spool_dir);
+		queue_close(q);
+		return EX_IOERR;
+	}
+	queue_close(q);
+	if (l.count == 0)
+		printf("Mail queue is empty\n");
+	else
+		printf("-- %llu Kbytes in %u Request%s.\n",
+		    (unsigned long long)(l.bytes + 1023) / 1024, l.count,
+		    l.count == 1 ? "" : "s");
+	return EX_OK;
+}
+
+/*
+ * -q: the delivery engine is not built yet (XXX issue 3).  Say so and
+ * fail rather than pretend that the queue was run.
+ */
+static int
+run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	(void)o;
+	log_warnx("queue run not possible: the delivery engine is not built "
+	    "yet; messages stay in %s", conf->spool_dir);
+	return EX_UNAVAILABLE;
+}

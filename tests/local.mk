@@ -14,3 +14,13 @@ EXTRA_DIST += tests/fuzz/replay.c
 
 include $(srcdir)/tests/unit/conf.mk
 include $(srcdir)/tests/unit/message.mk
+
+# End-to-end tests: real binaries, a real spool on disk.
+check_PROGRAMS += tests/e2e/spoolcheck
+tests_e2e_spoolcheck_SOURCES = tests/e2e/spoolcheck.c src/log.c
+tests_e2e_spoolcheck_LDADD = queue/libqueue.a src/libmxcommon.a
+E2E_TESTS = tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests/e2e/t_crash.sh
+TESTS += $(E2E_TESTS)
+EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS)
+AM_TESTS_ENVIRONMENT = top_builddir='$(top_builddir)'; top_srcdir='$(top_srcdir)'; \
+	export top_builddir top_srcdir;

@@ -1,0 +1,981 @@
+/*
+ * spool: the on-disk queue.  Owns the layout, queue ids, the atomic commit,
+ * locking, envelope updates, removal, quarantine and the start-up scan.
+ *
+ * On-disk format (also in mxrelay(8), FILES)
+ *
+ *	SPOOL/			spool_dir, mode 0700
+ *	SPOOL/tmp/ID		body being received (locked by its writer)
+ *	SPOOL/tmp/ID.env	envelope of a message being committed
+ *	SPOOL/tmp/ID.upd	new envelope of a message being updated
+ *	SPOOL/data/ID		message body
+ *	SPOOL/env/ID		message envelope (text, see queue/envelope.c)
+ *	SPOOL/corrupt/ID.env, SPOOL/corrupt/ID.data
+ *				files moved aside because they could not be
+ *				parsed; never read again, for a human to look at
+ *
+ * ID is a queue id: QUEUE_ID_LEN (20) lowercase hex digits, 14 of
+ * microseconds since the epoch and 6 of the process id of the writer.
+ * Within a process ids strictly increase; between processes the pid part
+ * keeps them apart, and the O_EXCL create of tmp/ID (plus a check that
+ * data/ID and env/ID do not exist) catches the rest, so an id is never
+ * reused while its message is queued.  Sorting ids as strings sorts by
+ * arrival.
+ *
+ * The body is exactly the bytes given to queue_new_write(): the message
+ * with CRLF line ends, not dot-stuffed.  All files are mode 0600.
+ *
+ * Invariants
+ * - A message exists iff env/ID exists; data/ID then exists too and holds
+ *   env's "size" bytes.  Nothing outside env/ is ever taken for a message.
+ * - Commit: write tmp/ID, fsync; write tmp/ID.env, fsync; rename tmp/ID to
+ *   data/ID, fsync data/; rename tmp/ID.env to env/ID, fsync env/.  Only
+ *   then is the message acknowledged.  The body is durably in data/ before
+ *   the envelope can appear, so after a crash at any point a message is
+ *   either whole or absent (an orphan body at worst, removed by the scan).
+ *   On failure everything made so far is unlinked and errno is kept.
+ * - Update: write tmp/ID.upd, fsync, rename over env/ID, fsync env/.  A
+ *   reader sees the old or the new envelope, never a mix.
+ * - Remove: unlink env/ID, fsync env/, then unlink data/ID, fsync data/.
+ * - Locking: flock(LOCK_EX) on data/ID, whose inode never changes (the
+ *   writer locks tmp/ID at queue_new_begin() and holds the lock until the
+ *   envelope is in place).  The scan only removes a body it can lock, so
+ *   it never races a writer or a runner.
+ * - The scan removes tmp/ files and bodies without an envelope once they
+ *   are an hour old (leftovers of crashed writers and of crashes inside a
+ *   removal), and moves envelopes it cannot parse, or whose body is
+ *   missing or of the wrong size, into corrupt/.  Names that are not queue
+ *   ids are left alone.
+ *
+ * Every call that writes to the spool goes through a table of system calls
+ * (queue/spool_test.h) so that the unit tests can fail each one in turn.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "spool.h"
+#include "spool_test.h"
+#include "util.h"
+
+#define QUEUE_BUFSIZE		(64 * 1024)
+#define QUEUE_STALE_SECS	3600		/* leftovers older than this go */
+#define QUEUE_ENV_MAX		(64 * 1024 * 1024)	/* larger = corrupt */
+#define QUEUE_ID_TRIES		100
+#define QUEUE_TMPNAME_MAX	(QUEUE_ID_LEN + 8)
+
+struct queue {
+	char	*dir;
+	int	 rootfd;
+	int	 tmpfd;
+	int	 datafd;
+	int	 envfd;
+	int	 corruptfd;
+};
+
+struct queue_new {
+	struct queue	*q;
+	char		 id[QUEUE_ID_LEN + 1];
+	int		 fd;		/* tmp/ID, locked; -1 once gone */
+	int		 err;		/* sticky errno of a failed write */
+	uint64_t	 size;
+	size_t		 buflen;
+	char		 buf[QUEUE_BUFSIZE];
+};
+
+/* An envelope that was read but is unusable: the reason is in *why. */
+#define LOAD_CORRUPT	(-2)
+
+static int	 real_openat(int, const char *, int, mode_t);
+static int	 open_subdir(struct queue *, const char *, bool, bool *, int *);
+static int	 fsync_parent(const char *);
+static void	 id_generate(char *);
+static int	 write_all(int, const void *, size_t);
+static int	 new_flush(struct queue_new *);
+static void	 new_discard(struct queue_new *);
+static int	 env_load(struct queue *, const char *, struct envelope *,
+		    const char **);
+static int	 list_dir(int, bool (*)(const char *), struct strlist *);
+static bool	 tmp_name_valid(const char *);
+static int	 cmp_str(const void *, const void *);
+static bool	 is_stale(int, const char *, time_t);
+static void	 clean_tmp(struct queue *, time_t);
+static void	 clean_orphans(struct queue *, const struct strlist *, time_t);
+static int	 unlink_if_unlocked(struct queue *, int, const char *,
+		    bool);
+
+static int
+real_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	return openat(dirfd, path, flags, mode);
+}
+
+const struct queue_sysops queue_sysops_default = {
+	.openat = real_openat,
+	.write = write,
+	.fsync = fsync,
+	.close = close,
+	.renameat = renameat,
+	.unlinkat = unlinkat,
+	.mkdirat = mkdirat,
+};
+
+static const struct queue_sysops *sys = &queue_sysops_default;
+
+void
+queue_test_set_sysops(const struct queue_sysops *ops)
+{
+	sys = ops != NULL ? ops : &queue_sysops_default;
+}
+
+bool
+queue_id_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; i < QUEUE_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[i] == '\0';
+}
+
+/* "ID", "ID.env" or "ID.upd": the names queue code makes in tmp/. */
+static bool
+tmp_name_valid(const char *s)
+{
+	char id[QUEUE_ID_LEN + 1];
+
+	if (strnlen(s, QUEUE_ID_LEN) < QUEUE_ID_LEN)
+		return false;
+	memcpy(id, s, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	if (!queue_id_valid(id))
+		return false;
+	s += QUEUE_ID_LEN;
+	return *s == '\0' || strcmp(s, ".env") == 0 || strcmp(s, ".upd") == 0;
+}
+
+/*
+ * The directory entry of a newly made directory is only durable once its
+ * parent is fsync'd.
+ */
+static int
+fsync_parent(const char *dir)
+{
+	char *p, *slash;
+	int fd, rc = -1, saved;
+
+	p = xstrdup(dir);
+	for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
+		p[n - 1] = '\0';
+	if ((slash = strrchr(p, '/')) == NULL) {
+		free(p);
+		p = xstrdup(".");
+	} else if (slash == p)
+		p[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = sys->openat(AT_FDCWD, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    0)) == -1)
+		goto done;
+	rc = sys->fsync(fd);
+	saved = errno;
+	sys->close(fd);
+	errno = saved;
+done:
+	free(p);
+	return rc;
+}
+
+static int
+open_subdir(struct queue *q, const char *name, bool create, bool *made,
+    int *fdp)
+{
+	if (create) {
+		if (sys->mkdirat(q->rootfd, name, 0700) == 0)
+			*made = true;
+		else if (errno != EEXIST)
+			return -1;
+	}
+	*fdp = sys->openat(q->rootfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    0);
+	return *fdp == -1 ? -1 : 0;
+}
+
+int
+queue_open(const char *dir, bool create, struct queue **qp)
+{
+	struct queue *q;
+	bool made_root = false, made_sub = false;
+	int saved;
+
+	*qp = NULL;
+	q = xcalloc(1, sizeof(*q));
+	q->rootfd = q->tmpfd = q->datafd = q->envfd = q->corruptfd = -1;
+	q->dir = xstrdup(dir);
+	if (create) {
+		if (sys->mkdirat(AT_FDCWD, dir, 0700) == 0)
+			made_root = true;
+		else if (errno != EEXIST)
+			goto fail;
+		if (made_root && fsync_parent(dir) == -1)
+			goto fail;
+	}
+	if ((q->rootfd = sys->openat(AT_FDCWD, dir,
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)) == -1)
+		goto fail;
+	if (open_subdir(q, "tmp", create, &made_sub, &q->tmpfd) == -1 ||
+	    open_subdir(q, "data", create, &made_sub, &q->datafd) == -1 ||
+	    open_subdir(q, "env", create, &made_sub, &q->envfd) == -1 ||
+	    open_subdir(q, "corrupt", create, &made_sub, &q->corruptfd) == -1)
+		goto fail;
+	if (made_sub && sys->fsync(q->rootfd) == -1)
+		goto fail;
+	*qp = q;
+	return 0;
+
+fail:
+	saved = errno;
+	queue_close(q);
+	errno = saved;
+	return -1;
+}
+
+void
+queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	/* Read-only directory fds: a failed close loses nothing. */
+	if (q->rootfd != -1)
+		close(q->rootfd);
+	if (q->tmpfd != -1)
+		close(q->tmpfd);
+	if (q->datafd != -1)
+		close(q->datafd);
+	if (q->envfd != -1)
+		close(q->envfd);
+	if (q->corruptfd != -1)
+		close(q->corruptfd);
+	free(q->dir);
+	free(q);
+}
+
+const char *
+queue_dir(const struct queue *q)
+{
+	return q->dir;
+}
+
+/*
+ * 14 hex digits of microseconds (good until the year 4253) and 6 of the
+ * pid (Linux pids stay below 2^22).  Strictly increasing in a process
+ * even when the clock stands still or steps back.
+ */
+static void
+id_generate(char *id)
+{
+	static uint64_t last;
+	struct timespec ts;
+	uint64_t us;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	if (us <= last)
+		us = last + 1;
+	last = us;
+	snprintf(id, QUEUE_ID_LEN + 1, "%014" PRIx64 "%06x",
+	    us & UINT64_C(0xffffffffffffff), (unsigned)getpid() & 0xffffffu);
+}
+
+int
+queue_new_begin(struct queue *q, struct queue_new **qnp)
+{
+	struct queue_new *qn;
+	struct stat st;
+	int saved;
+
+	*qnp = NULL;
+	qn = xmalloc(sizeof(*qn));
+	qn->q = q;
+	qn->fd = -1;
+	qn->err = 0;
+	qn->size = 0;
+	qn->buflen = 0;
+	for (int i = 0; i < QUEUE_ID_TRIES; i++) {
+		id_generate(qn->id);
+		qn->fd = sys->openat(q->tmpfd, qn->id,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (qn->fd == -1) {
+			if (errno == EEXIST)
+				continue;
+			goto fail;
+		}
+		/* A clock step back could meet a message still queued. */
+		if (fstatat(q->datafd, qn->id, &st, 0) == 0 ||
+		    fstatat(q->envfd, qn->id, &st, 0) == 0) {
+			sys->unlinkat(q->tmpfd, qn->id, 0);
+			sys->close(qn->fd);
+			qn->fd = -1;
+			continue;
+		}
+		/* Held until the envelope is in place; see the top comment. */
+		if (flock(qn->fd, LOCK_EX | LOCK_NB) == -1) {
+			saved = errno;
+			sys->unlinkat(q->tmpfd, qn->id, 0);
+			sys->close(qn->fd);
+			errno = saved;
+			goto fail;
+		}
+		*qnp = qn;
+		return 0;
+	}
+	errno = EEXIST;
+fail:
+	saved = errno;
+	free(qn);
+	errno = saved;
+	return -1;
+}
+
+const char *
+queue_new_id(const struct queue_new *qn)
+{
+	return qn->id;
+}
+
+uint64_t
+queue_new_size(const struct queue_new *qn)
+{
+	return qn->size;
+}
+
+static int
+write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t r = sys->write(fd, c, n);
+
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			/* Not expected of a regular file; never spin on it. */
+			errno = EIO;
+			return -1;
+		}
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * After a failed write the body is useless: remove it at once so that a
+ * full disk gets its space back, and remember why for later calls.
+ */
+static void
+new_discard(struct queue_new *qn)
+{
+	int saved = errno;
+
+	qn->err = saved;
+	if (qn->fd != -1) {
+		sys->unlinkat(qn->q->tmpfd, qn->id, 0);
+		sys->close(qn->fd);
+		qn->fd = -1;
+	}
+	errno = saved;
+}
+
+static int
+new_flush(struct queue_new *qn)
+{
+	if (qn->buflen == 0)
+		return 0;
+	if (write_all(qn->fd, qn->buf, qn->buflen) == -1) {
+		new_discard(qn);
+		return -1;
+	}
+	qn->buflen = 0;
+	return 0;
+}
+
+int
+queue_new_write(struct queue_new *qn, const void *p, size_t n)
+{
+	const char *c = p;
+
+	if (qn->err != 0) {
+		errno = qn->err;
+		return -1;
+	}
+	while (n > 0) {
+		size_t room = sizeof(qn->buf) - qn->buflen;
+		size_t take = n < room ? n : room;
+
+		memcpy(qn->buf + qn->buflen, c, take);
+		qn->buflen += take;
+		qn->size += take;
+		c += take;
+		n -= take;
+		if (qn->buflen == sizeof(qn->buf) && new_flush(qn) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+queue_new_commit(struct queue_new *qn, struct envelope *env)
+{
+	struct queue *q = qn->q;
+	char etmp[QUEUE_TMPNAME_MAX];
+	char *ebuf = NULL;
+	size_t elen;
+	int efd = -1, rc = -1, saved;
+	bool env_tmp = false, data_in = false, env_in = false;
+
+	snprintf(etmp, sizeof(etmp), "%s.env", qn->id);
+	if (qn->err != 0) {
+		errno = qn->err;
+		goto done;
+	}
+	if (new_flush(qn) == -1)
+		goto done;
+	if (sys->fsync(qn->fd) == -1)
+		goto done;
+
+	util_strlcpy(env->id, qn->id, sizeof(env->id));
+	env->size = qn->size;
+	if (env->arrival == 0)
+		env->arrival = time(NULL);
+	if (envelope_encode(env, &ebuf, &elen) == -1)
+		goto done;
+	if ((efd = sys->openat(q->tmpfd, etmp,
+	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
+		goto done;
+	env_tmp = true;
+	if (write_all(efd, ebuf, elen) == -1 || sys->fsync(efd) == -1)
+		goto done;
+	/* NFS reports write errors at close. */
+	saved = sys->close(efd);
+	efd = -1;
+	if (saved == -1)
+		goto done;
+
+	if (sys->renameat(q->tmpfd, qn->id, q->datafd, qn->id) == -1)
+		goto done;
+	data_in = true;
+	if (sys->fsync(q->datafd) == -1)
+		goto done;
+	if (sys->renameat(q->tmpfd, etmp, q->envfd, qn->id) == -1)
+		goto done;
+	env_tmp = false;
+	env_in = true;
+	if (sys->fsync(q->envfd) == -1)
+		goto done;
+	rc = 0;
+
+done:
+	saved = errno;
+	if (efd != -1)
+		sys->close(efd);
+	if (rc == -1) {
+		/*
+		 * Undo in the reverse order: the envelope first, so that
+		 * the message stops existing before its body goes.
+		 */
+		if (env_in) {
+			sys->unlinkat(q->envfd, qn->id, 0);
+			sys->fsync(q->envfd);
+		}
+		if (env_tmp)
+			sys->unlinkat(q->tmpfd, etmp, 0);
+		if (data_in)
+			sys->unlinkat(q->datafd, qn->id, 0);
+		else if (qn->fd != -1)
+			sys->unlinkat(q->tmpfd, qn->id, 0);
+		env->id[0] = '\0';
+	}
+	/* Read-only use from here on; dropping the fd drops the lock. */
+	if (qn->fd != -1)
+		sys->close(qn->fd);
+	free(ebuf);
+	free(qn);
+	if (rc == -1)
+		errno = saved;
+	return rc;
+}
+
+void
+queue_new_abort(struct queue_new *qn)
+{
+	int saved = errno;
+
+	if (qn == NULL)
+		return;
+	if (qn->fd != -1) {
+		sys->unlinkat(qn->q->tmpfd, qn->id, 0);
+		sys->close(qn->fd);
+	}
+	free(qn);
+	errno = saved;
+}
+
+int
+queue_msg_lock(struct queue *q, const char *id, int *lockfd)
+{
+	struct stat st;
+	int fd, saved;
+
+	*lockfd = -1;
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = openat(q->datafd, id, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
+		goto fail;
+	/*
+	 * The holder before us may have removed the message while we
+	 * waited for the lock on a body that is no longer linked.
+	 */
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (st.st_nlink == 0 || fstatat(q->envfd, id, &st, 0) == -1) {
+		errno = ENOENT;
+		goto fail;
+	}
+	*lockfd = fd;
+	return 0;
+
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+void
+queue_msg_unlock(int lockfd)
+{
+	if (lockfd != -1)
+		close(lockfd);
+}
+
+/*
+ * Read and decode env/ID.  Returns 0; -1 with errno (ENOENT, EIO...);
+ * or LOAD_CORRUPT with errno EBADMSG and the reason in *why.
+ */
+static int
+env_load(struct queue *q, const char *id, struct envelope *env,
+    const char **why)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t r;
+	int fd, rc = -1, saved;
+
+	envelope_init(env);
+	*why = NULL;
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = openat(q->envfd, id, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	for (;;) {
+		if (len == cap) {
+			if (cap >= QUEUE_ENV_MAX) {
+				*why = "envelope too large";
+				rc = LOAD_CORRUPT;
+				goto done;
+			}
+			cap = cap ? cap * 2 : 4096;
+			buf = xreallocarray(buf, cap, 1);
+		}
+		if ((r = read(fd, buf + len, cap - len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto done;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (envelope_decode(buf, len, env, why) == -1) {
+		rc = LOAD_CORRUPT;
+		goto done;
+	}
+	if (strcmp(env->id, id) != 0) {
+		envelope_free(env);
+		*why = "envelope id does not match its file name";
+		rc = LOAD_CORRUPT;
+		goto done;
+	}
+	rc = 0;
+
+done:
+	saved = rc == LOAD_CORRUPT ? EBADMSG : errno;
+	close(fd);
+	free(buf);
+	errno = saved;
+	return rc;
+}
+
+int
+queue_env_load(struct queue *q, const char *id, struct envelope *env)
+{
+	const char *why;
+
+	return env_load(q, id, env, &why) == 0 ? 0 : -1;
+}
+
+int
+queue_env_update(struct queue *q, const struct envelope *env)
+{
+	char tname[QUEUE_TMPNAME_MAX];
+	char *ebuf = NULL;
+	size_t elen;
+	struct stat st;
+	int fd = -1, rc = -1, saved;
+	bool made = false;
+
+	if (!queue_id_valid(env->id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (envelope_encode(env, &ebuf, &elen) == -1)
+		return -1;
+	/* Never bring back a message that was removed or moved aside. */
+	if (fstatat(q->envfd, env->id, &st, 0) == -1 ||
+	    fstatat(q->datafd, env->id, &st, 0) == -1)
+		goto done;
+	/*
+	 * The caller holds the message lock, so a fixed name cannot be in
+	 * use by anyone else; O_TRUNC reuses a crashed updater's leftover.
+	 */
+	snprintf(tname, sizeof(tname), "%s.upd", env->id);
+	if ((fd = sys->openat(q->tmpfd, tname,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+		goto done;
+	made = true;
+	if (write_all(fd, ebuf, elen) == -1 || sys->fsync(fd) == -1)
+		goto done;
+	saved = sys->close(fd);
+	fd = -1;
+	if (saved == -1)
+		goto done;
+	if (sys->renameat(q->tmpfd, tname, q->envfd, env->id) == -1)
+		goto done;
+	made = false;
+	/* Past this point the new envelope is in place either way. */
+	if (sys->fsync(q->envfd) == -1)
+		goto done;
+	rc = 0;
+
+done:
+	saved = errno;
+	if (fd != -1)
+		sys->close(fd);
+	if (made)
+		sys->unlinkat(q->tmpfd, tname, 0);
+	free(ebuf);
+	if (rc == -1)
+		errno = saved;
+	return rc;
+}
+
+int
+queue_body_open(struct queue *q, const char *id)
+{
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return openat(q->datafd, id, O_RDONLY | O_CLOEXEC);
+}
+
+int
+queue_msg_remove(struct queue *q, const char *id)
+{
+	bool found = false;
+
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sys->unlinkat(q->envfd, id, 0) == 0) {
+		found = true;
+		/* The message must be gone for good before its body is. */
+		if (sys->fsync(q->envfd) == -1)
+			return -1;
+	} else if (errno != ENOENT)
+		return -1;
+	if (sys->unlinkat(q->datafd, id, 0) == 0) {
+		found = true;
+		if (sys->fsync(q->datafd) == -1)
+			return -1;
+	} else if (errno != ENOENT)
+		return -1;
+	if (!found) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+int
+queue_msg_quarantine(struct queue *q, const char *id, const char *why)
+{
+	char ename[QUEUE_TMPNAME_MAX], dname[QUEUE_TMPNAME_MAX];
+	char ewhy[512];
+	bool moved_env = false, moved_data = false;
+	int saved;
+
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	util_escape(ewhy, sizeof(ewhy), why != NULL ? why : "unknown");
+	snprintf(ename, sizeof(ename), "%s.env", id);
+	snprintf(dname, sizeof(dname), "%s.data", id);
+	/* Envelope first: once it is gone, the message is. */
+	if (sys->renameat(q->envfd, id, q->corruptfd, ename) == 0)
+		moved_env = true;
+	else if (errno != ENOENT)
+		goto fail;
+	if (sys->renameat(q->datafd, id, q->corruptfd, dname) == 0)
+		moved_data = true;
+	else if (errno != ENOENT)
+		goto fail;
+	if (!moved_env && !moved_data) {
+		errno = ENOENT;
+		return -1;
+	}
+	if ((moved_env && sys->fsync(q->envfd) == -1) ||
+	    (moved_data && sys->fsync(q->datafd) == -1) ||
+	    sys->fsync(q->corruptfd) == -1)
+		goto fail;
+	log_warnx("%s: moved to %s/corrupt: %s", id, q->dir, ewhy);
+	return 0;
+
+fail:
+	saved = errno;
+	log_warn("%s: cannot move to %s/corrupt (%s)", id, q->dir, ewhy);
+	errno = saved;
+	return -1;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in directory dirfd that pass keep(), sorted. */
+static int
+list_dir(int dirfd, bool (*keep)(const char *), struct strlist *out)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, saved;
+
+	/* A fresh open file description: readdir moves its offset. */
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL)
+			break;
+		if (keep(de->d_name))
+			strlist_add(out, de->d_name);
+	}
+	saved = errno;
+	closedir(d);
+	if (saved != 0) {
+		errno = saved;
+		return -1;
+	}
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(out->v[0]), cmp_str);
+	return 0;
+}
+
+static bool
+is_stale(int dirfd, const char *name, time_t now)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return false;
+	return S_ISREG(st.st_mode) && now - st.st_mtime > QUEUE_STALE_SECS;
+}
+
+/*
+ * Remove dirfd/name unless a writer or runner holds its lock.  With
+ * need_orphan, only when env/name is still absent once we hold the lock.
+ */
+static int
+unlink_if_unlocked(struct queue *q, int dirfd, const char *name,
+    bool need_orphan)
+{
+	struct stat st;
+	int fd, rc = -1;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
+		goto done;
+	if (need_orphan && fstatat(q->envfd, name, &st, 0) == 0) {
+		errno = EEXIST;
+		goto done;
+	}
+	rc = sys->unlinkat(dirfd, name, 0);
+done:
+	close(fd);
+	return rc;
+}
+
+static void
+clean_tmp(struct queue *q, time_t now)
+{
+	struct strlist names = { NULL, 0, 0 };
+
+	if (list_dir(q->tmpfd, tmp_name_valid, &names) == -1) {
+		log_warn("%s/tmp: cannot list", q->dir);
+		goto done;
+	}
+	for (size_t i = 0; i < names.n; i++) {
+		const char *name = names.v[i];
+		int rc;
+
+		if (!is_stale(q->tmpfd, name, now))
+			continue;
+		/* Bodies are locked by their writer; the others are not. */
+		if (strlen(name) == QUEUE_ID_LEN)
+			rc = unlink_if_unlocked(q, q->tmpfd, name, false);
+		else
+			rc = sys->unlinkat(q->tmpfd, name, 0);
+		if (rc == 0)
+			log_info("%.*s: removed stale temporary file tmp/%s",
+			    QUEUE_ID_LEN, name, name);
+	}
+done:
+	strlist_free(&names);
+}
+
+static void
+clean_orphans(struct queue *q, const struct strlist *envs, time_t now)
+{
+	struct strlist names = { NULL, 0, 0 };
+
+	if (list_dir(q->datafd, queue_id_valid, &names) == -1) {
+		log_warn("%s/data: cannot list", q->dir);
+		goto done;
+	}
+	for (size_t i = 0; i < names.n; i++) {
+		const char *name = names.v[i];
+
+		if (bsearch(&name, envs->v, envs->n, sizeof(envs->v[0]),
+		    cmp_str) != NULL || !is_stale(q->datafd, name, now))
+			continue;
+		if (unlink_if_unlocked(q, q->datafd, name, true) == 0)
+			log_info("%s: removed body without envelope", name);
+	}
+done:
+	strlist_free(&names);
+}
+
+int
+queue_scan(struct queue *q, queue_scan_cb cb, void *arg)
+{
+	struct strlist ids = { NULL, 0, 0 };
+	struct envelope env;
+	struct stat st;
+	const char *why;
+	time_t now = time(NULL);
+	int rc = -1, saved;
+
+	envelope_init(&env);
+	if (list_dir(q->envfd, queue_id_valid, &ids) == -1)
+		goto done;
+	clean_tmp(q, now);
+	clean_orphans(q, &ids, now);
+
+	for (size_t i = 0; i < ids.n; i++) {
+		const char *id = ids.v[i];
+		int lrc = env_load(q, id, &env, &why);
+
+		if (lrc == LOAD_CORRUPT) {
+			queue_msg_quarantine(q, id, why);
+			continue;
+		}
+		if (lrc == -1) {
+			/* Removed since the listing, or unreadable for now. */
+			if (errno != ENOENT)
+				log_warn("%s: cannot read envelope", id);
+			continue;
+		}
+		why = NULL;
+		if (fstatat(q->datafd, id, &st, 0) == -1) {
+			/* A remover unlinks env/ first, so look again. */
+			if (errno != ENOENT ||
+			    fstatat(q->envfd, id, &st, 0) == -1) {
+				envelope_free(&env);
+				continue;
+			}
+			why = "body file missing";
+		} else if ((uint64_t)st.st_size != env.size)
+			why = "body size differs from envelope";
+		if (why != NULL) {
+			envelope_free(&env);
+			queue_msg_quarantine(q, id, why);
+			continue;
+		}
+		if (cb(q, &env, arg) == -1) {
+			saved = errno;
+			envelope_free(&env);
+			errno = saved;
+			goto done;
+		}
+		envelope_free(&env);
+	}
+	rc = 0;
+
+done:
+	saved = errno;
+	envelope_free(&env);
+	strlist_free(&ids);
+	errno = saved;
+	return rc;
+}

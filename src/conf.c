@@ -1,0 +1,1106 @@
+/*
+ * conf: mxrelay.conf parsed into one struct conf.
+ *
+ * Syntax (see mxrelay.conf(5)):
+ *	# a comment line
+ *	key = value		# a trailing comment
+ * One key per line.  Leading and trailing white space is ignored, CRLF
+ * line ends are accepted.  '#' begins a comment at the start of a line or
+ * after white space; a '#' inside a word (a path "/x#y") is kept.  Key
+ * names are case-insensitive.  A key may appear once, except tls_policy.
+ * Lists are separated by white space or commas.  An empty value means
+ * "none" for lists and optional files and is an error elsewhere.
+ *
+ * Every key is a row of keys[] below: name, type, where it lives in
+ * struct conf, its default as text (parsed by the same code as the file,
+ * so a default can never be invalid) and the range it must fall within.
+ * After the file, check_conf() derives what depends on other keys
+ * (hostname, qualify_domain, default ports) and cross-checks them.
+ *
+ * Errors are "FILE:LINE: KEY: what is wrong"; anything taken from the file
+ * is escaped before it is quoted.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+#define CONF_LINE_MAX	8192	/* longer lines are an error */
+#define CONF_WHY_MAX	256
+#define HOSTNAME_MAX	253	/* RFC 1035 2.3.4, without the final dot */
+
+#define DAY		(24 * 60 * 60)
+
+enum conf_type {
+	CT_HOSTNAME,	/* char *: a DNS name */
+	CT_NAME,	/* char *: a user or group name */
+	CT_PATH,	/* char *: an absolute path */
+	CT_UINT,	/* unsigned, within [min, max] */
+	CT_DURATION,	/* time_t, seconds within [min, max] */
+	CT_SIZE,	/* uint64_t, bytes within [min, max] */
+	CT_TLS,		/* enum tls_policy */
+	CT_HOSTPORTS,	/* struct hostport * + size_t count */
+	CT_CIDRS,	/* struct cidr * + size_t count */
+	CT_RELAYHOST,	/* struct hostport *, NULL = none */
+	CT_TLS_POLICY,	/* struct tls_domain_policy * + count; repeats */
+};
+
+#define CK_OPTIONAL	0x01	/* an empty value unsets it (char *: NULL) */
+#define CK_REPEAT	0x02	/* may appear more than once */
+#define CK_IPONLY	0x04	/* CT_HOSTPORTS: IP addresses, no names */
+
+struct conf_key {
+	const char	*name;
+	enum conf_type	 type;
+	size_t		 off;		/* offsetof(struct conf, field) */
+	size_t		 countoff;	/* lists: offsetof the count */
+	const char	*def;		/* default as text; NULL = none */
+	uint64_t	 min, max;	/* CT_UINT, CT_DURATION, CT_SIZE */
+	unsigned	 flags;
+};
+
+#define K(n, t, f, def, min, max, fl) \
+	{ n, t, offsetof(struct conf, f), 0, def, min, max, fl }
+#define KL(n, t, f, cnt, def, fl) \
+	{ n, t, offsetof(struct conf, f), offsetof(struct conf, cnt), def, \
+	    0, 0, fl }
+
+/* hostname and qualify_domain default in check_conf(). */
+static const struct conf_key keys[] = {
+	K("hostname", CT_HOSTNAME, hostname, NULL, 0, 0, 0),
+	K("qualify_domain", CT_HOSTNAME, qualify_domain, NULL, 0, 0, 0),
+	K("spool_dir", CT_PATH, spool_dir, CONF_DEFAULT_SPOOL, 0, 0, 0),
+	K("aliases", CT_PATH, aliases, NULL, 0, 0, CK_OPTIONAL),
+	KL("listen", CT_HOSTPORTS, listen, nlisten, "127.0.0.1:25 [::1]:25",
+	    CK_OPTIONAL),
+	KL("relay_clients", CT_CIDRS, relay_clients, nrelay_clients,
+	    "127.0.0.0/8 ::1", CK_OPTIONAL),
+	K("relayhost", CT_RELAYHOST, relayhost, NULL, 0, 0, CK_OPTIONAL),
+	K("relayhost_auth_file", CT_PATH, relayhost_auth_file, NULL, 0, 0,
+	    CK_OPTIONAL),
+	KL("dns_servers", CT_HOSTPORTS, dns_servers, ndns_servers, NULL,
+	    CK_OPTIONAL | CK_IPONLY),
+	K("smtp_port", CT_UINT, smtp_port, "25", 1, 65535, 0),
+	K("tls", CT_TLS, tls, "may", 0, 0, 0),
+	KL("tls_policy", CT_TLS_POLICY, tls_policies, ntls_policies, NULL,
+	    CK_REPEAT),
+	K("tls_ca_file", CT_PATH, tls_ca_file, NULL, 0, 0, CK_OPTIONAL),
+	K("tls_cert_file", CT_PATH, tls_cert_file, NULL, 0, 0, CK_OPTIONAL),
+	K("tls_key_file", CT_PATH, tls_key_file, NULL, 0, 0, CK_OPTIONAL),
+	K("auth_users", CT_PATH, auth_users, NULL, 0, 0, CK_OPTIONAL),
+	K("retry_min", CT_DURATION, retry_min, "5m", 1, 7 * DAY, 0),
+	K("retry_max", CT_DURATION, retry_max, "1h", 1, 7 * DAY, 0),
+	K("queue_lifetime", CT_DURATION, queue_lifetime, "5d", 0, 365 * DAY, 0),
+	K("max_message_size", CT_SIZE, max_message_size, "35M", 1, 1ULL << 40,
+	    0),
+	K("concurrency", CT_UINT, concurrency, "100", 1, 10000, 0),
+	K("domain_concurrency", CT_UINT, domain_concurrency, "20", 1, 10000, 0),
+	K("max_recipients", CT_UINT, max_recipients, "1000", 1, 1000000, 0),
+	K("max_clients", CT_UINT, max_clients, "100", 1, 100000, 0),
+	K("user", CT_NAME, user, "mxrelay", 0, 0, 0),
+	K("group", CT_NAME, group, "mxrelay", 0, 0, 0),
+};
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+#undef K
+#undef KL
+
+/* Where each key was set in the file (0 = default), for cross-check errors. */
+struct conf_seen {
+	unsigned long	 line[NKEYS];
+};
+
+static void	 set_defaults(struct conf *);
+static const struct conf_key *find_key(const char *, size_t *);
+static int	 set_value(struct conf *, const struct conf_key *, const char *,
+		    char *, size_t);
+static int	 check_conf(struct conf *, const struct conf_seen *, const char *,
+		    char *, size_t);
+static int	 parse_line(struct conf *, struct conf_seen *, char *,
+		    const char *, unsigned long, char *, size_t);
+static const char *host_fqdn(void);
+static int	 valid_hostname(const char *, bool);
+static int	 valid_name(const char *);
+static int	 parse_uint(const char *, uint64_t, uint64_t, uint64_t *);
+static int	 parse_port(const char *, size_t, unsigned *);
+static int	 hostport_parse(const char *, size_t, struct hostport *,
+		    char *, size_t);
+static int	 cidr_parse(const char *, size_t, struct cidr *, char *, size_t);
+static const char *next_word(const char **, size_t *);
+static void	 hostports_free(struct hostport *, size_t);
+static void	 fmt_err(char *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+static const char *tls_names[] = {
+	[TLS_NONE] = "none",
+	[TLS_MAY] = "may",
+	[TLS_ENCRYPT] = "encrypt",
+	[TLS_VERIFY] = "verify",
+};
+
+static void
+fmt_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- single values ------------------------------------------------- */
+
+/*
+ * A DNS name: labels of letters, digits, '-' and '_' (the last for
+ * hosts named badly but real), 1-63 octets each, not starting or ending
+ * with '-', 253 in all, one optional trailing dot.  With leading_dot,
+ * ".example.com" is accepted too.
+ */
+static int
+valid_hostname(const char *s, bool leading_dot)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (leading_dot && s[0] == '.') {
+		s++;
+		len--;
+	}
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > HOSTNAME_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '.') {
+			/* No empty label, none ending with '-'. */
+			if (label == 0 || s[i - 1] == '-')
+				return -1;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(ch) && ch != '-' && ch != '_')
+			return -1;
+		if (ch == '-' && label == 0)
+			return -1;
+		if (++label > 63)
+			return -1;
+	}
+	return label == 0 || s[len - 1] == '-' ? -1 : 0;
+}
+
+/* User and group names: POSIX portable characters, no leading '-'. */
+static int
+valid_name(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 32 || s[0] == '-')
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (!isalnum(ch) && ch != '.' && ch != '_' && ch != '-')
+			return -1;
+	}
+	return 0;
+}
+
+/* Decimal digits only (no sign, no space), within [min, max]. */
+static int
+parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_port(const char *s, size_t len, unsigned *port)
+{
+	char buf[8];
+	uint64_t v;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (parse_uint(buf, 1, 65535, &v) == -1)
+		return -1;
+	*port = (unsigned)v;
+	return 0;
+}
+
+/* s[0..len) has only digits and dots: it is meant as an IPv4 address. */
+static bool
+looks_ipv4(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!isdigit((unsigned char)*s) && *s != '.')
+			return false;
+	return true;
+}
+
+static int
+hostport_parse(const char *s, size_t len, struct hostport *hp, char *why,
+    size_t whylen)
+{
+	char host[HOSTNAME_MAX + 2];
+	unsigned char bin[16];
+	const char *h, *port = NULL, *colon;
+	size_t hlen, plen = 0;
+	bool bracketed = false;
+
+	if (len == 0) {
+		fmt_err(why, whylen, "empty address");
+		return -1;
+	}
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+
+		if (close == NULL) {
+			fmt_err(why, whylen, "missing ']'");
+			return -1;
+		}
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		bracketed = true;
+		if (close + 1 < s + len) {
+			if (close[1] != ':') {
+				fmt_err(why, whylen, "expected ':' after ']'");
+				return -1;
+			}
+			port = close + 2;
+			plen = (size_t)(s + len - port);
+		}
+	} else if ((colon = memchr(s, ':', len)) != NULL &&
+	    memchr(colon + 1, ':', (size_t)(s + len - colon - 1)) != NULL) {
+		/* Two colons or more, no brackets: a bare IPv6 address. */
+		h = s;
+		hlen = len;
+	} else if (colon != NULL) {
+		h = s;
+		hlen = (size_t)(colon - s);
+		port = colon + 1;
+		plen = (size_t)(s + len - port);
+	} else {
+		h = s;
+		hlen = len;
+	}
+	if (hlen == 0) {
+		fmt_err(why, whylen, "missing host");
+		return -1;
+	}
+	if (hlen >= sizeof(host)) {
+		fmt_err(why, whylen, "host name too long");
+		return -1;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (memchr(host, ':', hlen) != NULL) {
+		if (inet_pton(AF_INET6, host, bin) != 1) {
+			fmt_err(why, whylen, "not an IPv6 address");
+			return -1;
+		}
+	} else if (looks_ipv4(host)) {
+		if (inet_pton(AF_INET, host, bin) != 1) {
+			fmt_err(why, whylen, "not an IPv4 address");
+			return -1;
+		}
+	} else if (valid_hostname(host, false) == -1) {
+		fmt_err(why, whylen, "not a valid host name");
+		return -1;
+	}
+	hp->port = 0;
+	if (port != NULL && parse_port(port, plen, &hp->port) == -1) {
+		fmt_err(why, whylen, "port must be a number from 1 to 65535");
+		return -1;
+	}
+	hp->host = xstrdup(host);
+	hp->bracketed = bracketed;
+	return 0;
+}
+
+int
+conf_parse_hostport(const char *s, struct hostport *hp)
+{
+	return hostport_parse(s, strlen(s), hp, NULL, 0);
+}
+
+static int
+cidr_parse(const char *s, size_t len, struct cidr *out, char *why,
+    size_t whylen)
+{
+	char addr[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
+	const char *slash = memchr(s, '/', len);
+	size_t alen = slash != NULL ? (size_t)(slash - s) : len;
+	struct cidr c;
+	unsigned maxbits, nbytes;
+	uint64_t prefix;
+
+	memset(&c, 0, sizeof(c));
+	if (alen == 0 || alen >= sizeof(addr)) {
+		fmt_err(why, whylen, "not an IP address");
+		return -1;
+	}
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, c.addr) == 1) {
+		c.family = AF_INET;
+		maxbits = 32;
+	} else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+		c.family = AF_INET6;
+		maxbits = 128;
+	} else {
+		fmt_err(why, whylen, "not an IP address");
+		return -1;
+	}
+	prefix = maxbits;
+	if (slash != NULL) {
+		char pbuf[5];
+		size_t plen = (size_t)(s + len - slash - 1);
+
+		if (plen == 0 || plen >= sizeof(pbuf)) {
+			fmt_err(why, whylen, "prefix length must be 0 to %u",
+			    maxbits);
+			return -1;
+		}
+		memcpy(pbuf, slash + 1, plen);
+		pbuf[plen] = '\0';
+		if (parse_uint(pbuf, 0, maxbits, &prefix) == -1) {
+			fmt_err(why, whylen, "prefix length must be 0 to %u",
+			    maxbits);
+			return -1;
+		}
+	}
+	c.prefix = (unsigned)prefix;
+
+	/* Host bits set: most likely a typo, so refuse rather than guess. */
+	nbytes = maxbits / 8;
+	for (unsigned i = 0; i < nbytes; i++) {
+		unsigned bits = c.prefix > i * 8 ? c.prefix - i * 8 : 0;
+		unsigned char mask = bits >= 8 ? 0xff :
+		    (unsigned char)(0xff00 >> bits);
+
+		if ((c.addr[i] & ~mask) != 0) {
+			for (unsigned j = i; j < nbytes; j++) {
+				bits = c.prefix > j * 8 ? c.prefix - j * 8 : 0;
+				mask = bits >= 8 ? 0xff :
+				    (unsigned char)(0xff00 >> bits);
+				c.addr[j] &= mask;
+			}
+			if (inet_ntop(c.family, c.addr, net, sizeof(net)) == NULL)
+				util_strlcpy(net, "?", sizeof(net));
+			fmt_err(why, whylen, "host bits set (the network is "
+			    "%s/%u)", net, c.prefix);
+			return -1;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+int
+conf_parse_cidr(const char *s, struct cidr *c)
+{
+	return cidr_parse(s, strlen(s), c, NULL, 0);
+}
+
+int
+conf_parse_tls_policy(const char *s, enum tls_policy *p)
+{
+	for (size_t i = 0; i < sizeof(tls_names) / sizeof(tls_names[0]); i++)
+		if (strcasecmp(s, tls_names[i]) == 0) {
+			*p = (enum tls_policy)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+conf_tls_policy_to_text(enum tls_policy p)
+{
+	if ((size_t)p < sizeof(tls_names) / sizeof(tls_names[0]))
+		return tls_names[p];
+	return "unknown";
+}
+
+static bool
+prefix_match(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return ((a[full] ^ b[full]) & (unsigned char)(0xff00 >> rest)) == 0;
+}
+
+bool
+conf_cidr_match(const struct cidr *c, size_t n, int family, const void *addr)
+{
+	static const unsigned char mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+	const unsigned char *a = addr, *v4 = NULL;
+
+	if (family == AF_INET)
+		v4 = a;
+	else if (family == AF_INET6 && memcmp(a, mapped, sizeof(mapped)) == 0)
+		v4 = a + sizeof(mapped);
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].family == family && prefix_match(c[i].addr, a,
+		    c[i].prefix))
+			return true;
+		if (c[i].family == AF_INET && v4 != NULL &&
+		    prefix_match(c[i].addr, v4, c[i].prefix))
+			return true;
+	}
+	return false;
+}
+
+enum tls_policy
+conf_tls_policy_for(const struct conf *c, const char *domain)
+{
+	size_t dlen = strlen(domain), best = 0;
+	enum tls_policy p = c->tls;
+
+	if (dlen > 0 && domain[dlen - 1] == '.')
+		dlen--;
+	for (size_t i = 0; i < c->ntls_policies; i++) {
+		const char *d = c->tls_policies[i].domain;
+		size_t len = strlen(d);
+
+		if (d[0] != '.') {
+			if (len == dlen && strncasecmp(d, domain, dlen) == 0)
+				return c->tls_policies[i].policy;
+		} else if (dlen > len && len > best &&
+		    strncasecmp(d, domain + dlen - len, len) == 0) {
+			best = len;
+			p = c->tls_policies[i].policy;
+		}
+	}
+	return p;
+}
+
+/* ---- lists ----------------------------------------------------------- */
+
+/* The next word of *sp, separated by white space or commas; NULL at end. */
+static const char *
+next_word(const char **sp, size_t *len)
+{
+	const char *s = *sp, *w;
+
+	while (*s == ' ' || *s == '\t' || *s == ',')
+		s++;
+	if (*s == '\0') {
+		*sp = s;
+		return NULL;
+	}
+	w = s;
+	while (*s != '\0' && *s != ' ' && *s != '\t' && *s != ',')
+		s++;
+	*len = (size_t)(s - w);
+	*sp = s;
+	return w;
+}
+
+static void
+hostports_free(struct hostport *hp, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(hp[i].host);
+	free(hp);
+}
+
+/* ---- the key table at work --------------------------------------- */
+
+static const struct conf_key *
+find_key(const char *name, size_t *idx)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcasecmp(keys[i].name, name) == 0) {
+			*idx = i;
+			return &keys[i];
+		}
+	return NULL;
+}
+
+/*
+ * Parse value for key k and store it in c, replacing what was there.
+ * On error nothing in c changes and why says what is wrong.
+ */
+static int
+set_value(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	char *base = (char *)c;
+	char **sp = (char **)(void *)(base + k->off);
+	uint64_t v;
+	time_t t;
+
+	if (*value == '\0' && (k->flags & CK_OPTIONAL) && k->type != CT_CIDRS &&
+	    k->type != CT_HOSTPORTS) {
+		switch (k->type) {
+		case CT_RELAYHOST: {
+			struct hostport **hpp = (void *)(base + k->off);
+
+			if (*hpp != NULL)
+				hostports_free(*hpp, 1);
+			*hpp = NULL;
+			return 0;
+		}
+		default:
+			free(*sp);
+			*sp = NULL;
+			return 0;
+		}
+	}
+	if (*value == '\0' && !(k->flags & CK_OPTIONAL)) {
+		fmt_err(why, whylen, "missing value");
+		return -1;
+	}
+
+	switch (k->type) {
+	case CT_HOSTNAME:
+		if (valid_hostname(value, false) == -1) {
+			fmt_err(why, whylen, "not a valid host name");
+			return -1;
+		}
+		free(*sp);
+		*sp = xstrdup(value);
+		return 0;
+	case CT_NAME:
+		if (valid_name(value) == -1) {
+			fmt_err(why, whylen, "not a valid user or group name");
+			return -1;
+		}
+		free(*sp);
+		*sp = xstrdup(value);
+		return 0;
+	case CT_PATH:
+		if (value[0] != '/') {
+			fmt_err(why, whylen, "not an absolute path");
+			return -1;
+		}
+		if (strlen(value) >= PATH_MAX) {
+			fmt_err(why, whylen, "path too long");
+			return -1;
+		}
+		free(*sp);
+		*sp = xstrdup(value);
+		return 0;
+	case CT_UINT:
+		if (parse_uint(value, k->min, k->max, &v) == -1) {
+			fmt_err(why, whylen, "must be a number from %llu to %llu",
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+			return -1;
+		}
+		*(unsigned *)(void *)(base + k->off) = (unsigned)v;
+		return 0;
+	case CT_DURATION:
+		if (util_parse_duration(value, &t) == -1) {
+			fmt_err(why, whylen, "%s", errno == ERANGE ?
+			    "duration too long" :
+			    "not a duration (a number with s, m, h, d or w)");
+			return -1;
+		}
+		if ((uint64_t)t < k->min || (uint64_t)t > k->max) {
+			fmt_err(why, whylen, "must be from %llus to %llud",
+			    (unsigned long long)k->min,
+			    (unsigned long long)(k->max / DAY));
+			return -1;
+		}
+		*(time_t *)(void *)(base + k->off) = t;
+		return 0;
+	case CT_SIZE:
+		if (util_parse_size(value, &v) == -1) {
+			fmt_err(why, whylen, "%s", errno == ERANGE ?
+			    "size too large" :
+			    "not a size (a number with K, M or G)");
+			return -1;
+		}
+		if (v < k->min || v > k->max) {
+			fmt_err(why, whylen, "must be from %llu bytes to %lluG",
+			    (unsigned long long)k->min,
+			    (unsigned long long)(k->max >> 30));
+			return -1;
+		}
+		*(uint64_t *)(void *)(base + k->off) = v;
+		return 0;
+	case CT_TLS: {
+		enum tls_policy p;
+
+		if (conf_parse_tls_policy(value, &p) == -1) {
+			fmt_err(why, whylen,
+			    "must be none, may, encrypt or verify");
+			return -1;
+		}
+		*(enum tls_policy *)(void *)(base + k->off) = p;
+		return 0;
+	}
+	case CT_RELAYHOST: {
+		struct hostport **hpp = (void *)(base + k->off), hp;
+		const char *w, *rest = value;
+		size_t len;
+
+		size_t wlen;
+
+		if ((w = next_word(&rest, &wlen)) == NULL) {
+			if (*hpp != NULL)
+				hostports_free(*hpp, 1);
+			*hpp = NULL;
+			return 0;
+		}
+		if (next_word(&rest, &len) != NULL) {
+			fmt_err(why, whylen, "only one host is allowed");
+			return -1;
+		}
+		if (hostport_parse(w, wlen, &hp, why, whylen) == -1)
+			return -1;
+		if (*hpp != NULL)
+			hostports_free(*hpp, 1);
+		*hpp = xmalloc(sizeof(**hpp));
+		**hpp = hp;
+		return 0;
+	}
+	case CT_HOSTPORTS: {
+		struct hostport **lp = (void *)(base + k->off), *l = NULL;
+		size_t *np = (size_t *)(void *)(base + k->countoff), n = 0;
+		const char *w, *rest = value;
+		size_t len;
+
+		while ((w = next_word(&rest, &len)) != NULL) {
+			struct hostport hp;
+			unsigned char bin[16];
+
+			if (hostport_parse(w, len, &hp, why, whylen) == -1)
+				goto bad_hp;
+			if ((k->flags & CK_IPONLY) &&
+			    inet_pton(AF_INET, hp.host, bin) != 1 &&
+			    inet_pton(AF_INET6, hp.host, bin) != 1) {
+				fmt_err(why, whylen, "%s: an IP address is "
+				    "needed here, not a name", hp.host);
+				free(hp.host);
+				goto bad_hp;
+			}
+			l = xreallocarray(l, n + 1, sizeof(*l));
+			l[n++] = hp;
+		}
+		hostports_free(*lp, *np);
+		*lp = l;
+		*np = n;
+		return 0;
+ bad_hp:
+		hostports_free(l, n);
+		return -1;
+	}
+	case CT_CIDRS: {
+		struct cidr **lp = (void *)(base + k->off), *l = NULL;
+		size_t *np = (size_t *)(void *)(base + k->countoff), n = 0;
+		const char *w, *rest = value;
+		size_t len;
+
+		while ((w = next_word(&rest, &len)) != NULL) {
+			struct cidr cidr;
+
+			if (cidr_parse(w, len, &cidr, why, whylen) == -1) {
+				free(l);
+				return -1;
+			}
+			l = xreallocarray(l, n + 1, sizeof(*l));
+			l[n++] = cidr;
+		}
+		free(*lp);
+		*lp = l;
+		*np = n;
+		return 0;
+	}
+	case CT_TLS_POLICY: {
+		struct tls_domain_policy **lp = (void *)(base + k->off);
+		size_t *np = (size_t *)(void *)(base + k->countoff);
+		const char *w, *pw, *rest = value;
+		size_t len, plen;
+		char domain[HOSTNAME_MAX + 3], pol[16];
+		enum tls_policy p;
+
+		if ((w = next_word(&rest, &len)) == NULL) {
+			fmt_err(why, whylen, "expected DOMAIN POLICY");
+			return -1;
+		}
+		if (len >= sizeof(domain)) {
+			fmt_err(why, whylen, "domain name too long");
+			return -1;
+		}
+		memcpy(domain, w, len);
+		domain[len] = '\0';
+		if (valid_hostname(domain, true) == -1) {
+			fmt_err(why, whylen, "not a valid domain name");
+			return -1;
+		}
+		if ((pw = next_word(&rest, &plen)) == NULL || plen >= sizeof(pol) ||
+		    next_word(&rest, &len) != NULL) {
+			fmt_err(why, whylen, "expected DOMAIN POLICY");
+			return -1;
+		}
+		memcpy(pol, pw, plen);
+		pol[plen] = '\0';
+		if (conf_parse_tls_policy(pol, &p) == -1) {
+			fmt_err(why, whylen,
+			    "policy must be none, may, encrypt or verify");
+			return -1;
+		}
+		/* Store lower case, without the trailing dot. */
+		len = strlen(domain);
+		if (len > 1 && domain[len - 1] == '.')
+			domain[--len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			domain[i] = (char)tolower((unsigned char)domain[i]);
+		for (size_t i = 0; i < *np; i++)
+			if (strcmp((*lp)[i].domain, domain) == 0) {
+				fmt_err(why, whylen, "%s: domain listed twice",
+				    domain);
+				return -1;
+			}
+		*lp = xreallocarray(*lp, *np + 1, sizeof(**lp));
+		(*lp)[*np].domain = xstrdup(domain);
+		(*lp)[*np].policy = p;
+		(*np)++;
+		return 0;
+	}
+	}
+	fmt_err(why, whylen, "internal error: unknown type");
+	return -1;
+}
+
+static void
+set_defaults(struct conf *c)
+{
+	char why[CONF_WHY_MAX];
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].def != NULL &&
+		    set_value(c, &keys[i], keys[i].def, why, sizeof(why)) == -1)
+			fatalx("conf: default of %s: %s", keys[i].name, why);
+}
+
+/*
+ * The host's fully qualified name, looked up once per process: the name
+ * from gethostname() when it has a dot, else its canonical name from
+ * getaddrinfo(AI_CANONNAME), else the plain name.
+ */
+static const char *
+host_fqdn(void)
+{
+	static char fqdn[HOSTNAME_MAX + 2];
+	char name[HOSTNAME_MAX + 2];
+	struct addrinfo hints, *res = NULL;
+
+	if (fqdn[0] != '\0')
+		return fqdn;
+	if (gethostname(name, sizeof(name)) == -1 || name[0] == '\0')
+		util_strlcpy(name, "localhost", sizeof(name));
+	name[sizeof(name) - 1] = '\0';
+	util_strlcpy(fqdn, name, sizeof(fqdn));
+	if (strchr(name, '.') != NULL)
+		return fqdn;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_CANONNAME;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(name, NULL, &hints, &res) == 0) {
+		if (res != NULL && res->ai_canonname != NULL &&
+		    valid_hostname(res->ai_canonname, false) == 0)
+			util_strlcpy(fqdn, res->ai_canonname, sizeof(fqdn));
+		freeaddrinfo(res);
+	}
+	return fqdn;
+}
+
+void
+conf_defaults(struct conf *c)
+{
+	set_defaults(c);
+	c->hostname = xstrdup(host_fqdn());
+	c->qualify_domain = xstrdup(c->hostname);
+}
+
+/* Which key does this field belong to (for the line number of errors)? */
+static size_t
+key_index(size_t off)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].off == off)
+			return i;
+	fatalx("conf: no key at offset %zu", off);
+}
+
+#define SEEN(f)		(seen->line[key_index(offsetof(struct conf, f))])
+
+/* Derived defaults and checks that involve more than one key. */
+static int
+check_conf(struct conf *c, const struct conf_seen *seen, const char *path,
+    char *err, size_t errlen)
+{
+	if (c->hostname == NULL)
+		c->hostname = xstrdup(host_fqdn());
+	if (c->qualify_domain == NULL)
+		c->qualify_domain = xstrdup(c->hostname);
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].port == 0)
+			c->listen[i].port = 25;
+	for (size_t i = 0; i < c->ndns_servers; i++)
+		if (c->dns_servers[i].port == 0)
+			c->dns_servers[i].port = 53;
+
+	/*
+	 * When only one bound of a pair is set, the other default follows
+	 * it; when both are set, they must agree.
+	 */
+	if (c->retry_min > c->retry_max) {
+		if (SEEN(retry_min) && SEEN(retry_max)) {
+			fmt_err(err, errlen, "%s:%lu: retry_min: %llds is more "
+			    "than retry_max (%llds)", path,
+			    SEEN(retry_min) > SEEN(retry_max) ?
+			    SEEN(retry_min) : SEEN(retry_max),
+			    (long long)c->retry_min, (long long)c->retry_max);
+			return -1;
+		}
+		if (SEEN(retry_min))
+			c->retry_max = c->retry_min;
+		else
+			c->retry_min = c->retry_max;
+	}
+	if (c->domain_concurrency > c->concurrency) {
+		if (SEEN(domain_concurrency) && SEEN(concurrency)) {
+			fmt_err(err, errlen, "%s:%lu: domain_concurrency: %u is "
+			    "more than concurrency (%u)", path,
+			    SEEN(domain_concurrency) > SEEN(concurrency) ?
+			    SEEN(domain_concurrency) : SEEN(concurrency),
+			    c->domain_concurrency, c->concurrency);
+			return -1;
+		}
+		if (SEEN(domain_concurrency))
+			c->concurrency = c->domain_concurrency;
+		else
+			c->domain_concurrency = c->concurrency;
+	}
+	if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL)) {
+		bool cert = c->tls_cert_file != NULL;
+
+		fmt_err(err, errlen, "%s:%lu: %s: set without %s", path,
+		    cert ? SEEN(tls_cert_file) : SEEN(tls_key_file),
+		    cert ? "tls_cert_file" : "tls_key_file",
+		    cert ? "tls_key_file" : "tls_cert_file");
+		return -1;
+	}
+	if (c->auth_users != NULL && c->tls_cert_file == NULL) {
+		fmt_err(err, errlen, "%s:%lu: auth_users: needs tls_cert_file "
+		    "and tls_key_file (AUTH is offered only after STARTTLS)",
+		    path, SEEN(auth_users));
+		return -1;
+	}
+	return 0;
+}
+
+#undef SEEN
+
+/*
+ * One line, without its line end.  Modifies line.  0 or -1 with err set.
+ */
+static int
+parse_line(struct conf *c, struct conf_seen *seen, char *line,
+    const char *path, unsigned long lineno, char *err, size_t errlen)
+{
+	char ekey[128], why[CONF_WHY_MAX];
+	char *p, *eq, *key, *value, *end;
+	const struct conf_key *k;
+	size_t idx;
+
+	/* Comments: '#' at the start or after white space. */
+	for (p = line; *p != '\0'; p++)
+		if (*p == '#' && (p == line || p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			break;
+		}
+	for (p = line; *p == ' ' || *p == '\t'; p++)
+		;
+	end = p + strlen(p);
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	if (*p == '\0')
+		return 0;
+	for (char *q = p; *q != '\0'; q++)
+		if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
+			fmt_err(err, errlen, "%s:%lu: control character in line",
+			    path, lineno);
+			return -1;
+		}
+
+	key = p;
+	if ((eq = strchr(p, '=')) == NULL) {
+		size_t klen = strcspn(key, " \t");
+
+		key[klen] = '\0';
+		util_escape(ekey, sizeof(ekey), key);
+		fmt_err(err, errlen, "%s:%lu: %s: missing '=' (expected "
+		    "KEY = VALUE)", path, lineno, ekey);
+		return -1;
+	}
+	value = eq + 1;
+	while (eq > key && (eq[-1] == ' ' || eq[-1] == '\t'))
+		eq--;
+	*eq = '\0';
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (*key == '\0') {
+		fmt_err(err, errlen, "%s:%lu: missing key before '='", path,
+		    lineno);
+		return -1;
+	}
+	util_escape(ekey, sizeof(ekey), key);
+	if ((k = find_key(key, &idx)) == NULL) {
+		fmt_err(err, errlen, "%s:%lu: %s: unknown key", path, lineno,
+		    ekey);
+		return -1;
+	}
+	if (seen->line[idx] != 0 && !(k->flags & CK_REPEAT)) {
+		fmt_err(err, errlen, "%s:%lu: %s: duplicate key (first set at "
+		    "line %lu)", path, lineno, k->name, seen->line[idx]);
+		return -1;
+	}
+	if (set_value(c, k, value, why, sizeof(why)) == -1) {
+		char evalue[96];
+
+		util_escape(evalue, sizeof(evalue), value);
+		fmt_err(err, errlen, "%s:%lu: %s: \"%s\": %s", path, lineno,
+		    k->name, evalue, why);
+		return -1;
+	}
+	seen->line[idx] = lineno;
+	return 0;
+}
+
+int
+conf_load(const char *path, bool must_exist, struct conf *c, char *err,
+    size_t errlen)
+{
+	struct conf_seen seen;
+	FILE *f = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	unsigned long lineno = 0;
+	int rc = -1;
+
+	memset(&seen, 0, sizeof(seen));
+	set_defaults(c);
+	if ((f = fopen(path, "r")) == NULL) {
+		if (errno == ENOENT && !must_exist)
+			goto checks;
+		fmt_err(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	while ((len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		if ((size_t)len > CONF_LINE_MAX) {
+			fmt_err(err, errlen, "%s:%lu: line too long", path,
+			    lineno);
+			goto done;
+		}
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			fmt_err(err, errlen, "%s:%lu: NUL byte in line", path,
+			    lineno);
+			goto done;
+		}
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (parse_line(c, &seen, line, path, lineno, err, errlen) == -1)
+			goto done;
+	}
+	if (ferror(f)) {
+		fmt_err(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+ checks:
+	if (check_conf(c, &seen, path, err, errlen) == -1)
+		goto done;
+	rc = 0;
+ done:
+	free(line);
+	if (f != NULL)
+		fclose(f);
+	if (rc == -1)
+		conf_free(c);
+	return rc;
+}
+
+void
+conf_free(struct conf *c)
+{
+	free(c->hostname);
+	free(c->qualify_domain);
+	free(c->spool_dir);
+	free(c->aliases);
+	hostports_free(c->listen, c->nlisten);
+	free(c->relay_clients);
+	if (c->relayhost != NULL)
+		hostports_free(c->relayhost, 1);
+	free(c->relayhost_auth_file);
+	hostports_free(c->dns_servers, c->ndns_servers);
+	for (size_t i = 0; i < c->ntls_policies; i++)
+		free(c->tls_policies[i].domain);
+	free(c->tls_policies);
+	free(c->tls_ca_file);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
+	free(c->auth_users);
+	free(c->user);
+	free(c->group);
+	memset(c, 0, sizeof(*c));
+}
+
+const char *
+conf_default_path(bool *must_exist)
+{
+	const char *p = getenv("MXRELAY_CONFIG");
+
+	if (p != NULL && *p != '\0') {
+		*must_exist = true;
+		return p;
+	}
+	*must_exist = false;
+	return CONF_DEFAULT_PATH;
+}

@@ -1,0 +1,88 @@
+/*
+ * spoolcheck: inspects a spool through queue/ for the end-to-end tests,
+ * so that the shell tests do not depend on the on-disk format.
+ *
+ *	spoolcheck SPOOL		one line per message:
+ *					"ID SIZE NRCPT <SENDER> RCPT[,RCPT...]"
+ *	spoolcheck SPOOL ID		the body of message ID on stdout
+ *
+ * For every message it checks that the body file exists and has the size
+ * that the envelope records; a mismatch is reported and the exit status
+ * is 1.  Exit 2 on usage or spool errors.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool.h"
+
+static int bad;
+
+static int
+check_one(struct queue *q, const struct envelope *env, void *arg)
+{
+	struct stat st;
+	int fd;
+
+	(void)arg;
+	if ((fd = queue_body_open(q, env->id)) == -1) {
+		fprintf(stderr, "spoolcheck: %s: body: %s\n", env->id, strerror(errno));
+		bad = 1;
+		return 0;
+	}
+	if (fstat(fd, &st) == -1 || (unsigned long long)st.st_size != env->size) {
+		fprintf(stderr, "spoolcheck: %s: body is %lld bytes, envelope says %llu\n",
+		    env->id, (long long)st.st_size, (unsigned long long)env->size);
+		bad = 1;
+	}
+	close(fd);
+	printf("%s %llu %zu <%s> ", env->id, (unsigned long long)env->size,
+	    env->nrcpt, env->sender);
+	for (size_t i = 0; i < env->nrcpt; i++)
+		printf("%s%s", i ? "," : "", env->rcpt[i].addr);
+	printf("\n");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct queue *q;
+	char buf[65536];
+	ssize_t n;
+	int fd;
+
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: spoolcheck SPOOL [ID]\n");
+		return 2;
+	}
+	if (queue_open(argv[1], false, &q) == -1) {
+		if (errno == ENOENT && argc == 2)
+			return 0;	/* no spool: no message */
+		fprintf(stderr, "spoolcheck: %s: %s\n", argv[1], strerror(errno));
+		return 2;
+	}
+	if (argc == 3) {
+		if ((fd = queue_body_open(q, argv[2])) == -1) {
+			fprintf(stderr, "spoolcheck: %s: %s\n", argv[2], strerror(errno));
+			return 2;
+		}
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+				return 2;
+		close(fd);
+		queue_close(q);
+		return n < 0 ? 2 : 0;
+	}
+	if (queue_scan(q, check_one, NULL) == -1) {
+		fprintf(stderr, "spoolcheck: scan: %s\n", strerror(errno));
+		return 2;
+	}
+	queue_close(q);
+	return bad;
+}

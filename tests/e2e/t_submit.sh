@@ -1,0 +1,78 @@
+#!/bin/sh
+# End to end: messages queued by mxrelay (sendmail interface) and listed
+# by mailq.
+. "${top_srcdir:-.}/tests/e2e/lib.sh"
+
+write_conf
+# -t: recipients from To/Cc/Bcc with display names, quoted local parts,
+# groups, comments and folding; Bcc removed from the stored message.
+printf 'From: Alice <alice@example.org>\nTo: Bob <bob@example.org>, "J. Doe" <"john doe"@example.org>\nTo: undisclosed-recipients:;\nCc: carol@example.org (Carol),\n  team: dan@example.net, erin@example.net;\nBcc: secret@example.com\nSubject: t\n\nhi\n.x\n' > "$T/m1"
+expect_rc 0 "-t submission" mx -t < "$T/m1"
+[ "$(spool_count)" = 1 ] || fail "want 1 message"
+id=$(last_id)
+line=$(cat "$T/list")
+for r in bob@example.org '"john doe"@example.org' carol@example.org dan@example.net erin@example.net secret@example.com; do
+	echo "$line" | grep -qF "$r" || fail "recipient $r missing: $line"
+done
+body_of "$id" > "$T/b1"
+grep -qi '^Bcc:' "$T/b1" && fail "Bcc kept in the stored message"
+grep -q "^Message-ID: <$id@relay.test>" "$T/b1" || fail "no Message-ID"
+grep -q '^Date: ' "$T/b1" || fail "no Date"
+grep -q '^From: Alice <alice@example.org>' "$T/b1" || fail "From changed"
+[ "$(grep -c '^From:' "$T/b1")" = 1 ] || fail "From added although present"
+# Every line ends with CRLF, and the body is there unstuffed.
+[ "$(tr -cd '\n' < "$T/b1" | wc -c)" = "$(tr -cd '\r' < "$T/b1" | wc -c)" ] || fail "not CRLF"
+grep -q "^\.x" "$T/b1" || fail "body line .x lost"
+ok "-t: recipients from To/Cc/Bcc, Bcc removed, Date/Message-ID added"
+
+# mailq (argv[0]) and -bp list it with sender and recipients.
+ln -sf "$MXRELAY" "$T/mailq"
+"$T/mailq" -C "$CONF" > "$T/q" || fail "mailq failed"
+grep -q "^$id " "$T/q" || fail "mailq lacks $id"
+grep -q "bob@example.org (pending, 0 attempts)" "$T/q" || fail "mailq lacks recipient state"
+grep -q "1 Request" "$T/q" || fail "mailq summary"
+mx -bp > "$T/q2" || fail "-bp failed"
+cmp -s "$T/q" "$T/q2" || fail "-bp and mailq differ"
+ok "mailq and -bp list the message"
+
+# Recipients on the command line, unqualified ones get the qualify domain;
+# a missing From is added from the envelope sender and -F.
+printf 'Subject: plain\n\nbody\n' | mx -f sender@example.org -F 'Cron Daemon' root "x@example.com, Y <y@example.com>" 2> "$T/err" || fail "args submission"
+id=$(last_id)
+spool_count > /dev/null
+grep "^$id " "$T/list" | grep -qF '<sender@example.org> root@relay.test,x@example.com,y@example.com' || fail "envelope: $(cat "$T/list")"
+body_of "$id" | grep -q '^From: Cron Daemon <sender@example.org>' || fail "From not added"
+ok "argument recipients qualified, From added with -F"
+
+# A lone dot ends the message; -i and -oi keep it.
+printf 'Subject: dot\n\nbefore\n.\nafter\n' | mx root || fail "dot submission"
+body_of "$(last_id)" > "$T/b"
+grep -q before "$T/b" && ! grep -q after "$T/b" || fail "lone dot did not end the message"
+printf 'Subject: dot\n\nbefore\n.\nafter\n' | mx -oi root || fail "-oi submission"
+body_of "$(last_id)" | grep -q after || fail "-oi: lone dot ended the message"
+printf 'Subject: dot\n\nbefore\n.\nafter\n' | mx -i root || fail "-i submission"
+body_of "$(last_id)" | grep -q after || fail "-i: lone dot ended the message"
+ok "lone dot ends input unless -i/-oi"
+
+# Null sender and an aliases file.
+printf 'root: admin@example.com, ops\nops: ops@example.net\n' > "$T/aliases"
+write_conf "aliases = $T/aliases"
+printf 'Subject: a\n\nb\n' | mx -f '<>' root || fail "aliases submission"
+spool_count > /dev/null
+grep "^$(last_id) " "$T/list" | grep -qF '<> admin@example.com,ops@example.net' || fail "aliases: $(tail -n1 "$T/list")"
+ok "aliases rewrite local names; -f '<>' is the null sender"
+
+# sendmail compatibility flags are accepted.
+printf 'Subject: c\n\nd\n' | mx -odi -oem -B8BITMIME -N never -v root 2> "$T/err" || fail "compat flags"
+grep -q "queued" "$T/err" || fail "-v does not say queued"
+ok "-odi -oem -B -N accepted, -v reports the queue id"
+
+# --help and --version; -q says delivery is not built (no fake success).
+"$MXRELAY" --help | grep -q -- '-bp' || fail "--help"
+"$MXRELAY" --version | grep -q '^mxrelay ' || fail "--version"
+expect_rc 69 "-q" mx -q
+expect_err "delivery engine is not built"
+ok "--help, --version, -q refuses honestly"
+n=$(spool_count)
+[ "$n" = 7 ] || fail "want 7 messages, have $n"
+echo "1..$NOK"

@@ -1,0 +1,853 @@
+/*
+ * Unit tests for src/conf.c: defaults, every kind of value, every kind of
+ * error (with its FILE:LINE: KEY: text), cross-checks, the single-value
+ * parsers and CIDR matching.  Config files are written into a mkdtemp()
+ * directory that the group teardown removes.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "conf.h"
+#include "util.h"
+
+#define ARRLEN(a)	(sizeof(a) / sizeof((a)[0]))
+
+static char	 tmpdir[PATH_MAX - 64];
+static char	 cfpath[PATH_MAX];
+
+static int
+setup_dir(void **state)
+{
+	const char *t = getenv("TMPDIR");
+
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_conf.XXXXXX",
+	    t != NULL && *t != '\0' ? t : "/tmp");
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	snprintf(cfpath, sizeof(cfpath), "%s/t.conf", tmpdir);
+	return 0;
+}
+
+static int
+teardown_dir(void **state)
+{
+	(void)state;
+	unlink(cfpath);
+	return rmdir(tmpdir);
+}
+
+/* Write len bytes of text (strlen when len is 0) to the test config file. */
+static void
+write_conf_len(const char *text, size_t len)
+{
+	FILE *f = fopen(cfpath, "w");
+
+	assert_non_null(f);
+	if (len == 0)
+		len = strlen(text);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+load_ok(const char *text, struct conf *c)
+{
+	char err[512] = "";
+
+	write_conf_len(text, 0);
+	if (conf_load(cfpath, true, c, err, sizeof(err)) != 0)
+		fail_msg("conf_load(\"%s\"): %s", text, err);
+}
+
+/* The load must fail with an error "PATH" + want (a prefix of the rest). */
+static void
+load_err_len(const char *text, size_t len, const char *want)
+{
+	struct conf c;
+	char err[512] = "";
+	size_t plen = strlen(cfpath);
+
+	write_conf_len(text, len);
+	if (conf_load(cfpath, true, &c, err, sizeof(err)) != -1)
+		fail_msg("conf_load(\"%s\") succeeded, wanted \"%s\"", text,
+		    want);
+	if (strncmp(err, cfpath, plen) != 0 ||
+	    strncmp(err + plen, want, strlen(want)) != 0)
+		fail_msg("conf_load(\"%s\"): got \"%s\", wanted \"%s%s...\"",
+		    text, err, cfpath, want);
+}
+
+static void
+load_err(const char *text, const char *want)
+{
+	load_err_len(text, 0, want);
+}
+
+static void
+check_defaults(const struct conf *c)
+{
+	assert_non_null(c->hostname);
+	assert_true(c->hostname[0] != '\0');
+	assert_string_equal(c->qualify_domain, c->hostname);
+	assert_string_equal(c->spool_dir, CONF_DEFAULT_SPOOL);
+	assert_null(c->aliases);
+	assert_int_equal(c->nlisten, 2);
+	assert_string_equal(c->listen[0].host, "127.0.0.1");
+	assert_int_equal(c->listen[0].port, 25);
+	assert_false(c->listen[0].bracketed);
+	assert_string_equal(c->listen[1].host, "::1");
+	assert_int_equal(c->listen[1].port, 25);
+	assert_true(c->listen[1].bracketed);
+	assert_int_equal(c->nrelay_clients, 2);
+	assert_int_equal(c->relay_clients[0].family, AF_INET);
+	assert_int_equal(c->relay_clients[0].prefix, 8);
+	assert_int_equal(c->relay_clients[1].family, AF_INET6);
+	assert_int_equal(c->relay_clients[1].prefix, 128);
+	assert_null(c->relayhost);
+	assert_null(c->relayhost_auth_file);
+	assert_int_equal(c->ndns_servers, 0);
+	assert_int_equal(c->smtp_port, 25);
+	assert_int_equal(c->tls, TLS_MAY);
+	assert_int_equal(c->ntls_policies, 0);
+	assert_null(c->tls_ca_file);
+	assert_null(c->tls_cert_file);
+	assert_null(c->tls_key_file);
+	assert_null(c->auth_users);
+	assert_int_equal(c->retry_min, 300);
+	assert_int_equal(c->retry_max, 3600);
+	assert_int_equal(c->queue_lifetime, 5 * 86400);
+	assert_true(c->max_message_size == 35ULL * 1024 * 1024);
+	assert_int_equal(c->concurrency, 100);
+	assert_int_equal(c->domain_concurrency, 20);
+	assert_int_equal(c->max_recipients, 1000);
+	assert_int_equal(c->max_clients, 100);
+	assert_string_equal(c->user, "mxrelay");
+	assert_string_equal(c->group, "mxrelay");
+}
+
+static void
+test_defaults(void **state)
+{
+	struct conf c;
+	char err[256] = "", missing[PATH_MAX];
+
+	(void)state;
+	conf_defaults(&c);
+	check_defaults(&c);
+	conf_free(&c);
+	conf_free(&c);		/* harmless twice */
+
+	snprintf(missing, sizeof(missing), "%s/nonexistent.conf", tmpdir);
+	assert_int_equal(conf_load(missing, false, &c, err, sizeof(err)), 0);
+	check_defaults(&c);
+	conf_free(&c);
+
+	assert_int_equal(conf_load(missing, true, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, missing));
+	assert_non_null(strstr(err, strerror(ENOENT)));
+
+	/* An empty file and one with only comments: defaults too. */
+	load_ok("", &c);
+	check_defaults(&c);
+	conf_free(&c);
+	load_ok("# nothing\n\n   \t\n  # indented comment\n", &c);
+	check_defaults(&c);
+	conf_free(&c);
+
+	/* A directory is not a config file, even when it need not exist. */
+	assert_int_equal(conf_load(tmpdir, false, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, tmpdir));
+}
+
+static void
+test_default_path(void **state)
+{
+	bool must;
+
+	(void)state;
+	unsetenv("MXRELAY_CONFIG");
+	assert_string_equal(conf_default_path(&must), CONF_DEFAULT_PATH);
+	assert_false(must);
+	setenv("MXRELAY_CONFIG", "", 1);
+	assert_string_equal(conf_default_path(&must), CONF_DEFAULT_PATH);
+	assert_false(must);
+	setenv("MXRELAY_CONFIG", "/x/y.conf", 1);
+	assert_string_equal(conf_default_path(&must), "/x/y.conf");
+	assert_true(must);
+	unsetenv("MXRELAY_CONFIG");
+}
+
+/* String-valued keys: the text as stored, or NULL when emptied. */
+static void
+test_strings(void **state)
+{
+	static const struct {
+		const char	*text;
+		size_t		 off;
+		const char	*want;
+	} t[] = {
+		{ "hostname = mx.example.com", offsetof(struct conf, hostname),
+		    "mx.example.com" },
+		{ "hostname = localhost", offsetof(struct conf, hostname),
+		    "localhost" },
+		{ "qualify_domain = example.org",
+		    offsetof(struct conf, qualify_domain), "example.org" },
+		{ "spool_dir = /tmp/spool", offsetof(struct conf, spool_dir),
+		    "/tmp/spool" },
+		{ "spool_dir = /srv/q#1", offsetof(struct conf, spool_dir),
+		    "/srv/q#1" },
+		{ "aliases = /etc/aliases", offsetof(struct conf, aliases),
+		    "/etc/aliases" },
+		{ "aliases =", offsetof(struct conf, aliases), NULL },
+		{ "relayhost_auth_file = /etc/mxrelay/auth",
+		    offsetof(struct conf, relayhost_auth_file),
+		    "/etc/mxrelay/auth" },
+		{ "tls_ca_file = /etc/ssl/ca.pem",
+		    offsetof(struct conf, tls_ca_file), "/etc/ssl/ca.pem" },
+		{ "tls_ca_file = ", offsetof(struct conf, tls_ca_file), NULL },
+		{ "user = nobody", offsetof(struct conf, user), "nobody" },
+		{ "group = mail-relay_2", offsetof(struct conf, group),
+		    "mail-relay_2" },
+	};
+	struct conf c;
+
+	(void)state;
+	for (size_t i = 0; i < ARRLEN(t); i++) {
+		const char *got;
+
+		load_ok(t[i].text, &c);
+		got = *(char **)(void *)((char *)&c + t[i].off);
+		if (t[i].want == NULL)
+			assert_null(got);
+		else
+			assert_string_equal(got, t[i].want);
+		conf_free(&c);
+	}
+
+	/* hostname set: qualify_domain follows it. */
+	load_ok("hostname = relay.example.net\n", &c);
+	assert_string_equal(c.qualify_domain, "relay.example.net");
+	conf_free(&c);
+
+	/* cert and key together, auth_users with them. */
+	load_ok("tls_cert_file = /c.pem\ntls_key_file = /k.pem\n"
+	    "auth_users = /etc/mxrelay/users\n", &c);
+	assert_string_equal(c.tls_cert_file, "/c.pem");
+	assert_string_equal(c.tls_key_file, "/k.pem");
+	assert_string_equal(c.auth_users, "/etc/mxrelay/users");
+	conf_free(&c);
+}
+
+static void
+test_numbers(void **state)
+{
+	static const struct {
+		const char	*text;
+		size_t		 off;
+		char		 kind;	/* u: unsigned, d: time_t, s: uint64_t */
+		uint64_t	 want;
+	} t[] = {
+		{ "smtp_port = 2525", offsetof(struct conf, smtp_port), 'u', 2525 },
+		{ "smtp_port = 1", offsetof(struct conf, smtp_port), 'u', 1 },
+		{ "smtp_port = 65535", offsetof(struct conf, smtp_port), 'u',
+		    65535 },
+		{ "concurrency = 1000", offsetof(struct conf, concurrency), 'u',
+		    1000 },
+		{ "domain_concurrency = 5",
+		    offsetof(struct conf, domain_concurrency), 'u', 5 },
+		{ "max_recipients = 100", offsetof(struct conf, max_recipients),
+		    'u', 100 },
+		{ "max_clients = 7", offsetof(struct conf, max_clients), 'u', 7 },
+		{ "retry_min = 90", offsetof(struct conf, retry_min), 'd', 90 },
+		{ "retry_min = 1s", offsetof(struct conf, retry_min), 'd', 1 },
+		{ "retry_max = 2h", offsetof(struct conf, retry_max), 'd', 7200 },
+		{ "retry_max = 1d", offsetof(struct conf, retry_max), 'd', 86400 },
+		{ "queue_lifetime = 0", offsetof(struct conf, queue_lifetime),
+		    'd', 0 },
+		{ "queue_lifetime = 2w", offsetof(struct conf, queue_lifetime),
+		    'd', 14 * 86400 },
+		{ "queue_lifetime = 30m", offsetof(struct conf, queue_lifetime),
+		    'd', 1800 },
+		{ "max_message_size = 1000",
+		    offsetof(struct conf, max_message_size), 's', 1000 },
+		{ "max_message_size = 512K",
+		    offsetof(struct conf, max_message_size), 's', 512 * 1024 },
+		{ "max_message_size = 10m",
+		    offsetof(struct conf, max_message_size), 's',
+		    10 * 1024 * 1024 },
+		{ "max_message_size = 1G",
+		    offsetof(struct conf, max_message_size), 's', 1ULL << 30 },
+	};
+	struct conf c;
+
+	(void)state;
+	for (size_t i = 0; i < ARRLEN(t); i++) {
+		const char *p;
+		uint64_t got = 0;
+
+		load_ok(t[i].text, &c);
+		p = (const char *)&c + t[i].off;
+		switch (t[i].kind) {
+		case 'u': got = *(const unsigned *)(const void *)p; break;
+		case 'd': got = (uint64_t)*(const time_t *)(const void *)p; break;
+		case 's': got = *(const uint64_t *)(const void *)p; break;
+		}
+		if (got != t[i].want)
+			fail_msg("%s: got %llu", t[i].text,
+			    (unsigned long long)got);
+		conf_free(&c);
+	}
+}
+
+static void
+test_tls(void **state)
+{
+	static const struct {
+		const char	*text;
+		enum tls_policy	 want;
+	} t[] = {
+		{ "tls = none", TLS_NONE }, { "tls = may", TLS_MAY },
+		{ "tls = encrypt", TLS_ENCRYPT }, { "tls = verify", TLS_VERIFY },
+		{ "tls = VERIFY", TLS_VERIFY },
+	};
+	struct conf c;
+	enum tls_policy p;
+
+	(void)state;
+	for (size_t i = 0; i < ARRLEN(t); i++) {
+		load_ok(t[i].text, &c);
+		assert_int_equal(c.tls, t[i].want);
+		assert_int_equal(strcasecmp(conf_tls_policy_to_text(c.tls),
+		    t[i].text + 6), 0);
+		conf_free(&c);
+	}
+	assert_int_equal(conf_parse_tls_policy("encrypt", &p), 0);
+	assert_int_equal(p, TLS_ENCRYPT);
+	assert_int_equal(conf_parse_tls_policy("sometimes", &p), -1);
+	assert_string_equal(conf_tls_policy_to_text((enum tls_policy)42),
+	    "unknown");
+
+	load_ok("tls = encrypt\n"
+	    "tls_policy = example.com verify\n"
+	    "tls_policy = .example.com none\n"
+	    "tls_policy = .mail.example.com may\n"
+	    "tls_policy = Legacy.Example.NET. none\n", &c);
+	assert_int_equal(c.ntls_policies, 4);
+	assert_string_equal(c.tls_policies[3].domain, "legacy.example.net");
+	assert_int_equal(conf_tls_policy_for(&c, "example.com"), TLS_VERIFY);
+	assert_int_equal(conf_tls_policy_for(&c, "EXAMPLE.com."), TLS_VERIFY);
+	assert_int_equal(conf_tls_policy_for(&c, "a.example.com"), TLS_NONE);
+	assert_int_equal(conf_tls_policy_for(&c, "x.mail.example.com"),
+	    TLS_MAY);
+	assert_int_equal(conf_tls_policy_for(&c, "mail.example.com"), TLS_NONE);
+	assert_int_equal(conf_tls_policy_for(&c, "legacy.example.net"),
+	    TLS_NONE);
+	assert_int_equal(conf_tls_policy_for(&c, "badexample.com"),
+	    TLS_ENCRYPT);
+	assert_int_equal(conf_tls_policy_for(&c, "other.org"), TLS_ENCRYPT);
+	conf_free(&c);
+}
+
+static void
+test_hostport(void **state)
+{
+	static const struct {
+		const char	*in;
+		const char	*host;
+		unsigned	 port;
+		bool		 bracketed;
+	} ok[] = {
+		{ "127.0.0.1:25", "127.0.0.1", 25, false },
+		{ "[::1]:25", "::1", 25, true },
+		{ "[::1]", "::1", 0, true },
+		{ "::1", "::1", 0, false },
+		{ "2001:db8::53", "2001:db8::53", 0, false },
+		{ "smtp.example.com:587", "smtp.example.com", 587, false },
+		{ "[smtp.example.com]:587", "smtp.example.com", 587, true },
+		{ "[smtp.example.com]", "smtp.example.com", 0, true },
+		{ "smtp.example.com", "smtp.example.com", 0, false },
+		{ "localhost:65535", "localhost", 65535, false },
+		{ "[192.0.2.1]:1", "192.0.2.1", 1, true },
+	};
+	static const char *bad[] = {
+		"", ":25", "[]:25", "[::1", "[::1]25", "[::1]:", "host:",
+		"host:0", "host:65536", "host:-1", "host:+25", "host:2 5",
+		"host:25x", "host:99999999999", "1.2.3.4.5:25", "300.1.1.1",
+		"[::g]:25", "1:2:3:4:5:6:7:8:9", "-host.example:25",
+		"ho st:25", "a..b:25", ".example.com", "bad!name",
+		"[a_b]:x",
+	};
+	struct hostport hp;
+
+	(void)state;
+	for (size_t i = 0; i < ARRLEN(ok); i++) {
+		if (conf_parse_hostport(ok[i].in, &hp) != 0)
+			fail_msg("conf_parse_hostport(\"%s\") failed", ok[i].in);
+		assert_string_equal(hp.host, ok[i].host);
+		assert_int_equal(hp.port, ok[i].port);
+		assert_int_equal(hp.bracketed, ok[i].bracketed);
+		free(hp.host);
+	}
+	for (size_t i = 0; i < ARRLEN(bad); i++) {
+		hp.host = NULL;
+		if (conf_parse_hostport(bad[i], &hp) != -1)
+			fail_msg("conf_parse_hostport(\"%s\") succeeded", bad[i]);
+		assert_null(hp.host);
+	}
+}
+
+static void
+test_hostport_lists(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	load_ok("listen = 0.0.0.0:2525, [::]:2526 127.0.0.2\n"
+	    "dns_servers = 127.0.0.1:5353 [::1]:53 192.0.2.53\n"
+	    "relayhost = [smtp.example.com]:587\n", &c);
+	assert_int_equal(c.nlisten, 3);
+	assert_string_equal(c.listen[0].host, "0.0.0.0");
+	assert_int_equal(c.listen[0].port, 2525);
+	assert_string_equal(c.listen[1].host, "::");
+	assert_int_equal(c.listen[1].port, 2526);
+	assert_int_equal(c.listen[2].port, 25);	/* the default port */
+	assert_int_equal(c.ndns_servers, 3);
+	assert_int_equal(c.dns_servers[0].port, 5353);
+	assert_string_equal(c.dns_servers[1].host, "::1");
+	assert_int_equal(c.dns_servers[2].port, 53);
+	assert_non_null(c.relayhost);
+	assert_string_equal(c.relayhost->host, "smtp.example.com");
+	assert_int_equal(c.relayhost->port, 587);
+	assert_true(c.relayhost->bracketed);
+	conf_free(&c);
+
+	/* Empty lists: no listener, no relay clients; no relayhost. */
+	load_ok("listen =\nrelay_clients =\nrelayhost =\n", &c);
+	assert_int_equal(c.nlisten, 0);
+	assert_null(c.listen);
+	assert_int_equal(c.nrelay_clients, 0);
+	assert_null(c.relayhost);
+	conf_free(&c);
+
+	/* A relayhost without a port keeps 0 (= smtp_port). */
+	load_ok("relayhost = mail.example.com\nsmtp_port = 2525\n", &c);
+	assert_int_equal(c.relayhost->port, 0);
+	assert_false(c.relayhost->bracketed);
+	conf_free(&c);
+}
+
+static void
+test_cidr(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 family;
+		unsigned	 prefix;
+	} ok[] = {
+		{ "127.0.0.0/8", AF_INET, 8 }, { "10.1.2.3", AF_INET, 32 },
+		{ "0.0.0.0/0", AF_INET, 0 }, { "192.168.1.128/25", AF_INET, 25 },
+		{ "::1", AF_INET6, 128 }, { "::/0", AF_INET6, 0 },
+		{ "2001:db8::/32", AF_INET6, 32 },
+		{ "fe80::/10", AF_INET6, 10 },
+	};
+	static const char *bad[] = {
+		"", "/8", "127.0.0.1/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x",
+		"10.0.0.0/-1", "10.0.0.0/08x", "::1/129", "2001:db8::1/64",
+		"host.example", "10.0.0/8", "10.0.0.0/8/8", "[::1]",
+		"fec0::/9",
+	};
+	struct cidr c;
+
+	(void)state;
+	for (size_t i = 0; i < ARRLEN(ok); i++) {
+		if (conf_parse_cidr(ok[i].in, &c) != 0)
+			fail_msg("conf_parse_cidr(\"%s\") failed", ok[i].in);
+		assert_int_equal(c.family, ok[i].family);
+		assert_int_equal(c.prefix, ok[i].prefix);
+	}
+	for (size_t i = 0; i < ARRLEN(bad); i++)
+		if (conf_parse_cidr(bad[i], &c) != -1)
+			fail_msg("conf_parse_cidr(\"%s\") succeeded", bad[i]);
+}
+
+static void
+test_cidr_match(void **state)
+{
+	static const struct {
+		const char	*addr;
+		bool		 match;
+	} t[] = {
+		{ "127.0.0.1", true }, { "127.255.255.255", true },
+		{ "128.0.0.1", false }, { "10.9.8.7", false },
+		{ "192.168.1.129", true }, { "192.168.1.127", false },
+		{ "::1", true }, { "::2", false },
+		{ "2001:db8:1::5", true }, { "2001:db9::5", false },
+		{ "::ffff:127.0.0.1", true },	/* IPv4-mapped */
+		{ "::ffff:10.0.0.1", false },
+	};
+	struct conf c;
+	unsigned char bin[16];
+
+	(void)state;
+	load_ok("relay_clients = 127.0.0.0/8 ::1, 192.168.1.128/25 "
+	    "2001:db8:1::/48\n", &c);
+	assert_int_equal(c.nrelay_clients, 4);
+	for (size_t i = 0; i < ARRLEN(t); i++) {
+		int fam = strchr(t[i].addr, ':') != NULL ? AF_INET6 : AF_INET;
+
+		assert_int_equal(inet_pton(fam, t[i].addr, bin), 1);
+		if (conf_cidr_match(c.relay_clients, c.nrelay_clients, fam,
+		    bin) != t[i].match)
+			fail_msg("conf_cidr_match(%s) != %d", t[i].addr,
+			    t[i].match);
+	}
+	conf_free(&c);
+
+	/* Everything, and nothing. */
+	load_ok("relay_clients = 0.0.0.0/0 ::/0\n", &c);
+	assert_int_equal(inet_pton(AF_INET, "203.0.113.9", bin), 1);
+	assert_true(conf_cidr_match(c.relay_clients, c.nrelay_clients,
+	    AF_INET, bin));
+	assert_false(conf_cidr_match(c.relay_clients, 0, AF_INET, bin));
+	assert_false(conf_cidr_match(c.relay_clients, c.nrelay_clients,
+	    AF_UNIX, bin));
+	conf_free(&c);
+}
+
+static void
+test_syntax(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	/* White space, trailing comments, CRLF, case-insensitive keys. */
+	/* '#' inside a word is not a comment: here it makes a bad number. */
+	load_err("smtp_port = 2525#x\n", ":1: smtp_port: \"2525#x\": must be");
+	load_ok("  hostname\t=\tmx.example.com   # the EHLO name\r\n"
+	    "Smtp_Port=2525 # now it is\n"
+	    "\t# indented comment\n"
+	    "retry_min = 1m\t\n", &c);
+	assert_string_equal(c.hostname, "mx.example.com");
+	assert_int_equal(c.smtp_port, 2525);
+	assert_int_equal(c.retry_min, 60);
+	conf_free(&c);
+	/* No final newline. */
+	load_ok("max_clients = 3", &c);
+	assert_int_equal(c.max_clients, 3);
+	conf_free(&c);
+}
+
+static void
+test_errors(void **state)
+{
+	static const struct {
+		const char	*text;
+		const char	*want;	/* after the path */
+	} t[] = {
+		{ "retry_mn = 5m\n", ":1: retry_mn: unknown key" },
+		{ "# c\n\nretry_mn = 5m\n", ":3: retry_mn: unknown key" },
+		{ "hostname mx.example.com\n",
+		    ":1: hostname: missing '=' (expected KEY = VALUE)" },
+		{ "garbage\n", ":1: garbage: missing '='" },
+		{ "= 5\n", ":1: missing key before '='" },
+		{ "foo bar = 1\n", ":1: foo bar: unknown key" },
+		{ "smtp_port = 25\nsmtp_port = 26\n",
+		    ":2: smtp_port: duplicate key (first set at line 1)" },
+		{ "listen =\nLISTEN = 127.0.0.1:25\n",
+		    ":2: listen: duplicate key (first set at line 1)" },
+		{ "hostname =\n", ":1: hostname: \"\": missing value" },
+		{ "hostname = bad_name!\n", ":1: hostname: \"bad_name!\": not a "
+		    "valid host name" },
+		{ "hostname = a..b\n", ":1: hostname: " },
+		{ "qualify_domain = -x.example\n", ":1: qualify_domain: " },
+		{ "spool_dir = var/spool\n", ":1: spool_dir: \"var/spool\": not "
+		    "an absolute path" },
+		{ "spool_dir =\n", ":1: spool_dir: \"\": missing value" },
+		{ "tls_ca_file = ca.pem\n", ":1: tls_ca_file: " },
+		{ "aliases = ~/aliases\n", ":1: aliases: " },
+		{ "smtp_port = 0\n", ":1: smtp_port: \"0\": must be a number "
+		    "from 1 to 65535" },
+		{ "smtp_port = 65536\n", ":1: smtp_port: \"65536\": must be" },
+		{ "smtp_port = -1\n", ":1: smtp_port: " },
+		{ "smtp_port = 25 26\n", ":1: smtp_port: " },
+		{ "smtp_port = 0x19\n", ":1: smtp_port: " },
+		{ "smtp_port = 99999999999999999999999\n", ":1: smtp_port: " },
+		{ "concurrency = 0\n", ":1: concurrency: " },
+		{ "max_recipients = 1000001\n", ":1: max_recipients: " },
+		{ "max_clients =\n", ":1: max_clients: \"\": missing value" },
+		{ "retry_min = 5x\n", ":1: retry_min: \"5x\": not a duration" },
+		{ "retry_min = 0\n", ":1: retry_min: \"0\": must be from 1s" },
+		{ "retry_max = 8d\n", ":1: retry_max: \"8d\": must be from 1s "
+		    "to 7d" },
+		{ "queue_lifetime = 1.5d\n", ":1: queue_lifetime: " },
+		{ "queue_lifetime = 9999999999d\n", ":1: queue_lifetime: "
+		    "\"9999999999d\": duration too long" },
+		{ "max_message_size = 35Q\n", ":1: max_message_size: \"35Q\": "
+		    "not a size" },
+		{ "max_message_size = 0\n", ":1: max_message_size: \"0\": must "
+		    "be from 1 bytes" },
+		{ "max_message_size = 2000G\n", ":1: max_message_size: " },
+		{ "tls = sometimes\n", ":1: tls: \"sometimes\": must be none, "
+		    "may, encrypt or verify" },
+		{ "tls =\n", ":1: tls: \"\": missing value" },
+		{ "tls_policy = example.com\n", ":1: tls_policy: "
+		    "\"example.com\": expected DOMAIN POLICY" },
+		{ "tls_policy = example.com verify extra\n", ":1: tls_policy: " },
+		{ "tls_policy = example.com maybe\n", ":1: tls_policy: "
+		    "\"example.com maybe\": policy must be" },
+		{ "tls_policy = bad!domain none\n", ":1: tls_policy: " },
+		{ "tls_policy =\n", ":1: tls_policy: \"\": missing value" },
+		{ "tls_policy = ,\n", ":1: tls_policy: \",\": expected" },
+		{ "tls_policy = a.example none\ntls_policy = A.example. may\n",
+		    ":2: tls_policy: \"A.example. may\": a.example: domain "
+		    "listed twice" },
+		{ "listen = 127.0.0.1:0\n", ":1: listen: \"127.0.0.1:0\": port "
+		    "must be a number from 1 to 65535" },
+		{ "listen = 127.0.0.1:25 [::1:25\n", ":1: listen: "
+		    "\"127.0.0.1:25 [::1:25\": missing ']'" },
+		{ "listen = [::1]25\n", ":1: listen: \"[::1]25\": expected ':' "
+		    "after ']'" },
+		{ "listen = :25\n", ":1: listen: \":25\": missing host" },
+		{ "dns_servers = ns.example.com:53\n", ":1: dns_servers: "
+		    "\"ns.example.com:53\": ns.example.com: an IP address is "
+		    "needed here, not a name" },
+		{ "dns_servers = 127.0.0.1:53 1.2.3:53\n", ":1: dns_servers: "
+		    "\"127.0.0.1:53 1.2.3:53\": not an IPv4 address" },
+		{ "relayhost = a.example b.example\n", ":1: relayhost: "
+		    "\"a.example b.example\": only one host is allowed" },
+		{ "relayhost = [a.example]:smtp\n", ":1: relayhost: " },
+		{ "relay_clients = 10.0.0.1/8\n", ":1: relay_clients: "
+		    "\"10.0.0.1/8\": host bits set (the network is 10.0.0.0/8)" },
+		{ "relay_clients = 2001:db8::1/32\n", ":1: relay_clients: "
+		    "\"2001:db8::1/32\": host bits set (the network is "
+		    "2001:db8::/32)" },
+		{ "relay_clients = 10.0.0.0/33\n", ":1: relay_clients: "
+		    "\"10.0.0.0/33\": prefix length must be 0 to 32" },
+		{ "relay_clients = localhost\n", ":1: relay_clients: "
+		    "\"localhost\": not an IP address" },
+		{ "user = -root\n", ":1: user: \"-root\": not a valid user or "
+		    "group name" },
+		{ "group = wheel users\n", ":1: group: " },
+		{ "hostname = a\001b\n", ":1: control character in line" },
+		{ "hostname = a\177b\n", ":1: control character in line" },
+		{ "retry_min = 2h\nretry_max = 1h\n", ":2: retry_min: 7200s is "
+		    "more than retry_max (3600s)" },
+		{ "domain_concurrency = 50\nconcurrency = 10\n",
+		    ":2: domain_concurrency: 50 is more than concurrency (10)" },
+		{ "tls_cert_file = /c.pem\n",
+		    ":1: tls_cert_file: set without tls_key_file" },
+		{ "\ntls_key_file = /k.pem\n",
+		    ":2: tls_key_file: set without tls_cert_file" },
+		{ "\n\nauth_users = /etc/mxrelay/users\n",
+		    ":3: auth_users: needs tls_cert_file and tls_key_file" },
+		{ "\001\002\003 = 1\n", ":1: control character" },
+		{ "\xff\xfe = 1\n", ":1: \\xff\\xfe: unknown key" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRLEN(t); i++)
+		load_err(t[i].text, t[i].want);
+
+	/* A NUL byte, and a line too long. */
+	load_err_len("hostname = a\0b\n", 15, ":1: NUL byte in line");
+	{
+		size_t n = 10000;
+		char *big = malloc(n + 1);
+
+		assert_non_null(big);
+		memcpy(big, "hostname = ", 11);
+		memset(big + 11, 'a', n - 12);
+		big[n - 1] = '\n';
+		big[n] = '\0';
+		load_err(big, ":1: line too long");
+		free(big);
+	}
+}
+
+static void
+test_error_buffer(void **state)
+{
+	struct conf c;
+	char small[8];
+
+	(void)state;
+	/* A short or absent error buffer truncates, never overflows. */
+	write_conf_len("retry_mn = 5m\n", 0);
+	assert_int_equal(conf_load(cfpath, true, &c, small, sizeof(small)), -1);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	assert_int_equal(conf_load(cfpath, true, &c, NULL, 0), -1);
+}
+
+static void
+test_cross_defaults(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	/* Only one bound set: the other default follows it. */
+	load_ok("retry_min = 2h\n", &c);
+	assert_int_equal(c.retry_min, 7200);
+	assert_int_equal(c.retry_max, 7200);
+	conf_free(&c);
+	load_ok("retry_max = 2s\n", &c);
+	assert_int_equal(c.retry_min, 2);
+	assert_int_equal(c.retry_max, 2);
+	conf_free(&c);
+	load_ok("retry_min = 1s\nretry_max = 1s\n", &c);
+	conf_free(&c);
+	load_ok("concurrency = 4\n", &c);
+	assert_int_equal(c.concurrency, 4);
+	assert_int_equal(c.domain_concurrency, 4);
+	conf_free(&c);
+	load_ok("domain_concurrency = 500\n", &c);
+	assert_int_equal(c.concurrency, 500);
+	assert_int_equal(c.domain_concurrency, 500);
+	conf_free(&c);
+}
+
+static void
+test_full(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	load_ok("# every key once\n"
+	    "hostname = mx.example.com\n"
+	    "qualify_domain = example.com\n"
+	    "spool_dir = /var/spool/mxrelay-test\n"
+	    "aliases = /etc/aliases\n"
+	    "listen = 127.0.0.1:2525\n"
+	    "relay_clients = 10.0.0.0/8\n"
+	    "relayhost = [127.0.0.1]:2526\n"
+	    "relayhost_auth_file = /etc/mxrelay/relay-auth\n"
+	    "dns_servers = 127.0.0.1:5353\n"
+	    "smtp_port = 2527\n"
+	    "tls = verify\n"
+	    "tls_policy = example.org none\n"
+	    "tls_ca_file = /etc/ssl/certs/ca-certificates.crt\n"
+	    "tls_cert_file = /etc/mxrelay/cert.pem\n"
+	    "tls_key_file = /etc/mxrelay/key.pem\n"
+	    "auth_users = /etc/mxrelay/users\n"
+	    "retry_min = 1s\n"
+	    "retry_max = 10s\n"
+	    "queue_lifetime = 1m\n"
+	    "max_message_size = 1M\n"
+	    "concurrency = 10\n"
+	    "domain_concurrency = 2\n"
+	    "max_recipients = 50\n"
+	    "max_clients = 5\n"
+	    "user = nobody\n"
+	    "group = nogroup\n", &c);
+	assert_string_equal(c.qualify_domain, "example.com");
+	assert_int_equal(c.relayhost->port, 2526);
+	assert_int_equal(c.smtp_port, 2527);
+	assert_int_equal(c.tls, TLS_VERIFY);
+	assert_int_equal(c.retry_max, 10);
+	assert_int_equal(c.queue_lifetime, 60);
+	assert_int_equal(c.domain_concurrency, 2);
+	assert_string_equal(c.group, "nogroup");
+	conf_free(&c);
+}
+
+/*
+ * etc/mxrelay.conf changes nothing as shipped, and with every key line
+ * uncommented it still loads and shows the defaults it claims.
+ */
+static void
+test_sample(void **state)
+{
+	const char *srcdir = getenv("srcdir");
+	char path[PATH_MAX], *line = NULL;
+	size_t cap = 0, o = 0;
+	ssize_t len;
+	struct conf c, d;
+	FILE *f;
+	char *text;
+
+	(void)state;
+	if (srcdir == NULL || *srcdir == '\0')
+		srcdir = TOP_SRCDIR;
+	snprintf(path, sizeof(path), "%s/etc/mxrelay.conf", srcdir);
+	assert_int_equal(conf_load(path, true, &c, NULL, 0), 0);
+	check_defaults(&c);
+	conf_free(&c);
+
+	assert_non_null(f = fopen(path, "r"));
+	text = calloc(1, 65536);
+	assert_non_null(text);
+	while ((len = getline(&line, &cap, f)) != -1) {
+		size_t skip = 0;
+
+		/* "#key = ..." is a setting; "# words" is prose. */
+		if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z')
+			skip = 1;
+		assert_true(o + (size_t)len < 65536);
+		memcpy(text + o, line + skip, (size_t)len - skip);
+		o += (size_t)len - skip;
+	}
+	free(line);
+	fclose(f);
+	load_ok(text, &c);
+	free(text);
+	conf_defaults(&d);
+	/* The sample shows the path of a --localstatedir=/var build. */
+	assert_string_equal(c.spool_dir, "/var/spool/mxrelay");
+	assert_string_equal(c.aliases, "/etc/aliases");
+	assert_int_equal(c.nlisten, d.nlisten);
+	assert_int_equal(c.nrelay_clients, d.nrelay_clients);
+	assert_null(c.relayhost);
+	assert_int_equal(c.smtp_port, d.smtp_port);
+	assert_int_equal(c.tls, d.tls);
+	assert_int_equal(c.ntls_policies, 1);
+	assert_int_equal(c.retry_min, d.retry_min);
+	assert_int_equal(c.retry_max, d.retry_max);
+	assert_int_equal(c.queue_lifetime, d.queue_lifetime);
+	assert_true(c.max_message_size == d.max_message_size);
+	assert_int_equal(c.concurrency, d.concurrency);
+	assert_int_equal(c.domain_concurrency, d.domain_concurrency);
+	assert_int_equal(c.max_recipients, d.max_recipients);
+	assert_int_equal(c.max_clients, d.max_clients);
+	assert_string_equal(c.user, d.user);
+	assert_string_equal(c.group, d.group);
+	conf_free(&c);
+	conf_free(&d);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_default_path),
+		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_hostport),
+		cmocka_unit_test(test_hostport_lists),
+		cmocka_unit_test(test_cidr),
+		cmocka_unit_test(test_cidr_match),
+		cmocka_unit_test(test_syntax),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_error_buffer),
+		cmocka_unit_test(test_cross_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_sample),
+	};
+
+	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}

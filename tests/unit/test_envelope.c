@@ -1,0 +1,426 @@
+/*
+ * test_envelope: the versioned text encoding of queue/envelope.c.  Round
+ * trips of every field (null sender, quoted local parts with spaces,
+ * replies with control bytes and non-ASCII), the canonical form, and one
+ * table row per decode error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "envelope.h"
+#include "mock_log.h"
+
+#define ID1	"0123456789abcdef0123"
+
+static void	assert_str_eq_null(const char *, const char *);
+static void	assert_env_equal(const struct envelope *, const struct envelope *);
+static void	roundtrip(const struct envelope *);
+
+static void
+assert_str_eq_null(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+static void
+assert_env_equal(const struct envelope *a, const struct envelope *b)
+{
+	assert_string_equal(a->id, b->id);
+	assert_str_eq_null(a->sender, b->sender);
+	assert_true(a->arrival == b->arrival);
+	assert_true(a->size == b->size);
+	assert_int_equal(a->nrcpt, b->nrcpt);
+	for (size_t i = 0; i < a->nrcpt; i++) {
+		const struct envelope_rcpt *x = &a->rcpt[i], *y = &b->rcpt[i];
+
+		assert_string_equal(x->addr, y->addr);
+		assert_str_eq_null(x->orig, y->orig);
+		assert_int_equal(x->state, y->state);
+		assert_int_equal(x->attempts, y->attempts);
+		assert_true(x->next_try == y->next_try);
+		assert_true(x->last_try == y->last_try);
+		assert_str_eq_null(x->last_reply, y->last_reply);
+	}
+}
+
+/* Encode, check the text is one-record-per-line ASCII, decode, compare. */
+static void
+roundtrip(const struct envelope *env)
+{
+	struct envelope back;
+	const char *err = NULL;
+	char *buf, *buf2;
+	size_t len, len2, lines = 0;
+
+	assert_int_equal(envelope_encode(env, &buf, &len), 0);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		assert_true(c == '\n' || (c >= 0x20 && c <= 0x7e));
+		lines += c == '\n';
+	}
+	assert_int_equal(lines, env->nrcpt + 7);
+	assert_int_equal(envelope_decode(buf, len, &back, &err), 0);
+	assert_null(err);
+	assert_env_equal(env, &back);
+	/* Canonical: the decoded envelope encodes to the same bytes. */
+	assert_int_equal(envelope_encode(&back, &buf2, &len2), 0);
+	assert_int_equal(len, len2);
+	assert_memory_equal(buf, buf2, len);
+	free(buf);
+	free(buf2);
+	envelope_free(&back);
+}
+
+static void
+test_roundtrip_all_fields(void **state)
+{
+	struct envelope env;
+
+	envelope_init(&env);
+	memcpy(env.id, ID1, sizeof(ID1));
+	env.sender = strdup("");		/* the null sender <> */
+	env.arrival = 1700000000;
+	env.size = UINT64_MAX;
+	envelope_add_rcpt(&env, "\"john doe\"@example.com", NULL);
+	envelope_add_rcpt(&env, "root@example.org", "root");
+	envelope_add_rcpt(&env, "b%c@x.test", "- = %41");
+	env.rcpt[0].state = RCPT_PENDING;
+	env.rcpt[0].attempts = 3;
+	env.rcpt[0].next_try = 1700003600;
+	env.rcpt[0].last_try = 1700000100;
+	env.rcpt[0].last_reply = strdup("451 4.7.1\tgreylisted\x01\x1b[31m, "
+	    "try again \x7f later");
+	env.rcpt[1].state = RCPT_DELIVERED;
+	env.rcpt[1].attempts = UINT_MAX;
+	env.rcpt[1].next_try = sizeof(time_t) >= 8 ? (time_t)INT64_MAX : 0;
+	env.rcpt[1].last_reply = strdup("250 2.0.0 Ok: queued \xc3\xa4\xc3\xb6 "
+	    "\xe2\x9c\x93 \xff\x80");
+	env.rcpt[2].state = RCPT_BOUNCED;
+	env.rcpt[2].last_reply = strdup("");
+	roundtrip(&env);
+
+	/* The null sender is "" and not NULL after decode, too. */
+	envelope_free(&env);
+	assert_null(env.sender);
+	assert_int_equal(env.nrcpt, 0);
+}
+
+static void
+test_roundtrip_minimal(void **state)
+{
+	struct envelope env;
+
+	envelope_init(&env);
+	env.sender = strdup("alice@example.com");
+	roundtrip(&env);			/* no id yet, no recipients */
+	envelope_add_rcpt(&env, "x@y", NULL);
+	roundtrip(&env);
+	envelope_free(&env);
+}
+
+static void
+test_roundtrip_every_byte(void **state)
+{
+	struct envelope env;
+	char all[256];
+
+	for (int i = 1; i < 256; i++)
+		all[i - 1] = (char)i;
+	all[255] = '\0';
+	envelope_init(&env);
+	env.sender = strdup(all);
+	envelope_add_rcpt(&env, all, all);
+	env.rcpt[0].last_reply = strdup(all);
+	roundtrip(&env);
+	envelope_free(&env);
+}
+
+static void
+test_encode_text(void **state)
+{
+	struct envelope env;
+	char *buf;
+	size_t len;
+	static const char want[] =
+	    "mxrelay-envelope 1\n"
+	    "id " ID1 "\n"
+	    "sender =\n"
+	    "arrival 5\n"
+	    "size 42\n"
+	    "rcpts 1\n"
+	    "rcpt =\"a%20b\"@c.d - delivered 1 0 7 =250%20ok%25%0D%0A\n"
+	    "end\n";
+
+	envelope_init(&env);
+	memcpy(env.id, ID1, sizeof(ID1));
+	env.sender = strdup("");
+	env.arrival = 5;
+	env.size = 42;
+	envelope_add_rcpt(&env, "\"a b\"@c.d", NULL);
+	env.rcpt[0].state = RCPT_DELIVERED;
+	env.rcpt[0].attempts = 1;
+	env.rcpt[0].last_try = 7;
+	env.rcpt[0].last_reply = strdup("250 ok%\r\n");
+	assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(buf, want, len);
+	free(buf);
+	envelope_free(&env);
+}
+
+static void
+test_encode_errors(void **state)
+{
+	struct envelope env;
+	char *buf = (char *)1;
+	size_t len = 1;
+
+	envelope_init(&env);
+	errno = 0;
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);  /* no sender */
+	assert_int_equal(errno, EINVAL);
+	assert_null(buf);
+	assert_int_equal(len, 0);
+
+	env.sender = strdup("a@b");
+	memcpy(env.id, "0123456789ABCDEF0123", QUEUE_ID_LEN + 1);
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	memcpy(env.id, "0123", 5);
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	env.id[0] = '\0';
+	env.arrival = -1;
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	env.arrival = 0;
+
+	envelope_add_rcpt(&env, "c@d", NULL);
+	env.rcpt[0].state = (enum rcpt_state)7;
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	assert_int_equal(errno, EINVAL);
+	env.rcpt[0].state = RCPT_PENDING;
+	env.rcpt[0].next_try = -5;
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	env.rcpt[0].next_try = 0;
+	env.rcpt[0].last_try = -5;
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	env.rcpt[0].last_try = 0;
+	free(env.rcpt[0].addr);
+	env.rcpt[0].addr = NULL;
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	env.rcpt[0].addr = strdup("c@d");
+	assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+	free(buf);
+	envelope_free(&env);
+}
+
+static void
+test_state_text(void **state)
+{
+	assert_string_equal(envelope_state_to_text(RCPT_PENDING), "pending");
+	assert_string_equal(envelope_state_to_text(RCPT_DELIVERED), "delivered");
+	assert_string_equal(envelope_state_to_text(RCPT_BOUNCED), "bounced");
+	assert_string_equal(envelope_state_to_text((enum rcpt_state)9), "unknown");
+}
+
+#define HEAD	"mxrelay-envelope 1\nid " ID1 "\nsender =a@b\narrival 1\nsize 2\n"
+#define RC1	"rcpts 1\n"
+#define RCPT	"rcpt =c@d - pending 0 0 0 -\n"
+
+struct bad {
+	const char	*name;
+	const char	*text;
+	size_t		 len;		/* 0: strlen(text) */
+	const char	*err;		/* expected error text, NULL: any */
+};
+
+static const struct bad bad[] = {
+	{ "empty", "", 0, "not an envelope" },
+	{ "garbage", "hello world\n", 0, "not an envelope" },
+	{ "no newline", "mxrelay-envelope 1", 0, "not an envelope" },
+	{ "magic only", "mxrelay-envelope\n", 0, "not an envelope" },
+	{ "version 2", "mxrelay-envelope 2\nid -\n", 0,
+	    "unsupported envelope version" },
+	{ "version 0", "mxrelay-envelope 0\n", 0, "unsupported envelope version" },
+	{ "version 01", "mxrelay-envelope 01\n", 0, "unsupported envelope version" },
+	{ "version junk", "mxrelay-envelope 1x\n", 0,
+	    "unsupported envelope version" },
+	{ "version huge", "mxrelay-envelope 99999999999999999999999\n", 0,
+	    "unsupported envelope version" },
+	{ "missing id", "mxrelay-envelope 1\nsender =a@b\n", 0, "missing id" },
+	{ "uppercase id", "mxrelay-envelope 1\nid 0123456789ABCDEF0123\n", 0,
+	    "bad id" },
+	{ "short id", "mxrelay-envelope 1\nid 0123\n", 0, "bad id" },
+	{ "long id", "mxrelay-envelope 1\nid " ID1 "0\n", 0, "bad id" },
+	{ "id path", "mxrelay-envelope 1\nid ../../etc/passwd00\n", 0, "bad id" },
+	{ "empty id", "mxrelay-envelope 1\nid \n", 0, "missing id" },
+	{ "missing sender", "mxrelay-envelope 1\nid -\narrival 1\n", 0,
+	    "missing sender" },
+	{ "null sender field", "mxrelay-envelope 1\nid -\nsender -\n", 0,
+	    "required field is absent" },
+	{ "sender no prefix", "mxrelay-envelope 1\nid -\nsender a@b\n", 0,
+	    "bad string field" },
+	{ "sender space", "mxrelay-envelope 1\nid -\nsender =a b\n", 0,
+	    "unescaped byte in string field" },
+	{ "sender tab", "mxrelay-envelope 1\nid -\nsender =a\tb\n", 0,
+	    "unescaped byte in string field" },
+	{ "sender CR", "mxrelay-envelope 1\nid -\nsender =a\r\n", 0,
+	    "unescaped byte in string field" },
+	{ "sender high byte", "mxrelay-envelope 1\nid -\nsender =\xc3\xa4\n", 0,
+	    "unescaped byte in string field" },
+	{ "sender NUL raw", "mxrelay-envelope 1\nid -\nsender =a\0b\n",
+	    sizeof("mxrelay-envelope 1\nid -\nsender =a\0b\n") - 1,
+	    "unescaped byte in string field" },
+	{ "escape NUL", "mxrelay-envelope 1\nid -\nsender =a%00\n", 0,
+	    "NUL byte in string field" },
+	{ "escape lowercase", "mxrelay-envelope 1\nid -\nsender =a%0a\n", 0,
+	    "bad escape in string field" },
+	{ "escape short", "mxrelay-envelope 1\nid -\nsender =a%4\n", 0,
+	    "bad escape in string field" },
+	{ "escape bare", "mxrelay-envelope 1\nid -\nsender =a%\n", 0,
+	    "bad escape in string field" },
+	{ "escape needless", "mxrelay-envelope 1\nid -\nsender =%41\n", 0,
+	    "needless escape in string field" },
+	{ "missing arrival", "mxrelay-envelope 1\nid -\nsender =\nsize 1\n", 0,
+	    "missing or bad arrival" },
+	{ "negative arrival", "mxrelay-envelope 1\nid -\nsender =\narrival -1\n",
+	    0, "missing or bad arrival" },
+	{ "plus arrival", "mxrelay-envelope 1\nid -\nsender =\narrival +1\n",
+	    0, "missing or bad arrival" },
+	{ "zero-led arrival", "mxrelay-envelope 1\nid -\nsender =\narrival 01\n",
+	    0, "missing or bad arrival" },
+	{ "huge arrival", "mxrelay-envelope 1\nid -\nsender =\n"
+	    "arrival 9223372036854775808\n", 0, "missing or bad arrival" },
+	{ "empty arrival", "mxrelay-envelope 1\nid -\nsender =\narrival \n",
+	    0, "missing or bad arrival" },
+	{ "size overflow", "mxrelay-envelope 1\nid -\nsender =\narrival 1\n"
+	    "size 18446744073709551616\n", 0, "missing or bad size" },
+	{ "size hex", "mxrelay-envelope 1\nid -\nsender =\narrival 1\n"
+	    "size 0x10\n", 0, "missing or bad size" },
+	{ "missing rcpts", HEAD "end\n", 0, "missing or bad recipient count" },
+	{ "rcpts junk", HEAD "rcpts one\n", 0, "missing or bad recipient count" },
+	{ "no end", HEAD RC1 RCPT, 0, "truncated envelope" },
+	{ "end without LF", HEAD RC1 RCPT "end", 0, "truncated envelope" },
+	{ "cut in rcpt", HEAD RC1 "rcpt =c@d - pend", 0, "truncated envelope" },
+	{ "data after end", HEAD RC1 RCPT "end\nx", 0, "data after end" },
+	{ "two ends", HEAD RC1 RCPT "end\nend\n", 0, "data after end" },
+	{ "CRLF", "mxrelay-envelope 1\r\n", 0, "unsupported envelope version" },
+	{ "CRLF end", HEAD RC1 RCPT "end\r\n", 0, "unknown record" },
+	{ "unknown record", HEAD RC1 "note hello\n" RCPT "end\n", 0,
+	    "unknown record" },
+	{ "too many", HEAD RC1 RCPT RCPT "end\n", 0, "more recipients than counted" },
+	{ "too few", HEAD "rcpts 2\n" RCPT "end\n", 0,
+	    "fewer recipients than counted" },
+	{ "huge count", HEAD "rcpts 18446744073709551615\n" RCPT "end\n", 0,
+	    "fewer recipients than counted" },
+	{ "rcpt 6 fields", HEAD RC1 "rcpt =c@d - pending 0 0 0\nend\n", 0,
+	    "bad recipient line" },
+	{ "rcpt 8 fields", HEAD RC1 "rcpt =c@d - pending 0 0 0 - -\nend\n", 0,
+	    "bad recipient line" },
+	{ "rcpt double space", HEAD RC1 "rcpt =c@d  - pending 0 0 0 -\nend\n", 0,
+	    "bad recipient line" },
+	{ "rcpt trailing space", HEAD RC1 "rcpt =c@d - pending 0 0 0 - \nend\n",
+	    0, "bad recipient line" },
+	{ "rcpt empty", HEAD RC1 "rcpt \nend\n", 0, "bad recipient line" },
+	{ "rcpt null addr", HEAD RC1 "rcpt - - pending 0 0 0 -\nend\n", 0,
+	    "required field is absent" },
+	{ "rcpt bad orig", HEAD RC1 "rcpt =c@d x pending 0 0 0 -\nend\n", 0,
+	    "bad string field" },
+	{ "rcpt bad state", HEAD RC1 "rcpt =c@d - sent 0 0 0 -\nend\n", 0,
+	    "bad recipient state" },
+	{ "rcpt state case", HEAD RC1 "rcpt =c@d - Pending 0 0 0 -\nend\n", 0,
+	    "bad recipient state" },
+	{ "attempts overflow", HEAD RC1
+	    "rcpt =c@d - pending 4294967296 0 0 -\nend\n", 0, "bad attempt count" },
+	{ "attempts negative", HEAD RC1 "rcpt =c@d - pending -1 0 0 -\nend\n", 0,
+	    "bad attempt count" },
+	{ "next_try bad", HEAD RC1 "rcpt =c@d - pending 0 1e9 0 -\nend\n", 0,
+	    "bad recipient time" },
+	{ "last_try huge", HEAD RC1
+	    "rcpt =c@d - pending 0 0 99999999999999999999 -\nend\n", 0,
+	    "bad recipient time" },
+	{ "reply bad escape", HEAD RC1 "rcpt =c@d - pending 0 0 0 =%zz\nend\n", 0,
+	    "bad escape in string field" },
+};
+
+static void
+test_decode_errors(void **state)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct envelope env;
+		const char *err = NULL;
+		size_t len = bad[i].len ? bad[i].len : strlen(bad[i].text);
+		int rc;
+
+		memset(&env, 0xa5, sizeof(env));
+		rc = envelope_decode(bad[i].text, len, &env, &err);
+		if (rc != -1 || err == NULL ||
+		    (bad[i].err != NULL && strcmp(err, bad[i].err) != 0))
+			fail_msg("%s: rc %d err \"%s\", want \"%s\"", bad[i].name,
+			    rc, err ? err : "(null)", bad[i].err);
+		/* Left empty: nothing to free, nothing half-filled. */
+		assert_null(env.sender);
+		assert_null(env.rcpt);
+		assert_int_equal(env.nrcpt, 0);
+		assert_string_equal(env.id, "");
+	}
+}
+
+static void
+test_decode_good(void **state)
+{
+	static const char text[] = HEAD RC1 RCPT "end\n";
+	static const char noid[] = "mxrelay-envelope 1\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nrcpts 0\nend\n";
+	struct envelope env;
+	const char *err;
+
+	assert_int_equal(envelope_decode(text, strlen(text), &env, &err), 0);
+	assert_string_equal(env.id, ID1);
+	assert_string_equal(env.sender, "a@b");
+	assert_int_equal(env.arrival, 1);
+	assert_int_equal(env.size, 2);
+	assert_int_equal(env.nrcpt, 1);
+	assert_string_equal(env.rcpt[0].addr, "c@d");
+	assert_null(env.rcpt[0].orig);
+	assert_null(env.rcpt[0].last_reply);
+	envelope_free(&env);
+
+	assert_int_equal(envelope_decode(noid, strlen(noid), &env, &err), 0);
+	assert_string_equal(env.id, "");
+	assert_string_equal(env.sender, "");
+	envelope_free(&env);
+
+	/* Only len bytes are read: a valid prefix of a longer buffer. */
+	assert_int_equal(envelope_decode(text, strlen(text) - 1, &env, &err), -1);
+	assert_int_equal(envelope_decode(NULL, 0, &env, &err), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_all_fields),
+		cmocka_unit_test(test_roundtrip_minimal),
+		cmocka_unit_test(test_roundtrip_every_byte),
+		cmocka_unit_test(test_encode_text),
+		cmocka_unit_test(test_encode_errors),
+		cmocka_unit_test(test_state_text),
+		cmocka_unit_test(test_decode_errors),
+		cmocka_unit_test(test_decode_good),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1310 @@
+/*
+ * test_spool: queue/spool.c against a real directory under $TMPDIR.
+ *
+ * Failure injection goes through the system-call table of
+ * queue/spool_test.h: every call of a commit, an update and a removal is
+ * made to fail in turn (ENOSPC, EIO, short writes) and, in a forked child,
+ * to stop the process there (a crash).  After each run the spool must hold
+ * exactly the messages it held before (plus the new one, whole, when the
+ * call succeeded or the crash came after the point of no return), with
+ * the same bytes, and no temporary file may be left behind by a failure.
+ * The wrappers count their calls, so a test fails if spool.c stops using
+ * them.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "envelope.h"
+#include "mock_log.h"
+#include "spool.h"
+#include "spool_test.h"
+#include "util.h"
+
+#define BODY_LEN	(200 * 1024 + 17)	/* several buffer flushes */
+#define CHUNK		7001
+#define CRASH_STATUS	77
+#define MAX_STEPS	200
+
+/* ---- the injection table ------------------------------------------ */
+
+enum op { OP_OPENAT, OP_WRITE, OP_FSYNC, OP_CLOSE, OP_RENAMEAT,
+	OP_UNLINKAT, OP_MKDIRAT, OP_N };
+static const char *op_name[OP_N] = { "openat", "write", "fsync", "close",
+	"renameat", "unlinkat", "mkdirat" };
+
+enum mode {
+	INJ_FAIL,	/* call number `at` fails with `err` */
+	INJ_SHORT,	/* write number `at` writes half, the next gets ENOSPC */
+	INJ_SHORT_OK,	/* write number `at` writes half, then all is well */
+	INJ_CRASH,	/* _exit() instead of call number `at` */
+};
+
+static struct {
+	unsigned	 n;		/* calls so far */
+	unsigned	 at;		/* 0: never inject */
+	enum mode	 mode;
+	int		 err;
+	enum op		 only;		/* with only_set: fail only this op */
+	bool		 only_set;
+	bool		 hit;
+	enum op		 hit_op;
+	bool		 short_pending;
+	unsigned	 renames_ok;	/* successful renames before the hit */
+	unsigned	 count[OP_N];
+} inj;
+
+enum act { ACT_GO, ACT_FAIL, ACT_SHORT };
+
+static enum act
+step(enum op op)
+{
+	unsigned n;
+
+	inj.count[op]++;
+	if (inj.only_set && op != inj.only)
+		return ACT_GO;
+	n = ++inj.n;
+	if (inj.mode == INJ_SHORT || inj.mode == INJ_SHORT_OK) {
+		if (op != OP_WRITE || inj.count[OP_WRITE] != inj.at || inj.hit)
+			return ACT_GO;
+	} else if (n != inj.at)
+		return ACT_GO;
+	inj.hit = true;
+	inj.hit_op = op;
+	switch (inj.mode) {
+	case INJ_CRASH:
+		_exit(CRASH_STATUS);
+	case INJ_FAIL:
+		errno = inj.err;
+		return ACT_FAIL;
+	case INJ_SHORT:
+		inj.short_pending = true;
+		return ACT_SHORT;
+	case INJ_SHORT_OK:
+		return ACT_SHORT;
+	}
+	return ACT_GO;
+}
+
+static int
+w_openat(int d, const char *p, int f, mode_t m)
+{
+	if (step(OP_OPENAT) == ACT_FAIL)
+		return -1;
+	return openat(d, p, f, m);
+}
+
+static ssize_t
+w_write(int fd, const void *p, size_t n)
+{
+	if (inj.short_pending) {
+		inj.short_pending = false;
+		inj.count[OP_WRITE]++;
+		errno = ENOSPC;
+		return -1;
+	}
+	switch (step(OP_WRITE)) {
+	case ACT_FAIL:
+		return -1;
+	case ACT_SHORT:
+		return write(fd, p, n > 1 ? n / 2 : n);
+	case ACT_GO:
+		break;
+	}
+	return write(fd, p, n);
+}
+
+static int
+w_fsync(int fd)
+{
+	return step(OP_FSYNC) == ACT_FAIL ? -1 : fsync(fd);
+}
+
+static int
+w_close(int fd)
+{
+	/* A failed close still closes (Linux); do not leak the fd. */
+	if (step(OP_CLOSE) == ACT_FAIL) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return close(fd);
+}
+
+static int
+w_renameat(int a, const char *b, int c, const char *d)
+{
+	if (step(OP_RENAMEAT) == ACT_FAIL)
+		return -1;
+	if (renameat(a, b, c, d) == -1)
+		return -1;
+	inj.renames_ok++;
+	return 0;
+}
+
+static int
+w_unlinkat(int d, const char *p, int f)
+{
+	return step(OP_UNLINKAT) == ACT_FAIL ? -1 : unlinkat(d, p, f);
+}
+
+static int
+w_mkdirat(int d, const char *p, mode_t m)
+{
+	return step(OP_MKDIRAT) == ACT_FAIL ? -1 : mkdirat(d, p, m);
+}
+
+static const struct queue_sysops wrapped = {
+	w_openat, w_write, w_fsync, w_close, w_renameat, w_unlinkat, w_mkdirat,
+};
+
+static void
+inject(enum mode mode, unsigned at, int err)
+{
+	memset(&inj, 0, sizeof(inj));
+	inj.mode = mode;
+	inj.at = at;
+	inj.err = err;
+	queue_test_set_sysops(&wrapped);
+}
+
+static void
+inject_off(void)
+{
+	queue_test_set_sysops(NULL);
+}
+
+/* ---- fixture -------------------------------------------------------- */
+
+struct fx {
+	char		 top[64];
+	char		 spool[128];
+	struct queue	*q;
+	char		*body;
+	/* the messages the spool must hold, with their envelopes */
+	size_t		 nmsg;
+	struct {
+		char		 id[QUEUE_ID_LEN + 1];
+		struct envelope	 env;
+		size_t		 bodylen;
+	} msg[8];
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	return remove(path);
+}
+
+static void
+make_env(struct envelope *e, const char *sender)
+{
+	envelope_init(e);
+	e->sender = xstrdup(sender);
+	e->arrival = 1700000000;
+	envelope_add_rcpt(e, "\"john doe\"@example.com", NULL);
+	envelope_add_rcpt(e, "root@example.org", "root");
+	e->rcpt[1].last_reply = xstrdup("451 4.7.1 try \x01 later \xc3\xa4");
+}
+
+static void
+env_copy(struct envelope *dst, const struct envelope *src)
+{
+	char *buf;
+	size_t len;
+	const char *err;
+
+	assert_int_equal(envelope_encode(src, &buf, &len), 0);
+	assert_int_equal(envelope_decode(buf, len, dst, &err), 0);
+	free(buf);
+}
+
+static bool
+env_same(const struct envelope *a, const struct envelope *b)
+{
+	char *x, *y;
+	size_t xl, yl;
+	bool same;
+
+	assert_int_equal(envelope_encode(a, &x, &xl), 0);
+	assert_int_equal(envelope_encode(b, &y, &yl), 0);
+	same = xl == yl && memcmp(x, y, xl) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = xcalloc(1, sizeof(*fx));
+	const char *t = getenv("TMPDIR");
+
+	snprintf(fx->top, sizeof(fx->top), "%s/tspool.XXXXXX",
+	    t != NULL && strlen(t) < 40 ? t : "/tmp");
+	assert_non_null(mkdtemp(fx->top));
+	snprintf(fx->spool, sizeof(fx->spool), "%s/spool", fx->top);
+	assert_int_equal(queue_open(fx->spool, true, &fx->q), 0);
+	/* CRLF text, a lone dot, a NUL: the body is stored byte for byte. */
+	fx->body = xmalloc(BODY_LEN);
+	for (size_t i = 0; i < BODY_LEN; i++)
+		fx->body[i] = (char)("Subject: x\r\n.\r\nhello\0\xff world\r\n"[i % 30]);
+	mock_log_clear();
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	inject_off();
+	queue_close(fx->q);
+	nftw(fx->top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	for (size_t i = 0; i < fx->nmsg; i++)
+		envelope_free(&fx->msg[i].env);
+	free(fx->body);
+	free(fx);
+	mock_log_clear();
+	return 0;
+}
+
+/* begin + writes + commit of fx->body (bodylen bytes) with env. */
+static int
+submit(struct fx *fx, size_t bodylen, struct envelope *env)
+{
+	struct queue_new *qn;
+	int saved;
+
+	if (queue_new_begin(fx->q, &qn) == -1)
+		return -1;
+	for (size_t off = 0; off < bodylen; off += CHUNK) {
+		size_t n = bodylen - off < CHUNK ? bodylen - off : CHUNK;
+
+		if (queue_new_write(qn, fx->body + off, n) == -1) {
+			saved = errno;
+			queue_new_abort(qn);
+			errno = saved;
+			return -1;
+		}
+	}
+	return queue_new_commit(qn, env);
+}
+
+/* Commit a message without injection and remember it as expected. */
+static void
+add_msg(struct fx *fx, size_t bodylen, const char *sender)
+{
+	size_t i = fx->nmsg++;
+
+	make_env(&fx->msg[i].env, sender);
+	assert_int_equal(submit(fx, bodylen, &fx->msg[i].env), 0);
+	memcpy(fx->msg[i].id, fx->msg[i].env.id, sizeof(fx->msg[i].id));
+	fx->msg[i].bodylen = bodylen;
+	assert_true(queue_id_valid(fx->msg[i].id));
+	assert_int_equal(fx->msg[i].env.size, bodylen);
+}
+
+static void
+list_sub(struct fx *fx, const char *sub, struct strlist *out)
+{
+	char path[256];
+	struct dirent **ents;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s", fx->spool, sub);
+	n = scandir(path, &ents, NULL, alphasort);
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(ents[i]->d_name, ".") != 0 &&
+		    strcmp(ents[i]->d_name, "..") != 0)
+			strlist_add(out, ents[i]->d_name);
+		free(ents[i]);
+	}
+	free(ents);
+}
+
+static size_t
+count_sub(struct fx *fx, const char *sub)
+{
+	struct strlist l = { NULL, 0, 0 };
+	size_t n;
+
+	list_sub(fx, sub, &l);
+	n = l.n;
+	strlist_free(&l);
+	return n;
+}
+
+static bool
+sub_has(struct fx *fx, const char *sub, const char *name)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
+	return lstat(path, &st) == 0;
+}
+
+static void
+age_sub(struct fx *fx, const char *sub, time_t secs)
+{
+	struct strlist l = { NULL, 0, 0 };
+	struct timespec ts[2];
+	char path[256];
+
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= secs;
+	ts[1] = ts[0];
+	list_sub(fx, sub, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, l.v[i]);
+		assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	}
+	strlist_free(&l);
+}
+
+static void
+write_file(struct fx *fx, const char *sub, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+check_body(struct fx *fx, const char *id, size_t want)
+{
+	char *buf = xmalloc(want + 1);
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	assert_true((fd = queue_body_open(fx->q, id)) >= 0);
+	while ((r = read(fd, buf + got, want + 1 - got)) > 0)
+		got += (size_t)r;
+	close(fd);
+	assert_int_equal(got, want);
+	assert_memory_equal(buf, fx->body, want);
+	free(buf);
+}
+
+struct seen {
+	struct strlist	 ids;
+	struct fx	*fx;
+};
+
+static int
+collect(struct queue *q, const struct envelope *env, void *arg)
+{
+	struct seen *s = arg;
+
+	strlist_add(&s->ids, env->id);
+	return 0;
+}
+
+/*
+ * The spool holds fx->msg[] exactly (plus `extra` when not NULL: a new
+ * message with envelope *extra_env and the whole body), all intact, and
+ * nothing in tmp/ or corrupt/.
+ */
+static void
+check_spool(struct fx *fx, const char *extra, const struct envelope *extra_env,
+    size_t extra_len, bool tmp_clean)
+{
+	struct seen s = { { NULL, 0, 0 }, fx };
+	struct strlist data = { NULL, 0, 0 }, env = { NULL, 0, 0 };
+	size_t want = fx->nmsg + (extra != NULL);
+
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
+	assert_int_equal(s.ids.n, want);
+	list_sub(fx, "data", &data);
+	list_sub(fx, "env", &env);
+	assert_int_equal(env.n, want);
+	for (size_t i = 0; i < fx->nmsg; i++) {
+		struct envelope e;
+
+		assert_string_equal(s.ids.v[i], fx->msg[i].id);
+		assert_true(strlist_contains_nocase(&env, fx->msg[i].id));
+		assert_true(strlist_contains_nocase(&data, fx->msg[i].id));
+		assert_int_equal(queue_env_load(fx->q, fx->msg[i].id, &e), 0);
+		assert_true(env_same(&e, &fx->msg[i].env));
+		envelope_free(&e);
+		check_body(fx, fx->msg[i].id, fx->msg[i].bodylen);
+	}
+	if (extra != NULL) {
+		struct envelope e;
+
+		assert_string_equal(s.ids.v[fx->nmsg], extra);
+		assert_int_equal(queue_env_load(fx->q, extra, &e), 0);
+		assert_true(env_same(&e, extra_env));
+		envelope_free(&e);
+		check_body(fx, extra, extra_len);
+	}
+	if (tmp_clean) {
+		assert_int_equal(count_sub(fx, "tmp"), 0);
+		assert_int_equal(data.n, want);
+	}
+	assert_int_equal(count_sub(fx, "corrupt"), 0);
+	strlist_free(&s.ids);
+	strlist_free(&data);
+	strlist_free(&env);
+}
+
+/* ---- layout, ids ---------------------------------------------------- */
+
+static void
+test_open(void **state)
+{
+	struct fx *fx = *state;
+	struct queue *q;
+	struct stat st;
+	char path[256];
+
+	assert_string_equal(queue_dir(fx->q), fx->spool);
+	assert_int_equal(stat(fx->spool, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	for (int i = 0; i < 4; i++) {
+		static const char *sub[] = { "tmp", "data", "env", "corrupt" };
+
+		snprintf(path, sizeof(path), "%s/%s", fx->spool, sub[i]);
+		assert_int_equal(stat(path, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0700);
+	}
+	/* Existing spool, with and without create. */
+	assert_int_equal(queue_open(fx->spool, true, &q), 0);
+	queue_close(q);
+	assert_int_equal(queue_open(fx->spool, false, &q), 0);
+	queue_close(q);
+
+	snprintf(path, sizeof(path), "%s/nonesuch", fx->top);
+	assert_int_equal(queue_open(path, false, &q), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_null(q);
+	assert_int_equal(stat(path, &st), -1);
+
+	/* A spool dir without its subfolders is not a spool. */
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(queue_open(path, false, &q), -1);
+	assert_int_equal(errno, ENOENT);
+
+	/* Relative path, trailing slash. */
+	assert_int_equal(chdir(fx->top), 0);
+	assert_int_equal(queue_open("rel/", true, &q), 0);
+	queue_close(q);
+	assert_int_equal(chdir("/"), 0);
+}
+
+static void
+test_open_errors(void **state)
+{
+	struct fx *fx = *state;
+	static const int errs[] = { EACCES, EROFS, ENOSPC, EIO };
+	char path[256];
+	struct queue *q;
+	unsigned steps = 0;
+
+	/* Every call of a fresh create fails in turn. */
+	for (size_t e = 0; e < sizeof(errs) / sizeof(errs[0]); e++) {
+		for (unsigned at = 1; at < MAX_STEPS; at++) {
+			snprintf(path, sizeof(path), "%s/new%zu_%u", fx->top, e, at);
+			inject(INJ_FAIL, at, errs[e]);
+			q = (struct queue *)1;
+			int rc = queue_open(path, true, &q);
+			bool hit = inj.hit;
+
+			inject_off();
+			if (!hit) {
+				assert_int_equal(rc, 0);
+				queue_close(q);
+				break;
+			}
+			steps++;
+			if (rc == 0) {
+				/* Only closing a directory may fail unnoticed. */
+				assert_int_equal(inj.hit_op, OP_CLOSE);
+				queue_close(q);
+			} else {
+				assert_int_equal(errno, errs[e]);
+				assert_null(q);
+			}
+		}
+	}
+	assert_true(steps >= 4 * 10);
+}
+
+static void
+test_begin_errors(void **state)
+{
+	struct fx *fx = *state;
+	struct queue_new *qn;
+
+	inject(INJ_FAIL, 1, EROFS);
+	assert_int_equal(queue_new_begin(fx->q, &qn), -1);
+	assert_int_equal(errno, EROFS);
+	assert_true(inj.hit && inj.hit_op == OP_OPENAT);
+	inject(INJ_FAIL, 1, EACCES);
+	assert_int_equal(queue_new_begin(fx->q, &qn), -1);
+	assert_int_equal(errno, EACCES);
+	assert_null(qn);
+
+	/* An id that is taken (EEXIST) is retried with the next one. */
+	inject(INJ_FAIL, 1, EEXIST);
+	assert_int_equal(queue_new_begin(fx->q, &qn), 0);
+	assert_true(inj.hit);
+	assert_int_equal(inj.count[OP_OPENAT], 2);
+	inject_off();
+	assert_true(sub_has(fx, "tmp", queue_new_id(qn)));
+	queue_new_abort(qn);
+	assert_int_equal(count_sub(fx, "tmp"), 0);
+}
+
+static void
+test_ids(void **state)
+{
+	struct fx *fx = *state;
+	char prev[QUEUE_ID_LEN + 1] = "";
+	char pid[8];
+
+	snprintf(pid, sizeof(pid), "%06x", (unsigned)getpid() & 0xffffffu);
+	for (int i = 0; i < 2000; i++) {
+		struct queue_new *qn;
+		const char *id;
+
+		assert_int_equal(queue_new_begin(fx->q, &qn), 0);
+		id = queue_new_id(qn);
+		assert_true(queue_id_valid(id));
+		assert_string_equal(id + 14, pid);
+		assert_true(strcmp(prev, id) < 0);	/* strictly increasing */
+		memcpy(prev, id, sizeof(prev));
+		assert_int_equal(queue_new_size(qn), 0);
+		assert_int_equal(queue_new_write(qn, "ab", 2), 0);
+		assert_int_equal(queue_new_size(qn), 2);
+		queue_new_abort(qn);
+	}
+	assert_int_equal(count_sub(fx, "tmp"), 0);
+	queue_new_abort(NULL);
+}
+
+static void
+test_id_valid(void **state)
+{
+	assert_true(queue_id_valid("0123456789abcdef0123"));
+	assert_false(queue_id_valid(NULL));
+	assert_false(queue_id_valid(""));
+	assert_false(queue_id_valid("0123456789abcdef012"));
+	assert_false(queue_id_valid("0123456789abcdef01234"));
+	assert_false(queue_id_valid("0123456789ABCDEF0123"));
+	assert_false(queue_id_valid("0123456789abcdeg0123"));
+	assert_false(queue_id_valid("../456789abcdef01234"));
+	assert_false(queue_id_valid("0123456789abcdef012 "));
+	assert_false(queue_id_valid("0123456789abcdef0123.env"));
+}
+
+/* ---- commit, load, update, remove ---------------------------------- */
+
+static void
+test_commit(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope e;
+	time_t before = time(NULL);
+
+	add_msg(fx, BODY_LEN, "");
+	add_msg(fx, 0, "a@b");			/* empty body */
+	add_msg(fx, 30, "x@y");
+	check_spool(fx, NULL, NULL, 0, true);
+	assert_true(strcmp(fx->msg[0].id, fx->msg[1].id) < 0);
+
+	/* arrival is filled in when 0, kept otherwise. */
+	make_env(&e, "z@z");
+	e.arrival = 0;
+	assert_int_equal(submit(fx, 5, &e), 0);
+	assert_true(e.arrival >= before && e.arrival <= time(NULL));
+	assert_int_equal(e.size, 5);
+	assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
+	envelope_free(&e);
+
+	/* An envelope that cannot be encoded fails the commit cleanly. */
+	make_env(&e, "z@z");
+	e.rcpt[0].state = (enum rcpt_state)42;
+	assert_int_equal(submit(fx, 5, &e), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_string_equal(e.id, "");
+	envelope_free(&e);
+	check_spool(fx, NULL, NULL, 0, true);
+
+	assert_int_equal(queue_env_load(fx->q, "0123456789abcdef0123", &e), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_env_load(fx->q, "../env/x", &e), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_body_open(fx->q, "0123456789abcdef0123"), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_body_open(fx->q, "x"), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+static void
+test_update_remove(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope e;
+
+	add_msg(fx, 100, "a@b");
+	add_msg(fx, 200, "c@d");
+	fx->msg[0].env.rcpt[0].state = RCPT_DELIVERED;
+	fx->msg[0].env.rcpt[0].attempts = 1;
+	fx->msg[0].env.rcpt[0].last_try = 1700000500;
+	free(fx->msg[0].env.rcpt[1].last_reply);
+	fx->msg[0].env.rcpt[1].last_reply = xstrdup("452 4.2.2 full\r\nX");
+	fx->msg[0].env.rcpt[1].next_try = 1700009999;
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), 0);
+	check_spool(fx, NULL, NULL, 0, true);
+
+	/* Removed messages stay removed: an update does not bring them back. */
+	env_copy(&e, &fx->msg[1].env);
+	assert_int_equal(queue_msg_remove(fx->q, fx->msg[1].id), 0);
+	envelope_free(&fx->msg[1].env);
+	fx->nmsg = 1;
+	assert_int_equal(queue_env_update(fx->q, &e), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_msg_remove(fx->q, e.id), -1);
+	assert_int_equal(errno, ENOENT);
+	e.id[0] = '\0';
+	assert_int_equal(queue_env_update(fx->q, &e), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_msg_remove(fx->q, "nope"), -1);
+	assert_int_equal(errno, EINVAL);
+	envelope_free(&e);
+	check_spool(fx, NULL, NULL, 0, true);
+}
+
+static void
+test_lock(void **state)
+{
+	struct fx *fx = *state;
+	int fd1, fd2;
+
+	add_msg(fx, 10, "a@b");
+	assert_int_equal(queue_msg_lock(fx->q, fx->msg[0].id, &fd1), 0);
+	assert_int_equal(queue_msg_lock(fx->q, fx->msg[0].id, &fd2), -1);
+	assert_true(errno == EWOULDBLOCK || errno == EAGAIN);
+	assert_int_equal(fd2, -1);
+	queue_msg_unlock(fd1);
+	assert_int_equal(queue_msg_lock(fx->q, fx->msg[0].id, &fd2), 0);
+
+	/* The holder removes it: the next locker learns it is gone. */
+	assert_int_equal(queue_msg_remove(fx->q, fx->msg[0].id), 0);
+	queue_msg_unlock(fd2);
+	assert_int_equal(queue_msg_lock(fx->q, fx->msg[0].id, &fd1), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_msg_lock(fx->q, "bad", &fd1), -1);
+	assert_int_equal(errno, EINVAL);
+	queue_msg_unlock(-1);
+	envelope_free(&fx->msg[0].env);
+	fx->nmsg = 0;
+}
+
+/* ---- scan ----------------------------------------------------------- */
+
+static int
+stop_at_second(struct queue *q, const struct envelope *env, void *arg)
+{
+	unsigned *n = arg;
+
+	if (++*n == 2) {
+		errno = EINTR;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+test_scan_order_stop(void **state)
+{
+	struct fx *fx = *state;
+	unsigned n = 0;
+
+	for (int i = 0; i < 5; i++)
+		add_msg(fx, (size_t)i * 10, "a@b");
+	check_spool(fx, NULL, NULL, 0, true);	/* order = commit order */
+	assert_int_equal(queue_scan(fx->q, stop_at_second, &n), -1);
+	assert_int_equal(errno, EINTR);
+	assert_int_equal(n, 2);
+}
+
+static void
+test_scan_corrupt(void **state)
+{
+	struct fx *fx = *state;
+	static const char *bad_id = "00000000000001000001";
+	static const char *mismatch = "00000000000002000001";
+	static const char *nobody = "00000000000003000001";
+	static const char *shortbody = "00000000000004000001";
+	struct seen s = { { NULL, 0, 0 }, NULL };
+	char text[512];
+	struct envelope e;
+
+	add_msg(fx, 10, "a@b");
+	write_file(fx, "env", bad_id, "mxrelay-envelope 9\n");
+	write_file(fx, "data", bad_id, "body");
+	/* A good envelope under another name. */
+	snprintf(text, sizeof(text), "mxrelay-envelope 1\nid %s\nsender =\n"
+	    "arrival 1\nsize 4\nrcpts 0\nend\n", nobody);
+	write_file(fx, "env", mismatch, text);
+	write_file(fx, "data", mismatch, "body");
+	write_file(fx, "env", nobody, text);
+	snprintf(text, sizeof(text), "mxrelay-envelope 1\nid %s\nsender =\n"
+	    "arrival 1\nsize 999\nrcpts 0\nend\n", shortbody);
+	write_file(fx, "env", shortbody, text);
+	write_file(fx, "data", shortbody, "body");
+
+	assert_int_equal(queue_env_load(fx->q, bad_id, &e), -1);
+	assert_int_equal(errno, EBADMSG);
+	assert_null(e.sender);
+	assert_int_equal(queue_env_load(fx->q, mismatch, &e), -1);
+	assert_int_equal(errno, EBADMSG);
+
+	mock_log_clear();
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
+	assert_int_equal(s.ids.n, 1);		/* only the good one is seen */
+	assert_string_equal(s.ids.v[0], fx->msg[0].id);
+	strlist_free(&s.ids);
+	assert_true(mock_log_contains(bad_id));
+	assert_true(mock_log_contains("unsupported envelope version"));
+	assert_true(mock_log_contains(mismatch));
+	assert_true(mock_log_contains("does not match"));
+	assert_true(mock_log_contains(nobody));
+	assert_true(mock_log_contains("body file missing"));
+	assert_true(mock_log_contains(shortbody));
+	assert_true(mock_log_contains("body size differs"));
+	assert_true(sub_has(fx, "corrupt", "00000000000001000001.env"));
+	assert_true(sub_has(fx, "corrupt", "00000000000001000001.data"));
+	assert_true(sub_has(fx, "corrupt", "00000000000003000001.env"));
+	assert_false(sub_has(fx, "corrupt", "00000000000003000001.data"));
+	assert_int_equal(count_sub(fx, "corrupt"), 7);
+	assert_int_equal(count_sub(fx, "env"), 1);
+	assert_int_equal(count_sub(fx, "data"), 1);
+
+	/* A second scan finds nothing more to do. */
+	mock_log_clear();
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
+	assert_int_equal(s.ids.n, 1);
+	strlist_free(&s.ids);
+	assert_int_equal(mock_log_count(), 0);
+
+	assert_int_equal(queue_msg_quarantine(fx->q, bad_id, "x"), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_msg_quarantine(fx->q, "x", "x"), -1);
+	assert_int_equal(errno, EINVAL);
+	/* Reasons are escaped before they reach the log. */
+	assert_int_equal(queue_msg_quarantine(fx->q, fx->msg[0].id,
+	    "evil\nline"), 0);
+	assert_true(mock_log_contains("evil\\x0aline"));
+	assert_int_equal(count_sub(fx, "env"), 0);
+	envelope_free(&fx->msg[0].env);
+	fx->nmsg = 0;
+}
+
+static int
+collect_free(struct queue *q, const struct envelope *env, void *arg)
+{
+	return collect(q, env, arg);
+}
+
+static void
+test_scan_cleanup(void **state)
+{
+	struct fx *fx = *state;
+	struct seen s = { { NULL, 0, 0 }, NULL };
+	struct queue_new *qn;
+	char live[QUEUE_ID_LEN + 1];
+	struct envelope e;
+
+	add_msg(fx, 10, "a@b");
+	write_file(fx, "tmp", "00000000000001000001", "old body");
+	write_file(fx, "tmp", "00000000000001000001.env", "old env");
+	write_file(fx, "tmp", "00000000000002000001.upd", "old upd");
+	write_file(fx, "tmp", "junk", "not ours");
+	write_file(fx, "data", "00000000000003000001", "orphan");
+	write_file(fx, "data", "README", "not ours");
+	write_file(fx, "env", "README", "not ours");
+	write_file(fx, "env", "0000000000000300000X", "not an id");
+	/* A writer that is still at work (it holds the lock) for hours. */
+	assert_int_equal(queue_new_begin(fx->q, &qn), 0);
+	assert_int_equal(queue_new_write(qn, "x\r\n", 3), 0);
+	memcpy(live, queue_new_id(qn), sizeof(live));
+	age_sub(fx, "tmp", 2 * 3600);
+	age_sub(fx, "data", 2 * 3600);
+
+	/* Fresh leftovers are kept: a writer might be between two renames. */
+	write_file(fx, "tmp", "00000000000009000001", "fresh");
+	write_file(fx, "data", "00000000000009000001", "fresh orphan");
+
+	assert_int_equal(queue_scan(fx->q, collect_free, &s), 0);
+	assert_int_equal(s.ids.n, 1);
+	strlist_free(&s.ids);
+	assert_false(sub_has(fx, "tmp", "00000000000001000001"));
+	assert_false(sub_has(fx, "tmp", "00000000000001000001.env"));
+	assert_false(sub_has(fx, "tmp", "00000000000002000001.upd"));
+	assert_false(sub_has(fx, "data", "00000000000003000001"));
+	assert_true(sub_has(fx, "tmp", "junk"));
+	assert_true(sub_has(fx, "tmp", live));
+	assert_true(sub_has(fx, "tmp", "00000000000009000001"));
+	assert_true(sub_has(fx, "data", "00000000000009000001"));
+	assert_true(sub_has(fx, "data", "README"));
+	assert_true(sub_has(fx, "env", "README"));
+	assert_true(sub_has(fx, "env", "0000000000000300000X"));
+	assert_true(sub_has(fx, "data", fx->msg[0].id));
+	assert_true(mock_log_contains("00000000000003000001: removed body"));
+	assert_int_equal(count_sub(fx, "corrupt"), 0);
+
+	/* The live writer is unharmed. */
+	make_env(&e, "w@w");
+	assert_int_equal(queue_new_commit(qn, &e), 0);
+	assert_string_equal(e.id, live);
+	envelope_free(&e);
+}
+
+/* ---- failure injection ---------------------------------------------- */
+
+static void
+expected_new(struct envelope *e, const char *id, size_t len)
+{
+	make_env(e, "new@example.com");
+	memcpy(e->id, id, QUEUE_ID_LEN + 1);
+	e->size = len;
+}
+
+/*
+ * Run the whole intake (begin, writes, commit) with injection `mode` at
+ * every step in turn and check the spool after each.
+ */
+static unsigned
+commit_inject(struct fx *fx, enum mode mode, int err, unsigned *failed_ops)
+{
+	unsigned at;
+
+	for (at = 1; at < MAX_STEPS; at++) {
+		struct envelope e;
+		int rc, rerr;
+		bool hit;
+		enum op hit_op;
+
+		make_env(&e, "new@example.com");
+		inject(mode, at, err);
+		rc = submit(fx, BODY_LEN, &e);
+		rerr = errno;
+		hit = inj.hit;
+		hit_op = inj.hit_op;
+		inject_off();
+		if (rc == 0) {
+			struct envelope want;
+
+			/* Only a close after the point of return may fail. */
+			assert_true(!hit || mode == INJ_SHORT_OK ||
+			    hit_op == OP_CLOSE);
+			expected_new(&want, e.id, BODY_LEN);
+			check_spool(fx, e.id, &want, BODY_LEN, true);
+			assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
+			envelope_free(&want);
+		} else {
+			if (rerr != err)
+				fail_msg("step %u (%s): errno %d, want %d", at,
+				    op_name[hit_op], rerr, err);
+			assert_true(hit);
+			failed_ops[hit_op]++;
+			assert_string_equal(e.id, "");
+			check_spool(fx, NULL, NULL, 0, true);
+		}
+		envelope_free(&e);
+		if (!hit)
+			break;
+	}
+	assert_true(at < MAX_STEPS);
+	return at;
+}
+
+static void
+test_commit_failures(void **state)
+{
+	struct fx *fx = *state;
+	unsigned failed[OP_N] = { 0 }, steps, writes;
+	struct envelope e;
+
+	add_msg(fx, 1000, "old@example.com");
+	add_msg(fx, BODY_LEN, "");
+
+	/* The wrappers are really in the path. */
+	make_env(&e, "count@example.com");
+	inject(INJ_FAIL, 0, 0);
+	assert_int_equal(submit(fx, BODY_LEN, &e), 0);
+	writes = inj.count[OP_WRITE];
+	assert_true(inj.count[OP_OPENAT] == 2);
+	assert_true(writes >= 5);	/* 4 body flushes + the envelope */
+	assert_true(inj.count[OP_FSYNC] == 4);
+	assert_true(inj.count[OP_RENAMEAT] == 2);
+	assert_true(inj.count[OP_CLOSE] == 2);
+	inject_off();
+	assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
+	envelope_free(&e);
+
+	steps = commit_inject(fx, INJ_FAIL, ENOSPC, failed);
+	assert_int_equal(steps, 2 + writes + 4 + 2 + 2 + 1);
+	assert_true(failed[OP_OPENAT] == 2 && failed[OP_WRITE] == writes &&
+	    failed[OP_FSYNC] == 4 && failed[OP_RENAMEAT] == 2 &&
+	    failed[OP_CLOSE] == 1);
+	memset(failed, 0, sizeof(failed));
+	commit_inject(fx, INJ_FAIL, EIO, failed);
+	assert_int_equal(failed[OP_FSYNC], 4);
+	memset(failed, 0, sizeof(failed));
+	commit_inject(fx, INJ_FAIL, EDQUOT, failed);
+	assert_int_equal(failed[OP_WRITE], writes);
+
+	/* Short writes: half, then ENOSPC; or half, then all is well. */
+	memset(failed, 0, sizeof(failed));
+	commit_inject(fx, INJ_SHORT, ENOSPC, failed);
+	assert_int_equal(failed[OP_WRITE], writes);
+	memset(failed, 0, sizeof(failed));
+	commit_inject(fx, INJ_SHORT_OK, 0, failed);
+	for (int i = 0; i < OP_N; i++)
+		assert_int_equal(failed[i], 0);
+}
+
+/* The envelope of msg[0] with something changed. */
+static void
+updated_env(struct fx *fx, struct envelope *e, unsigned k)
+{
+	env_copy(e, &fx->msg[0].env);
+	e->rcpt[0].state = RCPT_DELIVERED;
+	e->rcpt[0].attempts = k;
+	free(e->rcpt[1].last_reply);
+	e->rcpt[1].last_reply = xasprintf("421 step %u\r\n", k);
+}
+
+static void
+update_inject(struct fx *fx, enum mode mode, int err, unsigned *failed_ops)
+{
+	unsigned at;
+
+	for (at = 1; at < MAX_STEPS; at++) {
+		struct envelope e, now;
+		int rc, rerr;
+		bool hit;
+
+		updated_env(fx, &e, at);
+		inject(mode, at, err);
+		rc = queue_env_update(fx->q, &e);
+		rerr = errno;
+		hit = inj.hit;
+		inject_off();
+		assert_int_equal(queue_env_load(fx->q, fx->msg[0].id, &now), 0);
+		if (rc == 0) {
+			assert_true(!hit || mode == INJ_SHORT_OK ||
+			    inj.hit_op == OP_CLOSE);
+			assert_true(env_same(&now, &e));
+		} else {
+			assert_true(hit);
+			assert_int_equal(rerr, err);
+			failed_ops[inj.hit_op]++;
+			/* Old before the rename, new (whole) after it. */
+			assert_true(env_same(&now,
+			    inj.renames_ok ? &e : &fx->msg[0].env));
+		}
+		envelope_free(&now);
+		/* Make msg[0] hold what the spool holds, then check all. */
+		if (rc == 0 || inj.renames_ok) {
+			envelope_free(&fx->msg[0].env);
+			fx->msg[0].env = e;
+		} else
+			envelope_free(&e);
+		check_spool(fx, NULL, NULL, 0, true);
+		if (!hit)
+			break;
+	}
+	assert_true(at < MAX_STEPS);
+}
+
+static void
+test_update_failures(void **state)
+{
+	struct fx *fx = *state;
+	unsigned failed[OP_N] = { 0 };
+
+	add_msg(fx, 1000, "a@b");
+	add_msg(fx, 10, "c@d");
+	update_inject(fx, INJ_FAIL, ENOSPC, failed);
+	assert_true(failed[OP_OPENAT] == 1 && failed[OP_WRITE] == 1 &&
+	    failed[OP_FSYNC] == 2 && failed[OP_CLOSE] == 1 &&
+	    failed[OP_RENAMEAT] == 1);
+	memset(failed, 0, sizeof(failed));
+	update_inject(fx, INJ_FAIL, EIO, failed);
+	assert_int_equal(failed[OP_FSYNC], 2);
+	memset(failed, 0, sizeof(failed));
+	update_inject(fx, INJ_SHORT, ENOSPC, failed);
+	assert_int_equal(failed[OP_WRITE], 1);
+	memset(failed, 0, sizeof(failed));
+	update_inject(fx, INJ_SHORT_OK, 0, failed);
+}
+
+static void
+test_remove_failures(void **state)
+{
+	struct fx *fx = *state;
+	unsigned at;
+
+	add_msg(fx, 100, "keep@x");
+	for (at = 1; at < MAX_STEPS; at++) {
+		struct envelope e;
+		int rc;
+		bool hit;
+
+		make_env(&e, "gone@x");
+		assert_int_equal(submit(fx, 50, &e), 0);
+		inject(INJ_FAIL, at, EIO);
+		rc = queue_msg_remove(fx->q, e.id);
+		hit = inj.hit;
+		inject_off();
+		if (rc == -1) {
+			assert_true(hit);
+			assert_int_equal(errno, EIO);
+		}
+		/* Whole, or gone (a leftover body is an orphan, not a message). */
+		if (sub_has(fx, "env", e.id)) {
+			struct envelope want;
+
+			expected_new(&want, e.id, 50);
+			free(want.sender);
+			want.sender = xstrdup("gone@x");
+			check_spool(fx, e.id, &want, 50, true);
+			envelope_free(&want);
+			assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
+		} else if (sub_has(fx, "data", e.id)) {
+			age_sub(fx, "data", 2 * 3600);
+		}
+		check_spool(fx, NULL, NULL, 0, true);
+		envelope_free(&e);
+		if (!hit)
+			break;
+	}
+	assert_int_equal(at, 5);
+}
+
+/* ---- crashes -------------------------------------------------------- */
+
+enum crash_what { CRASH_COMMIT, CRASH_UPDATE, CRASH_REMOVE };
+
+/*
+ * In a child: do `what` and _exit at call number `at` (no cleanup, no
+ * atexit handlers, locks die with the process).  Returns true when the
+ * child crashed, false when it ran to the end.
+ */
+static bool
+crash_child(struct fx *fx, enum crash_what what, unsigned at,
+    const struct envelope *upd, const char *rm_id)
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct envelope e;
+		int rc = -1;
+
+		inject(INJ_CRASH, at, 0);
+		switch (what) {
+		case CRASH_COMMIT:
+			make_env(&e, "new@example.com");
+			rc = submit(fx, BODY_LEN, &e);
+			break;
+		case CRASH_UPDATE:
+			rc = queue_env_update(fx->q, upd);
+			break;
+		case CRASH_REMOVE:
+			rc = queue_msg_remove(fx->q, rm_id);
+			break;
+		}
+		_exit(rc == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == CRASH_STATUS)
+		return true;
+	assert_int_equal(WEXITSTATUS(status), 0);
+	return false;
+}
+
+/* The one message in env/ that fx->msg[] does not know, or NULL. */
+static bool
+find_new(struct fx *fx, char *id)
+{
+	struct strlist env = { NULL, 0, 0 };
+	bool found = false;
+
+	list_sub(fx, "env", &env);
+	for (size_t i = 0; i < env.n; i++) {
+		bool known = false;
+
+		for (size_t j = 0; j < fx->nmsg; j++)
+			known |= strcmp(env.v[i], fx->msg[j].id) == 0;
+		if (!known) {
+			assert_false(found);
+			memcpy(id, env.v[i], QUEUE_ID_LEN + 1);
+			found = true;
+		}
+	}
+	strlist_free(&env);
+	return found;
+}
+
+static void
+test_commit_crash(void **state)
+{
+	struct fx *fx = *state;
+	unsigned at, crashes = 0, visible = 0;
+
+	add_msg(fx, 1000, "old@example.com");
+	for (at = 1; at < MAX_STEPS; at++) {
+		char id[QUEUE_ID_LEN + 1];
+		bool crashed = crash_child(fx, CRASH_COMMIT, at, NULL, NULL);
+
+		/* Right after the crash: all of the new message, or none. */
+		if (find_new(fx, id)) {
+			struct envelope want;
+
+			expected_new(&want, id, BODY_LEN);
+			check_spool(fx, id, &want, BODY_LEN, false);
+			assert_int_equal(queue_msg_remove(fx->q, id), 0);
+			envelope_free(&want);
+			visible++;
+		} else
+			check_spool(fx, NULL, NULL, 0, false);
+		/* An hour later the scan has swept the leftovers. */
+		age_sub(fx, "tmp", 2 * 3600);
+		age_sub(fx, "data", 2 * 3600);
+		check_spool(fx, NULL, NULL, 0, true);
+		if (!crashed)
+			break;
+		crashes++;
+	}
+	assert_true(at < MAX_STEPS);
+	assert_true(crashes >= 15);
+	/* Crashes after the envelope rename leave the message whole. */
+	assert_int_equal(visible, 3);
+}
+
+static void
+test_update_crash(void **state)
+{
+	struct fx *fx = *state;
+	unsigned at, crashes = 0;
+
+	add_msg(fx, 1000, "a@b");
+	add_msg(fx, 10, "c@d");
+	for (at = 1; at < MAX_STEPS; at++) {
+		struct envelope e, now;
+		bool crashed;
+
+		updated_env(fx, &e, at);
+		crashed = crash_child(fx, CRASH_UPDATE, at, &e, NULL);
+		assert_int_equal(queue_env_load(fx->q, fx->msg[0].id, &now), 0);
+		if (env_same(&now, &e)) {
+			envelope_free(&fx->msg[0].env);
+			fx->msg[0].env = e;
+		} else {
+			assert_true(env_same(&now, &fx->msg[0].env));
+			assert_true(crashed);
+			envelope_free(&e);
+		}
+		envelope_free(&now);
+		check_spool(fx, NULL, NULL, 0, false);
+		age_sub(fx, "tmp", 2 * 3600);
+		check_spool(fx, NULL, NULL, 0, true);
+		if (!crashed)
+			break;
+		crashes++;
+	}
+	assert_int_equal(crashes, 6);
+}
+
+static void
+test_remove_crash(void **state)
+{
+	struct fx *fx = *state;
+	unsigned at;
+
+	add_msg(fx, 100, "keep@x");
+	for (at = 1; at < MAX_STEPS; at++) {
+		struct envelope e;
+		bool crashed;
+
+		make_env(&e, "gone@x");
+		assert_int_equal(submit(fx, 50, &e), 0);
+		crashed = crash_child(fx, CRASH_REMOVE, at, NULL, e.id);
+		if (sub_has(fx, "env", e.id))
+			assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
+		age_sub(fx, "data", 2 * 3600);
+		check_spool(fx, NULL, NULL, 0, true);
+		envelope_free(&e);
+		if (!crashed)
+			break;
+	}
+	assert_int_equal(at, 5);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_begin_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ids, setup, teardown),
+		cmocka_unit_test(test_id_valid),
+		cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_order_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_cleanup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_crash, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
