@@ -105,6 +105,7 @@ struct queue_new {
 static int	 real_openat(int, const char *, int, mode_t);
 static int	 open_subdir(struct queue *, const char *, bool, bool *, int *);
 static int	 fsync_parent(const char *);
+static int	 make_parents(const char *);
 static void	 id_generate(char *);
 static int	 write_all(int, const void *, size_t);
 static int	 new_flush(struct queue_new *);
@@ -220,6 +221,31 @@ open_subdir(struct queue *q, const char *name, bool create, bool *made,
 	return *fdp == -1 ? -1 : 0;
 }
 
+/*
+ * Create the missing parent directories of dir (mode 0755, like mkdir -p),
+ * each made durable in its own parent.
+ */
+static int
+make_parents(const char *dir)
+{
+	char *path = xstrdup(dir);
+	int rc = -1;
+
+	for (char *p = path + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (sys->mkdirat(AT_FDCWD, path, 0755) == 0) {
+			if (fsync_parent(path) == -1)
+				goto done;
+		} else if (errno != EEXIST)
+			goto done;
+		*p = '/';
+	}
+	rc = 0;
+done:
+	free(path);
+	return rc;
+}
+
 int
 queue_open(const char *dir, bool create, struct queue **qp)
 {
@@ -234,7 +260,14 @@ queue_open(const char *dir, bool create, struct queue **qp)
 	if (create) {
 		if (sys->mkdirat(AT_FDCWD, dir, 0700) == 0)
 			made_root = true;
-		else if (errno != EEXIST)
+		else if (errno == ENOENT) {
+			/* SPEC: the spool is created on first use, parents too. */
+			if (make_parents(dir) == -1)
+				goto fail;
+			if (sys->mkdirat(AT_FDCWD, dir, 0700) == -1)
+				goto fail;
+			made_root = true;
+		} else if (errno != EEXIST)
 			goto fail;
 		if (made_root && fsync_parent(dir) == -1)
 			goto fail;

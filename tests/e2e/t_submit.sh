@@ -3,6 +3,8 @@
 # by mailq.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 
+# The spool and its missing parents are made on first use.
+SPOOL="$T/var/spool/mxrelay"
 write_conf
 # -t: recipients from To/Cc/Bcc with display names, quoted local parts,
 # groups, comments and folding; Bcc removed from the stored message.

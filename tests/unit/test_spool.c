@@ -836,12 +836,6 @@ test_scan_corrupt(void **state)
 	fx->nmsg = 0;
 }
 
-static int
-collect_free(struct queue *q, const struct envelope *env, void *arg)
-{
-	return collect(q, env, arg);
-}
-
 static void
 test_scan_cleanup(void **state)
 {
@@ -871,7 +865,7 @@ test_scan_cleanup(void **state)
 	write_file(fx, "tmp", "00000000000009000001", "fresh");
 	write_file(fx, "data", "00000000000009000001", "fresh orphan");
 
-	assert_int_equal(queue_scan(fx->q, collect_free, &s), 0);
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
 	assert_int_equal(s.ids.n, 1);
 	strlist_free(&s.ids);
 	assert_false(sub_has(fx, "tmp", "00000000000001000001"));
