@@ -55,8 +55,6 @@ struct aliases {
 #define MARK_ON_PATH	1
 #define MARK_DONE	2
 
-static void	 set_err(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static int	 check_name(const char *);
 static const char *check_target(const char *);
 static int	 add_targets(struct alias *, char *, const char *,
@@ -68,18 +66,6 @@ static const struct alias *lookup(const struct aliases *, const char *,
 		    size_t *);
 static int	 expand(const struct aliases *, size_t, unsigned char *,
 		    unsigned, struct strlist *, char *, size_t);
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* A local name: printable ASCII, no white space, '@', ',', ':', quotes. */
 static int
@@ -157,7 +143,7 @@ add_targets(struct alias *a, char *s, const char *path, unsigned long lineno,
 			char et[64];
 
 			util_escape(et, sizeof(et), t);
-			set_err(err, errlen, "%s:%lu: %s: %s: %s", path, lineno,
+			util_seterr(err, errlen, "%s:%lu: %s: %s: %s", path, lineno,
 			    a->name, et, why);
 			return -1;
 		}
@@ -177,7 +163,7 @@ finish_entry(struct aliases *al, struct alias *cur, const char *path,
 	if (cur->name == NULL)
 		return 0;
 	if (cur->targets.n == 0) {
-		set_err(err, errlen, "%s:%lu: %s: no targets", path, cur->line,
+		util_seterr(err, errlen, "%s:%lu: %s: no targets", path, cur->line,
 		    cur->name);
 		return -1;
 	}
@@ -214,18 +200,18 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 	memset(&cur, 0, sizeof(cur));
 	al = xcalloc(1, sizeof(*al));
 	if ((f = fopen(path, "r")) == NULL) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}
 	while ((len = getline(&line, &cap, f)) != -1) {
 		lineno++;
 		if ((size_t)len > ALIASES_LINE_MAX) {
-			set_err(err, errlen, "%s:%lu: line too long", path,
+			util_seterr(err, errlen, "%s:%lu: line too long", path,
 			    lineno);
 			goto done;
 		}
 		if (memchr(line, '\0', (size_t)len) != NULL) {
-			set_err(err, errlen, "%s:%lu: NUL byte in line", path,
+			util_seterr(err, errlen, "%s:%lu: NUL byte in line", path,
 			    lineno);
 			goto done;
 		}
@@ -243,7 +229,7 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 		}
 		if (p != line) {
 			if (cur.name == NULL) {
-				set_err(err, errlen, "%s:%lu: continuation line "
+				util_seterr(err, errlen, "%s:%lu: continuation line "
 				    "without an alias before it", path, lineno);
 				goto done;
 			}
@@ -254,7 +240,7 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 		if (finish_entry(al, &cur, path, err, errlen) == -1)
 			goto done;
 		if ((colon = strchr(p, ':')) == NULL) {
-			set_err(err, errlen, "%s:%lu: missing ':' (expected "
+			util_seterr(err, errlen, "%s:%lu: missing ':' (expected "
 			    "NAME: TARGET, ...)", path, lineno);
 			goto done;
 		}
@@ -266,7 +252,7 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 			char ename[64];
 
 			util_escape(ename, sizeof(ename), p);
-			set_err(err, errlen, "%s:%lu: \"%s\": not a valid alias "
+			util_seterr(err, errlen, "%s:%lu: \"%s\": not a valid alias "
 			    "name (a local name without '@')", path, lineno,
 			    ename);
 			goto done;
@@ -279,7 +265,7 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 			goto done;
 	}
 	if (ferror(f)) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}
 	if (finish_entry(al, &cur, path, err, errlen) == -1)
@@ -289,7 +275,7 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 		qsort(al->v, al->n, sizeof(*al->v), alias_cmp);
 	for (size_t i = 1; i < al->n; i++)
 		if (strcmp(al->v[i - 1].name, al->v[i].name) == 0) {
-			set_err(err, errlen, "%s:%lu: %s: defined twice (first at "
+			util_seterr(err, errlen, "%s:%lu: %s: defined twice (first at "
 			    "line %lu)", path, al->v[i].line, al->v[i].name,
 			    al->v[i - 1].line);
 			goto done;
@@ -348,7 +334,7 @@ expand(const struct aliases *al, size_t idx, unsigned char *mark,
 	const struct alias *a = &al->v[idx];
 
 	if (depth > ALIASES_MAX_DEPTH) {
-		set_err(err, errlen, "alias %s: nested more than %d deep",
+		util_seterr(err, errlen, "alias %s: nested more than %d deep",
 		    a->name, ALIASES_MAX_DEPTH);
 		return -1;
 	}
@@ -360,7 +346,7 @@ expand(const struct aliases *al, size_t idx, unsigned char *mark,
 		if (strchr(t, '@') == NULL && strcmp(t, a->name) != 0 &&
 		    lookup(al, t, &j) != NULL) {
 			if (mark[j] == MARK_ON_PATH) {
-				set_err(err, errlen, "alias %s: loop through "
+				util_seterr(err, errlen, "alias %s: loop through "
 				    "%s", a->name, t);
 				return -1;
 			}

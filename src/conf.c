@@ -142,8 +142,6 @@ static int	 hostport_parse(const char *, size_t, struct hostport *,
 static int	 cidr_parse(const char *, size_t, struct cidr *, char *, size_t);
 static const char *next_word(const char **, size_t *);
 static void	 hostports_free(struct hostport *, size_t);
-static void	 fmt_err(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 
 static const char *tls_names[] = {
 	[TLS_NONE] = "none",
@@ -151,18 +149,6 @@ static const char *tls_names[] = {
 	[TLS_ENCRYPT] = "encrypt",
 	[TLS_VERIFY] = "verify",
 };
-
-static void
-fmt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- single values ------------------------------------------------- */
 
@@ -280,14 +266,14 @@ hostport_parse(const char *s, size_t len, struct hostport *hp, char *why,
 	bool bracketed = false;
 
 	if (len == 0) {
-		fmt_err(why, whylen, "empty address");
+		util_seterr(why, whylen, "empty address");
 		return -1;
 	}
 	if (s[0] == '[') {
 		const char *close = memchr(s, ']', len);
 
 		if (close == NULL) {
-			fmt_err(why, whylen, "missing ']'");
+			util_seterr(why, whylen, "missing ']'");
 			return -1;
 		}
 		h = s + 1;
@@ -295,7 +281,7 @@ hostport_parse(const char *s, size_t len, struct hostport *hp, char *why,
 		bracketed = true;
 		if (close + 1 < s + len) {
 			if (close[1] != ':') {
-				fmt_err(why, whylen, "expected ':' after ']'");
+				util_seterr(why, whylen, "expected ':' after ']'");
 				return -1;
 			}
 			port = close + 2;
@@ -316,32 +302,32 @@ hostport_parse(const char *s, size_t len, struct hostport *hp, char *why,
 		hlen = len;
 	}
 	if (hlen == 0) {
-		fmt_err(why, whylen, "missing host");
+		util_seterr(why, whylen, "missing host");
 		return -1;
 	}
 	if (hlen >= sizeof(host)) {
-		fmt_err(why, whylen, "host name too long");
+		util_seterr(why, whylen, "host name too long");
 		return -1;
 	}
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	if (memchr(host, ':', hlen) != NULL) {
 		if (inet_pton(AF_INET6, host, bin) != 1) {
-			fmt_err(why, whylen, "not an IPv6 address");
+			util_seterr(why, whylen, "not an IPv6 address");
 			return -1;
 		}
 	} else if (looks_ipv4(host)) {
 		if (inet_pton(AF_INET, host, bin) != 1) {
-			fmt_err(why, whylen, "not an IPv4 address");
+			util_seterr(why, whylen, "not an IPv4 address");
 			return -1;
 		}
 	} else if (valid_hostname(host, false) == -1) {
-		fmt_err(why, whylen, "not a valid host name");
+		util_seterr(why, whylen, "not a valid host name");
 		return -1;
 	}
 	hp->port = 0;
 	if (port != NULL && parse_port(port, plen, &hp->port) == -1) {
-		fmt_err(why, whylen, "port must be a number from 1 to 65535");
+		util_seterr(why, whylen, "port must be a number from 1 to 65535");
 		return -1;
 	}
 	hp->host = xstrdup(host);
@@ -368,7 +354,7 @@ cidr_parse(const char *s, size_t len, struct cidr *out, char *why,
 
 	memset(&c, 0, sizeof(c));
 	if (alen == 0 || alen >= sizeof(addr)) {
-		fmt_err(why, whylen, "not an IP address");
+		util_seterr(why, whylen, "not an IP address");
 		return -1;
 	}
 	memcpy(addr, s, alen);
@@ -380,7 +366,7 @@ cidr_parse(const char *s, size_t len, struct cidr *out, char *why,
 		c.family = AF_INET6;
 		maxbits = 128;
 	} else {
-		fmt_err(why, whylen, "not an IP address");
+		util_seterr(why, whylen, "not an IP address");
 		return -1;
 	}
 	prefix = maxbits;
@@ -389,14 +375,14 @@ cidr_parse(const char *s, size_t len, struct cidr *out, char *why,
 		size_t plen = (size_t)(s + len - slash - 1);
 
 		if (plen == 0 || plen >= sizeof(pbuf)) {
-			fmt_err(why, whylen, "prefix length must be 0 to %u",
+			util_seterr(why, whylen, "prefix length must be 0 to %u",
 			    maxbits);
 			return -1;
 		}
 		memcpy(pbuf, slash + 1, plen);
 		pbuf[plen] = '\0';
 		if (parse_uint(pbuf, 0, maxbits, &prefix) == -1) {
-			fmt_err(why, whylen, "prefix length must be 0 to %u",
+			util_seterr(why, whylen, "prefix length must be 0 to %u",
 			    maxbits);
 			return -1;
 		}
@@ -419,7 +405,7 @@ cidr_parse(const char *s, size_t len, struct cidr *out, char *why,
 			}
 			if (inet_ntop(c.family, c.addr, net, sizeof(net)) == NULL)
 				util_strlcpy(net, "?", sizeof(net));
-			fmt_err(why, whylen, "host bits set (the network is "
+			util_seterr(why, whylen, "host bits set (the network is "
 			    "%s/%u)", net, c.prefix);
 			return -1;
 		}
@@ -586,14 +572,14 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		}
 	}
 	if (*value == '\0' && !(k->flags & CK_OPTIONAL)) {
-		fmt_err(why, whylen, "missing value");
+		util_seterr(why, whylen, "missing value");
 		return -1;
 	}
 
 	switch (k->type) {
 	case CT_HOSTNAME:
 		if (valid_hostname(value, false) == -1) {
-			fmt_err(why, whylen, "not a valid host name");
+			util_seterr(why, whylen, "not a valid host name");
 			return -1;
 		}
 		free(*sp);
@@ -601,7 +587,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		return 0;
 	case CT_NAME:
 		if (valid_name(value) == -1) {
-			fmt_err(why, whylen, "not a valid user or group name");
+			util_seterr(why, whylen, "not a valid user or group name");
 			return -1;
 		}
 		free(*sp);
@@ -609,11 +595,11 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		return 0;
 	case CT_PATH:
 		if (value[0] != '/') {
-			fmt_err(why, whylen, "not an absolute path");
+			util_seterr(why, whylen, "not an absolute path");
 			return -1;
 		}
 		if (strlen(value) >= PATH_MAX) {
-			fmt_err(why, whylen, "path too long");
+			util_seterr(why, whylen, "path too long");
 			return -1;
 		}
 		free(*sp);
@@ -621,7 +607,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		return 0;
 	case CT_UINT:
 		if (parse_uint(value, k->min, k->max, &v) == -1) {
-			fmt_err(why, whylen, "must be a number from %llu to %llu",
+			util_seterr(why, whylen, "must be a number from %llu to %llu",
 			    (unsigned long long)k->min,
 			    (unsigned long long)k->max);
 			return -1;
@@ -630,13 +616,13 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		return 0;
 	case CT_DURATION:
 		if (util_parse_duration(value, &t) == -1) {
-			fmt_err(why, whylen, "%s", errno == ERANGE ?
+			util_seterr(why, whylen, "%s", errno == ERANGE ?
 			    "duration too long" :
 			    "not a duration (a number with s, m, h, d or w)");
 			return -1;
 		}
 		if ((uint64_t)t < k->min || (uint64_t)t > k->max) {
-			fmt_err(why, whylen, "must be from %llus to %llud",
+			util_seterr(why, whylen, "must be from %llus to %llud",
 			    (unsigned long long)k->min,
 			    (unsigned long long)(k->max / DAY));
 			return -1;
@@ -645,13 +631,13 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		return 0;
 	case CT_SIZE:
 		if (util_parse_size(value, &v) == -1) {
-			fmt_err(why, whylen, "%s", errno == ERANGE ?
+			util_seterr(why, whylen, "%s", errno == ERANGE ?
 			    "size too large" :
 			    "not a size (a number with K, M or G)");
 			return -1;
 		}
 		if (v < k->min || v > k->max) {
-			fmt_err(why, whylen, "must be from %llu bytes to %lluG",
+			util_seterr(why, whylen, "must be from %llu bytes to %lluG",
 			    (unsigned long long)k->min,
 			    (unsigned long long)(k->max >> 30));
 			return -1;
@@ -662,7 +648,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		enum tls_policy p;
 
 		if (conf_parse_tls_policy(value, &p) == -1) {
-			fmt_err(why, whylen,
+			util_seterr(why, whylen,
 			    "must be none, may, encrypt or verify");
 			return -1;
 		}
@@ -683,7 +669,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 			return 0;
 		}
 		if (next_word(&rest, &len) != NULL) {
-			fmt_err(why, whylen, "only one host is allowed");
+			util_seterr(why, whylen, "only one host is allowed");
 			return -1;
 		}
 		if (hostport_parse(w, wlen, &hp, why, whylen) == -1)
@@ -709,7 +695,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 			if ((k->flags & CK_IPONLY) &&
 			    inet_pton(AF_INET, hp.host, bin) != 1 &&
 			    inet_pton(AF_INET6, hp.host, bin) != 1) {
-				fmt_err(why, whylen, "%s: an IP address is "
+				util_seterr(why, whylen, "%s: an IP address is "
 				    "needed here, not a name", hp.host);
 				free(hp.host);
 				goto bad_hp;
@@ -755,28 +741,28 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		enum tls_policy p;
 
 		if ((w = next_word(&rest, &len)) == NULL) {
-			fmt_err(why, whylen, "expected DOMAIN POLICY");
+			util_seterr(why, whylen, "expected DOMAIN POLICY");
 			return -1;
 		}
 		if (len >= sizeof(domain)) {
-			fmt_err(why, whylen, "domain name too long");
+			util_seterr(why, whylen, "domain name too long");
 			return -1;
 		}
 		memcpy(domain, w, len);
 		domain[len] = '\0';
 		if (valid_hostname(domain, true) == -1) {
-			fmt_err(why, whylen, "not a valid domain name");
+			util_seterr(why, whylen, "not a valid domain name");
 			return -1;
 		}
 		if ((pw = next_word(&rest, &plen)) == NULL || plen >= sizeof(pol) ||
 		    next_word(&rest, &len) != NULL) {
-			fmt_err(why, whylen, "expected DOMAIN POLICY");
+			util_seterr(why, whylen, "expected DOMAIN POLICY");
 			return -1;
 		}
 		memcpy(pol, pw, plen);
 		pol[plen] = '\0';
 		if (conf_parse_tls_policy(pol, &p) == -1) {
-			fmt_err(why, whylen,
+			util_seterr(why, whylen,
 			    "policy must be none, may, encrypt or verify");
 			return -1;
 		}
@@ -788,7 +774,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 			domain[i] = (char)tolower((unsigned char)domain[i]);
 		for (size_t i = 0; i < *np; i++)
 			if (strcmp((*lp)[i].domain, domain) == 0) {
-				fmt_err(why, whylen, "%s: domain listed twice",
+				util_seterr(why, whylen, "%s: domain listed twice",
 				    domain);
 				return -1;
 			}
@@ -799,7 +785,7 @@ set_value(struct conf *c, const struct conf_key *k, const char *value,
 		return 0;
 	}
 	}
-	fmt_err(why, whylen, "internal error: unknown type");
+	util_seterr(why, whylen, "internal error: unknown type");
 	return -1;
 }
 
@@ -889,7 +875,7 @@ check_conf(struct conf *c, const struct conf_seen *seen, const char *path,
 	 */
 	if (c->retry_min > c->retry_max) {
 		if (SEEN(retry_min) && SEEN(retry_max)) {
-			fmt_err(err, errlen, "%s:%lu: retry_min: %llds is more "
+			util_seterr(err, errlen, "%s:%lu: retry_min: %llds is more "
 			    "than retry_max (%llds)", path,
 			    SEEN(retry_min) > SEEN(retry_max) ?
 			    SEEN(retry_min) : SEEN(retry_max),
@@ -903,7 +889,7 @@ check_conf(struct conf *c, const struct conf_seen *seen, const char *path,
 	}
 	if (c->domain_concurrency > c->concurrency) {
 		if (SEEN(domain_concurrency) && SEEN(concurrency)) {
-			fmt_err(err, errlen, "%s:%lu: domain_concurrency: %u is "
+			util_seterr(err, errlen, "%s:%lu: domain_concurrency: %u is "
 			    "more than concurrency (%u)", path,
 			    SEEN(domain_concurrency) > SEEN(concurrency) ?
 			    SEEN(domain_concurrency) : SEEN(concurrency),
@@ -918,14 +904,14 @@ check_conf(struct conf *c, const struct conf_seen *seen, const char *path,
 	if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL)) {
 		bool cert = c->tls_cert_file != NULL;
 
-		fmt_err(err, errlen, "%s:%lu: %s: set without %s", path,
+		util_seterr(err, errlen, "%s:%lu: %s: set without %s", path,
 		    cert ? SEEN(tls_cert_file) : SEEN(tls_key_file),
 		    cert ? "tls_cert_file" : "tls_key_file",
 		    cert ? "tls_key_file" : "tls_cert_file");
 		return -1;
 	}
 	if (c->auth_users != NULL && c->tls_cert_file == NULL) {
-		fmt_err(err, errlen, "%s:%lu: auth_users: needs tls_cert_file "
+		util_seterr(err, errlen, "%s:%lu: auth_users: needs tls_cert_file "
 		    "and tls_key_file (AUTH is offered only after STARTTLS)",
 		    path, SEEN(auth_users));
 		return -1;
@@ -962,7 +948,7 @@ parse_line(struct conf *c, struct conf_seen *seen, char *line,
 		return 0;
 	for (char *q = p; *q != '\0'; q++)
 		if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
-			fmt_err(err, errlen, "%s:%lu: control character in line",
+			util_seterr(err, errlen, "%s:%lu: control character in line",
 			    path, lineno);
 			return -1;
 		}
@@ -973,7 +959,7 @@ parse_line(struct conf *c, struct conf_seen *seen, char *line,
 
 		key[klen] = '\0';
 		util_escape(ekey, sizeof(ekey), key);
-		fmt_err(err, errlen, "%s:%lu: %s: missing '=' (expected "
+		util_seterr(err, errlen, "%s:%lu: %s: missing '=' (expected "
 		    "KEY = VALUE)", path, lineno, ekey);
 		return -1;
 	}
@@ -984,18 +970,18 @@ parse_line(struct conf *c, struct conf_seen *seen, char *line,
 	while (*value == ' ' || *value == '\t')
 		value++;
 	if (*key == '\0') {
-		fmt_err(err, errlen, "%s:%lu: missing key before '='", path,
+		util_seterr(err, errlen, "%s:%lu: missing key before '='", path,
 		    lineno);
 		return -1;
 	}
 	util_escape(ekey, sizeof(ekey), key);
 	if ((k = find_key(key, &idx)) == NULL) {
-		fmt_err(err, errlen, "%s:%lu: %s: unknown key", path, lineno,
+		util_seterr(err, errlen, "%s:%lu: %s: unknown key", path, lineno,
 		    ekey);
 		return -1;
 	}
 	if (seen->line[idx] != 0 && !(k->flags & CK_REPEAT)) {
-		fmt_err(err, errlen, "%s:%lu: %s: duplicate key (first set at "
+		util_seterr(err, errlen, "%s:%lu: %s: duplicate key (first set at "
 		    "line %lu)", path, lineno, k->name, seen->line[idx]);
 		return -1;
 	}
@@ -1003,7 +989,7 @@ parse_line(struct conf *c, struct conf_seen *seen, char *line,
 		char evalue[96];
 
 		util_escape(evalue, sizeof(evalue), value);
-		fmt_err(err, errlen, "%s:%lu: %s: \"%s\": %s", path, lineno,
+		util_seterr(err, errlen, "%s:%lu: %s: \"%s\": %s", path, lineno,
 		    k->name, evalue, why);
 		return -1;
 	}
@@ -1028,18 +1014,18 @@ conf_load(const char *path, bool must_exist, struct conf *c, char *err,
 	if ((f = fopen(path, "r")) == NULL) {
 		if (errno == ENOENT && !must_exist)
 			goto checks;
-		fmt_err(err, errlen, "%s: %s", path, strerror(errno));
+		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}
 	while ((len = getline(&line, &cap, f)) != -1) {
 		lineno++;
 		if ((size_t)len > CONF_LINE_MAX) {
-			fmt_err(err, errlen, "%s:%lu: line too long", path,
+			util_seterr(err, errlen, "%s:%lu: line too long", path,
 			    lineno);
 			goto done;
 		}
 		if (memchr(line, '\0', (size_t)len) != NULL) {
-			fmt_err(err, errlen, "%s:%lu: NUL byte in line", path,
+			util_seterr(err, errlen, "%s:%lu: NUL byte in line", path,
 			    lineno);
 			goto done;
 		}
@@ -1051,7 +1037,7 @@ conf_load(const char *path, bool must_exist, struct conf *c, char *err,
 			goto done;
 	}
 	if (ferror(f)) {
-		fmt_err(err, errlen, "%s: %s", path, strerror(errno));
+		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}
  checks:

@@ -61,8 +61,6 @@ struct obuf {
 	size_t	 cap;
 };
 
-static void	 seterr(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static int	 fail(struct cursor *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static int	 fail_char(struct cursor *, const char *);
@@ -100,18 +98,6 @@ static bool	 name_is(const char *, size_t, const char *);
 static int	 add_date(struct obuf *, time_t, char *, size_t);
 static int	 add_from(struct obuf *, const struct msg_header_opts *,
 		    char *, size_t);
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int
 fail(struct cursor *c, const char *fmt, ...)
@@ -718,7 +704,7 @@ msg_addrlist_parse(const char *text, size_t len, struct strlist *out,
 	if (parse_list(&c, false, &tmp) == -1)
 		goto done;
 	if (tmp.n > 0x7fffffff) {
-		seterr(err, errlen, "too many addresses");
+		util_seterr(err, errlen, "too many addresses");
 		goto done;
 	}
 	for (size_t i = 0; i < tmp.n; i++) {
@@ -746,14 +732,14 @@ check_local(const char *addr, size_t *lenp, char *err, size_t errlen)
 	if (s[0] == '"') {
 		for (i = 1; s[i] != '"'; i++) {
 			if (s[i] == '\0') {
-				seterr(err, errlen, "unbalanced '\"' in local part");
+				util_seterr(err, errlen, "unbalanced '\"' in local part");
 				return -1;
 			}
 			if (s[i] == '\\')
 				i++;
 			/* qtextSMTP and quoted-pairSMTP: %d32-126 */
 			if (s[i] < 32 || s[i] > 126) {
-				seterr(err, errlen, "%s 0x%02x in local part",
+				util_seterr(err, errlen, "%s 0x%02x in local part",
 				    s[i] >= 0x80 ? "non-ASCII byte (SMTPUTF8 is "
 				    "not supported)" : "control character",
 				    s[i]);
@@ -762,14 +748,14 @@ check_local(const char *addr, size_t *lenp, char *err, size_t errlen)
 		}
 		i++;
 		if (i == 2) {
-			seterr(err, errlen, "empty local part");
+			util_seterr(err, errlen, "empty local part");
 			return -1;
 		}
 	} else {
 		for (i = 0; s[i] != '\0' && s[i] != '@'; i++) {
 			if (s[i] == '.') {
 				if (prev_dot) {
-					seterr(err, errlen, i == 0 ?
+					util_seterr(err, errlen, i == 0 ?
 					    "local part starts with '.'" :
 					    "'..' in local part");
 					return -1;
@@ -778,31 +764,31 @@ check_local(const char *addr, size_t *lenp, char *err, size_t errlen)
 			} else if (is_ascii_atext(s[i]))
 				prev_dot = false;
 			else if (s[i] >= 0x80) {
-				seterr(err, errlen, "non-ASCII byte 0x%02x in "
+				util_seterr(err, errlen, "non-ASCII byte 0x%02x in "
 				    "local part (SMTPUTF8 is not supported)",
 				    s[i]);
 				return -1;
 			} else if (is_ctl(s[i]) || s[i] == '\t') {
-				seterr(err, errlen, "control character 0x%02x "
+				util_seterr(err, errlen, "control character 0x%02x "
 				    "in local part", s[i]);
 				return -1;
 			} else {
-				seterr(err, errlen, "'%c' in local part must "
+				util_seterr(err, errlen, "'%c' in local part must "
 				    "be quoted", s[i]);
 				return -1;
 			}
 		}
 		if (i == 0) {
-			seterr(err, errlen, "empty local part");
+			util_seterr(err, errlen, "empty local part");
 			return -1;
 		}
 		if (prev_dot) {
-			seterr(err, errlen, "local part ends with '.'");
+			util_seterr(err, errlen, "local part ends with '.'");
 			return -1;
 		}
 	}
 	if (i > MSG_LOCAL_MAX) {
-		seterr(err, errlen, "local part longer than %d octets",
+		util_seterr(err, errlen, "local part longer than %d octets",
 		    MSG_LOCAL_MAX);
 		return -1;
 	}
@@ -843,7 +829,7 @@ check_literal(const char *lit, size_t n, char *err, size_t errlen)
 	if (dots == 3 && digits > 0)
 		return 0;
 bad:
-	seterr(err, errlen, "invalid address literal [%.*s]",
+	util_seterr(err, errlen, "invalid address literal [%.*s]",
 	    (int)(n > 64 ? 64 : n), lit);
 	return -1;
 }
@@ -855,17 +841,17 @@ check_domain(const char *d, char *err, size_t errlen)
 	size_t n = strlen(d), label = 0;
 
 	if (n == 0) {
-		seterr(err, errlen, "'@' with empty domain");
+		util_seterr(err, errlen, "'@' with empty domain");
 		return -1;
 	}
 	if (n > MSG_DOMAIN_MAX) {
-		seterr(err, errlen, "domain longer than %d octets",
+		util_seterr(err, errlen, "domain longer than %d octets",
 		    MSG_DOMAIN_MAX);
 		return -1;
 	}
 	if (d[0] == '[') {
 		if (n < 2 || d[n - 1] != ']') {
-			seterr(err, errlen, "unbalanced '[' in domain");
+			util_seterr(err, errlen, "unbalanced '[' in domain");
 			return -1;
 		}
 		return check_literal(d + 1, n - 2, err, errlen);
@@ -875,11 +861,11 @@ check_domain(const char *d, char *err, size_t errlen)
 
 		if (ch == '.' || ch == '\0') {
 			if (label == 0) {
-				seterr(err, errlen, "empty label in domain");
+				util_seterr(err, errlen, "empty label in domain");
 				return -1;
 			}
 			if (d[i - 1] == '-') {
-				seterr(err, errlen,
+				util_seterr(err, errlen,
 				    "domain label ends with '-'");
 				return -1;
 			}
@@ -887,7 +873,7 @@ check_domain(const char *d, char *err, size_t errlen)
 			continue;
 		}
 		if (++label > 63) {
-			seterr(err, errlen,
+			util_seterr(err, errlen,
 			    "domain label longer than 63 octets");
 			return -1;
 		}
@@ -897,17 +883,17 @@ check_domain(const char *d, char *err, size_t errlen)
 		if (ch == '-' && label > 1)
 			continue;
 		if (ch == '-') {
-			seterr(err, errlen, "domain label starts with '-'");
+			util_seterr(err, errlen, "domain label starts with '-'");
 			return -1;
 		}
 		if (is_ctl(ch) || ch == '\t' || ch == ' ')
-			seterr(err, errlen, "control character or space 0x%02x"
+			util_seterr(err, errlen, "control character or space 0x%02x"
 			    " in domain", ch);
 		else if (ch >= 0x80)
-			seterr(err, errlen, "non-ASCII byte 0x%02x in domain "
+			util_seterr(err, errlen, "non-ASCII byte 0x%02x in domain "
 			    "(use its A-label, xn--...)", ch);
 		else
-			seterr(err, errlen, "'%c' in domain", ch);
+			util_seterr(err, errlen, "'%c' in domain", ch);
 		return -1;
 	}
 	return 0;
@@ -920,12 +906,12 @@ msg_addr_check(const char *addr, bool allow_unqualified, char *err,
 	size_t n, llen;
 
 	if (addr == NULL || (n = strlen(addr)) == 0) {
-		seterr(err, errlen, "empty address");
+		util_seterr(err, errlen, "empty address");
 		return -1;
 	}
 	/* The path limit counts the angle brackets (§4.5.3.1.3). */
 	if (n + 2 > MSG_PATH_MAX) {
-		seterr(err, errlen, "address longer than %d octets",
+		util_seterr(err, errlen, "address longer than %d octets",
 		    MSG_PATH_MAX - 2);
 		return -1;
 	}
@@ -934,11 +920,11 @@ msg_addr_check(const char *addr, bool allow_unqualified, char *err,
 	if (addr[llen] == '\0') {
 		if (allow_unqualified)
 			return 0;
-		seterr(err, errlen, "address without '@domain'");
+		util_seterr(err, errlen, "address without '@domain'");
 		return -1;
 	}
 	if (addr[llen] != '@') {
-		seterr(err, errlen, "text after the quoted local part");
+		util_seterr(err, errlen, "text after the quoted local part");
 		return -1;
 	}
 	return check_domain(addr + llen + 1, err, errlen);
@@ -1024,7 +1010,7 @@ add_date(struct obuf *b, time_t now, char *err, size_t errlen)
 	    strftime(zone, sizeof(zone), "%z", &tm) == 0 ||
 	    tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
 	    tm.tm_mon > 11) {
-		seterr(err, errlen, "cannot convert the time for Date:");
+		util_seterr(err, errlen, "cannot convert the time for Date:");
 		return -1;
 	}
 	snprintf(line, sizeof(line), "Date: %s, %d %s %d %02d:%02d:%02d %s\r\n",
@@ -1051,7 +1037,7 @@ add_from(struct obuf *b, const struct msg_header_opts *o, char *err,
 	int rc = -1;
 
 	if (name != NULL && strlen(name) > MSG_FULLNAME_MAX) {
-		seterr(err, errlen, "full name longer than %d octets",
+		util_seterr(err, errlen, "full name longer than %d octets",
 		    MSG_FULLNAME_MAX);
 		return -1;
 	}
@@ -1059,7 +1045,7 @@ add_from(struct obuf *b, const struct msg_header_opts *o, char *err,
 		sender = mailer = xasprintf("MAILER-DAEMON@%s", o->hostname);
 	for (const char *s = sender; *s != '\0'; s++)
 		if (is_ctl((unsigned char)*s) || *s == '\t' || *s == ' ') {
-			seterr(err, errlen, "sender address contains white "
+			util_seterr(err, errlen, "sender address contains white "
 			    "space or control characters");
 			goto done;
 		}
@@ -1127,7 +1113,7 @@ msg_headers_fix(const char *in, size_t len,
 		len = 0;
 	if (o->hostname == NULL || *o->hostname == '\0' ||
 	    o->queue_id == NULL || *o->queue_id == '\0') {
-		seterr(err, errlen, "no hostname or queue id for the headers");
+		util_seterr(err, errlen, "no hostname or queue id for the headers");
 		goto done;
 	}
 	/* An mbox "From " line before the header section is dropped. */
@@ -1195,7 +1181,7 @@ msg_headers_fix(const char *in, size_t len,
 			if (msg_addrlist_parse(field.p, field.n,
 			    to_plain ? &plain : &resent, why,
 			    sizeof(why)) == -1) {
-				seterr(err, errlen, "%.*s: %s",
+				util_seterr(err, errlen, "%.*s: %s",
 				    (int)(nlen > 64 ? 64 : nlen), name, why);
 				goto done;
 			}

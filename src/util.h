@@ -20,6 +20,14 @@ char	*xstrndup(const char *, size_t);
 /* printf into a fresh allocation. */
 char	*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Format an error text into err (errlen bytes, truncated); does nothing
+ * when err is NULL or errlen is 0.  For "char *err, size_t errlen" out-
+ * parameters.
+ */
+void	 util_seterr(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
 /* Copy at most dstsize-1 bytes and NUL-terminate; returns strlen(src). */
 size_t	 util_strlcpy(char *dst, const char *src, size_t dstsize);
 
