@@ -1,0 +1,1 @@
+# src/bounce.mk: DSN builder and retry arithmetic (sources, unit tests).

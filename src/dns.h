@@ -1,0 +1,69 @@
+/*
+ * dns: c-ares (1.18) on the event loop.  "Give me the exchangers of
+ * domain D" and "give me the addresses of host H", with results cached
+ * in memory for their TTL and concurrent lookups of one name coalesced.
+ * Knows nothing of SMTP.
+ *
+ * Callbacks are always delivered from the event loop, never from inside
+ * dns_*_lookup().  A request can be cancelled until its callback runs;
+ * after cancellation the callback is never called.
+ */
+#ifndef MXRELAY_DNS_H
+#define MXRELAY_DNS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "event.h"
+
+enum dns_status {
+	DNS_OK,		/* records found */
+	DNS_NODATA,	/* the name exists, no record of that type (MX: implicit MX) */
+	DNS_NXDOMAIN,	/* the name does not exist */
+	DNS_NULLMX,	/* RFC 7505 "0 ." : the domain accepts no mail */
+	DNS_TEMPFAIL,	/* SERVFAIL, REFUSED, timeout, no server reachable */
+};
+
+struct dns_mx {
+	char		*host;		/* exchanger name, no trailing dot */
+	unsigned	 pref;
+};
+
+struct dns;
+struct dns_req;
+
+/*
+ * servers: "addr[:port]" list (IPv6 as "[addr]:port"), comma separated,
+ * or NULL for /etc/resolv.conf.  timeout_ms and tries as c-ares takes
+ * them.  NULL + err on failure.
+ */
+struct dns	*dns_new(struct ev_loop *, const char *servers, unsigned timeout_ms,
+		    unsigned tries, char *err, size_t errlen);
+void		 dns_free(struct dns *);	/* pending callbacks are not called */
+
+/*
+ * MX lookup (ares_query, no search list).  On DNS_OK: mx sorted by
+ * ascending preference, equal preferences in random order; a CNAME'd
+ * exchanger name is as the answer gives it.  DNS_NULLMX when the only
+ * record is "0 .".  errtext explains failures ("SERVFAIL", "timeout").
+ */
+typedef void (*dns_mx_cb)(void *arg, enum dns_status, const struct dns_mx *mx,
+		    size_t n, const char *errtext);
+struct dns_req	*dns_mx_lookup(struct dns *, const char *domain, dns_mx_cb,
+		    void *arg);
+
+/*
+ * Address lookup: AAAA and A (ares_getaddrinfo), CNAMEs followed.
+ * addrs have port 0.  DNS_OK with n > 0, or DNS_NODATA, DNS_NXDOMAIN,
+ * DNS_TEMPFAIL.  Order: as received, IPv6 first.
+ */
+typedef void (*dns_addr_cb)(void *arg, enum dns_status,
+		    const struct sockaddr_storage *addrs, size_t n,
+		    const char *errtext);
+struct dns_req	*dns_addr_lookup(struct dns *, const char *host, dns_addr_cb,
+		    void *arg);
+
+void		 dns_cancel(struct dns_req *);
+const char	*dns_status_to_text(enum dns_status);
+
+#endif

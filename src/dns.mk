@@ -1,0 +1,1 @@
+# src/dns.mk: c-ares resolver module and the test DNS server (sources, tests).

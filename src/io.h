@@ -1,0 +1,91 @@
+/*
+ * io: one buffered, non-blocking stream connection on the event loop,
+ * with TLS inside.  Reading is by lines (CRLF or LF ends; the line is
+ * handed over without its end) with a length limit; writing is queued and
+ * never blocks.  All untrusted bytes enter mxrelay through here.
+ *
+ * Events are delivered to the owner's callback from the loop:
+ *	IO_CONNECTED	io_connect() succeeded
+ *	IO_DATAIN	at least one complete line (or an over-long one) is buffered
+ *	IO_LOWAT	the write queue drained below the low-water mark
+ *	IO_TLS_DONE	io_start_tls() handshake completed
+ *	IO_TIMEOUT	no input for the timeout set with io_set_timeout()
+ *	IO_CLOSED	the peer closed the connection
+ *	IO_ERROR	connect, read, write or TLS failure: see io_error()
+ * After IO_TIMEOUT, IO_CLOSED or IO_ERROR the owner should io_free().
+ * It is safe to io_free() from inside the callback.
+ */
+#ifndef MXRELAY_IO_H
+#define MXRELAY_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "event.h"
+
+enum io_event {
+	IO_CONNECTED,
+	IO_DATAIN,
+	IO_LOWAT,
+	IO_TLS_DONE,
+	IO_TIMEOUT,
+	IO_CLOSED,
+	IO_ERROR,
+};
+
+struct io;
+typedef void (*io_cb)(struct io *, enum io_event, void *arg);
+
+struct io	*io_new(struct ev_loop *, io_cb, void *arg);
+void		 io_free(struct io *);
+
+/* Start a non-blocking connect; IO_CONNECTED or IO_ERROR follows. */
+int		 io_connect(struct io *, const struct sockaddr *, socklen_t);
+/* Take over a connected socket (server side); the io closes it. */
+void		 io_attach(struct io *, int fd);
+
+/* Input timeout in ms (0 = none); restarted by every read that makes progress. */
+void		 io_set_timeout(struct io *, unsigned ms);
+/* Longest accepted line, without its end (default 1000). */
+void		 io_set_line_max(struct io *, size_t);
+
+/*
+ * Next complete line, NUL-terminated, without CRLF/LF; NULL when none.
+ * *len gets its length.  A line over the limit is returned once as
+ * *too_long = true with its first bytes, and the rest of it is skipped.
+ * The pointer is valid until the next io_* call on this io.
+ */
+const char	*io_getline(struct io *, size_t *len, bool *too_long);
+/* Bytes read but not yet taken (used to refuse input pipelined before STARTTLS). */
+size_t		 io_pending(const struct io *);
+void		 io_discard_input(struct io *);
+
+int		 io_write(struct io *, const void *, size_t);
+int		 io_printf(struct io *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+size_t		 io_queued(const struct io *);
+/* IO_LOWAT fires when the queue drops below this (default 16 KB). */
+void		 io_set_lowat(struct io *, size_t);
+
+/*
+ * Start TLS on the connection.  Client: sni (NULL = none; never an IP
+ * address), verify_host (NULL = no host name check).  Verification of the
+ * chain follows the SSL_CTX.  IO_TLS_DONE or IO_ERROR follows.
+ * Buffered input at this point is a protocol violation the caller handles
+ * (io_pending() before calling).
+ */
+int		 io_start_tls(struct io *, SSL_CTX *, bool client,
+		    const char *sni, const char *verify_host);
+bool		 io_tls_active(const struct io *);
+const char	*io_tls_version(const struct io *);	/* "TLSv1.3", or NULL */
+/* Whether the peer's certificate chain and name were verified. */
+bool		 io_tls_verified(const struct io *);
+const char	*io_tls_verify_text(const struct io *);	/* why not, or "ok" */
+
+const char	*io_error(const struct io *);
+int		 io_fd(const struct io *);
+
+#endif

@@ -1,0 +1,1 @@
+# src/net.mk: event loop, io, TLS (sources, unit tests).

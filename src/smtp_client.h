@@ -1,0 +1,136 @@
+/*
+ * smtp_client: one outbound SMTP session to one address (RFC 5321).
+ * Greeting, EHLO (HELO fallback), STARTTLS per policy then EHLO again,
+ * optional AUTH, then any number of transactions (RSET between), QUIT.
+ * PIPELINING (MAIL, RCPTs, DATA in one write), SIZE, 8BITMIME,
+ * dot-stuffing, RFC 5321 §4.5.3.2 timeouts.  Knows nothing of the spool:
+ * a body fd and recipients in, results out.
+ *
+ * Life cycle:
+ *	s = smtpc_new(loop, addr, params, ops, arg)
+ *	-> ops->ready(arg, s)			session up, may send
+ *	   smtpc_send(s, &msg)			one transaction
+ *	-> ops->done(arg, s, &result)		per-recipient results
+ *	   smtpc_send() again, or smtpc_quit(s)
+ *	-> ops->closed(arg, s, outcome, reply)	session over (always last)
+ * A failure before ready (connect, greeting, EHLO, STARTTLS, AUTH) or
+ * between transactions ends in ops->closed with the outcome and the reply
+ * or local reason.  Once closed has run the owner calls smtpc_free(); it
+ * is safe to call smtpc_free() from inside closed, and smtpc_free() at any
+ * other time aborts the session without callbacks.
+ */
+#ifndef MXRELAY_SMTP_CLIENT_H
+#define MXRELAY_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "event.h"
+#include "outcome.h"
+
+#define SMTPC_REPLY_MAX	512
+
+/* RFC 5321 §4.5.3.2 defaults, in seconds. */
+struct smtpc_timeouts {
+	unsigned	 connect;	/* 30 */
+	unsigned	 greeting;	/* 300 */
+	unsigned	 helo;		/* 300 (EHLO, STARTTLS, AUTH, RSET, QUIT too) */
+	unsigned	 mail;		/* 300 */
+	unsigned	 rcpt;		/* 300 */
+	unsigned	 data;		/* 120 (the 354) */
+	unsigned	 block;		/* 180 (each write of the body) */
+	unsigned	 dot;		/* 600 (reply to the final dot) */
+};
+
+struct smtpc_params {
+	const char	*helo_name;	/* our host name for EHLO */
+	const char	*peer_name;	/* MX host name: SNI, verify, logs */
+	enum tls_policy	 tls;		/* none, may, encrypt, verify */
+	SSL_CTX		*tls_ctx;	/* client context; NULL when tls == none */
+	const char	*auth_user;	/* AUTH PLAIN/LOGIN over TLS only; NULL = none */
+	const char	*auth_pass;
+	struct smtpc_timeouts timeouts;
+};
+
+struct smtpc_msg {
+	const char	*sender;	/* "" = null sender */
+	const char	**rcpts;
+	size_t		 nrcpt;
+	int		 body_fd;	/* read from offset 0; not closed */
+	uint64_t	 size;		/* body bytes, for SIZE= */
+	bool		 eightbit;	/* body has 8-bit bytes: BODY=8BITMIME */
+};
+
+/* Where a transaction ended. */
+enum smtpc_stage {
+	SMTPC_STAGE_CONNECT,
+	SMTPC_STAGE_GREETING,
+	SMTPC_STAGE_EHLO,
+	SMTPC_STAGE_STARTTLS,
+	SMTPC_STAGE_AUTH,
+	SMTPC_STAGE_MAIL,
+	SMTPC_STAGE_RCPT,
+	SMTPC_STAGE_DATA,	/* the 354 */
+	SMTPC_STAGE_DOT,	/* the reply to the end of data */
+	SMTPC_STAGE_QUIT,
+};
+
+struct smtpc_rcpt_result {
+	enum outcome	 outcome;
+	char		 reply[SMTPC_REPLY_MAX];	/* "250 2.1.5 ok", escaped, one line */
+};
+
+struct smtpc_result {
+	/*
+	 * Transaction level: OK when the message was accepted for at least
+	 * one recipient.  Otherwise stage says where it failed:
+	 *  MAIL 4xx/5xx, DATA/DOT 4xx/5xx, a connection lost or timed out
+	 *  (TEMPFAIL, stage where it happened), SIZE over the server's limit
+	 *  (PERMFAIL, stage MAIL, no command sent).  RCPT: every recipient
+	 *  was refused (see rcpt[]).
+	 */
+	enum outcome	 outcome;
+	enum smtpc_stage stage;
+	char		 reply[SMTPC_REPLY_MAX];
+	/*
+	 * One per recipient, in msg order: the RCPT reply, then for accepted
+	 * recipients the final outcome of the transaction (the reply to DATA
+	 * or the dot applies to all of them).
+	 */
+	struct smtpc_rcpt_result *rcpt;
+	size_t		 nrcpt;
+};
+
+struct smtpc;
+
+struct smtpc_ops {
+	void	(*ready)(void *arg, struct smtpc *);
+	void	(*done)(void *arg, struct smtpc *, const struct smtpc_result *);
+	void	(*closed)(void *arg, struct smtpc *, enum outcome,
+		    enum smtpc_stage, const char *reply);
+};
+
+void		 smtpc_timeouts_default(struct smtpc_timeouts *);
+struct smtpc	*smtpc_new(struct ev_loop *, const struct sockaddr *, socklen_t,
+		    const struct smtpc_params *, const struct smtpc_ops *,
+		    void *arg);
+/* Only after ready or done; msg and what it points to must stay valid until done. */
+int		 smtpc_send(struct smtpc *, const struct smtpc_msg *);
+/* QUIT politely; closed follows. */
+void		 smtpc_quit(struct smtpc *);
+void		 smtpc_free(struct smtpc *);
+
+/* For log lines: "TLSv1.3" or "none", whether the peer was verified. */
+const char	*smtpc_tls_version(const struct smtpc *);
+bool		 smtpc_tls_verified(const struct smtpc *);
+/* "host[addr]:port" */
+const char	*smtpc_peer_text(const struct smtpc *);
+/* Messages sent so far on this session (for the per-connection limit). */
+unsigned	 smtpc_msgs_sent(const struct smtpc *);
+
+#endif

@@ -1,0 +1,1 @@
+# src/smtpc.mk: SMTP protocol helpers, SMTP client and the test SMTP server.
