@@ -13,18 +13,21 @@
  *	arrival <num>
  *	size <num>
  *	rcpts <num>
- *	rcpt <addr:str> <orig:str> <state> <attempts:num> <next_try:num> <last_try:num> <last_reply:str>
+ *	rcpt <addr:str> <orig:str> <state> <attempts:num> <next_try:num> <last_try:num> <last_reply:str> <status:str> <remote_mta:str>
  *	...			(exactly "rcpts" rcpt lines)
  *	end
  *
  * <num> is a decimal number without sign or leading zeros, range-checked
  * against its C type (times are never negative).  <state> is pending,
- * delivered or bounced.  <str> is "-" for a NULL string (only orig and
- * last_reply may be NULL), or "=" followed by the bytes of the string with
+ * delivered or bounced.  <str> is "-" for a NULL string (only orig,
+ * last_reply, status and remote_mta may be NULL), or "=" followed by the
+ * bytes of the string with
  * every byte outside 0x21-0x7e, and "%" itself, written as %XX (two
  * uppercase hex digits).  So "=" alone is the empty string (the null
  * sender <>), no field can hold a space or a line end, and arbitrary bytes
- * in addresses and remote replies cannot forge a record.
+ * in addresses and remote replies cannot forge a record.  A status that is
+ * not NULL must be an RFC 3463 enhanced status code ("4.4.1", "5.1.10"),
+ * so that it can go into a DSN's Status: field as it is.
  *
  * The form is canonical: the decoder accepts only what the encoder writes
  * (no over-escaping, no lowercase hex, no "+1" or "01"), so decode followed
@@ -68,6 +71,7 @@ static void	 ob_str(struct obuf *, const char *);
 static void	 ob_num(struct obuf *, uint64_t);
 static void	 ob_field(struct obuf *, const char *);
 static bool	 must_escape(unsigned char);
+static bool	 digits_1to3(const char **);
 static bool	 id_shape(const char *, size_t);
 static time_t	 time_max(void);
 static int	 ib_line(struct ibuf *, const char **, size_t *);
@@ -93,6 +97,8 @@ envelope_free(struct envelope *env)
 		free(env->rcpt[i].addr);
 		free(env->rcpt[i].orig);
 		free(env->rcpt[i].last_reply);
+		free(env->rcpt[i].status);
+		free(env->rcpt[i].remote_mta);
 	}
 	free(env->rcpt);
 	free(env->sender);
@@ -110,6 +116,32 @@ envelope_add_rcpt(struct envelope *env, const char *addr, const char *orig)
 	r->state = RCPT_PENDING;
 	r->addr = xstrdup(addr);
 	r->orig = orig != NULL ? xstrdup(orig) : NULL;
+}
+
+/* Advances *p over 1 to 3 decimal digits; false when there are none. */
+static bool
+digits_1to3(const char **p)
+{
+	size_t n = 0;
+
+	while (n < 3 && **p >= '0' && **p <= '9') {
+		(*p)++;
+		n++;
+	}
+	return n > 0;
+}
+
+/* RFC 3463 section 2: class "." subject "." detail. */
+bool
+envelope_status_valid(const char *s)
+{
+	if (s == NULL || (s[0] != '2' && s[0] != '4' && s[0] != '5') ||
+	    s[1] != '.')
+		return false;
+	s += 2;
+	if (!digits_1to3(&s) || *s++ != '.' || !digits_1to3(&s))
+		return false;
+	return *s == '\0';
 }
 
 const char *
@@ -232,6 +264,7 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 		const struct envelope_rcpt *r = &env->rcpt[i];
 
 		if (r->addr == NULL || r->next_try < 0 || r->last_try < 0 ||
+		    (r->status != NULL && !envelope_status_valid(r->status)) ||
 		    (r->state != RCPT_PENDING && r->state != RCPT_DELIVERED &&
 		    r->state != RCPT_BOUNCED))
 			goto invalid;
@@ -270,6 +303,10 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 		ob_num(&ob, (uint64_t)r->last_try);
 		ob_str(&ob, " ");
 		ob_field(&ob, r->last_reply);
+		ob_str(&ob, " ");
+		ob_field(&ob, r->status);
+		ob_str(&ob, " ");
+		ob_field(&ob, r->remote_mta);
 		ob_str(&ob, "\n");
 	}
 	ob_str(&ob, "end\n");
@@ -443,11 +480,11 @@ parse_kv(struct ibuf *ib, const char *key, const char **val, size_t *n)
 static int
 parse_rcpt(const char *s, size_t n, struct envelope_rcpt *r, const char **err)
 {
-	const char *w[7];
-	size_t wn[7];
+	const char *w[9];
+	size_t wn[9];
 	uint64_t attempts;
 
-	for (size_t i = 0; i < 7; i++) {
+	for (size_t i = 0; i < 9; i++) {
 		if (split_word(&s, &n, &w[i], &wn[i]) == -1) {
 			*err = "bad recipient line";
 			return -1;
@@ -480,7 +517,14 @@ parse_rcpt(const char *s, size_t n, struct envelope_rcpt *r, const char **err)
 		*err = "bad recipient time";
 		return -1;
 	}
-	return parse_str(w[6], wn[6], true, &r->last_reply, err);
+	if (parse_str(w[6], wn[6], true, &r->last_reply, err) == -1 ||
+	    parse_str(w[7], wn[7], true, &r->status, err) == -1)
+		return -1;
+	if (r->status != NULL && !envelope_status_valid(r->status)) {
+		*err = "bad status code";
+		return -1;
+	}
+	return parse_str(w[8], wn[8], true, &r->remote_mta, err);
 }
 
 int

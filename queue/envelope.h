@@ -8,6 +8,7 @@
 #ifndef MXRELAY_ENVELOPE_H
 #define MXRELAY_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -28,6 +29,8 @@ struct envelope_rcpt {
 	time_t		 next_try;	/* not before this (0: at once) */
 	time_t		 last_try;	/* 0: never tried */
 	char		*last_reply;	/* last remote reply or local reason; may be NULL */
+	char		*status;	/* RFC 3463 code of the last result ("4.4.1"); may be NULL */
+	char		*remote_mta;	/* exchanger that gave last_reply; NULL when local */
 };
 
 struct envelope {
@@ -44,12 +47,18 @@ void	 envelope_init(struct envelope *);
 void	 envelope_free(struct envelope *);	/* frees members, not the struct */
 /* Appends a pending recipient; copies addr and orig (orig may be NULL). */
 void	 envelope_add_rcpt(struct envelope *, const char *addr, const char *orig);
+/*
+ * True when s is an RFC 3463 enhanced status code: class "2", "4" or "5",
+ * then "." 1*3DIGIT "." 1*3DIGIT, nothing else ("5.1.1", "5.1.10").
+ */
+bool	 envelope_status_valid(const char *s);
 /* "pending", "delivered", "bounced" */
 const char *envelope_state_to_text(enum rcpt_state);
 
 /*
  * Encode into a newly allocated buffer (*buf, *len; caller frees).
- * Returns 0, or -1 with errno EINVAL when a field cannot be represented.
+ * Returns 0, or -1 with errno EINVAL when a field cannot be represented
+ * (including a status that envelope_status_valid() refuses).
  */
 int	 envelope_encode(const struct envelope *, char **buf, size_t *len);
 /*

@@ -113,6 +113,21 @@ static const struct conf_key keys[] = {
 	K("max_clients", CT_UINT, max_clients, "100", 1, 100000, 0),
 	K("user", CT_NAME, user, "mxrelay", 0, 0, 0),
 	K("group", CT_NAME, group, "mxrelay", 0, 0, 0),
+	K("smtp_connect_timeout", CT_DURATION, smtp_connect_timeout, "30s", 1,
+	    DAY, 0),
+	K("smtp_greeting_timeout", CT_DURATION, smtp_greeting_timeout, "5m", 1,
+	    DAY, 0),
+	K("smtp_helo_timeout", CT_DURATION, smtp_helo_timeout, "5m", 1, DAY, 0),
+	K("smtp_mail_timeout", CT_DURATION, smtp_mail_timeout, "5m", 1, DAY, 0),
+	K("smtp_rcpt_timeout", CT_DURATION, smtp_rcpt_timeout, "5m", 1, DAY, 0),
+	K("smtp_data_timeout", CT_DURATION, smtp_data_timeout, "2m", 1, DAY, 0),
+	K("smtp_block_timeout", CT_DURATION, smtp_block_timeout, "3m", 1, DAY,
+	    0),
+	K("smtp_dot_timeout", CT_DURATION, smtp_dot_timeout, "10m", 1, DAY, 0),
+	K("connection_reuse_limit", CT_UINT, connection_reuse_limit, "100", 1,
+	    100000, 0),
+	K("dns_timeout", CT_DURATION, dns_timeout, "5s", 1, 300, 0),
+	K("dns_tries", CT_UINT, dns_tries, "3", 1, 10, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 

@@ -88,6 +88,19 @@ struct conf {
 	unsigned	 max_clients;
 	char		*user;
 	char		*group;
+
+	/* Outbound SMTP (RFC 5321 §4.5.3.2 timeouts) and DNS. */
+	time_t		 smtp_connect_timeout;
+	time_t		 smtp_greeting_timeout;
+	time_t		 smtp_helo_timeout;
+	time_t		 smtp_mail_timeout;
+	time_t		 smtp_rcpt_timeout;
+	time_t		 smtp_data_timeout;
+	time_t		 smtp_block_timeout;
+	time_t		 smtp_dot_timeout;
+	unsigned	 connection_reuse_limit;
+	time_t		 dns_timeout;
+	unsigned	 dns_tries;
 };
 
 /*

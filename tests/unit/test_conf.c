@@ -138,6 +138,17 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->max_clients, 100);
 	assert_string_equal(c->user, "mxrelay");
 	assert_string_equal(c->group, "mxrelay");
+	assert_int_equal(c->smtp_connect_timeout, 30);
+	assert_int_equal(c->smtp_greeting_timeout, 300);
+	assert_int_equal(c->smtp_helo_timeout, 300);
+	assert_int_equal(c->smtp_mail_timeout, 300);
+	assert_int_equal(c->smtp_rcpt_timeout, 300);
+	assert_int_equal(c->smtp_data_timeout, 120);
+	assert_int_equal(c->smtp_block_timeout, 180);
+	assert_int_equal(c->smtp_dot_timeout, 600);
+	assert_int_equal(c->connection_reuse_limit, 100);
+	assert_int_equal(c->dns_timeout, 5);
+	assert_int_equal(c->dns_tries, 3);
 }
 
 static void
