@@ -12,7 +12,8 @@ src_libmxcommon_a_SOURCES = \
 # The network side: event loop, io, TLS, DNS, SMTP client, delivery.
 noinst_LIBRARIES += src/libmxnet.a
 src_libmxnet_a_SOURCES = src/event.h src/io.h src/tls.h src/dns.h \
-	src/smtp_client.h
+	src/smtp_client.h \
+	src/delivery.c src/delivery.h src/runner.c src/runner.h
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
 sbin_PROGRAMS += src/mxrelay

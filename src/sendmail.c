@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "conf.h"
 #include "log.h"
 #include "message.h"
+#include "runner.h"
 #include "spool.h"
 #include "util.h"
 
@@ -172,6 +174,8 @@ main(int argc, char **argv)
 	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0)
 		progname = base;
 	log_init(progname, LOG_TO_STDERR | LOG_TO_SYSLOG, 0);
+	/* A peer closing a TLS connection must not kill us (OpenSSL writes). */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
 		usage(EX_OK);
@@ -834,16 +838,30 @@ list_queue(struct conf *conf)
 }
 
 /*
- * -q: the delivery engine is not built yet (XXX issue 3).  Say so and
- * fail rather than pretend that the queue was run.
+ * -q, -qf, -qI ID: one run of the queue with the delivery engine, in this
+ * process; exit once every due message has been tried.
  */
 static int
 run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	(void)o;
-	log_warnx("queue run not possible: the delivery engine is not built "
-	    "yet; messages stay in %s", conf->spool_dir);
-	return EX_UNAVAILABLE;
+	struct runner_opts ro;
+	struct runner_stats st;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.force = o->force;
+	ro.only_id = o->queue_id;
+	if (argc > 0) {
+		if (argc > 1 || ro.only_id != NULL) {
+			log_warnx("-q takes at most one queue id");
+			return EX_USAGE;
+		}
+		ro.only_id = argv[0];
+	}
+	if (ro.only_id != NULL && !queue_id_valid(ro.only_id)) {
+		log_warnx("%s: not a queue id", ro.only_id);
+		return EX_USAGE;
+	}
+	if (runner_run(conf, &ro, &st) == -1)
+		return EX_TEMPFAIL;
+	return EX_OK;
 }

@@ -69,12 +69,12 @@ printf 'Subject: c\n\nd\n' | mx -odi -oem -B8BITMIME -N never -v root 2> "$T/err
 grep -q "queued" "$T/err" || fail "-v does not say queued"
 ok "-odi -oem -B -N accepted, -v reports the queue id"
 
-# --help and --version; -q says delivery is not built (no fake success).
+# --help and --version; -q with a bad queue id is a usage error.
 "$MXRELAY" --help | grep -q -- '-bp' || fail "--help"
 "$MXRELAY" --version | grep -q '^mxrelay ' || fail "--version"
-expect_rc 69 "-q" mx -q
-expect_err "delivery engine is not built"
-ok "--help, --version, -q refuses honestly"
+expect_rc 64 "-q with a bad id" mx -qInot-an-id
+expect_err "not a queue id"
+ok "--help, --version, -qI checks the id"
 n=$(spool_count)
 [ "$n" = 7 ] || fail "want 7 messages, have $n"
 echo "1..$NOK"

@@ -1,15 +1,18 @@
 /*
  * test_envelope: the versioned text encoding of queue/envelope.c.  Round
  * trips of every field (null sender, quoted local parts with spaces,
- * replies with control bytes and non-ASCII), the canonical form, and one
- * table row per decode error.
+ * replies with control bytes and non-ASCII, status codes, remote MTAs),
+ * the canonical form, one table row per decode error, and the fuzz seed
+ * corpus (valid-* decode and round-trip, bad-* do not).
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +56,8 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 		assert_true(x->next_try == y->next_try);
 		assert_true(x->last_try == y->last_try);
 		assert_str_eq_null(x->last_reply, y->last_reply);
+		assert_str_eq_null(x->status, y->status);
+		assert_str_eq_null(x->remote_mta, y->remote_mta);
 	}
 }
 
@@ -109,6 +114,11 @@ test_roundtrip_all_fields(void **state)
 	env.rcpt[1].next_try = sizeof(time_t) >= 8 ? (time_t)INT64_MAX : 0;
 	env.rcpt[1].last_reply = strdup("250 2.0.0 Ok: queued \xc3\xa4\xc3\xb6 "
 	    "\xe2\x9c\x93 \xff\x80");
+	env.rcpt[0].status = strdup("4.7.1");
+	env.rcpt[0].remote_mta = strdup("mx1.example.com");
+	env.rcpt[1].status = strdup("2.0.0");
+	env.rcpt[1].remote_mta = strdup("[192.0.2.1] - =%\x01 \xc3\xa4");
+	env.rcpt[2].status = strdup("5.123.999");
 	env.rcpt[2].state = RCPT_BOUNCED;
 	env.rcpt[2].last_reply = strdup("");
 	roundtrip(&env);
@@ -145,6 +155,7 @@ test_roundtrip_every_byte(void **state)
 	env.sender = strdup(all);
 	envelope_add_rcpt(&env, all, all);
 	env.rcpt[0].last_reply = strdup(all);
+	env.rcpt[0].remote_mta = strdup(all);
 	roundtrip(&env);
 	envelope_free(&env);
 }
@@ -161,8 +172,9 @@ test_encode_text(void **state)
 	    "sender =\n"
 	    "arrival 5\n"
 	    "size 42\n"
-	    "rcpts 1\n"
-	    "rcpt =\"a%20b\"@c.d - delivered 1 0 7 =250%20ok%25%0D%0A\n"
+	    "rcpts 2\n"
+	    "rcpt =\"a%20b\"@c.d - delivered 1 0 7 =250%20ok%25%0D%0A - -\n"
+	    "rcpt =e@f =e bounced 2 0 9 =550%205.1.1%20no =5.1.1 =mx.f%20x\n"
 	    "end\n";
 
 	envelope_init(&env);
@@ -175,6 +187,13 @@ test_encode_text(void **state)
 	env.rcpt[0].attempts = 1;
 	env.rcpt[0].last_try = 7;
 	env.rcpt[0].last_reply = strdup("250 ok%\r\n");
+	envelope_add_rcpt(&env, "e@f", "e");
+	env.rcpt[1].state = RCPT_BOUNCED;
+	env.rcpt[1].attempts = 2;
+	env.rcpt[1].last_try = 9;
+	env.rcpt[1].last_reply = strdup("550 5.1.1 no");
+	env.rcpt[1].status = strdup("5.1.1");
+	env.rcpt[1].remote_mta = strdup("mx.f x");
 	assert_int_equal(envelope_encode(&env, &buf, &len), 0);
 	assert_int_equal(len, strlen(want));
 	assert_memory_equal(buf, want, len);
@@ -221,6 +240,14 @@ test_encode_errors(void **state)
 	env.rcpt[0].addr = NULL;
 	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
 	env.rcpt[0].addr = strdup("c@d");
+	env.rcpt[0].status = strdup("5.1");
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	assert_int_equal(errno, EINVAL);
+	free(env.rcpt[0].status);
+	env.rcpt[0].status = strdup("5.1.1 ");
+	assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+	free(env.rcpt[0].status);
+	env.rcpt[0].status = strdup("5.1.1");
 	assert_int_equal(envelope_encode(&env, &buf, &len), 0);
 	free(buf);
 	envelope_free(&env);
@@ -237,7 +264,7 @@ test_state_text(void **state)
 
 #define HEAD	"mxrelay-envelope 1\nid " ID1 "\nsender =a@b\narrival 1\nsize 2\n"
 #define RC1	"rcpts 1\n"
-#define RCPT	"rcpt =c@d - pending 0 0 0 -\n"
+#define RCPT	"rcpt =c@d - pending 0 0 0 - - -\n"
 
 struct bad {
 	const char	*name;
@@ -327,32 +354,60 @@ static const struct bad bad[] = {
 	    "fewer recipients than counted" },
 	{ "rcpt 6 fields", HEAD RC1 "rcpt =c@d - pending 0 0 0\nend\n", 0,
 	    "bad recipient line" },
+	{ "rcpt 7 fields (old layout)", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 -\nend\n", 0, "bad recipient line" },
 	{ "rcpt 8 fields", HEAD RC1 "rcpt =c@d - pending 0 0 0 - -\nend\n", 0,
 	    "bad recipient line" },
-	{ "rcpt double space", HEAD RC1 "rcpt =c@d  - pending 0 0 0 -\nend\n", 0,
-	    "bad recipient line" },
-	{ "rcpt trailing space", HEAD RC1 "rcpt =c@d - pending 0 0 0 - \nend\n",
+	{ "rcpt 10 fields", HEAD RC1 "rcpt =c@d - pending 0 0 0 - - - -\nend\n",
+	    0, "bad recipient line" },
+	{ "rcpt double space", HEAD RC1 "rcpt =c@d  - pending 0 0 0 - - -\nend\n",
+	    0, "bad recipient line" },
+	{ "rcpt trailing space", HEAD RC1 "rcpt =c@d - pending 0 0 0 - - - \nend\n",
 	    0, "bad recipient line" },
 	{ "rcpt empty", HEAD RC1 "rcpt \nend\n", 0, "bad recipient line" },
-	{ "rcpt null addr", HEAD RC1 "rcpt - - pending 0 0 0 -\nend\n", 0,
+	{ "rcpt null addr", HEAD RC1 "rcpt - - pending 0 0 0 - - -\nend\n", 0,
 	    "required field is absent" },
-	{ "rcpt bad orig", HEAD RC1 "rcpt =c@d x pending 0 0 0 -\nend\n", 0,
+	{ "rcpt bad orig", HEAD RC1 "rcpt =c@d x pending 0 0 0 - - -\nend\n", 0,
 	    "bad string field" },
-	{ "rcpt bad state", HEAD RC1 "rcpt =c@d - sent 0 0 0 -\nend\n", 0,
+	{ "rcpt bad state", HEAD RC1 "rcpt =c@d - sent 0 0 0 - - -\nend\n", 0,
 	    "bad recipient state" },
-	{ "rcpt state case", HEAD RC1 "rcpt =c@d - Pending 0 0 0 -\nend\n", 0,
+	{ "rcpt state case", HEAD RC1 "rcpt =c@d - Pending 0 0 0 - - -\nend\n", 0,
 	    "bad recipient state" },
 	{ "attempts overflow", HEAD RC1
-	    "rcpt =c@d - pending 4294967296 0 0 -\nend\n", 0, "bad attempt count" },
-	{ "attempts negative", HEAD RC1 "rcpt =c@d - pending -1 0 0 -\nend\n", 0,
+	    "rcpt =c@d - pending 4294967296 0 0 - - -\nend\n", 0, "bad attempt count" },
+	{ "attempts negative", HEAD RC1 "rcpt =c@d - pending -1 0 0 - - -\nend\n", 0,
 	    "bad attempt count" },
-	{ "next_try bad", HEAD RC1 "rcpt =c@d - pending 0 1e9 0 -\nend\n", 0,
+	{ "next_try bad", HEAD RC1 "rcpt =c@d - pending 0 1e9 0 - - -\nend\n", 0,
 	    "bad recipient time" },
 	{ "last_try huge", HEAD RC1
-	    "rcpt =c@d - pending 0 0 99999999999999999999 -\nend\n", 0,
+	    "rcpt =c@d - pending 0 0 99999999999999999999 - - -\nend\n", 0,
 	    "bad recipient time" },
-	{ "reply bad escape", HEAD RC1 "rcpt =c@d - pending 0 0 0 =%zz\nend\n", 0,
+	{ "reply bad escape", HEAD RC1 "rcpt =c@d - pending 0 0 0 =%zz - -\nend\n",
+	    0, "bad escape in string field" },
+	{ "status class 3", HEAD RC1 "rcpt =c@d - pending 0 0 0 - =3.1.1 -\nend\n",
+	    0, "bad status code" },
+	{ "status two parts", HEAD RC1 "rcpt =c@d - pending 0 0 0 - =5.1 -\nend\n",
+	    0, "bad status code" },
+	{ "status long subject", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 - =5.1000.1 -\nend\n", 0, "bad status code" },
+	{ "status long detail", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 - =5.1.1000 -\nend\n", 0, "bad status code" },
+	{ "status trailing dot", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 - =5.1.1. -\nend\n", 0, "bad status code" },
+	{ "status empty", HEAD RC1 "rcpt =c@d - pending 0 0 0 - = -\nend\n",
+	    0, "bad status code" },
+	{ "status escaped space", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 - =5.1.1%20 -\nend\n", 0, "bad status code" },
+	{ "status no prefix", HEAD RC1 "rcpt =c@d - pending 0 0 0 - 5.1.1 -\nend\n",
+	    0, "bad string field" },
+	{ "remote_mta no prefix", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 - - mx.test\nend\n", 0, "bad string field" },
+	{ "remote_mta bad escape", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 - - =mx%2\nend\n", 0,
 	    "bad escape in string field" },
+	{ "remote_mta raw tab", HEAD RC1
+	    "rcpt =c@d - pending 0 0 0 - - =mx\t\nend\n", 0,
+	    "unescaped byte in string field" },
 };
 
 static void
@@ -379,11 +434,97 @@ test_decode_errors(void **state)
 }
 
 static void
+test_status_valid(void **state)
+{
+	static const char *good[] = { "2.0.0", "4.4.1", "5.1.1", "5.1.10",
+	    "5.123.999", "4.000.000", "5.7.26" };
+	static const char *badst[] = { "", "5", "5.", "5.1", "5.1.", "1.1.1",
+	    "3.1.1", "6.0.0", "0.0.0", "55.1.1", "5.1000.1", "5.1.1000",
+	    "5..1", "5.1..1", "5.1.1.", ".5.1.1", " 5.1.1", "5.1.1 ", "5.a.1",
+	    "5.1.x", "5-1-1", "5.1.1\n", "+5.1.1", "5.1.-1" };
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!envelope_status_valid(good[i]))
+			fail_msg("\"%s\" refused", good[i]);
+	for (size_t i = 0; i < sizeof(badst) / sizeof(badst[0]); i++)
+		if (envelope_status_valid(badst[i]))
+			fail_msg("\"%s\" accepted", badst[i]);
+	assert_false(envelope_status_valid(NULL));
+}
+
+/*
+ * The seed corpus of the fuzz target: files named valid-* must decode
+ * (the fuzz target then checks the round trip), bad-* must not, so that a
+ * change of layout cannot silently turn every seed into a rejection.
+ */
+static void
+test_corpus(void **state)
+{
+	const char *srcdir = getenv("srcdir");
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent *de;
+	DIR *d;
+	unsigned nvalid = 0, nbad = 0;
+
+	snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus/envelope",
+	    srcdir != NULL ? srcdir : ".");
+	if ((d = opendir(dir)) == NULL) {
+		if (srcdir == NULL)
+			skip();
+		fail_msg("%s: %s", dir, strerror(errno));
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct envelope env;
+		const char *err;
+		char buf[8192];
+		size_t len;
+		FILE *f;
+		bool valid;
+
+		if (strncmp(de->d_name, "valid-", 6) == 0)
+			valid = true;
+		else if (strncmp(de->d_name, "bad-", 4) == 0)
+			valid = false;
+		else
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		assert_non_null(f = fopen(path, "rb"));
+		len = fread(buf, 1, sizeof(buf), f);
+		assert_true(len < sizeof(buf));
+		fclose(f);
+		if (envelope_decode(buf, len, &env, &err) == 0) {
+			char *again;
+			size_t alen;
+
+			if (!valid)
+				fail_msg("%s decodes", de->d_name);
+			assert_int_equal(envelope_encode(&env, &again, &alen), 0);
+			assert_int_equal(alen, len);
+			assert_memory_equal(again, buf, len);
+			free(again);
+			envelope_free(&env);
+			nvalid++;
+		} else {
+			if (valid)
+				fail_msg("%s: %s", de->d_name, err);
+			nbad++;
+		}
+	}
+	closedir(d);
+	assert_true(nvalid >= 4);
+	assert_true(nbad >= 4);
+}
+
+static void
 test_decode_good(void **state)
 {
 	static const char text[] = HEAD RC1 RCPT "end\n";
 	static const char noid[] = "mxrelay-envelope 1\nid -\nsender =\n"
 	    "arrival 0\nsize 0\nrcpts 0\nend\n";
+	static const char st[] = HEAD "rcpts 2\n"
+	    "rcpt =c@d - bounced 1 0 3 =550%20no =5.1.1 =mx1.d\n"
+	    "rcpt =e@f - pending 1 9 3 =timeout =4.4.1 -\n"
+	    "end\n";
 	struct envelope env;
 	const char *err;
 
@@ -406,6 +547,19 @@ test_decode_good(void **state)
 	/* Only len bytes are read: a valid prefix of a longer buffer. */
 	assert_int_equal(envelope_decode(text, strlen(text) - 1, &env, &err), -1);
 	assert_int_equal(envelope_decode(NULL, 0, &env, &err), -1);
+
+	/* The last two fields: status code and reporting exchanger. */
+	assert_int_equal(envelope_decode(st, strlen(st), &env, &err), 0);
+	assert_string_equal(env.rcpt[0].status, "5.1.1");
+	assert_string_equal(env.rcpt[0].remote_mta, "mx1.d");
+	assert_string_equal(env.rcpt[1].status, "4.4.1");
+	assert_null(env.rcpt[1].remote_mta);
+	assert_null(env.rcpt[0].orig);
+	envelope_free(&env);
+	assert_int_equal(envelope_decode(text, strlen(text), &env, &err), 0);
+	assert_null(env.rcpt[0].status);
+	assert_null(env.rcpt[0].remote_mta);
+	envelope_free(&env);
 }
 
 int
@@ -420,6 +574,8 @@ main(void)
 		cmocka_unit_test(test_state_text),
 		cmocka_unit_test(test_decode_errors),
 		cmocka_unit_test(test_decode_good),
+		cmocka_unit_test(test_status_valid),
+		cmocka_unit_test(test_corpus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

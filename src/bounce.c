@@ -1,0 +1,658 @@
+/*
+ * bounce: delivery status notifications (RFC 3464) for recipients that
+ * failed, built as bytes and queued through queue/ as a new message from
+ * the null sender to the original envelope sender.
+ *
+ * The report, as built (every line CRLF, none over 998 octets):
+ *
+ *	Date:, From: Mail Delivery System <MAILER-DAEMON@hostname>,
+ *	Subject:, To: <original envelope sender>, Auto-Submitted:
+ *	auto-replied (RFC 3834), Message-ID:, MIME-Version: 1.0,
+ *	Content-Type: multipart/report; report-type=delivery-status;
+ *	boundary="..."
+ *	  1. text/plain: the failed recipients and what was said about them
+ *	  2. message/delivery-status: Reporting-MTA, Arrival-Date, then per
+ *	     recipient Final-Recipient, Original-Recipient (when the user
+ *	     wrote something else), Action: failed, Status, Remote-MTA (when a
+ *	     remote server gave the reply), Diagnostic-Code (smtp; for a
+ *	     remote reply, X-mxrelay; for a local reason), Last-Attempt-Date
+ *	  3. text/rfc822-headers: the original header section (when a body
+ *	     fd is given), labelled 8bit when it holds 8-bit bytes
+ *
+ * Invariants: text that came from a peer or from the spool (replies,
+ * exchanger names, addresses) is cleaned before it is written: line ends
+ * and tabs become spaces, other control bytes and bytes >= 0x7f become
+ * \xNN, and the result is cut to BOUNCE_DIAG_MAX octets and folded.  The
+ * boundary is checked against every part, so no content can end a part.
+ * Dates are UTC and formatted here, not by the locale.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bounce.h"
+#include "envelope.h"
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+
+#define LINE_MAX_OCTETS	998	/* RFC 5322 section 2.1.1, without CRLF */
+#define FOLD_AT		78	/* the "SHOULD" of the same section */
+#define ADDR_MAX	900	/* a sender longer than this cannot be a To: */
+#define HOST_MAX	255
+#define READ_CHUNK	65536
+#define BOUNDARY_TRIES	64
+
+/* A growable output buffer; allocation failure is fatal (xmalloc). */
+struct buf {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+static void	 buf_add(struct buf *, const void *, size_t);
+static void	 buf_str(struct buf *, const char *);
+static void	 buf_fmt(struct buf *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static bool	 find(const char *, size_t, const char *, size_t);
+static int	 fmt_date(time_t, char *, size_t);
+static char	*clean_text(const char *);
+static void	 put_folded(struct buf *, const char *, const char *,
+		    const char *);
+static bool	 hostname_ok(const char *);
+static bool	 sender_ok(const char *);
+static const char *rcpt_status(const struct envelope_rcpt *);
+static bool	 orig_differs(const struct envelope_rcpt *);
+static void	 make_text(struct buf *, const struct envelope *, const bool *,
+		    const char *);
+static void	 make_status(struct buf *, const struct envelope *,
+		    const bool *, const char *);
+static int	 read_headers(int, struct buf *, bool *);
+static uint64_t	 fnv1a(uint64_t, const void *, size_t);
+
+static void
+buf_add(struct buf *b, const void *s, size_t n)
+{
+	if (b->cap - b->len < n) {
+		size_t cap = b->cap ? b->cap : 1024;
+
+		while (cap - b->len < n) {
+			if (cap > SIZE_MAX / 2)
+				abort();	/* cannot happen in memory */
+			cap *= 2;
+		}
+		b->p = xreallocarray(b->p, cap, 1);
+		b->cap = cap;
+	}
+	if (n > 0)
+		memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void
+buf_str(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+static void
+buf_fmt(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char tmp[512];
+	int n;
+
+	/* Only for our own short texts: what is cut off is a bug, not input. */
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		abort();
+	buf_add(b, tmp, (size_t)n);
+}
+
+/* True when needle occurs in hay (memmem is not POSIX.1-2008). */
+static bool
+find(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+	if (nlen == 0)
+		return true;
+	for (size_t i = 0; i + nlen <= hlen; i++) {
+		const char *p = memchr(hay + i, needle[0], hlen - i - nlen + 1);
+
+		if (p == NULL)
+			return false;
+		i = (size_t)(p - hay);
+		if (memcmp(p, needle, nlen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* RFC 5322 section 3.3 date in UTC; English names, whatever the locale. */
+static int
+fmt_date(time_t t, char *out, size_t outlen)
+{
+	static const char *day[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
+	    "Sat" };
+	static const char *mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	int n;
+
+	if (t < 0 || gmtime_r(&t, &tm) == NULL || tm.tm_wday < 0 ||
+	    tm.tm_wday > 6 || tm.tm_mon < 0 || tm.tm_mon > 11 ||
+	    tm.tm_year > 9999 - 1900)
+		return -1;
+	n = snprintf(out, outlen, "%s, %d %s %d %02d:%02d:%02d +0000",
+	    day[tm.tm_wday], tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+/*
+ * A copy of s fit for one logical line of a report: runs of CR, LF and
+ * tab become one space (multi-line replies join up), other control bytes
+ * and bytes >= 0x7f (and the backslash, so that the escapes are
+ * unambiguous) become \xNN, leading and trailing spaces go, and the
+ * result is cut to BOUNCE_DIAG_MAX octets with "..." at the end.
+ */
+static char *
+clean_text(const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	struct buf b = { NULL, 0, 0 };
+	const unsigned char *p = (const unsigned char *)s;
+	bool cut = false;
+
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	for (; *p != '\0'; p++) {
+		char e[4];
+
+		if (b.len + 4 > BOUNCE_DIAG_MAX - 3) {
+			cut = true;
+			break;
+		}
+		if (*p == '\r' || *p == '\n' || *p == '\t') {
+			while (p[1] == '\r' || p[1] == '\n' || p[1] == '\t')
+				p++;
+			buf_add(&b, " ", 1);
+		} else if (*p < 0x20 || *p >= 0x7f || *p == '\\') {
+			e[0] = '\\';
+			e[1] = 'x';
+			e[2] = hex[*p >> 4];
+			e[3] = hex[*p & 0xf];
+			buf_add(&b, e, sizeof(e));
+		} else
+			buf_add(&b, p, 1);
+	}
+	while (b.len > 0 && b.p[b.len - 1] == ' ')
+		b.len--;
+	if (cut)
+		buf_add(&b, "...", 3);
+	buf_add(&b, "", 1);
+	return b.p;
+}
+
+/*
+ * Write lead, then the space-separated words of text (cleaned: no
+ * control bytes), then CRLF.  Lines are broken before a word that would
+ * go past FOLD_AT; continuation lines start with indent (" " makes it a
+ * header fold, RFC 5322 section 2.2.3).  A word too long for any line is
+ * cut so that no line exceeds LINE_MAX_OCTETS.
+ */
+static void
+put_folded(struct buf *b, const char *lead, const char *text,
+    const char *indent)
+{
+	size_t col = strlen(lead), ilen = strlen(indent);
+	const char *p = text;
+	bool fresh = true;
+
+	buf_str(b, lead);
+	for (;;) {
+		size_t wl;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		wl = strcspn(p, " ");
+		if (!fresh && col + 1 + wl > FOLD_AT) {
+			buf_str(b, "\r\n");
+			buf_str(b, indent);
+			col = ilen;
+			fresh = true;
+		}
+		if (!fresh) {
+			buf_add(b, " ", 1);
+			col++;
+		}
+		while (col + wl > LINE_MAX_OCTETS) {
+			size_t n = LINE_MAX_OCTETS - col;
+
+			buf_add(b, p, n);
+			p += n;
+			wl -= n;
+			buf_str(b, "\r\n");
+			buf_str(b, indent);
+			col = ilen;
+		}
+		buf_add(b, p, wl);
+		col += wl;
+		p += wl;
+		fresh = false;
+	}
+	buf_str(b, "\r\n");
+}
+
+/* A host name we can put after "@" and "dns;" as it is. */
+static bool
+hostname_ok(const char *h)
+{
+	size_t n = strlen(h);
+
+	if (n == 0 || n > HOST_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* The envelope sender goes into To: verbatim: no line breaks, no controls. */
+static bool
+sender_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > ADDR_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The Status: of a failed recipient.  A "2.x.x" would contradict
+ * "Action: failed"; a 4.x.x is kept (lifetime expired after a temporary
+ * failure, as Postfix reports it).
+ */
+static const char *
+rcpt_status(const struct envelope_rcpt *r)
+{
+	if (r->status == NULL || !envelope_status_valid(r->status) ||
+	    r->status[0] == '2')
+		return "5.0.0";
+	return r->status;
+}
+
+static bool
+orig_differs(const struct envelope_rcpt *r)
+{
+	return r->orig != NULL && r->orig[0] != '\0' &&
+	    strcmp(r->orig, r->addr) != 0;
+}
+
+/* Part 1: for people. */
+static void
+make_text(struct buf *b, const struct envelope *env, const bool *report,
+    const char *hostname)
+{
+	buf_fmt(b, "This is the mail relay at %s.\r\n\r\n", hostname);
+	buf_str(b, "Your message could not be delivered to the recipients "
+	    "listed below.\r\nA delivery status report and the header of "
+	    "your message follow.\r\n");
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &env->rcpt[i];
+		char *addr, *line, *reply, *mta = NULL;
+
+		if (!report[i])
+			continue;
+		addr = clean_text(r->addr);
+		if (orig_differs(r)) {
+			char *orig = clean_text(r->orig);
+
+			line = xasprintf("<%s> (originally %s):", addr, orig);
+			free(orig);
+		} else
+			line = xasprintf("<%s>:", addr);
+		buf_str(b, "\r\n");
+		put_folded(b, "", line, "    ");
+		free(line);
+		free(addr);
+
+		reply = clean_text(r->last_reply != NULL ? r->last_reply :
+		    "no reason was recorded");
+		if (r->status != NULL && r->status[0] == '4')
+			put_folded(b, "    ", "Delivery kept failing "
+			    "temporarily until the queue lifetime ran out.",
+			    "    ");
+		if (r->remote_mta != NULL) {
+			mta = clean_text(r->remote_mta);
+			line = xasprintf("host %s said: %s", mta, reply);
+			put_folded(b, "    ", line, "    ");
+			free(line);
+			free(mta);
+		} else
+			put_folded(b, "    ", reply, "    ");
+		free(reply);
+	}
+}
+
+/* Part 2: RFC 3464 section 2, for programs. */
+static void
+make_status(struct buf *b, const struct envelope *env, const bool *report,
+    const char *hostname)
+{
+	char date[64];
+
+	buf_fmt(b, "Reporting-MTA: dns; %s\r\n", hostname);
+	if (env->id[0] != '\0')
+		buf_fmt(b, "X-mxrelay-Queue-ID: %s\r\n", env->id);
+	if (env->arrival > 0 && fmt_date(env->arrival, date, sizeof(date)) == 0)
+		buf_fmt(b, "Arrival-Date: %s\r\n", date);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &env->rcpt[i];
+		char *s;
+
+		if (!report[i])
+			continue;
+		buf_str(b, "\r\n");
+		s = clean_text(r->addr);
+		put_folded(b, "Final-Recipient: rfc822; ", s, " ");
+		free(s);
+		if (orig_differs(r)) {
+			s = clean_text(r->orig);
+			put_folded(b, "Original-Recipient: rfc822; ", s, " ");
+			free(s);
+		}
+		buf_str(b, "Action: failed\r\n");
+		buf_fmt(b, "Status: %s\r\n", rcpt_status(r));
+		if (r->remote_mta != NULL) {
+			s = clean_text(r->remote_mta);
+			put_folded(b, "Remote-MTA: dns; ", s, " ");
+			free(s);
+		}
+		if (r->last_reply != NULL) {
+			s = clean_text(r->last_reply);
+			/* Section 2.3.6: "smtp" only for a reply an SMTP server gave. */
+			put_folded(b, r->remote_mta != NULL ?
+			    "Diagnostic-Code: smtp; " : "Diagnostic-Code: X-mxrelay; ",
+			    s, " ");
+			free(s);
+		}
+		if (r->last_try > 0 && fmt_date(r->last_try, date, sizeof(date)) == 0)
+			buf_fmt(b, "Last-Attempt-Date: %s\r\n", date);
+	}
+}
+
+/*
+ * Part 3: the header section of the stored message, up to the empty line
+ * or BOUNCE_HEADERS_MAX octets (then only whole lines).  The spool holds
+ * CRLF text; still, lines are rebuilt here: a bare CR and NUL are dropped,
+ * a bare LF ends a line, and a line longer than LINE_MAX_OCTETS is cut.
+ */
+static int
+read_headers(int fd, struct buf *b, bool *eightbit)
+{
+	struct buf raw = { NULL, 0, 0 };
+	size_t start = 0;
+	bool eof = false, done = false;
+	int rc = -1;
+
+	*eightbit = false;
+	while (!eof && raw.len < BOUNCE_HEADERS_MAX) {
+		size_t want = BOUNCE_HEADERS_MAX - raw.len;
+		ssize_t n;
+
+		if (want > READ_CHUNK)
+			want = READ_CHUNK;
+		if (raw.cap - raw.len < want) {
+			raw.p = xreallocarray(raw.p, raw.len + want, 1);
+			raw.cap = raw.len + want;
+		}
+		n = pread(fd, raw.p + raw.len, want, (off_t)raw.len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			goto done;
+		}
+		if (n == 0)
+			eof = true;
+		raw.len += (size_t)n;
+		/* Stop reading once the empty line is in. */
+		if (find(raw.p, raw.len, "\n\r\n", 3) ||
+		    find(raw.p, raw.len, "\n\n", 2) ||
+		    (raw.len >= 2 && memcmp(raw.p, "\r\n", 2) == 0) ||
+		    (raw.len >= 1 && raw.p[0] == '\n'))
+			break;
+	}
+	while (start < raw.len && !done) {
+		const char *nl = memchr(raw.p + start, '\n', raw.len - start);
+		size_t end, out = 0;
+
+		if (nl == NULL) {
+			/* A last line without LF counts only at the end of file. */
+			if (!eof)
+				break;
+			end = raw.len;
+		} else
+			end = (size_t)(nl - raw.p);
+		for (size_t i = start; i < end; i++) {
+			unsigned char c = (unsigned char)raw.p[i];
+
+			if (c == '\r' || c == '\0' || out == LINE_MAX_OCTETS)
+				continue;
+			if (c >= 0x80)
+				*eightbit = true;
+			buf_add(b, &c, 1);
+			out++;
+		}
+		start = nl != NULL ? end + 1 : raw.len;
+		if (out == 0) {
+			done = true;	/* the empty line: the body follows */
+			break;
+		}
+		buf_str(b, "\r\n");
+	}
+	rc = 0;
+
+done:
+	free(raw.p);
+	return rc;
+}
+
+static uint64_t
+fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+int
+bounce_build(const struct envelope *env, const bool *report, int body_fd,
+    const char *hostname, time_t now, char **out, size_t *outlen)
+{
+	struct buf msg = { NULL, 0, 0 }, text = { NULL, 0, 0 },
+	    status = { NULL, 0, 0 }, hdrs = { NULL, 0, 0 };
+	char date[64], boundary[80];
+	size_t first = SIZE_MAX;
+	bool eightbit = false;
+	int rc = -1, saved;
+
+	*out = NULL;
+	*outlen = 0;
+	if (env == NULL || report == NULL || hostname == NULL ||
+	    env->sender == NULL || !sender_ok(env->sender) ||
+	    !hostname_ok(hostname) || (env->nrcpt > 0 && env->rcpt == NULL) ||
+	    fmt_date(now, date, sizeof(date)) == -1)
+		goto invalid;
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		if (env->rcpt[i].addr == NULL)
+			goto invalid;
+		if (report[i] && first == SIZE_MAX)
+			first = i;
+	}
+	if (first == SIZE_MAX)
+		goto invalid;
+
+	make_text(&text, env, report, hostname);
+	make_status(&status, env, report, hostname);
+	if (body_fd != -1 && read_headers(body_fd, &hdrs, &eightbit) == -1)
+		goto done;
+
+	/*
+	 * RFC 2046 section 5.1.1: the boundary must not occur in any part.
+	 * Derived from the content, so a sender cannot plant it in the
+	 * headers we copy; checked all the same.
+	 */
+	for (unsigned k = 0;; k++) {
+		uint64_t h = UINT64_C(0xcbf29ce484222325);
+		size_t blen;
+
+		if (k == BOUNDARY_TRIES)
+			goto invalid;	/* not reachable in practice */
+		h = fnv1a(h, &k, sizeof(k));
+		h = fnv1a(h, text.p, text.len);
+		h = fnv1a(h, status.p, status.len);
+		h = fnv1a(h, hdrs.p, hdrs.len);
+		snprintf(boundary, sizeof(boundary), "=_%s/%lld/%016llx",
+		    env->id[0] != '\0' ? env->id : "noid", (long long)now,
+		    (unsigned long long)h);
+		blen = strlen(boundary);
+		if (!find(text.p, text.len, boundary, blen) &&
+		    !find(status.p, status.len, boundary, blen) &&
+		    !find(hdrs.p, hdrs.len, boundary, blen))
+			break;
+	}
+
+	buf_fmt(&msg, "Date: %s\r\n", date);
+	buf_fmt(&msg, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
+	    hostname);
+	buf_str(&msg, "Subject: Undelivered Mail Returned to Sender\r\n");
+	buf_str(&msg, "To: ");
+	buf_str(&msg, env->sender);
+	buf_str(&msg, "\r\n");
+	/* RFC 3834 section 5: so that vacation responders stay quiet. */
+	buf_str(&msg, "Auto-Submitted: auto-replied\r\n");
+	buf_fmt(&msg, "Message-ID: <%s.%lld.%zu.bounce@%s>\r\n",
+	    env->id[0] != '\0' ? env->id : "noid", (long long)now, first,
+	    hostname);
+	buf_str(&msg, "MIME-Version: 1.0\r\n");
+	buf_str(&msg, "Content-Type: multipart/report; "
+	    "report-type=delivery-status;\r\n");
+	buf_fmt(&msg, "\tboundary=\"%s\"\r\n", boundary);
+	if (eightbit)
+		buf_str(&msg, "Content-Transfer-Encoding: 8bit\r\n");
+	buf_str(&msg, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
+
+	buf_fmt(&msg, "--%s\r\n", boundary);
+	buf_str(&msg, "Content-Description: Notification\r\n"
+	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
+	buf_add(&msg, text.p, text.len);
+	buf_fmt(&msg, "\r\n--%s\r\n", boundary);
+	buf_str(&msg, "Content-Description: Delivery report\r\n"
+	    "Content-Type: message/delivery-status\r\n\r\n");
+	buf_add(&msg, status.p, status.len);
+	if (body_fd != -1) {
+		buf_fmt(&msg, "\r\n--%s\r\n", boundary);
+		buf_str(&msg, "Content-Description: Undelivered Message Headers\r\n"
+		    "Content-Type: text/rfc822-headers\r\n");
+		if (eightbit)
+			buf_str(&msg, "Content-Transfer-Encoding: 8bit\r\n");
+		buf_str(&msg, "\r\n");
+		buf_add(&msg, hdrs.p, hdrs.len);
+	}
+	buf_fmt(&msg, "\r\n--%s--\r\n", boundary);
+
+	buf_add(&msg, "", 1);	/* a NUL past the end, for callers' ease */
+	*out = msg.p;
+	*outlen = msg.len - 1;
+	msg.p = NULL;
+	rc = 0;
+	goto done;
+
+invalid:
+	errno = EINVAL;
+done:
+	saved = errno;
+	free(msg.p);
+	free(text.p);
+	free(status.p);
+	free(hdrs.p);
+	errno = saved;
+	return rc;
+}
+
+int
+bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
+    int body_fd, const char *hostname, time_t now, char *newid)
+{
+	struct queue_new *qn = NULL;
+	struct envelope dsn;
+	char *buf = NULL;
+	size_t len, n = 0;
+	int rc = -1, saved;
+
+	newid[0] = '\0';
+	envelope_init(&dsn);
+	if (env == NULL || env->sender == NULL || report == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* SPEC "Delivery rules": a null-sender message is never bounced. */
+	if (env->sender[0] == '\0')
+		return 0;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		n += report[i];
+	if (n == 0)
+		return 0;
+
+	if (bounce_build(env, report, body_fd, hostname, now, &buf, &len) == -1)
+		goto done;
+	if (queue_new_begin(q, &qn) == -1)
+		goto done;
+	if (queue_new_write(qn, buf, len) == -1) {
+		queue_new_abort(qn);	/* keeps errno */
+		goto done;
+	}
+	dsn.sender = xstrdup("");
+	dsn.arrival = now;
+	envelope_add_rcpt(&dsn, env->sender, NULL);
+	if (queue_new_commit(qn, &dsn) == -1)
+		goto done;
+	util_strlcpy(newid, dsn.id, QUEUE_ID_LEN + 1);
+	log_info("%s: sender non-delivery notification: %s (%zu recipient%s)",
+	    env->id[0] != '\0' ? env->id : "-", newid, n, n == 1 ? "" : "s");
+	rc = 0;
+
+done:
+	saved = errno;
+	free(buf);
+	envelope_free(&dsn);
+	errno = saved;
+	return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * bounce: RFC 3464 delivery status notifications.  bounce_build() makes
+ * the bytes of the report (no I/O but reading the original message's
+ * header section); bounce_queue() puts it in the spool as a new message
+ * from the null sender to the original envelope sender.
+ */
+#ifndef MXRELAY_BOUNCE_H
+#define MXRELAY_BOUNCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "envelope.h"
+#include "spool.h"
+
+/* At most this much of the original header section is copied. */
+#define BOUNCE_HEADERS_MAX	(1024 * 1024)
+/* A remote reply or local reason is cut to this many octets in the DSN. */
+#define BOUNCE_DIAG_MAX		4096
+
+/*
+ * Build the DSN that reports the recipients env->rcpt[i] with report[i]
+ * set (report has env->nrcpt flags): a multipart/report with a text/plain
+ * explanation, a message/delivery-status part (RFC 3464) and, when
+ * body_fd is not -1, a text/rfc822-headers part with the header section
+ * of the original message (read with pread() from offset 0, up to the
+ * empty line, at most BOUNCE_HEADERS_MAX octets; the fd offset is left
+ * alone).  hostname names this relay (From: MAILER-DAEMON@hostname,
+ * Reporting-MTA, Message-ID); now is the Date.
+ *
+ * Every line ends in CRLF and is at most 998 octets; remote text is
+ * folded and cleaned of control characters.  The Message-ID is derived
+ * from env->id, now and the first reported recipient, so two bounces of
+ * one message never share it (a recipient is reported only once).
+ *
+ * On success *out (caller frees) and *outlen hold the message, in the
+ * spool's body representation; a NUL follows the last byte (not counted).  Returns -1 with errno EINVAL when there
+ * is nothing to report, the sender is the null sender or NULL, or
+ * hostname or the sender cannot be put in a header; other errno values
+ * come from reading body_fd.
+ */
+int	 bounce_build(const struct envelope *env, const bool *report,
+	    int body_fd, const char *hostname, time_t now, char **out,
+	    size_t *outlen);
+
+/*
+ * Build the DSN as bounce_build() does and queue it: sender "" (so that
+ * it can never bounce in turn), one recipient, env->sender, arrival now.
+ * newid (QUEUE_ID_LEN + 1 bytes) receives the new message's queue id.
+ *
+ * Returns 0 without queueing anything (newid "") when env->sender is ""
+ * (a message from the null sender is never bounced, SPEC "Delivery
+ * rules") or when no recipient is to be reported.  Returns -1 with errno
+ * from bounce_build() or from the spool (ENOSPC: try again later);
+ * nothing is left in the spool then.
+ */
+int	 bounce_queue(struct queue *, const struct envelope *env,
+	    const bool *report, int body_fd, const char *hostname, time_t now,
+	    char *newid);
+
+#endif

@@ -1,0 +1,1039 @@
+/*
+ * delivery: destinations, routes and sessions (SPEC "Delivery rules").
+ *
+ * A destination (struct dest) is a recipient domain, or the relayhost.
+ * Its routes are the addresses of its exchangers in the order to try
+ * them: MX preference (equal preferences shuffled by dns.c), then each
+ * exchanger's addresses as DNS gave them (IPv6 first).  Message parts
+ * wait in the destination's queue; sessions (struct dsess) connect to a
+ * route and pull parts from the queue one after the other (RSET between,
+ * up to reuse_limit), so many messages share one connection and up to
+ * domain_concurrency connections share one destination.
+ *
+ * Rules, each pinned by a test in tests/e2e/t_delivery.sh:
+ * - MX NXDOMAIN: bounce 5.1.2; null MX: bounce 5.1.10; MX SERVFAIL or
+ *   timeout: defer 4.4.3, never fall back to the domain's A record; MX
+ *   NODATA: the domain itself is the exchanger (implicit MX).
+ * - An exchanger whose name has no address is skipped; none left: bounce
+ *   5.4.4 when every answer was definite, defer 4.4.3 when any failed
+ *   temporarily.
+ * - The list is cut at this host (by name or by a listen address); nothing
+ *   before it: bounce 5.4.6 (RFC 5321 §5.1).
+ * - Connection failure, 4xx/5xx greeting, EHLO failure, STARTTLS refused
+ *   under encrypt/verify: the route is marked failed and the part goes to
+ *   the next route.  Under tls=may a failed handshake is retried on the
+ *   same route in clear.
+ * - MAIL 4xx: next route for that part; MAIL 5xx: bounce the part.
+ * - RCPT 2xx then accepted at the dot: sent; RCPT 5xx: bounced (no next
+ *   MX); RCPT 4xx: next route in the same attempt, deferred when none is
+ *   left.  4xx/5xx to DATA or the dot, or the connection lost after DATA:
+ *   deferred/bounced, never resent elsewhere in the same attempt (it may
+ *   have been delivered).
+ * - Every route failed: the part's pending recipients are deferred with
+ *   the last error (4.4.1 for a refused connection).
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "delivery.h"
+#include "log.h"
+#include "util.h"
+
+enum dest_state {
+	DEST_IDLE,		/* nothing looked up yet */
+	DEST_RESOLVING,		/* MX or address lookups in flight */
+	DEST_READY,		/* routes known */
+	DEST_FAILED,		/* the whole destination fails (DNS, loop) */
+};
+
+struct route {
+	char			*host;
+	unsigned		 pref;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	bool			 failed;	/* connection-level failure */
+	bool			 tls_broken;	/* handshake failed under may */
+};
+
+struct mxent {
+	struct dest		*d;
+	char			*host;
+	unsigned		 pref;
+	struct dns_req		*req;
+	enum dns_status		 st;
+	struct sockaddr_storage	*addrs;
+	size_t			 naddrs;
+};
+
+struct dest {
+	struct delivery_engine	*e;
+	struct dest		*next;		/* engine list */
+	struct dest		*wnext;		/* waiting for a global slot */
+	bool			 waiting;
+	char			*key;		/* domain or relayhost text */
+	char			*name;		/* what to look up */
+	bool			 by_mx;
+	unsigned		 port;
+	enum tls_policy		 tls;
+	enum dest_state		 state;
+	struct dns_req		*mxreq;
+	struct mxent		*mx;
+	size_t			 nmx;
+	size_t			 mx_pending;
+	struct route		*routes;
+	size_t			 nroutes;
+
+	/* DEST_FAILED: what every part gets */
+	enum outcome		 fail_outcome;
+	char			 fail_status[16];
+	char			 fail_reply[DELIVERY_REPLY_MAX];
+
+	/* the last route failure, for parts that run out of routes */
+	char			 last_status[16];
+	char			 last_reply[DELIVERY_REPLY_MAX];
+	char			 last_mta[256];
+
+	struct delivery_msg	*qhead, *qtail;
+	size_t			 nqueued;
+	unsigned		 nsess;
+	unsigned		 nconnecting;
+};
+
+struct dsess {
+	struct dest		*d;
+	size_t			 ri;
+	struct smtpc		*s;
+	struct delivery_msg	*cur;
+	struct smtpc_msg	 m;
+	bool			 ready;
+	bool			 clear;		/* TLS off: retry after a failed handshake */
+};
+
+struct delivery_engine {
+	struct ev_loop		*loop;
+	struct dns		*dns;
+	struct delivery_conf	 c;
+	struct dest		*dests;
+	struct dest		*whead, *wtail;	/* waiting for a slot */
+	unsigned		 active;	/* sessions in all */
+	size_t			 pending;	/* parts submitted, not done */
+};
+
+static void	 dest_pump(struct dest *);
+static void	 dest_resolve(struct dest *);
+static void	 dest_fail(struct dest *, enum outcome, const char *,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+static void	 on_mx(void *, enum dns_status, const struct dns_mx *, size_t,
+		    const char *);
+static void	 on_mx_addrs(void *, enum dns_status,
+		    const struct sockaddr_storage *, size_t, const char *);
+static void	 routes_build(struct dest *);
+static void	 sess_start(struct dest *, size_t);
+static void	 sess_next(struct dsess *);
+static void	 sess_on_ready(void *, struct smtpc *);
+static void	 sess_on_done(void *, struct smtpc *, const struct smtpc_result *);
+static void	 sess_on_closed(void *, struct smtpc *, enum outcome,
+		    enum smtpc_stage, const char *);
+static void	 rcpt_final(struct dest *, struct dsess *, struct delivery_msg *,
+		    size_t, enum outcome, const char *, const char *,
+		    const char *);
+static bool	 part_finished(const struct delivery_msg *);
+static void	 part_complete(struct dest *, struct delivery_msg *);
+static void	 queue_push(struct dest *, struct delivery_msg *, bool);
+static void	 queue_remove(struct dest *, struct delivery_msg *);
+static void	 engine_wake(struct delivery_engine *);
+
+static const struct smtpc_ops sess_ops = {
+	.ready = sess_on_ready,
+	.done = sess_on_done,
+	.closed = sess_on_closed,
+};
+
+/*
+ * Replies and status codes.
+ */
+
+void
+delivery_status_of(const char *reply, char *status, size_t len)
+{
+	const char *p = reply;
+	int dots = 0, digits = 0;
+	size_t n;
+
+	if (reply != NULL && strlen(reply) > 4 && isdigit((unsigned char)p[0]) &&
+	    (p[3] == ' ' || p[3] == '-') && (p[0] == '2' || p[0] == '4' ||
+	    p[0] == '5') && p[4] == p[0]) {
+		/* RFC 3463: class "." subject "." detail, 1-3 digits each. */
+		p += 4;
+		for (n = 0; p[n] != '\0' && p[n] != ' '; n++) {
+			if (p[n] == '.') {
+				if (digits == 0 || ++dots > 2)
+					break;
+				digits = 0;
+			} else if (isdigit((unsigned char)p[n]) && digits < 3)
+				digits++;
+			else
+				break;
+		}
+		if ((p[n] == ' ' || p[n] == '\0') && dots == 2 && digits > 0 &&
+		    n < len) {
+			memcpy(status, p, n);
+			status[n] = '\0';
+			return;
+		}
+	}
+	if (reply != NULL && (reply[0] == '2' || reply[0] == '4' ||
+	    reply[0] == '5'))
+		snprintf(status, len, "%c.0.0", reply[0]);
+	else
+		snprintf(status, len, "4.0.0");
+}
+
+static const char *
+outcome_to_text(enum outcome o)
+{
+	switch (o) {
+	case OUTCOME_OK:
+		return "sent";
+	case OUTCOME_PERMFAIL:
+		return "bounced";
+	default:
+		return "deferred";
+	}
+}
+
+/*
+ * Engine.
+ */
+
+struct delivery_engine *
+delivery_engine_new(struct ev_loop *loop, struct dns *dns,
+    const struct delivery_conf *c)
+{
+	struct delivery_engine *e = xcalloc(1, sizeof(*e));
+
+	e->loop = loop;
+	e->dns = dns;
+	e->c = *c;
+	if (e->c.concurrency == 0)
+		e->c.concurrency = 1;
+	if (e->c.domain_concurrency == 0)
+		e->c.domain_concurrency = 1;
+	if (e->c.reuse_limit == 0)
+		e->c.reuse_limit = 1;
+	return e;
+}
+
+static void
+dest_free(struct dest *d)
+{
+	if (d->mxreq != NULL)
+		dns_cancel(d->mxreq);
+	for (size_t i = 0; i < d->nmx; i++) {
+		if (d->mx[i].req != NULL)
+			dns_cancel(d->mx[i].req);
+		free(d->mx[i].host);
+		free(d->mx[i].addrs);
+	}
+	free(d->mx);
+	for (size_t i = 0; i < d->nroutes; i++)
+		free(d->routes[i].host);
+	free(d->routes);
+	free(d->key);
+	free(d->name);
+	free(d);
+}
+
+void
+delivery_engine_free(struct delivery_engine *e)
+{
+	struct dest *d, *next;
+
+	if (e == NULL)
+		return;
+	/* Sessions are owned by the smtpc layer's callbacks; the caller
+	 * only frees an idle engine or is exiting. */
+	for (d = e->dests; d != NULL; d = next) {
+		next = d->next;
+		dest_free(d);
+	}
+	free(e);
+}
+
+bool
+delivery_idle(const struct delivery_engine *e)
+{
+	return e->pending == 0 && e->active == 0;
+}
+
+static struct dest *
+dest_get(struct delivery_engine *e, const char *domain)
+{
+	const struct hostport *rh = e->c.relayhost;
+	char *key;
+	struct dest *d;
+
+	if (rh != NULL)
+		key = xasprintf("%s%s%s:%u", rh->bracketed ? "[" : "", rh->host,
+		    rh->bracketed ? "]" : "", rh->port);
+	else
+		key = xstrdup(domain);
+	for (d = e->dests; d != NULL; d = d->next)
+		if (strcasecmp(d->key, key) == 0) {
+			free(key);
+			return d;
+		}
+	d = xcalloc(1, sizeof(*d));
+	d->e = e;
+	d->key = key;
+	if (rh != NULL) {
+		d->name = xstrdup(rh->host);
+		d->by_mx = !rh->bracketed;
+		d->port = rh->port != 0 ? rh->port : e->c.smtp_port;
+		d->tls = conf_tls_policy_for(e->c.conf, rh->host);
+	} else {
+		d->name = xstrdup(domain);
+		d->by_mx = true;
+		d->port = e->c.smtp_port;
+		d->tls = conf_tls_policy_for(e->c.conf, domain);
+	}
+	d->next = e->dests;
+	e->dests = d;
+	return d;
+}
+
+void
+delivery_submit(struct delivery_engine *e, const char *domain,
+    struct delivery_msg *m)
+{
+	struct dest *d = dest_get(e, domain);
+
+	m->route_min = 0;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		m->rcpt[i].final = false;
+		m->rcpt[i].outcome = OUTCOME_TEMPFAIL;
+		m->rcpt[i].status[0] = '\0';
+		m->rcpt[i].reply[0] = '\0';
+		m->rcpt[i].remote_mta[0] = '\0';
+	}
+	e->pending++;
+	queue_push(d, m, false);
+	dest_pump(d);
+}
+
+/*
+ * The queue of parts waiting in a destination.
+ */
+
+static void
+queue_push(struct dest *d, struct delivery_msg *m, bool front)
+{
+	m->next = NULL;
+	if (front) {
+		m->next = d->qhead;
+		d->qhead = m;
+		if (d->qtail == NULL)
+			d->qtail = m;
+	} else {
+		if (d->qtail != NULL)
+			d->qtail->next = m;
+		else
+			d->qhead = m;
+		d->qtail = m;
+	}
+	d->nqueued++;
+}
+
+static void
+queue_remove(struct dest *d, struct delivery_msg *m)
+{
+	struct delivery_msg **pp, *prev = NULL;
+
+	for (pp = &d->qhead; *pp != NULL; prev = *pp, pp = &(*pp)->next)
+		if (*pp == m) {
+			*pp = m->next;
+			if (d->qtail == m)
+				d->qtail = prev;
+			m->next = NULL;
+			d->nqueued--;
+			return;
+		}
+}
+
+/* First usable route at or after i, or nroutes. */
+static size_t
+route_from(const struct dest *d, size_t i)
+{
+	while (i < d->nroutes && d->routes[i].failed)
+		i++;
+	return i;
+}
+
+/*
+ * Recipient and part outcomes.
+ */
+
+static void
+rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
+    enum outcome o, const char *status, const char *reply, const char *mta)
+{
+	struct delivery_rcpt *r = &m->rcpt[i];
+	char st[16], relay[512], tls[64], esc[DELIVERY_REPLY_MAX * 2];
+	long long delay;
+
+	if (r->final)
+		return;
+	r->final = true;
+	r->outcome = o;
+	if (status == NULL || *status == '\0') {
+		delivery_status_of(reply, st, sizeof(st));
+		status = st;
+	}
+	util_strlcpy(r->status, status, sizeof(r->status));
+	util_strlcpy(r->reply, reply, sizeof(r->reply));
+	util_strlcpy(r->remote_mta, mta != NULL ? mta : "", sizeof(r->remote_mta));
+
+	if (s != NULL && s->s != NULL) {
+		util_strlcpy(relay, smtpc_peer_text(s->s), sizeof(relay));
+		snprintf(tls, sizeof(tls), "%s%s", smtpc_tls_version(s->s),
+		    strcmp(smtpc_tls_version(s->s), "none") == 0 ? "" :
+		    smtpc_tls_verified(s->s) ? "/verified" : "/unverified");
+	} else {
+		snprintf(relay, sizeof(relay), "none");
+		snprintf(tls, sizeof(tls), "none");
+	}
+	delay = (long long)(time(NULL) - m->arrival);
+	if (delay < 0)
+		delay = 0;
+	log_info("%s: to=<%s>, relay=%s, tls=%s, delay=%llds, dsn=%s, "
+	    "status=%s (%s)", m->id, r->addr, relay, tls, delay, r->status,
+	    outcome_to_text(o), util_escape(esc, sizeof(esc), r->reply));
+	(void)d;
+}
+
+static bool
+part_finished(const struct delivery_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (!m->rcpt[i].final)
+			return false;
+	return true;
+}
+
+static void
+part_complete(struct dest *d, struct delivery_msg *m)
+{
+	struct delivery_engine *e = d->e;
+
+	free(m->addrs);
+	free(m->addr_idx);
+	m->addrs = NULL;
+	m->addr_idx = NULL;
+	m->naddrs = 0;
+	e->pending--;
+	m->done(m->arg, m);
+}
+
+/* Every pending recipient of m gets the same outcome, then m is done. */
+static void
+part_fail(struct dest *d, struct dsess *s, struct delivery_msg *m,
+    enum outcome o, const char *status, const char *reply, const char *mta)
+{
+	for (size_t i = 0; i < m->nrcpt; i++)
+		rcpt_final(d, s, m, i, o, status, reply, mta);
+	part_complete(d, m);
+}
+
+static void
+dest_fail(struct dest *d, enum outcome o, const char *status,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(d->fail_reply, sizeof(d->fail_reply), fmt, ap);
+	va_end(ap);
+	util_strlcpy(d->fail_status, status, sizeof(d->fail_status));
+	d->fail_outcome = o;
+	d->state = DEST_FAILED;
+	dest_pump(d);
+}
+
+/*
+ * Looking up the routes.
+ */
+
+static void
+dest_resolve(struct dest *d)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	d->state = DEST_RESOLVING;
+	if (!d->by_mx && (inet_pton(AF_INET, d->name, &a4) == 1 ||
+	    inet_pton(AF_INET6, d->name, &a6) == 1)) {
+		/* [address]:port relayhost: no DNS at all. */
+		struct sockaddr_storage ss;
+
+		memset(&ss, 0, sizeof(ss));
+		if (inet_pton(AF_INET, d->name, &a4) == 1) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+			sin->sin_family = AF_INET;
+			sin->sin_addr = a4;
+		} else {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_addr = a6;
+		}
+		d->mx = xcalloc(1, sizeof(*d->mx));
+		d->nmx = 1;
+		d->mx[0].d = d;
+		d->mx[0].host = xstrdup(d->name);
+		d->mx[0].st = DNS_OK;
+		d->mx[0].addrs = xmalloc(sizeof(ss));
+		d->mx[0].addrs[0] = ss;
+		d->mx[0].naddrs = 1;
+		routes_build(d);
+		return;
+	}
+	if (d->by_mx)
+		d->mxreq = dns_mx_lookup(d->e->dns, d->name, on_mx, d);
+	else
+		on_mx(d, DNS_NODATA, NULL, 0, NULL);
+}
+
+static bool
+is_self_name(const struct dest *d, const char *host)
+{
+	size_t a = strlen(host), b = strlen(d->e->c.hostname);
+
+	if (a > 0 && host[a - 1] == '.')
+		a--;
+	return a == b && strncasecmp(host, d->e->c.hostname, a) == 0;
+}
+
+static void
+on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
+    const char *errtext)
+{
+	struct dest *d = arg;
+	size_t keep = n;
+	bool cut = false;
+
+	d->mxreq = NULL;
+	switch (st) {
+	case DNS_OK:
+		break;
+	case DNS_NODATA:
+		/* RFC 5321 §5.1: no MX, the domain itself is the exchanger. */
+		d->mx = xcalloc(1, sizeof(*d->mx));
+		d->nmx = d->mx_pending = 1;
+		d->mx[0].d = d;
+		d->mx[0].host = xstrdup(d->name);
+		d->mx[0].req = dns_addr_lookup(d->e->dns, d->name, on_mx_addrs,
+		    &d->mx[0]);
+		return;
+	case DNS_NXDOMAIN:
+		dest_fail(d, OUTCOME_PERMFAIL, "5.1.2", "Host or domain name not "
+		    "found. Name service error for name=%s type=MX: Host not "
+		    "found", d->name);
+		return;
+	case DNS_NULLMX:
+		dest_fail(d, OUTCOME_PERMFAIL, "5.1.10", "Domain %s does not "
+		    "accept mail (null MX)", d->name);
+		return;
+	default:
+		/* Never fall back to the A record when the MX query failed. */
+		dest_fail(d, OUTCOME_TEMPFAIL, "4.4.3", "Host or domain name "
+		    "lookup failed temporarily: name=%s type=MX: %s", d->name,
+		    errtext != NULL ? errtext : "temporary failure");
+		return;
+	}
+
+	/* RFC 5321 §5.1: drop ourselves and every MX not better than us. */
+	for (size_t i = 0; i < n; i++)
+		if (is_self_name(d, mx[i].host)) {
+			for (keep = 0; keep < n && mx[keep].pref < mx[i].pref; keep++)
+				;
+			cut = true;
+			break;
+		}
+	if (keep == 0) {
+		if (cut)
+			dest_fail(d, OUTCOME_PERMFAIL, "5.4.6", "mail for %s loops "
+			    "back to myself", d->name);
+		else
+			dest_fail(d, OUTCOME_PERMFAIL, "5.4.4", "no exchanger for %s",
+			    d->name);
+		return;
+	}
+	d->mx = xcalloc(keep, sizeof(*d->mx));
+	d->nmx = d->mx_pending = keep;
+	for (size_t i = 0; i < keep; i++) {
+		d->mx[i].d = d;
+		d->mx[i].host = xstrdup(mx[i].host);
+		d->mx[i].pref = mx[i].pref;
+	}
+	/* Lookups may complete only from the loop, so start them all. */
+	for (size_t i = 0; i < keep; i++)
+		d->mx[i].req = dns_addr_lookup(d->e->dns, d->mx[i].host,
+		    on_mx_addrs, &d->mx[i]);
+}
+
+static void
+on_mx_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *addrs,
+    size_t n, const char *errtext)
+{
+	struct mxent *x = arg;
+	struct dest *d = x->d;
+
+	(void)errtext;
+	x->req = NULL;
+	x->st = st;
+	if (st == DNS_OK && n > 0) {
+		x->addrs = xreallocarray(NULL, n, sizeof(*addrs));
+		memcpy(x->addrs, addrs, n * sizeof(*addrs));
+		x->naddrs = n;
+	}
+	if (--d->mx_pending == 0)
+		routes_build(d);
+}
+
+static bool
+addr_is_self(const struct dest *d, const struct sockaddr_storage *ss,
+    unsigned port)
+{
+	const struct delivery_conf *c = &d->e->c;
+
+	for (size_t i = 0; i < c->nself; i++) {
+		unsigned char buf[16];
+
+		if (c->self[i].port != port)
+			continue;
+		if (ss->ss_family == AF_INET &&
+		    inet_pton(AF_INET, c->self[i].host, buf) == 1 &&
+		    memcmp(buf, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0)
+			return true;
+		if (ss->ss_family == AF_INET6 &&
+		    inet_pton(AF_INET6, c->self[i].host, buf) == 1 &&
+		    memcmp(buf, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+		    16) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+routes_build(struct dest *d)
+{
+	size_t n = 0, keep = d->nmx;
+	bool temp = false, cut = false;
+
+	/* An exchanger that is one of our listen addresses is this host. */
+	for (size_t i = 0; i < d->nmx && !cut; i++)
+		for (size_t j = 0; j < d->mx[i].naddrs; j++)
+			if (addr_is_self(d, &d->mx[i].addrs[j], d->port)) {
+				for (keep = 0; keep < d->nmx &&
+				    d->mx[keep].pref < d->mx[i].pref; keep++)
+					;
+				cut = true;
+				break;
+			}
+	for (size_t i = 0; i < keep; i++) {
+		n += d->mx[i].naddrs;
+		if (d->mx[i].st == DNS_TEMPFAIL)
+			temp = true;
+	}
+	if (n == 0) {
+		if (cut)
+			dest_fail(d, OUTCOME_PERMFAIL, "5.4.6", "mail for %s loops "
+			    "back to myself", d->name);
+		else if (temp)
+			dest_fail(d, OUTCOME_TEMPFAIL, "4.4.3", "Host or domain "
+			    "name lookup failed temporarily: no address for the "
+			    "exchangers of %s", d->name);
+		else
+			dest_fail(d, OUTCOME_PERMFAIL, "5.4.4", "Host or domain "
+			    "name not found: no address for the exchangers of %s "
+			    "(%s)", d->name, d->mx[0].host);
+		return;
+	}
+	d->routes = xcalloc(n, sizeof(*d->routes));
+	for (size_t i = 0; i < keep; i++)
+		for (size_t j = 0; j < d->mx[i].naddrs; j++) {
+			struct route *r = &d->routes[d->nroutes++];
+
+			r->host = xstrdup(d->mx[i].host);
+			r->pref = d->mx[i].pref;
+			r->ss = d->mx[i].addrs[j];
+			if (r->ss.ss_family == AF_INET6) {
+				((struct sockaddr_in6 *)&r->ss)->sin6_port =
+				    htons((uint16_t)d->port);
+				r->sslen = sizeof(struct sockaddr_in6);
+			} else {
+				((struct sockaddr_in *)&r->ss)->sin_port =
+				    htons((uint16_t)d->port);
+				r->sslen = sizeof(struct sockaddr_in);
+			}
+		}
+	d->state = DEST_READY;
+	dest_pump(d);
+}
+
+/*
+ * Moving parts to sessions.
+ */
+
+static void
+engine_wait(struct delivery_engine *e, struct dest *d)
+{
+	if (d->waiting)
+		return;
+	d->waiting = true;
+	d->wnext = NULL;
+	if (e->wtail != NULL)
+		e->wtail->wnext = d;
+	else
+		e->whead = d;
+	e->wtail = d;
+}
+
+/* A global slot was freed: let waiting destinations start sessions. */
+static void
+engine_wake(struct delivery_engine *e)
+{
+	while (e->whead != NULL && e->active < e->c.concurrency) {
+		struct dest *d = e->whead;
+
+		e->whead = d->wnext;
+		if (e->whead == NULL)
+			e->wtail = NULL;
+		d->waiting = false;
+		dest_pump(d);
+	}
+}
+
+static void
+dest_pump(struct dest *d)
+{
+	struct delivery_engine *e = d->e;
+	struct delivery_msg *m, *next;
+
+	switch (d->state) {
+	case DEST_IDLE:
+		if (d->qhead != NULL)
+			dest_resolve(d);
+		return;
+	case DEST_RESOLVING:
+		return;
+	case DEST_FAILED:
+		while ((m = d->qhead) != NULL) {
+			queue_remove(d, m);
+			part_fail(d, NULL, m, d->fail_outcome, d->fail_status,
+			    d->fail_reply, NULL);
+		}
+		return;
+	case DEST_READY:
+		break;
+	}
+
+	/* Parts with no route left are deferred with the last error. */
+	for (m = d->qhead; m != NULL; m = next) {
+		next = m->next;
+		if (route_from(d, m->route_min) < d->nroutes)
+			continue;
+		queue_remove(d, m);
+		for (size_t i = 0; i < m->nrcpt; i++) {
+			struct delivery_rcpt *r = &m->rcpt[i];
+
+			/* A recipient that got its own 4xx keeps that reply. */
+			if (r->reply[0] != '\0')
+				rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL,
+				    r->status, r->reply, r->remote_mta);
+			else
+				rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL,
+				    d->last_status[0] ? d->last_status : "4.4.1",
+				    d->last_reply[0] ? d->last_reply :
+				    "no exchanger could be reached", d->last_mta);
+		}
+		part_complete(d, m);
+	}
+
+	/* Open sessions while parts wait for one (and limits allow). */
+	while (d->nqueued > d->nconnecting) {
+		if (d->nsess >= e->c.domain_concurrency)
+			break;
+		if (e->active >= e->c.concurrency) {
+			engine_wait(e, d);
+			break;
+		}
+		sess_start(d, route_from(d, d->qhead->route_min));
+	}
+}
+
+static void
+sess_start(struct dest *d, size_t ri)
+{
+	struct delivery_engine *e = d->e;
+	struct route *r = &d->routes[ri];
+	struct smtpc_params p;
+	struct dsess *s = xcalloc(1, sizeof(*s));
+
+	s->d = d;
+	s->ri = ri;
+	s->clear = r->tls_broken;
+	memset(&p, 0, sizeof(p));
+	p.helo_name = e->c.hostname;
+	p.peer_name = r->host;
+	p.tls = s->clear ? TLS_NONE : d->tls;
+	p.tls_ctx = p.tls == TLS_VERIFY ? e->c.tls_ctx_verify : e->c.tls_ctx;
+	if (p.tls_ctx == NULL)
+		p.tls = TLS_NONE;
+	if (e->c.relayhost != NULL) {
+		p.auth_user = e->c.auth_user;
+		p.auth_pass = e->c.auth_pass;
+	}
+	p.timeouts = e->c.timeouts;
+	e->active++;
+	d->nsess++;
+	d->nconnecting++;
+	s->s = smtpc_new(e->loop, (struct sockaddr *)&r->ss, r->sslen, &p,
+	    &sess_ops, s);
+}
+
+/* Take the next part this session may carry, or say goodbye. */
+static void
+sess_next(struct dsess *s)
+{
+	struct dest *d = s->d;
+	struct delivery_msg *m;
+	size_t n = 0;
+
+	s->cur = NULL;
+	if (d->routes[s->ri].failed ||
+	    smtpc_msgs_sent(s->s) >= d->e->c.reuse_limit) {
+		smtpc_quit(s->s);
+		return;
+	}
+	for (m = d->qhead; m != NULL; m = m->next)
+		if (route_from(d, m->route_min) <= s->ri)
+			break;
+	if (m == NULL) {
+		smtpc_quit(s->s);
+		return;
+	}
+	queue_remove(d, m);
+	s->cur = m;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (!m->rcpt[i].final)
+			n++;
+	free(m->addrs);
+	free(m->addr_idx);
+	m->addrs = xcalloc(n, sizeof(*m->addrs));
+	m->addr_idx = xcalloc(n, sizeof(*m->addr_idx));
+	m->naddrs = 0;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (!m->rcpt[i].final) {
+			m->addr_idx[m->naddrs] = i;
+			m->addrs[m->naddrs++] = m->rcpt[i].addr;
+		}
+	memset(&s->m, 0, sizeof(s->m));
+	s->m.sender = m->sender;
+	s->m.rcpts = m->addrs;
+	s->m.nrcpt = m->naddrs;
+	s->m.body_fd = m->body_fd;
+	s->m.size = m->size;
+	s->m.eightbit = m->eightbit;
+	if (smtpc_send(s->s, &s->m) == -1) {
+		/* The session cannot take it: put it back for another. */
+		s->cur = NULL;
+		queue_push(d, m, true);
+		smtpc_quit(s->s);
+	}
+}
+
+static void
+sess_on_ready(void *arg, struct smtpc *sc)
+{
+	struct dsess *s = arg;
+
+	(void)sc;
+	s->ready = true;
+	s->d->nconnecting--;
+	sess_next(s);
+}
+
+static void
+sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
+{
+	struct dsess *s = arg;
+	struct dest *d = s->d;
+	struct delivery_msg *m = s->cur;
+	const char *mta = d->routes[s->ri].host;
+	bool retry_next = false;
+
+	(void)sc;
+	s->cur = NULL;
+	if (m == NULL)
+		return;
+	switch (res->stage) {
+	case SMTPC_STAGE_MAIL:
+		if (res->outcome == OUTCOME_PERMFAIL) {
+			part_fail(d, s, m, OUTCOME_PERMFAIL, NULL, res->reply, mta);
+			sess_next(s);
+			return;
+		}
+		if (res->outcome == OUTCOME_TEMPFAIL) {
+			/* SPEC: 4xx at MAIL: the next address / exchanger. */
+			for (size_t i = 0; i < m->nrcpt; i++)
+				if (!m->rcpt[i].final) {
+					util_strlcpy(m->rcpt[i].reply, res->reply,
+					    sizeof(m->rcpt[i].reply));
+					delivery_status_of(res->reply,
+					    m->rcpt[i].status,
+					    sizeof(m->rcpt[i].status));
+					util_strlcpy(m->rcpt[i].remote_mta, mta,
+					    sizeof(m->rcpt[i].remote_mta));
+				}
+			m->route_min = s->ri + 1;
+			queue_push(d, m, true);
+			/* The exchanger is unwell: do not send it more. */
+			d->routes[s->ri].failed = true;
+			util_strlcpy(d->last_reply, res->reply, sizeof(d->last_reply));
+			delivery_status_of(res->reply, d->last_status,
+			    sizeof(d->last_status));
+			util_strlcpy(d->last_mta, mta, sizeof(d->last_mta));
+			smtpc_quit(s->s);
+			dest_pump(d);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+
+	for (size_t k = 0; k < res->nrcpt && k < m->naddrs; k++) {
+		size_t i = m->addr_idx[k];
+		const struct smtpc_rcpt_result *rr = &res->rcpt[k];
+
+		switch (rr->outcome) {
+		case OUTCOME_OK:
+			rcpt_final(d, s, m, i, OUTCOME_OK, NULL, rr->reply, mta);
+			break;
+		case OUTCOME_PERMFAIL:
+			rcpt_final(d, s, m, i, OUTCOME_PERMFAIL, NULL, rr->reply,
+			    mta);
+			break;
+		default:
+			if ((res->stage == SMTPC_STAGE_DATA ||
+			    res->stage == SMTPC_STAGE_DOT) &&
+			    res->outcome != OUTCOME_OK &&
+			    strcmp(rr->reply, res->reply) == 0) {
+				/*
+				 * Accepted at RCPT, then the transaction
+				 * failed: it may have been delivered, so it
+				 * is never sent elsewhere in this attempt.
+				 * No SMTP reply at all: the connection was
+				 * lost or timed out (4.4.2).
+				 */
+				char st[16];
+
+				if (isdigit((unsigned char)rr->reply[0]))
+					delivery_status_of(rr->reply, st,
+					    sizeof(st));
+				else
+					util_strlcpy(st, "4.4.2", sizeof(st));
+				rcpt_final(d, s, m, i, OUTCOME_TEMPFAIL, st,
+				    rr->reply[0] ? rr->reply :
+				    "lost connection after DATA", mta);
+				break;
+			}
+			/* A 4xx of its own at RCPT: try the next route. */
+			util_strlcpy(m->rcpt[i].reply, rr->reply,
+			    sizeof(m->rcpt[i].reply));
+			delivery_status_of(rr->reply, m->rcpt[i].status,
+			    sizeof(m->rcpt[i].status));
+			if (!isdigit((unsigned char)rr->reply[0]))
+				util_strlcpy(m->rcpt[i].status, "4.4.2",
+				    sizeof(m->rcpt[i].status));
+			util_strlcpy(m->rcpt[i].remote_mta, mta,
+			    sizeof(m->rcpt[i].remote_mta));
+			retry_next = true;
+			break;
+		}
+	}
+
+	if (part_finished(m))
+		part_complete(d, m);
+	else if (retry_next) {
+		m->route_min = s->ri + 1;
+		queue_push(d, m, true);
+		dest_pump(d);
+	} else {
+		/* Nothing said about some recipients: defer them. */
+		for (size_t i = 0; i < m->nrcpt; i++)
+			rcpt_final(d, s, m, i, OUTCOME_TEMPFAIL, "4.4.2",
+			    res->reply[0] ? res->reply : "lost connection", mta);
+		part_complete(d, m);
+	}
+	sess_next(s);
+}
+
+static void
+sess_on_closed(void *arg, struct smtpc *sc, enum outcome o,
+    enum smtpc_stage stage, const char *reply)
+{
+	struct dsess *s = arg;
+	struct dest *d = s->d;
+	struct delivery_engine *e = d->e;
+	struct route *r = &d->routes[s->ri];
+
+	if (!s->ready) {
+		d->nconnecting--;
+		if (stage == SMTPC_STAGE_STARTTLS && d->tls == TLS_MAY &&
+		    !s->clear && strstr(reply, "handshake") != NULL) {
+			/* SPEC: under may, a failed handshake is retried in clear. */
+			r->tls_broken = true;
+		} else if (o != OUTCOME_OK) {
+			r->failed = true;
+			util_strlcpy(d->last_reply, reply, sizeof(d->last_reply));
+			if (stage == SMTPC_STAGE_CONNECT)
+				util_strlcpy(d->last_status, "4.4.1",
+				    sizeof(d->last_status));
+			else {
+				delivery_status_of(reply, d->last_status,
+				    sizeof(d->last_status));
+				/* A 5xx greeting only moves on: still temporary. */
+				d->last_status[0] = '4';
+			}
+			util_strlcpy(d->last_mta, r->host, sizeof(d->last_mta));
+			log_info("%s: %s", smtpc_peer_text(sc), reply);
+		}
+	}
+	if (s->cur != NULL) {
+		/* Closed with a transaction open before DATA: next route. */
+		s->cur->route_min = s->ri + 1;
+		queue_push(d, s->cur, true);
+		s->cur = NULL;
+	}
+	smtpc_free(sc);
+	free(s);
+	d->nsess--;
+	e->active--;
+	dest_pump(d);
+	engine_wake(e);
+}

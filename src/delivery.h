@@ -1,0 +1,97 @@
+/*
+ * delivery: turns "these recipients of this message, in this destination
+ * domain" into outcomes, following SPEC "Delivery rules": MX lookup (or
+ * the relayhost), exchangers in preference order, address failover, the
+ * next-MX rules, STARTTLS policy, several messages per connection, and
+ * global and per-destination connection limits.
+ *
+ * The engine owns one destination per domain (or one for the relayhost).
+ * A caller submits message parts; each part comes back through its done
+ * callback once every recipient in it has an outcome for this attempt.
+ * One log line is written per recipient (SPEC: id, rcpt, relay, tls,
+ * delay, status, reply).  No spool access here.
+ */
+#ifndef MXRELAY_DELIVERY_H
+#define MXRELAY_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "dns.h"
+#include "event.h"
+#include "outcome.h"
+#include "smtp_client.h"
+
+#define DELIVERY_REPLY_MAX	(SMTPC_REPLY_MAX + 256)
+
+struct delivery_rcpt {
+	const char	*addr;				/* in */
+	enum outcome	 outcome;			/* out */
+	char		 status[16];			/* out: "5.1.1" */
+	char		 reply[DELIVERY_REPLY_MAX];	/* out: remote reply or local reason */
+	char		 remote_mta[256];		/* out: "" when the reason is local */
+	bool		 final;				/* private */
+};
+
+struct delivery_msg;
+typedef void (*delivery_done_cb)(void *arg, struct delivery_msg *);
+
+/* One message's recipients in one destination. */
+struct delivery_msg {
+	const char		*id;
+	const char		*sender;
+	int			 body_fd;
+	uint64_t		 size;
+	bool			 eightbit;
+	time_t			 arrival;
+	struct delivery_rcpt	*rcpt;
+	size_t			 nrcpt;
+	delivery_done_cb	 done;
+	void			*arg;
+
+	/* private to delivery.c */
+	size_t			 route_min;	/* first route this part may use */
+	struct delivery_msg	*next;
+	const char		**addrs;
+	size_t			 naddrs;
+	size_t			*addr_idx;
+};
+
+struct delivery_conf {
+	const char		*hostname;	/* EHLO name; loop detection */
+	unsigned		 smtp_port;
+	const struct hostport	*relayhost;	/* NULL = by MX */
+	const char		*auth_user;	/* relayhost AUTH; NULL = none */
+	const char		*auth_pass;
+	struct smtpc_timeouts	 timeouts;
+	unsigned		 reuse_limit;
+	unsigned		 concurrency;
+	unsigned		 domain_concurrency;
+	const struct conf	*conf;		/* tls and tls_policy lookups */
+	SSL_CTX			*tls_ctx;	/* no verification required */
+	SSL_CTX			*tls_ctx_verify;
+	const struct hostport	*self;		/* our listen addresses */
+	size_t			 nself;
+};
+
+struct delivery_engine;
+
+struct delivery_engine *delivery_engine_new(struct ev_loop *, struct dns *,
+		    const struct delivery_conf *);
+/* Abort everything: pending parts get no callback. */
+void		 delivery_engine_free(struct delivery_engine *);
+/* domain is the recipients' domain (lower case); ignored with a relayhost. */
+void		 delivery_submit(struct delivery_engine *, const char *domain,
+		    struct delivery_msg *);
+/* No part pending and no connection open. */
+bool		 delivery_idle(const struct delivery_engine *);
+
+/* The RFC 3463 code in reply ("550 5.1.1 ..."), or the class default. */
+void		 delivery_status_of(const char *reply, char *status, size_t);
+
+#endif

@@ -1,0 +1,958 @@
+/*
+ * dns: c-ares 1.18 driven by the event loop (STYLE.md section 7).
+ *
+ * One c-ares channel per struct dns.  c-ares tells us which sockets it
+ * wants watched through its socket-state callback; we mirror that into
+ * ev_fd_add/mod/del and feed readiness back with ares_process_fd().
+ * Timeouts: after every call into c-ares (a new query, socket readiness,
+ * the timer itself) one ev_timer is re-armed from ares_timeout(), and when
+ * it fires we call ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD).
+ * c-ares only moves its deadlines inside those calls, so this caps every
+ * wait exactly as a before-sleep hook would, without leaving a hook behind
+ * in the loop after dns_free() (event.h has no ev_prepare_del()).
+ *
+ * Lookups are keyed by (type, lower-cased name without trailing dot) in
+ * one table of entries.  An entry is either pending (one c-ares query in
+ * flight, a list of waiting requests: concurrent lookups are coalesced)
+ * or done (a shared, reference-counted result kept until it expires).
+ * Cache lifetimes, all capped at DNS_TTL_MAX:
+ *   - MX: the smallest TTL in the raw answer section (ares_parse_mx_reply
+ *     drops TTLs, so we walk the message ourselves, bounds-checked);
+ *     DNS_TTL_DEFAULT when it cannot be read;
+ *   - addresses: the smallest ai_ttl of the nodes and CNAMEs;
+ *   - NXDOMAIN / NODATA: RFC 2308 section 5, min(SOA TTL, SOA MINIMUM)
+ *     when the answer carries an SOA, never more than DNS_TTL_NEG;
+ *   - TEMPFAIL: never cached; the entry goes as soon as its waiters have
+ *     their result.  A TTL of 0 is not cached either.
+ * The table holds at most DNS_CACHE_MAX finished entries; the oldest go
+ * first.
+ *
+ * Callbacks are delivered from a zero-delay timer, never from inside
+ * dns_*_lookup() and never from inside a c-ares callback, so a user
+ * callback may start lookups, cancel requests or call dns_free().
+ * The request is freed just before its callback runs.  dns_free() makes
+ * c-ares end its queries with ARES_EDESTRUCTION; our callbacks see the
+ * "dead" flag and touch nothing.  dns_free() must come before
+ * ev_loop_free(), and requests must not be cancelled after dns_free().
+ *
+ * Status mapping (once, here): ARES_SUCCESS -> DNS_OK, ARES_ENODATA ->
+ * DNS_NODATA, ARES_ENOTFOUND and ARES_EBADNAME -> DNS_NXDOMAIN, anything
+ * else (SERVFAIL, REFUSED, timeout, connection errors, bad responses) ->
+ * DNS_TEMPFAIL.  An MX answer whose records are all "." is DNS_NULLMX
+ * (RFC 7505); a "." mixed with real exchangers is ignored.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <arpa/nameser.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ares.h>
+
+#include "dns.h"
+#include "event.h"
+#include "log.h"
+#include "util.h"
+
+#define DNS_Q_MX		1
+#define DNS_Q_ADDR		2
+
+#define DNS_BUCKETS		1024
+#define DNS_CACHE_MAX		10000	/* finished entries kept */
+#define DNS_TTL_MAX		3600	/* s, cap on any cached answer */
+#define DNS_TTL_DEFAULT		300	/* s, MX answer whose TTL is unreadable */
+#define DNS_TTL_NEG		60	/* s, cap on NXDOMAIN / NODATA */
+#define DNS_NAME_MAX		253	/* RFC 1035 2.3.4, text form */
+
+#define DNS_TIMEOUT_DEFAULT	5000	/* ms, when dns_new() gets 0 */
+#define DNS_TRIES_DEFAULT	2
+
+struct dns_result {
+	unsigned		 refs;
+	enum dns_status		 status;
+	const char		*errtext;	/* static text */
+	struct dns_mx		*mx;		/* sorted by pref */
+	size_t			 nmx;
+	struct sockaddr_storage	*addrs;
+	size_t			 naddrs;
+};
+
+struct dns_req {
+	TAILQ_ENTRY(dns_req)	 link;		/* entry->waiters or dns->ready */
+	struct dns		*dns;
+	struct dns_entry	*entry;		/* set while waiting */
+	struct dns_result	*res;		/* set once ready */
+	int			 type;
+	dns_mx_cb		 mxcb;
+	dns_addr_cb		 addrcb;
+	void			*arg;
+	uint64_t		 seq;		/* order of readiness */
+};
+TAILQ_HEAD(dns_reqs, dns_req);
+
+struct dns_entry {
+	TAILQ_ENTRY(dns_entry)	 bucket;
+	TAILQ_ENTRY(dns_entry)	 age;		/* oldest first */
+	struct dns		*dns;
+	int			 type;
+	char			*name;
+	bool			 pending;
+	struct dns_reqs		 waiters;	/* while pending */
+	struct dns_result	*res;		/* once done */
+	uint64_t		 expires;	/* ev_now() ms */
+};
+TAILQ_HEAD(dns_entries, dns_entry);
+
+struct dns_sock {
+	int	fd;
+	int	events;
+};
+
+struct dns {
+	struct ev_loop		*loop;
+	ares_channel		 ch;
+	struct ev_timer		 ares_timer;
+	struct ev_timer		 deliver_timer;
+	struct dns_sock		*socks;
+	size_t			 nsocks;
+	size_t			 capsocks;
+	struct dns_entries	 buckets[DNS_BUCKETS];
+	struct dns_entries	 entries;
+	size_t			 ndone;		/* finished entries in the table */
+	struct dns_reqs		 ready;
+	uint64_t		 seq;
+	unsigned		 depth;		/* > 0 while delivering */
+	bool			 dead;		/* dns_free() was called */
+};
+
+static void	 dns_rearm(struct dns *);
+static void	 dns_on_sock_state(void *, ares_socket_t, int, int);
+static void	 dns_on_sock(int, int, void *);
+static void	 dns_on_ares_timer(void *);
+static void	 dns_on_deliver(void *);
+static void	 dns_on_mx(void *, int, int, unsigned char *, int);
+static void	 dns_on_addr(void *, int, int, struct ares_addrinfo *);
+static struct dns_req *dns_lookup(struct dns *, int, const char *,
+		    dns_mx_cb, dns_addr_cb, void *);
+static int	 dns_name_key(const char *, char *, size_t);
+static unsigned	 dns_hash(int, const char *);
+static struct dns_entry *dns_entry_find(struct dns *, int, const char *);
+static void	 dns_entry_remove(struct dns *, struct dns_entry *);
+static void	 dns_entry_done(struct dns_entry *, struct dns_result *, long);
+static void	 dns_cache_trim(struct dns *);
+static struct dns_result *dns_result_new(enum dns_status, const char *);
+static void	 dns_result_unref(struct dns_result *);
+static void	 dns_req_ready(struct dns *, struct dns_req *,
+		    struct dns_result *);
+static void	 dns_req_deliver(struct dns_req *);
+static enum dns_status dns_map_status(int);
+static const char *dns_status_errtext(int);
+static int	 dns_mx_cmp(const void *, const void *);
+static uint32_t	 dns_random(uint32_t);
+static int	 wire_skip_name(const unsigned char *, size_t, size_t *);
+static long	 wire_ttl(const unsigned char *, size_t, bool);
+
+struct dns *
+dns_new(struct ev_loop *loop, const char *servers, unsigned timeout_ms,
+    unsigned tries, char *err, size_t errlen)
+{
+	static bool lib_ready;
+	struct ares_options opts;
+	struct dns *dns;
+	int rc, optmask;
+
+	if (!lib_ready) {
+		if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) !=
+		    ARES_SUCCESS) {
+			util_seterr(err, errlen, "c-ares: %s",
+			    ares_strerror(rc));
+			return NULL;
+		}
+		lib_ready = true;
+	}
+
+	dns = xcalloc(1, sizeof(*dns));
+	dns->loop = loop;
+	ev_timer_init(&dns->ares_timer, dns_on_ares_timer, dns);
+	ev_timer_init(&dns->deliver_timer, dns_on_deliver, dns);
+	for (size_t i = 0; i < DNS_BUCKETS; i++)
+		TAILQ_INIT(&dns->buckets[i]);
+	TAILQ_INIT(&dns->entries);
+	TAILQ_INIT(&dns->ready);
+
+	memset(&opts, 0, sizeof(opts));
+	opts.sock_state_cb = dns_on_sock_state;
+	opts.sock_state_cb_data = dns;
+	opts.timeout = timeout_ms > 0 && timeout_ms <= INT32_MAX ?
+	    (int)timeout_ms : DNS_TIMEOUT_DEFAULT;
+	opts.tries = tries > 0 && tries <= 100 ? (int)tries :
+	    DNS_TRIES_DEFAULT;
+	/*
+	 * Exchanger names are fully qualified: no search list for
+	 * ares_getaddrinfo (ndomains 0), none for ares_query anyway, and no
+	 * HOSTALIASES from the environment.
+	 */
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	opts.domains = NULL;
+	opts.ndomains = 0;
+	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
+	    ARES_OPT_TRIES | ARES_OPT_FLAGS | ARES_OPT_DOMAINS;
+	if ((rc = ares_init_options(&dns->ch, &opts, optmask)) !=
+	    ARES_SUCCESS) {
+		util_seterr(err, errlen, "c-ares init: %s", ares_strerror(rc));
+		free(dns);
+		return NULL;
+	}
+	if (servers != NULL && *servers != '\0' &&
+	    (rc = ares_set_servers_ports_csv(dns->ch, servers)) !=
+	    ARES_SUCCESS) {
+		util_seterr(err, errlen, "dns servers \"%s\": %s", servers,
+		    ares_strerror(rc));
+		dns->dead = true;
+		ares_destroy(dns->ch);
+		free(dns->socks);
+		free(dns);
+		return NULL;
+	}
+	return dns;
+}
+
+void
+dns_free(struct dns *dns)
+{
+	struct dns_entry *e;
+	struct dns_req *r;
+
+	if (dns == NULL || dns->dead)
+		return;
+	dns->dead = true;
+	/* Queries end with ARES_EDESTRUCTION; our callbacks ignore them. */
+	ares_destroy(dns->ch);
+	for (size_t i = 0; i < dns->nsocks; i++)
+		ev_fd_del(dns->loop, dns->socks[i].fd);
+	free(dns->socks);
+	dns->socks = NULL;
+	dns->nsocks = dns->capsocks = 0;
+	ev_timer_del(dns->loop, &dns->ares_timer);
+	ev_timer_del(dns->loop, &dns->deliver_timer);
+
+	while ((e = TAILQ_FIRST(&dns->entries)) != NULL) {
+		while ((r = TAILQ_FIRST(&e->waiters)) != NULL) {
+			TAILQ_REMOVE(&e->waiters, r, link);
+			free(r);
+		}
+		e->pending = false;
+		dns_entry_remove(dns, e);
+	}
+	while ((r = TAILQ_FIRST(&dns->ready)) != NULL) {
+		TAILQ_REMOVE(&dns->ready, r, link);
+		dns_result_unref(r->res);
+		free(r);
+	}
+	/* From inside a callback, dns_on_deliver() frees it on return. */
+	if (dns->depth == 0)
+		free(dns);
+}
+
+struct dns_req *
+dns_mx_lookup(struct dns *dns, const char *domain, dns_mx_cb cb, void *arg)
+{
+	return dns_lookup(dns, DNS_Q_MX, domain, cb, NULL, arg);
+}
+
+struct dns_req *
+dns_addr_lookup(struct dns *dns, const char *host, dns_addr_cb cb, void *arg)
+{
+	return dns_lookup(dns, DNS_Q_ADDR, host, NULL, cb, arg);
+}
+
+void
+dns_cancel(struct dns_req *r)
+{
+	struct dns *dns;
+
+	if (r == NULL)
+		return;
+	dns = r->dns;
+	if (r->entry != NULL) {
+		/* The query goes on; its answer is still cached. */
+		TAILQ_REMOVE(&r->entry->waiters, r, link);
+	} else {
+		TAILQ_REMOVE(&dns->ready, r, link);
+		dns_result_unref(r->res);
+		if (TAILQ_EMPTY(&dns->ready))
+			ev_timer_del(dns->loop, &dns->deliver_timer);
+	}
+	free(r);
+}
+
+const char *
+dns_status_to_text(enum dns_status st)
+{
+	switch (st) {
+	case DNS_OK:
+		return "ok";
+	case DNS_NODATA:
+		return "nodata";
+	case DNS_NXDOMAIN:
+		return "nxdomain";
+	case DNS_NULLMX:
+		return "nullmx";
+	case DNS_TEMPFAIL:
+		return "tempfail";
+	}
+	return "unknown";
+}
+
+static struct dns_req *
+dns_lookup(struct dns *dns, int type, const char *name, dns_mx_cb mxcb,
+    dns_addr_cb addrcb, void *arg)
+{
+	char key[DNS_NAME_MAX + 1];
+	struct dns_req *r;
+	struct dns_entry *e;
+	struct ares_addrinfo_hints hints;
+
+	r = xcalloc(1, sizeof(*r));
+	r->dns = dns;
+	r->type = type;
+	r->mxcb = mxcb;
+	r->addrcb = addrcb;
+	r->arg = arg;
+
+	if (dns_name_key(name, key, sizeof(key)) == -1) {
+		struct dns_result *res;
+
+		res = dns_result_new(DNS_NXDOMAIN, "invalid name");
+		dns_req_ready(dns, r, res);
+		dns_result_unref(res);
+		return r;
+	}
+	if ((e = dns_entry_find(dns, type, key)) != NULL) {
+		if (e->pending) {
+			r->entry = e;
+			TAILQ_INSERT_TAIL(&e->waiters, r, link);
+		} else
+			dns_req_ready(dns, r, e->res);
+		return r;
+	}
+
+	e = xcalloc(1, sizeof(*e));
+	e->dns = dns;
+	e->type = type;
+	e->name = xstrdup(key);
+	e->pending = true;
+	TAILQ_INIT(&e->waiters);
+	TAILQ_INSERT_TAIL(&dns->buckets[dns_hash(type, key) % DNS_BUCKETS], e,
+	    bucket);
+	TAILQ_INSERT_TAIL(&dns->entries, e, age);
+	r->entry = e;
+	TAILQ_INSERT_TAIL(&e->waiters, r, link);
+
+	/*
+	 * c-ares may call back synchronously from here and the entry may be
+	 * gone when these return: do not touch e afterwards.
+	 */
+	if (type == DNS_Q_MX)
+		ares_query(dns->ch, key, ns_c_in, ns_t_mx, dns_on_mx, e);
+	else {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_flags = ARES_AI_NOSORT;
+		ares_getaddrinfo(dns->ch, key, NULL, &hints, dns_on_addr, e);
+	}
+	dns_rearm(dns);
+	return r;
+}
+
+/* Lower case, one trailing dot dropped, printable ASCII, length checked. */
+static int
+dns_name_key(const char *in, char *out, size_t outlen)
+{
+	size_t len = strlen(in);
+
+	if (len > 0 && in[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_NAME_MAX || len >= outlen)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c <= ' ' || c >= 0x7f)
+			return -1;
+		out[i] = (char)tolower(c);
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+/* FNV-1a */
+static unsigned
+dns_hash(int type, const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	h = (h ^ (uint32_t)type) * 16777619u;
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* A pending or unexpired entry; expired ones are dropped on the way. */
+static struct dns_entry *
+dns_entry_find(struct dns *dns, int type, const char *key)
+{
+	struct dns_entries *b;
+	struct dns_entry *e;
+
+	b = &dns->buckets[dns_hash(type, key) % DNS_BUCKETS];
+	TAILQ_FOREACH(e, b, bucket) {
+		if (e->type != type || strcmp(e->name, key) != 0)
+			continue;
+		if (!e->pending && ev_now(dns->loop) >= e->expires) {
+			dns_entry_remove(dns, e);
+			return NULL;
+		}
+		return e;
+	}
+	return NULL;
+}
+
+/* Only for entries without waiters. */
+static void
+dns_entry_remove(struct dns *dns, struct dns_entry *e)
+{
+	TAILQ_REMOVE(&dns->buckets[dns_hash(e->type, e->name) % DNS_BUCKETS],
+	    e, bucket);
+	TAILQ_REMOVE(&dns->entries, e, age);
+	if (e->res != NULL) {
+		dns->ndone--;
+		dns_result_unref(e->res);
+	}
+	free(e->name);
+	free(e);
+}
+
+/*
+ * The query of e finished with res (a reference is taken): hand it to
+ * every waiter and keep it for ttl seconds (TEMPFAIL or ttl <= 0: not
+ * kept).  e may be freed.
+ */
+static void
+dns_entry_done(struct dns_entry *e, struct dns_result *res, long ttl)
+{
+	struct dns *dns = e->dns;
+	struct dns_req *r;
+
+	e->pending = false;
+	res->refs++;
+	e->res = res;
+	dns->ndone++;
+	while ((r = TAILQ_FIRST(&e->waiters)) != NULL) {
+		TAILQ_REMOVE(&e->waiters, r, link);
+		r->entry = NULL;
+		dns_req_ready(dns, r, res);
+	}
+	if (ttl > DNS_TTL_MAX)
+		ttl = DNS_TTL_MAX;
+	if (res->status == DNS_TEMPFAIL || ttl <= 0) {
+		dns_entry_remove(dns, e);
+		return;
+	}
+	e->expires = ev_now(dns->loop) + (uint64_t)ttl * 1000;
+	/* Keep insertion order = completion order for trimming. */
+	TAILQ_REMOVE(&dns->entries, e, age);
+	TAILQ_INSERT_TAIL(&dns->entries, e, age);
+	dns_cache_trim(dns);
+}
+
+/* Drop expired entries from the old end, then the oldest over the cap. */
+static void
+dns_cache_trim(struct dns *dns)
+{
+	struct dns_entry *e, *next;
+	uint64_t now = ev_now(dns->loop);
+
+	for (e = TAILQ_FIRST(&dns->entries); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, age);
+		if (e->pending)
+			continue;
+		if (dns->ndone <= DNS_CACHE_MAX && now < e->expires)
+			break;
+		dns_entry_remove(dns, e);
+	}
+}
+
+static struct dns_result *
+dns_result_new(enum dns_status st, const char *errtext)
+{
+	struct dns_result *res;
+
+	res = xcalloc(1, sizeof(*res));
+	res->refs = 1;
+	res->status = st;
+	res->errtext = errtext;
+	return res;
+}
+
+static void
+dns_result_unref(struct dns_result *res)
+{
+	if (res == NULL || --res->refs > 0)
+		return;
+	for (size_t i = 0; i < res->nmx; i++)
+		free(res->mx[i].host);
+	free(res->mx);
+	free(res->addrs);
+	free(res);
+}
+
+/* r gets its own reference to res and waits for the deliver timer. */
+static void
+dns_req_ready(struct dns *dns, struct dns_req *r, struct dns_result *res)
+{
+	res->refs++;
+	r->res = res;
+	r->entry = NULL;
+	r->seq = ++dns->seq;
+	TAILQ_INSERT_TAIL(&dns->ready, r, link);
+	if (!ev_timer_pending(&dns->deliver_timer))
+		ev_timer_add(dns->loop, &dns->deliver_timer, 0);
+}
+
+static void
+dns_on_deliver(void *arg)
+{
+	struct dns *dns = arg;
+	struct dns_req *r;
+	uint64_t last = dns->seq;
+
+	/*
+	 * Only what was ready when we started: a callback that starts a
+	 * lookup answered at once waits for the next iteration.
+	 */
+	dns->depth++;
+	while (!dns->dead && (r = TAILQ_FIRST(&dns->ready)) != NULL &&
+	    r->seq <= last) {
+		TAILQ_REMOVE(&dns->ready, r, link);
+		dns_req_deliver(r);
+	}
+	dns->depth--;
+	if (dns->dead) {
+		if (dns->depth == 0)
+			free(dns);
+		return;
+	}
+	if (!TAILQ_EMPTY(&dns->ready) &&
+	    !ev_timer_pending(&dns->deliver_timer))
+		ev_timer_add(dns->loop, &dns->deliver_timer, 0);
+}
+
+/* Free r, then call its callback; equal MX preferences are shuffled anew. */
+static void
+dns_req_deliver(struct dns_req *r)
+{
+	struct dns_result *res = r->res;
+	dns_mx_cb mxcb = r->mxcb;
+	dns_addr_cb addrcb = r->addrcb;
+	void *arg = r->arg;
+	struct dns_mx *mx = NULL;
+	size_t n = 0;
+
+	free(r);
+	if (mxcb != NULL) {
+		if (res->status == DNS_OK && res->nmx > 0) {
+			n = res->nmx;
+			mx = xreallocarray(NULL, n, sizeof(*mx));
+			memcpy(mx, res->mx, n * sizeof(*mx));
+			/* RFC 5321 5.1: equal preferences in random order. */
+			for (size_t i = 0, j; i < n; i = j) {
+				for (j = i + 1; j < n && mx[j].pref == mx[i].pref;
+				    j++)
+					;
+				for (size_t k = j - 1; k > i; k--) {
+					size_t pick = i + dns_random(
+					    (uint32_t)(k - i + 1));
+					struct dns_mx t = mx[k];
+
+					mx[k] = mx[pick];
+					mx[pick] = t;
+				}
+			}
+		}
+		mxcb(arg, res->status, mx, n, res->errtext);
+		free(mx);
+	} else
+		addrcb(arg, res->status,
+		    res->status == DNS_OK ? res->addrs : NULL,
+		    res->status == DNS_OK ? res->naddrs : 0, res->errtext);
+	dns_result_unref(res);
+}
+
+static void
+dns_rearm(struct dns *dns)
+{
+	struct timeval tv, *tvp;
+	uint64_t ms;
+
+	if (dns->dead)
+		return;
+	if ((tvp = ares_timeout(dns->ch, NULL, &tv)) == NULL) {
+		ev_timer_del(dns->loop, &dns->ares_timer);
+		return;
+	}
+	/* Round up: firing early would only spin until the deadline. */
+	ms = (uint64_t)tvp->tv_sec * 1000 +
+	    ((uint64_t)tvp->tv_usec + 999) / 1000;
+	ev_timer_add(dns->loop, &dns->ares_timer, ms);
+}
+
+/* c-ares: "watch this socket for these events" (0, 0: it is closing). */
+static void
+dns_on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns *dns = data;
+	int events = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+	size_t i;
+
+	for (i = 0; i < dns->nsocks; i++)
+		if (dns->socks[i].fd == fd)
+			break;
+	if (events == 0) {
+		if (i < dns->nsocks) {
+			ev_fd_del(dns->loop, fd);
+			dns->socks[i] = dns->socks[--dns->nsocks];
+		}
+		return;
+	}
+	if (i < dns->nsocks) {
+		if (dns->socks[i].events != events &&
+		    ev_fd_mod(dns->loop, fd, events) == -1)
+			log_warn("dns: ev_fd_mod");
+		dns->socks[i].events = events;
+		return;
+	}
+	/* Not watched: the query times out and ends as TEMPFAIL. */
+	if (ev_fd_add(dns->loop, fd, events, dns_on_sock, dns) == -1) {
+		log_warn("dns: ev_fd_add");
+		return;
+	}
+	if (dns->nsocks == dns->capsocks) {
+		dns->capsocks = dns->capsocks ? dns->capsocks * 2 : 4;
+		dns->socks = xreallocarray(dns->socks, dns->capsocks,
+		    sizeof(*dns->socks));
+	}
+	dns->socks[dns->nsocks].fd = fd;
+	dns->socks[dns->nsocks++].events = events;
+}
+
+static void
+dns_on_sock(int fd, int events, void *arg)
+{
+	struct dns *dns = arg;
+
+	ares_process_fd(dns->ch,
+	    (events & (EV_READ | EV_ERROR)) ? fd : ARES_SOCKET_BAD,
+	    (events & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	dns_rearm(dns);
+}
+
+static void
+dns_on_ares_timer(void *arg)
+{
+	struct dns *dns = arg;
+
+	ares_process_fd(dns->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_rearm(dns);
+}
+
+static void
+dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct dns_entry *e = arg;
+	struct dns_result *res;
+	struct ares_mx_reply *reply = NULL, *m;
+	size_t n = 0, nnull = 0;
+	long ttl;
+
+	(void)timeouts;
+	if (status == ARES_EDESTRUCTION || e->dns->dead)
+		return;
+	if (status == ARES_SUCCESS)
+		status = ares_parse_mx_reply(abuf, alen, &reply);
+	if (status != ARES_SUCCESS) {
+		res = dns_result_new(dns_map_status(status),
+		    dns_status_errtext(status));
+		ttl = abuf != NULL && alen > 0 ?
+		    wire_ttl(abuf, (size_t)alen, true) : -1;
+		if (ttl < 0 || ttl > DNS_TTL_NEG)
+			ttl = DNS_TTL_NEG;
+		goto done;
+	}
+
+	for (m = reply; m != NULL; m = m->next)
+		n++;
+	res = dns_result_new(DNS_OK, "");
+	res->mx = xcalloc(n, sizeof(*res->mx));
+	for (m = reply; m != NULL; m = m->next) {
+		size_t len = strlen(m->host);
+
+		if (len > 0 && m->host[len - 1] == '.')
+			len--;
+		if (len == 0) {
+			nnull++;	/* RFC 7505 "." */
+			continue;
+		}
+		res->mx[res->nmx].host = xstrndup(m->host, len);
+		res->mx[res->nmx++].pref = m->priority;
+	}
+	ares_free_data(reply);
+	if (res->nmx == 0) {
+		res->status = DNS_NULLMX;
+		res->errtext = "null MX (RFC 7505): domain accepts no mail";
+	} else
+		qsort(res->mx, res->nmx, sizeof(*res->mx), dns_mx_cmp);
+	if ((ttl = wire_ttl(abuf, (size_t)alen, false)) < 0)
+		ttl = DNS_TTL_DEFAULT;
+
+done:
+	dns_entry_done(e, res, ttl);
+	dns_result_unref(res);
+}
+
+static void
+dns_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct dns_entry *e = arg;
+	struct dns_result *res;
+	struct ares_addrinfo_node *node;
+	struct ares_addrinfo_cname *cn;
+	size_t n = 0;
+	long ttl = -1;
+
+	(void)timeouts;
+	if (status == ARES_EDESTRUCTION || e->dns->dead) {
+		if (ai != NULL)
+			ares_freeaddrinfo(ai);
+		return;
+	}
+	if (status != ARES_SUCCESS || ai == NULL) {
+		res = dns_result_new(dns_map_status(status),
+		    dns_status_errtext(status));
+		ttl = DNS_TTL_NEG;
+		goto done;
+	}
+
+	for (node = ai->nodes; node != NULL; node = node->ai_next)
+		n++;
+	res = dns_result_new(DNS_OK, "");
+	res->addrs = xcalloc(n, sizeof(*res->addrs));
+	/* IPv6 first, then IPv4, each in the order received. */
+	for (int pass = 0; pass < 2; pass++) {
+		int family = pass == 0 ? AF_INET6 : AF_INET;
+
+		for (node = ai->nodes; node != NULL; node = node->ai_next) {
+			struct sockaddr_storage *ss = &res->addrs[res->naddrs];
+
+			if (node->ai_family != family || node->ai_addr == NULL ||
+			    node->ai_addrlen > sizeof(*ss))
+				continue;
+			memcpy(ss, node->ai_addr, node->ai_addrlen);
+			if (family == AF_INET6)
+				((struct sockaddr_in6 *)ss)->sin6_port = 0;
+			else
+				((struct sockaddr_in *)ss)->sin_port = 0;
+			res->naddrs++;
+			if (ttl < 0 || node->ai_ttl < ttl)
+				ttl = node->ai_ttl;
+		}
+	}
+	for (cn = ai->cnames; cn != NULL; cn = cn->next)
+		if (ttl < 0 || cn->ttl < ttl)
+			ttl = cn->ttl;
+	ares_freeaddrinfo(ai);
+	if (res->naddrs == 0) {
+		res->status = DNS_NODATA;
+		res->errtext = dns_status_errtext(ARES_ENODATA);
+		ttl = DNS_TTL_NEG;
+	}
+
+done:
+	dns_entry_done(e, res, ttl);
+	dns_result_unref(res);
+}
+
+static enum dns_status
+dns_map_status(int status)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		return DNS_OK;
+	case ARES_ENODATA:
+		return DNS_NODATA;
+	case ARES_ENOTFOUND:
+	case ARES_EBADNAME:	/* cannot exist in the DNS */
+		return DNS_NXDOMAIN;
+	default:
+		return DNS_TEMPFAIL;
+	}
+}
+
+static const char *
+dns_status_errtext(int status)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		return "";
+	case ARES_ENODATA:
+		return "no records of that type";
+	case ARES_ENOTFOUND:
+		return "NXDOMAIN";
+	case ARES_EBADNAME:
+		return "invalid name";
+	case ARES_ESERVFAIL:
+		return "SERVFAIL";
+	case ARES_EREFUSED:
+		return "REFUSED";
+	case ARES_ETIMEOUT:
+		return "timeout";
+	case ARES_ECONNREFUSED:
+		/*
+		 * c-ares 1.18 moves on to the next server after SERVFAIL,
+		 * REFUSED or NOTIMP and, with none left, ends the query with
+		 * its initial ARES_ECONNREFUSED: we cannot tell them apart.
+		 */
+		return "SERVFAIL, REFUSED or connection refused";
+	default:
+		return ares_strerror(status);
+	}
+}
+
+static int
+dns_mx_cmp(const void *a, const void *b)
+{
+	const struct dns_mx *x = a, *y = b;
+
+	return x->pref < y->pref ? -1 : x->pref > y->pref;
+}
+
+/* Uniform in [0, n), n > 0. */
+static uint32_t
+dns_random(uint32_t n)
+{
+#if defined(__OpenBSD__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+    defined(__APPLE__) || (defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 36)))
+	return arc4random_uniform(n);
+#else
+	static bool seeded;
+
+	if (!seeded) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		srandom((unsigned)ts.tv_nsec ^ (unsigned)ts.tv_sec ^
+		    (unsigned)getpid());
+		seeded = true;
+	}
+	return (uint32_t)random() % n;
+#endif
+}
+
+/* Skip a possibly compressed name (RFC 1035 4.1.4); pointers not followed. */
+static int
+wire_skip_name(const unsigned char *p, size_t len, size_t *off)
+{
+	size_t o = *off;
+
+	for (unsigned labels = 0; labels < 128; labels++) {
+		unsigned c;
+
+		if (o >= len)
+			return -1;
+		c = p[o];
+		if (c == 0) {
+			*off = o + 1;
+			return 0;
+		}
+		if ((c & 0xc0) == 0xc0) {
+			if (len - o < 2)
+				return -1;
+			*off = o + 2;
+			return 0;
+		}
+		if ((c & 0xc0) != 0 || c >= len - o)
+			return -1;
+		o += 1 + c;
+	}
+	return -1;
+}
+
+/*
+ * The TTL to cache a message for, in seconds: the smallest TTL of the
+ * answer section, or for a negative answer min(SOA TTL, SOA MINIMUM)
+ * from the authority section (RFC 2308 5).  -1 when the message cannot
+ * be walked or has no such record.
+ */
+static long
+wire_ttl(const unsigned char *p, size_t len, bool negative)
+{
+	size_t off = 12;
+	unsigned qd, an, ns;
+	long ttl = -1;
+
+	if (len < 12)
+		return -1;
+	qd = (unsigned)p[4] << 8 | p[5];
+	an = (unsigned)p[6] << 8 | p[7];
+	ns = (unsigned)p[8] << 8 | p[9];
+	for (unsigned i = 0; i < qd; i++) {
+		if (wire_skip_name(p, len, &off) == -1 || len - off < 4)
+			return -1;
+		off += 4;
+	}
+	for (unsigned i = 0; i < an + ns; i++) {
+		unsigned type, rdlen;
+		uint32_t t;
+
+		if (wire_skip_name(p, len, &off) == -1 || len - off < 10)
+			return -1;
+		type = (unsigned)p[off] << 8 | p[off + 1];
+		t = (uint32_t)p[off + 4] << 24 | (uint32_t)p[off + 5] << 16 |
+		    (uint32_t)p[off + 6] << 8 | p[off + 7];
+		rdlen = (unsigned)p[off + 8] << 8 | p[off + 9];
+		off += 10;
+		if (rdlen > len - off)
+			return -1;
+		if (t > INT32_MAX)
+			t = 0;	/* RFC 2181 8 */
+		if (i < an) {
+			if (!negative && (ttl < 0 || (long)t < ttl))
+				ttl = (long)t;
+		} else if (negative && type == ns_t_soa) {
+			size_t r = off, end = off + rdlen;
+			uint32_t min;
+
+			if (wire_skip_name(p, end, &r) == -1 ||
+			    wire_skip_name(p, end, &r) == -1 || end - r < 20)
+				return -1;
+			min = (uint32_t)p[r + 16] << 24 |
+			    (uint32_t)p[r + 17] << 16 |
+			    (uint32_t)p[r + 18] << 8 | p[r + 19];
+			ttl = (long)(min < t ? min : t);
+		}
+		off += rdlen;
+	}
+	return ttl;
+}

@@ -1,0 +1,139 @@
+/*
+ * smtp_proto: the pure part of SMTP (RFC 5321), no I/O and no clock.
+ *  - reply parsing: multiline replies (§4.2), one code per reply, enhanced
+ *    status codes (RFC 3463 / RFC 2034), bounded line and line count;
+ *  - EHLO keywords (PIPELINING, SIZE, 8BITMIME, STARTTLS, AUTH,
+ *    ENHANCEDSTATUSCODES);
+ *  - a streaming dot-stuffing encoder for message bodies (§4.5.2) that
+ *    keeps its "at line start" state across buffers;
+ *  - escaping of peer text into one log-safe line;
+ *  - base64 for AUTH (RFC 4954).
+ * Every limit that applies to a reply is decided here (STYLE.md §5).
+ */
+#ifndef MXRELAY_SMTP_PROTO_H
+#define MXRELAY_SMTP_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with its CRLF. */
+#define SMTP_REPLY_LINE_MAX	510	/* without CRLF */
+#define SMTP_REPLY_LINES_MAX	100	/* lines per reply */
+#define SMTP_REPLY_SIZE_MAX	16384	/* text of all lines together */
+/* RFC 5321 §4.5.3.1.3: a path with its angle brackets. */
+#define SMTP_PATH_MAX		256
+
+/*
+ * One reply, built line by line with smtp_reply_feed().  Text is what
+ * follows "NNN-" / "NNN " on each line, NUL-terminated per line; any
+ * byte may be in it except NUL, CR, LF (escape before logging).
+ */
+struct smtp_reply {
+	int		 code;		/* 200..599; 0 before the first line */
+	char		 status[16];	/* "5.1.1" from the first line, or "" */
+	bool		 complete;
+	size_t		 nlines;
+	uint16_t	 off[SMTP_REPLY_LINES_MAX];
+	size_t		 len;		/* bytes used in text[] */
+	char		 text[SMTP_REPLY_SIZE_MAX];
+};
+
+void		 smtp_reply_init(struct smtp_reply *);
+/*
+ * Feed one line (without its CRLF; len bytes, need not be NUL-terminated).
+ * Returns 1 when the reply is complete, 0 when more lines follow, -1 on a
+ * malformed line, a code that differs from the first line's, a line over
+ * SMTP_REPLY_LINE_MAX, or too many lines / too much text (err says which).
+ * After 1 or -1, call smtp_reply_init() before the next reply.
+ */
+int		 smtp_reply_feed(struct smtp_reply *, const char *line,
+		    size_t len, char *err, size_t errlen);
+/* Text of line i (0-based), or NULL when i >= nlines. */
+const char	*smtp_reply_line(const struct smtp_reply *, size_t i);
+/*
+ * The whole reply as one log-safe line: "550 5.1.1 text more text"
+ * (lines joined by a space, a repeated enhanced code dropped), escaped
+ * as smtp_escape(); returns dst.
+ */
+char		*smtp_reply_to_text(const struct smtp_reply *, char *dst,
+		    size_t dstsize);
+
+/*
+ * RFC 3463 enhanced status code at the start of text ("5.1.1 ..."), whose
+ * class must be the reply code's first digit.  Copies it into status
+ * (statussize >= 12 is enough) and returns its length, or 0 when none.
+ */
+size_t		 smtp_status_parse(int code, const char *text, char *status,
+		    size_t statussize);
+
+/* EHLO keywords (RFC 5321 §4.1.1.1 and the extensions' RFCs). */
+struct smtp_ehlo {
+	unsigned	 ext;
+#define SMTP_EXT_PIPELINING	0x01	/* RFC 2920 */
+#define SMTP_EXT_SIZE		0x02	/* RFC 1870 */
+#define SMTP_EXT_8BITMIME	0x04	/* RFC 6152 */
+#define SMTP_EXT_STARTTLS	0x08	/* RFC 3207 */
+#define SMTP_EXT_AUTH		0x10	/* RFC 4954 */
+#define SMTP_EXT_ENHANCEDSTATUSCODES 0x20 /* RFC 2034 */
+	unsigned	 auth;
+#define SMTP_AUTH_PLAIN		0x01
+#define SMTP_AUTH_LOGIN		0x02
+	uint64_t	 size_max;	/* SIZE n; 0 = none announced */
+};
+/*
+ * Keywords from the lines after the first of a 250 EHLO reply; unknown
+ * keywords are ignored, a SIZE argument that is not a number is taken as
+ * no limit.  Old-style "AUTH=LOGIN PLAIN" counts as AUTH.
+ */
+void		 smtp_ehlo_parse(const struct smtp_reply *, struct smtp_ehlo *);
+
+/*
+ * Dot-stuffing encoder (RFC 5321 §4.5.2).  Input is the spool body: CRLF
+ * lines, not stuffed, in any number of pieces.  A bare CR or bare LF is
+ * sent as CRLF (§2.3.8: never a bare one on the wire), so nothing in the
+ * body can end the data early.
+ */
+struct smtp_stuff {
+	bool		 bol;		/* next byte starts a line */
+	bool		 cr;		/* a CR is held back */
+};
+void		 smtp_stuff_init(struct smtp_stuff *);
+/*
+ * Encode from src into dst; *used gets the input bytes taken.  Returns
+ * the bytes written.  dstsize >= 2 * len + 4 takes all of the input.
+ */
+size_t		 smtp_stuff_encode(struct smtp_stuff *, const char *src,
+		    size_t len, char *dst, size_t dstsize, size_t *used);
+/*
+ * The end of data: a CRLF when the body did not end with one, then
+ * ".\r\n".  dstsize must be at least SMTP_STUFF_FINISH_MAX.
+ */
+#define SMTP_STUFF_FINISH_MAX	8
+size_t		 smtp_stuff_finish(struct smtp_stuff *, char *dst,
+		    size_t dstsize);
+
+/*
+ * Peer bytes (len of them; NULs allowed) as one log-safe line: control
+ * characters, bytes >= 0x7f and '\\' become \xNN (as util_escape()).
+ * When it does not fit, the output ends in "..." .  dstsize > 0; returns
+ * dst.
+ */
+char		*smtp_escape(char *dst, size_t dstsize, const char *src,
+		    size_t len);
+
+/*
+ * Is addr usable inside "<...>" in MAIL FROM / RCPT TO: no control bytes,
+ * no angle brackets, at most SMTP_PATH_MAX - 2 octets?  "" is fine (the
+ * null sender).
+ */
+bool		 smtp_path_ok(const char *addr);
+
+/* Base64 (RFC 4648) of len bytes into dst, NUL-terminated; -1 if too small. */
+int		 smtp_base64_encode(const void *src, size_t len, char *dst,
+		    size_t dstsize);
+/* Decode; *outlen gets the length.  -1 on bad input or too small a dst. */
+int		 smtp_base64_decode(const char *src, size_t len, void *dst,
+		    size_t dstsize, size_t *outlen);
+
+#endif

@@ -1,0 +1,879 @@
+/*
+ * Unit tests for src/dns.c: the real c-ares on the real event loop against
+ * tests/world/dnsd on 127.0.0.1 (c-ares' own MockServer approach).  The
+ * zone is written by the test; dnsd's query log counts what reached the
+ * wire, so caching and coalescing are checked on the server side.
+ * One test per status of STYLE.md section 7, plus the request life cycle
+ * (callbacks from the loop only, cancel, dns_free with requests pending).
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#include <cmocka.h>
+
+#include "dns.h"
+#include "event.h"
+
+#ifndef DNSD_PATH
+#define DNSD_PATH	"tests/world/dnsd"
+#endif
+
+#define TEST_TIMEOUT_MS	300	/* c-ares per-try timeout in the tests */
+#define TEST_TRIES	2
+#define WAIT_MAX_MS	5000	/* longest any single wait may take */
+
+static const char zone_text[] =
+    "# zone for tests/unit/test_dns.c\n"
+    "order.test MX 20 mx20.order.test.\n"
+    "order.test MX 10 mx10.order.test\n"
+    "order.test MX 30 mx30.order.test\n"
+    "*.eq.test MX 10 a.eq-mx.test\n"
+    "*.eq.test MX 10 b.eq-mx.test\n"
+    "*.eq.test MX 10 c.eq-mx.test\n"
+    "*.eq.test MX 10 d.eq-mx.test\n"
+    "*.eq.test MX 5 first.eq-mx.test\n"
+    "*.eq.test MX 50 last.eq-mx.test\n"
+    "implicit.test A 127.0.0.10\n"
+    "nullmx.test MX 0 .\n"
+    "nullmx.test A 127.0.0.11\n"
+    "fail.test SERVFAIL\n"
+    "fail.test A 127.0.0.12\n"
+    "fail.test MX 10 mx.fail.test\n"
+    "mxfail.test SERVFAIL MX\n"
+    "mxfail.test A 127.0.0.13\n"
+    "refused.test REFUSED\n"
+    "refused.test MX 10 mx.refused.test\n"
+    "dead.test DROP\n"
+    "dead.test MX 10 mx.dead.test\n"
+    "slow.test DELAY 500\n"
+    "slow.test MX 10 mx.slow.test\n"
+    "alias.test CNAME real.test\n"
+    "real.test A 127.0.0.14\n"
+    "mxcname.test MX 10 alias.test\n"
+    "dual.test A 127.0.0.15\n"
+    "dual.test AAAA ::1\n"
+    "dual.test AAAA 2001:db8::1\n"
+    "dual.test A 127.0.0.16\n"
+    "cache.test MX 10 mx.cache.test\n"
+    "cacheaddr.test A 127.0.0.17\n"
+    "short.test 1 MX 10 mx.short.test\n"
+    "neg.test A 127.0.0.18\n"
+    "coal.test MX 10 mx.coal.test\n"
+    "coaladdr.test A 127.0.0.19\n"
+    "coaladdr.test AAAA ::2\n"
+    "cancel.test DELAY 200\n"
+    "cancel.test MX 10 mx.cancel.test\n"
+    "pending.test DELAY 300\n"
+    "pending.test MX 10 mx.pending.test\n"
+    "pending.test A 127.0.0.20\n"
+    "onlymx.test MX 10 mx.onlymx.test\n";
+
+/* One dnsd for the whole run. */
+static struct {
+	char	 dir[64];
+	char	 zone[128];
+	char	 qlog[128];
+	char	 pidfile[128];
+	char	 servers[64];
+	pid_t	 pid;
+} world;
+
+/* Per test. */
+struct fixture {
+	struct ev_loop	*loop;
+	struct dns	*dns;
+};
+
+struct mx_result {
+	int		 calls;
+	enum dns_status	 status;
+	size_t		 n;
+	char		 host[8][64];
+	unsigned	 pref[8];
+	char		 errtext[128];
+	struct dns	*free_me;	/* dns_free() from inside the callback */
+};
+
+struct addr_result {
+	int		 calls;
+	enum dns_status	 status;
+	size_t		 n;
+	struct sockaddr_storage addr[64];
+	char		 errtext[128];
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* zone_text and 40 A records for one name (too big for UDP). */
+static void
+write_zone(void)
+{
+	FILE *f = fopen(world.zone, "w");
+
+	assert_non_null(f);
+	assert_true(fputs(zone_text, f) >= 0);
+	for (int i = 1; i <= 40; i++)
+		assert_true(fprintf(f, "big.test A 127.0.1.%d\n", i) > 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Lines "NAME TYPE" in dnsd's query log. */
+static int
+query_count(const char *name, const char *type)
+{
+	char line[512], want[300];
+	FILE *f;
+	int n = 0;
+
+	snprintf(want, sizeof(want), "%s %s\n", name, type);
+	if ((f = fopen(world.qlog, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strcmp(line, want) == 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+static int
+start_world(void **state)
+{
+	char buf[64], *nl;
+	const char *tmp = getenv("TMPDIR");
+	int pfd[2];
+	size_t len = 0;
+	unsigned port;
+
+	(void)state;
+	/* Nothing here may hang: the whole program is bounded. */
+	alarm(120);
+	snprintf(world.dir, sizeof(world.dir), "%s/test_dns.XXXXXX",
+	    tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
+	if (mkdtemp(world.dir) == NULL)
+		return -1;
+	snprintf(world.zone, sizeof(world.zone), "%s/zone", world.dir);
+	snprintf(world.qlog, sizeof(world.qlog), "%s/queries", world.dir);
+	snprintf(world.pidfile, sizeof(world.pidfile), "%s/pid", world.dir);
+	write_zone();
+
+	if (pipe(pfd) == -1)
+		return -1;
+	if ((world.pid = fork()) == -1)
+		return -1;
+	if (world.pid == 0) {
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+		dup2(pfd[1], STDOUT_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
+		execl(DNSD_PATH, "dnsd", "-l", "127.0.0.1:0", "-z", world.zone,
+		    "-q", world.qlog, "-p", world.pidfile, "-t", "300",
+		    (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", DNSD_PATH, strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	/* "port N\n", within 10 s. */
+	while (memchr(buf, '\n', len) == NULL && len < sizeof(buf) - 1) {
+		struct pollfd p = { pfd[0], POLLIN, 0 };
+		ssize_t n;
+
+		if (poll(&p, 1, 10000) != 1 ||
+		    (n = read(pfd[0], buf + len, sizeof(buf) - 1 - len)) <= 0) {
+			close(pfd[0]);
+			fprintf(stderr, "dnsd did not start\n");
+			return -1;
+		}
+		len += (size_t)n;
+	}
+	close(pfd[0]);
+	buf[len] = '\0';
+	if ((nl = strchr(buf, '\n')) != NULL)
+		*nl = '\0';
+	if (sscanf(buf, "port %u", &port) != 1 || port == 0 || port > 65535)
+		return -1;
+	snprintf(world.servers, sizeof(world.servers), "127.0.0.1:%u", port);
+	return 0;
+}
+
+static int
+stop_world(void **state)
+{
+	int status = -1;
+	uint64_t end;
+	bool clean = false;
+
+	(void)state;
+	if (world.pid > 0) {
+		kill(world.pid, SIGTERM);
+		for (end = mono_ms() + 5000; mono_ms() < end;) {
+			pid_t p = waitpid(world.pid, &status, WNOHANG);
+
+			if (p == world.pid)
+				break;
+			usleep(10000);
+		}
+		if (waitpid(world.pid, &status, WNOHANG) == 0) {
+			kill(world.pid, SIGKILL);
+			waitpid(world.pid, &status, 0);
+		}
+		/* dnsd exits 0 on SIGTERM, also under LeakSanitizer. */
+		clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+		if (!clean)
+			fprintf(stderr, "dnsd ended badly (status %d)\n",
+			    status);
+	}
+	unlink(world.zone);
+	unlink(world.qlog);
+	unlink(world.pidfile);
+	rmdir(world.dir);
+	alarm(0);
+	return clean ? 0 : -1;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	char err[256];
+
+	if (fx == NULL || (fx->loop = ev_loop_new()) == NULL)
+		return -1;
+	fx->dns = dns_new(fx->loop, world.servers, TEST_TIMEOUT_MS, TEST_TRIES,
+	    err, sizeof(err));
+	if (fx->dns == NULL) {
+		fprintf(stderr, "dns_new: %s\n", err);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	dns_free(fx->dns);
+	ev_loop_free(fx->loop);
+	free(fx);
+	return 0;
+}
+
+/* Run the loop until *count reaches want; fail after WAIT_MAX_MS. */
+static void
+run_until(struct ev_loop *loop, const int *count, int want)
+{
+	uint64_t end = mono_ms() + WAIT_MAX_MS;
+
+	while (*count < want) {
+		if (mono_ms() > end)
+			fail_msg("timed out waiting for %d callbacks (have %d)",
+			    want, *count);
+		assert_int_equal(ev_run_once(loop, 50), 0);
+	}
+}
+
+/* Run the loop for ms milliseconds whatever happens. */
+static void
+run_for(struct ev_loop *loop, unsigned ms)
+{
+	uint64_t end = mono_ms() + ms, now;
+
+	while ((now = mono_ms()) < end)
+		assert_int_equal(ev_run_once(loop, (int)(end - now)), 0);
+}
+
+static void
+on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
+    const char *errtext)
+{
+	struct mx_result *r = arg;
+
+	r->calls++;
+	r->status = st;
+	r->n = n;
+	assert_non_null(errtext);
+	snprintf(r->errtext, sizeof(r->errtext), "%s", errtext);
+	if (st != DNS_OK)
+		assert_int_equal(n, 0);
+	for (size_t i = 0; i < n && i < 8; i++) {
+		snprintf(r->host[i], sizeof(r->host[i]), "%s", mx[i].host);
+		r->pref[i] = mx[i].pref;
+	}
+	if (r->free_me != NULL) {
+		dns_free(r->free_me);
+		r->free_me = NULL;
+	}
+}
+
+static void
+on_addr(void *arg, enum dns_status st, const struct sockaddr_storage *a,
+    size_t n, const char *errtext)
+{
+	struct addr_result *r = arg;
+
+	r->calls++;
+	r->status = st;
+	r->n = n;
+	assert_non_null(errtext);
+	snprintf(r->errtext, sizeof(r->errtext), "%s", errtext);
+	if (st != DNS_OK)
+		assert_int_equal(n, 0);
+	else
+		assert_true(n > 0);
+	for (size_t i = 0; i < n && i < 64; i++)
+		r->addr[i] = a[i];
+}
+
+static struct mx_result
+mx_lookup(struct fixture *fx, const char *domain)
+{
+	struct mx_result r;
+
+	memset(&r, 0, sizeof(r));
+	assert_non_null(dns_mx_lookup(fx->dns, domain, on_mx, &r));
+	assert_int_equal(r.calls, 0);	/* never from inside the lookup */
+	run_until(fx->loop, &r.calls, 1);
+	run_for(fx->loop, 1);
+	assert_int_equal(r.calls, 1);
+	return r;
+}
+
+static struct addr_result
+addr_lookup(struct fixture *fx, const char *host)
+{
+	struct addr_result r;
+
+	memset(&r, 0, sizeof(r));
+	assert_non_null(dns_addr_lookup(fx->dns, host, on_addr, &r));
+	assert_int_equal(r.calls, 0);
+	run_until(fx->loop, &r.calls, 1);
+	run_for(fx->loop, 1);
+	assert_int_equal(r.calls, 1);
+	return r;
+}
+
+static const char *
+addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		assert_int_equal(sin->sin_port, 0);
+		return inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len);
+	}
+	assert_int_equal(ss->ss_family, AF_INET6);
+	assert_int_equal(((const struct sockaddr_in6 *)ss)->sin6_port, 0);
+	return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+	    buf, (socklen_t)len);
+}
+
+static void
+test_mx_order(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "Order.Test.");
+
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.host[0], "mx10.order.test");
+	assert_string_equal(r.host[1], "mx20.order.test");
+	assert_string_equal(r.host[2], "mx30.order.test");
+	assert_int_equal(r.pref[0], 10);
+	assert_int_equal(r.pref[1], 20);
+	assert_int_equal(r.pref[2], 30);
+	assert_string_equal(dns_status_to_text(r.status), "ok");
+}
+
+/*
+ * Four exchangers of preference 10 between a 5 and a 50: the 5 always
+ * first, the 50 always last, each of the four first among them at least
+ * once over 200 lookups (chance of a false failure: 4 * (3/4)^200).
+ * Half the lookups are fresh queries (distinct names), half cache hits.
+ */
+static void
+test_mx_shuffle_equal(void **state)
+{
+	struct fixture *fx = *state;
+	static struct mx_result r[200];
+	int calls = 0, seen[4] = { 0 };
+	char name[64];
+
+	memset(r, 0, sizeof(r));
+	for (int batch = 0; batch < 200; batch += 50) {
+		for (int i = batch; i < batch + 50; i++) {
+			if (i % 2)
+				snprintf(name, sizeof(name), "n%d.eq.test", i);
+			else
+				snprintf(name, sizeof(name), "same.eq.test");
+			assert_non_null(dns_mx_lookup(fx->dns, name, on_mx,
+			    &r[i]));
+		}
+		for (;;) {
+			calls = 0;
+			for (int i = 0; i < batch + 50; i++)
+				calls += r[i].calls;
+			if (calls == batch + 50)
+				break;
+			run_until(fx->loop, &r[batch + 49].calls, 1);
+			assert_int_equal(ev_run_once(fx->loop, 50), 0);
+		}
+	}
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].status, DNS_OK);
+		assert_int_equal(r[i].n, 6);
+		assert_string_equal(r[i].host[0], "first.eq-mx.test");
+		assert_string_equal(r[i].host[5], "last.eq-mx.test");
+		for (int k = 1; k < 5; k++)
+			assert_int_equal(r[i].pref[k], 10);
+		assert_true(r[i].host[1][0] >= 'a' && r[i].host[1][0] <= 'd');
+		seen[r[i].host[1][0] - 'a']++;
+	}
+	for (int k = 0; k < 4; k++)
+		assert_true(seen[k] > 0);
+	/* The cached name was asked for once. */
+	assert_int_equal(query_count("same.eq.test", "MX"), 1);
+}
+
+/* No MX but an A record: NODATA for MX, the address resolves. */
+static void
+test_mx_nodata_implicit(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "implicit.test");
+	struct addr_result a;
+	char buf[64];
+
+	assert_int_equal(r.status, DNS_NODATA);
+	assert_int_equal(r.n, 0);
+	a = addr_lookup(*state, "implicit.test");
+	assert_int_equal(a.status, DNS_OK);
+	assert_int_equal(a.n, 1);
+	assert_string_equal(addr_text(&a.addr[0], buf, sizeof(buf)),
+	    "127.0.0.10");
+}
+
+static void
+test_mx_nullmx(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "nullmx.test");
+
+	assert_int_equal(r.status, DNS_NULLMX);
+	assert_int_equal(r.n, 0);
+	assert_non_null(strstr(r.errtext, "7505"));
+}
+
+static void
+test_nxdomain(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "nope.test");
+	struct addr_result a = addr_lookup(*state, "nope.test");
+
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	assert_string_equal(r.errtext, "NXDOMAIN");
+	assert_int_equal(a.status, DNS_NXDOMAIN);
+	/* A name that cannot be asked for: NXDOMAIN, from the loop too. */
+	r = mx_lookup(*state, "");
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	r = mx_lookup(*state, "bad..name.test");
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+}
+
+/* SERVFAIL for every type: TEMPFAIL, and never cached. */
+static void
+test_servfail(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "fail.test");
+	struct addr_result a;
+	int n;
+
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	assert_non_null(strstr(r.errtext, "SERVFAIL"));
+	a = addr_lookup(*state, "fail.test");
+	assert_int_equal(a.status, DNS_TEMPFAIL);
+	n = query_count("fail.test", "MX");
+	assert_true(n >= 1);
+	r = mx_lookup(*state, "fail.test");
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	assert_true(query_count("fail.test", "MX") > n);
+}
+
+/* SERVFAIL for MX only: TEMPFAIL for MX while the A record resolves. */
+static void
+test_servfail_mx_only(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "mxfail.test");
+	struct addr_result a = addr_lookup(*state, "mxfail.test");
+	char buf[64];
+
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	assert_int_equal(a.status, DNS_OK);
+	assert_int_equal(a.n, 1);
+	assert_string_equal(addr_text(&a.addr[0], buf, sizeof(buf)),
+	    "127.0.0.13");
+}
+
+static void
+test_refused(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "refused.test");
+
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+}
+
+/* No answer at all: TEMPFAIL after the configured timeout and tries. */
+static void
+test_drop_timeout(void **state)
+{
+	uint64_t t0 = mono_ms(), dt;
+	struct mx_result r = mx_lookup(*state, "dead.test");
+
+	dt = mono_ms() - t0;
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	assert_string_equal(r.errtext, "timeout");
+	assert_true(dt >= TEST_TIMEOUT_MS * TEST_TRIES);
+	assert_true(dt < 4000);
+	assert_int_equal(query_count("dead.test", "MX"), TEST_TRIES);
+}
+
+/* An answer that takes 500 ms, under a 2 s timeout: OK. */
+static void
+test_delay_under_timeout(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256];
+	uint64_t t0, dt;
+	struct mx_result r;
+
+	dns_free(fx->dns);
+	fx->dns = dns_new(fx->loop, world.servers, 2000, 1, err, sizeof(err));
+	assert_non_null(fx->dns);
+	t0 = mono_ms();
+	r = mx_lookup(fx, "slow.test");
+	dt = mono_ms() - t0;
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.host[0], "mx.slow.test");
+	assert_true(dt >= 450);
+}
+
+static void
+test_addr_cname(void **state)
+{
+	struct addr_result a = addr_lookup(*state, "alias.test");
+	char buf[64];
+
+	assert_int_equal(a.status, DNS_OK);
+	assert_int_equal(a.n, 1);
+	assert_string_equal(addr_text(&a.addr[0], buf, sizeof(buf)),
+	    "127.0.0.14");
+}
+
+/* An MX target that is a CNAME comes back as named; addresses follow it. */
+static void
+test_mx_target_cname(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "mxcname.test");
+	struct addr_result a;
+
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.host[0], "alias.test");
+	a = addr_lookup(*state, r.host[0]);
+	assert_int_equal(a.status, DNS_OK);
+}
+
+/* AAAA and A: IPv6 first, each family in the order received. */
+static void
+test_addr_v6_first(void **state)
+{
+	struct addr_result a = addr_lookup(*state, "dual.test");
+	char buf[64];
+
+	assert_int_equal(a.status, DNS_OK);
+	assert_int_equal(a.n, 4);
+	assert_string_equal(addr_text(&a.addr[0], buf, sizeof(buf)), "::1");
+	assert_string_equal(addr_text(&a.addr[1], buf, sizeof(buf)),
+	    "2001:db8::1");
+	assert_string_equal(addr_text(&a.addr[2], buf, sizeof(buf)),
+	    "127.0.0.15");
+	assert_string_equal(addr_text(&a.addr[3], buf, sizeof(buf)),
+	    "127.0.0.16");
+}
+
+static void
+test_addr_nodata(void **state)
+{
+	struct addr_result a = addr_lookup(*state, "onlymx.test");
+
+	assert_int_equal(a.status, DNS_NODATA);
+}
+
+/* 40 A records do not fit in 512 bytes: truncated, retried over TCP. */
+static void
+test_addr_tcp_fallback(void **state)
+{
+	struct addr_result a = addr_lookup(*state, "big.test");
+	char buf[64];
+
+	assert_int_equal(a.status, DNS_OK);
+	assert_int_equal(a.n, 40);
+	assert_string_equal(addr_text(&a.addr[0], buf, sizeof(buf)),
+	    "127.0.1.1");
+	assert_string_equal(addr_text(&a.addr[39], buf, sizeof(buf)),
+	    "127.0.1.40");
+}
+
+/* A cached answer is not asked for again, and still comes from the loop. */
+static void
+test_cache_hit(void **state)
+{
+	struct mx_result r1 = mx_lookup(*state, "cache.test");
+	struct mx_result r2 = mx_lookup(*state, "CACHE.test.");
+	struct addr_result a;
+
+	assert_int_equal(r1.status, DNS_OK);
+	assert_int_equal(r2.status, DNS_OK);
+	assert_string_equal(r2.host[0], "mx.cache.test");
+	assert_int_equal(query_count("cache.test", "MX"), 1);
+
+	a = addr_lookup(*state, "cacheaddr.test");
+	assert_int_equal(a.status, DNS_OK);
+	a = addr_lookup(*state, "cacheaddr.test");
+	assert_int_equal(a.status, DNS_OK);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(query_count("cacheaddr.test", "A"), 1);
+
+	/* Negative answers are cached too (briefly). */
+	r1 = mx_lookup(*state, "neg.test");
+	assert_int_equal(r1.status, DNS_NODATA);
+	r1 = mx_lookup(*state, "neg.test");
+	assert_int_equal(r1.status, DNS_NODATA);
+	assert_int_equal(query_count("neg.test", "MX"), 1);
+}
+
+/* A 1-second TTL: asked for again once it has run out. */
+static void
+test_cache_expiry(void **state)
+{
+	struct fixture *fx = *state;
+	struct mx_result r;
+
+	r = mx_lookup(fx, "short.test");
+	assert_int_equal(r.status, DNS_OK);
+	r = mx_lookup(fx, "short.test");
+	assert_int_equal(query_count("short.test", "MX"), 1);
+	run_for(fx->loop, 1100);
+	r = mx_lookup(fx, "short.test");
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(query_count("short.test", "MX"), 2);
+}
+
+/* Two lookups of one name at once: one query, two callbacks. */
+static void
+test_coalesce(void **state)
+{
+	struct fixture *fx = *state;
+	struct mx_result r1, r2;
+	struct addr_result a1, a2;
+
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	memset(&a1, 0, sizeof(a1));
+	memset(&a2, 0, sizeof(a2));
+	assert_non_null(dns_mx_lookup(fx->dns, "coal.test", on_mx, &r1));
+	assert_non_null(dns_mx_lookup(fx->dns, "coal.test", on_mx, &r2));
+	assert_non_null(dns_addr_lookup(fx->dns, "coaladdr.test", on_addr,
+	    &a1));
+	assert_non_null(dns_addr_lookup(fx->dns, "coaladdr.test", on_addr,
+	    &a2));
+	run_until(fx->loop, &r1.calls, 1);
+	run_until(fx->loop, &r2.calls, 1);
+	run_until(fx->loop, &a1.calls, 1);
+	run_until(fx->loop, &a2.calls, 1);
+	run_for(fx->loop, 10);
+	assert_int_equal(r1.calls + r2.calls + a1.calls + a2.calls, 4);
+	assert_int_equal(r1.status, DNS_OK);
+	assert_int_equal(r2.status, DNS_OK);
+	assert_int_equal(a1.n, 2);
+	assert_int_equal(a2.n, 2);
+	assert_int_equal(query_count("coal.test", "MX"), 1);
+	assert_int_equal(query_count("coaladdr.test", "A"), 1);
+	assert_int_equal(query_count("coaladdr.test", "AAAA"), 1);
+}
+
+/*
+ * Cancelled requests never call back: one waiting on the wire, one
+ * already answered from the cache.  The query itself goes on and its
+ * answer is cached.
+ */
+static void
+test_cancel(void **state)
+{
+	struct fixture *fx = *state;
+	struct mx_result r1, r2, r3;
+	struct addr_result a;
+	struct dns_req *req;
+
+	memset(&a, 0, sizeof(a));
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	memset(&r3, 0, sizeof(r3));
+	req = dns_mx_lookup(fx->dns, "cancel.test", on_mx, &r1);
+	assert_non_null(req);
+	assert_non_null(dns_mx_lookup(fx->dns, "cancel.test", on_mx, &r3));
+	dns_cancel(req);
+	run_until(fx->loop, &r3.calls, 1);
+	run_for(fx->loop, 50);
+	assert_int_equal(r1.calls, 0);
+	assert_int_equal(r3.status, DNS_OK);
+
+	req = dns_mx_lookup(fx->dns, "cancel.test", on_mx, &r2);	/* hit */
+	dns_cancel(req);
+	run_for(fx->loop, 100);
+	assert_int_equal(r1.calls, 0);
+	assert_int_equal(r2.calls, 0);
+	assert_int_equal(query_count("cancel.test", "MX"), 1);
+
+	/* Cancel the only waiter: the answer is still cached. */
+	req = dns_addr_lookup(fx->dns, "cancel.test", on_addr, &a);
+	dns_cancel(req);
+	run_for(fx->loop, 400);
+	assert_int_equal(a.calls, 0);
+	a = addr_lookup(fx, "cancel.test");
+	assert_int_equal(a.status, DNS_NODATA);
+	assert_int_equal(query_count("cancel.test", "A"), 1);
+	r1 = mx_lookup(fx, "cancel.test");
+	assert_int_equal(r1.status, DNS_OK);
+	assert_int_equal(query_count("cancel.test", "MX"), 1);
+}
+
+/* dns_free() with requests on the wire and in the ready queue. */
+static void
+test_free_pending(void **state)
+{
+	struct fixture *fx = *state;
+	struct mx_result r1, r2, r3;
+	struct addr_result a;
+
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	memset(&r3, 0, sizeof(r3));
+	memset(&a, 0, sizeof(a));
+	r3 = mx_lookup(fx, "cache.test");
+	memset(&r3, 0, sizeof(r3));
+	assert_non_null(dns_mx_lookup(fx->dns, "pending.test", on_mx, &r1));
+	assert_non_null(dns_mx_lookup(fx->dns, "pending.test", on_mx, &r2));
+	assert_non_null(dns_addr_lookup(fx->dns, "pending.test", on_addr, &a));
+	assert_non_null(dns_mx_lookup(fx->dns, "cache.test", on_mx, &r3));
+	assert_non_null(dns_mx_lookup(fx->dns, "", on_mx, &r3));
+	dns_free(fx->dns);
+	fx->dns = NULL;
+	run_for(fx->loop, 500);
+	assert_int_equal(r1.calls + r2.calls + r3.calls + a.calls, 0);
+}
+
+/* A callback that frees the resolver: the other ready callbacks are not run. */
+static void
+test_free_in_callback(void **state)
+{
+	struct fixture *fx = *state;
+	struct mx_result r1, r2;
+
+	r1 = mx_lookup(fx, "cache.test");
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	r1.free_me = fx->dns;
+	assert_non_null(dns_mx_lookup(fx->dns, "cache.test", on_mx, &r1));
+	assert_non_null(dns_mx_lookup(fx->dns, "cache.test", on_mx, &r2));
+	fx->dns = NULL;
+	run_until(fx->loop, &r1.calls, 1);
+	run_for(fx->loop, 50);
+	assert_int_equal(r1.calls, 1);
+	assert_int_equal(r2.calls, 0);
+}
+
+static void
+test_bad_servers(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256] = "";
+
+	assert_null(dns_new(fx->loop, "not an address!", 100, 1, err,
+	    sizeof(err)));
+	assert_true(err[0] != '\0');
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_mx_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mx_shuffle_equal, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mx_nodata_implicit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mx_nullmx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_servfail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_servfail_mx_only, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_timeout, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_delay_under_timeout, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_addr_cname, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mx_target_cname, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_addr_v6_first, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_addr_nodata, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_addr_tcp_fallback, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cache_hit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_expiry, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_coalesce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_pending, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_free_in_callback, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_servers, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, start_world, stop_world);
+}

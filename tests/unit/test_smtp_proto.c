@@ -1,0 +1,426 @@
+/*
+ * Unit tests for src/smtp_proto.c: reply parsing, enhanced status codes,
+ * EHLO keywords, the dot-stuffing encoder (also across every buffer split),
+ * escaping, path checks and base64.  Table-driven, no mocks.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "smtp_proto.h"
+
+/* Lines separated by '\n' in one string; returns the last feed result. */
+static int
+feed_all(struct smtp_reply *r, const char *lines, char *err, size_t errlen)
+{
+	const char *p = lines;
+	int rv = -1;
+
+	smtp_reply_init(r);
+	for (;;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+
+		rv = smtp_reply_feed(r, p, len, err, errlen);
+		if (rv != 0 || nl == NULL)
+			return rv;
+		p = nl + 1;
+	}
+}
+
+static void
+test_reply_ok(void **state)
+{
+	static const struct {
+		const char *in;
+		int code;
+		size_t nlines;
+		const char *status;
+		const char *text;
+	} t[] = {
+		{ "220 mx.example.com ESMTP", 220, 1, "", "220 mx.example.com ESMTP" },
+		{ "250", 250, 1, "", "250" },
+		{ "250-", 250, 0, "", NULL },	/* incomplete */
+		{ "250-mx\n250-PIPELINING\n250 SIZE 100", 250, 3, "",
+		  "250 mx PIPELINING SIZE 100" },
+		{ "550 5.1.1 <bad@x>: no such user", 550, 1, "5.1.1",
+		  "550 5.1.1 <bad@x>: no such user" },
+		{ "550-5.1.1 first\n550 5.1.1 second", 550, 2, "5.1.1",
+		  "550 5.1.1 first second" },
+		{ "451 4.3.0 try later", 451, 1, "4.3.0", "451 4.3.0 try later" },
+		{ "451 5.3.0 class mismatch", 451, 1, "", "451 5.3.0 class mismatch" },
+		{ "250 2.100.999 big", 250, 1, "2.100.999", "250 2.100.999 big" },
+		{ "250 2.1000.1 no", 250, 1, "", "250 2.1000.1 no" },
+		{ "250 2.1.5", 250, 1, "2.1.5", "250 2.1.5" },
+		{ "250 2.1.5x", 250, 1, "", "250 2.1.5x" },
+		{ "250 2.1 short", 250, 1, "", "250 2.1 short" },
+		{ "354 go ahead\x01", 354, 1, "", "354 go ahead\\x01" },
+		{ "250 caf\xc3\xa9 \\", 250, 1, "", "250 caf\\xc3\\xa9 \\x5c" },
+		{ "559 x", 559, 1, "", "559 x" },
+		{ "554 5.7.1\tx", 554, 1, "5.7.1", "554 5.7.1\\x09x" },
+		{ "200 x", 200, 1, "", "200 x" },
+	};
+	struct smtp_reply *r = malloc(sizeof(*r));
+	char err[128], text[1024];
+
+	(void)state;
+	assert_non_null(r);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int rv = feed_all(r, t[i].in, err, sizeof(err));
+
+		if (t[i].text == NULL) {
+			assert_int_equal(rv, 0);
+			continue;
+		}
+		assert_int_equal(rv, 1);
+		assert_true(r->complete);
+		assert_int_equal(r->code, t[i].code);
+		assert_int_equal(r->nlines, t[i].nlines);
+		assert_string_equal(r->status, t[i].status);
+		assert_string_equal(smtp_reply_to_text(r, text, sizeof(text)),
+		    t[i].text);
+	}
+	feed_all(r, "250-mx\n250-PIPELINING\n250 SIZE 100", err, sizeof(err));
+	assert_string_equal(smtp_reply_line(r, 0), "mx");
+	assert_string_equal(smtp_reply_line(r, 2), "SIZE 100");
+	assert_null(smtp_reply_line(r, 3));
+	free(r);
+}
+
+static void
+test_reply_bad(void **state)
+{
+	static const struct { const char *in; const char *err; } t[] = {
+		{ "", "malformed" },
+		{ "25", "malformed" },
+		{ "2500 x", "malformed" },
+		{ "250x", "malformed" },
+		{ "abc def", "malformed" },
+		{ "150 x", "malformed" },
+		{ "650 x", "malformed" },
+		{ "260 x", "malformed" },
+		{ "599 x", "malformed" },
+		{ " 250 x", "malformed" },
+		{ "HTTP/1.1 400 Bad", "malformed" },
+		{ "250-a\n251 b", "changed" },
+		{ "250-a\n550 b", "changed" },
+		{ "250-a\nxyz", "malformed" },
+		{ "250 a\rb", "control" },
+	};
+	struct smtp_reply *r = malloc(sizeof(*r));
+	char err[128], line[600];
+
+	(void)state;
+	assert_non_null(r);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(feed_all(r, t[i].in, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, t[i].err));
+	}
+	/* an embedded NUL */
+	smtp_reply_init(r);
+	assert_int_equal(smtp_reply_feed(r, "250 a\0b", 7, err, sizeof(err)), -1);
+
+	/* line limit: 510 is fine, 511 is not (RFC 5321 §4.5.3.1.5) */
+	memset(line, 'a', sizeof(line));
+	memcpy(line, "250 ", 4);
+	smtp_reply_init(r);
+	assert_int_equal(smtp_reply_feed(r, line, 510, err, sizeof(err)), 1);
+	smtp_reply_init(r);
+	assert_int_equal(smtp_reply_feed(r, line, 511, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "too long"));
+
+	/* line count: 100 lines fine, the 101st refused */
+	smtp_reply_init(r);
+	for (int i = 0; i < SMTP_REPLY_LINES_MAX - 1; i++)
+		assert_int_equal(smtp_reply_feed(r, "250-x", 5, err,
+		    sizeof(err)), 0);
+	assert_int_equal(smtp_reply_feed(r, "250 x", 5, err, sizeof(err)), 1);
+	smtp_reply_init(r);
+	for (int i = 0; i < SMTP_REPLY_LINES_MAX; i++)
+		assert_int_equal(smtp_reply_feed(r, "250-x", 5, err,
+		    sizeof(err)), 0);
+	assert_int_equal(smtp_reply_feed(r, "250 x", 5, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "too many"));
+
+	/* total size */
+	memcpy(line, "250-", 4);
+	smtp_reply_init(r);
+	{
+		int rv = 0;
+
+		for (int i = 0; i < 40 && rv == 0; i++)
+			rv = smtp_reply_feed(r, line, 510, err, sizeof(err));
+		assert_int_equal(rv, -1);
+		assert_non_null(strstr(err, "reply too long"));
+	}
+
+	/* feeding a complete reply again is an error */
+	smtp_reply_init(r);
+	assert_int_equal(smtp_reply_feed(r, "250 x", 5, err, sizeof(err)), 1);
+	assert_int_equal(smtp_reply_feed(r, "250 x", 5, err, sizeof(err)), -1);
+	free(r);
+}
+
+static void
+test_ehlo(void **state)
+{
+	static const struct {
+		const char *in;
+		unsigned ext, auth;
+		uint64_t size;
+	} t[] = {
+		{ "250 mx", 0, 0, 0 },
+		{ "250-mx\n250-PIPELINING\n250-SIZE 10240000\n250-8BITMIME\n"
+		  "250-STARTTLS\n250-ENHANCEDSTATUSCODES\n250 AUTH PLAIN LOGIN",
+		  SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME |
+		  SMTP_EXT_STARTTLS | SMTP_EXT_ENHANCEDSTATUSCODES | SMTP_EXT_AUTH,
+		  SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN, 10240000 },
+		{ "250-mx\n250-pipelining\n250 size", SMTP_EXT_PIPELINING |
+		  SMTP_EXT_SIZE, 0, 0 },
+		{ "250-mx\n250-SIZE abc\n250 AUTH=LOGIN", SMTP_EXT_SIZE |
+		  SMTP_EXT_AUTH, SMTP_AUTH_LOGIN, 0 },
+		{ "250-mx\n250-SIZE 99999999999999999999\n250 AUTH CRAM-MD5",
+		  SMTP_EXT_SIZE | SMTP_EXT_AUTH, 0, 0 },
+		{ "250-mx\n250-PIPELININGX\n250-XSTARTTLS\n250 X-FOO=1", 0, 0, 0 },
+		{ "250-mx\n250-STARTTLS \n250 AUTH  plain", SMTP_EXT_STARTTLS |
+		  SMTP_EXT_AUTH, SMTP_AUTH_PLAIN, 0 },
+		/* the first line is the server's name, not a keyword */
+		{ "250-PIPELINING\n250 8BITMIME", SMTP_EXT_8BITMIME, 0, 0 },
+		{ "550-mx\n550 PIPELINING", 0, 0, 0 },
+	};
+	struct smtp_reply *r = malloc(sizeof(*r));
+	struct smtp_ehlo e;
+	char err[128];
+
+	(void)state;
+	assert_non_null(r);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		assert_int_equal(feed_all(r, t[i].in, err, sizeof(err)), 1);
+		smtp_ehlo_parse(r, &e);
+		assert_int_equal(e.ext, t[i].ext);
+		assert_int_equal(e.auth, t[i].auth);
+		assert_true(e.size_max == t[i].size);
+	}
+	free(r);
+}
+
+/* Stuff in with pieces of at most chunk bytes and a small output buffer. */
+static char *
+stuff(const char *in, size_t len, size_t chunk, size_t outmax, size_t *olen)
+{
+	struct smtp_stuff st;
+	char *out = malloc(2 * len + 16), tmp[64];
+	size_t o = 0, i = 0;
+
+	assert_non_null(out);
+	assert_true(outmax <= sizeof(tmp));
+	smtp_stuff_init(&st);
+	while (i < len) {
+		size_t n = len - i < chunk ? len - i : chunk, used, w;
+
+		w = smtp_stuff_encode(&st, in + i, n, tmp, outmax, &used);
+		assert_true(w <= outmax);
+		assert_true(used > 0);
+		memcpy(out + o, tmp, w);
+		o += w;
+		i += used;
+	}
+	o += smtp_stuff_finish(&st, out + o, SMTP_STUFF_FINISH_MAX);
+	*olen = o;
+	return out;
+}
+
+static void
+test_stuff(void **state)
+{
+	static const struct { const char *in, *out; } t[] = {
+		{ "", ".\r\n" },
+		{ "a\r\n", "a\r\n.\r\n" },
+		{ "a", "a\r\n.\r\n" },
+		{ ".\r\n", "..\r\n.\r\n" },
+		{ ".", "..\r\n.\r\n" },
+		{ "a\r\n.\r\nb\r\n", "a\r\n..\r\nb\r\n.\r\n" },
+		{ "..x\r\n.y", "...x\r\n..y\r\n.\r\n" },
+		{ "a.b\r\n", "a.b\r\n.\r\n" },
+		{ "\r\n\r\n", "\r\n\r\n.\r\n" },
+		{ "\r\n.", "\r\n..\r\n.\r\n" },
+		/* bare LF and CR become CRLF: no smuggled end of data */
+		{ "a\n.\nb", "a\r\n..\r\nb\r\n.\r\n" },
+		{ "a\r.\rb", "a\r\n..\r\nb\r\n.\r\n" },
+		{ "a\r", "a\r\n.\r\n" },
+		{ "a\r\r\n", "a\r\n\r\n.\r\n" },
+		{ "\n.\r\n", "\r\n..\r\n.\r\n" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t len = strlen(t[i].in), olen;
+
+		/* every split of the input, and tiny output buffers */
+		for (size_t chunk = 1; chunk <= len + 1; chunk++) {
+			for (size_t outmax = 4; outmax <= 12; outmax += 4) {
+				char *o = stuff(t[i].in, len, chunk, outmax, &olen);
+
+				assert_int_equal(olen, strlen(t[i].out));
+				assert_memory_equal(o, t[i].out, olen);
+				free(o);
+			}
+		}
+	}
+}
+
+/* A receiver's view: the stuffed stream un-stuffed gives the body back. */
+static void
+test_stuff_roundtrip(void **state)
+{
+	size_t len = 200000, olen, i, o;
+	char *in = malloc(len), *out, *back;
+	unsigned seed = 12345;
+
+	(void)state;
+	assert_non_null(in);
+	/* CRLF lines made of '.', 'a' and CRLF pairs, no bare CR/LF */
+	for (i = 0; i < len; ) {
+		seed = seed * 1103515245 + 12345;
+		switch ((seed >> 16) % 4) {
+		case 0:
+			if (i + 2 <= len) {
+				in[i++] = '\r';
+				in[i++] = '\n';
+				break;
+			}
+			/* FALLTHROUGH */
+		case 1:
+			in[i++] = '.';
+			break;
+		default:
+			in[i++] = 'a';
+			break;
+		}
+	}
+	out = stuff(in, len, 4093, 64, &olen);
+	back = malloc(olen);
+	assert_non_null(back);
+	/* un-stuff: drop the dot at each line start; stop at CRLF.CRLF */
+	o = 0;
+	for (i = 0; i < olen; ) {
+		bool bol = i == 0 || (out[i - 1] == '\n');
+
+		if (bol && out[i] == '.') {
+			if (out[i + 1] == '\r') {
+				assert_int_equal(i + 3, olen);
+				break;
+			}
+			i++;
+		}
+		back[o++] = out[i++];
+	}
+	/* the body did not necessarily end in CRLF: one may have been added */
+	assert_true(o == len || (o == len + 2 && memcmp(back + len, "\r\n", 2) == 0));
+	assert_memory_equal(back, in, len);
+	free(in);
+	free(out);
+	free(back);
+}
+
+static void
+test_escape(void **state)
+{
+	char buf[16];
+
+	(void)state;
+	assert_string_equal(smtp_escape(buf, sizeof(buf), "ab", 2), "ab");
+	assert_string_equal(smtp_escape(buf, sizeof(buf), "a\0b", 3), "a\\x00b");
+	assert_string_equal(smtp_escape(buf, sizeof(buf), "a\r\nb", 4),
+	    "a\\x0d\\x0ab");
+	assert_string_equal(smtp_escape(buf, sizeof(buf), "0123456789abcdef",
+	    16), "0123456789ab...");
+	assert_string_equal(smtp_escape(buf, sizeof(buf), "0123456789ab\x01",
+	    13), "0123456789ab...");
+	assert_string_equal(smtp_escape(buf, sizeof(buf), "01234567890\x01\x02",
+	    13), "01234567890...");
+	assert_string_equal(smtp_escape(buf, sizeof(buf), "0123456\x01\x02\x03",
+	    10), "0123456\\x01...");
+	assert_string_equal(smtp_escape(buf, 1, "abc", 3), "");
+	assert_string_equal(smtp_escape(buf, 3, "abc", 3), "ab");
+	assert_true(strlen(smtp_escape(buf, sizeof(buf), "\x01\x02\x03\x04\x05",
+	    5)) < sizeof(buf));
+}
+
+static void
+test_path(void **state)
+{
+	char big[300];
+
+	(void)state;
+	assert_true(smtp_path_ok(""));
+	assert_true(smtp_path_ok("a@b.example"));
+	assert_true(smtp_path_ok("\"john doe\"@b.example"));
+	assert_false(smtp_path_ok("a@b\r\nRCPT TO:<c@d>"));
+	assert_false(smtp_path_ok("a>@b"));
+	assert_false(smtp_path_ok("<a@b"));
+	memset(big, 'a', sizeof(big));
+	big[254] = '\0';
+	assert_true(smtp_path_ok(big));
+	big[254] = 'a';
+	big[255] = '\0';
+	assert_false(smtp_path_ok(big));
+}
+
+static void
+test_base64(void **state)
+{
+	static const struct { const char *in, *out; } t[] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" },
+	};
+	char buf[64], dec[64];
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		assert_int_equal(smtp_base64_encode(t[i].in, strlen(t[i].in),
+		    buf, sizeof(buf)), 0);
+		assert_string_equal(buf, t[i].out);
+		assert_int_equal(smtp_base64_decode(t[i].out, strlen(t[i].out),
+		    dec, sizeof(dec), &n), 0);
+		assert_int_equal(n, strlen(t[i].in));
+		assert_memory_equal(dec, t[i].in, n);
+	}
+	/* AUTH PLAIN's NULs */
+	assert_int_equal(smtp_base64_encode("\0u\0p", 4, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "AHUAcA==");
+	assert_int_equal(smtp_base64_encode("foo", 3, buf, 4), -1);
+	assert_int_equal(smtp_base64_encode("foo", 3, buf, 5), 0);
+	assert_int_equal(smtp_base64_decode("Zm9", 3, dec, sizeof(dec), &n), -1);
+	assert_int_equal(smtp_base64_decode("Z=9v", 4, dec, sizeof(dec), &n), -1);
+	assert_int_equal(smtp_base64_decode("Zm9v", 4, dec, 2, &n), -1);
+	assert_int_equal(smtp_base64_decode("Zm!v", 4, dec, sizeof(dec), &n), -1);
+	assert_int_equal(smtp_base64_decode("Zg=a", 4, dec, sizeof(dec), &n), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reply_ok),
+		cmocka_unit_test(test_reply_bad),
+		cmocka_unit_test(test_ehlo),
+		cmocka_unit_test(test_stuff),
+		cmocka_unit_test(test_stuff_roundtrip),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_path),
+		cmocka_unit_test(test_base64),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
