@@ -1,0 +1,67 @@
+#!/bin/sh
+# Benchmark of `mxrelay -q` (issue: delivery engine): queue N messages
+# (default 10000) for 100 domains whose exchangers are local sinks
+# (smtpsink on 127.0.0.10-19), run the queue with concurrency 100, and
+# report messages per second and the peak RSS of mxrelay.
+#
+#   sh tests/bench/bench_queue.sh [BUILDDIR] [N]
+#
+# Use an optimised build without sanitizers for figures, e.g.
+#   mkdir /tmp/rel && cd /tmp/rel && /path/to/configure CFLAGS=-O2 && make
+#   make tests/world/dnsd tests/world/smtpsink
+# Everything runs on loopback and stops by itself (sinks have a lifetime).
+set -eu
+B=$(cd "${1:-.}" && pwd)
+N=${2:-10000}
+T=$(mktemp -d /tmp/mxrelay-bench.XXXXXX)
+pids=""
+trap 'for p in $pids; do kill $p 2>/dev/null || true; done; rm -rf "$T"' EXIT
+
+: > "$T/zone"
+i=0
+while [ $i -lt 100 ]; do
+	echo "d$i.bench MX 10 mx.d$i.bench" >> "$T/zone"
+	echo "mx.d$i.bench A 127.0.0.$((10 + i % 10))" >> "$T/zone"
+	i=$((i + 1))
+done
+"$B/tests/world/dnsd" -l 127.0.0.1:0 -z "$T/zone" -t 900 > "$T/dnsd.out" 2>&1 &
+pids="$pids $!"
+while ! grep -q '^port ' "$T/dnsd.out"; do sleep 0.05; done
+dport=$(sed -n 's/^port //p' "$T/dnsd.out")
+port=$((20000 + $$ % 20000))
+ls=""
+for a in 10 11 12 13 14 15 16 17 18 19; do ls="$ls -l 127.0.0.$a:$port"; done
+mkdir "$T/sink"
+# shellcheck disable=SC2086
+"$B/tests/world/smtpsink" $ls -d "$T/sink" -L "$T/sink.log" -t 900 > /dev/null &
+pids="$pids $!"
+while ! grep -q 'listen addr=127.0.0.19' "$T/sink.log" 2>/dev/null; do sleep 0.05; done
+
+cat > "$T/conf" <<EOC
+hostname = relay.bench
+spool_dir = $T/spool
+dns_servers = 127.0.0.1:$dport
+smtp_port = $port
+listen =
+concurrency = 100
+domain_concurrency = 20
+EOC
+echo "queueing $N messages for 100 domains..."
+start=$(date +%s.%N)
+i=0
+while [ $i -lt "$N" ]; do
+	printf 'From: bench@relay.bench\nTo: u%d@d%d.bench\nSubject: bench %d\n\n%s\n' \
+	    $i $((i % 100)) $i "a small benchmark message body line" |
+	    "$B/src/mxrelay" -C "$T/conf" -f bench@relay.bench "u$i@d$((i % 100)).bench"
+	i=$((i + 1))
+done
+end=$(date +%s.%N)
+echo "queued: $(echo "$N / ($end - $start)" | bc -l | xargs printf '%.0f') messages/s (one mxrelay process each)"
+
+start=$(date +%s.%N)
+/usr/bin/time -f '%M' -o "$T/rss" "$B/src/mxrelay" -C "$T/conf" -q
+end=$(date +%s.%N)
+got=$(find "$T/sink" -type f ! -name '.*' | wc -l)
+left=$("$B/src/mxrelay" -C "$T/conf" -bp | grep -c '^[0-9a-f]\{20\} ' || true)
+echo "delivered: $got of $N, left in queue: $left"
+echo "mxrelay -q: $(echo "$N / ($end - $start)" | bc -l | xargs printf '%.0f') messages/s, $(echo "$end - $start" | bc -l | xargs printf '%.2f') s, peak RSS $(cat "$T/rss") KB"
