@@ -87,7 +87,11 @@ struct queue {
 	int	 datafd;
 	int	 envfd;
 	int	 corruptfd;
+	struct strlist removed;	/* env/ID unlinked, data/ID still there */
 };
+
+/* Removals batched by queue_msg_remove_later() before one flush. */
+#define QUEUE_REMOVE_BATCH	256
 
 struct queue_new {
 	struct queue	*q;
@@ -297,6 +301,9 @@ queue_close(struct queue *q)
 {
 	if (q == NULL)
 		return;
+	if (queue_flush(q) == -1)
+		log_warn("%s: finishing removals", q->dir);
+	strlist_free(&q->removed);
 	/* Read-only directory fds: a failed close loses nothing. */
 	if (q->rootfd != -1)
 		close(q->rootfd);
@@ -779,6 +786,54 @@ queue_msg_remove(struct queue *q, const char *id)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Group removal: the envelope goes at once (the message stops existing
+ * for every runner), the directory fsync and the body removal wait for
+ * queue_flush(), so that one fsync pair serves many messages.  A crash
+ * before the flush may bring a delivered message back (SPEC allows a
+ * second delivery only then); it can never leave a body's envelope
+ * without its body, because bodies go only after env/ is durable.
+ */
+int
+queue_msg_remove_later(struct queue *q, const char *id)
+{
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sys->unlinkat(q->envfd, id, 0) == -1)
+		return -1;
+	strlist_add(&q->removed, id);
+	if (q->removed.n >= QUEUE_REMOVE_BATCH)
+		return queue_flush(q);
+	return 0;
+}
+
+int
+queue_flush(struct queue *q)
+{
+	int rc = 0, saved = 0;
+
+	if (q->removed.n == 0)
+		return 0;
+	if (sys->fsync(q->envfd) == -1)
+		return -1;
+	for (size_t i = 0; i < q->removed.n; i++)
+		if (sys->unlinkat(q->datafd, q->removed.v[i], 0) == -1 &&
+		    errno != ENOENT && rc == 0) {
+			rc = -1;
+			saved = errno;
+		}
+	strlist_free(&q->removed);
+	if (sys->fsync(q->datafd) == -1 && rc == 0) {
+		rc = -1;
+		saved = errno;
+	}
+	if (rc == -1)
+		errno = saved;
+	return rc;
 }
 
 int

@@ -62,6 +62,15 @@ int	 queue_env_update(struct queue *, const struct envelope *);
 int	 queue_body_open(struct queue *, const char *id);
 /* Remove a finished message: envelope first, then the body. */
 int	 queue_msg_remove(struct queue *, const char *id);
+/*
+ * The same in groups: the envelope is unlinked now, the fsyncs and the
+ * body removal happen in queue_flush() (called every QUEUE_REMOVE_BATCH
+ * removals, by queue_close(), and by the caller when it likes).  A crash
+ * before the flush may bring the message back: for a delivered message
+ * that is a second delivery, which SPEC allows only across such a crash.
+ */
+int	 queue_msg_remove_later(struct queue *, const char *id);
+int	 queue_flush(struct queue *);
 /* Move the message's files into corrupt/ and log why (with the queue id). */
 int	 queue_msg_quarantine(struct queue *, const char *id, const char *why);
 

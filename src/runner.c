@@ -331,7 +331,7 @@ msg_finish(struct rmsg *m)
 		if (env->rcpt[i].state == RCPT_PENDING)
 			pending = true;
 	if (!pending) {
-		if (queue_msg_remove(r->q, env->id) == -1)
+		if (queue_msg_remove_later(r->q, env->id) == -1)
 			log_warn("%s: cannot remove", env->id);
 		else
 			log_info("%s: removed", env->id);
@@ -444,6 +444,7 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 	struct delivery_conf dc;
 	struct scan_arg sa;
 	char err[512], *servers = NULL, *auth_user = NULL, *auth_pass = NULL;
+	uint64_t last_flush = 0;
 	int rc = -1;
 
 	memset(&r, 0, sizeof(r));
@@ -525,6 +526,12 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 		if (ev_run_once(loop, 1000) == -1 && errno != EINTR) {
 			log_warn("event loop");
 			goto done;
+		}
+		/* Group commit of removals: one fsync pair per 50 ms at most. */
+		if (ev_now(loop) - last_flush >= 50) {
+			if (queue_flush(r.q) == -1)
+				log_warn("%s: finishing removals", c->spool_dir);
+			last_flush = ev_now(loop);
 		}
 	}
 	log_info("queue run: %u messages, %u recipients sent, %u deferred, "

@@ -709,6 +709,40 @@ test_update_remove(void **state)
 	check_spool(fx, NULL, NULL, 0, true);
 }
 
+/* Group removal: envelopes go at once, bodies only at the flush. */
+static void
+test_remove_later(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope e;
+
+	add_msg(fx, 100, "a@b");
+	add_msg(fx, 200, "c@d");
+	add_msg(fx, 300, "e@f");
+	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[0].id), 0);
+	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[2].id), 0);
+	/* Gone as messages, bodies still there until the flush. */
+	assert_int_equal(queue_env_load(fx->q, fx->msg[0].id, &e), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(count_sub(fx, "env"), 1);
+	assert_int_equal(count_sub(fx, "data"), 3);
+	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[0].id), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_msg_remove_later(fx->q, "nope"), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_flush(fx->q), 0);
+	assert_int_equal(count_sub(fx, "data"), 1);
+	assert_true(sub_has(fx, "data", fx->msg[1].id));
+	assert_true(sub_has(fx, "env", fx->msg[1].id));
+	assert_int_equal(queue_flush(fx->q), 0);	/* nothing pending */
+	envelope_free(&fx->msg[0].env);
+	envelope_free(&fx->msg[2].env);
+	fx->msg[0] = fx->msg[1];
+	memset(&fx->msg[1], 0, sizeof(fx->msg[1]));
+	fx->nmsg = 1;
+	check_spool(fx, NULL, NULL, 0, true);
+}
+
 static void
 test_lock(void **state)
 {
@@ -1288,6 +1322,7 @@ main(void)
 		cmocka_unit_test(test_id_valid),
 		cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_order_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_corrupt, setup, teardown),
