@@ -779,6 +779,9 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 	struct tm tm;
 
 	(void)q;
+	if (l->count == 0)
+		printf("%-20s %8s %-20s  %s\n", "-Queue ID-", "--Size--",
+		    "----Arrival Time----", "-Sender/Recipient-------");
 	localtime_r(&env->arrival, &tm);
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
 	printf("%-20s %8llu %-20s  %s\n", env->id, (unsigned long long)env->size,
@@ -820,8 +823,6 @@ list_queue(struct conf *conf)
 		log_warn("%s", conf->spool_dir);
 		return errno == EACCES || errno == EPERM ? EX_NOPERM : EX_IOERR;
 	}
-	printf("%-20s %8s %-20s  %s\n", "-Queue ID-", "--Size--",
-	    "----Arrival Time----", "-Sender/Recipient-------");
 	if (queue_scan(q, list_one, &l) == -1) {
 		log_warn("%s: scanning the queue", conf->spool_dir);
 		queue_close(q);
