@@ -282,4 +282,16 @@ run_queue
 [ "$(received 127.0.0.2)" = 5 ] || fail "not all five delivered"
 grep -q 'close id=.* msgs=5' "$T/sink/127.0.0.2.log" || fail "five messages did not share one connection"
 ok "five messages to one destination over one connection"
+# Two queue runners never work on the same message at once.
+sinks_stop; fresh; world_conf "smtp_greeting_timeout = 3s"; sink 127.0.0.2 --hang=greeting
+send x@implicit.test
+mx -v -q > "$T/first.log" 2>&1 &
+first=$!
+wait_for "$T/sink/127.0.0.2.log" '^connect '
+run_queue -qf
+log_lacks "to=<x@implicit.test>"
+wait $first || fail "first runner failed"
+grep -q "to=<x@implicit.test>.*status=deferred" "$T/first.log" || fail "first runner: $(cat "$T/first.log")"
+[ "$(grep -c '^connect ' "$T/sink/127.0.0.2.log")" = 1 ] || fail "second runner connected too"
+ok "a second queue runner skips a message the first one holds"
 echo "1..$NOK"
