@@ -327,6 +327,7 @@ smtp_stuff_init(struct smtp_stuff *st)
 {
 	st->bol = true;
 	st->cr = false;
+	st->col = 0;
 }
 
 /* One input byte; writes at most 4 bytes to out. */
@@ -341,6 +342,7 @@ stuff_put(struct smtp_stuff *st, unsigned char c, char *out)
 		out[o++] = '\n';
 		st->cr = false;
 		st->bol = true;
+		st->col = 0;
 		if (c == '\n')
 			return o;
 	}
@@ -352,12 +354,23 @@ stuff_put(struct smtp_stuff *st, unsigned char c, char *out)
 		out[o++] = '\r';
 		out[o++] = '\n';
 		st->bol = true;
+		st->col = 0;
 		return o;
 	}
+	if (st->col >= SMTP_TEXT_LINE_MAX) {
+		/* Too long: continue on a new line that starts with a space. */
+		out[o++] = '\r';
+		out[o++] = '\n';
+		out[o++] = ' ';
+		st->col = 1;
+	}
 	/* RFC 5321 §4.5.2: a line that starts with '.' gets one more. */
-	if (st->bol && c == '.')
+	if (st->bol && c == '.') {
 		out[o++] = '.';
+		st->col++;
+	}
 	out[o++] = (char)c;
+	st->col++;
 	st->bol = false;
 	return o;
 }

@@ -94,9 +94,17 @@ void		 smtp_ehlo_parse(const struct smtp_reply *, struct smtp_ehlo *);
  * sent as CRLF (§2.3.8: never a bare one on the wire), so nothing in the
  * body can end the data early.
  */
+/*
+ * RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets with its CRLF.
+ * A longer body line is broken by inserting CRLF SPACE, as Postfix does
+ * (smtp_line_length_limit), rather than sent as it is and refused.
+ */
+#define SMTP_TEXT_LINE_MAX	998
+
 struct smtp_stuff {
 	bool		 bol;		/* next byte starts a line */
 	bool		 cr;		/* a CR is held back */
+	size_t		 col;		/* octets sent on this line */
 };
 void		 smtp_stuff_init(struct smtp_stuff *);
 /*

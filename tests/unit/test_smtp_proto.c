@@ -277,6 +277,39 @@ test_stuff(void **state)
 	}
 }
 
+/* Lines over 998 octets are broken with CRLF SPACE; none goes out longer. */
+static void
+test_stuff_long_lines(void **state)
+{
+	size_t len = 5000, olen, run = 0, chars = 0;
+	char *in = malloc(len + 3), *out;
+
+	(void)state;
+	assert_non_null(in);
+	in[0] = '.';	/* the stuffed dot counts too */
+	memset(in + 1, 'x', len - 1);
+	memcpy(in + len, "\r\n", 3);
+	out = stuff(in, len + 2, 777, 64, &olen);
+	for (size_t i = 0; i < olen; i++) {
+		if (out[i] == '\r') {
+			assert_true(out[i + 1] == '\n');
+			assert_true(run <= SMTP_TEXT_LINE_MAX);
+			run = 0;
+			i++;
+			continue;
+		}
+		if (!(run == 0 && out[i] == ' ' && i > 0))
+			chars++;
+		run++;
+	}
+	/* content kept: "..", then the x's, then the final "." line */
+	assert_int_equal(chars, len + 1 + 1);
+	assert_memory_equal(out, "..x", 3);
+	assert_memory_equal(out + SMTP_TEXT_LINE_MAX, "\r\n x", 4);
+	free(in);
+	free(out);
+}
+
 /* A receiver's view: the stuffed stream un-stuffed gives the body back. */
 static void
 test_stuff_roundtrip(void **state)
@@ -416,6 +449,7 @@ main(void)
 		cmocka_unit_test(test_reply_bad),
 		cmocka_unit_test(test_ehlo),
 		cmocka_unit_test(test_stuff),
+		cmocka_unit_test(test_stuff_long_lines),
 		cmocka_unit_test(test_stuff_roundtrip),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_path),
