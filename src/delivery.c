@@ -109,6 +109,7 @@ struct dest {
 	size_t			 nqueued;
 	unsigned		 nsess;
 	unsigned		 nconnecting;
+	unsigned		 rr;		/* spreads sessions over equal MXs */
 };
 
 struct dsess {
@@ -132,6 +133,7 @@ struct delivery_engine {
 };
 
 static void	 dest_pump(struct dest *);
+static size_t	 route_spread(struct dest *, size_t);
 static void	 dest_resolve(struct dest *);
 static void	 dest_fail(struct dest *, enum outcome, const char *,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
@@ -379,6 +381,28 @@ route_from(const struct dest *d, size_t i)
 	while (i < d->nroutes && d->routes[i].failed)
 		i++;
 	return i;
+}
+
+/*
+ * Sessions of one destination take turns over the usable routes that share
+ * the preference of route ri, so that equal MXs share the load within a
+ * run too (dns.c already shuffled their order).
+ */
+static size_t
+route_spread(struct dest *d, size_t ri)
+{
+	size_t n = 0, k;
+
+	for (size_t j = ri; j < d->nroutes && d->routes[j].pref ==
+	    d->routes[ri].pref; j++)
+		if (!d->routes[j].failed)
+			n++;
+	if (n <= 1)
+		return ri;
+	k = d->rr++ % n;
+	for (size_t j = ri; ; j++)
+		if (!d->routes[j].failed && k-- == 0)
+			return j;
 }
 
 /*
@@ -781,7 +805,7 @@ dest_pump(struct dest *d)
 			engine_wait(e, d);
 			break;
 		}
-		sess_start(d, route_from(d, d->qhead->route_min));
+		sess_start(d, route_spread(d, route_from(d, d->qhead->route_min)));
 	}
 }
 

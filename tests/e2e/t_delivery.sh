@@ -63,7 +63,16 @@ while [ $i -lt 40 ]; do send "r$i@eq.test"; run_queue; i=$((i + 1)); done
 for a in 5 6 7 8; do
 	[ "$(received 127.0.0.$a)" -ge 1 ] || fail "equal MX 127.0.0.$a never chosen"
 done
-ok "four equal MX preferences: each chosen ($(received 127.0.0.5)/$(received 127.0.0.6)/$(received 127.0.0.7)/$(received 127.0.0.8))"
+# Within one run too: sessions take turns over the equal exchangers.
+sinks_stop; fresh; world_conf "domain_concurrency = 4"
+sink 127.0.0.5; sink 127.0.0.6; sink 127.0.0.7; sink 127.0.0.8
+i=0
+while [ $i -lt 20 ]; do send "s$i@eq.test"; i=$((i + 1)); done
+run_queue
+for a in 5 6 7 8; do
+	[ "$(received 127.0.0.$a)" -ge 1 ] || fail "one run: equal MX 127.0.0.$a not used"
+done
+ok "four equal MX preferences: each chosen over 40 runs and within one run (one run: $(received 127.0.0.5)/$(received 127.0.0.6)/$(received 127.0.0.7)/$(received 127.0.0.8))"
 
 # 3. No MX, an A record: implicit MX.
 sinks_stop; fresh; world_conf; sink 127.0.0.2
