@@ -5,7 +5,9 @@
  * Invariants: a struct smtp_reply never holds a NUL, CR or LF inside a
  * line's text, never more than SMTP_REPLY_LINES_MAX lines or
  * SMTP_REPLY_SIZE_MAX bytes; the stuffing encoder never emits a bare CR,
- * a bare LF or a line that starts with an unstuffed '.'.
+ * a bare LF or a line that starts with an unstuffed '.'; the unstuffing
+ * decoder ends data only on CRLF "." CRLF and writes no byte after its
+ * first violation.
  */
 #include "config.h"
 
@@ -23,6 +25,8 @@ static size_t	status_part(const char *, size_t, size_t);
 static bool	keyword_is(const char *, size_t, const char *);
 static uint64_t	parse_u64(const char *, size_t, bool *);
 static size_t	stuff_put(struct smtp_stuff *, unsigned char, char *);
+static void	unstuff_note(struct smtp_unstuff *, enum smtp_unstuff_status);
+static enum smtp_unstuff_status unstuff_final(const struct smtp_unstuff *);
 static int	b64_val(unsigned char);
 
 static bool
@@ -409,6 +413,106 @@ smtp_stuff_finish(struct smtp_stuff *st, char *dst, size_t dstsize)
 	o += 3;
 	st->bol = true;
 	return o;
+}
+
+void
+smtp_unstuff_init(struct smtp_unstuff *u, size_t line_max)
+{
+	u->line_max = line_max < 3 ? 3 : line_max;
+	u->col = 0;
+	u->bol = true;		/* the data starts at a line start */
+	u->cr = false;
+	u->dotline = false;
+	u->done = false;
+	u->err = SMTP_UNSTUFF_MORE;
+}
+
+/* Record a violation; only the first one counts. */
+static void
+unstuff_note(struct smtp_unstuff *u, enum smtp_unstuff_status st)
+{
+	if (u->err == SMTP_UNSTUFF_MORE)
+		u->err = st;
+}
+
+static enum smtp_unstuff_status
+unstuff_final(const struct smtp_unstuff *u)
+{
+	return u->err != SMTP_UNSTUFF_MORE ? u->err : SMTP_UNSTUFF_END;
+}
+
+enum smtp_unstuff_status
+smtp_unstuff_feed(struct smtp_unstuff *u, const char *in, size_t len,
+    size_t *used, char *out, size_t outsize, size_t *outlen)
+{
+	size_t i, o = 0, need;
+	unsigned char c;
+
+	*used = 0;
+	*outlen = 0;
+	if (u->done)
+		return unstuff_final(u);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)in[i];
+		/* Worst case for this byte: a held CR and its LF. */
+		need = c == '\r' ? 0 : (c == '\n' && u->cr) ? 2 : 1;
+		if (u->err == SMTP_UNSTUFF_MORE && outsize - o < need)
+			break;
+		if (u->cr) {
+			u->cr = false;
+			if (c == '\n') {
+				if (u->dotline) {
+					/* CRLF "." CRLF: the end of data. */
+					u->done = true;
+					*used = i + 1;
+					*outlen = o;
+					return unstuff_final(u);
+				}
+				if (u->err == SMTP_UNSTUFF_MORE) {
+					out[o++] = '\r';
+					out[o++] = '\n';
+				}
+				u->bol = true;
+				u->col = 0;
+				continue;
+			}
+			/* The held CR was a bare one; c is looked at below. */
+			unstuff_note(u, SMTP_UNSTUFF_BARE_CR);
+			u->bol = false;
+			u->dotline = false;
+		}
+		if (c == '\r') {
+			u->cr = true;
+			continue;
+		}
+		if (c == '\n') {
+			/* Bare LF: not a line end, so no "." after it ends. */
+			unstuff_note(u, SMTP_UNSTUFF_BARE_LF);
+			u->bol = false;
+			u->dotline = false;
+			continue;
+		}
+		if (c == '\0')
+			unstuff_note(u, SMTP_UNSTUFF_NUL);
+		/* Wire octets, the stuffing dot included; capped. */
+		if (u->col <= u->line_max)
+			u->col++;
+		if (u->col > u->line_max - 2)
+			unstuff_note(u, SMTP_UNSTUFF_LONG_LINE);
+		if (u->bol && c == '.') {
+			/* RFC 5321 §4.5.2: drop the first '.' of a line. */
+			u->bol = false;
+			u->dotline = true;
+			continue;
+		}
+		u->bol = false;
+		u->dotline = false;
+		if (u->err == SMTP_UNSTUFF_MORE)
+			out[o++] = (char)c;
+	}
+	*used = i;
+	*outlen = o;
+	return SMTP_UNSTUFF_MORE;
 }
 
 bool

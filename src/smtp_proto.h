@@ -5,7 +5,8 @@
  *  - EHLO keywords (PIPELINING, SIZE, 8BITMIME, STARTTLS, AUTH,
  *    ENHANCEDSTATUSCODES);
  *  - a streaming dot-stuffing encoder for message bodies (§4.5.2) that
- *    keeps its "at line start" state across buffers;
+ *    keeps its "at line start" state across buffers, and the matching
+ *    server-side DATA decoder (unstuffing, end of data, bare CR/LF);
  *  - escaping of peer text into one log-safe line;
  *  - base64 for AUTH (RFC 4954).
  * Every limit that applies to a reply is decided here (STYLE.md §5).
@@ -120,6 +121,60 @@ size_t		 smtp_stuff_encode(struct smtp_stuff *, const char *src,
 #define SMTP_STUFF_FINISH_MAX	8
 size_t		 smtp_stuff_finish(struct smtp_stuff *, char *dst,
 		    size_t dstsize);
+
+/*
+ * Dot-unstuffing decoder for the server side of DATA (RFC 5321 §4.5.2),
+ * the inverse of smtp_stuff_encode().  Input is the wire after the 354
+ * reply, in any number of pieces; the data starts at a line start.
+ *
+ * The end of data is only CRLF "." CRLF (or "." CRLF as the first line):
+ * "\n.\n", "\r.\n", "\n.\r\n", "\r.\r\n" and the like never end it, so
+ * a client cannot smuggle a second message or commands past the relay.
+ * Output is exactly the bytes to store: CRLF lines, a leading '.' of each
+ * line removed ("..x" -> ".x", ".x" -> "x"), without the final ".\r\n".
+ *
+ * Violations (STYLE.md §5): a bare LF, a bare CR, a NUL byte, or a line
+ * over line_max octets with its CRLF (counted on the wire, stuffing dot
+ * included).  Only the FIRST one is recorded (in err); from then on no
+ * more output is written (the caller drops the message), but the input is
+ * still consumed up to the real end of data, so the session answers one
+ * error and stays in sync with the client's next command.
+ */
+enum smtp_unstuff_status {
+	SMTP_UNSTUFF_MORE = 0,	/* give more input (or more output room) */
+	SMTP_UNSTUFF_END,	/* end of data, no violation */
+	SMTP_UNSTUFF_BARE_LF,	/* end of data; a LF without CR was seen */
+	SMTP_UNSTUFF_BARE_CR,	/* end of data; a CR without LF was seen */
+	SMTP_UNSTUFF_NUL,	/* end of data; a NUL byte was seen */
+	SMTP_UNSTUFF_LONG_LINE	/* end of data; a line over line_max */
+};
+
+struct smtp_unstuff {
+	size_t		 line_max;	/* octets per line with CRLF, >= 3 */
+	size_t		 col;		/* octets on this line, capped */
+	bool		 bol;		/* next byte starts a line */
+	bool		 cr;		/* a CR is held back */
+	bool		 dotline;	/* the line so far is just its '.' */
+	bool		 done;		/* end of data seen */
+	enum smtp_unstuff_status err;	/* first violation, or MORE if none */
+};
+/* line_max: SMTP_TEXT_LINE_MAX + 2 (1000) per RFC 5321; below 3 means 3. */
+void		 smtp_unstuff_init(struct smtp_unstuff *, size_t line_max);
+/*
+ * Decode from in (len bytes; any bytes, NULs included) into out.  *used
+ * gets the input bytes taken, *outlen the bytes written (both set on every
+ * call).  Returns:
+ *  - SMTP_UNSTUFF_MORE: all input taken (*used == len), or out is full
+ *    (*used < len: call again with the rest); outsize >= len + 1 always
+ *    takes all of it.  A violation may already be recorded in ->err.
+ *  - SMTP_UNSTUFF_END or the first violation's status: the end of data
+ *    was read; *used counts up to and including its final LF, and
+ *    in + *used is the next (pipelined) command.
+ * After the end, further calls return the same status, taking nothing.
+ */
+enum smtp_unstuff_status smtp_unstuff_feed(struct smtp_unstuff *,
+		    const char *in, size_t len, size_t *used, char *out,
+		    size_t outsize, size_t *outlen);
 
 /*
  * Peer bytes (len of them; NULs allowed) as one log-safe line: control

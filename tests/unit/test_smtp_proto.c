@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/smtp_proto.c: reply parsing, enhanced status codes,
- * EHLO keywords, the dot-stuffing encoder (also across every buffer split),
- * escaping, path checks and base64.  Table-driven, no mocks.
+ * EHLO keywords, the dot-stuffing encoder and the DATA decoder (also
+ * across every buffer split), escaping, path checks and base64.
+ * Table-driven, no mocks.
  */
 #include "config.h"
 
@@ -441,6 +442,276 @@ test_base64(void **state)
 	assert_int_equal(smtp_base64_decode("Zg=a", 4, dec, sizeof(dec), &n), -1);
 }
 
+/*
+ * Run the DATA decoder over in[0..len) in chunks of `chunk` bytes with at
+ * most `outcap` bytes of output room per call.  Returns the final status;
+ * *used gets the input bytes taken in all, out and *outlen the output.
+ */
+static enum smtp_unstuff_status
+unstuff_run(size_t line_max, const char *in, size_t len, size_t chunk,
+    size_t outcap, char *out, size_t outsize, size_t *used, size_t *outlen)
+{
+	struct smtp_unstuff u;
+	enum smtp_unstuff_status st = SMTP_UNSTUFF_MORE;
+	size_t pos = 0, o = 0, n, k, w;
+
+	smtp_unstuff_init(&u, line_max);
+	while (pos < len) {
+		size_t end = pos + chunk < len ? pos + chunk : len;
+
+		while (pos < end) {
+			size_t room = outsize - o;
+
+			if (room > outcap)
+				room = outcap;
+
+			k = end - pos;
+			st = smtp_unstuff_feed(&u, in + pos, k, &n, out + o,
+			    room, &w);
+			assert_true(n <= k);
+			assert_true(w <= room);
+			pos += n;
+			o += w;
+			if (st != SMTP_UNSTUFF_MORE)
+				goto done;
+			/* MORE: all taken, or the output room was too small */
+			assert_true(n == k || room - w < 2);
+			assert_true(n > 0);
+		}
+	}
+done:
+	*used = pos;
+	*outlen = o;
+	if (st != SMTP_UNSTUFF_MORE) {
+		/* after the end: the same status, nothing taken */
+		assert_int_equal(smtp_unstuff_feed(&u, "x\r\n.\r\n", 6, &n,
+		    out + o, outsize - o, &w), st);
+		assert_int_equal(n, 0);
+		assert_int_equal(w, 0);
+	}
+	return st;
+}
+
+/* Feed in[0..len) as two pieces split at cut. */
+static enum smtp_unstuff_status
+unstuff_cut(size_t line_max, const char *in, size_t len, size_t cut,
+    char *out, size_t outsize, size_t *used, size_t *outlen)
+{
+	struct smtp_unstuff u;
+	enum smtp_unstuff_status st;
+	size_t n, w;
+
+	smtp_unstuff_init(&u, line_max);
+	st = smtp_unstuff_feed(&u, in, cut, &n, out, outsize, &w);
+	*outlen = w;
+	*used = n;
+	if (st != SMTP_UNSTUFF_MORE)
+		return st;
+	assert_int_equal(n, cut);
+	st = smtp_unstuff_feed(&u, in + cut, len - cut, &n, out + w,
+	    outsize - w, outlen);
+	*outlen += w;
+	*used += n;
+	return st;
+}
+
+#define UNSTUFF_ALL	((size_t)-1)	/* used: the whole input */
+
+static void
+test_unstuff(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t len;		/* 0: strlen(in) */
+		size_t line_max;	/* 0: 1000 */
+		enum smtp_unstuff_status st;
+		size_t used;		/* UNSTUFF_ALL: len */
+		const char *out;
+	} t[] = {
+		/* plain end; what follows is the next command */
+		{ "a\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, 6, "a\r\n" },
+		{ "a\r\n.\r\nMAIL FROM:<x>\r\n", 0, 0, SMTP_UNSTUFF_END, 6,
+		  "a\r\n" },
+		{ "a\r\nb\r\n.\r\nQUIT\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, 9,
+		  "a\r\nb\r\n" },
+		/* empty message, and one empty line */
+		{ ".\r\n", 0, 0, SMTP_UNSTUFF_END, 3, "" },
+		{ ".\r\nRSET\r\n", 0, 0, SMTP_UNSTUFF_END, 3, "" },
+		{ "\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, 5, "\r\n" },
+		/* dot-unstuffing */
+		{ "..a\r\n..\r\n.x\r\n...\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END,
+		  UNSTUFF_ALL, ".a\r\n.\r\nx\r\n..\r\n" },
+		{ "a.\r\nb..\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "a.\r\nb..\r\n" },
+		{ "..\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL, ".\r\n" },
+		/* SMTP smuggling: bare LF before the dot */
+		{ "a\n.\r\nMAIL FROM:<x>\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_LF,
+		  UNSTUFF_ALL, "a" },
+		{ "a\n.\r\nMAIL FROM:<x>\r\n.\r\nQUIT\r\n", 0, 0,
+		  SMTP_UNSTUFF_BARE_LF, 23, "a" },
+		{ "a\r\n.\nRCPT TO:<y>\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_LF,
+		  UNSTUFF_ALL, "a\r\n" },
+		{ "a\n.\nDATA\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_LF,
+		  UNSTUFF_ALL, "a" },
+		{ "\n.\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_LF, UNSTUFF_ALL,
+		  "" },
+		{ "\n.\r\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_LF, UNSTUFF_ALL,
+		  "" },
+		/* ... and bare CR */
+		{ "\r.\r\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL,
+		  "" },
+		{ "a\r\n\r.\r\nMAIL FROM:<x>\r\n.\r\n", 0, 0,
+		  SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL, "a\r\n" },
+		{ "a\r.\r\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL,
+		  "a" },
+		{ "a\r\n.\r.\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL,
+		  "a\r\n" },
+		{ "a\r\n.\r\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL,
+		  "a\r\n" },
+		{ "a\r\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL, "a" },
+		/* the first violation is the one reported */
+		{ "a\nb\rc\0\r\n.\r\n", 11, 0, SMTP_UNSTUFF_BARE_LF,
+		  UNSTUFF_ALL, "a" },
+		{ "a\rb\n\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL,
+		  "a" },
+		/* NUL */
+		{ "a\0b\r\n.\r\n", 8, 0, SMTP_UNSTUFF_NUL, 8, "a" },
+		{ "\0\r\n.\r\nX", 7, 0, SMTP_UNSTUFF_NUL, 6, "" },
+		/* line length: wire octets with CRLF, stuffing dot included */
+		{ "abcd\r\n.\r\n", 0, 6, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "abcd\r\n" },
+		{ "abcde\r\n.\r\n", 0, 6, SMTP_UNSTUFF_LONG_LINE, UNSTUFF_ALL,
+		  "abcd" },
+		{ "..bc\r\n.\r\n", 0, 6, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  ".bc\r\n" },
+		{ "..bcd\r\n.\r\n", 0, 6, SMTP_UNSTUFF_LONG_LINE, UNSTUFF_ALL,
+		  ".bc" },
+		{ "abcd\r\nabcd\r\nabcdefgh\r\n.\r\nX", 0, 6,
+		  SMTP_UNSTUFF_LONG_LINE, 25, "abcd\r\nabcd\r\nabcd" },
+		/* no end yet: more input wanted */
+		{ "a\r\n.\r", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL, "a\r\n" },
+		{ "a\n.\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL, "a" },
+		{ "a\r\n.\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL, "a\r\n" },
+		{ "a\n.\r\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL, "a" },
+		{ "", 0, 0, SMTP_UNSTUFF_MORE, 0, "" },
+	};
+	char out[256];
+	size_t used, olen;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t len = t[i].len != 0 ? t[i].len : strlen(t[i].in);
+		size_t lm = t[i].line_max != 0 ? t[i].line_max : 1000;
+		size_t wused = t[i].used == UNSTUFF_ALL ? len : t[i].used;
+		size_t wout = strlen(t[i].out);
+
+		/* every chunk size, with room enough and with 2-byte room */
+		for (size_t chunk = 1; chunk <= len + 1; chunk++) {
+			for (size_t cap = 2; cap <= sizeof(out);
+			    cap = cap == 2 ? sizeof(out) : cap + 1) {
+				enum smtp_unstuff_status st;
+
+				st = unstuff_run(lm, t[i].in, len, chunk, cap,
+				    out, sizeof(out), &used, &olen);
+				if (st != t[i].st || used != wused ||
+				    olen != wout)
+					print_message("case %zu chunk %zu "
+					    "cap %zu: st %d used %zu olen %zu\n",
+					    i, chunk, cap, (int)st, used, olen);
+				assert_int_equal(st, t[i].st);
+				assert_int_equal(used, wused);
+				assert_int_equal(olen, wout);
+				assert_memory_equal(out, t[i].out, wout);
+			}
+		}
+		/* every two-piece split */
+		for (size_t cut = 0; cut <= len; cut++) {
+			enum smtp_unstuff_status st;
+
+			st = unstuff_cut(lm, t[i].in, len, cut, out,
+			    sizeof(out), &used, &olen);
+			if (st != t[i].st || used != wused || olen != wout)
+				print_message("case %zu cut %zu: st %d "
+				    "used %zu olen %zu\n", i, cut, (int)st,
+				    used, olen);
+			assert_int_equal(st, t[i].st);
+			assert_int_equal(used, wused);
+			assert_int_equal(olen, wout);
+			assert_memory_equal(out, t[i].out, wout);
+		}
+	}
+}
+
+/* The 1000-octet limit (RFC 5321 §4.5.3.1.6) and its default. */
+static void
+test_unstuff_line_max(void **state)
+{
+	static char in[2100], out[2100];
+	size_t n, used, olen;
+
+	(void)state;
+	for (n = 997; n <= 1001; n++) {
+		enum smtp_unstuff_status st;
+
+		memset(in, 'x', n);
+		memcpy(in + n, "\r\n.\r\n", 5);
+		st = unstuff_run(SMTP_TEXT_LINE_MAX + 2, in, n + 5, 7, 4096,
+		    out, sizeof(out), &used, &olen);
+		assert_int_equal(used, n + 5);
+		if (n <= 998) {
+			assert_int_equal(st, SMTP_UNSTUFF_END);
+			assert_int_equal(olen, n + 2);
+		} else
+			assert_int_equal(st, SMTP_UNSTUFF_LONG_LINE);
+	}
+	/* a stuffed line of 998 wire octets is fine, 999 is not */
+	in[0] = '.';
+	memset(in + 1, '.', 997);
+	memcpy(in + 998, "\r\n.\r\n", 5);
+	assert_int_equal(unstuff_run(1000, in, 1003, 1003, 4096, out,
+	    sizeof(out), &used, &olen), SMTP_UNSTUFF_END);
+	assert_int_equal(olen, 997 + 2);
+	memset(in, '.', 999);
+	memcpy(in + 999, "\r\n.\r\n", 5);
+	assert_int_equal(unstuff_run(1000, in, 1004, 1004, 4096, out,
+	    sizeof(out), &used, &olen), SMTP_UNSTUFF_LONG_LINE);
+	assert_int_equal(used, 1004);
+}
+
+/* Whatever smtp_stuff_encode() sends, the decoder gives back. */
+static void
+test_unstuff_roundtrip(void **state)
+{
+	static const char *bodies[] = {
+		"", "a", "a\r\n", ".", ".\r\n", "..\r\n.\r\n", "\r\n.\r\n.",
+		"x\r\n.\r\nMAIL FROM:<e@vil>\r\n", ".a\r\n..b\r\n\r\n.",
+	};
+	char wire[256], out[256];
+	size_t w, n, used, olen;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct smtp_stuff st;
+		size_t len = strlen(bodies[i]);
+
+		smtp_stuff_init(&st);
+		w = smtp_stuff_encode(&st, bodies[i], len, wire,
+		    sizeof(wire), &n);
+		assert_int_equal(n, len);
+		w += smtp_stuff_finish(&st, wire + w, sizeof(wire) - w);
+		for (size_t chunk = 1; chunk <= w; chunk++) {
+			assert_int_equal(unstuff_run(1000, wire, w, chunk,
+			    sizeof(out), out, sizeof(out), &used, &olen),
+			    SMTP_UNSTUFF_END);
+			assert_int_equal(used, w);
+			/* a CRLF may have been added at the end */
+			assert_true(olen == len || (olen == len + 2 &&
+			    memcmp(out + len, "\r\n", 2) == 0));
+			assert_memory_equal(out, bodies[i], len);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -451,6 +722,9 @@ main(void)
 		cmocka_unit_test(test_stuff),
 		cmocka_unit_test(test_stuff_long_lines),
 		cmocka_unit_test(test_stuff_roundtrip),
+		cmocka_unit_test(test_unstuff),
+		cmocka_unit_test(test_unstuff_line_max),
+		cmocka_unit_test(test_unstuff_roundtrip),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_base64),
