@@ -1032,18 +1032,10 @@ conf_load(const char *path, bool must_exist, struct conf *c, char *err,
 		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}
-	while ((len = getline(&line, &cap, f)) != -1) {
-		lineno++;
-		if ((size_t)len > CONF_LINE_MAX) {
-			util_seterr(err, errlen, "%s:%lu: line too long", path,
-			    lineno);
+	while ((len = util_getline(f, &line, &cap, CONF_LINE_MAX, path, &lineno,
+	    err, errlen)) != -1) {
+		if (len == -2)
 			goto done;
-		}
-		if (memchr(line, '\0', (size_t)len) != NULL) {
-			util_seterr(err, errlen, "%s:%lu: NUL byte in line", path,
-			    lineno);
-			goto done;
-		}
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		if (len > 0 && line[len - 1] == '\r')

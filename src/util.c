@@ -96,6 +96,27 @@ util_seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+ssize_t
+util_getline(FILE *f, char **line, size_t *cap, size_t max, const char *path,
+    unsigned long *lineno, char *err, size_t errlen)
+{
+	ssize_t len;
+
+	if ((len = getline(line, cap, f)) == -1)
+		return -1;
+	(*lineno)++;
+	if ((size_t)len > max) {
+		util_seterr(err, errlen, "%s:%lu: line too long", path, *lineno);
+		return -2;
+	}
+	if (memchr(*line, '\0', (size_t)len) != NULL) {
+		util_seterr(err, errlen, "%s:%lu: NUL byte in line", path,
+		    *lineno);
+		return -2;
+	}
+	return len;
+}
+
 size_t
 util_strlcpy(char *dst, const char *src, size_t dstsize)
 {

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* Allocation failure is fatal: the spool makes a restart safe. */
@@ -27,6 +29,15 @@ char	*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
  */
 void	 util_seterr(char *err, size_t errlen, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
+
+/*
+ * The next line of a text file whose parser reports "FILE:LINE: ..."
+ * errors.  Bumps *lineno.  Returns the line's length, line end included;
+ * -1 at the end of the file (or a read error: check ferror()); -2 when the
+ * line is longer than max bytes or holds a NUL byte, with the error in err.
+ */
+ssize_t	 util_getline(FILE *, char **line, size_t *cap, size_t max,
+	    const char *path, unsigned long *lineno, char *err, size_t errlen);
 
 /* Copy at most dstsize-1 bytes and NUL-terminate; returns strlen(src). */
 size_t	 util_strlcpy(char *dst, const char *src, size_t dstsize);
