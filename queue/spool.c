@@ -88,6 +88,14 @@ struct queue {
 	int	 envfd;
 	int	 corruptfd;
 	struct strlist removed;	/* env/ID unlinked, data/ID still there */
+	/*
+	 * Run as root on a spool that belongs to someone else (mxrelayd's
+	 * user): new files are given to that owner, so that the daemon,
+	 * which has dropped root, can read and remove them.
+	 */
+	bool	 give_away;
+	uid_t	 owner_uid;
+	gid_t	 owner_gid;
 };
 
 /* Removals batched by queue_msg_remove_later() before one flush. */
@@ -108,6 +116,7 @@ struct queue_new {
 
 static int	 real_openat(int, const char *, int, mode_t);
 static int	 open_subdir(struct queue *, const char *, bool, bool *, int *);
+static void	 owner_note(struct queue *);
 static int	 fsync_parent(const char *);
 static int	 make_parents(const char *);
 static void	 id_generate(char *);
@@ -286,6 +295,7 @@ queue_open(const char *dir, bool create, struct queue **qp)
 		goto fail;
 	if (made_sub && sys->fsync(q->rootfd) == -1)
 		goto fail;
+	owner_note(q);
 	*qp = q;
 	return 0;
 
@@ -294,6 +304,40 @@ fail:
 	queue_close(q);
 	errno = saved;
 	return -1;
+}
+
+/* A file just created in the spool goes to the spool's owner (see give_away). */
+static void
+give_away(const struct queue *q, int fd)
+{
+	if (q->give_away && fchown(fd, q->owner_uid, q->owner_gid) == -1)
+		log_warn("%s: cannot give a new file to uid %lu", q->dir,
+		    (unsigned long)q->owner_uid);
+}
+
+static void
+owner_note(struct queue *q)
+{
+	struct stat st;
+
+	q->give_away = false;
+	if (geteuid() == 0 && fstat(q->rootfd, &st) == 0 && st.st_uid != 0) {
+		q->give_away = true;
+		q->owner_uid = st.st_uid;
+		q->owner_gid = st.st_gid;
+	}
+}
+
+int
+queue_set_owner(struct queue *q, uid_t uid, gid_t gid)
+{
+	int fds[] = { q->rootfd, q->tmpfd, q->datafd, q->envfd, q->corruptfd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fchown(fds[i], uid, gid) == -1)
+			return -1;
+	owner_note(q);
+	return 0;
 }
 
 void
@@ -369,6 +413,7 @@ queue_new_begin(struct queue *q, struct queue_new **qnp)
 				continue;
 			goto fail;
 		}
+		give_away(q, qn->fd);
 		/* A clock step back could meet a message still queued. */
 		if (fstatat(q->datafd, qn->id, &st, 0) == 0 ||
 		    fstatat(q->envfd, qn->id, &st, 0) == 0) {
@@ -517,6 +562,7 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
 		goto done;
 	env_tmp = true;
+	give_away(q, efd);
 	if (write_all(efd, ebuf, elen) == -1 || sys->fsync(efd) == -1)
 		goto done;
 	/* NFS reports write errors at close. */
@@ -723,6 +769,7 @@ queue_env_update(struct queue *q, const struct envelope *env)
 	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
 		goto done;
 	made = true;
+	give_away(q, fd);
 	if (write_all(fd, ebuf, elen) == -1 || sys->fsync(fd) == -1)
 		goto done;
 	saved = sys->close(fd);
@@ -994,8 +1041,9 @@ clean_orphans(struct queue *q, const struct strlist *envs, time_t now)
 	for (size_t i = 0; i < names.n; i++) {
 		const char *name = names.v[i];
 
-		if (bsearch(&name, envs->v, envs->n, sizeof(envs->v[0]),
-		    cmp_str) != NULL || !is_stale(q->datafd, name, now))
+		if ((envs->n > 0 && bsearch(&name, envs->v, envs->n,
+		    sizeof(envs->v[0]), cmp_str) != NULL) ||
+		    !is_stale(q->datafd, name, now))
 			continue;
 		if (unlink_if_unlocked(q, q->datafd, name, true) == 0)
 			log_info("%s: removed body without envelope", name);

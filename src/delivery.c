@@ -274,6 +274,21 @@ delivery_engine_free(struct delivery_engine *e)
 	free(e);
 }
 
+void
+delivery_gc(struct delivery_engine *e)
+{
+	struct dest **dp = &e->dests, *d;
+
+	while ((d = *dp) != NULL) {
+		if (d->qhead == NULL && d->nsess == 0 && !d->waiting &&
+		    d->state != DEST_RESOLVING) {
+			*dp = d->next;
+			dest_free(d);
+		} else
+			dp = &d->next;
+	}
+}
+
 bool
 delivery_idle(const struct delivery_engine *e)
 {
@@ -323,6 +338,7 @@ delivery_submit(struct delivery_engine *e, const char *domain,
 	struct dest *d = dest_get(e, domain);
 
 	m->route_min = 0;
+	m->dest_down = false;
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		m->rcpt[i].final = false;
 		m->rcpt[i].outcome = OUTCOME_TEMPFAIL;
@@ -767,6 +783,7 @@ dest_pump(struct dest *d)
 	case DEST_FAILED:
 		while ((m = d->qhead) != NULL) {
 			queue_remove(d, m);
+			m->dest_down = d->fail_outcome == OUTCOME_TEMPFAIL;
 			part_fail(d, NULL, m, d->fail_outcome, d->fail_status,
 			    d->fail_reply, NULL);
 		}
@@ -788,11 +805,13 @@ dest_pump(struct dest *d)
 			if (r->reply[0] != '\0')
 				rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL,
 				    r->status, r->reply, r->remote_mta);
-			else
+			else if (!r->final) {
+				m->dest_down = true;
 				rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL,
 				    d->last_status[0] ? d->last_status : "4.4.1",
 				    d->last_reply[0] ? d->last_reply :
 				    "no exchanger could be reached", d->last_mta);
+			}
 		}
 		part_complete(d, m);
 	}

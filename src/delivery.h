@@ -53,6 +53,12 @@ struct delivery_msg {
 	size_t			 nrcpt;
 	delivery_done_cb	 done;
 	void			*arg;
+	/*
+	 * out: the destination as a whole failed this part (no exchanger
+	 * reachable, or its DNS failed temporarily): the caller may hold
+	 * back the destination's other messages for a while.
+	 */
+	bool			 dest_down;
 
 	/* private to delivery.c */
 	size_t			 route_min;	/* first route this part may use */
@@ -88,6 +94,13 @@ void		 delivery_engine_free(struct delivery_engine *);
 /* domain is the recipients' domain (lower case); ignored with a relayhost. */
 void		 delivery_submit(struct delivery_engine *, const char *domain,
 		    struct delivery_msg *);
+/*
+ * Forget destinations with nothing queued and no session (their routes,
+ * failed-route marks and DNS answers): a long-running caller calls this
+ * from the top of its loop so that the next message of a domain looks it
+ * up and tries its exchangers afresh.
+ */
+void		 delivery_gc(struct delivery_engine *);
 /* No part pending and no connection open. */
 bool		 delivery_idle(const struct delivery_engine *);
 

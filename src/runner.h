@@ -1,16 +1,17 @@
 /*
- * runner: one run of the queue for `mxrelay -q` (and, later, the daemon's
- * scheduler): scan the spool, lock each due message, hand its recipients
- * to the delivery engine grouped by domain, then record every outcome in
- * the envelope (retry time with backoff, bounce with a DSN, remove when
- * done).  At most RUNNER_WINDOW messages are open at a time.
+ * runner: the delivery side's set-up (DNS, TLS contexts, the engine), and
+ * one run of the queue for `mxrelay -q`: the queue manager (qmgr.h) in
+ * one-shot mode, until every due message has had its attempt.
  */
 #ifndef MXRELAY_RUNNER_H
 #define MXRELAY_RUNNER_H
 
 #include <stdbool.h>
 
+#include <openssl/ssl.h>
+
 #include "conf.h"
+#include "event.h"
 
 struct runner_opts {
 	bool		 force;		/* -qf: due or not */
@@ -23,6 +24,21 @@ struct runner_stats {
 	unsigned	 deferred;
 	unsigned	 bounced;
 };
+
+/* Everything a delivery engine needs, made from one configuration. */
+struct dlv {
+	struct dns		*dns;
+	SSL_CTX			*tls_ctx;
+	SSL_CTX			*tls_ctx_verify;
+	char			*auth_user;	/* relayhost_auth_file */
+	char			*auth_pass;
+	struct delivery_engine	*engine;
+};
+
+/* NULL with the reason logged (bad relayhost_auth_file, TLS, DNS set-up). */
+struct dlv	*dlv_new(struct ev_loop *, const struct conf *);
+/* The engine must be idle, or the loop about to go. */
+void		 dlv_free(struct dlv *);
 
 /*
  * Returns 0 when the run completed (whatever the outcomes), -1 when it

@@ -28,6 +28,7 @@
 
 #include "aliases.h"
 #include "conf.h"
+#include "control.h"
 #include "log.h"
 #include "message.h"
 #include "runner.h"
@@ -842,11 +843,43 @@ list_queue(struct conf *conf)
  * -q, -qf, -qI ID: one run of the queue with the delivery engine, in this
  * process; exit once every due message has been tried.
  */
+/*
+ * A running mxrelayd owns the queue: ask it to try everything (or one
+ * message) now instead of racing it.  -1: no daemon, run the queue here.
+ */
+static int
+ask_daemon(const struct conf *conf, const char *id)
+{
+	char req[CONTROL_LINE_MAX], reply[CONTROL_LINE_MAX];
+
+	if (id != NULL)
+		snprintf(req, sizeof(req), "flush %s", id);
+	else
+		snprintf(req, sizeof(req), "flush");
+	if (control_request(conf->spool_dir, req, reply, sizeof(reply)) == -1) {
+		if (errno != ENOENT && errno != ECONNREFUSED &&
+		    errno != ENAMETOOLONG)
+			log_warn("%s/%s", conf->spool_dir, CONTROL_NAME);
+		return -1;
+	}
+	if (strncmp(reply, "ok", 2) == 0) {
+		log_info("mxrelayd is running: it delivers now (%s)", reply);
+		return EX_OK;
+	}
+	if (id != NULL && strstr(reply, "no such message") != NULL) {
+		log_warnx("%s: no such message, or nothing to deliver", id);
+		return EX_TEMPFAIL;	/* as without a daemon */
+	}
+	log_warnx("mxrelayd: %s", reply);
+	return EX_SOFTWARE;
+}
+
 static int
 run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 {
 	struct runner_opts ro;
 	struct runner_stats st;
+	int rc;
 
 	memset(&ro, 0, sizeof(ro));
 	ro.force = o->force;
@@ -862,6 +895,8 @@ run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 		log_warnx("%s: not a queue id", ro.only_id);
 		return EX_USAGE;
 	}
+	if ((rc = ask_daemon(conf, ro.only_id)) != -1)
+		return rc;
 	if (runner_run(conf, &ro, &st) == -1)
 		return EX_TEMPFAIL;
 	return EX_OK;

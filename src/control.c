@@ -1,0 +1,82 @@
+/*
+ * control: the client side of the control socket, and its address.
+ * See control.h; the server side is in mxrelayd.c.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control.h"
+
+/* The daemon answers at once; this only bounds a wedged one. */
+#define CONTROL_TIMEOUT_S	10
+
+int
+control_addr(const char *spool_dir, struct sockaddr_un *sun)
+{
+	int n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/%s", spool_dir,
+	    CONTROL_NAME);
+	if (n < 0 || (size_t)n >= sizeof(sun->sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+control_request(const char *spool_dir, const char *req, char *reply,
+    size_t len)
+{
+	struct sockaddr_un sun;
+	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
+	size_t got = 0, reqlen = strlen(req);
+	int fd, saved;
+
+	if (len == 0 || control_addr(spool_dir, &sun) == -1)
+		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		goto fail;
+	if (write(fd, req, reqlen) != (ssize_t)reqlen || write(fd, "\n", 1) != 1)
+		goto fail;
+	while (got + 1 < len) {
+		ssize_t n = read(fd, reply + got, len - 1 - got);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (memchr(reply, '\n', got) != NULL)
+			break;
+	}
+	reply[got] = '\0';
+	reply[strcspn(reply, "\r\n")] = '\0';
+	close(fd);
+	if (got == 0) {
+		errno = ECONNRESET;
+		return -1;
+	}
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}

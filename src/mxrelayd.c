@@ -1,0 +1,931 @@
+/*
+ * mxrelayd: the daemon.  SMTP listeners for applications (smtpd.c), the
+ * queue manager (qmgr.c) and the delivery engine (delivery.c), in one
+ * event-driven process.  See mxrelayd(8).
+ *
+ * Start-up, in this order: read the configuration; fork unless -f (the
+ * parent waits until the child is ready and exits with its status, so
+ * start-up errors reach the terminal); open the spool and lock the pid
+ * file in it (a second daemon on the same spool is refused); bind the
+ * listeners; load the TLS certificate and the users file; give the spool
+ * to `user` and drop root; open the control socket; watch env/ with
+ * inotify (messages that mxrelay drops start within a second); load the
+ * queue index; serve.
+ *
+ * Signals (through a signalfd, so that handlers never run inside the
+ * loop): SIGTERM and SIGINT stop accepting, let SMTP sessions in DATA
+ * and deliveries in flight finish for a grace period, and exit;
+ * SIGHUP reloads the configuration and keeps the old one when the new one
+ * is bad.  A reload builds a new "generation" (configuration, delivery
+ * engine, TLS context, users): new messages use it at once, and the old
+ * one is freed when its engine has nothing left in flight.
+ */
+#include "config.h"
+
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "control.h"
+#include "delivery.h"
+#include "event.h"
+#include "log.h"
+#include "qmgr.h"
+#include "runner.h"
+#include "smtpd.h"
+#include "spool.h"
+#include "tls.h"
+#include "util.h"
+
+/* How long SIGTERM waits for sessions in DATA and deliveries in flight. */
+#define SHUTDOWN_GRACE_MS	10000
+/* Housekeeping: retired generations, the fallback look at env/. */
+#define HOUSEKEEPING_MS		1000
+/* Control connections that say nothing are dropped after this. */
+#define CONTROL_TIMEOUT_MS	5000
+
+/* One configuration and everything made from it. */
+struct gen {
+	struct conf		 conf;
+	struct dlv		*dlv;
+	SSL_CTX			*srv_ctx;	/* STARTTLS; NULL = none */
+	struct smtpd_users	*users;		/* AUTH; NULL = none */
+	struct smtpd_params	 sp;
+	struct gen		*next;		/* retired list */
+};
+
+struct ctl_conn {
+	struct daemon		*d;
+	int			 fd;
+	char			 buf[CONTROL_LINE_MAX];
+	size_t			 len;
+	struct ev_timer		 timer;
+};
+
+struct daemon {
+	const char		*conf_path;
+	bool			 conf_must_exist;
+	bool			 foreground;
+	int			 verbose;
+
+	struct ev_loop		*loop;
+	struct queue		*q;
+	struct gen		*cur;
+	struct gen		*retired;
+	struct smtpd		*smtpd;
+	struct qmgr		*qm;
+	struct runner_stats	 stats;
+
+	int			 pidfd;
+	char			*pid_path;
+	int			*lfds;		/* listening sockets until smtpd */
+	size_t			 nlfds;
+	int			 sigfd;
+	int			 ctlfd;
+	char			*ctl_path;
+	int			 inofd;
+	char			*env_dir;
+	struct ev_timer		 housekeeping;
+
+	bool			 stopping;
+	uint64_t		 stop_deadline;
+	int			 exit_code;
+};
+
+static void	usage(int) __attribute__((noreturn));
+
+static void
+usage(int code)
+{
+	fprintf(code == EX_OK ? stdout : stderr,
+	    "usage: mxrelayd [-fv] [-C file]\n"
+	    "\n"
+	    "  -C FILE    configuration file (default " CONF_DEFAULT_PATH ")\n"
+	    "  -f         foreground: do not fork, log to stderr\n"
+	    "  -v         more log detail (debug lines with -vv)\n"
+	    "  --help     this text; --version the version\n"
+	    "\n"
+	    "Signals: SIGTERM stops (nothing accepted is lost), SIGHUP reloads\n"
+	    "the configuration.  `mxrelay -q` asks a running mxrelayd to flush.\n"
+	    "See mxrelayd(8).\n");
+	exit(code);
+}
+
+/*
+ * Generations: the configuration and what is made from it.
+ */
+
+static void
+gen_free(struct gen *g)
+{
+	if (g == NULL)
+		return;
+	dlv_free(g->dlv);
+	tls_ctx_free(g->srv_ctx);
+	smtpd_users_free(g->users);
+	conf_free(&g->conf);
+	free(g);
+}
+
+static struct gen *
+gen_new(struct daemon *d, bool reload)
+{
+	struct gen *g = xcalloc(1, sizeof(*g));
+	const struct conf *c = &g->conf;
+	char err[1024];
+
+	if (conf_load(d->conf_path, d->conf_must_exist, &g->conf, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		free(g);
+		return NULL;
+	}
+	if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL))
+		log_warnx("%s: tls_cert_file and tls_key_file go together: "
+		    "STARTTLS is not offered", d->conf_path);
+	else if (c->tls_cert_file != NULL &&
+	    (g->srv_ctx = tls_server_ctx_new(c->tls_cert_file, c->tls_key_file,
+	    err, sizeof(err))) == NULL) {
+		log_warnx("TLS: %s", err);
+		goto fail;
+	}
+	if (c->auth_users != NULL) {
+		if ((g->users = smtpd_users_load(c->auth_users, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("%s", err);
+			goto fail;
+		}
+		if (g->srv_ctx == NULL)
+			log_warnx("auth_users is set but STARTTLS is not: AUTH "
+			    "is never offered (only over TLS)");
+	}
+	if ((g->dlv = dlv_new(d->loop, c)) == NULL)
+		goto fail;
+	g->sp.hostname = c->hostname;
+	g->sp.qualify_domain = c->qualify_domain;
+	g->sp.max_size = c->max_message_size;
+	g->sp.max_recipients = c->max_recipients;
+	g->sp.max_clients = c->max_clients;
+	g->sp.cmd_timeout_ms = SMTPD_CMD_TIMEOUT_MS;
+	g->sp.data_timeout_ms = SMTPD_DATA_TIMEOUT_MS;
+	g->sp.relay_clients = c->relay_clients;
+	g->sp.nrelay_clients = c->nrelay_clients;
+	g->sp.tls_ctx = g->srv_ctx;
+	g->sp.users = g->users;
+	(void)reload;
+	return g;
+fail:
+	gen_free(g);
+	return NULL;
+}
+
+static bool
+hostports_equal(const struct hostport *a, size_t na, const struct hostport *b,
+    size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].host, b[i].host) != 0 || a[i].port != b[i].port)
+			return false;
+	return true;
+}
+
+static bool
+str_equal(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void
+reload(struct daemon *d)
+{
+	struct gen *g, *old = d->cur;
+
+	log_info("reloading %s", d->conf_path);
+	if ((g = gen_new(d, true)) == NULL) {
+		log_warnx("reload failed: the configuration in use is kept");
+		return;
+	}
+	if (!hostports_equal(g->conf.listen, g->conf.nlisten, old->conf.listen,
+	    old->conf.nlisten))
+		log_warnx("listen: a change takes effect at the next start");
+	if (!str_equal(g->conf.spool_dir, old->conf.spool_dir))
+		log_warnx("spool_dir: a change takes effect at the next start");
+	if (!str_equal(g->conf.user, old->conf.user) ||
+	    !str_equal(g->conf.group, old->conf.group))
+		log_warnx("user, group: a change takes effect at the next start");
+	/* Those three stay as they were started. */
+	free(g->conf.spool_dir);
+	g->conf.spool_dir = xstrdup(old->conf.spool_dir);
+
+	d->cur = g;
+	if (d->smtpd != NULL)
+		smtpd_set_params(d->smtpd, &g->sp);
+	qmgr_set_conf(d->qm, &g->conf, g->dlv->engine);
+	old->next = d->retired;
+	d->retired = old;
+	log_info("configuration reloaded");
+}
+
+/* Free retired generations whose engine has nothing left in flight. */
+static void
+retired_collect(struct daemon *d)
+{
+	struct gen **gp = &d->retired, *g;
+
+	while ((g = *gp) != NULL) {
+		if (delivery_idle(g->dlv->engine)) {
+			*gp = g->next;
+			gen_free(g);
+		} else
+			gp = &g->next;
+	}
+}
+
+/*
+ * Start-up pieces.
+ */
+
+/* Lock and write the pid file; refuse when another daemon holds it. */
+static int
+pidfile_lock(struct daemon *d)
+{
+	char buf[32];
+	ssize_t n;
+
+	d->pid_path = xasprintf("%s/%s", d->cur->conf.spool_dir,
+	    CONTROL_PID_NAME);
+	if ((d->pidfd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC,
+	    0644)) == -1) {
+		log_warn("%s", d->pid_path);
+		return EX_CANTCREAT;
+	}
+	if (flock(d->pidfd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK) {
+			log_warn("%s: lock", d->pid_path);
+			return EX_OSERR;
+		}
+		n = pread(d->pidfd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		log_warnx("already running (pid %s) on the spool %s",
+		    buf[0] ? buf : "?", d->cur->conf.spool_dir);
+		close(d->pidfd);
+		d->pidfd = -1;
+		return EX_UNAVAILABLE;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(d->pidfd, 0) == -1 ||
+	    pwrite(d->pidfd, buf, (size_t)n, 0) != n) {
+		log_warn("%s", d->pid_path);
+		return EX_IOERR;
+	}
+	return EX_OK;
+}
+
+static int
+listen_one(struct daemon *d, const struct hostport *hp)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char port[16];
+	int gai, bound = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", hp->port);
+	if ((gai = getaddrinfo(hp->host, port, &hints, &res)) != 0) {
+		log_warnx("listen %s:%s: %s", hp->host, port, gai_strerror(gai));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		int fd, one = 1;
+
+		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol)) == -1) {
+			log_warn("listen %s:%s: socket", hp->host, port);
+			continue;
+		}
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			    sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+		    listen(fd, SOMAXCONN) == -1) {
+			log_warn("listen %s%s%s:%s", strchr(hp->host, ':') ?
+			    "[" : "", hp->host, strchr(hp->host, ':') ? "]" : "",
+			    port);
+			close(fd);
+			freeaddrinfo(res);
+			return -1;
+		}
+		d->lfds = xreallocarray(d->lfds, d->nlfds + 1, sizeof(*d->lfds));
+		d->lfds[d->nlfds++] = fd;
+		bound++;
+	}
+	freeaddrinfo(res);
+	if (bound == 0) {
+		log_warnx("listen %s:%s: no address to bind", hp->host, port);
+		return -1;
+	}
+	log_info("listening on %s%s%s:%s", strchr(hp->host, ':') ? "[" : "",
+	    hp->host, strchr(hp->host, ':') ? "]" : "", port);
+	return 0;
+}
+
+/* Started as root: give the spool to user:group and become them. */
+static int
+drop_privileges(struct daemon *d)
+{
+	const struct conf *c = &d->cur->conf;
+	struct passwd *pw;
+	struct group *gr;
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0)
+		return EX_OK;
+	if ((pw = getpwnam(c->user)) == NULL) {
+		log_warnx("user %s: no such user (mxrelayd drops root to it)",
+		    c->user);
+		return EX_NOUSER;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (c->group != NULL) {
+		if ((gr = getgrnam(c->group)) == NULL) {
+			log_warnx("group %s: no such group", c->group);
+			return EX_NOUSER;
+		}
+		gid = gr->gr_gid;
+	}
+	if (uid == 0) {
+		log_warnx("user %s is root: mxrelayd keeps running as root",
+		    c->user);
+		return EX_OK;
+	}
+	if (queue_set_owner(d->q, uid, gid) == -1 ||
+	    fchown(d->pidfd, uid, gid) == -1) {
+		log_warn("%s: giving the spool to %s", c->spool_dir, c->user);
+		return EX_OSERR;
+	}
+	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
+		log_warn("dropping root to %s", c->user);
+		return EX_OSERR;
+	}
+	if (setuid(0) != -1) {
+		log_warnx("could regain root after dropping it");
+		return EX_SOFTWARE;
+	}
+	log_info("running as %s (uid %lu, gid %lu)", c->user,
+	    (unsigned long)uid, (unsigned long)gid);
+	return EX_OK;
+}
+
+/*
+ * The control socket.
+ */
+
+static void
+ctl_close(struct ctl_conn *cc)
+{
+	ev_timer_del(cc->d->loop, &cc->timer);
+	ev_fd_del(cc->d->loop, cc->fd);
+	close(cc->fd);
+	free(cc);
+}
+
+static void
+ctl_timeout(void *arg)
+{
+	ctl_close(arg);
+}
+
+static void
+ctl_answer(struct ctl_conn *cc, const char *req)
+{
+	struct daemon *d = cc->d;
+	char reply[CONTROL_LINE_MAX];
+	size_t n;
+
+	if (strcmp(req, "flush") == 0) {
+		n = qmgr_flush(d->qm, NULL);
+		log_info("control: flush requested, %zu messages", n);
+		snprintf(reply, sizeof(reply), "ok %zu\n", n);
+	} else if (strncmp(req, "flush ", 6) == 0) {
+		const char *id = req + 6;
+
+		if (!queue_id_valid(id))
+			snprintf(reply, sizeof(reply), "error not a queue id\n");
+		else if ((n = qmgr_flush(d->qm, id)) == 0)
+			snprintf(reply, sizeof(reply), "error no such message\n");
+		else {
+			log_info("control: flush of %s requested", id);
+			snprintf(reply, sizeof(reply), "ok %zu\n", n);
+		}
+	} else if (strcmp(req, "status") == 0)
+		snprintf(reply, sizeof(reply),
+		    "ok messages=%zu in_flight=%zu clients=%u\n",
+		    qmgr_count(d->qm), qmgr_in_flight(d->qm),
+		    d->smtpd != NULL ? smtpd_nsessions(d->smtpd) : 0);
+	else
+		snprintf(reply, sizeof(reply), "error unknown request\n");
+	/* One short line into an empty socket buffer: it fits. */
+	(void)send(cc->fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void
+ctl_read(int fd, int events, void *arg)
+{
+	struct ctl_conn *cc = arg;
+	char *nl;
+	ssize_t n;
+
+	(void)events;
+	n = read(fd, cc->buf + cc->len, sizeof(cc->buf) - 1 - cc->len);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		ctl_close(cc);
+		return;
+	}
+	cc->len += (size_t)n;
+	cc->buf[cc->len] = '\0';
+	if ((nl = strchr(cc->buf, '\n')) == NULL) {
+		if (cc->len == sizeof(cc->buf) - 1)
+			ctl_close(cc);
+		return;
+	}
+	*nl = '\0';
+	if (nl > cc->buf && nl[-1] == '\r')
+		nl[-1] = '\0';
+	ctl_answer(cc, cc->buf);
+	ctl_close(cc);
+}
+
+static void
+ctl_accept(int fd, int events, void *arg)
+{
+	struct daemon *d = arg;
+	struct ctl_conn *cc;
+	int c;
+
+	(void)events;
+	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		cc = xcalloc(1, sizeof(*cc));
+		cc->d = d;
+		cc->fd = c;
+		ev_timer_init(&cc->timer, ctl_timeout, cc);
+		if (ev_fd_add(d->loop, c, EV_READ, ctl_read, cc) == -1) {
+			close(c);
+			free(cc);
+			continue;
+		}
+		ev_timer_add(d->loop, &cc->timer, CONTROL_TIMEOUT_MS);
+	}
+}
+
+static int
+control_open(struct daemon *d)
+{
+	struct sockaddr_un sun;
+	mode_t old;
+
+	if (control_addr(d->cur->conf.spool_dir, &sun) == -1) {
+		log_warn("%s: no control socket (mxrelay -q will run the queue "
+		    "itself)", d->cur->conf.spool_dir);
+		return 0;
+	}
+	d->ctl_path = xstrdup(sun.sun_path);
+	(void)unlink(d->ctl_path);
+	if ((d->ctlfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	old = umask(0077);
+	if (bind(d->ctlfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    listen(d->ctlfd, 16) == -1) {
+		umask(old);
+		log_warn("%s", d->ctl_path);
+		return -1;
+	}
+	umask(old);
+	return ev_fd_add(d->loop, d->ctlfd, EV_READ, ctl_accept, d);
+}
+
+/*
+ * New messages dropped into the spool by mxrelay: inotify on env/, or a
+ * look at env/ every second when inotify is not available.
+ */
+
+static void
+env_dir_scan(struct daemon *d)
+{
+	DIR *dir;
+	struct dirent *de;
+
+	if ((dir = opendir(d->env_dir)) == NULL)
+		return;
+	while ((de = readdir(dir)) != NULL)
+		if (queue_id_valid(de->d_name))
+			qmgr_add(d->qm, de->d_name);
+	closedir(dir);
+}
+
+static void
+ino_read(int fd, int events, void *arg)
+{
+	struct daemon *d = arg;
+	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	(void)events;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+
+			if (ev->mask & IN_Q_OVERFLOW)
+				env_dir_scan(d);
+			else if (ev->len > 0)
+				qmgr_add(d->qm, ev->name);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+static void
+watch_open(struct daemon *d)
+{
+	d->env_dir = xasprintf("%s/env", d->cur->conf.spool_dir);
+	if ((d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
+	    inotify_add_watch(d->inofd, d->env_dir, IN_MOVED_TO) == -1 ||
+	    ev_fd_add(d->loop, d->inofd, EV_READ, ino_read, d) == -1) {
+		log_warn("%s: inotify (looking every second instead)",
+		    d->env_dir);
+		if (d->inofd != -1)
+			close(d->inofd);
+		d->inofd = -1;
+	}
+}
+
+/*
+ * Signals and shutdown.
+ */
+
+static void
+stop_begin(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	log_info("shutting down: no new connections or deliveries");
+	d->stopping = true;
+	d->stop_deadline = ev_now(d->loop) + SHUTDOWN_GRACE_MS;
+	if (d->smtpd != NULL)
+		smtpd_shutdown(d->smtpd);
+	qmgr_stop(d->qm);
+	if (d->ctlfd != -1) {
+		ev_fd_del(d->loop, d->ctlfd);
+		close(d->ctlfd);
+		d->ctlfd = -1;
+		(void)unlink(d->ctl_path);
+	}
+	ev_timer_add(d->loop, &d->housekeeping, 0);
+}
+
+static void
+sig_read(int fd, int events, void *arg)
+{
+	struct daemon *d = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			stop_begin(d);
+			break;
+		case SIGHUP:
+			if (!d->stopping)
+				reload(d);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static bool
+all_idle(struct daemon *d)
+{
+	if (d->smtpd != NULL && smtpd_nsessions(d->smtpd) > 0)
+		return false;
+	if (!qmgr_done(d->qm) || !delivery_idle(d->cur->dlv->engine))
+		return false;
+	for (struct gen *g = d->retired; g != NULL; g = g->next)
+		if (!delivery_idle(g->dlv->engine))
+			return false;
+	return true;
+}
+
+static void
+on_housekeeping(void *arg)
+{
+	struct daemon *d = arg;
+
+	retired_collect(d);
+	if (d->stopping) {
+		if (all_idle(d)) {
+			log_info("stopped: every session and delivery finished");
+			ev_break(d->loop);
+			return;
+		}
+		if (ev_now(d->loop) >= d->stop_deadline) {
+			log_warnx("stopped: %zu deliveries and %u SMTP sessions "
+			    "abandoned after %d s (they are retried at the next "
+			    "start; nothing acknowledged is lost)",
+			    qmgr_in_flight(d->qm), d->smtpd != NULL ?
+			    smtpd_nsessions(d->smtpd) : 0,
+			    SHUTDOWN_GRACE_MS / 1000);
+			ev_break(d->loop);
+			return;
+		}
+		ev_timer_add(d->loop, &d->housekeeping, 100);
+		return;
+	}
+	if (d->inofd == -1)
+		env_dir_scan(d);
+	ev_timer_add(d->loop, &d->housekeeping, HOUSEKEEPING_MS);
+}
+
+static int
+signals_open(struct daemon *d)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
+	    (d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1 ||
+	    ev_fd_add(d->loop, d->sigfd, EV_READ, sig_read, d) == -1) {
+		log_warn("signalfd");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_queued(void *arg, const struct envelope *env)
+{
+	struct daemon *d = arg;
+
+	qmgr_add(d->qm, env->id);
+}
+
+/*
+ * Fork unless -f.  The parent waits for one byte from the child (ready)
+ * or for its exit (start-up failed: its status is ours).
+ */
+static int
+daemonize(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+	ssize_t n;
+	int status;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		close(p[0]);
+		*ready_fd = p[1];
+		(void)setsid();
+		return 0;
+	}
+	close(p[1]);
+	do
+		n = read(p[0], &c, 1);
+	while (n == -1 && errno == EINTR);
+	if (n == 1)
+		_exit(EX_OK);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	_exit(EX_SOFTWARE);
+}
+
+static void
+ready(struct daemon *d, int ready_fd)
+{
+	int null;
+
+	if (ready_fd == -1)
+		return;
+	/* From now on the log is syslog only. */
+	if ((null = open("/dev/null", O_RDWR)) != -1) {
+		(void)dup2(null, STDIN_FILENO);
+		(void)dup2(null, STDOUT_FILENO);
+		(void)dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	log_init("mxrelayd", LOG_TO_SYSLOG, d->verbose);
+	(void)write(ready_fd, "", 1);
+	close(ready_fd);
+}
+
+static int
+run(struct daemon *d)
+{
+	struct qmgr_opts qo;
+	struct timespec t0, t1;
+	int rc, ready_fd = -1;
+
+	if (!d->foreground && daemonize(&ready_fd) == -1) {
+		log_warn("fork");
+		return EX_OSERR;
+	}
+	if ((d->loop = ev_loop_new()) == NULL) {
+		log_warn("event loop");
+		return EX_OSERR;
+	}
+	if ((d->cur = gen_new(d, false)) == NULL)
+		return EX_CONFIG;
+	if (queue_open(d->cur->conf.spool_dir, true, &d->q) == -1) {
+		log_warn("%s", d->cur->conf.spool_dir);
+		return EX_CANTCREAT;
+	}
+	if ((rc = pidfile_lock(d)) != EX_OK)
+		return rc;
+	for (size_t i = 0; i < d->cur->conf.nlisten; i++)
+		if (listen_one(d, &d->cur->conf.listen[i]) == -1)
+			return EX_UNAVAILABLE;
+	if ((rc = drop_privileges(d)) != EX_OK)
+		return rc;
+	if (signals_open(d) == -1)
+		return EX_OSERR;
+	if (control_open(d) == -1)
+		return EX_CANTCREAT;
+	watch_open(d);
+
+	memset(&qo, 0, sizeof(qo));
+	qo.daemon = true;
+	qo.fd_reserve = 2 * d->cur->conf.max_clients + (unsigned)d->nlfds + 16;
+	d->qm = qmgr_new(d->loop, d->q, &d->cur->conf, d->cur->dlv->engine, &qo,
+	    &d->stats);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (qmgr_load(d->qm) == -1) {
+		log_warn("%s: scanning the queue", d->cur->conf.spool_dir);
+		return EX_IOERR;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+
+	if (d->nlfds > 0) {
+		if ((d->smtpd = smtpd_new(d->loop, d->q, &d->cur->sp, on_queued,
+		    d)) == NULL) {
+			log_warnx("the SMTP listener cannot start");
+			return EX_SOFTWARE;
+		}
+		for (size_t i = 0; i < d->nlfds; i++)
+			if (smtpd_listen(d->smtpd, d->lfds[i]) == -1) {
+				log_warn("listener");
+				return EX_OSERR;
+			}
+		d->nlfds = 0;	/* the listener owns them now */
+	}
+	ev_timer_init(&d->housekeeping, on_housekeeping, d);
+	ev_timer_add(d->loop, &d->housekeeping, HOUSEKEEPING_MS);
+	log_info("started (pid %ld): %zu messages in the queue, indexed in "
+	    "%.2f s", (long)getpid(), qmgr_count(d->qm),
+	    (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	ready(d, ready_fd);
+
+	if (ev_run(d->loop) == -1) {
+		log_warn("event loop");
+		return EX_OSERR;
+	}
+	return EX_OK;
+}
+
+static void
+cleanup(struct daemon *d)
+{
+	bool clean = d->stopping;
+
+	if (d->smtpd != NULL)
+		smtpd_free(d->smtpd);
+	qmgr_free(d->qm);
+	/* An engine with sessions left is only dropped at exit. */
+	if (clean && d->cur != NULL && delivery_idle(d->cur->dlv->engine)) {
+		gen_free(d->cur);
+		d->cur = NULL;
+	}
+	while (d->retired != NULL) {
+		struct gen *g = d->retired;
+
+		d->retired = g->next;
+		if (delivery_idle(g->dlv->engine))
+			gen_free(g);
+	}
+	for (size_t i = 0; i < d->nlfds; i++)
+		close(d->lfds[i]);
+	free(d->lfds);
+	if (d->ctlfd != -1) {
+		close(d->ctlfd);
+		(void)unlink(d->ctl_path);
+	}
+	if (d->inofd != -1)
+		close(d->inofd);
+	if (d->sigfd != -1)
+		close(d->sigfd);
+	queue_close(d->q);
+	if (d->pidfd != -1) {
+		if (clean)
+			(void)unlink(d->pid_path);
+		close(d->pidfd);
+	}
+	free(d->pid_path);
+	free(d->ctl_path);
+	free(d->env_dir);
+	if (d->cur == NULL)
+		ev_loop_free(d->loop);
+}
+
+/* Static: whatever an abandoned delivery holds at exit stays reachable. */
+static struct daemon d;
+
+int
+main(int argc, char **argv)
+{
+	int ch, rc;
+
+	memset(&d, 0, sizeof(d));
+	d.pidfd = d.sigfd = d.ctlfd = d.inofd = -1;
+	log_init("mxrelayd", LOG_TO_STDERR, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		usage(EX_OK);
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("mxrelayd %s\n", PACKAGE_VERSION);
+		return EX_OK;
+	}
+	while ((ch = getopt(argc, argv, "C:fv")) != -1) {
+		switch (ch) {
+		case 'C':
+			d.conf_path = optarg;
+			d.conf_must_exist = true;
+			break;
+		case 'f':
+			d.foreground = true;
+			break;
+		case 'v':
+			d.verbose++;
+			break;
+		default:
+			usage(EX_USAGE);
+		}
+	}
+	if (optind != argc)
+		usage(EX_USAGE);
+	if (d.conf_path == NULL)
+		d.conf_path = conf_default_path(&d.conf_must_exist);
+	/* -f: everything on stderr, info lines included. */
+	if (d.foreground)
+		log_init("mxrelayd", LOG_TO_STDERR, d.verbose + 1);
+	else
+		log_init("mxrelayd", LOG_TO_STDERR | LOG_TO_SYSLOG, d.verbose);
+
+	rc = run(&d);
+	cleanup(&d);
+	return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * qmgr: the queue manager.  An in-memory index of the spool (queue id and
+ * due time of every message, in a hash table and a min-heap by due time),
+ * and the work of one delivery attempt per message: lock it, hand its due
+ * recipients to the delivery engine grouped by domain, then record every
+ * outcome in the envelope (retry time with backoff, bounce with a DSN,
+ * remove when done).  At most a window of messages is open at a time,
+ * sized to the descriptors available.
+ *
+ * Two modes:
+ *  - one-shot (mxrelay -q, -qf, -qI): the messages due at load time, and
+ *    the notifications they cause, are tried once; qmgr_done() tells
+ *    when the run is over.
+ *  - daemon (mxrelayd): a message that stays pending goes back into the
+ *    index at its next due time; a destination that failed as a whole
+ *    (no exchanger reachable, DNS failing) is held back for a backoff
+ *    delay of its own, so its other messages wait in the index instead of
+ *    each trying the dead exchangers again; idle destinations are
+ *    forgotten so that DNS answers and failed routes are looked at anew.
+ */
+#ifndef MXRELAY_QMGR_H
+#define MXRELAY_QMGR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "delivery.h"
+#include "event.h"
+#include "runner.h"
+
+struct queue;
+struct qmgr;
+
+struct qmgr_opts {
+	bool		 daemon;
+	bool		 force;		/* one-shot -qf: due or not */
+	const char	*only_id;	/* one-shot -qI: this message only */
+	unsigned	 fd_reserve;	/* descriptors to leave for others */
+};
+
+struct qmgr	*qmgr_new(struct ev_loop *, struct queue *, const struct conf *,
+		    struct delivery_engine *, const struct qmgr_opts *,
+		    struct runner_stats *);
+/* Abandon what is in flight (no envelope is touched) and free. */
+void		 qmgr_free(struct qmgr *);
+/* Scan the spool into the index.  0, or -1 with errno set. */
+int		 qmgr_load(struct qmgr *);
+/*
+ * A new message in the spool (from the listener, a notification, or a
+ * message dropped by mxrelay): due at once.  Known ids are left alone.
+ */
+void		 qmgr_add(struct qmgr *, const char *id);
+/*
+ * Try now, whatever the retry times and destination backoffs: every
+ * message (id NULL) or one.  Returns how many were scheduled.
+ */
+size_t		 qmgr_flush(struct qmgr *, const char *id);
+/* New configuration and engine for the next messages (reload). */
+void		 qmgr_set_conf(struct qmgr *, const struct conf *,
+		    struct delivery_engine *);
+/* Start no more deliveries (shutting down). */
+void		 qmgr_stop(struct qmgr *);
+/* Nothing loaded; in one-shot mode also nothing left due. */
+bool		 qmgr_done(const struct qmgr *);
+size_t		 qmgr_count(const struct qmgr *);	/* messages indexed */
+size_t		 qmgr_in_flight(const struct qmgr *);
+
+#endif

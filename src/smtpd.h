@@ -1,0 +1,83 @@
+/*
+ * smtpd: the SMTP listener of mxrelayd (SPEC "The SMTP listener").
+ *
+ * ESMTP (RFC 5321) with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
+ * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034/3463), STARTTLS (RFC 3207)
+ * when a server TLS context is given, and AUTH PLAIN/LOGIN (RFC 4954,
+ * 4616) only once TLS is active and a users file is given.
+ *
+ * Only clients inside relay_clients, and authenticated users, may give
+ * recipients; anyone else gets 554 5.7.1 at RCPT and nothing is queued.
+ * A message is written to the spool while it arrives and 250 is sent
+ * only after queue_new_commit() returned; then the queued callback runs.
+ *
+ * Sessions always read the current parameters through the smtpd (never
+ * a copy of a pointer), so smtpd_set_params() may swap them between two
+ * loop iterations and the caller may then free the old ones.
+ */
+#ifndef MXRELAY_SMTPD_H
+#define MXRELAY_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "envelope.h"
+#include "event.h"
+
+struct queue;
+struct smtpd;
+struct smtpd_users;
+
+struct smtpd_params {
+	const char		*hostname;	/* greeting, EHLO, Received: by */
+	const char		*qualify_domain;/* for RCPT TO:<user> without @ */
+	uint64_t		 max_size;	/* SIZE; the DATA limit (0 = none) */
+	unsigned		 max_recipients;
+	unsigned		 max_clients;	/* more: 421 4.7.0 and close */
+	unsigned		 cmd_timeout_ms;	/* waiting for a command */
+	unsigned		 data_timeout_ms;	/* waiting for DATA bytes */
+	const struct cidr	*relay_clients;
+	size_t			 nrelay_clients;
+	SSL_CTX			*tls_ctx;	/* NULL: no STARTTLS */
+	const struct smtpd_users *users;	/* NULL: no AUTH */
+};
+
+/* Defaults for the two timeouts (RFC 5321 §4.5.3.2.7: at least 5 minutes). */
+#define SMTPD_CMD_TIMEOUT_MS	(300 * 1000)
+#define SMTPD_DATA_TIMEOUT_MS	(300 * 1000)
+
+/* A message was committed to the spool (env->id is set), before the 250. */
+typedef void (*smtpd_queued_cb)(void *arg, const struct envelope *env);
+
+struct smtpd	*smtpd_new(struct ev_loop *, struct queue *,
+		    const struct smtpd_params *, smtpd_queued_cb, void *arg);
+/* Stop everything: sessions are closed, unfinished messages thrown away. */
+void		 smtpd_free(struct smtpd *);
+void		 smtpd_set_params(struct smtpd *, const struct smtpd_params *);
+
+/* Accept clients on a bound, listening, non-blocking socket (taken over). */
+int		 smtpd_listen(struct smtpd *, int fd);
+/*
+ * Shutting down: close the listening sockets; sessions between commands
+ * get "421 4.3.2" and are closed; a session in DATA may finish its
+ * message (its reply is sent), then gets 421 and is closed.
+ */
+void		 smtpd_shutdown(struct smtpd *);
+unsigned	 smtpd_nsessions(const struct smtpd *);
+
+/*
+ * The auth_users file: one "user:crypt-hash" a line; '#' comments and
+ * empty lines skipped.  NULL + a "FILE:LINE: ..." message in err on a
+ * malformed line or when the file cannot be read.
+ */
+struct smtpd_users *smtpd_users_load(const char *path, char *err, size_t errlen);
+void		 smtpd_users_free(struct smtpd_users *);
+/* Constant-time as far as the user's existence goes (a dummy hash is run). */
+bool		 smtpd_users_check(const struct smtpd_users *, const char *user,
+		    const char *pass);
+
+#endif

@@ -1,0 +1,2 @@
+# src/smtpd.mk: the SMTP listener of mxrelayd (sources, unit tests).
+src_libmxnet_a_SOURCES += src/smtpd.c src/smtpd.h

@@ -1,0 +1,172 @@
+#!/bin/sh
+# End to end: mxrelayd as a daemon, without its SMTP listener (t_smtpd.sh
+# has that): start-up as root and the drop to `user`, the pid file and a
+# second instance, messages dropped by mxrelay delivered within a second,
+# `mxrelay -q` asking the daemon to flush, the hold of a destination that
+# is down, SIGHUP with a bad and a good configuration, SIGTERM.
+. "${top_srcdir:-.}/tests/e2e/lib.sh"
+. "${top_srcdir:-.}/tests/e2e/world.sh"
+MXRELAYD="$top_builddir/src/mxrelayd"
+DPID=""
+
+cat > "$T/zone" <<'EOF'
+up.test MX 10 mx1.up.test
+mx1.up.test A 127.0.0.2
+down.test MX 10 mx.down.test
+mx.down.test A 127.0.0.3
+EOF
+start_dnsd "$T/zone"
+pick_port
+
+# The daemon drops root to nobody: it must be able to reach the spool.
+chmod 755 "$T"
+if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
+	DUSER=nobody
+	DGROUP=$(id -gn nobody)
+else
+	DUSER=$(id -un)
+	DGROUP=$(id -gn)
+fi
+
+# daemon_start: mxrelayd -f with $CONF, log in $T/d.log; waits for "started".
+daemon_start() {
+	: > "$T/d.log"
+	"$MXRELAYD" -f -C "$CONF" >> "$T/d.log" 2>&1 &
+	DPID=$!
+	PIDS="$PIDS $DPID"
+	wait_for "$T/d.log" 'started (pid'
+}
+
+# daemon_stop: SIGTERM, then its exit status in $DRC.
+daemon_stop() {
+	kill -TERM "$DPID"
+	wait "$DPID"
+	DRC=$?
+	DPID=""
+}
+
+# within SECONDS CMD...: CMD becomes true within SECONDS (polling).
+within() {
+	lim=$(( $1 * 20 )); shift
+	i=0
+	while ! "$@"; do
+		i=$((i + 1))
+		[ $i -gt "$lim" ] && return 1
+		sleep 0.05
+	done
+}
+
+got() { [ "$(received "$1")" -ge "$2" ]; }
+
+fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" "retry_min = 1s" \
+    "retry_max = 4s"
+sink 127.0.0.2
+
+# 1. Start-up: root dropped, pid file, spool given to the user.
+daemon_start
+[ "$(cat "$SPOOL/mxrelayd.pid")" = "$DPID" ] || fail "pid file does not hold $DPID"
+[ "$(ps -o user= -p "$DPID" | tr -d ' ')" = "$DUSER" ] || fail "daemon runs as $(ps -o user= -p "$DPID")"
+[ "$(stat -c %U "$SPOOL/env")" = "$DUSER" ] || fail "spool not given to $DUSER"
+[ -S "$SPOOL/mxrelayd.sock" ] || fail "no control socket"
+ok "start-up: runs as $DUSER, pid file, spool owned by $DUSER, control socket"
+
+# 2. A second instance on the same spool is refused (69), the first unharmed.
+expect_rc 69 "second daemon" "$MXRELAYD" -f -C "$CONF"
+expect_err "already running (pid $DPID)"
+kill -0 "$DPID" || fail "first daemon died"
+ok "second instance refused with 69, naming the running pid"
+
+# 3. Messages dropped by mxrelay (as root) start within a second.
+send a@up.test; send b@up.test; send c@up.test
+within 2 got 127.0.0.2 3 || fail "dropped messages not delivered within 2 s: $(received 127.0.0.2)"
+within 2 sh -c "[ \"\$('$SPOOLCHECK' '$SPOOL' | wc -l)\" = 0 ]" || fail "delivered messages still queued"
+grep -q 'to=<a@up.test>, relay=mx1.up.test\[127.0.0.2\]' "$T/d.log" || fail "no delivery log line"
+ok "messages dropped by mxrelay delivered within a second, files readable by $DUSER"
+
+# 4. A destination that is down is held as a whole: 10 messages, few
+# connection attempts, each message's envelope untouched while held.
+sink 127.0.0.3 -r greeting=421
+i=0
+while [ $i -lt 10 ]; do send "m$i@down.test"; i=$((i + 1)); done
+wait_for "$T/d.log" 'down.test: destination unreachable, held back for 1s (failure 1 in a row)'
+sleep 2.5
+conns=$(grep -c '^connect' "$T/sink/127.0.0.3.log")
+[ "$(spool_count)" = 10 ] || fail "down messages lost: $(spool_count) queued"
+grep -q 'down.test: destination unreachable, held back for 2s (failure 2 in a row)' "$T/d.log" ||
+    fail "the hold did not grow"
+grep -q 'down.test: hold over, one message goes first as a probe' "$T/d.log" ||
+    fail "no probe after the hold"
+[ "$conns" -le 4 ] || fail "down destination hammered: $conns connections in 2.5 s for 10 messages"
+ok "a destination that is down is held back as a whole ($conns connections for 10 messages over 2.5 s)"
+
+# 5. It comes back: mxrelay -q asks the daemon, which delivers at once.
+sinks_stop; sink 127.0.0.3; sink 127.0.0.2
+expect_rc 0 "mxrelay -q with the daemon" mx -v -q
+expect_err "mxrelayd is running: it delivers now"
+within 3 got 127.0.0.3 10 || fail "flush did not deliver: $(received 127.0.0.3)"
+wait_for "$T/d.log" 'down.test: destination reachable again'
+within 2 sh -c "[ \"\$('$SPOOLCHECK' '$SPOOL' | wc -l)\" = 0 ]" || fail "queue not empty after the flush"
+ok "mxrelay -q asks the running daemon to flush; the held destination delivered"
+
+# 6. -qI ID through the daemon; unknown id refused.
+expect_rc 75 "-qI of an unknown id" mx -qI0123456789abcdef0123
+expect_err "no such message"
+ok "mxrelay -qI with the daemon: unknown id reported"
+
+# 7. SIGHUP: a bad configuration is refused and the old one kept.
+cp "$CONF" "$T/good.conf"
+echo "retry_min = banana" >> "$CONF"
+kill -HUP "$DPID"
+wait_for "$T/d.log" 'reload failed: the configuration in use is kept'
+grep -q "mxrelay.conf:[0-9]*: retry_min" "$T/d.log" || fail "reload error does not name file:line:key"
+cp "$T/good.conf" "$CONF"
+send d@up.test
+within 2 got 127.0.0.2 1 || fail "daemon stopped delivering after a bad reload"
+sed -i 's/^hostname = relay.test$/hostname = reloaded.test/' "$CONF"
+kill -HUP "$DPID"
+wait_for "$T/d.log" 'configuration reloaded'
+send e@up.test
+within 2 got 127.0.0.2 2 || fail "no delivery after a good reload"
+grep -q 'ehlo id=[0-9]* name=reloaded.test' "$T/sink/127.0.0.2.log" ||
+    fail "the reloaded hostname is not used"
+ok "SIGHUP: a bad config is reported with file:line:key and the old kept; a good one is used"
+
+# 8. SIGTERM: exit 0, pid file and socket removed, queued mail kept.
+sinks_stop
+send f@up.test
+sleep 0.3
+daemon_stop
+[ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
+[ ! -e "$SPOOL/mxrelayd.pid" ] && [ ! -e "$SPOOL/mxrelayd.sock" ] || fail "pid file or socket left"
+[ "$(spool_count)" = 1 ] || fail "queued message lost at SIGTERM"
+grep -q 'stopped: every session and delivery finished' "$T/d.log" || fail "no clean stop line"
+ok "SIGTERM: exit 0, pid file and socket removed, the deferred message kept"
+
+# 9. Restart: the index is rebuilt from the spool; -q without a daemon runs here.
+sink 127.0.0.2
+daemon_start
+grep -q 'started (pid [0-9]*): 1 messages in the queue' "$T/d.log" || fail "index not rebuilt"
+expect_rc 0 "flush" mx -q
+within 3 got 127.0.0.2 1 || fail "restarted daemon did not deliver"
+daemon_stop
+send g@up.test
+expect_rc 0 "mxrelay -q without a daemon" mx -q
+[ "$(received 127.0.0.2)" = 2 ] || fail "mxrelay -q without a daemon did not deliver"
+ok "restart rebuilds the index; without a daemon mxrelay -q runs the queue itself"
+
+# 10. Bad start-ups: unknown user, busy listen address.
+if [ "$(id -u)" = 0 ]; then
+	world_conf "listen =" "user = no-such-user-mxrelay"
+	expect_rc 67 "unknown user" "$MXRELAYD" -f -C "$CONF"
+	expect_err "no-such-user-mxrelay: no such user"
+fi
+world_conf "listen = 127.0.0.2:$SMTP_PORT" "user = $DUSER" "group = $DGROUP"
+expect_rc 69 "listen address in use" "$MXRELAYD" -f -C "$CONF"
+expect_err "listen 127.0.0.2:$SMTP_PORT"
+world_conf "listen =" "retry_min = soon"
+expect_rc 78 "bad config" "$MXRELAYD" -f -C "$CONF"
+expect_err "retry_min"
+ok "start-up errors: unknown user 67, address in use 69, bad config 78"
+
+echo "1..$NOK"
