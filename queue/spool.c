@@ -328,14 +328,49 @@ owner_note(struct queue *q)
 	}
 }
 
+/* Give every file in the directory at fd to uid:gid (one level). */
+static int
+chown_files(int fd, uid_t uid, gid_t gid)
+{
+	DIR *d;
+	struct dirent *de;
+	int dfd, rc = 0;
+
+	if ((dfd = dup(fd)) == -1)
+		return -1;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -1;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode) || (st.st_uid == uid && st.st_gid == gid))
+			continue;
+		if (fchownat(fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == -1 &&
+		    errno != ENOENT)
+			rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
 int
 queue_set_owner(struct queue *q, uid_t uid, gid_t gid)
 {
 	int fds[] = { q->rootfd, q->tmpfd, q->datafd, q->envfd, q->corruptfd };
 
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (fchown(fds[i], uid, gid) == -1)
 			return -1;
+		/* Messages queued by root before: the daemon must read them. */
+		if (i > 0 && chown_files(fds[i], uid, gid) == -1)
+			return -1;
+	}
 	owner_note(q);
 	return 0;
 }

@@ -27,9 +27,10 @@ struct queue_new;
 int	 queue_open(const char *dir, bool create, struct queue **);
 void	 queue_close(struct queue *);
 /*
- * Give the spool directories to uid:gid (mxrelayd, started as root, before
- * it drops to its user).  From then on, and in every later queue_open()
- * by root, files created in the spool are given to the spool's owner.
+ * Give the spool directories and the files in them to uid:gid (mxrelayd,
+ * started as root, before it drops to its user).  From then on, and in
+ * every later queue_open() by root, files created in the spool are given
+ * to the spool's owner.
  */
 int	 queue_set_owner(struct queue *, uid_t, gid_t);
 const char *queue_dir(const struct queue *);

@@ -9,6 +9,8 @@
  * of the line, also what arrives later up to the next LF ("skipping").
  * When the buffer is full of lines the owner has not taken, reading stops
  * until io_getline() makes room (back-pressure, never silent loss).
+ * Raw mode (SMTP DATA) reports any buffered byte as IO_DATAIN; the owner
+ * takes bytes with io_peek()/io_consume(), which also lift the pause.
  *
  * Write queue: wbuf[wpos..wlen), grown as needed; flushed from the loop
  * only, IO_LOWAT after a flush leaves fewer than lowat bytes queued.
@@ -78,6 +80,7 @@ struct io {
 	bool		 dead;		/* CLOSED/ERROR delivered: no more events */
 	bool		 paused;	/* read buffer full */
 	bool		 skipping;	/* dropping the rest of an over-long line */
+	bool		 raw;		/* IO_DATAIN for any byte (io_set_raw()) */
 	bool		 error_pending;	/* IO_ERROR due from the kick timer */
 	int		 in_cb;
 	bool		 freed;
@@ -510,6 +513,8 @@ has_line(const struct io *io)
 
 	if (avail == 0)
 		return false;
+	if (io->raw)
+		return true;
 	return memchr(io->rbuf + io->rpos, '\n', avail) != NULL ||
 	    avail >= io->line_max + 2;
 }
@@ -704,6 +709,41 @@ io_getline(struct io *io, size_t *len, bool *too_long)
 		kick(io);	/* SSL may hold bytes epoll cannot see */
 	}
 	return start;
+}
+
+void
+io_set_raw(struct io *io, bool raw)
+{
+	io->raw = raw;
+	if (raw)
+		io->skipping = false;
+	/* Bytes that now count as input are reported from the loop. */
+	if (io->fd != -1 && !io->dead && !io->connecting && has_line(io))
+		kick(io);
+}
+
+const void *
+io_peek(struct io *io, size_t *len)
+{
+	*len = io->rlen - io->rpos;
+	if (io->rbuf == NULL)
+		return "";
+	return io->rbuf + io->rpos;
+}
+
+void
+io_consume(struct io *io, size_t n)
+{
+	if (n > io->rlen - io->rpos)
+		n = io->rlen - io->rpos;
+	io->rpos += n;
+	if (io->rpos == io->rlen)
+		io->rpos = io->rlen = 0;
+	if (io->paused && n > 0) {
+		io->paused = false;
+		update_events(io);
+		kick(io);	/* SSL may hold bytes epoll cannot see */
+	}
 }
 
 size_t

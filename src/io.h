@@ -6,7 +6,8 @@
  *
  * Events are delivered to the owner's callback from the loop:
  *	IO_CONNECTED	io_connect() succeeded
- *	IO_DATAIN	at least one complete line (or an over-long one) is buffered
+ *	IO_DATAIN	at least one complete line (or an over-long one) is buffered;
+ *			in raw mode (io_set_raw()), any byte is
  *	IO_LOWAT	the write queue drained below the low-water mark
  *	IO_TLS_DONE	io_start_tls() handshake completed
  *	IO_TIMEOUT	no input for the timeout set with io_set_timeout()
@@ -59,6 +60,20 @@ void		 io_set_line_max(struct io *, size_t);
  * The pointer is valid until the next io_* call on this io.
  */
 const char	*io_getline(struct io *, size_t *len, bool *too_long);
+/*
+ * Raw input, for SMTP DATA: in raw mode IO_DATAIN fires whenever any byte
+ * is buffered, not only a whole line, and the owner takes bytes with
+ * io_peek() and io_consume().  Nothing is skipped in raw mode (switching
+ * to it ends the dropping of an over-long line).  Line mode, the default,
+ * is unchanged; both modes share the buffer, so io_getline() still works
+ * in raw mode and io_peek() in line mode.  When the switch leaves bytes
+ * buffered that the new mode reports, IO_DATAIN follows from the loop.
+ */
+void		 io_set_raw(struct io *, bool);
+/* The buffered bytes (*len of them, possibly 0); valid until the next io_* call. */
+const void	*io_peek(struct io *, size_t *len);
+/* Take n (at most io_pending()) bytes from the front of the buffer. */
+void		 io_consume(struct io *, size_t n);
 /* Bytes read but not yet taken (used to refuse input pipelined before STARTTLS). */
 size_t		 io_pending(const struct io *);
 void		 io_discard_input(struct io *);

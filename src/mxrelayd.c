@@ -3,14 +3,14 @@
  * queue manager (qmgr.c) and the delivery engine (delivery.c), in one
  * event-driven process.  See mxrelayd(8).
  *
- * Start-up, in this order: read the configuration; fork unless -f (the
- * parent waits until the child is ready and exits with its status, so
- * start-up errors reach the terminal); open the spool and lock the pid
- * file in it (a second daemon on the same spool is refused); bind the
- * listeners; load the TLS certificate and the users file; give the spool
- * to `user` and drop root; open the control socket; watch env/ with
- * inotify (messages that mxrelay drops start within a second); load the
- * queue index; serve.
+ * Start-up, in this order: fork unless -f (the parent waits until the
+ * child is ready and exits with its status, so start-up errors reach the
+ * terminal); read the configuration and what it names (TLS certificate
+ * and key, users file, relayhost_auth_file); open the spool and lock the
+ * pid file in it (a second daemon on the same spool is refused); bind the
+ * listeners; give the spool and its messages to `user` and drop root;
+ * open the control socket; watch env/ with inotify (messages that mxrelay
+ * drops start within a second); load the queue index; serve.
  *
  * Signals (through a signalfd, so that handlers never run inside the
  * loop): SIGTERM and SIGINT stop accepting, let SMTP sessions in DATA
@@ -151,7 +151,7 @@ gen_free(struct gen *g)
 }
 
 static struct gen *
-gen_new(struct daemon *d, bool reload)
+gen_new(struct daemon *d)
 {
 	struct gen *g = xcalloc(1, sizeof(*g));
 	const struct conf *c = &g->conf;
@@ -163,10 +163,8 @@ gen_new(struct daemon *d, bool reload)
 		free(g);
 		return NULL;
 	}
-	if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL))
-		log_warnx("%s: tls_cert_file and tls_key_file go together: "
-		    "STARTTLS is not offered", d->conf_path);
-	else if (c->tls_cert_file != NULL &&
+	/* conf_load() saw to it that both or neither are set. */
+	if (c->tls_cert_file != NULL &&
 	    (g->srv_ctx = tls_server_ctx_new(c->tls_cert_file, c->tls_key_file,
 	    err, sizeof(err))) == NULL) {
 		log_warnx("TLS: %s", err);
@@ -178,9 +176,6 @@ gen_new(struct daemon *d, bool reload)
 			log_warnx("%s", err);
 			goto fail;
 		}
-		if (g->srv_ctx == NULL)
-			log_warnx("auth_users is set but STARTTLS is not: AUTH "
-			    "is never offered (only over TLS)");
 	}
 	if ((g->dlv = dlv_new(d->loop, c)) == NULL)
 		goto fail;
@@ -195,7 +190,6 @@ gen_new(struct daemon *d, bool reload)
 	g->sp.nrelay_clients = c->nrelay_clients;
 	g->sp.tls_ctx = g->srv_ctx;
 	g->sp.users = g->users;
-	(void)reload;
 	return g;
 fail:
 	gen_free(g);
@@ -227,7 +221,7 @@ reload(struct daemon *d)
 	struct gen *g, *old = d->cur;
 
 	log_info("reloading %s", d->conf_path);
-	if ((g = gen_new(d, true)) == NULL) {
+	if ((g = gen_new(d)) == NULL) {
 		log_warnx("reload failed: the configuration in use is kept");
 		return;
 	}
@@ -378,17 +372,17 @@ drop_privileges(struct daemon *d)
 	}
 	uid = pw->pw_uid;
 	gid = pw->pw_gid;
+	if (uid == 0) {
+		log_warnx("user %s is root: mxrelayd keeps running as root",
+		    c->user);
+		return EX_OK;
+	}
 	if (c->group != NULL) {
 		if ((gr = getgrnam(c->group)) == NULL) {
 			log_warnx("group %s: no such group", c->group);
 			return EX_NOUSER;
 		}
 		gid = gr->gr_gid;
-	}
-	if (uid == 0) {
-		log_warnx("user %s is root: mxrelayd keeps running as root",
-		    c->user);
-		return EX_OK;
 	}
 	if (queue_set_owner(d->q, uid, gid) == -1 ||
 	    fchown(d->pidfd, uid, gid) == -1) {
@@ -778,7 +772,7 @@ run(struct daemon *d)
 		log_warn("event loop");
 		return EX_OSERR;
 	}
-	if ((d->cur = gen_new(d, false)) == NULL)
+	if ((d->cur = gen_new(d)) == NULL)
 		return EX_CONFIG;
 	if (queue_open(d->cur->conf.spool_dir, true, &d->q) == -1) {
 		log_warn("%s", d->cur->conf.spool_dir);
@@ -815,12 +809,15 @@ run(struct daemon *d)
 			log_warnx("the SMTP listener cannot start");
 			return EX_SOFTWARE;
 		}
-		for (size_t i = 0; i < d->nlfds; i++)
-			if (smtpd_listen(d->smtpd, d->lfds[i]) == -1) {
+		for (size_t i = 0; i < d->nlfds; i++) {
+			int fd = d->lfds[i];
+
+			d->lfds[i] = -1;	/* the listener owns it now */
+			if (smtpd_listen(d->smtpd, fd) == -1) {
 				log_warn("listener");
 				return EX_OSERR;
 			}
-		d->nlfds = 0;	/* the listener owns them now */
+		}
 	}
 	ev_timer_init(&d->housekeeping, on_housekeeping, d);
 	ev_timer_add(d->loop, &d->housekeeping, HOUSEKEEPING_MS);
@@ -858,7 +855,8 @@ cleanup(struct daemon *d)
 			gen_free(g);
 	}
 	for (size_t i = 0; i < d->nlfds; i++)
-		close(d->lfds[i]);
+		if (d->lfds[i] != -1)
+			close(d->lfds[i]);
 	free(d->lfds);
 	if (d->ctlfd != -1) {
 		close(d->ctlfd);
@@ -870,8 +868,8 @@ cleanup(struct daemon *d)
 		close(d->sigfd);
 	queue_close(d->q);
 	if (d->pidfd != -1) {
-		if (clean)
-			(void)unlink(d->pid_path);
+		/* We hold its lock: nobody else can be using it. */
+		(void)unlink(d->pid_path);
 		close(d->pidfd);
 	}
 	free(d->pid_path);

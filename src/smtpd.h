@@ -46,11 +46,22 @@ struct smtpd_params {
 	const struct smtpd_users *users;	/* NULL: no AUTH */
 };
 
+/*
+ * The struct is copied; what it points to (strings, CIDRs, SSL_CTX, users)
+ * must stay valid until the next smtpd_set_params() or smtpd_free().
+ * max_recipients and max_clients 0 mean no limit; a timeout of 0 means its
+ * default below; hostname NULL is "localhost", qualify_domain NULL is
+ * hostname.
+ */
+
 /* Defaults for the two timeouts (RFC 5321 §4.5.3.2.7: at least 5 minutes). */
 #define SMTPD_CMD_TIMEOUT_MS	(300 * 1000)
 #define SMTPD_DATA_TIMEOUT_MS	(300 * 1000)
 
-/* A message was committed to the spool (env->id is set), before the 250. */
+/*
+ * A message was committed to the spool (env->id is set), before the 250.
+ * The callback may call smtpd_shutdown() but not smtpd_free().
+ */
 typedef void (*smtpd_queued_cb)(void *arg, const struct envelope *env);
 
 struct smtpd	*smtpd_new(struct ev_loop *, struct queue *,
@@ -59,7 +70,11 @@ struct smtpd	*smtpd_new(struct ev_loop *, struct queue *,
 void		 smtpd_free(struct smtpd *);
 void		 smtpd_set_params(struct smtpd *, const struct smtpd_params *);
 
-/* Accept clients on a bound, listening, non-blocking socket (taken over). */
+/*
+ * Accept clients on a bound, listening, non-blocking socket (taken over:
+ * closed by smtpd_shutdown()/smtpd_free(), or at once when this fails,
+ * with errno; ESHUTDOWN after smtpd_shutdown()).
+ */
 int		 smtpd_listen(struct smtpd *, int fd);
 /*
  * Shutting down: close the listening sockets; sessions between commands

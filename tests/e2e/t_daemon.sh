@@ -63,7 +63,9 @@ world_conf "listen =" "user = $DUSER" "group = $DGROUP" "retry_min = 1s" \
     "retry_max = 4s"
 sink 127.0.0.2
 
-# 1. Start-up: root dropped, pid file, spool given to the user.
+# 1. Start-up: root dropped, pid file, spool given to the user (with the
+# message that root queued before the daemon ever ran).
+send early@up.test
 daemon_start
 [ "$(cat "$SPOOL/mxrelayd.pid")" = "$DPID" ] || fail "pid file does not hold $DPID"
 [ "$(ps -o user= -p "$DPID" | tr -d ' ')" = "$DUSER" ] || fail "daemon runs as $(ps -o user= -p "$DPID")"
@@ -79,10 +81,11 @@ ok "second instance refused with 69, naming the running pid"
 
 # 3. Messages dropped by mxrelay (as root) start within a second.
 send a@up.test; send b@up.test; send c@up.test
-within 2 got 127.0.0.2 3 || fail "dropped messages not delivered within 2 s: $(received 127.0.0.2)"
+within 2 got 127.0.0.2 4 || fail "dropped messages not delivered within 2 s: $(received 127.0.0.2)"
+grep -q 'to=<early@up.test>, relay=mx1.up.test' "$T/d.log" || fail "root's earlier message not delivered"
 within 2 sh -c "[ \"\$('$SPOOLCHECK' '$SPOOL' | wc -l)\" = 0 ]" || fail "delivered messages still queued"
 grep -q 'to=<a@up.test>, relay=mx1.up.test\[127.0.0.2\]' "$T/d.log" || fail "no delivery log line"
-ok "messages dropped by mxrelay delivered within a second, files readable by $DUSER"
+ok "messages dropped by mxrelay delivered within a second, and the one queued by root before the start"
 
 # 4. A destination that is down is held as a whole: 10 messages, few
 # connection attempts, each message's envelope untouched while held.

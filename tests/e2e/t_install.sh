@@ -40,7 +40,12 @@ case $m5 in */man5/mxrelay.conf.5) ;; *) fail "mxrelay.conf.5 in $m5";; esac
 ex=$(one mxrelay.conf -type f)
 case $ex in */examples/mxrelay.conf) ;; *) fail "sample config in $ex";; esac
 cmp -s "$ex" "$top_srcdir/etc/mxrelay.conf" || fail "sample config differs"
-ok "mxrelay, mxrelay.8, mxrelay.conf.5 and examples/mxrelay.conf installed"
+d8=$(one mxrelayd.8 -type f)
+case $d8 in */man8/mxrelayd.8) ;; *) fail "mxrelayd.8 in $d8";; esac
+mxd=$(one mxrelayd -type f)
+case $mxd in */sbin/mxrelayd) ;; *) fail "mxrelayd not in sbin: $mxd";; esac
+"$mxd" --version | grep -q '^mxrelayd ' || fail "installed mxrelayd --version"
+ok "mxrelay, mxrelayd, their man pages, mxrelay.conf.5 and examples/mxrelay.conf installed"
 
 if [ -n "$unitdir" ]; then
 	unit="$D$unitdir/mxrelayd.service"

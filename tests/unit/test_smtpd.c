@@ -1,0 +1,1850 @@
+/*
+ * Unit tests for src/smtpd.c (and the raw-read mode of src/io.c): a real
+ * struct smtpd on a real event loop, listening on 127.0.0.1:0, a real
+ * spool in a mkdtemp directory, and a scripted client over loopback TCP
+ * (non-blocking, driven by ev_run_once() so nothing hangs; TLS with
+ * OpenSSL directly on the client side).  Certificates come from
+ * tls-certs.sh and password hashes from `openssl passwd -6`; without the
+ * openssl command those tests are skipped.  Spool failures are injected
+ * through queue/spool_test.h.
+ */
+#include "config.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "event.h"
+#include "io.h"
+#include "mock_log.h"
+#include "smtp_proto.h"
+#include "smtpd.h"
+#include "spool.h"
+#include "spool_test.h"
+#include "tls.h"
+#include "util.h"
+
+#ifndef TOP_SRCDIR
+#define TOP_SRCDIR "."
+#endif
+
+#define WAIT_MS		5000	/* longest wait for anything */
+
+static char	 certdir[256];
+static bool	 have_certs;
+static char	 secret_hash[256];	/* openssl passwd -6 secret */
+
+struct fx {
+	char		 top[PATH_MAX];
+	char		 spool[PATH_MAX + 16];
+	struct ev_loop	*loop;
+	struct queue	*q;
+	struct smtpd	*sd;
+	struct smtpd_params p;
+	struct cidr	 relay[2];
+	struct sockaddr_in sin;
+	SSL_CTX		*sctx;		/* server */
+	SSL_CTX		*cctx;		/* client */
+	struct smtpd_users *users;
+	/* queued callback */
+	unsigned	 nqueued;
+	bool		 env_existed;
+	char		 last_id[QUEUE_ID_LEN + 1];
+};
+
+struct client {
+	struct fx	*fx;
+	int		 fd;
+	SSL		*ssl;
+	char		 buf[65536];
+	size_t		 len;
+	bool		 eof;
+	char		 reply[8192];	/* the last reply, lines joined by \n */
+};
+
+static struct fx *cur;
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+on_queued(void *arg, const struct envelope *env)
+{
+	struct fx *fx = arg;
+	char path[PATH_MAX * 2];
+	struct stat st;
+
+	fx->nqueued++;
+	snprintf(fx->last_id, sizeof(fx->last_id), "%s", env->id);
+	snprintf(path, sizeof(path), "%s/env/%s", fx->spool, env->id);
+	fx->env_existed = stat(path, &st) == 0;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	const char *tmp = getenv("TMPDIR");
+
+	assert_non_null(fx);
+	snprintf(fx->top, sizeof(fx->top), "%s/mxrelay-smtpd.XXXXXX",
+	    tmp != NULL ? tmp : "/tmp");
+	assert_non_null(mkdtemp(fx->top));
+	snprintf(fx->spool, sizeof(fx->spool), "%s/spool", fx->top);
+	assert_int_equal(queue_open(fx->spool, true, &fx->q), 0);
+	fx->loop = ev_loop_new();
+	assert_int_equal(conf_parse_cidr("127.0.0.0/8", &fx->relay[0]), 0);
+	assert_int_equal(conf_parse_cidr("::1", &fx->relay[1]), 0);
+	fx->p.hostname = "mx.example";
+	fx->p.qualify_domain = "example.org";
+	fx->p.max_size = 10000000;
+	fx->p.max_recipients = 100;
+	fx->p.max_clients = 10;
+	fx->p.cmd_timeout_ms = SMTPD_CMD_TIMEOUT_MS;
+	fx->p.data_timeout_ms = SMTPD_DATA_TIMEOUT_MS;
+	fx->p.relay_clients = fx->relay;
+	fx->p.nrelay_clients = 2;
+	mock_log_clear();
+	cur = fx;
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+	char cmd[PATH_MAX + 32];
+
+	queue_test_set_sysops(NULL);
+	smtpd_free(fx->sd);
+	/* Let freed io objects finish (nothing may be left behind). */
+	for (int i = 0; i < 3; i++)
+		ev_run_once(fx->loop, 0);
+	ev_loop_free(fx->loop);
+	queue_close(fx->q);
+	tls_ctx_free(fx->sctx);
+	tls_ctx_free(fx->cctx);
+	smtpd_users_free(fx->users);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->top);
+	assert_int_equal(system(cmd), 0);
+	free(fx);
+	cur = NULL;
+	return 0;
+}
+
+/* Start the listener with fx->p. */
+static void
+fx_start(struct fx *fx)
+{
+	socklen_t sl = sizeof(fx->sin);
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	memset(&fx->sin, 0, sizeof(fx->sin));
+	fx->sin.sin_family = AF_INET;
+	fx->sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&fx->sin,
+	    sizeof(fx->sin)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&fx->sin, &sl), 0);
+	fx->sd = smtpd_new(fx->loop, fx->q, &fx->p, on_queued, fx);
+	assert_non_null(fx->sd);
+	assert_int_equal(smtpd_listen(fx->sd, fd), 0);
+}
+
+static void
+tls_setup(struct fx *fx)
+{
+	char err[256], crt[512], key[512];
+
+	snprintf(crt, sizeof(crt), "%s/server.crt", certdir);
+	snprintf(key, sizeof(key), "%s/server.key", certdir);
+	fx->sctx = tls_server_ctx_new(crt, key, err, sizeof(err));
+	assert_non_null(fx->sctx);
+	fx->cctx = tls_client_ctx_new(NULL, false, err, sizeof(err));
+	assert_non_null(fx->cctx);
+	fx->p.tls_ctx = fx->sctx;
+}
+
+/* ------------------------------------------------------------------ */
+/* The scripted client. */
+
+static void
+cl_open(struct fx *fx, struct client *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fx = fx;
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(c->fd >= 0);
+	/* Loopback: the kernel completes it from the backlog. */
+	assert_int_equal(connect(c->fd, (struct sockaddr *)&fx->sin,
+	    sizeof(fx->sin)), 0);
+	assert_int_equal(fcntl(c->fd, F_SETFL, O_NONBLOCK), 0);
+}
+
+static void
+cl_close(struct client *c)
+{
+	if (c->ssl != NULL)
+		SSL_free(c->ssl);
+	c->ssl = NULL;
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* Read what is there; false when nothing came. */
+static bool
+cl_pull(struct client *c)
+{
+	ssize_t n;
+
+	if (c->eof || c->len == sizeof(c->buf))
+		return false;
+	if (c->ssl != NULL) {
+		int r, e;
+
+		ERR_clear_error();
+		r = SSL_read(c->ssl, c->buf + c->len,
+		    (int)(sizeof(c->buf) - c->len));
+		if (r > 0) {
+			c->len += (size_t)r;
+			return true;
+		}
+		e = SSL_get_error(c->ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			c->eof = true;
+		return false;
+	}
+	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	if (n > 0) {
+		c->len += (size_t)n;
+		return true;
+	}
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR))
+		c->eof = true;
+	return false;
+}
+
+static void
+cl_send(struct client *c, const void *data, size_t len)
+{
+	const char *p = data;
+	uint64_t end = mono_ms() + WAIT_MS;
+
+	while (len > 0) {
+		ssize_t n;
+
+		assert_true(mono_ms() < end);
+		if (c->ssl != NULL) {
+			int r, e;
+
+			ERR_clear_error();
+			r = SSL_write(c->ssl, p, (int)(len > 16384 ? 16384 :
+			    len));
+			if (r > 0)
+				n = r;
+			else {
+				e = SSL_get_error(c->ssl, r);
+				assert_true(e == SSL_ERROR_WANT_WRITE ||
+				    e == SSL_ERROR_WANT_READ);
+				n = 0;
+			}
+		} else {
+			n = send(c->fd, p, len, MSG_NOSIGNAL);
+			if (n == -1) {
+				assert_true(errno == EAGAIN ||
+				    errno == EWOULDBLOCK);
+				n = 0;
+			}
+		}
+		p += n;
+		len -= (size_t)n;
+		if (len > 0) {
+			/* Let the server take some; keep our side drained. */
+			ev_run_once(c->fx->loop, 5);
+			while (cl_pull(c))
+				;
+		}
+	}
+}
+
+static void
+cl_sends(struct client *c, const char *s)
+{
+	cl_send(c, s, strlen(s));
+}
+
+/* Length of a complete reply at the start of buf, or 0. */
+static size_t
+reply_len(const char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *lf = memchr(buf + pos, '\n', len - pos);
+		size_t l;
+
+		if (lf == NULL)
+			return 0;
+		l = (size_t)(lf - (buf + pos));
+		if (l < 4 || buf[pos + 3] == ' ' || l == 4)
+			return (size_t)(lf - buf) + 1;
+		pos += l + 1;
+	}
+	return 0;
+}
+
+/* Wait for one reply; returns its code (0 on EOF), text in c->reply. */
+static int
+cl_reply(struct client *c)
+{
+	uint64_t end = mono_ms() + WAIT_MS;
+	size_t n, o = 0;
+
+	for (;;) {
+		while (cl_pull(c))
+			;
+		if ((n = reply_len(c->buf, c->len)) > 0)
+			break;
+		if (c->eof) {
+			c->reply[0] = '\0';
+			return 0;
+		}
+		if (mono_ms() > end)
+			fail_msg("no reply within %d ms (have %zu bytes: %.*s)",
+			    WAIT_MS, c->len, (int)c->len, c->buf);
+		ev_run_once(c->fx->loop, 10);
+	}
+	for (size_t i = 0; i < n && o + 1 < sizeof(c->reply); i++)
+		if (c->buf[i] != '\r')
+			c->reply[o++] = c->buf[i];
+	if (o > 0 && c->reply[o - 1] == '\n')
+		o--;
+	c->reply[o] = '\0';
+	memmove(c->buf, c->buf + n, c->len - n);
+	c->len -= n;
+	return atoi(c->reply);
+}
+
+/* Expect the next reply to start with prefix. */
+#define EXPECT(c, prefix) do {						\
+	cl_reply(c);							\
+	if (strncmp((c)->reply, (prefix), strlen(prefix)) != 0)		\
+		fail_msg("expected \"%s\", got \"%s\"", (prefix),	\
+		    (c)->reply);					\
+} while (0)
+
+static void
+cl_wait_eof(struct client *c)
+{
+	uint64_t end = mono_ms() + WAIT_MS;
+
+	while (!c->eof) {
+		while (cl_pull(c))
+			;
+		if (c->eof)
+			break;
+		assert_true(mono_ms() < end);
+		ev_run_once(c->fx->loop, 10);
+	}
+	assert_int_equal(c->len, 0);
+}
+
+/* Run the loop for ms (or until cond holds). */
+static void
+run_for(struct fx *fx, unsigned ms)
+{
+	uint64_t end = mono_ms() + ms;
+
+	while (mono_ms() < end)
+		ev_run_once(fx->loop, 10);
+}
+
+static void
+cl_tls(struct client *c)
+{
+	uint64_t end = mono_ms() + WAIT_MS;
+	int r, e;
+
+	assert_int_equal(c->len, 0);
+	c->ssl = SSL_new(c->fx->cctx);
+	assert_non_null(c->ssl);
+	assert_int_equal(SSL_set_fd(c->ssl, c->fd), 1);
+	SSL_set_connect_state(c->ssl);
+	for (;;) {
+		ERR_clear_error();
+		r = SSL_connect(c->ssl);
+		if (r == 1)
+			break;
+		e = SSL_get_error(c->ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			fail_msg("client handshake failed: %d", e);
+		assert_true(mono_ms() < end);
+		ev_run_once(c->fx->loop, 10);
+	}
+}
+
+/* Connect, greeting, EHLO. */
+static void
+cl_hello(struct fx *fx, struct client *c)
+{
+	cl_open(fx, c);
+	EXPECT(c, "220 mx.example ESMTP mxrelay");
+	cl_sends(c, "EHLO client.example\r\n");
+	EXPECT(c, "250-mx.example");
+}
+
+/* ------------------------------------------------------------------ */
+/* Spool inspection. */
+
+struct collected {
+	unsigned	 n;
+	char		 id[16][QUEUE_ID_LEN + 1];
+};
+
+static int
+collect(struct queue *q, const struct envelope *env, void *arg)
+{
+	struct collected *c = arg;
+
+	(void)q;
+	if (c->n < 16)
+		snprintf(c->id[c->n], sizeof(c->id[0]), "%s", env->id);
+	c->n++;
+	return 0;
+}
+
+static unsigned
+spool_count(struct fx *fx, struct collected *c)
+{
+	struct collected tmp;
+
+	if (c == NULL)
+		c = &tmp;
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(queue_scan(fx->q, collect, c), 0);
+	return c->n;
+}
+
+static unsigned
+tmp_count(struct fx *fx)
+{
+	char path[PATH_MAX * 2];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", fx->spool);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* The body of a queued message (malloc'd, NUL-terminated). */
+static char *
+spool_body(struct fx *fx, const char *id, size_t *lenp)
+{
+	char path[PATH_MAX * 2];
+	char *buf;
+	size_t cap = 1 << 20, len = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/data/%s", fx->spool, id);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	buf = malloc(cap + 1);
+	assert_non_null(buf);
+	while ((n = read(fd, buf + len, cap - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	if (lenp != NULL)
+		*lenp = len;
+	return buf;
+}
+
+/* Send a whole transaction to DATA's 354. */
+static void
+cl_txn(struct client *c, const char *from, const char *to)
+{
+	char buf[600];
+
+	snprintf(buf, sizeof(buf), "MAIL FROM:<%s>\r\n", from);
+	cl_sends(c, buf);
+	EXPECT(c, "250 2.1.0");
+	snprintf(buf, sizeof(buf), "RCPT TO:<%s>\r\n", to);
+	cl_sends(c, buf);
+	EXPECT(c, "250 2.1.5");
+	cl_sends(c, "DATA\r\n");
+	EXPECT(c, "354 ");
+}
+
+/* ------------------------------------------------------------------ */
+/* io raw mode. */
+
+struct rawctx {
+	struct io	*io;
+	int		 ndatain;
+	bool		 consume;	/* take everything on IO_DATAIN */
+	size_t		 taken;
+	char		 seen[64];
+};
+
+static void
+raw_cb(struct io *io, enum io_event ev, void *arg)
+{
+	struct rawctx *r = arg;
+
+	if (ev != IO_DATAIN)
+		return;
+	r->ndatain++;
+	if (r->consume) {
+		size_t len;
+		const char *p = io_peek(io, &len);
+
+		if (r->taken + len < sizeof(r->seen))
+			memcpy(r->seen + r->taken, p, len);
+		r->taken += len;
+		io_consume(io, len);
+	}
+}
+
+static void
+test_io_raw(void **state)
+{
+	struct fx *fx = *state;
+	struct rawctx r = { 0 };
+	const char *p, *line;
+	char big[65536];
+	size_t len, sent = 0;
+	bool tl;
+	int sv[2];
+	uint64_t end;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	r.io = io_new(fx->loop, raw_cb, &r);
+	io_attach(r.io, sv[1]);
+
+	/* Line mode: no IO_DATAIN for a partial line. */
+	assert_int_equal(write(sv[0], "ab", 2), 2);
+	run_for(fx, 50);
+	assert_int_equal(r.ndatain, 0);
+	/* Raw mode: the buffered bytes are reported from the loop. */
+	io_set_raw(r.io, true);
+	run_for(fx, 50);
+	assert_true(r.ndatain >= 1);
+	p = io_peek(r.io, &len);
+	assert_int_equal(len, 2);
+	assert_memory_equal(p, "ab", 2);
+	io_consume(r.io, 1);
+	assert_int_equal(io_pending(r.io), 1);
+	/* A single byte fires it too. */
+	r.ndatain = 0;
+	assert_int_equal(write(sv[0], "c", 1), 1);
+	run_for(fx, 50);
+	assert_true(r.ndatain >= 1);
+	p = io_peek(r.io, &len);
+	assert_int_equal(len, 2);
+	assert_memory_equal(p, "bc", 2);
+	/* Back to lines: "bc" + "d\r\n" is one line, "e" waits. */
+	io_set_raw(r.io, false);
+	assert_int_equal(write(sv[0], "d\r\ne", 4), 4);
+	run_for(fx, 50);
+	line = io_getline(r.io, &len, &tl);
+	assert_non_null(line);
+	assert_string_equal(line, "bcd");
+	assert_null(io_getline(r.io, &len, &tl));
+	assert_int_equal(io_pending(r.io), 1);
+	io_consume(r.io, 5);	/* more than there is: takes what there is */
+	assert_int_equal(io_pending(r.io), 0);
+
+	/* Back-pressure: a full buffer stops reading until consumed. */
+	io_set_raw(r.io, true);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	end = mono_ms() + WAIT_MS;
+	while (sent < 4 * sizeof(big)) {
+		ssize_t n = write(sv[0], big, sizeof(big));
+
+		if (n > 0)
+			sent += (size_t)n;
+		ev_run_once(fx->loop, 5);
+		if (r.ndatain > 0 && !r.consume && sent > 1 << 17) {
+			size_t have;
+
+			/*
+			 * Nothing taken so far: the io stopped at its buffer
+			 * size (IO_DATAIN is not repeated); taking bytes
+			 * resumes reading.
+			 */
+			run_for(fx, 20);
+			have = io_pending(r.io);
+			assert_true(have > 0 && have <= 1 << 16);
+			(void)io_peek(r.io, &len);
+			assert_int_equal(len, have);
+			r.taken = have;
+			r.consume = true;
+			io_consume(r.io, have);
+		}
+		assert_true(mono_ms() < end);
+	}
+	while (r.taken < sent) {
+		assert_true(mono_ms() < end);
+		ev_run_once(fx->loop, 5);
+	}
+	assert_int_equal(r.taken, sent);
+	io_free(r.io);
+	close(sv[0]);
+}
+
+/* ------------------------------------------------------------------ */
+/* The users file. */
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_users_file(void **state)
+{
+	struct fx *fx = *state;
+	struct smtpd_users *u;
+	char path[PATH_MAX + 32], text[1024], err[256], want[PATH_MAX + 64];
+	static const struct {
+		const char	*text;
+		unsigned	 line;
+		const char	*what;
+	} bad[] = {
+		{ "# c\nalice\n", 2, "expected user:hash" },
+		{ "\n:$6$x$y\n", 2, "empty user name" },
+		{ "bob:\n", 1, "empty password hash" },
+		{ "a b:$6$x$y\n", 1, "bad character" },
+		{ "carol:nothash\n", 1, "password hash" },
+		{ "dave:$6$salt$abc\ndave:$6$salt$abc\n", 2, "duplicate" },
+	};
+
+	if (secret_hash[0] == '\0')
+		skip();
+	snprintf(path, sizeof(path), "%s/users", fx->top);
+	snprintf(text, sizeof(text), "# users\n\n  alice:%s  \n"
+	    "bob:%s\n", secret_hash, secret_hash);
+	write_file(path, text);
+	u = smtpd_users_load(path, err, sizeof(err));
+	assert_non_null(u);
+	assert_true(smtpd_users_check(u, "alice", "secret"));
+	assert_true(smtpd_users_check(u, "bob", "secret"));
+	assert_false(smtpd_users_check(u, "alice", "Secret"));
+	assert_false(smtpd_users_check(u, "alice", ""));
+	assert_false(smtpd_users_check(u, "mallory", "secret"));
+	assert_false(smtpd_users_check(u, "", "secret"));
+	smtpd_users_free(u);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path, bad[i].text);
+		err[0] = '\0';
+		assert_null(smtpd_users_load(path, err, sizeof(err)));
+		snprintf(want, sizeof(want), "%s:%u: ", path, bad[i].line);
+		if (strncmp(err, want, strlen(want)) != 0 ||
+		    strstr(err, bad[i].what) == NULL)
+			fail_msg("case %zu: got \"%s\"", i, err);
+	}
+	/* An empty file is fine: nobody can log in. */
+	write_file(path, "# nobody\n");
+	u = smtpd_users_load(path, err, sizeof(err));
+	assert_non_null(u);
+	assert_false(smtpd_users_check(u, "alice", "secret"));
+	smtpd_users_free(u);
+	/* A missing file names it. */
+	snprintf(path, sizeof(path), "%s/nonexistent", fx->top);
+	assert_null(smtpd_users_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, path));
+}
+
+/* ------------------------------------------------------------------ */
+/* Sessions. */
+
+static void
+test_message(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct collected col;
+	struct envelope env = { 0 };
+	char want[128], *body;
+	bool has_pipe = false, has_size = false, has_8bit = false,
+	    has_esc = false;
+
+	fx_start(fx);
+	cl_open(fx, &c);
+	EXPECT(&c, "220 mx.example ESMTP mxrelay");
+	cl_sends(&c, "EHLO client.example\r\n");
+	cl_reply(&c);
+	for (char *l = c.reply; l != NULL; l = strchr(l, '\n')) {
+		if (*l == '\n')
+			l++;
+		assert_int_equal(strncmp(l, "250", 3), 0);
+		has_pipe |= strncmp(l + 4, "PIPELINING", 10) == 0;
+		has_size |= strncmp(l + 4, "SIZE 10000000", 13) == 0;
+		has_8bit |= strncmp(l + 4, "8BITMIME", 8) == 0;
+		has_esc |= strncmp(l + 4, "ENHANCEDSTATUSCODES", 19) == 0;
+		assert_int_equal(strncmp(l + 4, "STARTTLS", 8) == 0, 0);
+		assert_int_equal(strncmp(l + 4, "AUTH", 4) == 0, 0);
+	}
+	assert_true(has_pipe && has_size && has_8bit && has_esc);
+	cl_txn(&c, "sender@example.org", "rcpt@example.net");
+	assert_int_equal(fx->nqueued, 0);
+	cl_sends(&c, "Subject: hi\r\n\r\nline one\r\n..dot line\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0 Ok: queued as ");
+	assert_int_equal(fx->nqueued, 1);
+	assert_true(fx->env_existed);
+	assert_string_equal(c.reply + strlen("250 2.0.0 Ok: queued as "),
+	    fx->last_id);
+
+	assert_int_equal(spool_count(fx, &col), 1);
+	assert_string_equal(col.id[0], fx->last_id);
+	assert_int_equal(queue_env_load(fx->q, col.id[0], &env), 0);
+	assert_string_equal(env.sender, "sender@example.org");
+	assert_int_equal(env.nrcpt, 1);
+	assert_string_equal(env.rcpt[0].addr, "rcpt@example.net");
+	assert_true(env.arrival > 0);
+	envelope_free(&env);
+	body = spool_body(fx, col.id[0], NULL);
+	assert_int_equal(strncmp(body, "Received: from client.example "
+	    "([127.0.0.1])\r\n\tby mx.example (mxrelay) with ESMTP id ", 76),
+	    0);
+	snprintf(want, sizeof(want), "id %s\r\n\tfor <rcpt@example.net>; ",
+	    fx->last_id);
+	assert_non_null(strstr(body, want));
+	assert_non_null(strstr(body, "\r\nSubject: hi\r\n\r\nline one\r\n"
+	    ".dot line\r\n"));
+	assert_int_equal(strstr(body, ".dot line\r\n")[11], '\0');
+	free(body);
+	snprintf(want, sizeof(want), "%s: from=<sender@example.org>, size=",
+	    fx->last_id);
+	assert_true(mock_log_contains(want));
+	assert_true(mock_log_contains("nrcpt=1, client=[127.0.0.1]:"));
+	assert_true(mock_log_contains("tls=none"));
+	assert_true(mock_log_contains("connect from [127.0.0.1]:"));
+	assert_int_equal(tmp_count(fx), 0);
+
+	cl_sends(&c, "QUIT\r\n");
+	EXPECT(&c, "221 2.0.0");
+	cl_wait_eof(&c);
+	run_for(fx, 20);
+	assert_int_equal(smtpd_nsessions(fx->sd), 0);
+	assert_true(mock_log_contains("disconnect from [127.0.0.1]:"));
+	assert_true(mock_log_contains("commands=5"));
+	cl_close(&c);
+}
+
+static void
+test_pipelining(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct collected col;
+	struct envelope env = { 0 };
+	char *body;
+
+	fx_start(fx);
+	cl_hello(fx, &c);
+	cl_sends(&c, "MAIL FROM:<s@example.org> SIZE=100 BODY=8BITMIME\r\n"
+	    "RCPT TO:<a@example.net>\r\nRCPT TO:<root>\r\nDATA\r\n");
+	EXPECT(&c, "250 2.1.0");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "354 ");
+	/* The body, its end and the next commands in one write. */
+	cl_sends(&c, "Subject: p\r\n\r\nbody\r\n.\r\nNOOP\r\nMAIL FROM:<>\r\n"
+	    "RSET\r\nQUIT\r\n");
+	EXPECT(&c, "250 2.0.0 Ok: queued as ");
+	EXPECT(&c, "250 2.0.0");
+	EXPECT(&c, "250 2.1.0");
+	EXPECT(&c, "250 2.0.0");
+	EXPECT(&c, "221 2.0.0");
+	cl_wait_eof(&c);
+	cl_close(&c);
+
+	assert_int_equal(spool_count(fx, &col), 1);
+	assert_int_equal(queue_env_load(fx->q, col.id[0], &env), 0);
+	assert_int_equal(env.nrcpt, 2);
+	assert_string_equal(env.rcpt[0].addr, "a@example.net");
+	assert_string_equal(env.rcpt[1].addr, "root@example.org");
+	assert_null(env.rcpt[1].orig);
+	envelope_free(&env);
+	/* Two recipients: no "for" clause. */
+	body = spool_body(fx, col.id[0], NULL);
+	assert_null(strstr(body, "\tfor <"));
+	assert_non_null(strstr(body, " with ESMTP id "));
+	free(body);
+}
+
+static void
+test_commands(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct collected col;
+	struct envelope env = { 0 };
+	char *body;
+
+	fx_start(fx);
+	cl_open(fx, &c);
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "MAIL FROM:<a@example.org>\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_sends(&c, "EHLO\r\n");
+	EXPECT(&c, "501 5.5.4");
+	cl_sends(&c, "FOO bar\r\n");
+	EXPECT(&c, "500 5.5.2");
+	cl_sends(&c, "NOOP\r\nHELP\r\nVRFY root\r\nRSET\r\n");
+	EXPECT(&c, "250 2.0.0");
+	EXPECT(&c, "214 2.0.0");
+	EXPECT(&c, "252 2.5.2");
+	EXPECT(&c, "250 2.0.0");
+	cl_sends(&c, "DATA\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_sends(&c, "QUIT now\r\n");
+	EXPECT(&c, "501 5.5.4");
+	/* HELO: no extensions, and no parameters on MAIL. */
+	cl_sends(&c, "HELO old.example\r\n");
+	EXPECT(&c, "250 mx.example");
+	cl_sends(&c, "MAIL FROM:<a@example.org> SIZE=10\r\n");
+	EXPECT(&c, "555 5.5.4");
+	cl_sends(&c, "ehlo client.example\r\n");
+	EXPECT(&c, "250-mx.example");
+	cl_sends(&c, "MAIL FROM:junk\r\n");
+	EXPECT(&c, "501 5.5.4");
+	cl_sends(&c, "MAIL FROM:<a b@example.org>\r\n");
+	EXPECT(&c, "501 5.1.7");
+	cl_sends(&c, "MAIL FROM:<a@@example.org>\r\n");
+	EXPECT(&c, "501 5.1.7");
+	cl_sends(&c, "MAIL FROM:<a@example.org>x\r\n");
+	EXPECT(&c, "501 5.5.4");
+	cl_sends(&c, "MAIL FROM:<a@example.org> BODY=BINARYMIME\r\n");
+	EXPECT(&c, "555 5.5.4");
+	cl_sends(&c, "MAIL FROM:<a@example.org> FOO=1\r\n");
+	EXPECT(&c, "555 5.5.4");
+	cl_sends(&c, "MAIL FROM:<a@example.org> SIZE=12x\r\n");
+	EXPECT(&c, "555 5.5.4");
+	/* A source route is dropped (RFC 5321 §C). */
+	cl_sends(&c, "MAIL FROM:<@a.example,@b.example:u@d.example> "
+	    "AUTH=<>\r\n");
+	EXPECT(&c, "250 2.1.0");
+	cl_sends(&c, "MAIL FROM:<x@example.org>\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_sends(&c, "DATA\r\n");
+	EXPECT(&c, "554 5.5.1");
+	cl_sends(&c, "RCPT TO:<>\r\n");
+	EXPECT(&c, "501 5.1.3");
+	cl_sends(&c, "RCPT TO:<a..b@example.net>\r\n");
+	EXPECT(&c, "501 5.1.3");
+	cl_sends(&c, "RCPT TO:x@example.net\r\n");
+	EXPECT(&c, "501 5.5.4");
+	cl_sends(&c, "RCPT TO:<x@example.net> NOTIFY=NEVER\r\n");
+	EXPECT(&c, "555 5.5.4");
+	cl_sends(&c, "RCPT TO: <\"quoted name\"@example.net>\r\n");
+	EXPECT(&c, "250 2.1.5");
+	cl_sends(&c, "RCPT TO:<\"a@b\">\r\n");
+	EXPECT(&c, "250 2.1.5");
+	cl_sends(&c, "DATA\r\n");
+	EXPECT(&c, "354 ");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0");
+	cl_sends(&c, "QUIT\r\n");
+	EXPECT(&c, "221 ");
+	cl_wait_eof(&c);
+	cl_close(&c);
+	assert_int_equal(spool_count(fx, &col), 1);
+	assert_int_equal(queue_env_load(fx->q, col.id[0], &env), 0);
+	assert_string_equal(env.sender, "u@d.example");
+	assert_string_equal(env.rcpt[0].addr, "\"quoted name\"@example.net");
+	assert_string_equal(env.rcpt[1].addr, "\"a@b\"@example.org");
+	envelope_free(&env);
+	body = spool_body(fx, col.id[0], NULL);
+	assert_non_null(strstr(body, "Received: from client.example"));
+	free(body);
+
+	/* HELO session: "with SMTP". */
+	cl_open(fx, &c);
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "HELO old.example\r\n");
+	EXPECT(&c, "250 ");
+	cl_txn(&c, "", "r@example.net");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0");
+	cl_close(&c);
+	body = spool_body(fx, fx->last_id, NULL);
+	assert_non_null(strstr(body, "Received: from old.example ([127.0.0.1])"
+	    "\r\n\tby mx.example (mxrelay) with SMTP id "));
+	free(body);
+	assert_int_equal(queue_env_load(fx->q, fx->last_id, &env), 0);
+	assert_string_equal(env.sender, "");
+	envelope_free(&env);
+}
+
+static void
+test_outsider(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+
+	assert_int_equal(conf_parse_cidr("10.0.0.0/8", &fx->relay[0]), 0);
+	fx->p.nrelay_clients = 1;
+	fx_start(fx);
+	cl_hello(fx, &c);
+	cl_sends(&c, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
+	    "RCPT TO:<root>\r\nDATA\r\n");
+	EXPECT(&c, "250 2.1.0");
+	EXPECT(&c, "554 5.7.1 Relay access denied");
+	EXPECT(&c, "554 5.7.1 Relay access denied");
+	EXPECT(&c, "554 5.5.1");
+	cl_sends(&c, "QUIT\r\n");
+	EXPECT(&c, "221 ");
+	cl_close(&c);
+	assert_true(mock_log_contains("Relay access denied"));
+	assert_true(mock_log_contains("[127.0.0.1]:"));
+	assert_int_equal(spool_count(fx, NULL), 0);
+	assert_int_equal(tmp_count(fx), 0);
+}
+
+static void
+test_smuggling(void **state)
+{
+	struct fx *fx = *state;
+	static const struct {
+		const char	*end;
+		const char	*why;
+	} cases[] = {
+		{ "\n.\r\n", "bare LF" },
+		{ "\r.\r\n", "bare CR" },
+		{ "\n.\n", "bare LF" },
+		{ "\r\n.\n", "bare LF" },
+		{ "\r.\n", "bare CR" },
+		{ "\n.\r", "bare LF" },
+	};
+	struct client c;
+	char buf[512];
+
+	fx_start(fx);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cl_hello(fx, &c);
+		cl_txn(&c, "a@example.org", "b@example.net");
+		snprintf(buf, sizeof(buf), "Subject: x\r\n\r\nhello%s"
+		    "MAIL FROM:<evil@example.org>\r\nRCPT TO:<v@example.net>"
+		    "\r\nDATA\r\nsmuggled\r\n.\r\n", cases[i].end);
+		cl_sends(&c, buf);
+		cl_reply(&c);
+		if (strncmp(c.reply, "554 5.6.0", 9) != 0 ||
+		    strstr(c.reply, cases[i].why) == NULL)
+			fail_msg("case %zu: %s", i, c.reply);
+		/* In step: the next command is a command again. */
+		cl_sends(&c, "NOOP\r\n");
+		EXPECT(&c, "250 2.0.0");
+		cl_close(&c);
+		assert_int_equal(spool_count(fx, NULL), 0);
+		assert_int_equal(fx->nqueued, 0);
+	}
+	run_for(fx, 20);
+	assert_int_equal(tmp_count(fx), 0);
+}
+
+static void
+test_data_errors(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char line[1100];
+
+	fx_start(fx);
+	cl_hello(fx, &c);
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_send(&c, "a\0b\r\n.\r\n", 8);
+	EXPECT(&c, "554 5.6.0 Error: message contains a NUL byte");
+	/* 998 octets and CRLF: fine. */
+	cl_txn(&c, "a@example.org", "b@example.net");
+	memset(line, 'y', 998);
+	memcpy(line + 998, "\r\n.\r\n", 6);
+	cl_sends(&c, line);
+	EXPECT(&c, "250 2.0.0");
+	/* 999: too long, however it is split. */
+	cl_txn(&c, "a@example.org", "b@example.net");
+	memset(line, 'z', 999);
+	memcpy(line + 999, "\r\n.\r\n", 6);
+	cl_send(&c, line, 500);
+	run_for(fx, 20);
+	cl_sends(&c, line + 500);
+	EXPECT(&c, "554 5.6.0 Error: message contains a line longer");
+	cl_sends(&c, "QUIT\r\n");
+	EXPECT(&c, "221 ");
+	cl_close(&c);
+	assert_int_equal(spool_count(fx, NULL), 1);
+	assert_int_equal(tmp_count(fx), 0);
+}
+
+static void
+test_size(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char *big;
+
+	fx->p.max_size = 1000;
+	fx_start(fx);
+	cl_open(fx, &c);
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "EHLO c.example\r\n");
+	cl_reply(&c);
+	assert_non_null(strstr(c.reply, "\n250-SIZE 1000\n"));
+	cl_sends(&c, "MAIL FROM:<a@example.org> SIZE=1001\r\n");
+	EXPECT(&c, "552 5.3.4");
+	cl_sends(&c, "MAIL FROM:<a@example.org> SIZE=99999999999999999999999"
+	    "\r\n");
+	EXPECT(&c, "555 5.5.4");
+	/* SIZE may lie: the stream is counted. */
+	cl_sends(&c, "MAIL FROM:<a@example.org> SIZE=1000\r\n");
+	EXPECT(&c, "250 2.1.0");
+	cl_sends(&c, "RCPT TO:<b@example.net>\r\nDATA\r\n");
+	EXPECT(&c, "250 ");
+	EXPECT(&c, "354 ");
+	big = malloc(200000);
+	assert_non_null(big);
+	for (size_t i = 0; i < 200000; i += 100) {
+		memset(big + i, 'q', 98);
+		memcpy(big + i + 98, "\r\n", 2);
+	}
+	cl_send(&c, big, 200000);
+	free(big);
+	run_for(fx, 20);
+	/* Nothing is kept while the rest streams in. */
+	assert_int_equal(tmp_count(fx), 0);
+	cl_sends(&c, ".\r\n");
+	EXPECT(&c, "552 5.3.4");
+	cl_sends(&c, "NOOP\r\n");
+	EXPECT(&c, "250 ");
+	cl_close(&c);
+	assert_int_equal(spool_count(fx, NULL), 0);
+	assert_int_equal(tmp_count(fx), 0);
+
+	/* No limit: a bare SIZE. */
+	fx->p.max_size = 0;
+	smtpd_set_params(fx->sd, &fx->p);
+	cl_open(fx, &c);
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "EHLO c.example\r\n");
+	cl_reply(&c);
+	assert_non_null(strstr(c.reply, "\n250-SIZE\n"));
+	cl_close(&c);
+}
+
+static void
+test_max_recipients(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct envelope env = { 0 };
+
+	fx->p.max_recipients = 3;
+	fx_start(fx);
+	cl_hello(fx, &c);
+	cl_sends(&c, "MAIL FROM:<a@example.org>\r\nRCPT TO:<r1@example.net>\r\n"
+	    "RCPT TO:<r2@example.net>\r\nRCPT TO:<r3@example.net>\r\n"
+	    "RCPT TO:<r4@example.net>\r\nDATA\r\n");
+	EXPECT(&c, "250 2.1.0");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "452 4.5.3 Error: too many recipients");
+	EXPECT(&c, "354 ");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0");
+	cl_close(&c);
+	assert_int_equal(queue_env_load(fx->q, fx->last_id, &env), 0);
+	assert_int_equal(env.nrcpt, 3);
+	envelope_free(&env);
+}
+
+static void
+test_command_lines(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char buf[4000];
+
+	fx_start(fx);
+	cl_hello(fx, &c);
+	/* Just under the limit: fine. */
+	memset(buf, 'x', sizeof(buf));
+	memcpy(buf, "NOOP ", 5);
+	memcpy(buf + 510, "\r\n", 3);
+	cl_sends(&c, buf);
+	EXPECT(&c, "250 2.0.0");
+	/* Over it, with and without the end in the same read. */
+	memset(buf, 'x', sizeof(buf));
+	memcpy(buf, "NOOP ", 5);
+	memcpy(buf + 600, "\r\nNOOP\r\n", 9);
+	cl_sends(&c, buf);
+	EXPECT(&c, "500 5.5.2 Error: line too long");
+	EXPECT(&c, "250 2.0.0");
+	memset(buf, 'x', sizeof(buf));
+	memcpy(buf, "MAIL FROM:<", 11);
+	cl_send(&c, buf, sizeof(buf));
+	run_for(fx, 20);
+	cl_sends(&c, "xxxx>\r\nRSET\r\n");
+	EXPECT(&c, "500 5.5.2 Error: line too long");
+	EXPECT(&c, "250 2.0.0");
+	/* NUL in a command. */
+	cl_send(&c, "NO\0OP\r\nNOOP\r\n", 13);
+	EXPECT(&c, "500 5.5.2");
+	EXPECT(&c, "250 2.0.0");
+	cl_close(&c);
+}
+
+/*
+ * A client that pipelines far more than it reads (HELP: 6 octets in, 86
+ * out): every reply comes, in order, although the server stops taking
+ * commands while too many replies wait (SMTPD_WQ_HIWAT) and resumes on
+ * IO_LOWAT.
+ */
+static void
+test_pipeline_flood(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	enum { N = 100000, PER = 100 };
+	static const char help[] = "214 2.0.0 Commands: EHLO HELO MAIL RCPT "
+	    "DATA RSET NOOP QUIT HELP VRFY STARTTLS AUTH\r\n";
+	char chunk[PER * 6 + 1];
+	size_t off = 0, total = (size_t)N * 6, got = 0, clen;
+	unsigned stuck = 0;
+	uint64_t end, phase1;
+
+	fx_start(fx);
+	cl_open(fx, &c);
+	EXPECT(&c, "220 ");
+	clen = 0;
+	for (int i = 0; i < PER; i++)
+		clen += (size_t)sprintf(chunk + clen, "HELP\r\n");
+	end = mono_ms() + 4 * WAIT_MS;
+	/* Phase 1: write without reading until the server stops taking. */
+	phase1 = mono_ms() + 300;
+	while (off < total && stuck < 50 && mono_ms() < phase1) {
+		size_t at = off % clen;
+		ssize_t n = send(c.fd, chunk + at, clen - at, MSG_NOSIGNAL);
+
+		assert_true(mono_ms() < end);
+		if (n > 0) {
+			off += (size_t)n;
+			stuck = 0;
+		} else {
+			assert_true(n == -1 && errno == EAGAIN);
+			stuck++;
+		}
+		ev_run_once(fx->loop, n > 0 ? 0 : 2);
+	}
+	/* Phase 2: read; everything comes, in order. */
+	while (got < N) {
+		assert_true(mono_ms() < end);
+		if (off < total) {
+			size_t at = off % clen;
+			ssize_t n = send(c.fd, chunk + at, clen - at,
+			    MSG_NOSIGNAL);
+
+			if (n > 0)
+				off += (size_t)n;
+		}
+		ev_run_once(fx->loop, 0);
+		while (cl_pull(&c))
+			;
+		for (;;) {
+			size_t l = reply_len(c.buf, c.len);
+
+			if (l == 0)
+				break;
+			assert_int_equal(l, sizeof(help) - 1);
+			assert_memory_equal(c.buf, help, l);
+			memmove(c.buf, c.buf + l, c.len - l);
+			c.len -= l;
+			got++;
+		}
+	}
+	assert_int_equal(got, N);
+	cl_sends(&c, "QUIT\r\n");
+	EXPECT(&c, "221 ");
+	cl_close(&c);
+}
+
+static void
+test_error_limit(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char buf[20 * 16 + 1] = "";
+
+	fx_start(fx);
+	cl_hello(fx, &c);
+	for (int i = 0; i < 20; i++)
+		strcat(buf, "BOGUS\r\n");
+	cl_sends(&c, buf);
+	for (int i = 0; i < 20; i++)
+		EXPECT(&c, "500 5.5.2");
+	EXPECT(&c, "421 4.7.0 mx.example");
+	cl_wait_eof(&c);
+	cl_close(&c);
+}
+
+static void
+test_hops(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char *msg;
+	size_t len = 0;
+
+	fx_start(fx);
+	msg = malloc(101 * 40 + 100);
+	assert_non_null(msg);
+	for (int n = 100; n <= 101; n++) {
+		len = 0;
+		for (int i = 0; i < n; i++)
+			len += (size_t)sprintf(msg + len, "%s: from x%d by y\r\n",
+			    i % 2 ? "Received" : "rEcEiVeD", i);
+		len += (size_t)sprintf(msg + len, "\r\nReceived: body\r\n"
+		    ".\r\n");
+		cl_hello(fx, &c);
+		cl_txn(&c, "a@example.org", "b@example.net");
+		cl_send(&c, msg, len);
+		EXPECT(&c, n == 100 ? "250 2.0.0" : "554 5.4.6");
+		cl_close(&c);
+	}
+	free(msg);
+	assert_int_equal(spool_count(fx, NULL), 1);
+}
+
+static void
+test_max_clients(void **state)
+{
+	struct fx *fx = *state;
+	struct client c1, c2, c3, c4;
+	uint64_t end;
+
+	fx->p.max_clients = 2;
+	fx_start(fx);
+	cl_open(fx, &c1);
+	EXPECT(&c1, "220 ");
+	cl_open(fx, &c2);
+	EXPECT(&c2, "220 ");
+	cl_open(fx, &c3);
+	EXPECT(&c3, "421 4.7.0 mx.example Too many connections, try again "
+	    "later");
+	cl_wait_eof(&c3);
+	cl_close(&c3);
+	assert_int_equal(smtpd_nsessions(fx->sd), 2);
+	cl_close(&c1);
+	end = mono_ms() + WAIT_MS;
+	while (smtpd_nsessions(fx->sd) != 1) {
+		assert_true(mono_ms() < end);
+		ev_run_once(fx->loop, 10);
+	}
+	cl_open(fx, &c4);
+	EXPECT(&c4, "220 ");
+	cl_close(&c2);
+	cl_close(&c4);
+}
+
+static void
+test_timeouts(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	uint64_t t0;
+
+	fx->p.cmd_timeout_ms = 200;
+	fx->p.data_timeout_ms = 300;
+	fx_start(fx);
+	t0 = mono_ms();
+	cl_hello(fx, &c);
+	EXPECT(&c, "421 4.4.2 mx.example Error: timeout exceeded");
+	assert_true(mono_ms() - t0 >= 150);
+	cl_wait_eof(&c);
+	cl_close(&c);
+
+	cl_hello(fx, &c);
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "Subject: half\r\n\r\nsome");
+	t0 = mono_ms();
+	EXPECT(&c, "421 4.4.2 mx.example Error: timeout exceeded");
+	assert_true(mono_ms() - t0 >= 200);
+	cl_wait_eof(&c);
+	cl_close(&c);
+	run_for(fx, 20);
+	assert_int_equal(spool_count(fx, NULL), 0);
+	assert_int_equal(tmp_count(fx), 0);
+	assert_int_equal(smtpd_nsessions(fx->sd), 0);
+}
+
+/* Spool failure injection: every write (or the n-th openat) fails. */
+static int	inj_errno;
+static bool	inj_openat;
+
+static ssize_t
+fail_write(int fd, const void *p, size_t n)
+{
+	(void)fd;
+	(void)p;
+	(void)n;
+	errno = inj_errno;
+	return -1;
+}
+
+static int
+fail_openat(int d, const char *p, int f, mode_t m)
+{
+	if (inj_openat) {
+		errno = inj_errno;
+		return -1;
+	}
+	return openat(d, p, f, m);
+}
+
+static void
+test_spool_errors(void **state)
+{
+	struct fx *fx = *state;
+	struct queue_sysops ops = queue_sysops_default;
+	struct client c;
+
+	ops.write = fail_write;
+	ops.openat = fail_openat;
+	fx_start(fx);
+	queue_test_set_sysops(&ops);
+	cl_hello(fx, &c);
+
+	inj_errno = ENOSPC;
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "452 4.3.1 Insufficient system storage");
+	inj_errno = EDQUOT;
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "452 4.3.1");
+	inj_errno = EIO;
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "451 4.3.0");
+	/* The spool cannot even start a message: refused at DATA. */
+	inj_errno = ENOSPC;
+	inj_openat = true;
+	cl_sends(&c, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
+	    "DATA\r\n");
+	EXPECT(&c, "250 ");
+	EXPECT(&c, "250 ");
+	EXPECT(&c, "452 4.3.1");
+	inj_openat = false;
+	queue_test_set_sysops(NULL);
+	assert_int_equal(fx->nqueued, 0);
+	assert_int_equal(spool_count(fx, NULL), 0);
+	assert_int_equal(tmp_count(fx), 0);
+	/* And it works again afterwards, in the same session. */
+	cl_sends(&c, "RSET\r\n");
+	EXPECT(&c, "250 ");
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0");
+	cl_close(&c);
+	assert_int_equal(spool_count(fx, NULL), 1);
+}
+
+static void
+test_shutdown(void **state)
+{
+	struct fx *fx = *state;
+	struct client idle, busy, late;
+	uint64_t end;
+
+	fx_start(fx);
+	cl_hello(fx, &idle);
+	cl_hello(fx, &busy);
+	cl_txn(&busy, "a@example.org", "b@example.net");
+	cl_sends(&busy, "Subject: s\r\n\r\npart one\r\n");
+	run_for(fx, 20);
+	smtpd_shutdown(fx->sd);
+	EXPECT(&idle, "421 4.3.2 mx.example Service shutting down");
+	cl_wait_eof(&idle);
+	/* The listener is gone. */
+	late.fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(late.fd >= 0);
+	assert_int_equal(connect(late.fd, (struct sockaddr *)&fx->sin,
+	    sizeof(fx->sin)), -1);
+	close(late.fd);
+	/* The message in DATA is finished, then 421. */
+	assert_int_equal(smtpd_nsessions(fx->sd), 1);
+	cl_sends(&busy, "part two\r\n.\r\nNOOP\r\n");
+	EXPECT(&busy, "250 2.0.0 Ok: queued as ");
+	EXPECT(&busy, "421 4.3.2");
+	cl_wait_eof(&busy);
+	end = mono_ms() + WAIT_MS;
+	while (smtpd_nsessions(fx->sd) > 0) {
+		assert_true(mono_ms() < end);
+		ev_run_once(fx->loop, 10);
+	}
+	cl_close(&idle);
+	cl_close(&busy);
+	assert_int_equal(spool_count(fx, NULL), 1);
+	assert_int_equal(smtpd_listen(fx->sd, open("/dev/null", O_RDONLY)),
+	    -1);
+}
+
+static void
+test_free_mid_data(void **state)
+{
+	struct fx *fx = *state;
+	struct client c, idle;
+	char *big;
+
+	fx_start(fx);
+	cl_hello(fx, &idle);
+	cl_hello(fx, &c);
+	cl_txn(&c, "a@example.org", "b@example.net");
+	big = malloc(300000);
+	assert_non_null(big);
+	for (size_t i = 0; i < 300000; i += 100) {
+		memset(big + i, 'm', 98);
+		memcpy(big + i + 98, "\r\n", 2);
+	}
+	cl_send(&c, big, 300000);
+	free(big);
+	run_for(fx, 50);
+	assert_int_equal(tmp_count(fx), 1);
+	smtpd_free(fx->sd);
+	fx->sd = NULL;
+	assert_int_equal(tmp_count(fx), 0);
+	assert_int_equal(spool_count(fx, NULL), 0);
+	cl_wait_eof(&c);
+	cl_close(&c);
+	cl_close(&idle);
+}
+
+static void
+test_set_params(void **state)
+{
+	struct fx *fx = *state;
+	struct smtpd_params np;
+	struct client c;
+
+	fx_start(fx);
+	cl_hello(fx, &c);
+	np = fx->p;
+	np.hostname = "new.example";
+	smtpd_set_params(fx->sd, &np);
+	fx->p.hostname = "gone";	/* the old values may go away */
+	cl_sends(&c, "EHLO again.example\r\n");
+	EXPECT(&c, "250-new.example");
+	cl_close(&c);
+}
+
+static void
+test_accept_emfile(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct rlimit rl, low;
+	int fds[256], n = 0, fd;
+
+	fx_start(fx);
+	/* Connect first: the client needs its own descriptor. */
+	cl_open(fx, &c);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	low = rl;
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	low.rlim_cur = (rlim_t)fd + 1;
+	close(fd);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < 256 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) !=
+	    -1)
+		fds[n++] = fd;
+	assert_int_equal(errno, EMFILE);
+	mock_log_clear();
+	run_for(fx, 200);
+	assert_true(mock_log_contains("pausing"));
+	assert_int_equal(mock_log_count(), 1);	/* no spinning, no spam */
+	while (n > 0)
+		close(fds[--n]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	EXPECT(&c, "220 mx.example");
+	cl_close(&c);
+}
+
+/* ------------------------------------------------------------------ */
+/* STARTTLS and AUTH. */
+
+static void
+test_starttls(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char *body;
+
+	if (!have_certs)
+		skip();
+	tls_setup(fx);
+	fx_start(fx);
+	cl_open(fx, &c);
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "EHLO c.example\r\n");
+	cl_reply(&c);
+	assert_non_null(strstr(c.reply, "\n250-STARTTLS\n"));
+	assert_null(strstr(c.reply, "AUTH"));
+	/* Commands pipelined behind STARTTLS are dropped, never run. */
+	cl_sends(&c, "STARTTLS\r\nMAIL FROM:<evil@example.org>\r\n"
+	    "RCPT TO:<x@example.net>\r\n");
+	EXPECT(&c, "220 2.0.0 Ready to start TLS");
+	run_for(fx, 20);
+	assert_int_equal(c.len, 0);	/* nothing else in clear */
+	assert_true(mock_log_contains("discarding"));
+	cl_tls(&c);
+	/* The state is as before EHLO. */
+	cl_sends(&c, "MAIL FROM:<a@example.org>\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_sends(&c, "EHLO c.example\r\n");
+	cl_reply(&c);
+	assert_null(strstr(c.reply, "STARTTLS"));
+	assert_null(strstr(c.reply, "AUTH"));	/* no users file */
+	cl_sends(&c, "RCPT TO:<x@example.net>\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_sends(&c, "STARTTLS\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0");
+	cl_sends(&c, "QUIT\r\n");
+	EXPECT(&c, "221 ");
+	cl_close(&c);
+	body = spool_body(fx, fx->last_id, NULL);
+	assert_non_null(strstr(body, " with ESMTPS id "));
+	free(body);
+	assert_true(mock_log_contains("tls=TLSv1."));
+	assert_int_equal(spool_count(fx, NULL), 1);
+
+	/* A handshake that fails closes the session. */
+	cl_hello(fx, &c);
+	cl_sends(&c, "STARTTLS\r\n");
+	EXPECT(&c, "220 2.0.0");
+	cl_sends(&c, "this is not a ClientHello\r\n");
+	cl_wait_eof(&c);
+	cl_close(&c);
+}
+
+static void
+b64(const char *s, size_t len, char *out, size_t outlen)
+{
+	assert_int_equal(smtp_base64_encode(s, len, out, outlen), 0);
+}
+
+static void
+users_setup(struct fx *fx)
+{
+	char path[PATH_MAX + 32], text[512], err[256];
+
+	snprintf(path, sizeof(path), "%s/users", fx->top);
+	snprintf(text, sizeof(text), "alice:%s\n", secret_hash);
+	write_file(path, text);
+	fx->users = smtpd_users_load(path, err, sizeof(err));
+	assert_non_null(fx->users);
+	fx->p.users = fx->users;
+}
+
+static void
+test_auth(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char good[128], bad[128], line[256], *body;
+
+	if (!have_certs || secret_hash[0] == '\0')
+		skip();
+	tls_setup(fx);
+	users_setup(fx);
+	/* Not a relay client: only AUTH lets mail through. */
+	assert_int_equal(conf_parse_cidr("10.0.0.0/8", &fx->relay[0]), 0);
+	fx->p.nrelay_clients = 1;
+	fx_start(fx);
+	b64("\0alice\0secret", 13, good, sizeof(good));
+	b64("\0alice\0wrong", 12, bad, sizeof(bad));
+
+	/* In clear: no AUTH offered, refused before the credentials. */
+	cl_open(fx, &c);
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "EHLO c.example\r\n");
+	cl_reply(&c);
+	assert_null(strstr(c.reply, "AUTH"));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", good);
+	cl_sends(&c, line);
+	EXPECT(&c, "530 5.7.0 Must issue a STARTTLS command first");
+	cl_sends(&c, "AUTH LOGIN\r\n");
+	EXPECT(&c, "530 5.7.0");
+	assert_false(mock_log_contains("AUTH PLAIN ok"));
+
+	cl_sends(&c, "STARTTLS\r\n");
+	EXPECT(&c, "220 ");
+	cl_tls(&c);
+	cl_sends(&c, line);
+	EXPECT(&c, "503 5.5.1");	/* EHLO first */
+	cl_sends(&c, "EHLO c.example\r\n");
+	cl_reply(&c);
+	assert_non_null(strstr(c.reply, "\n250-AUTH PLAIN LOGIN\n"));
+	cl_sends(&c, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
+	    "RSET\r\n");
+	EXPECT(&c, "250 ");
+	EXPECT(&c, "554 5.7.1");
+	EXPECT(&c, "250 ");
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", bad);
+	cl_sends(&c, line);
+	EXPECT(&c, "535 5.7.8 Authentication credentials invalid");
+	cl_sends(&c, "AUTH CRAM-MD5\r\n");
+	EXPECT(&c, "504 5.5.4");
+	cl_sends(&c, "AUTH PLAIN\r\n");
+	EXPECT(&c, "334 ");
+	cl_sends(&c, "*\r\n");
+	EXPECT(&c, "501 5.7.0");
+	cl_sends(&c, "AUTH PLAIN\r\n");
+	EXPECT(&c, "334 ");
+	cl_sends(&c, "!!!!\r\n");
+	EXPECT(&c, "501 5.5.2");
+	/* The continuation line has the command line limit. */
+	{
+		char longl[800];
+
+		cl_sends(&c, "AUTH PLAIN\r\n");
+		EXPECT(&c, "334 ");
+		memset(longl, 'A', sizeof(longl));
+		memcpy(longl + 780, "\r\nNOOP\r\n", 9);
+		cl_sends(&c, longl);
+		EXPECT(&c, "500 5.5.2 Error: line too long");
+		EXPECT(&c, "250 2.0.0");
+	}
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", good);
+	cl_sends(&c, line);
+	EXPECT(&c, "235 2.7.0 Authentication successful");
+	cl_sends(&c, line);
+	EXPECT(&c, "503 5.5.1");
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "x\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0");
+	cl_close(&c);
+	body = spool_body(fx, fx->last_id, NULL);
+	assert_non_null(strstr(body, " with ESMTPSA id "));
+	free(body);
+	assert_true(mock_log_contains("AUTH PLAIN ok: user=alice client=["
+	    "127.0.0.1]:"));
+	assert_true(mock_log_contains("AUTH PLAIN failed: user=alice"));
+	assert_true(mock_log_contains(", auth=alice"));
+
+	/* LOGIN, and the user name as initial response. */
+	cl_hello(fx, &c);
+	cl_sends(&c, "STARTTLS\r\n");
+	EXPECT(&c, "220 ");
+	cl_tls(&c);
+	cl_sends(&c, "EHLO c.example\r\n");
+	EXPECT(&c, "250-");
+	cl_sends(&c, "AUTH LOGIN\r\n");
+	EXPECT(&c, "334 VXNlcm5hbWU6");
+	b64("alice", 5, good, sizeof(good));
+	snprintf(line, sizeof(line), "%s\r\n", good);
+	cl_sends(&c, line);
+	EXPECT(&c, "334 UGFzc3dvcmQ6");
+	b64("wrong", 5, bad, sizeof(bad));
+	snprintf(line, sizeof(line), "%s\r\n", bad);
+	cl_sends(&c, line);
+	EXPECT(&c, "535 5.7.8");
+	snprintf(line, sizeof(line), "AUTH LOGIN %s\r\n", good);
+	cl_sends(&c, line);
+	EXPECT(&c, "334 UGFzc3dvcmQ6");
+	b64("secret", 6, good, sizeof(good));
+	snprintf(line, sizeof(line), "%s\r\n", good);
+	cl_sends(&c, line);
+	EXPECT(&c, "235 2.7.0");
+	cl_sends(&c, "RCPT TO:<b@example.net>\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_close(&c);
+	assert_true(mock_log_contains("AUTH LOGIN ok: user=alice"));
+
+	/* Three failures and out; unknown users fail the same way. */
+	cl_hello(fx, &c);
+	cl_sends(&c, "STARTTLS\r\n");
+	EXPECT(&c, "220 ");
+	cl_tls(&c);
+	cl_sends(&c, "EHLO c.example\r\n");
+	EXPECT(&c, "250-");
+	b64("\0mallory\0secret", 15, bad, sizeof(bad));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", bad);
+	cl_sends(&c, line);
+	EXPECT(&c, "535 5.7.8");
+	cl_sends(&c, line);
+	EXPECT(&c, "535 5.7.8");
+	cl_sends(&c, line);
+	EXPECT(&c, "421 4.7.0");
+	cl_wait_eof(&c);
+	cl_close(&c);
+	assert_true(mock_log_contains("failed: user=mallory"));
+	/* Passwords are never logged. */
+	assert_false(mock_log_contains("secret"));
+	assert_false(mock_log_contains("wrong"));
+	assert_int_equal(spool_count(fx, NULL), 1);
+}
+
+static void
+test_auth_unconfigured(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+
+	fx_start(fx);
+	cl_hello(fx, &c);
+	cl_sends(&c, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	EXPECT(&c, "503 5.5.1");
+	cl_sends(&c, "STARTTLS\r\n");
+	EXPECT(&c, "502 5.5.1");
+	cl_close(&c);
+}
+
+static bool
+make_hash(void)
+{
+	FILE *p = popen("openssl passwd -6 secret 2>/dev/null", "r");
+	size_t n;
+
+	if (p == NULL)
+		return false;
+	if (fgets(secret_hash, sizeof(secret_hash), p) == NULL)
+		secret_hash[0] = '\0';
+	pclose(p);
+	n = strlen(secret_hash);
+	while (n > 0 && (secret_hash[n - 1] == '\n' ||
+	    secret_hash[n - 1] == '\r'))
+		secret_hash[--n] = '\0';
+	return strncmp(secret_hash, "$6$", 3) == 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_io_raw, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_users_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelining, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_commands, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_outsider, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_smuggling, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_data_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_recipients, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_command_lines, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pipeline_flood, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_error_limit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_clients, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_timeouts, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_spool_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_free_mid_data, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_set_params, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_accept_emfile, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_starttls, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_unconfigured, setup,
+		    teardown),
+	};
+	char cmd[PATH_MAX + 512];
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (system("openssl version >/dev/null 2>&1") == 0) {
+		(void)make_hash();
+		rc = snprintf(certdir, sizeof(certdir), "%s/mxrelay-smtpd-"
+		    "tls.XXXXXX", getenv("TMPDIR") != NULL ?
+		    getenv("TMPDIR") : "/tmp");
+		if (rc > 0 && (size_t)rc < sizeof(certdir) &&
+		    mkdtemp(certdir) != NULL) {
+			snprintf(cmd, sizeof(cmd), "sh '%s/tests/unit/"
+			    "tls-certs.sh' '%s' 2>/dev/null", TOP_SRCDIR,
+			    certdir);
+			have_certs = system(cmd) == 0;
+		} else
+			certdir[0] = '\0';
+	}
+	if (!have_certs)
+		fprintf(stderr, "openssl command or tls-certs.sh failed: "
+		    "TLS tests skipped\n");
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	if (certdir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", certdir);
+		(void)system(cmd);
+	}
+	return rc;
+}
