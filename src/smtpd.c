@@ -1335,12 +1335,31 @@ auth_reset(struct session *s)
 	}
 }
 
+/*
+ * One base64 LOGIN response into buf (a C string without NULs); false
+ * after the error reply when it cannot be decoded.
+ */
+static bool
+auth_decode(struct session *s, const char *line, size_t len, char *buf,
+    size_t size)
+{
+	size_t n;
+
+	if (smtp_base64_decode(line, len, buf, size - 1, &n) == -1 ||
+	    memchr(buf, '\0', n) != NULL) {
+		auth_reset(s);
+		reply_error(s, "501 5.5.2 Error: cannot decode response");
+		return false;
+	}
+	buf[n] = '\0';
+	return true;
+}
+
 /* An AUTH continuation line (or LOGIN's initial response when ir). */
 static void
 auth_line(struct session *s, char *line, size_t len, bool ir)
 {
 	char buf[SMTPD_CMD_LINE_MAX];
-	size_t n;
 
 	if (!ir && strcmp(line, "*") == 0) {
 		auth_reset(s);
@@ -1353,28 +1372,16 @@ auth_line(struct session *s, char *line, size_t len, bool ir)
 		auth_plain(s, line, len);
 		break;
 	case AUTH_LOGIN_USER:
-		if (smtp_base64_decode(line, len, buf, sizeof(buf) - 1,
-		    &n) == -1 || memchr(buf, '\0', n) != NULL) {
-			auth_reset(s);
-			reply_error(s, "501 5.5.2 Error: cannot decode "
-			    "response");
+		if (!auth_decode(s, line, len, buf, sizeof(buf)))
 			break;
-		}
-		buf[n] = '\0';
 		free(s->auth_login);
 		s->auth_login = xstrdup(buf);
 		s->auth_step = AUTH_LOGIN_PASS;
 		reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
 		break;
 	case AUTH_LOGIN_PASS:
-		if (smtp_base64_decode(line, len, buf, sizeof(buf) - 1,
-		    &n) == -1 || memchr(buf, '\0', n) != NULL) {
-			auth_reset(s);
-			reply_error(s, "501 5.5.2 Error: cannot decode "
-			    "response");
+		if (!auth_decode(s, line, len, buf, sizeof(buf)))
 			break;
-		}
-		buf[n] = '\0';
 		s->state = S_CMD;
 		auth_finish(s, "LOGIN", s->auth_login, buf);
 		auth_reset(s);

@@ -23,7 +23,8 @@ E2E_TESTS = tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests/e2e/t_crash.sh \
 	tests/e2e/t_delivery.sh tests/e2e/t_tls.sh tests/demo.sh \
 	tests/e2e/t_install.sh tests/e2e/t_daemon.sh tests/e2e/t_smtpd.sh
 TESTS += $(E2E_TESTS)
-EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/certs.sh $(E2E_TESTS) \
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh tests/e2e/certs.sh \
+	$(E2E_TESTS) \
 	tests/e2e/smtpclient.py
 AM_TESTS_ENVIRONMENT = top_builddir='$(top_builddir)'; top_srcdir='$(top_srcdir)'; \
 	export top_builddir top_srcdir;

@@ -6,8 +6,7 @@
 # is down, SIGHUP with a bad and a good configuration, SIGTERM.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
-MXRELAYD="$top_builddir/src/mxrelayd"
-DPID=""
+. "${top_srcdir:-.}/tests/e2e/daemon.sh"
 
 cat > "$T/zone" <<'EOF'
 up.test MX 10 mx1.up.test
@@ -18,45 +17,6 @@ EOF
 start_dnsd "$T/zone"
 pick_port
 
-# The daemon drops root to nobody: it must be able to reach the spool.
-chmod 755 "$T"
-if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
-	DUSER=nobody
-	DGROUP=$(id -gn nobody)
-else
-	DUSER=$(id -un)
-	DGROUP=$(id -gn)
-fi
-
-# daemon_start: mxrelayd -f with $CONF, log in $T/d.log; waits for "started".
-daemon_start() {
-	: > "$T/d.log"
-	"$MXRELAYD" -f -C "$CONF" >> "$T/d.log" 2>&1 &
-	DPID=$!
-	PIDS="$PIDS $DPID"
-	wait_for "$T/d.log" 'started (pid'
-}
-
-# daemon_stop: SIGTERM, then its exit status in $DRC.
-daemon_stop() {
-	kill -TERM "$DPID"
-	wait "$DPID"
-	DRC=$?
-	DPID=""
-}
-
-# within SECONDS CMD...: CMD becomes true within SECONDS (polling).
-within() {
-	lim=$(( $1 * 20 )); shift
-	i=0
-	while ! "$@"; do
-		i=$((i + 1))
-		[ $i -gt "$lim" ] && return 1
-		sleep 0.05
-	done
-}
-
-got() { [ "$(received "$1")" -ge "$2" ]; }
 
 fresh
 world_conf "listen =" "user = $DUSER" "group = $DGROUP" "retry_min = 1s" \
@@ -83,7 +43,7 @@ ok "second instance refused with 69, naming the running pid"
 send a@up.test; send b@up.test; send c@up.test
 within 2 got 127.0.0.2 4 || fail "dropped messages not delivered within 2 s: $(received 127.0.0.2)"
 grep -q 'to=<early@up.test>, relay=mx1.up.test' "$T/d.log" || fail "root's earlier message not delivered"
-within 2 sh -c "[ \"\$('$SPOOLCHECK' '$SPOOL' | wc -l)\" = 0 ]" || fail "delivered messages still queued"
+within 2 queue_empty || fail "delivered messages still queued"
 grep -q 'to=<a@up.test>, relay=mx1.up.test\[127.0.0.2\]' "$T/d.log" || fail "no delivery log line"
 ok "messages dropped by mxrelay delivered within a second, and the one queued by root before the start"
 
@@ -109,7 +69,7 @@ expect_rc 0 "mxrelay -q with the daemon" mx -v -q
 expect_err "mxrelayd is running: it delivers now"
 within 3 got 127.0.0.3 10 || fail "flush did not deliver: $(received 127.0.0.3)"
 wait_for "$T/d.log" 'down.test: destination reachable again'
-within 2 sh -c "[ \"\$('$SPOOLCHECK' '$SPOOL' | wc -l)\" = 0 ]" || fail "queue not empty after the flush"
+within 2 queue_empty || fail "queue not empty after the flush"
 ok "mxrelay -q asks the running daemon to flush; the held destination delivered"
 
 # 6. -qI ID through the daemon; unknown id refused.

@@ -7,11 +7,10 @@
 # of a 1,000-message burst.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
-MXRELAYD="$top_builddir/src/mxrelayd"
+. "${top_srcdir:-.}/tests/e2e/daemon.sh"
 CLIENT="python3 ${top_srcdir:-.}/tests/e2e/smtpclient.py"
 command -v python3 > /dev/null || { echo "# python3 not installed"; exit 77; }
 command -v openssl > /dev/null || { echo "# openssl not installed"; exit 77; }
-DPID=""
 
 cat > "$T/zone" <<'EOF'
 up.test MX 10 mx1.up.test
@@ -23,46 +22,11 @@ start_dnsd "$T/zone"
 pick_port
 LPORT=$SMTP_PORT		# the listener: 127.0.0.1:$LPORT
 
-chmod 755 "$T"
-if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
-	DUSER=nobody
-	DGROUP=$(id -gn nobody)
-else
-	DUSER=$(id -un)
-	DGROUP=$(id -gn)
-fi
 mkdir "$T/certs"
 sh "${top_srcdir:-.}/tests/e2e/certs.sh" "$T/certs" relay.test || fail "certificates"
 chmod 644 "$T/certs"/*
 printf 'app:%s\n' "$(openssl passwd -6 's3cret pass')" > "$T/users"
 chmod 644 "$T/users"
-
-daemon_start() {
-	: > "$T/d.log"
-	"$MXRELAYD" -f -C "$CONF" >> "$T/d.log" 2>&1 &
-	DPID=$!
-	PIDS="$PIDS $DPID"
-	wait_for "$T/d.log" 'started (pid'
-}
-
-daemon_stop() {
-	kill -TERM "$DPID"
-	wait "$DPID"
-	DRC=$?
-	DPID=""
-}
-
-within() {
-	lim=$(( $1 * 20 )); shift
-	i=0
-	while ! "$@"; do
-		i=$((i + 1))
-		[ $i -gt "$lim" ] && return 1
-		sleep 0.05
-	done
-}
-got() { [ "$(received "$1")" -ge "$2" ]; }
-queue_empty() { [ "$("$SPOOLCHECK" "$SPOOL" | wc -l)" = 0 ]; }
 
 # client ARGS...: smtpclient.py, its output in $T/c.out, exit status in $CRC.
 client() {
