@@ -14,6 +14,7 @@ EXTRA_DIST += tests/fuzz/replay.c
 
 include $(srcdir)/tests/unit/conf.mk
 include $(srcdir)/tests/unit/message.mk
+include $(srcdir)/tests/bench/bench.mk
 
 # End-to-end tests: real binaries, a real spool on disk.
 check_PROGRAMS += tests/e2e/spoolcheck

@@ -1,0 +1,8 @@
+# tests/bench/bench.mk: the benchmarks.  Never run by `make check` (not in
+# TESTS); the load generator is built with the check programs so that the
+# scripts find it in the build tree.
+#   sh tests/bench/bench_queue.sh BUILDDIR [N]   mxrelay -q delivery rate
+#   sh tests/bench/bench_smtpd.sh BUILDDIR [N]   mxrelayd end to end (issue 4)
+check_PROGRAMS += tests/bench/smtpload
+tests_bench_smtpload_SOURCES = tests/bench/smtpload.c
+EXTRA_DIST += tests/bench/bench_queue.sh tests/bench/bench_smtpd.sh

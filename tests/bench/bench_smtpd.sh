@@ -1,0 +1,209 @@
+#!/bin/sh
+# End-to-end benchmark of mxrelayd (issue 4): N messages (default 10000)
+# submitted over SMTP to the listener by 20 parallel clients
+# (tests/bench/smtpload), delivered by the daemon to local sinks for 100
+# domains (d0.test .. d99.test, MX on smtpsink at 127.0.0.2-5).  Reports
+# the submission rate, the end-to-end rate (first connection of the load
+# to the last message stored by a sink) and the peak RSS of mxrelayd
+# (VmHWM, read just before SIGTERM).
+#
+#   sh tests/bench/bench_smtpd.sh BUILDDIR [N]
+#
+# BUILDDIR needs src/mxrelayd, src/mxrelay and the check programs
+# tests/world/dnsd, tests/world/smtpsink and tests/bench/smtpload
+# (make check builds them; or `make tests/world/dnsd tests/world/smtpsink
+# tests/bench/smtpload`; $SMTPLOAD overrides the path of smtpload).  Use
+# an optimised build without sanitizers for figures, e.g.
+#   mkdir /tmp/rel && cd /tmp/rel && /path/to/configure CFLAGS='-O2 -g' && make
+# Everything runs on loopback, is stopped by PID, and every wait is bounded
+# (the helpers also stop by themselves after 900 s).  Exit 0 only when all
+# N messages were acknowledged, delivered and gone from the queue.
+# The spool and the sinks live in a temporary directory under $TMPDIR
+# (default /tmp): the figures are those of that filesystem's fsync.
+# BENCH_KEEP=1 keeps that directory (logs, spool, sink) for a look.
+set -eu
+[ $# -ge 1 ] || { echo "usage: bench_smtpd.sh BUILDDIR [N]" >&2; exit 2; }
+B=$(cd "$1" && pwd)
+N=${2:-10000}
+CLIENTS=20
+DOMAINS=100
+NSINKS=4			# exchangers on 127.0.0.2 .. 127.0.0.5
+SINKS=$(i=0; while [ $i -lt $NSINKS ]; do printf '%d ' $((2 + i)); i=$((i + 1)); done)
+SMTPLOAD=${SMTPLOAD:-$B/tests/bench/smtpload}
+for p in src/mxrelayd src/mxrelay tests/world/dnsd tests/world/smtpsink; do
+	[ -x "$B/$p" ] || { echo "bench_smtpd: $B/$p missing (make it first)" >&2; exit 2; }
+done
+[ -x "$SMTPLOAD" ] || { echo "bench_smtpd: $SMTPLOAD missing (make tests/bench/smtpload)" >&2; exit 2; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-bench.XXXXXX")
+pids=""
+dpid=""
+# shellcheck disable=SC2317	# called by the trap
+cleanup() {
+	for p in $dpid $pids; do kill "$p" 2>/dev/null || true; done
+	for p in $dpid $pids; do wait "$p" 2>/dev/null || true; done
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "kept: $T" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+	echo "bench_smtpd: $*" >&2
+	if [ -s "$T/d.log" ]; then
+		echo "--- last lines of the mxrelayd log:" >&2
+		tail -n 20 "$T/d.log" >&2
+	fi
+	exit 1
+}
+
+# wait_for FILE PATTERN [SECONDS]: a line matching PATTERN in FILE.
+wait_for() {
+	lim=$(( ${3:-10} * 20 ))
+	i=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -le "$lim" ] || die "timed out waiting for '$2' in $1"
+		sleep 0.05
+	done
+}
+
+now() { date +%s.%N; }
+# rate COUNT START END: COUNT per second, rounded.
+rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { d = e - s; printf "%.0f", (d > 0 ? n / d : 0) }'; }
+secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
+
+# DNS: 100 domains, MX spread over the sinks.
+: > "$T/zone"
+i=0
+while [ $i -lt $DOMAINS ]; do
+	echo "d$i.test MX 10 mx$((2 + i % NSINKS)).sink.test" >> "$T/zone"
+	i=$((i + 1))
+done
+for a in $SINKS; do echo "mx$a.sink.test A 127.0.0.$a" >> "$T/zone"; done
+"$B/tests/world/dnsd" -l 127.0.0.1:0 -z "$T/zone" -t 900 > "$T/dnsd.out" 2>&1 &
+pids="$pids $!"
+wait_for "$T/dnsd.out" '^port '
+dport=$(sed -n 's/^port //p' "$T/dnsd.out")
+
+# A free port (probed on 127.0.0.1): the listener there, the sinks on
+# 127.0.0.2.. with the same number (smtp_port is one for all).
+"$B/tests/world/smtpsink" -l 127.0.0.1:0 -L "$T/probe.log" -t 5 > /dev/null &
+p=$!
+wait_for "$T/probe.log" 'listen addr='
+port=$(sed -n 's/.*listen addr=127.0.0.1:\([0-9]*\).*/\1/p' "$T/probe.log")
+kill $p; wait $p 2>/dev/null || true
+
+mkdir "$T/sink"
+ls=""
+for a in $SINKS; do ls="$ls -l 127.0.0.$a:$port"; done
+# shellcheck disable=SC2086
+"$B/tests/world/smtpsink" $ls -d "$T/sink" -L "$T/sink.log" -n sink.test -t 900 > /dev/null &
+pids="$pids $!"
+for a in $SINKS; do wait_for "$T/sink.log" "listen addr=127.0.0.$a:"; done
+
+# The daemon drops root to `user`: it must reach the spool in $T.
+chmod 755 "$T"
+if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
+	duser=nobody
+	dgroup=$(id -gn nobody)
+else
+	duser=$(id -un)
+	dgroup=$(id -gn)
+fi
+cat > "$T/conf" <<EOC
+hostname = relay.bench
+spool_dir = $T/spool
+listen = 127.0.0.1:$port
+dns_servers = 127.0.0.1:$dport
+smtp_port = $port
+user = $duser
+group = $dgroup
+tls = none
+concurrency = 100
+domain_concurrency = 20
+max_clients = 100
+retry_min = 5s
+EOC
+
+"$B/src/mxrelayd" -f -C "$T/conf" > "$T/d.log" 2>&1 &
+dpid=$!
+i=0
+while ! grep -q 'started (pid' "$T/d.log"; do
+	kill -0 "$dpid" 2>/dev/null || {
+		wait "$dpid" 2>/dev/null && rc=0 || rc=$?
+		dpid=""
+		die "mxrelayd exited ($rc) before it started"
+	}
+	i=$((i + 1))
+	[ $i -le 200 ] || die "mxrelayd did not start within 10 s"
+	sleep 0.05
+done
+grep -q 'listening on 127.0.0.1:' "$T/d.log" || die "mxrelayd is not listening"
+
+# delivered: messages the sinks took (one "msg ... code=250" log line each).
+delivered() { grep -c '^msg .*code=250' "$T/sink.log" || true; }
+
+echo "submitting $N messages over SMTP ($CLIENTS clients, $DOMAINS domains)..."
+start=$(now)
+lrc=0
+# In the background, so that a signal to this script is taken at once.
+"$SMTPLOAD" -s "127.0.0.1:$port" -c $CLIENTS -n "$N" -d $DOMAINS -t 30 -T 600 \
+    > "$T/load.out" &
+lpid=$!
+pids="$pids $lpid"
+wait "$lpid" || lrc=$?
+cat "$T/load.out"
+acked=$(sed -n 's/^acked \([0-9]*\) of .*/\1/p' "$T/load.out")
+lsecs=$(sed -n 's/.*seconds \([0-9.]*\)$/\1/p' "$T/load.out")
+if [ -z "$acked" ] || [ -z "$lsecs" ]; then die "smtpload failed ($lrc)"; fi
+echo "submitted: $acked acked in $lsecs s ($(rate "$acked" 0 "$lsecs") msg/s)"
+
+# Every acknowledged message delivered: bounded by 60 s + 50 ms a message.
+lim=$(( (60 + N / 20) * 20 ))
+i=0
+while [ "$(delivered)" -lt "$acked" ]; do
+	i=$((i + 1))
+	if [ $i -gt $lim ] || ! kill -0 "$dpid" 2>/dev/null; then
+		echo "bench_smtpd: gave up waiting: $(delivered) of $acked delivered" >&2
+		break
+	fi
+	sleep 0.05
+done
+end=$(now)
+got=$(find "$T/sink" -type f -name 'msg.*' | wc -l | tr -d ' ')
+echo "delivered: $got of $N in $(secs "$start" "$end") s end to end ($(rate "$got" "$start" "$end") msg/s)"
+
+# The queue empties once the removals are flushed (bounded: 10 s).
+queued() { "$B/src/mxrelay" -C "$T/conf" -bp 2>/dev/null | grep -c '^[0-9a-f]\{20\} ' || true; }
+i=0
+while left=$(queued) && [ "$left" -gt 0 ] && [ $i -lt 100 ]; do
+	i=$((i + 1))
+	sleep 0.1
+done
+
+rss=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$dpid/status")
+# CPU seconds of the daemon (fields 14, 15 of /proc/PID/stat, in ticks).
+cpu=$(sed 's/.*) //' "/proc/$dpid/stat" | awk -v hz="$(getconf CLK_TCK)" \
+    '{ printf "user %.2f s, system %.2f s", $12 / hz, $13 / hz }')
+echo "mxrelayd peak RSS: $rss KB"
+kill -TERM "$dpid"
+i=0
+while kill -0 "$dpid" 2>/dev/null && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.05; done
+if kill -0 "$dpid" 2>/dev/null; then
+	echo "bench_smtpd: mxrelayd still running 10 s after SIGTERM: killed" >&2
+	kill -KILL "$dpid"
+fi
+wait "$dpid" 2>/dev/null && drc=0 || drc=$?
+dpid=""
+echo "left in queue: $left"
+conns=$(grep -c '^close ' "$T/sink.log" || true)
+echo "(mxrelayd CPU: $cpu; outbound connections: $conns for $got messages)"
+[ "$drc" = 0 ] || die "mxrelayd exited $drc after SIGTERM"
+dups=$(awk -v g="$got" -v n="$acked" 'BEGIN { print (g > n) ? g - n : 0 }')
+[ "$dups" = 0 ] || echo "bench_smtpd: $dups messages delivered more than once" >&2
+[ "$lrc" = 0 ] && [ "$got" = "$N" ] && [ "$left" = 0 ] || exit 1
+exit 0
