@@ -64,6 +64,11 @@
 #define SHUTDOWN_GRACE_MS	10000
 /* Housekeeping: retired generations, the fallback look at env/. */
 #define HOUSEKEEPING_MS		1000
+/*
+ * Threads that make received messages durable (the fsyncs of a commit):
+ * fsyncs from several threads overlap on the disk, and the loop goes on.
+ */
+#define COMMIT_THREADS		4
 /* Control connections that say nothing are dropped after this. */
 #define CONTROL_TIMEOUT_MS	5000
 
@@ -808,6 +813,10 @@ run(struct daemon *d)
 		    d)) == NULL) {
 			log_warnx("the SMTP listener cannot start");
 			return EX_SOFTWARE;
+		}
+		if (smtpd_commit_threads(d->smtpd, COMMIT_THREADS) == -1) {
+			log_warn("the SMTP listener's commit threads");
+			return EX_OSERR;
 		}
 		for (size_t i = 0; i < d->nlfds; i++) {
 			int fd = d->lfds[i];

@@ -64,6 +64,7 @@
 #include "message.h"
 #include "smtp_proto.h"
 #include "smtpd.h"
+#include "workq.h"
 #include "spool.h"
 #include "util.h"
 
@@ -91,6 +92,7 @@ enum session_state {
 	S_AUTH,
 	S_DATA,
 	S_TLS,
+	S_COMMIT,	/* the message is being made durable (worker thread) */
 	S_CLOSING,
 };
 
@@ -141,7 +143,19 @@ struct session {
 	bool		 too_big;
 	int		 spool_err;	/* errno of a failed spool call, or 0 */
 
+	struct commit	*commit;	/* S_COMMIT: the job in a worker */
+
 	struct ev_timer	 close_timer;
+};
+
+/* One message on its way to disk in a worker thread. */
+struct commit {
+	struct smtpd		*sd;
+	struct session		*s;	/* NULL once the client is gone */
+	struct queue_new	*qn;
+	struct envelope		 env;
+	int			 rc;
+	int			 err;
 };
 
 struct listener {
@@ -163,6 +177,8 @@ struct smtpd {
 	bool		 shutting_down;
 	TAILQ_HEAD(, session) sessions;
 	unsigned	 nsessions;
+	struct workq	*wq;		/* commits off the loop; NULL = inline */
+	bool		 freeing;
 	char		 dbuf[SMTPD_DATA_CHUNK + 1];	/* unstuffer output */
 };
 
@@ -231,6 +247,8 @@ static void	 data_input(struct session *);
 static void	 data_out(struct session *, const char *, size_t);
 static void	 data_drop(struct session *);
 static void	 data_end(struct session *, enum smtp_unstuff_status);
+static void	 commit_start(struct session *);
+static void	 commit_done(void *);
 static void	 data_commit(struct session *);
 static void	 hops_scan(struct hopscan *, const char *, size_t);
 static bool	 spool_full(int);
@@ -286,6 +304,14 @@ params_set(struct smtpd *sd, const struct smtpd_params *p)
 		sd->p.data_timeout_ms = SMTPD_DATA_TIMEOUT_MS;
 }
 
+int
+smtpd_commit_threads(struct smtpd *sd, unsigned n)
+{
+	if (sd->wq != NULL || n == 0)
+		return 0;
+	return (sd->wq = workq_new(sd->loop, n)) == NULL ? -1 : 0;
+}
+
 void
 smtpd_set_params(struct smtpd *sd, const struct smtpd_params *p)
 {
@@ -329,6 +355,9 @@ smtpd_free(struct smtpd *sd)
 	while ((s = TAILQ_FIRST(&sd->sessions)) != NULL)
 		session_free(s);
 	listeners_close(sd);
+	/* Commits in flight finish (their messages are queued, unanswered). */
+	sd->freeing = true;
+	workq_free(sd->wq);
 	free(sd);
 }
 
@@ -463,6 +492,7 @@ smtpd_shutdown(struct smtpd *sd)
 		next = TAILQ_NEXT(s, entry);
 		switch (s->state) {
 		case S_DATA:
+		case S_COMMIT:
 			/* Let the message finish; 421 follows its reply. */
 			s->closing_pending = true;
 			break;
@@ -561,6 +591,8 @@ session_free(struct session *s)
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	sd->nsessions--;
 	ev_timer_del(sd->loop, &s->close_timer);
+	if (s->commit != NULL)
+		s->commit->s = NULL;
 	io_free(s->io);
 	session_reset_txn(s);
 	free(s->auth_user);
@@ -678,6 +710,7 @@ session_input(struct session *s)
 	for (;;) {
 		switch (s->state) {
 		case S_TLS:
+		case S_COMMIT:
 		case S_CLOSING:
 			return;
 		case S_DATA:
@@ -1601,6 +1634,10 @@ data_end(struct session *s, enum smtp_unstuff_status st)
 			reply(s, "452 4.3.1 Insufficient system storage");
 		else
 			reply(s, "451 4.3.0 Error: queue file write error");
+	} else if (sd->wq != NULL) {
+		commit_start(s);
+		session_reset_txn(s);
+		return;		/* commit_done() goes on */
 	} else
 		data_commit(s);
 	session_reset_txn(s);
@@ -1610,49 +1647,135 @@ data_end(struct session *s, enum smtp_unstuff_status st)
 	}
 }
 
-static void
-data_commit(struct session *s)
+/* The envelope of the message that DATA just ended (its queue_new moves). */
+static struct commit *
+commit_new(struct session *s)
 {
-	struct smtpd *sd = s->sd;
-	struct envelope env;
+	struct commit *c = xcalloc(1, sizeof(*c));
+
+	c->sd = s->sd;
+	c->s = s;
+	envelope_init(&c->env);
+	c->env.sender = xstrdup(s->sender);
+	for (size_t i = 0; i < s->rcpts.n; i++)
+		envelope_add_rcpt(&c->env, s->rcpts.v[i], NULL);
+	c->env.arrival = time(NULL);
+	c->qn = s->qn;
+	s->qn = NULL;		/* commit frees it, success or not */
+	return c;
+}
+
+/* Fsyncs and renames: in a worker thread, or inline. */
+static void
+commit_work(void *arg)
+{
+	struct commit *c = arg;
+
+	c->rc = queue_new_commit(c->qn, &c->env);
+	c->err = errno;
+	c->qn = NULL;
+}
+
+/* The reply, once the message is on disk (or could not be put there). */
+static void
+commit_reply(struct session *s, struct commit *c)
+{
 	char esc[SMTP_PATH_MAX * 4], user[256];
 	const char *tls;
-	struct queue_new *qn = s->qn;
+	struct envelope *env = &c->env;
 
-	envelope_init(&env);
-	env.sender = xstrdup(s->sender);
-	for (size_t i = 0; i < s->rcpts.n; i++)
-		envelope_add_rcpt(&env, s->rcpts.v[i], NULL);
-	env.arrival = time(NULL);
-	s->qn = NULL;		/* commit frees it, success or not */
-	if (queue_new_commit(qn, &env) == -1) {
-		int e = errno;
-
+	if (c->rc == -1) {
+		errno = c->err;
 		log_warn("smtpd: queue commit from [%s]:%u", s->addr,
 		    s->port);
-		if (spool_full(e))
+		if (spool_full(c->err))
 			reply(s, "452 4.3.1 Insufficient system storage");
 		else
 			reply(s, "451 4.3.0 Error: queue file write error");
-		envelope_free(&env);
 		return;
 	}
-	if (sd->cb != NULL)
-		sd->cb(sd->arg, &env);
 	tls = io_tls_version(s->io);
-	util_escape(esc, sizeof(esc), env.sender);
+	util_escape(esc, sizeof(esc), env->sender);
 	if (s->auth_user != NULL) {
 		util_escape(user, sizeof(user), s->auth_user);
 		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu, "
-		    "client=[%s]:%u, tls=%s, auth=%s", env.id, esc, env.size,
-		    env.nrcpt, s->addr, s->port, tls != NULL ? tls : "none",
+		    "client=[%s]:%u, tls=%s, auth=%s", env->id, esc, env->size,
+		    env->nrcpt, s->addr, s->port, tls != NULL ? tls : "none",
 		    user);
 	} else
 		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu, "
-		    "client=[%s]:%u, tls=%s", env.id, esc, env.size,
-		    env.nrcpt, s->addr, s->port, tls != NULL ? tls : "none");
-	reply(s, "250 2.0.0 Ok: queued as %s", env.id);
-	envelope_free(&env);
+		    "client=[%s]:%u, tls=%s", env->id, esc, env->size,
+		    env->nrcpt, s->addr, s->port, tls != NULL ? tls : "none");
+	reply(s, "250 2.0.0 Ok: queued as %s", env->id);
+}
+
+static void
+commit_free(struct commit *c)
+{
+	if (c->qn != NULL)
+		queue_new_abort(c->qn);
+	envelope_free(&c->env);
+	free(c);
+}
+
+/* Inline: commit, tell the queue manager, reply. */
+static void
+data_commit(struct session *s)
+{
+	struct commit *c = commit_new(s);
+
+	commit_work(c);
+	if (c->rc == 0 && s->sd->cb != NULL)
+		s->sd->cb(s->sd->arg, &c->env);
+	commit_reply(s, c);
+	commit_free(c);
+}
+
+/*
+ * In a worker thread: the session waits (S_COMMIT, no input taken) so
+ * that the replies stay in order.
+ */
+static void
+commit_start(struct session *s)
+{
+	struct commit *c = commit_new(s);
+
+	s->state = S_COMMIT;
+	s->commit = c;
+	workq_push(s->sd->wq, commit_work, commit_done, c);
+}
+
+static void
+commit_done(void *arg)
+{
+	struct commit *c = arg;
+	struct smtpd *sd = c->sd;
+	struct session *s = c->s;
+
+	if (c->rc == 0 && sd->cb != NULL && !sd->freeing)
+		sd->cb(sd->arg, &c->env);
+	if (s == NULL) {
+		if (c->rc == 0)
+			log_info("%s: queued, but the client left before the "
+			    "reply", c->env.id);
+		commit_free(c);
+		return;
+	}
+	s->commit = NULL;
+	if (s->state == S_CLOSING) {
+		/* Timed out meanwhile: the 421 is said, the session goes. */
+		commit_free(c);
+		return;
+	}
+	s->state = S_CMD;
+	commit_reply(s, c);
+	commit_free(c);
+	if (s->closing_pending) {
+		reply(s, "421 4.3.2 %s Service shutting down", sd->p.hostname);
+		session_closing(s);
+		return;
+	}
+	session_input(s);
 }
 
 /* "Mon, 23 Nov 2026 18:44:13 +0100", local time, C locale names. */

@@ -69,6 +69,13 @@ struct smtpd	*smtpd_new(struct ev_loop *, struct queue *,
 /* Stop everything: sessions are closed, unfinished messages thrown away. */
 void		 smtpd_free(struct smtpd *);
 void		 smtpd_set_params(struct smtpd *, const struct smtpd_params *);
+/*
+ * Make messages durable (queue_new_commit: fsyncs, renames) in n worker
+ * threads instead of in the loop, so that the loop goes on serving other
+ * clients meanwhile; the session waits for its reply in order.  Without
+ * it (or n = 0) commits run inline.  -1 when the threads cannot start.
+ */
+int		 smtpd_commit_threads(struct smtpd *, unsigned n);
 
 /*
  * Accept clients on a bound, listening, non-blocking socket (taken over:

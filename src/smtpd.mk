@@ -1,12 +1,12 @@
 # src/smtpd.mk: the SMTP listener of mxrelayd (sources, unit tests).
-src_libmxnet_a_SOURCES += src/smtpd.c src/smtpd.h
+src_libmxnet_a_SOURCES += src/smtpd.c src/smtpd.h src/workq.c src/workq.h
 
 # The listener on a real loop, real loopback sockets and a real spool
 # (queue/spool.c linked in for its failure-injection table); TLS tests use
 # certificates made by tls-certs.sh, AUTH a users file made with
 # `openssl passwd -6`.  Also the raw-read mode of src/io.c.
 check_PROGRAMS += tests/unit/test_smtpd
-tests_unit_test_smtpd_SOURCES = tests/unit/test_smtpd.c src/smtpd.c \
+tests_unit_test_smtpd_SOURCES = tests/unit/test_smtpd.c src/smtpd.c src/workq.c \
 	src/smtp_proto.c src/io.c src/event.c src/tls.c src/conf.c \
 	src/message.c src/util.c queue/spool.c queue/envelope.c \
 	$(TEST_COMMON)
