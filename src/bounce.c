@@ -141,21 +141,7 @@ find(const char *hay, size_t hlen, const char *needle, size_t nlen)
 static int
 fmt_date(time_t t, char *out, size_t outlen)
 {
-	static const char *day[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
-	    "Sat" };
-	static const char *mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm tm;
-	int n;
-
-	if (t < 0 || gmtime_r(&t, &tm) == NULL || tm.tm_wday < 0 ||
-	    tm.tm_wday > 6 || tm.tm_mon < 0 || tm.tm_mon > 11 ||
-	    tm.tm_year > 9999 - 1900)
-		return -1;
-	n = snprintf(out, outlen, "%s, %d %s %d %02d:%02d:%02d +0000",
-	    day[tm.tm_wday], tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec);
-	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	return t < 0 ? -1 : util_date_rfc5322(t, true, out, outlen);
 }
 
 /*

@@ -996,27 +996,15 @@ name_is(const char *name, size_t n, const char *want)
 static int
 add_date(struct obuf *b, time_t now, char *err, size_t errlen)
 {
-	static const char days[7][4] = {
-		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
-	};
-	static const char months[12][4] = {
-		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
-	};
-	struct tm tm;
-	char zone[16], line[128];
+	char date[64];
 
-	if (localtime_r(&now, &tm) == NULL ||
-	    strftime(zone, sizeof(zone), "%z", &tm) == 0 ||
-	    tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
-	    tm.tm_mon > 11) {
+	if (util_date_rfc5322(now, false, date, sizeof(date)) == -1) {
 		util_seterr(err, errlen, "cannot convert the time for Date:");
 		return -1;
 	}
-	snprintf(line, sizeof(line), "Date: %s, %d %s %d %02d:%02d:%02d %s\r\n",
-	    days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, zone);
-	ob_adds(b, line);
+	ob_adds(b, "Date: ");
+	ob_adds(b, date);
+	ob_adds(b, "\r\n");
 	return 0;
 }
 

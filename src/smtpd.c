@@ -252,7 +252,6 @@ static void	 commit_done(void *);
 static void	 data_commit(struct session *);
 static void	 hops_scan(struct hopscan *, const char *, size_t);
 static bool	 spool_full(int);
-static void	 date_rfc5322(time_t, char *, size_t);
 static bool	 ct_equal(const char *, const char *);
 
 static const struct smtpd_cmd commands[] = {
@@ -1143,9 +1142,10 @@ static void
 cmd_data(struct session *s, char *arg)
 {
 	struct smtpd *sd = s->sd;
-	char date[64];
+	char date[64] = "";
 	char *hdr;
 	const char *proto;
+	time_t now = time(NULL);
 	int r;
 
 	(void)arg;
@@ -1175,7 +1175,9 @@ cmd_data(struct session *s, char *arg)
 		proto = s->auth_user != NULL ? "ESMTPSA" : "ESMTPS";
 	else
 		proto = s->auth_user != NULL ? "ESMTPA" : "ESMTP";
-	date_rfc5322(time(NULL), date, sizeof(date));
+	/* A local time that cannot be converted: say it in UTC. */
+	if (util_date_rfc5322(now, false, date, sizeof(date)) == -1)
+		(void)util_date_rfc5322(now, true, date, sizeof(date));
 	if (s->rcpts.n == 1)
 		hdr = xasprintf("Received: from %s ([%s])\r\n"
 		    "\tby %s (mxrelay) with %s id %s\r\n"
@@ -1776,33 +1778,6 @@ commit_done(void *arg)
 		return;
 	}
 	session_input(s);
-}
-
-/* "Mon, 23 Nov 2026 18:44:13 +0100", local time, C locale names. */
-static void
-date_rfc5322(time_t t, char *buf, size_t len)
-{
-	static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu",
-	    "Fri", "Sat" };
-	static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May",
-	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm tm;
-	long off;
-	char sign = '+';
-
-	if (localtime_r(&t, &tm) == NULL) {
-		gmtime_r(&t, &tm);
-		tm.tm_gmtoff = 0;
-	}
-	off = tm.tm_gmtoff / 60;
-	if (off < 0) {
-		sign = '-';
-		off = -off;
-	}
-	snprintf(buf, len, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld",
-	    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
-	    off / 60, off % 60);
 }
 
 /* ------------------------------------------------------------------ */

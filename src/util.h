@@ -39,6 +39,14 @@ void	 util_seterr(char *err, size_t errlen, const char *fmt, ...)
 ssize_t	 util_getline(FILE *, char **line, size_t *cap, size_t max,
 	    const char *path, unsigned long *lineno, char *err, size_t errlen);
 
+/*
+ * RFC 5322 §3.3 date-time, "Mon, 23 Nov 2026 18:44:13 +0100": local time,
+ * or UTC ("+0000") with utc; English names whatever the locale.  0, or -1
+ * when t cannot be converted (or its year has more than 4 digits) or buf
+ * is too small.
+ */
+int	 util_date_rfc5322(time_t t, bool utc, char *buf, size_t len);
+
 /* Copy at most dstsize-1 bytes and NUL-terminate; returns strlen(src). */
 size_t	 util_strlcpy(char *dst, const char *src, size_t dstsize);
 

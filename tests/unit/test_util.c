@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "util.h"
@@ -87,6 +88,36 @@ test_escape(void **state)
 }
 
 static void
+test_date(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(util_date_rfc5322(0, true, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "Thu, 1 Jan 1970 00:00:00 +0000");
+	assert_int_equal(util_date_rfc5322(1795468901, true, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "Mon, 23 Nov 2026 21:21:41 +0000");
+	/* Local time: east and west of UTC, and the offset's minutes. */
+	setenv("TZ", "UTC-5:30", 1);
+	tzset();
+	assert_int_equal(util_date_rfc5322(0, false, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "Thu, 1 Jan 1970 05:30:00 +0530");
+	setenv("TZ", "UTC+3", 1);
+	tzset();
+	assert_int_equal(util_date_rfc5322(0, false, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "Wed, 31 Dec 1969 21:00:00 -0300");
+	/* utc ignores TZ. */
+	assert_int_equal(util_date_rfc5322(0, true, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "Thu, 1 Jan 1970 00:00:00 +0000");
+	unsetenv("TZ");
+	tzset();
+	/* Too small a buffer, a year of five digits: refused. */
+	assert_int_equal(util_date_rfc5322(0, true, buf, 10), -1);
+	assert_int_equal(util_date_rfc5322((time_t)400000000000LL, true, buf,
+	    sizeof(buf)), -1);
+}
+
+static void
 test_strlist(void **state)
 {
 	struct strlist l = { 0 };
@@ -109,6 +140,7 @@ main(void)
 		cmocka_unit_test(test_size),
 		cmocka_unit_test(test_strlcpy),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_date),
 		cmocka_unit_test(test_strlist),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
