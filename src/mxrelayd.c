@@ -311,7 +311,8 @@ static int
 listen_one(struct daemon *d, const struct hostport *hp)
 {
 	struct addrinfo hints, *res = NULL, *ai;
-	char port[16];
+	char port[16], name[300];
+	bool v6 = strchr(hp->host, ':') != NULL;
 	int gai, bound = 0;
 
 	memset(&hints, 0, sizeof(hints));
@@ -319,8 +320,10 @@ listen_one(struct daemon *d, const struct hostport *hp)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	snprintf(port, sizeof(port), "%u", hp->port);
+	snprintf(name, sizeof(name), "%s%s%s:%s", v6 ? "[" : "", hp->host,
+	    v6 ? "]" : "", port);
 	if ((gai = getaddrinfo(hp->host, port, &hints, &res)) != 0) {
-		log_warnx("listen %s:%s: %s", hp->host, port, gai_strerror(gai));
+		log_warnx("listen %s: %s", name, gai_strerror(gai));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -328,7 +331,7 @@ listen_one(struct daemon *d, const struct hostport *hp)
 
 		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, ai->ai_protocol)) == -1) {
-			log_warn("listen %s:%s: socket", hp->host, port);
+			log_warn("listen %s: socket", name);
 			continue;
 		}
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -337,9 +340,7 @@ listen_one(struct daemon *d, const struct hostport *hp)
 			    sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
 		    listen(fd, SOMAXCONN) == -1) {
-			log_warn("listen %s%s%s:%s", strchr(hp->host, ':') ?
-			    "[" : "", hp->host, strchr(hp->host, ':') ? "]" : "",
-			    port);
+			log_warn("listen %s", name);
 			close(fd);
 			freeaddrinfo(res);
 			return -1;
@@ -350,11 +351,10 @@ listen_one(struct daemon *d, const struct hostport *hp)
 	}
 	freeaddrinfo(res);
 	if (bound == 0) {
-		log_warnx("listen %s:%s: no address to bind", hp->host, port);
+		log_warnx("listen %s: no address to bind", name);
 		return -1;
 	}
-	log_info("listening on %s%s%s:%s", strchr(hp->host, ':') ? "[" : "",
-	    hp->host, strchr(hp->host, ':') ? "]" : "", port);
+	log_info("listening on %s", name);
 	return 0;
 }
 

@@ -323,18 +323,24 @@ rcpt_domain(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
+/* The recipient's domain in lower case (allocated). */
+static char *
+domain_lower(const char *addr)
+{
+	char *d = xstrdup(rcpt_domain(addr));
+
+	for (char *p = d; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
 /* What a recipient's destination is called in the holds. */
 static char *
 hold_key(const struct qmgr *qm, const char *addr)
 {
-	char *k;
-
 	if (qm->conf->relayhost != NULL)
 		return xstrdup("");
-	k = xstrdup(rcpt_domain(addr));
-	for (char *p = k; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return k;
+	return domain_lower(addr);
 }
 
 static struct hold *
@@ -584,9 +590,7 @@ msg_load(struct qmgr *qm, struct qent *qe)
 		}
 		go[i] = true;
 		ndue++;
-		dom = xstrdup(rcpt_domain(r->addr));
-		for (char *p = dom; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
+		dom = domain_lower(r->addr);
 		if (!strlist_contains_nocase(&domains, dom))
 			strlist_add_owned(&domains, dom);
 		else
