@@ -6,9 +6,14 @@
  * them: MX preference (equal preferences shuffled by dns.c), then each
  * exchanger's addresses as DNS gave them (IPv6 first).  Message parts
  * wait in the destination's queue; sessions (struct dsess) connect to a
- * route and pull parts from the queue one after the other (RSET between,
- * up to reuse_limit), so many messages share one connection and up to
- * domain_concurrency connections share one destination.
+ * route and pull parts from the queue one after the other (up to
+ * reuse_limit), so many messages share one connection and up to
+ * domain_concurrency connections share one destination.  A session whose
+ * queue ran dry waits idle for delivery_keep_idle() milliseconds (0, the
+ * default, for a queue run that ends: QUIT at once), so that a trickle of
+ * new messages rides the open connection instead of a new one each; an
+ * idle session gives its global slot up at once to a destination waiting
+ * for one (Postfix's connection cache, smtp_connection_cache_time_limit).
  *
  * Rules, each pinned by a test in tests/e2e/t_delivery.sh:
  * - MX NXDOMAIN: bounce 5.1.2; null MX: bounce 5.1.10; MX SERVFAIL or
@@ -107,6 +112,7 @@ struct dest {
 
 	struct delivery_msg	*qhead, *qtail;
 	size_t			 nqueued;
+	struct dsess		*idle;		/* sessions waiting for a part */
 	unsigned		 nsess;
 	unsigned		 nconnecting;
 	unsigned		 rr;		/* spreads sessions over equal MXs */
@@ -120,6 +126,10 @@ struct dsess {
 	struct smtpc_msg	 m;
 	bool			 ready;
 	bool			 clear;		/* TLS off: retry after a failed handshake */
+	bool			 parked;	/* on d->idle */
+	bool			 woken;		/* first part after idling */
+	struct dsess		*inext, *iprev;
+	struct ev_timer		 idle_timer;
 };
 
 struct delivery_engine {
@@ -129,6 +139,8 @@ struct delivery_engine {
 	struct dest		*dests;
 	struct dest		*whead, *wtail;	/* waiting for a slot */
 	unsigned		 active;	/* sessions in all */
+	unsigned		 nidle;		/* of which parked */
+	unsigned		 keep_idle_ms;	/* 0: QUIT when the queue is dry */
 	size_t			 pending;	/* parts submitted, not done */
 };
 
@@ -144,6 +156,11 @@ static void	 on_mx_addrs(void *, enum dns_status,
 static void	 routes_build(struct dest *);
 static void	 sess_start(struct dest *, size_t);
 static void	 sess_next(struct dsess *);
+static struct delivery_msg *dest_part_for(const struct dest *, size_t);
+static void	 sess_park(struct dsess *);
+static void	 sess_unpark(struct dsess *);
+static void	 sess_on_idle_timeout(void *);
+static bool	 engine_close_one_idle(struct delivery_engine *);
 static void	 sess_on_ready(void *, struct smtpc *);
 static void	 sess_on_done(void *, struct smtpc *, const struct smtpc_result *);
 static void	 sess_on_closed(void *, struct smtpc *, enum outcome,
@@ -293,6 +310,22 @@ bool
 delivery_idle(const struct delivery_engine *e)
 {
 	return e->pending == 0 && e->active == 0;
+}
+
+void
+delivery_keep_idle(struct delivery_engine *e, unsigned ms)
+{
+	e->keep_idle_ms = ms;
+	if (ms == 0)
+		delivery_close_idle(e);
+}
+
+void
+delivery_close_idle(struct delivery_engine *e)
+{
+	e->keep_idle_ms = 0;
+	while (engine_close_one_idle(e))
+		;
 }
 
 static struct dest *
@@ -750,6 +783,26 @@ engine_wait(struct delivery_engine *e, struct dest *d)
 	else
 		e->whead = d;
 	e->wtail = d;
+	/* A slot held by an idle session elsewhere comes free at its QUIT. */
+	(void)engine_close_one_idle(e);
+}
+
+/* QUIT one parked session (its slot is freed when it has closed). */
+static bool
+engine_close_one_idle(struct delivery_engine *e)
+{
+	struct dest *d;
+	struct dsess *s;
+
+	if (e->nidle == 0)
+		return false;
+	for (d = e->dests; d != NULL; d = d->next)
+		if ((s = d->idle) != NULL) {
+			sess_unpark(s);
+			smtpc_quit(s->s);
+			return true;
+		}
+	return false;
 }
 
 /* A global slot was freed: let waiting destinations start sessions. */
@@ -816,6 +869,17 @@ dest_pump(struct dest *d)
 		part_complete(d, m);
 	}
 
+	/* Parked sessions first, each to a part its route may carry. */
+	for (struct dsess *s = d->idle, *snext; s != NULL && d->qhead != NULL;
+	    s = snext) {
+		snext = s->inext;
+		if (dest_part_for(d, s->ri) == NULL)
+			continue;
+		sess_unpark(s);
+		s->woken = true;
+		sess_next(s);
+	}
+
 	/* Open sessions while parts wait for one (and limits allow). */
 	while (d->nqueued > d->nconnecting) {
 		if (d->nsess >= e->c.domain_concurrency)
@@ -839,6 +903,7 @@ sess_start(struct dest *d, size_t ri)
 	s->d = d;
 	s->ri = ri;
 	s->clear = r->tls_broken;
+	ev_timer_init(&s->idle_timer, sess_on_idle_timeout, s);
 	memset(&p, 0, sizeof(p));
 	p.helo_name = e->c.hostname;
 	p.peer_name = r->host;
@@ -858,25 +923,83 @@ sess_start(struct dest *d, size_t ri)
 	    &sess_ops, s);
 }
 
-/* Take the next part this session may carry, or say goodbye. */
+/* The first queued part that may go over route ri. */
+static struct delivery_msg *
+dest_part_for(const struct dest *d, size_t ri)
+{
+	struct delivery_msg *m;
+
+	for (m = d->qhead; m != NULL; m = m->next)
+		if (route_from(d, m->route_min) <= ri)
+			return m;
+	return NULL;
+}
+
+/* Nothing to carry now: wait idle a while, unless a slot is wanted. */
+static void
+sess_park(struct dsess *s)
+{
+	struct dest *d = s->d;
+	struct delivery_engine *e = d->e;
+
+	s->parked = true;
+	s->iprev = NULL;
+	s->inext = d->idle;
+	if (d->idle != NULL)
+		d->idle->iprev = s;
+	d->idle = s;
+	e->nidle++;
+	ev_timer_add(e->loop, &s->idle_timer, e->keep_idle_ms);
+}
+
+static void
+sess_unpark(struct dsess *s)
+{
+	struct dest *d = s->d;
+
+	if (!s->parked)
+		return;
+	s->parked = false;
+	if (s->iprev != NULL)
+		s->iprev->inext = s->inext;
+	else
+		d->idle = s->inext;
+	if (s->inext != NULL)
+		s->inext->iprev = s->iprev;
+	s->inext = s->iprev = NULL;
+	d->e->nidle--;
+	ev_timer_del(d->e->loop, &s->idle_timer);
+}
+
+static void
+sess_on_idle_timeout(void *arg)
+{
+	struct dsess *s = arg;
+
+	sess_unpark(s);
+	smtpc_quit(s->s);
+}
+
+/* Take the next part this session may carry, or idle, or say goodbye. */
 static void
 sess_next(struct dsess *s)
 {
 	struct dest *d = s->d;
+	struct delivery_engine *e = d->e;
 	struct delivery_msg *m;
 	size_t n = 0;
 
 	s->cur = NULL;
 	if (d->routes[s->ri].failed ||
-	    smtpc_msgs_sent(s->s) >= d->e->c.reuse_limit) {
+	    smtpc_msgs_sent(s->s) >= e->c.reuse_limit) {
 		smtpc_quit(s->s);
 		return;
 	}
-	for (m = d->qhead; m != NULL; m = m->next)
-		if (route_from(d, m->route_min) <= s->ri)
-			break;
-	if (m == NULL) {
-		smtpc_quit(s->s);
+	if ((m = dest_part_for(d, s->ri)) == NULL) {
+		if (e->keep_idle_ms > 0 && e->whead == NULL)
+			sess_park(s);
+		else
+			smtpc_quit(s->s);
 		return;
 	}
 	queue_remove(d, m);
@@ -927,14 +1050,27 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 	struct dest *d = s->d;
 	struct delivery_msg *m = s->cur;
 	const char *mta = d->routes[s->ri].host;
-	bool retry_next = false;
+	bool retry_next = false, woken = s->woken;
 
 	(void)sc;
 	s->cur = NULL;
+	s->woken = false;
 	if (m == NULL)
 		return;
 	switch (res->stage) {
 	case SMTPC_STAGE_MAIL:
+		if (woken && res->outcome == OUTCOME_TEMPFAIL &&
+		    !isdigit((unsigned char)res->reply[0])) {
+			/*
+			 * The exchanger dropped the idle connection as we
+			 * spoke: not its fault nor the part's; the part
+			 * goes back for a new connection to the same route.
+			 */
+			queue_push(d, m, true);
+			smtpc_quit(s->s);
+			dest_pump(d);
+			return;
+		}
 		if (res->outcome == OUTCOME_PERMFAIL) {
 			part_fail(d, s, m, OUTCOME_PERMFAIL, NULL, res->reply, mta);
 			sess_next(s);
@@ -1045,6 +1181,7 @@ sess_on_closed(void *arg, struct smtpc *sc, enum outcome o,
 	struct delivery_engine *e = d->e;
 	struct route *r = &d->routes[s->ri];
 
+	sess_unpark(s);
 	if (!s->ready) {
 		d->nconnecting--;
 		if (stage == SMTPC_STAGE_STARTTLS && d->tls == TLS_MAY &&
@@ -1068,8 +1205,10 @@ sess_on_closed(void *arg, struct smtpc *sc, enum outcome o,
 		}
 	}
 	if (s->cur != NULL) {
-		/* Closed with a transaction open before DATA: next route. */
-		s->cur->route_min = s->ri + 1;
+		/* Closed with a transaction open before DATA: next route,
+		 * unless it was an idle connection that went stale. */
+		if (!s->woken)
+			s->cur->route_min = s->ri + 1;
 		queue_push(d, s->cur, true);
 		s->cur = NULL;
 	}

@@ -101,8 +101,16 @@ void		 delivery_submit(struct delivery_engine *, const char *domain,
  * up and tries its exchangers afresh.
  */
 void		 delivery_gc(struct delivery_engine *);
-/* No part pending and no connection open. */
+/* No part pending and no connection open (idle ones count as open). */
 bool		 delivery_idle(const struct delivery_engine *);
+/*
+ * Keep a session whose destination has nothing more for it open and idle
+ * for ms milliseconds, ready for the next part (0, the default: QUIT at
+ * once).  For a long-running caller with a trickle of new messages.
+ */
+void		 delivery_keep_idle(struct delivery_engine *, unsigned ms);
+/* QUIT every idle session now and keep none from here on. */
+void		 delivery_close_idle(struct delivery_engine *);
 
 /* The RFC 3463 code in reply ("550 5.1.1 ..."), or the class default. */
 void		 delivery_status_of(const char *reply, char *status, size_t);

@@ -74,7 +74,6 @@ struct ev_loop {
 	size_t		  nprep;
 };
 
-static uint64_t	clock_ms(void);
 static uint32_t	to_epoll(int);
 static struct ev_fdreg *fd_lookup(struct ev_loop *, int);
 static void	heap_swap(struct ev_loop *, size_t, size_t);
@@ -83,16 +82,6 @@ static void	heap_down(struct ev_loop *, size_t);
 static void	heap_remove(struct ev_loop *, size_t);
 static int	next_wait(struct ev_loop *, int);
 static void	run_timers(struct ev_loop *);
-
-static uint64_t
-clock_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint32_t
 to_epoll(int events)
@@ -117,7 +106,7 @@ ev_loop_new(void)
 		free(loop);
 		return NULL;
 	}
-	loop->now = clock_ms();
+	loop->now = util_now_ms();
 	return loop;
 }
 
@@ -356,7 +345,7 @@ next_wait(struct ev_loop *loop, int max_wait_ms)
 			wait = cap;
 	}
 	if (loop->nheap > 0) {
-		uint64_t when = loop->heap[1]->when, now = clock_ms();
+		uint64_t when = loop->heap[1]->when, now = util_now_ms();
 		uint64_t d = when > now ? when - now : 0;
 
 		if (d > INT_MAX)
@@ -404,7 +393,7 @@ ev_run_once(struct ev_loop *loop, int max_wait_ms)
 	struct epoll_event evs[EV_BATCH_MAX];
 	int n, wait;
 
-	loop->now = clock_ms();
+	loop->now = util_now_ms();
 	wait = next_wait(loop, max_wait_ms);
 	n = epoll_wait(loop->epfd, evs, EV_BATCH_MAX, wait);
 	if (n == -1) {
@@ -412,7 +401,7 @@ ev_run_once(struct ev_loop *loop, int max_wait_ms)
 			return -1;
 		n = 0;
 	}
-	loop->now = clock_ms();
+	loop->now = util_now_ms();
 	for (int i = 0; i < n; i++) {
 		int fd = (int)(uint32_t)evs[i].data.u64;
 		uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);

@@ -66,9 +66,17 @@
 #define HOUSEKEEPING_MS		1000
 /*
  * Threads that make received messages durable (the fsyncs of a commit):
- * fsyncs from several threads overlap on the disk, and the loop goes on.
+ * fsyncs from several threads overlap on the disk (a journalling
+ * filesystem folds concurrent fsyncs into one journal commit), and the
+ * loop goes on.  A commit waits on the disk, not on a CPU, so there are
+ * more threads than cores; more than max_clients would never be busy.
  */
-#define COMMIT_THREADS		4
+#define COMMIT_THREADS		16
+/*
+ * An outbound connection whose destination has nothing more for it waits
+ * this long for the next message (Postfix: smtp_connection_cache_time_limit).
+ */
+#define KEEP_IDLE_MS		2000
 /* Control connections that say nothing are dropped after this. */
 #define CONTROL_TIMEOUT_MS	5000
 
@@ -184,6 +192,7 @@ gen_new(struct daemon *d)
 	}
 	if ((g->dlv = dlv_new(d->loop, c)) == NULL)
 		goto fail;
+	delivery_keep_idle(g->dlv->engine, KEEP_IDLE_MS);
 	g->sp.hostname = c->hostname;
 	g->sp.qualify_domain = c->qualify_domain;
 	g->sp.max_size = c->max_message_size;
@@ -246,6 +255,8 @@ reload(struct daemon *d)
 	if (d->smtpd != NULL)
 		smtpd_set_params(d->smtpd, &g->sp);
 	qmgr_set_conf(d->qm, &g->conf, g->dlv->engine);
+	/* The old engine finishes what it has, and keeps no idle session. */
+	delivery_close_idle(old->dlv->engine);
 	old->next = d->retired;
 	d->retired = old;
 	log_info("configuration reloaded");
@@ -607,6 +618,7 @@ stop_begin(struct daemon *d)
 	if (d->smtpd != NULL)
 		smtpd_shutdown(d->smtpd);
 	qmgr_stop(d->qm);
+	delivery_close_idle(d->cur->dlv->engine);
 	if (d->ctlfd != -1) {
 		ev_fd_del(d->loop, d->ctlfd);
 		close(d->ctlfd);

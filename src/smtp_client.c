@@ -1199,7 +1199,12 @@ smtpc_tx_refused(struct smtpc *s)
 	util_strlcpy(s->res.reply, reply, sizeof(s->res.reply));
 }
 
-/* Hand the results over; the session is idle again (RSET first). */
+/*
+ * Hand the results over; the session is idle again.  A reply to the end
+ * of data closes the transaction (RFC 5321 §4.1.1.4); one that stopped
+ * before it (MAIL, RCPT or DATA refused) is reset with RSET before the
+ * next, as OpenSMTPD's mta does.
+ */
 static void
 smtpc_tx_done(struct smtpc *s)
 {
@@ -1212,7 +1217,7 @@ smtpc_tx_done(struct smtpc *s)
 	s->msg = NULL;
 	s->rcpt = NULL;
 	s->rstate = NULL;
-	s->need_rset = true;
+	s->need_rset = s->state != SMTPC_DOT;
 	if (s->state != SMTPC_CLOSED) {
 		s->state = SMTPC_READY;
 		if (s->io != NULL)

@@ -307,3 +307,13 @@ util_escape(char *dst, size_t dstsize, const char *src)
 	dst[o] = '\0';
 	return dst;
 }
+
+uint64_t
+util_now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		fatal("clock_gettime");
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -46,6 +46,8 @@ ssize_t	 util_getline(FILE *, char **line, size_t *cap, size_t max,
  * is too small.
  */
 int	 util_date_rfc5322(time_t t, bool utc, char *buf, size_t len);
+/* Milliseconds of CLOCK_MONOTONIC (for timers and deadlines). */
+uint64_t util_now_ms(void);
 
 /* Copy at most dstsize-1 bytes and NUL-terminate; returns strlen(src). */
 size_t	 util_strlcpy(char *dst, const char *src, size_t dstsize);

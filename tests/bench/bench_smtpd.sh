@@ -18,9 +18,17 @@
 # Everything runs on loopback, is stopped by PID, and every wait is bounded
 # (the helpers also stop by themselves after 900 s).  Exit 0 only when all
 # N messages were acknowledged, delivered and gone from the queue.
-# The spool and the sinks live in a temporary directory under $TMPDIR
-# (default /tmp): the figures are those of that filesystem's fsync.
-# BENCH_KEEP=1 keeps that directory (logs, spool, sink) for a look.
+# The spool lives in a temporary directory under $TMPDIR (default /tmp):
+# the figures are those of that filesystem's fsync, and its type is
+# printed.  The sinks stand for other hosts: they store what they get
+# under $BENCH_SINKDIR (default /dev/shm when it is writable, else the
+# spool's directory), so that their writes do not load the spool's disk.
+# BENCH_LOOPFS=SIZE (as root, e.g. 4G) puts the spool on a fresh ext4
+# filesystem with a journal, made for the run in a loop-mounted image
+# under $TMPDIR: runs are then comparable, whatever the state of $TMPDIR
+# (ext4 without a journal, for one, slows file creation after many
+# deletions: it skips recently freed inodes).
+# BENCH_KEEP=1 keeps the directories (logs, spool, sink) for a look.
 set -eu
 [ $# -ge 1 ] || { echo "usage: bench_smtpd.sh BUILDDIR [N]" >&2; exit 2; }
 B=$(cd "$1" && pwd)
@@ -36,6 +44,8 @@ done
 [ -x "$SMTPLOAD" ] || { echo "bench_smtpd: $SMTPLOAD missing (make tests/bench/smtpload)" >&2; exit 2; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-bench.XXXXXX")
+S=""		# the sinks' directory
+M=""		# the loop-mounted filesystem of BENCH_LOOPFS
 pids=""
 dpid=""
 # shellcheck disable=SC2317	# called by the trap
@@ -43,10 +53,13 @@ cleanup() {
 	for p in $dpid $pids; do kill "$p" 2>/dev/null || true; done
 	for p in $dpid $pids; do wait "$p" 2>/dev/null || true; done
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		echo "kept: $T" >&2
+		echo "kept: $T $S" >&2
 	else
-		rm -rf "$T"
+		[ -z "$S" ] || rm -rf "$S"
+		[ -z "$M" ] || rm -rf "${M:?}/spool"
 	fi
+	[ -z "$M" ] || umount "$M" || true
+	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -97,16 +110,31 @@ wait_for "$T/probe.log" 'listen addr='
 port=$(sed -n 's/.*listen addr=127.0.0.1:\([0-9]*\).*/\1/p' "$T/probe.log")
 kill $p; wait $p 2>/dev/null || true
 
-mkdir "$T/sink"
+sdir=${BENCH_SINKDIR:-}
+if [ -z "$sdir" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then sdir=/dev/shm; fi
+S=$(mktemp -d "${sdir:-$T}/mxrelay-bench-sink.XXXXXX")
 ls=""
 for a in $SINKS; do ls="$ls -l 127.0.0.$a:$port"; done
 # shellcheck disable=SC2086
-"$B/tests/world/smtpsink" $ls -d "$T/sink" -L "$T/sink.log" -n sink.test -t 900 > /dev/null &
+"$B/tests/world/smtpsink" $ls -d "$S" -L "$T/sink.log" -n sink.test -t 900 > /dev/null &
 pids="$pids $!"
 for a in $SINKS; do wait_for "$T/sink.log" "listen addr=127.0.0.$a:"; done
 
 # The daemon drops root to `user`: it must reach the spool in $T.
 chmod 755 "$T"
+spool=$T/spool
+if [ -n "${BENCH_LOOPFS:-}" ]; then
+	[ "$(id -u)" = 0 ] || die "BENCH_LOOPFS needs root (mount)"
+	truncate -s "$BENCH_LOOPFS" "$T/fs.img"
+	mkfs.ext4 -q -F "$T/fs.img" || die "mkfs.ext4 failed"
+	mkdir "$T/fs"
+	mount -o loop "$T/fs.img" "$T/fs" || die "cannot loop-mount $T/fs.img"
+	M=$T/fs
+	chmod 755 "$M"
+	spool=$M/spool
+fi
+mkdir "$spool"
+echo "spool: $spool ($(stat -f -c %T "$spool"), $(findmnt -n -o SOURCE,OPTIONS -T "$spool" 2>/dev/null || echo '?')); sinks: $S"
 if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
 	duser=nobody
 	dgroup=$(id -gn nobody)
@@ -116,7 +144,7 @@ else
 fi
 cat > "$T/conf" <<EOC
 hostname = relay.bench
-spool_dir = $T/spool
+spool_dir = $spool
 listen = 127.0.0.1:$port
 dns_servers = 127.0.0.1:$dport
 smtp_port = $port
@@ -174,7 +202,7 @@ while [ "$(delivered)" -lt "$acked" ]; do
 	sleep 0.05
 done
 end=$(now)
-got=$(find "$T/sink" -type f -name 'msg.*' | wc -l | tr -d ' ')
+got=$(find "$S" -type f -name 'msg.*' | wc -l | tr -d ' ')
 echo "delivered: $got of $N in $(secs "$start" "$end") s end to end ($(rate "$got" "$start" "$end") msg/s)"
 
 # The queue empties once the removals are flushed (bounded: 10 s).

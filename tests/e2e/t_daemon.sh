@@ -3,7 +3,8 @@
 # has that): start-up as root and the drop to `user`, the pid file and a
 # second instance, messages dropped by mxrelay delivered within a second,
 # `mxrelay -q` asking the daemon to flush, the hold of a destination that
-# is down, SIGHUP with a bad and a good configuration, SIGTERM.
+# is down, SIGHUP with a bad and a good configuration, SIGTERM, and the
+# idle outbound connection that carries the next message.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -13,6 +14,12 @@ up.test MX 10 mx1.up.test
 mx1.up.test A 127.0.0.2
 down.test MX 10 mx.down.test
 mx.down.test A 127.0.0.3
+reuse.test MX 10 mx.reuse.test
+mx.reuse.test A 127.0.0.4
+stale.test MX 10 mx1.stale.test
+stale.test MX 20 mx2.stale.test
+mx1.stale.test A 127.0.0.5
+mx2.stale.test A 127.0.0.6
 EOF
 start_dnsd "$T/zone"
 pick_port
@@ -118,12 +125,63 @@ expect_rc 0 "mxrelay -q without a daemon" mx -q
 [ "$(received 127.0.0.2)" = 2 ] || fail "mxrelay -q without a daemon did not deliver"
 ok "restart rebuilds the index; without a daemon mxrelay -q runs the queue itself"
 
-# 10. Bad start-ups: unknown user, busy listen address.
+# 10. A connection whose destination has nothing more waits idle a while
+# (2 s) for the next message, then says QUIT.
+sinks_stop; fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP"
+sink 127.0.0.4
+daemon_start
+send r1@reuse.test
+within 2 got 127.0.0.4 1 || fail "first message not delivered"
+sleep 0.5
+send r2@reuse.test
+within 2 got 127.0.0.4 2 || fail "second message not delivered"
+[ "$(grep -c '^connect' "$T/sink/127.0.0.4.log")" = 1 ] ||
+    fail "the second message did not ride the idle connection"
+grep -q '^close' "$T/sink/127.0.0.4.log" && fail "idle connection closed too soon"
+within 4 grep -q '^quit id=1' "$T/sink/127.0.0.4.log" ||
+    fail "the idle connection was never closed"
+grep -q '^close id=1 msgs=2' "$T/sink/127.0.0.4.log" || fail "no close after 2 messages"
+grep -q '^rset' "$T/sink/127.0.0.4.log" && fail "RSET after a delivered message"
+ok "an idle connection carries the next message (no RSET), then QUITs"
+
+# 11. The exchanger closes the idle connection first (421 idle timeout):
+# the next message takes a new connection, nothing is deferred.
+sinks_stop; sink 127.0.0.4 --idle=300
+send s1@reuse.test
+within 2 got 127.0.0.4 1 || fail "first message not delivered"
+wait_for "$T/sink/127.0.0.4.log" '^idle id=1'
+sleep 0.3
+send s2@reuse.test
+within 2 got 127.0.0.4 2 || fail "message after the exchanger's idle timeout not delivered"
+[ "$(grep -c '^connect' "$T/sink/127.0.0.4.log")" = 2 ] || fail "expected a second connection"
+grep -q 'status=deferred' "$T/d.log" && fail "a message was deferred: $(grep deferred "$T/d.log")"
+ok "an idle connection the exchanger closes is dropped; the next message connects anew"
+
+# 12. The exchanger drops the idle connection just as it is reused (no
+# reply to MAIL): the message goes over a new connection to the same MX,
+# not to the next MX, and is not deferred.
+sink 127.0.0.5 --drop-after=1; sink 127.0.0.6
+send t1@stale.test
+within 2 got 127.0.0.5 1 || fail "first message not delivered"
+sleep 0.3
+send t2@stale.test
+within 3 got 127.0.0.5 2 || fail "message on a dropped reused connection not delivered to MX 10 (MX 20 has $(received 127.0.0.6))"
+grep -q '^drop id=1 stage=mail after=1' "$T/sink/127.0.0.5.log" ||
+    fail "the reused connection was not the one dropped"
+[ "$(received 127.0.0.6)" = 0 ] || fail "the message went to MX 20"
+grep -q 'status=deferred' "$T/d.log" && fail "a message was deferred: $(grep deferred "$T/d.log")"
+daemon_stop
+[ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
+ok "a reused connection dropped at MAIL: the message goes again to the same MX"
+
+# 13. Bad start-ups: unknown user, busy listen address.
 if [ "$(id -u)" = 0 ]; then
 	world_conf "listen =" "user = no-such-user-mxrelay"
 	expect_rc 67 "unknown user" "$MXRELAYD" -f -C "$CONF"
 	expect_err "no-such-user-mxrelay: no such user"
 fi
+sink 127.0.0.2	# holds the address
 world_conf "listen = 127.0.0.2:$SMTP_PORT" "user = $DUSER" "group = $DGROUP"
 expect_rc 69 "listen address in use" "$MXRELAYD" -f -C "$CONF"
 expect_err "listen 127.0.0.2:$SMTP_PORT"

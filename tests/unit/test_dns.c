@@ -34,6 +34,7 @@
 
 #include "dns.h"
 #include "event.h"
+#include "util.h"
 
 #ifndef DNSD_PATH
 #define DNSD_PATH	"tests/world/dnsd"
@@ -122,15 +123,6 @@ struct addr_result {
 	struct sockaddr_storage addr[64];
 	char		 errtext[128];
 };
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* zone_text and 40 A records for one name (too big for UDP). */
 static void
@@ -235,7 +227,7 @@ stop_world(void **state)
 	(void)state;
 	if (world.pid > 0) {
 		kill(world.pid, SIGTERM);
-		for (end = mono_ms() + 5000; mono_ms() < end;) {
+		for (end = util_now_ms() + 5000; util_now_ms() < end;) {
 			pid_t p = waitpid(world.pid, &status, WNOHANG);
 
 			if (p == world.pid)
@@ -293,10 +285,10 @@ teardown(void **state)
 static void
 run_until(struct ev_loop *loop, const int *count, int want)
 {
-	uint64_t end = mono_ms() + WAIT_MAX_MS;
+	uint64_t end = util_now_ms() + WAIT_MAX_MS;
 
 	while (*count < want) {
-		if (mono_ms() > end)
+		if (util_now_ms() > end)
 			fail_msg("timed out waiting for %d callbacks (have %d)",
 			    want, *count);
 		assert_int_equal(ev_run_once(loop, 50), 0);
@@ -307,9 +299,9 @@ run_until(struct ev_loop *loop, const int *count, int want)
 static void
 run_for(struct ev_loop *loop, unsigned ms)
 {
-	uint64_t end = mono_ms() + ms, now;
+	uint64_t end = util_now_ms() + ms, now;
 
-	while ((now = mono_ms()) < end)
+	while ((now = util_now_ms()) < end)
 		assert_int_equal(ev_run_once(loop, (int)(end - now)), 0);
 }
 
@@ -554,10 +546,10 @@ test_refused(void **state)
 static void
 test_drop_timeout(void **state)
 {
-	uint64_t t0 = mono_ms(), dt;
+	uint64_t t0 = util_now_ms(), dt;
 	struct mx_result r = mx_lookup(*state, "dead.test");
 
-	dt = mono_ms() - t0;
+	dt = util_now_ms() - t0;
 	assert_int_equal(r.status, DNS_TEMPFAIL);
 	assert_string_equal(r.errtext, "timeout");
 	assert_true(dt >= TEST_TIMEOUT_MS * TEST_TRIES);
@@ -577,9 +569,9 @@ test_delay_under_timeout(void **state)
 	dns_free(fx->dns);
 	fx->dns = dns_new(fx->loop, world.servers, 2000, 1, err, sizeof(err));
 	assert_non_null(fx->dns);
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	r = mx_lookup(fx, "slow.test");
-	dt = mono_ms() - t0;
+	dt = util_now_ms() - t0;
 	assert_int_equal(r.status, DNS_OK);
 	assert_int_equal(r.n, 1);
 	assert_string_equal(r.host[0], "mx.slow.test");

@@ -20,15 +20,7 @@
 #include <cmocka.h>
 
 #include "event.h"
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "util.h"
 
 static void
 pair(int sv[2])
@@ -351,9 +343,9 @@ test_timer_order(void **state)
 	arm(loop, &c[4], &r, 25, 5);
 	c[4].delay = 25;
 	ev_timer_add(loop, &c[4].t, 25);
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	assert_int_equal(ev_run(loop), 0);
-	assert_true(mono_ms() - t0 >= 30);
+	assert_true(util_now_ms() - t0 >= 30);
 	assert_int_equal(r.n, 4);
 	assert_int_equal(r.order[0], 10);
 	assert_int_equal(r.order[1], 20);
@@ -555,9 +547,9 @@ test_prepare_cap(void **state)
 	ev_prepare_add(loop, prep_cap, h1);
 	ev_prepare_add(loop, prep_cap, h2);
 	ev_prepare_add(loop, prep_cap, h3);
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	assert_int_equal(ev_run_once(loop, -1), 0);
-	dt = mono_ms() - t0;
+	dt = util_now_ms() - t0;
 	/* The smallest cap (20 ms) wins over the timer (10 s) and the others. */
 	assert_true(dt >= 19);
 	assert_true(dt < 2000);
@@ -567,15 +559,15 @@ test_prepare_cap(void **state)
 	assert_int_equal(r.n, 0);
 	/* A cap of 0 polls. */
 	h2[1] = 0;
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	assert_int_equal(ev_run_once(loop, -1), 0);
-	assert_true(mono_ms() - t0 < 100);
+	assert_true(util_now_ms() - t0 < 100);
 	/* The caller's limit also counts. */
 	h2[1] = -1;
 	h3[1] = -1;
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	assert_int_equal(ev_run_once(loop, 5), 0);
-	dt = mono_ms() - t0;
+	dt = util_now_ms() - t0;
 	assert_true(dt >= 4 && dt < 2000);
 	ev_timer_del(loop, &c.t);
 	ev_loop_free(loop);

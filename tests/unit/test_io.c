@@ -28,6 +28,7 @@
 
 #include "event.h"
 #include "io.h"
+#include "util.h"
 
 #define MAXLINES	64
 #define MAXEV		64
@@ -53,15 +54,6 @@ struct ctx {
 	size_t		 peer_got;
 	bool		 peer_bad;
 };
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 ctx_init(struct ctx *c)
@@ -154,9 +146,9 @@ on_io(struct io *io, enum io_event ev, void *arg)
 static void
 run_until(struct ctx *c, int nev, int ms)
 {
-	uint64_t end = mono_ms() + (uint64_t)ms;
+	uint64_t end = util_now_ms() + (uint64_t)ms;
 
-	while (c->nev < nev && mono_ms() < end)
+	while (c->nev < nev && util_now_ms() < end)
 		assert_int_equal(ev_run_once(c->loop, 10), 0);
 }
 
@@ -383,8 +375,8 @@ test_write_big(void **state)
 	c.to_write = 8 * 1024 * 1024;
 	refill(&c);
 	assert_true(io_queued(c.io) > 0);
-	t0 = mono_ms();
-	while (c.peer_got < c.to_write && mono_ms() - t0 < 20000)
+	t0 = util_now_ms();
+	while (c.peer_got < c.to_write && util_now_ms() - t0 < 20000)
 		assert_int_equal(ev_run_once(c.loop, 100), 0);
 	assert_int_equal(c.peer_got, c.to_write);
 	assert_false(c.peer_bad);
@@ -517,14 +509,14 @@ test_timeout(void **state)
 	(void)state;
 	ctx_init(&c);
 	setup_pair(&c);
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	io_set_timeout(c.io, 60);
 	/* Input at 30 ms restarts the timer: the timeout comes at >= 90 ms. */
 	ev_timer_init(&t1, send_later, &c);
 	ev_timer_add(c.loop, &t1, 30);
-	while (c.nev < 2 && mono_ms() - t0 < 3000)
+	while (c.nev < 2 && util_now_ms() - t0 < 3000)
 		assert_int_equal(ev_run_once(c.loop, -1), 0);
-	dt = mono_ms() - t0;
+	dt = util_now_ms() - t0;
 	assert_int_equal(c.nev, 2);
 	assert_int_equal(c.ev[0], IO_DATAIN);
 	assert_int_equal(c.ev[1], IO_TIMEOUT);

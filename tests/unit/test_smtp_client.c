@@ -854,12 +854,41 @@ test_two_messages_rset(void **state)
 	assert_int_equal(f->msgs_sent, 2);
 	log = sink_log(f);
 	assert_int_equal(count(log, "connect id="), 1);
-	assert_int_equal(count(log, "rset id=1"), 1);
+	/* The first transaction ended at the dot: no RSET before the next. */
+	assert_int_equal(count(log, "rset id=1"), 0);
 	assert_non_null(strstr(log, "mail id=1 from=<> "));
 	assert_non_null(strstr(log, "close id=1 msgs=2"));
 	free(log);
 	assert_body(f, 1, &t[0]);
 	assert_body(f, 2, &t[1]);
+}
+
+/* A transaction that stops before the end of data is reset before the next. */
+static void
+test_rset_after_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct tmsg t[3] = { two_rcpts, two_rcpts, two_rcpts };
+	char *log;
+
+	t[0].rcpts[0] = "bad@x";
+	t[0].rcpts[1] = "bad@x";
+	t[1].rcpts[0] = "c@example.com";
+	t[1].nrcpt = 1;
+	t[2].rcpts[0] = "d@example.com";
+	t[2].nrcpt = 1;
+	sink_start(f, "-r", "rcpt=550:bad@x", NULL);
+	run(f, t, 3);
+	assert_int_equal(f->ndone, 3);
+	assert_int_equal(f->res[0].outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[1].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[2].outcome, OUTCOME_OK);
+	log = sink_log(f);
+	assert_int_equal(count(log, "connect id="), 1);
+	/* RSET after the refused one only; none after the delivered one. */
+	assert_int_equal(count(log, "rset id=1"), 1);
+	assert_non_null(strstr(log, "close id=1 msgs=2"));
+	free(log);
 }
 
 static void
@@ -1264,6 +1293,7 @@ main(void)
 		T(test_timeout_greeting),
 		T(test_timeout_rcpt),
 		T(test_two_messages_rset),
+		T(test_rset_after_refused),
 		T(test_connect_refused),
 		T(test_protocol_errors),
 		T(test_reply_escaped),

@@ -88,15 +88,6 @@ struct client {
 
 static struct fx *cur;
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 on_queued(void *arg, const struct envelope *env)
 {
@@ -263,12 +254,12 @@ static void
 cl_send(struct client *c, const void *data, size_t len)
 {
 	const char *p = data;
-	uint64_t end = mono_ms() + WAIT_MS;
+	uint64_t end = util_now_ms() + WAIT_MS;
 
 	while (len > 0) {
 		ssize_t n;
 
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		if (c->ssl != NULL) {
 			int r, e;
 
@@ -332,7 +323,7 @@ reply_len(const char *buf, size_t len)
 static int
 cl_reply(struct client *c)
 {
-	uint64_t end = mono_ms() + WAIT_MS;
+	uint64_t end = util_now_ms() + WAIT_MS;
 	size_t n, o = 0;
 
 	for (;;) {
@@ -344,7 +335,7 @@ cl_reply(struct client *c)
 			c->reply[0] = '\0';
 			return 0;
 		}
-		if (mono_ms() > end)
+		if (util_now_ms() > end)
 			fail_msg("no reply within %d ms (have %zu bytes: %.*s)",
 			    WAIT_MS, c->len, (int)c->len, c->buf);
 		ev_run_once(c->fx->loop, 10);
@@ -371,14 +362,14 @@ cl_reply(struct client *c)
 static void
 cl_wait_eof(struct client *c)
 {
-	uint64_t end = mono_ms() + WAIT_MS;
+	uint64_t end = util_now_ms() + WAIT_MS;
 
 	while (!c->eof) {
 		while (cl_pull(c))
 			;
 		if (c->eof)
 			break;
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		ev_run_once(c->fx->loop, 10);
 	}
 	assert_int_equal(c->len, 0);
@@ -388,16 +379,16 @@ cl_wait_eof(struct client *c)
 static void
 run_for(struct fx *fx, unsigned ms)
 {
-	uint64_t end = mono_ms() + ms;
+	uint64_t end = util_now_ms() + ms;
 
-	while (mono_ms() < end)
+	while (util_now_ms() < end)
 		ev_run_once(fx->loop, 10);
 }
 
 static void
 cl_tls(struct client *c)
 {
-	uint64_t end = mono_ms() + WAIT_MS;
+	uint64_t end = util_now_ms() + WAIT_MS;
 	int r, e;
 
 	assert_int_equal(c->len, 0);
@@ -413,7 +404,7 @@ cl_tls(struct client *c)
 		e = SSL_get_error(c->ssl, r);
 		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
 			fail_msg("client handshake failed: %d", e);
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		ev_run_once(c->fx->loop, 10);
 	}
 }
@@ -601,7 +592,7 @@ test_io_raw(void **state)
 	io_set_raw(r.io, true);
 	memset(big, 'x', sizeof(big));
 	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
-	end = mono_ms() + WAIT_MS;
+	end = util_now_ms() + WAIT_MS;
 	while (sent < 4 * sizeof(big)) {
 		ssize_t n = write(sv[0], big, sizeof(big));
 
@@ -625,10 +616,10 @@ test_io_raw(void **state)
 			r.consume = true;
 			io_consume(r.io, have);
 		}
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 	}
 	while (r.taken < sent) {
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		ev_run_once(fx->loop, 5);
 	}
 	assert_int_equal(r.taken, sent);
@@ -1170,14 +1161,14 @@ test_pipeline_flood(void **state)
 	clen = 0;
 	for (int i = 0; i < PER; i++)
 		clen += (size_t)sprintf(chunk + clen, "HELP\r\n");
-	end = mono_ms() + 4 * WAIT_MS;
+	end = util_now_ms() + 4 * WAIT_MS;
 	/* Phase 1: write without reading until the server stops taking. */
-	phase1 = mono_ms() + 300;
-	while (off < total && stuck < 50 && mono_ms() < phase1) {
+	phase1 = util_now_ms() + 300;
+	while (off < total && stuck < 50 && util_now_ms() < phase1) {
 		size_t at = off % clen;
 		ssize_t n = send(c.fd, chunk + at, clen - at, MSG_NOSIGNAL);
 
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		if (n > 0) {
 			off += (size_t)n;
 			stuck = 0;
@@ -1189,7 +1180,7 @@ test_pipeline_flood(void **state)
 	}
 	/* Phase 2: read; everything comes, in order. */
 	while (got < N) {
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		if (off < total) {
 			size_t at = off % clen;
 			ssize_t n = send(c.fd, chunk + at, clen - at,
@@ -1286,9 +1277,9 @@ test_max_clients(void **state)
 	cl_close(&c3);
 	assert_int_equal(smtpd_nsessions(fx->sd), 2);
 	cl_close(&c1);
-	end = mono_ms() + WAIT_MS;
+	end = util_now_ms() + WAIT_MS;
 	while (smtpd_nsessions(fx->sd) != 1) {
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		ev_run_once(fx->loop, 10);
 	}
 	cl_open(fx, &c4);
@@ -1307,19 +1298,19 @@ test_timeouts(void **state)
 	fx->p.cmd_timeout_ms = 200;
 	fx->p.data_timeout_ms = 300;
 	fx_start(fx);
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	cl_hello(fx, &c);
 	EXPECT(&c, "421 4.4.2 mx.example Error: timeout exceeded");
-	assert_true(mono_ms() - t0 >= 150);
+	assert_true(util_now_ms() - t0 >= 150);
 	cl_wait_eof(&c);
 	cl_close(&c);
 
 	cl_hello(fx, &c);
 	cl_txn(&c, "a@example.org", "b@example.net");
 	cl_sends(&c, "Subject: half\r\n\r\nsome");
-	t0 = mono_ms();
+	t0 = util_now_ms();
 	EXPECT(&c, "421 4.4.2 mx.example Error: timeout exceeded");
-	assert_true(mono_ms() - t0 >= 200);
+	assert_true(util_now_ms() - t0 >= 200);
 	cl_wait_eof(&c);
 	cl_close(&c);
 	run_for(fx, 20);
@@ -1428,9 +1419,9 @@ test_shutdown(void **state)
 	EXPECT(&busy, "250 2.0.0 Ok: queued as ");
 	EXPECT(&busy, "421 4.3.2");
 	cl_wait_eof(&busy);
-	end = mono_ms() + WAIT_MS;
+	end = util_now_ms() + WAIT_MS;
 	while (smtpd_nsessions(fx->sd) > 0) {
-		assert_true(mono_ms() < end);
+		assert_true(util_now_ms() < end);
 		ev_run_once(fx->loop, 10);
 	}
 	cl_close(&idle);

@@ -31,6 +31,7 @@
 #include "event.h"
 #include "io.h"
 #include "tls.h"
+#include "util.h"
 
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."
@@ -64,15 +65,6 @@ path(const char *name)
 	r = snprintf(buf[n], sizeof(buf[n]), "%s/%s", certdir, name);
 	assert_true(r > 0 && (size_t)r < sizeof(buf[n]));
 	return buf[n];
-}
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -147,9 +139,9 @@ pair_close(struct pair *p)
 static void
 pair_run(struct pair *p, bool (*until)(struct pair *))
 {
-	uint64_t end = mono_ms() + 10000;
+	uint64_t end = util_now_ms() + 10000;
 
-	while (!until(p) && mono_ms() < end)
+	while (!until(p) && util_now_ms() < end)
 		assert_int_equal(ev_run_once(p->loop, 50), 0);
 }
 

@@ -87,6 +87,23 @@ test_escape(void **state)
 	assert_string_equal(util_escape(buf, 6, "ab\x01"), "ab");
 }
 
+/* util_now_ms: monotonic milliseconds, moving with a sleep. */
+static void
+test_now_ms(void **state)
+{
+	struct timespec ts = { 0, 30 * 1000000L };
+	uint64_t t0, t1;
+
+	(void)state;
+	t0 = util_now_ms();
+	assert_true(t0 > 0);
+	while (nanosleep(&ts, &ts) == -1)
+		;
+	t1 = util_now_ms();
+	assert_true(t1 >= t0 + 30);
+	assert_true(t1 < t0 + 30000);
+}
+
 static void
 test_date(void **state)
 {
@@ -141,6 +158,7 @@ main(void)
 		cmocka_unit_test(test_strlcpy),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_date),
+		cmocka_unit_test(test_now_ms),
 		cmocka_unit_test(test_strlist),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -116,6 +116,7 @@ struct conn {
 	char		*mail_from;
 	struct strlist	 rcpts;
 	unsigned	 nmsgs;
+	uint64_t	 last_in;	/* ms, monotonic: --idle */
 
 	/* DATA */
 	FILE		*msgf;
@@ -139,6 +140,8 @@ static struct {
 	bool		 no_starttls;
 	uint64_t	 size_max;
 	long		 lifetime;
+	unsigned	 drop_after;	/* --drop-after: messages */
+	long		 idle_ms;	/* --idle */
 	SSL_CTX		*ctx;
 } opt;
 
@@ -148,6 +151,7 @@ static unsigned long		 msg_seq;
 
 static void	 usage(void);
 static void	 on_signal(int);
+static bool	 conn_drop_after(struct conn *, const char *);
 static int	 parse_stage(const char *, size_t, enum sink_stage *);
 static int	 parse_rule(const char *);
 static int	 listen_on(const char *, int *, char *, size_t);
@@ -185,7 +189,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: smtpsink -l addr:port [-l ...] [-d dir] [-L logfile]\n"
 	    "\t[-c cert -k key] [-a user:pass] [-r stage=code[:addr]] ...\n"
-	    "\t[--hang=stage] [--drop=stage] [--no-pipelining] [--size=N]\n"
+	    "\t[--hang=stage] [--drop=stage] [--drop-after=N] [--idle=ms]\n"
+	    "\t[--no-pipelining] [--size=N]\n"
 	    "\t[--no-starttls] [-n name] [-t seconds]\n");
 	exit(2);
 }
@@ -339,6 +344,7 @@ conn_new(int fd, const char *local)
 
 	c->fd = fd;
 	c->id = next_id++;
+	c->last_in = util_now_ms();
 	util_strlcpy(c->local, local, sizeof(c->local));
 	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		sockaddr_text((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
@@ -453,6 +459,17 @@ conn_rule(struct conn *c, enum sink_stage st, const char *addr, int *code)
 }
 
 /* --hang / --drop for this stage: true when it applied. */
+/* --drop-after=N: the connection carried N messages; drop it, no reply. */
+static bool
+conn_drop_after(struct conn *c, const char *stage)
+{
+	if (opt.drop_after == 0 || c->nmsgs < opt.drop_after)
+		return false;
+	sink_log("drop id=%u stage=%s after=%u", c->id, stage, c->nmsgs);
+	c->closing = true;
+	return true;
+}
+
 static bool
 conn_hang_drop(struct conn *c, enum sink_stage st)
 {
@@ -603,6 +620,7 @@ conn_read(struct conn *c)
 			}
 		}
 		c->inlen += (size_t)n;
+		c->last_in = util_now_ms();
 		if (c->ssl == NULL && (size_t)n < room)
 			break;
 	}
@@ -1037,14 +1055,18 @@ conn_line(struct conn *c, char *line, size_t len, bool more)
 		conn_ehlo(c, arg, true);
 	else if (VERB("HELO"))
 		conn_ehlo(c, arg, false);
-	else if (VERB("MAIL"))
-		conn_mail(c, arg);
+	else if (VERB("MAIL")) {
+		if (!conn_drop_after(c, "mail"))
+			conn_mail(c, arg);
+	}
 	else if (VERB("RCPT"))
 		conn_rcpt(c, arg);
 	else if (VERB("DATA"))
 		conn_data_start(c, more);
 	else if (VERB("RSET")) {
 		sink_log("rset id=%u", c->id);
+		if (conn_drop_after(c, "rset"))
+			return;
 		if (conn_hang_drop(c, STAGE_RSET))
 			return;
 		conn_tx_reset(c);
@@ -1113,6 +1135,8 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "hang", required_argument, NULL, 'H' },
 		{ "drop", required_argument, NULL, 'D' },
+		{ "drop-after", required_argument, NULL, 'A' },
+		{ "idle", required_argument, NULL, 'I' },
 		{ "no-pipelining", no_argument, NULL, 'P' },
 		{ "no-starttls", no_argument, NULL, 'S' },
 		{ "size", required_argument, NULL, 'z' },
@@ -1176,6 +1200,16 @@ main(int argc, char **argv)
 				opt.hang |= 1u << st;
 			else
 				opt.drop |= 1u << st;
+			break;
+		case 'A':
+			opt.drop_after = (unsigned)strtoul(optarg, NULL, 10);
+			if (opt.drop_after == 0)
+				usage();
+			break;
+		case 'I':
+			opt.idle_ms = strtol(optarg, NULL, 10);
+			if (opt.idle_ms <= 0)
+				usage();
 			break;
 		case 'P':
 			opt.no_pipelining = true;
@@ -1245,11 +1279,34 @@ main(int argc, char **argv)
 	while (!stop) {
 		time_t now = time(NULL);
 		size_t n = 0;
-		int r;
+		int r, wait_ms;
 
 		if (now >= deadline) {
 			sink_log("exit reason=lifetime");
 			break;
+		}
+		wait_ms = (int)(deadline - now) * 1000;
+		if (opt.idle_ms > 0) {
+			/* An exchanger's idle timeout: 421, then close. */
+			uint64_t t = util_now_ms();
+
+			for (size_t i = 0; i < nconn; i++) {
+				struct conn *c = conns[i];
+				uint64_t due = c->last_in + (uint64_t)opt.idle_ms;
+
+				if (c->closing || c->close_after_flush ||
+				    c->mode == MODE_HANG)
+					continue;
+				if (due <= t) {
+					sink_log("idle id=%u", c->id);
+					conn_out(c, "421 4.4.2 %s idle timeout\r\n",
+					    opt.name);
+					c->close_after_flush = true;
+					conn_flush(c);
+					wait_ms = 0;	/* reap it below */
+				} else if (due - t < (uint64_t)wait_ms)
+					wait_ms = (int)(due - t);
+			}
 		}
 		pfd = xreallocarray(pfd, nlisten + nconn, sizeof(*pfd));
 		for (size_t i = 0; i < nlisten; i++) {
@@ -1268,7 +1325,7 @@ main(int argc, char **argv)
 				    (c->outlen > c->outpos ? POLLOUT : 0);
 			pfd[n++].revents = 0;
 		}
-		r = poll(pfd, n, (int)(deadline - now) * 1000);
+		r = poll(pfd, n, wait_ms);
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;
