@@ -292,6 +292,17 @@ ev_timer_add(struct ev_loop *loop, struct ev_timer *t, uint64_t ms)
 }
 
 void
+ev_timer_add_earlier(struct ev_loop *loop, struct ev_timer *t, uint64_t ms)
+{
+	uint64_t when = ms > UINT64_MAX - loop->now ? UINT64_MAX :
+	    loop->now + ms;
+
+	if (ev_timer_pending(t) && t->when <= when)
+		return;
+	ev_timer_add(loop, t, ms);
+}
+
+void
 ev_timer_del(struct ev_loop *loop, struct ev_timer *t)
 {
 	if (t->heap_idx == 0)

@@ -44,6 +44,9 @@ void		 ev_fd_del(struct ev_loop *, int fd);
 void		 ev_timer_init(struct ev_timer *, ev_timer_cb, void *arg);
 /* Arm (or re-arm) to fire once, ms from now.  0 = on the next iteration. */
 void		 ev_timer_add(struct ev_loop *, struct ev_timer *, uint64_t ms);
+/* Make it fire within ms from now: armed sooner already, it is left be. */
+void		 ev_timer_add_earlier(struct ev_loop *, struct ev_timer *,
+		    uint64_t ms);
 void		 ev_timer_del(struct ev_loop *, struct ev_timer *);
 bool		 ev_timer_pending(const struct ev_timer *);
 

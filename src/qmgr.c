@@ -826,9 +826,7 @@ kick(struct qmgr *qm, uint64_t ms)
 {
 	if (qm->stopped)
 		return;
-	if (ev_timer_pending(&qm->tick) && qm->tick.when <= ev_now(qm->loop) + ms)
-		return;
-	ev_timer_add(qm->loop, &qm->tick, ms);
+	ev_timer_add_earlier(qm->loop, &qm->tick, ms);
 }
 
 static void

@@ -15,3 +15,11 @@ tests_unit_test_smtpd_CPPFLAGS = $(AM_CPPFLAGS) \
 tests_unit_test_smtpd_CFLAGS = $(TEST_CFLAGS) $(CRYPT_CFLAGS)
 tests_unit_test_smtpd_LDADD = $(TEST_LIBS) $(NET_LIBS) $(CRYPT_LIBS)
 TESTS += tests/unit/test_smtpd
+
+# The commit threads' queue on its own: real threads and a real loop.
+check_PROGRAMS += tests/unit/test_workq
+tests_unit_test_workq_SOURCES = tests/unit/test_workq.c src/workq.c \
+	src/event.c src/util.c $(TEST_COMMON)
+tests_unit_test_workq_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_workq_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_workq

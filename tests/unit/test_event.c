@@ -354,6 +354,43 @@ test_timer_order(void **state)
 	ev_loop_free(loop);
 }
 
+/* ev_timer_add_earlier: moves a timer sooner, never later; arms an idle one. */
+static void
+test_timer_add_earlier(void **state)
+{
+	struct ev_loop *loop;
+	struct trec r = { 0 };
+	struct tctx c[4];
+
+	(void)state;
+	memset(c, 0, sizeof(c));
+	loop = ev_loop_new();
+	r.loop = loop;
+	arm(loop, &c[0], &r, 1, 40);
+	/* Later than it is armed for: left at 40 ms (before 4's 100 ms). */
+	ev_timer_add_earlier(loop, &c[0].t, 5000);
+	arm(loop, &c[3], &r, 4, 100);
+	/* Sooner: 40 ms becomes 10 ms. */
+	arm(loop, &c[1], &r, 2, 5000);
+	c[1].delay = 10;
+	ev_timer_add_earlier(loop, &c[1].t, 10);
+	/* Not armed at all: armed. */
+	ev_timer_init(&c[2].t, on_timer, &c[2]);
+	c[2].rec = &r;
+	c[2].id = 3;
+	c[2].armed_at = ev_now(loop);
+	c[2].delay = 20;
+	ev_timer_add_earlier(loop, &c[2].t, 20);
+	assert_true(ev_timer_pending(&c[2].t));
+	assert_int_equal(ev_run(loop), 0);
+	assert_int_equal(r.n, 4);
+	assert_int_equal(r.order[0], 2);
+	assert_int_equal(r.order[1], 3);
+	assert_int_equal(r.order[2], 1);
+	assert_int_equal(r.order[3], 4);
+	ev_loop_free(loop);
+}
+
 static void
 test_timer_rearm_in_cb(void **state)
 {
@@ -636,6 +673,7 @@ main(void)
 		cmocka_unit_test(test_fd_del_in_batch),
 		cmocka_unit_test(test_fd_del_frees_other),
 		cmocka_unit_test(test_timer_order),
+		cmocka_unit_test(test_timer_add_earlier),
 		cmocka_unit_test(test_timer_rearm_in_cb),
 		cmocka_unit_test(test_timer_del_in_cb),
 		cmocka_unit_test(test_timer_free_other_in_cb),
