@@ -134,7 +134,7 @@ if [ -n "${BENCH_LOOPFS:-}" ]; then
 	spool=$M/spool
 fi
 mkdir "$spool"
-echo "spool: $spool ($(stat -f -c %T "$spool"), $(findmnt -n -o SOURCE,OPTIONS -T "$spool" 2>/dev/null || echo '?')); sinks: $S"
+echo "spool: $spool ($(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$spool" 2>/dev/null || stat -f -c %T "$spool")); sinks: $S"
 if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
 	duser=nobody
 	dgroup=$(id -gn nobody)
