@@ -120,8 +120,8 @@ for d in servfail.test mxfail.test dead.test; do
 done
 ok "SERVFAIL, SERVFAIL for MX only, DNS timeout: defer 4.4.3, no A fallback"
 
-# 9. The MX answer comes after 3 s: delivered.
-sinks_stop; fresh; world_conf "dns_timeout = 6s"; sink 127.0.0.2
+# 9. The MX answer comes after 3 s: delivered, with the default timeout.
+sinks_stop; fresh; world_conf "dns_timeout = 5s"; sink 127.0.0.2
 send x@slow.test; run_queue
 [ "$(received 127.0.0.2)" = 1 ] || fail "slow DNS answer not waited for"
 ok "MX answer after 3 s: delivered"
@@ -140,8 +140,10 @@ send x@bad10.test; run_queue
 [ "$(received 127.0.0.3)" = 1 ] || fail "MX 20 not used"
 ok "MX 10 unresolvable: delivered via MX 20"
 
-# 13-15. MX 10 with a 5xx greeting, a 421 greeting, or refusing: next MX.
-for how in "-r greeting=554" "-r greeting=421" "none"; do
+# 13-15. MX 10 with a 5xx greeting, a 4xx or 421 greeting, or refusing:
+# next MX.  (smtpsink keeps the connection open after a 450 greeting and
+# would take the message: only the client's rule keeps it from MX 10.)
+for how in "-r greeting=554" "-r greeting=450" "-r greeting=421" "none"; do
 	sinks_stop; fresh; world_conf
 	[ "$how" = none ] || sink 127.0.0.2 $how
 	sink 127.0.0.3
@@ -150,33 +152,43 @@ for how in "-r greeting=554" "-r greeting=421" "none"; do
 	[ "$(received 127.0.0.2)" = 0 ] || fail "MX 10 $how: took mail"
 	log_has "to=<x@up.test>" "relay=mx2.up.test[127.0.0.3]" "status=sent"
 done
-ok "MX 10 5xx greeting, 421 greeting, connection refused: delivered via MX 20"
+ok "MX 10 5xx greeting, 450 greeting, 421 greeting, connection refused: delivered via MX 20"
 
 # 16. The only MX refuses the connection: defer 4.4.1.
-sinks_stop; fresh; world_conf
+sinks_stop; fresh; world_conf; sink 127.0.0.4
 send x@implicit.test; run_queue
 log_has "to=<x@implicit.test>" "dsn=4.4.1" "status=deferred"
-ok "only MX refuses: defer 4.4.1"
+[ "$(spool_count)" = 1 ] || fail "only MX refuses: message not kept"
+[ "$(received 127.0.0.4)" = 0 ] || fail "only MX refuses: bounced"
+ok "only MX refuses: defer 4.4.1, kept, not bounced"
 
 # 17. 450 at RCPT, only MX: defer with the remote text.
 sinks_stop; fresh; world_conf; sink 127.0.0.2 -r rcpt=450
 send x@implicit.test; run_queue
-log_has "to=<x@implicit.test>" "status=deferred" "(450"
+log_has "to=<x@implicit.test>" "dsn=4.3.0" "status=deferred" "(450 4.3.0 recipient refused by smtpsink rule"
 mx -bp | grep -q "450" || fail "mailq does not show the last reply"
-ok "450 at RCPT: deferred, remote reply kept"
+ok "450 at RCPT: deferred 4.3.0, remote reply kept"
 
 # 18. 450 at RCPT on MX 10, MX 20 fine: same attempt, via MX 20.
 sinks_stop; fresh; world_conf; sink 127.0.0.2 -r rcpt=450; sink 127.0.0.3
 send x@up.test; run_queue
 [ "$(received 127.0.0.3)" = 1 ] || fail "450 on MX 10: MX 20 not tried"
+grep -q 'rcpt id=1 to=<x@up.test> code=450' "$T/sink/127.0.0.2.log" || fail "450 on MX 10: MX 10 not tried first"
+[ "$(grep -c '^connect' "$T/sink/127.0.0.3.log")" = 1 ] || fail "450 on MX 10: MX 20 not in the same attempt"
 log_has "to=<x@up.test>" "relay=mx2.up.test[127.0.0.3]" "status=sent"
 ok "450 at RCPT on MX 10: delivered via MX 20 in the same attempt"
 
-# 19. 500 at RCPT on MX 10: bounced, MX 20 not tried.
+# 19. 5xx at RCPT on MX 10 (550, and 500 too): bounced with the remote
+# enhanced code, MX 20 never contacted.
+sinks_stop; fresh; world_conf; sink 127.0.0.2 -r rcpt=500; sink 127.0.0.3; sink 127.0.0.4
+send x@up.test; run_queue
+log_has "to=<x@up.test>" "dsn=5.1.1" "status=bounced" "(500 5.1.1"
+[ "$(grep -c '^connect' "$T/sink/127.0.0.3.log")" = 0 ] || fail "500 at RCPT: MX 20 contacted"
 sinks_stop; fresh; world_conf; sink 127.0.0.2 -r rcpt=550; sink 127.0.0.3; sink 127.0.0.4
 send x@up.test; run_queue
-log_has "to=<x@up.test>" "status=bounced" "(550"
-[ "$(received 127.0.0.3)" = 0 ] || fail "5xx at RCPT: MX 20 tried"
+log_has "to=<x@up.test>" "dsn=5.1.1" "status=bounced" "(550"
+[ "$(grep -c '^connect' "$T/sink/127.0.0.3.log")" = 0 ] || fail "5xx at RCPT: MX 20 contacted"
+grep -q '^Status: 5.1.1' "$(find "$T/sink/127.0.0.4" -type f | head -n 1)" || fail "DSN Status is not the remote 5.1.1"
 [ "$(received 127.0.0.4)" = 1 ] || fail "5xx at RCPT: no DSN"
 grep -q '^Remote-MTA: dns; mx1.up.test' "$(find "$T/sink/127.0.0.4" -type f | head -n 1)" || fail "DSN lacks Remote-MTA"
 grep -q '^Diagnostic-Code: smtp; 550' "$(find "$T/sink/127.0.0.4" -type f | head -n 1)" || fail "DSN lacks Diagnostic-Code"
@@ -196,6 +208,7 @@ sinks_stop; fresh; world_conf; sink 127.0.0.2 --drop=dot; sink 127.0.0.3
 send x@up.test; run_queue
 log_has "to=<x@up.test>" "dsn=4.4.2" "status=deferred"
 [ "$(received 127.0.0.3)" = 0 ] || fail "message resent to MX 20 after DATA"
+[ "$(spool_count)" = 1 ] || fail "dropped after DATA: message not kept"
 ok "connection dropped after DATA: defer 4.4.2, not resent elsewhere"
 
 # 4xx and 5xx at MAIL: next MX, bounce the group.

@@ -108,16 +108,26 @@ for end in '\n.\r\n' '\r.\n' '\n.\n' '\r.\r\n' '\r\n.\n' '\n.\r' ; do
 	before=$(received 127.0.0.2)
 	client raw "$LPORT" "$T/raw"
 	sleep 0.5
-	if grep -q '^250 2.0.0 Ok: queued' "$T/c.out"; then
-		[ "$(grep -c '^250 2.0.0 Ok: queued' "$T/c.out")" = 1 ] || fail "payload $n: two messages queued"
-	else
-		grep -q '^554 5.6.0' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: neither one message nor 554 5.6.0"; }
-	fi
+	# Each payload has a bare LF or a bare CR: the whole DATA, up to the
+	# real CRLF.CRLF, is refused (SPEC), so nothing at all is queued.
+	grep -q '^554 5.6.0' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: no 554 5.6.0"; }
+	! grep -q '^250 2.0.0 Ok: queued' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: a message was queued"; }
 	after=$(received 127.0.0.2)
-	[ $((after - before)) -le 1 ] || fail "payload $n: $((after - before)) messages delivered"
+	[ "$after" = "$before" ] || fail "payload $n: $((after - before)) messages delivered"
 	! grep -rqs "victim$n@up.test" "$T/sink/127.0.0.2.log" || fail "payload $n: smuggled recipient reached the exchanger"
 done
-ok "SMTP smuggling: $n payloads, each one message or 554 5.6.0, never a second message"
+# A bare LF or a bare CR in the middle of a body is refused the same way,
+# and the session goes on: a clean message after it is queued.
+for mid in '\n' '\r'; do
+	printf "EHLO client.test\r\nMAIL FROM:<app@client.test>\r\nRCPT TO:<mid@up.test>\r\nDATA\r\n" > "$T/raw"
+	printf "Subject: mid\r\n\r\na${mid}b\r\nmore\r\n.\r\n" >> "$T/raw"
+	printf "MAIL FROM:<app@client.test>\r\nRCPT TO:<clean@up.test>\r\nDATA\r\n" >> "$T/raw"
+	printf "Subject: clean\r\n\r\nok\r\n.\r\nQUIT\r\n" >> "$T/raw"
+	client raw "$LPORT" "$T/raw"
+	grep -q '^554 5.6.0' "$T/c.out" || { cat "$T/c.out" >&2; fail "bare $mid mid-body: no 554 5.6.0"; }
+	[ "$(grep -c '^250 2.0.0 Ok: queued' "$T/c.out")" = 1 ] || { cat "$T/c.out" >&2; fail "bare $mid mid-body: the clean message after it was not queued once"; }
+done
+ok "SMTP smuggling: $n payloads and a bare LF/CR mid-body: 554 5.6.0, nothing queued, never a second message"
 
 # 5. Commands pipelined after STARTTLS, before the handshake, are dropped.
 printf "EHLO client.test\r\nSTARTTLS\r\nMAIL FROM:<injected@client.test>\r\n" > "$T/raw"
