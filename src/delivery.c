@@ -113,6 +113,7 @@ struct dest {
 	struct delivery_msg	*qhead, *qtail;
 	size_t			 nqueued;
 	struct dsess		*idle;		/* sessions waiting for a part */
+	uint64_t		 ready_ms;	/* when the routes were built */
 	unsigned		 nsess;
 	unsigned		 nconnecting;
 	unsigned		 rr;		/* spreads sessions over equal MXs */
@@ -144,6 +145,9 @@ struct delivery_engine {
 	size_t			 pending;	/* parts submitted, not done */
 };
 
+/* An idle session keeps routes no older than this (see sess_may_park). */
+#define DEST_ROUTES_MAX_MS	60000
+
 static void	 dest_pump(struct dest *);
 static size_t	 route_spread(struct dest *, size_t);
 static void	 dest_resolve(struct dest *);
@@ -157,6 +161,7 @@ static void	 routes_build(struct dest *);
 static void	 sess_start(struct dest *, size_t);
 static void	 sess_next(struct dsess *);
 static struct delivery_msg *dest_part_for(const struct dest *, size_t);
+static bool	 sess_may_park(const struct dsess *);
 static void	 sess_park(struct dsess *);
 static void	 sess_unpark(struct dsess *);
 static void	 sess_on_idle_timeout(void *);
@@ -764,6 +769,7 @@ routes_build(struct dest *d)
 			}
 		}
 	d->state = DEST_READY;
+	d->ready_ms = ev_now(d->e->loop);
 	dest_pump(d);
 }
 
@@ -935,7 +941,36 @@ dest_part_for(const struct dest *d, size_t ri)
 	return NULL;
 }
 
-/* Nothing to carry now: wait idle a while, unless a slot is wanted. */
+/*
+ * May a session with nothing to carry wait idle for the next part?  Only
+ * on a route of the best preference: new parts go there first, and one
+ * that a session on MX 20 took (MX 10 said 4xx to its recipient) must not
+ * draw the next messages away from MX 10.  Not when a part is queued that
+ * it cannot take (another route must get the slot), nor when another
+ * destination waits for a global slot, nor while a route of its
+ * destination is marked failed or its routes are older than
+ * DEST_ROUTES_MAX_MS: an idle session keeps the destination from
+ * delivery_gc(), and the next message should look the routes up and try
+ * the exchangers afresh.
+ */
+static bool
+sess_may_park(const struct dsess *s)
+{
+	const struct dest *d = s->d;
+	const struct delivery_engine *e = d->e;
+
+	if (e->keep_idle_ms == 0 || e->whead != NULL || d->qhead != NULL)
+		return false;
+	if (d->routes[s->ri].pref != d->routes[0].pref ||
+	    ev_now(e->loop) - d->ready_ms > DEST_ROUTES_MAX_MS)
+		return false;
+	for (size_t i = 0; i < d->nroutes; i++)
+		if (d->routes[i].failed || d->routes[i].tls_broken)
+			return false;
+	return true;
+}
+
+/* Nothing to carry now: wait idle a while. */
 static void
 sess_park(struct dsess *s)
 {
@@ -996,7 +1031,7 @@ sess_next(struct dsess *s)
 		return;
 	}
 	if ((m = dest_part_for(d, s->ri)) == NULL) {
-		if (e->keep_idle_ms > 0 && e->whead == NULL)
+		if (sess_may_park(s))
 			sess_park(s);
 		else
 			smtpc_quit(s->s);
@@ -1060,15 +1095,17 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 	switch (res->stage) {
 	case SMTPC_STAGE_MAIL:
 		if (woken && res->outcome == OUTCOME_TEMPFAIL &&
-		    !isdigit((unsigned char)res->reply[0])) {
+		    (!isdigit((unsigned char)res->reply[0]) ||
+		    strncmp(res->reply, "421", 3) == 0)) {
 			/*
-			 * The exchanger dropped the idle connection as we
-			 * spoke: not its fault nor the part's; the part
-			 * goes back for a new connection to the same route.
+			 * The exchanger dropped the idle connection (or
+			 * said 421, closing) as we spoke: not its fault nor
+			 * the part's; the part goes back for a new
+			 * connection to the same route, which the close of
+			 * this one (sess_on_closed) starts.
 			 */
 			queue_push(d, m, true);
 			smtpc_quit(s->s);
-			dest_pump(d);
 			return;
 		}
 		if (res->outcome == OUTCOME_PERMFAIL) {

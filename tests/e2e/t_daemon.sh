@@ -20,6 +20,10 @@ stale.test MX 10 mx1.stale.test
 stale.test MX 20 mx2.stale.test
 mx1.stale.test A 127.0.0.5
 mx2.stale.test A 127.0.0.6
+grey.test MX 10 mx1.grey.test
+grey.test MX 20 mx2.grey.test
+mx1.grey.test A 127.0.0.7
+mx2.grey.test A 127.0.0.8
 EOF
 start_dnsd "$T/zone"
 pick_port
@@ -175,7 +179,42 @@ daemon_stop
 [ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
 ok "a reused connection dropped at MAIL: the message goes again to the same MX"
 
-# 13. Bad start-ups: unknown user, busy listen address.
+# 13. A session does not idle while a part waits that it cannot carry:
+# with one connection allowed, a recipient greylisted (450) on MX 10
+# reaches MX 20 at once, even while new mail for MX 10 keeps coming.
+sinks_stop; fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" \
+    "domain_concurrency = 1" "concurrency = 1"
+sink 127.0.0.7 -r rcpt=450:grey@grey.test; sink 127.0.0.8
+daemon_start
+send a0@grey.test
+within 2 got 127.0.0.7 1 || fail "first message not delivered"
+sleep 0.3
+send grey@grey.test
+for i in 1 2 3 4; do sleep 0.5; send "t$i@grey.test"; done
+[ "$(received 127.0.0.8)" = 1 ] ||
+    fail "the greylisted recipient waited behind an idle connection to MX 10"
+within 3 got 127.0.0.7 5 || fail "MX 10 did not get its messages"
+daemon_stop
+ok "an idle connection does not hold the slot a part for another MX needs"
+
+# 14. No idle connection while a route of the destination is marked
+# failed: once MX 10 is back, the next messages look the routes up again
+# and go to MX 10, not on and on to MX 20 over a kept connection.
+sinks_stop; fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP"
+sink 127.0.0.8
+daemon_start
+send b0@grey.test
+within 3 got 127.0.0.8 1 || fail "first message not delivered via MX 20"
+sink 127.0.0.7
+for i in 1 2 3 4; do sleep 0.7; send "b$i@grey.test"; done
+within 3 got 127.0.0.7 3 ||
+    fail "MX 10 is back but got $(received 127.0.0.7) of 4 (MX 20: $(received 127.0.0.8))"
+daemon_stop
+ok "a destination with a failed route keeps no idle connection: MX 10 used again once back"
+
+# 15. Bad start-ups: unknown user, busy listen address.
 if [ "$(id -u)" = 0 ]; then
 	world_conf "listen =" "user = no-such-user-mxrelay"
 	expect_rc 67 "unknown user" "$MXRELAYD" -f -C "$CONF"
