@@ -1253,6 +1253,7 @@ sess_on_closed(void *arg, struct smtpc *sc, enum outcome o,
 	free(s);
 	d->nsess--;
 	e->active--;
-	dest_pump(d);
+	/* The freed slot goes first to destinations already waiting for one. */
 	engine_wake(e);
+	dest_pump(d);
 }
