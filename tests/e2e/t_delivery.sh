@@ -111,14 +111,23 @@ ok "NXDOMAIN: bounce 5.1.2"
 # 6-8. SERVFAIL for everything, SERVFAIL for MX only, no answer: defer 4.4.3.
 for d in servfail.test mxfail.test dead.test; do
 	sinks_stop; fresh; world_conf; sink 127.0.0.2; sink 127.0.0.4
-	send "x@$d"; run_queue
+	send "x@$d"
+	t0=$(date +%s%N); : > "$T/dnsq"
+	run_queue
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	if [ "$d" = dead.test ]; then
+		# The resolver's timeout (2 s, 1 try) was waited for, once.
+		[ "$ms" -ge 1900 ] || fail "dead.test: gave up after $ms ms, before dns_timeout"
+		[ "$(grep -c '^dead.test MX' "$T/dnsq")" = 1 ] ||
+		    fail "dead.test: MX asked $(grep -c '^dead.test MX' "$T/dnsq") times with dns_tries = 1"
+	fi
 	log_has "to=<x@$d>" "dsn=4.4.3" "status=deferred"
 	[ "$(received 127.0.0.2)" = 0 ] || fail "$d: fell back to the A record"
 	[ "$(received 127.0.0.4)" = 0 ] || fail "$d: bounced"
 	[ "$(spool_count)" = 1 ] || fail "$d: message not kept"
 	mx -bp | grep -q "x@$d (pending, 1 attempt, next try" || fail "$d: mailq state"
 done
-ok "SERVFAIL, SERVFAIL for MX only, DNS timeout: defer 4.4.3, no A fallback"
+ok "SERVFAIL, SERVFAIL for MX only, DNS timeout (waited for, asked once): defer 4.4.3, no A fallback"
 
 # 9. The MX answer comes after 3 s: delivered, with the default timeout.
 sinks_stop; fresh; world_conf "dns_timeout = 5s"; sink 127.0.0.2
