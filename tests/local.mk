@@ -1,6 +1,6 @@
 # tests/: cmocka unit tests (one program per module), fuzz corpora replays
 # and end-to-end shell tests.
-TEST_COMMON = tests/mock_log.c tests/mock_log.h
+TEST_COMMON = tests/mock_log.c tests/mock_log.h tests/testutil.c tests/testutil.h
 TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/tests
 TEST_LIBS = $(CMOCKA_LIBS)
 

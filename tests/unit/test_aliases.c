@@ -19,6 +19,7 @@
 
 #include "aliases.h"
 #include "util.h"
+#include "testutil.h"
 
 #define ARRLEN(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -28,12 +29,8 @@ static char	 apath[PATH_MAX];
 static int
 setup_dir(void **state)
 {
-	const char *t = getenv("TMPDIR");
-
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_aliases.XXXXXX",
-	    t != NULL && *t != '\0' ? t : "/tmp");
-	if (mkdtemp(tmpdir) == NULL)
+	if (test_mkdtemp(tmpdir, sizeof(tmpdir), "test_aliases") == NULL)
 		return -1;
 	snprintf(apath, sizeof(apath), "%s/aliases", tmpdir);
 	return 0;

@@ -36,6 +36,7 @@
 #include "spool.h"
 #include "spool_test.h"
 #include "util.h"
+#include "testutil.h"
 
 #define ID1	"0123456789abcdef0123"
 #define HOST	"relay.example.net"
@@ -812,11 +813,8 @@ static int
 setup_spool(void **state)
 {
 	struct spool_fx *fx = xcalloc(1, sizeof(*fx));
-	const char *tmp = getenv("TMPDIR");
 
-	snprintf(fx->top, sizeof(fx->top), "%s/test_bounce.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	assert_non_null(mkdtemp(fx->top));
+	assert_non_null(test_mkdtemp(fx->top, sizeof(fx->top), "test_bounce"));
 	assert_int_equal(queue_open(fx->top, true, &fx->q), 0);
 	mock_log_clear();
 	*state = fx;

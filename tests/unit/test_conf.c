@@ -23,6 +23,7 @@
 
 #include "conf.h"
 #include "util.h"
+#include "testutil.h"
 
 #define ARRLEN(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -32,12 +33,8 @@ static char	 cfpath[PATH_MAX];
 static int
 setup_dir(void **state)
 {
-	const char *t = getenv("TMPDIR");
-
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_conf.XXXXXX",
-	    t != NULL && *t != '\0' ? t : "/tmp");
-	if (mkdtemp(tmpdir) == NULL)
+	if (test_mkdtemp(tmpdir, sizeof(tmpdir), "test_conf") == NULL)
 		return -1;
 	snprintf(cfpath, sizeof(cfpath), "%s/t.conf", tmpdir);
 	return 0;

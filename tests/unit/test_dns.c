@@ -35,6 +35,7 @@
 #include "dns.h"
 #include "event.h"
 #include "util.h"
+#include "testutil.h"
 
 #ifndef DNSD_PATH
 #define DNSD_PATH	"tests/world/dnsd"
@@ -159,7 +160,6 @@ static int
 start_world(void **state)
 {
 	char buf[64], *nl;
-	const char *tmp = getenv("TMPDIR");
 	int pfd[2];
 	size_t len = 0;
 	unsigned port;
@@ -167,9 +167,7 @@ start_world(void **state)
 	(void)state;
 	/* Nothing here may hang: the whole program is bounded. */
 	alarm(120);
-	snprintf(world.dir, sizeof(world.dir), "%s/test_dns.XXXXXX",
-	    tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
-	if (mkdtemp(world.dir) == NULL)
+	if (test_mkdtemp(world.dir, sizeof(world.dir), "test_dns") == NULL)
 		return -1;
 	snprintf(world.zone, sizeof(world.zone), "%s/zone", world.dir);
 	snprintf(world.qlog, sizeof(world.qlog), "%s/queries", world.dir);

@@ -43,6 +43,7 @@
 #include "smtp_client.h"
 #include "tls.h"
 #include "util.h"
+#include "testutil.h"
 
 #ifndef SMTPSINK_PATH
 #define SMTPSINK_PATH	"tests/world/smtpsink"
@@ -108,13 +109,10 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *t = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/smtpc.XXXXXX",
-	    t != NULL && *t != '\0' ? t : "/tmp");
-	if (mkdtemp(f->dir) == NULL)
+	if (test_mkdtemp(f->dir, sizeof(f->dir), "smtpc") == NULL)
 		return -1;
 	f->sink = -1;
 	f->lfd = f->pfd = -1;

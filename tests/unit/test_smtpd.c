@@ -47,6 +47,7 @@
 #include "spool_test.h"
 #include "tls.h"
 #include "util.h"
+#include "testutil.h"
 
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."
@@ -105,12 +106,9 @@ static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
-	const char *tmp = getenv("TMPDIR");
 
 	assert_non_null(fx);
-	snprintf(fx->top, sizeof(fx->top), "%s/mxrelay-smtpd.XXXXXX",
-	    tmp != NULL ? tmp : "/tmp");
-	assert_non_null(mkdtemp(fx->top));
+	assert_non_null(test_mkdtemp(fx->top, sizeof(fx->top), "mxrelay-smtpd"));
 	snprintf(fx->spool, sizeof(fx->spool), "%s/spool", fx->top);
 	assert_int_equal(queue_open(fx->spool, true, &fx->q), 0);
 	fx->loop = ev_loop_new();
@@ -1817,11 +1815,8 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	if (system("openssl version >/dev/null 2>&1") == 0) {
 		(void)make_hash();
-		rc = snprintf(certdir, sizeof(certdir), "%s/mxrelay-smtpd-"
-		    "tls.XXXXXX", getenv("TMPDIR") != NULL ?
-		    getenv("TMPDIR") : "/tmp");
-		if (rc > 0 && (size_t)rc < sizeof(certdir) &&
-		    mkdtemp(certdir) != NULL) {
+		if (test_mkdtemp(certdir, sizeof(certdir),
+		    "mxrelay-smtpd-tls") != NULL) {
 			snprintf(cmd, sizeof(cmd), "sh '%s/tests/unit/"
 			    "tls-certs.sh' '%s' 2>/dev/null", TOP_SRCDIR,
 			    certdir);

@@ -40,6 +40,7 @@
 #include "spool.h"
 #include "spool_test.h"
 #include "util.h"
+#include "testutil.h"
 
 #define BODY_LEN	(200 * 1024 + 17)	/* several buffer flushes */
 #define CHUNK		7001
@@ -262,11 +263,8 @@ static int
 setup(void **state)
 {
 	struct fx *fx = xcalloc(1, sizeof(*fx));
-	const char *t = getenv("TMPDIR");
 
-	snprintf(fx->top, sizeof(fx->top), "%s/tspool.XXXXXX",
-	    t != NULL && strlen(t) < 40 ? t : "/tmp");
-	assert_non_null(mkdtemp(fx->top));
+	assert_non_null(test_mkdtemp(fx->top, sizeof(fx->top), "tspool"));
 	snprintf(fx->spool, sizeof(fx->spool), "%s/spool", fx->top);
 	assert_int_equal(queue_open(fx->spool, true, &fx->q), 0);
 	/* CRLF text, a lone dot, a NUL: the body is stored byte for byte. */

@@ -32,6 +32,7 @@
 #include "io.h"
 #include "tls.h"
 #include "util.h"
+#include "testutil.h"
 
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."
@@ -420,10 +421,7 @@ main(void)
 		fprintf(stderr, "openssl command not found: skipped\n");
 		return 77;
 	}
-	rc = snprintf(certdir, sizeof(certdir), "%s/mxrelay-tls.XXXXXX",
-	    getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-	if (rc < 0 || (size_t)rc >= sizeof(certdir) ||
-	    mkdtemp(certdir) == NULL) {
+	if (test_mkdtemp(certdir, sizeof(certdir), "mxrelay-tls") == NULL) {
 		perror("mkdtemp");
 		return 99;
 	}
