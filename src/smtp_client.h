@@ -1,7 +1,8 @@
 /*
  * smtp_client: one outbound SMTP session to one address (RFC 5321).
  * Greeting, EHLO (HELO fallback), STARTTLS per policy then EHLO again,
- * optional AUTH, then any number of transactions (RSET after one that did not reach the end of data), QUIT.
+ * optional AUTH, then any number of transactions (RSET after one that did
+ * not reach the end of data), QUIT.
  * PIPELINING (MAIL, RCPTs, DATA in one write), SIZE, 8BITMIME,
  * dot-stuffing, RFC 5321 §4.5.3.2 timeouts.  Knows nothing of the spool:
  * a body fd and recipients in, results out.
