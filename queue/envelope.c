@@ -12,6 +12,7 @@
  *	sender <str>
  *	arrival <num>
  *	size <num>
+ *	submitter <uid:num> <name:str>		(version 2 only)
  *	rcpts <num>
  *	rcpt <addr:str> <orig:str> <state> <attempts:num> <next_try:num> <last_try:num> <last_reply:str> <status:str> <remote_mta:str>
  *	...			(exactly "rcpts" rcpt lines)
@@ -34,6 +35,11 @@
  * by encode gives back the same bytes.  The "end" line makes a truncated
  * file an error instead of an envelope with fewer recipients.  A change of
  * layout bumps the version; the decoder rejects versions it does not know.
+ *
+ * Version 2 adds the submitter line: the uid and login name of the local
+ * user who queued the message.  An envelope without a submitter is
+ * written as version 1, so that spools and tests of version 1 keep their
+ * bytes; a version 2 envelope always has the line (canonical form).
  */
 #include "config.h"
 
@@ -51,6 +57,7 @@
 
 #define ENVELOPE_MAGIC		"mxrelay-envelope"
 #define ENVELOPE_VERSION	1
+#define ENVELOPE_VERSION_SUBMITTER	2
 
 /* A growable output buffer; allocation failure is fatal (xmalloc). */
 struct obuf {
@@ -102,6 +109,7 @@ envelope_free(struct envelope *env)
 	}
 	free(env->rcpt);
 	free(env->sender);
+	free(env->submit_user);
 	envelope_init(env);
 }
 
@@ -271,7 +279,8 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 	}
 
 	ob_str(&ob, ENVELOPE_MAGIC " ");
-	ob_num(&ob, ENVELOPE_VERSION);
+	ob_num(&ob, env->submit_user != NULL ? ENVELOPE_VERSION_SUBMITTER :
+	    ENVELOPE_VERSION);
 	ob_str(&ob, "\nid ");
 	if (idlen == 0)
 		ob_str(&ob, "-");
@@ -283,6 +292,12 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 	ob_num(&ob, (uint64_t)env->arrival);
 	ob_str(&ob, "\nsize ");
 	ob_num(&ob, env->size);
+	if (env->submit_user != NULL) {
+		ob_str(&ob, "\nsubmitter ");
+		ob_num(&ob, env->submit_uid);
+		ob_str(&ob, " ");
+		ob_field(&ob, env->submit_user);
+	}
 	ob_str(&ob, "\nrcpts ");
 	ob_num(&ob, env->nrcpt);
 	ob_str(&ob, "\n");
@@ -534,7 +549,7 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 	struct ibuf ib = { buf, buf + len };
 	const char *v, *line;
 	size_t n, magic = strlen(ENVELOPE_MAGIC);
-	uint64_t num, nrcpt;
+	uint64_t num, nrcpt, version;
 
 	envelope_init(env);
 	*err = NULL;
@@ -547,8 +562,9 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 		*err = "not an envelope";
 		goto fail;
 	}
-	if (parse_num(line + magic + 1, n - magic - 1, UINT32_MAX, &num) == -1 ||
-	    num != ENVELOPE_VERSION) {
+	if (parse_num(line + magic + 1, n - magic - 1, UINT32_MAX, &version) == -1 ||
+	    (version != ENVELOPE_VERSION &&
+	    version != ENVELOPE_VERSION_SUBMITTER)) {
 		*err = "unsupported envelope version";
 		goto fail;
 	}
@@ -583,6 +599,20 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 	    parse_num(v, n, UINT64_MAX, &env->size) == -1) {
 		*err = "missing or bad size";
 		goto fail;
+	}
+	if (version == ENVELOPE_VERSION_SUBMITTER) {
+		const char *w;
+		size_t wn;
+
+		if (parse_kv(&ib, "submitter", &v, &n) == -1 ||
+		    split_word(&v, &n, &w, &wn) == -1 ||
+		    parse_num(w, wn, UINT32_MAX, &num) == -1) {
+			*err = "missing or bad submitter";
+			goto fail;
+		}
+		env->submit_uid = (uint32_t)num;
+		if (parse_str(v, n, false, &env->submit_user, err) == -1)
+			goto fail;
 	}
 	/*
 	 * The count is only checked against the lines that follow; the array

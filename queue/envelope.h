@@ -38,6 +38,13 @@ struct envelope {
 	char			*sender;	/* "" is the null sender <> */
 	time_t			 arrival;
 	uint64_t		 size;		/* bytes of the body file */
+	/*
+	 * The local user who queued it (mxrelay, mxrelay -bs, the drop
+	 * folder): uid and login name.  submit_user NULL: none recorded
+	 * (the SMTP listener, or a spool written before version 2).
+	 */
+	uint32_t		 submit_uid;
+	char			*submit_user;
 	size_t			 nrcpt;
 	struct envelope_rcpt	*rcpt;
 };

@@ -201,6 +201,55 @@ test_encode_text(void **state)
 	envelope_free(&env);
 }
 
+/* Version 2: the submitter line, only when there is a submitter. */
+static void
+test_submitter(void **state)
+{
+	static const char want[] =
+	    "mxrelay-envelope 2\n"
+	    "id " ID1 "\n"
+	    "sender =a@b\n"
+	    "arrival 5\n"
+	    "size 42\n"
+	    "submitter 33 =www-data%20x\n"
+	    "rcpts 1\n"
+	    "rcpt =c@d - pending 0 0 0 - - -\n"
+	    "end\n";
+	struct envelope env, back;
+	const char *err;
+	char *buf;
+	size_t len;
+
+	(void)state;
+	envelope_init(&env);
+	memcpy(env.id, ID1, sizeof(ID1));
+	env.sender = strdup("a@b");
+	env.arrival = 5;
+	env.size = 42;
+	envelope_add_rcpt(&env, "c@d", NULL);
+	env.submit_uid = 33;
+	env.submit_user = strdup("www-data x");
+	assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(buf, want, len);
+	assert_int_equal(envelope_decode(buf, len, &back, &err), 0);
+	assert_int_equal(back.submit_uid, 33);
+	assert_string_equal(back.submit_user, "www-data x");
+	free(buf);
+	envelope_free(&back);
+	/* No submitter: version 1 bytes, as before. */
+	free(env.submit_user);
+	env.submit_user = NULL;
+	assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+	assert_memory_equal(buf, "mxrelay-envelope 1\n", 19);
+	assert_null(memmem(buf, len, "submitter", 9));
+	assert_int_equal(envelope_decode(buf, len, &back, &err), 0);
+	assert_null(back.submit_user);
+	free(buf);
+	envelope_free(&back);
+	envelope_free(&env);
+}
+
 static void
 test_encode_errors(void **state)
 {
@@ -278,8 +327,29 @@ static const struct bad bad[] = {
 	{ "garbage", "hello world\n", 0, "not an envelope" },
 	{ "no newline", "mxrelay-envelope 1", 0, "not an envelope" },
 	{ "magic only", "mxrelay-envelope\n", 0, "not an envelope" },
-	{ "version 2", "mxrelay-envelope 2\nid -\n", 0,
+	{ "version 3", "mxrelay-envelope 3\nid -\n", 0,
 	    "unsupported envelope version" },
+	{ "v2 without submitter", "mxrelay-envelope 2\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nrcpts 0\nend\n", 0,
+	    "missing or bad submitter" },
+	{ "v1 with submitter", "mxrelay-envelope 1\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nsubmitter 33 =www\nrcpts 0\nend\n", 0,
+	    "missing or bad recipient count" },
+	{ "submitter no name", "mxrelay-envelope 2\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nsubmitter 33\nrcpts 0\nend\n", 0,
+	    "bad string field" },
+	{ "submitter null name", "mxrelay-envelope 2\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nsubmitter 33 -\nrcpts 0\nend\n", 0,
+	    "required field is absent" },
+	{ "submitter uid too big", "mxrelay-envelope 2\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nsubmitter 4294967296 =x\nrcpts 0\nend\n", 0,
+	    "missing or bad submitter" },
+	{ "submitter negative", "mxrelay-envelope 2\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nsubmitter -1 =x\nrcpts 0\nend\n", 0,
+	    "missing or bad submitter" },
+	{ "submitter spaced name", "mxrelay-envelope 2\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nsubmitter 1 =a b\nrcpts 0\nend\n", 0,
+	    "unescaped byte in string field" },
 	{ "version 0", "mxrelay-envelope 0\n", 0, "unsupported envelope version" },
 	{ "version 01", "mxrelay-envelope 01\n", 0, "unsupported envelope version" },
 	{ "version junk", "mxrelay-envelope 1x\n", 0,
@@ -571,6 +641,7 @@ main(void)
 		cmocka_unit_test(test_roundtrip_every_byte),
 		cmocka_unit_test(test_encode_text),
 		cmocka_unit_test(test_encode_errors),
+		cmocka_unit_test(test_submitter),
 		cmocka_unit_test(test_state_text),
 		cmocka_unit_test(test_decode_errors),
 		cmocka_unit_test(test_decode_good),
