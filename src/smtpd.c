@@ -31,12 +31,25 @@
  *   executed; after the handshake the session is as before EHLO.
  * - Parameters are read through sd->p at each use, so smtpd_set_params()
  *   takes effect for every session at once.
+ *
+ * Local sessions (smtpd_session_fds(), mxrelay -bs) run the same session
+ * code over one end of a socketpair; a pump ("struct local") moves bytes
+ * between the other end and the caller's descriptors, which may be pipes,
+ * ttys or regular files (those epoll cannot watch are read and written
+ * as if always ready).  The io layer ends a session at once on EOF and
+ * drops replies not yet written, so the end of the caller's input is
+ * passed on (shutdown(SHUT_WR)) only once the session has read all the
+ * bytes before it (FIONREAD) and its replies are out (io_queued() == 0):
+ * every command before the EOF is answered.  s->lc is NULL for clients
+ * of the listener, and every local branch tests it.
  */
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -81,6 +94,8 @@
 #define SMTPD_ACCEPT_PAUSE_MS	1000	/* after EMFILE/ENFILE */
 #define SMTPD_HELO_MAX		255
 #define SMTPD_USERS_LINE_MAX	4096
+#define SMTPD_LOCAL_BUF		16384	/* pump buffer, each direction */
+#define SMTPD_LOCAL_POLL_MS	20	/* waiting to pass the EOF on */
 
 /* Checked against when a user is unknown, so that timing does not tell. */
 #define SMTPD_DUMMY_HASH \
@@ -119,6 +134,8 @@ struct session {
 	unsigned	 port;
 	int		 family;
 	unsigned char	 rawaddr[16];	/* in_addr or in6_addr */
+	char		 peer[160];	/* logs: "[addr]:port", or the user */
+	struct local	*lc;		/* a local session's pump; else NULL */
 
 	char		 helo[SMTPD_HELO_MAX + 1];	/* "" before HELO/EHLO */
 	bool		 esmtp;		/* EHLO (not HELO) */
@@ -164,6 +181,35 @@ struct listener {
 	bool		 registered;
 };
 
+/*
+ * A local session's pump: infd -> ibuf -> sv and sv -> obuf -> outfd, sv
+ * being our end of the socketpair whose other end the session's io owns.
+ */
+struct local {
+	struct smtpd	*sd;
+	struct session	*s;		/* NULL once the session is gone */
+	uint32_t	 uid;
+	char		*user;		/* NULL: none */
+	char		*rcvd_from;	/* "user NAME (uid N)" or "uid N" */
+	void		(*done)(void *, const struct smtpd_local_end *);
+	void		*arg;
+	struct smtpd_local_end end;
+
+	int		 infd, outfd, sv;	/* sv -1 once closed */
+	int		 in_fl, out_fl;	/* file status flags to restore */
+	bool		 in_setfl, out_setfl;	/* we changed them */
+	bool		 in_poll, out_poll;	/* epoll can watch them */
+	int		 in_ev, out_ev, sv_ev;	/* registered interest */
+	bool		 in_eof;	/* infd ended (or failed) */
+	bool		 in_shut;	/* the EOF was passed to the session */
+	bool		 sv_eof;	/* all the session's output was read */
+	bool		 out_err;	/* outfd failed: output is dropped */
+	struct ev_timer	 timer;
+	size_t		 ipos, ilen, opos, olen;
+	char		 ibuf[SMTPD_LOCAL_BUF];
+	char		 obuf[SMTPD_LOCAL_BUF];
+};
+
 struct smtpd {
 	struct ev_loop	*loop;
 	struct queue	*q;
@@ -179,6 +225,7 @@ struct smtpd {
 	unsigned	 nsessions;
 	struct workq	*wq;		/* commits off the loop; NULL = inline */
 	bool		 freeing;
+	struct local	*local;		/* the local session, if one runs */
 	char		 dbuf[SMTPD_DATA_CHUNK + 1];	/* unstuffer output */
 };
 
@@ -207,6 +254,14 @@ static void	 listeners_watch(struct smtpd *, bool);
 static void	 listeners_close(struct smtpd *);
 static void	 on_pause_timer(void *);
 static void	 session_new(struct smtpd *, int, const struct sockaddr_storage *);
+static struct session *session_alloc(struct smtpd *, int);
+static void	 session_input_run(struct session *);
+static void	 local_pump(struct local *);
+static void	 local_on_fd(int, int, void *);
+static void	 local_on_timer(void *);
+static void	 local_eof_check(struct local *);
+static void	 local_release(struct local *);
+static void	 local_spool_err(struct session *, int);
 static void	 session_free(struct session *);
 static void	 session_on_io(struct io *, enum io_event, void *);
 static void	 session_on_close_timer(void *);
@@ -353,6 +408,10 @@ smtpd_free(struct smtpd *sd)
 		return;
 	while ((s = TAILQ_FIRST(&sd->sessions)) != NULL)
 		session_free(s);
+	if (sd->local != NULL) {
+		local_release(sd->local);
+		sd->local = NULL;
+	}
 	listeners_close(sd);
 	/* Commits in flight finish (their messages are queued, unanswered). */
 	sd->freeing = true;
@@ -518,6 +577,414 @@ smtpd_nsessions(const struct smtpd *sd)
 }
 
 /* ------------------------------------------------------------------ */
+/* Local sessions (mxrelay -bs). */
+
+/* A user name that may stand in a Received: field as it is. */
+static bool
+local_name_ok(const char *u)
+{
+	size_t n = 0;
+
+	if (u == NULL)
+		return false;
+	for (; *u != '\0'; u++) {
+		unsigned char c = (unsigned char)*u;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		    c == '-' || c == '$' || c == '+' || c == '@'))
+			return false;
+		if (++n > 64)
+			return false;
+	}
+	return n > 0;
+}
+
+/*
+ * Whether epoll can watch fd: 1, 0 (a regular file, /dev/null: always
+ * ready), or -1 with errno.
+ */
+static int
+local_pollable(struct local *lc, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+		return 0;
+	if (ev_fd_add(lc->sd->loop, fd, EV_READ, local_on_fd, lc) == -1)
+		return errno == EPERM ? 0 : -1;
+	ev_fd_del(lc->sd->loop, fd);
+	return 1;
+}
+
+/* A spool operation failed in a local session: its exit status says so. */
+static void
+local_spool_err(struct session *s, int e)
+{
+	if (s->lc != NULL)
+		s->lc->end.spool_err = e != 0 ? e : EIO;
+}
+
+/* Put O_NONBLOCK back as it was. */
+static void
+local_restore_fl(int fd, int orig)
+{
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) != -1 &&
+	    (fl & O_NONBLOCK) != (orig & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) |
+		    (orig & O_NONBLOCK));
+}
+
+static void
+local_close_sv(struct local *lc)
+{
+	if (lc->sv == -1)
+		return;
+	if (lc->sv_ev != 0)
+		ev_fd_del(lc->sd->loop, lc->sv);
+	lc->sv_ev = 0;
+	close(lc->sv);
+	lc->sv = -1;
+}
+
+/* The pump cannot go on: the session sees its connection close. */
+static void
+local_break(struct local *lc, const char *what)
+{
+	log_warn("smtpd: local session: %s", what);
+	lc->end.io_error = true;
+	lc->in_eof = true;
+	lc->out_err = true;
+	lc->ipos = lc->ilen = lc->opos = lc->olen = 0;
+	local_close_sv(lc);
+	ev_timer_add(lc->sd->loop, &lc->timer, 0);
+}
+
+/* Register the interest in fd (0: none). */
+static void
+local_want(struct local *lc, int fd, int *cur, int want)
+{
+	struct ev_loop *loop = lc->sd->loop;
+
+	if (want == *cur)
+		return;
+	if (want == 0)
+		ev_fd_del(loop, fd);
+	else if (*cur == 0 ? ev_fd_add(loop, fd, want, local_on_fd, lc) == -1 :
+	    ev_fd_mod(loop, fd, want) == -1) {
+		if (*cur != 0)
+			ev_fd_del(loop, fd);
+		*cur = 0;
+		local_break(lc, "event loop");
+		return;
+	}
+	*cur = want;
+}
+
+static void
+local_watch(struct local *lc)
+{
+	int in = 0, out = 0, sv = 0;
+
+	if (lc->in_poll && lc->ilen == 0 && !lc->in_eof && !lc->in_shut &&
+	    lc->s != NULL && lc->sv != -1)
+		in = EV_READ;
+	if (lc->out_poll && lc->opos < lc->olen && !lc->out_err)
+		out = EV_WRITE;
+	if (lc->sv != -1) {
+		if (lc->ipos < lc->ilen)
+			sv |= EV_WRITE;
+		if (lc->olen == 0 && !lc->sv_eof)
+			sv |= EV_READ;
+	}
+	if (lc->infd == lc->outfd)
+		local_want(lc, lc->infd, &lc->in_ev, in | out);
+	else {
+		local_want(lc, lc->infd, &lc->in_ev, in);
+		local_want(lc, lc->outfd, &lc->out_ev, out);
+	}
+	if (lc->sv != -1)
+		local_want(lc, lc->sv, &lc->sv_ev, sv);
+}
+
+/* Everything but the struct's memory, without a word to the owner. */
+static void
+local_release(struct local *lc)
+{
+	struct ev_loop *loop = lc->sd->loop;
+
+	ev_timer_del(loop, &lc->timer);
+	if (lc->in_ev != 0)
+		ev_fd_del(loop, lc->infd);
+	if (lc->out_ev != 0)
+		ev_fd_del(loop, lc->outfd);
+	lc->in_ev = lc->out_ev = 0;
+	local_close_sv(lc);
+	if (lc->out_setfl)
+		local_restore_fl(lc->outfd, lc->out_fl);
+	if (lc->in_setfl)
+		local_restore_fl(lc->infd, lc->in_fl);
+	if (lc->s != NULL)
+		lc->s->lc = NULL;
+	free(lc->user);
+	free(lc->rcvd_from);
+	free(lc);
+}
+
+/*
+ * Pass the end of the input on once the session has taken every byte
+ * before it and its replies are out; until then the hooks in
+ * session_input() and IO_LOWAT, or the timer, come back here.
+ */
+static void
+local_eof_check(struct local *lc)
+{
+	struct session *s = lc->s;
+	int unread = 0;
+
+	if (!lc->in_eof || lc->in_shut || lc->ipos < lc->ilen || lc->sv == -1)
+		return;
+	if (s != NULL && s->state != S_CLOSING && (s->state == S_COMMIT ||
+	    io_queued(s->io) > 0 || ioctl(io_fd(s->io), FIONREAD,
+	    &unread) == -1 || unread > 0)) {
+		if (!ev_timer_pending(&lc->timer))
+			ev_timer_add(lc->sd->loop, &lc->timer,
+			    SMTPD_LOCAL_POLL_MS);
+		return;
+	}
+	(void)shutdown(lc->sv, SHUT_WR);
+	lc->in_shut = true;
+}
+
+/* The session is gone and its output written: tell the owner. */
+static void
+local_finish(struct local *lc)
+{
+	struct smtpd_local_end end = lc->end;
+	void (*done)(void *, const struct smtpd_local_end *) = lc->done;
+	void *arg = lc->arg;
+
+	lc->sd->local = NULL;
+	local_release(lc);
+	if (done != NULL)
+		done(arg, &end);
+}
+
+/* Move what can be moved without blocking, in both directions. */
+static void
+local_pump(struct local *lc)
+{
+	bool progress;
+	ssize_t n;
+
+	do {
+		progress = false;
+		/* The caller's input to the session. */
+		if (lc->ilen == 0 && !lc->in_eof && !lc->in_shut &&
+		    lc->s != NULL && lc->sv != -1) {
+			n = read(lc->infd, lc->ibuf, sizeof(lc->ibuf));
+			if (n > 0) {
+				lc->ipos = 0;
+				lc->ilen = (size_t)n;
+				progress = true;
+			} else if (n == 0) {
+				lc->in_eof = true;
+				progress = true;
+			} else if (errno == EINTR)
+				progress = true;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				log_warn("smtpd: local session: read");
+				lc->end.io_error = true;
+				lc->in_eof = true;
+				progress = true;
+			}
+		}
+		if (lc->ipos < lc->ilen && (lc->s == NULL || lc->sv == -1))
+			lc->ipos = lc->ilen = 0;	/* nobody to hear it */
+		if (lc->ipos < lc->ilen) {
+			n = send(lc->sv, lc->ibuf + lc->ipos,
+			    lc->ilen - lc->ipos, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n > 0) {
+				lc->ipos += (size_t)n;
+				if (lc->ipos == lc->ilen)
+					lc->ipos = lc->ilen = 0;
+				progress = true;
+			} else if (errno == EINTR)
+				progress = true;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* The session closed its end: it is going. */
+				lc->ipos = lc->ilen = 0;
+				progress = true;
+			}
+		}
+		/* The session's output to the caller. */
+		if (lc->olen == 0 && !lc->sv_eof && lc->sv != -1) {
+			n = recv(lc->sv, lc->obuf, sizeof(lc->obuf),
+			    MSG_DONTWAIT);
+			if (n > 0) {
+				lc->opos = 0;
+				lc->olen = (size_t)n;
+				progress = true;
+			} else if (n == 0) {
+				lc->sv_eof = true;
+				progress = true;
+			} else if (errno == EINTR)
+				progress = true;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* ECONNRESET: it closed with input unread. */
+				lc->sv_eof = true;
+				progress = true;
+			}
+		}
+		if (lc->opos < lc->olen && lc->out_err)
+			lc->opos = lc->olen = 0;
+		if (lc->opos < lc->olen) {
+			n = send(lc->outfd, lc->obuf + lc->opos,
+			    lc->olen - lc->opos, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n == -1 && errno == ENOTSOCK)
+				n = write(lc->outfd, lc->obuf + lc->opos,
+				    lc->olen - lc->opos);
+			if (n > 0) {
+				lc->opos += (size_t)n;
+				if (lc->opos == lc->olen)
+					lc->opos = lc->olen = 0;
+				progress = true;
+			} else if (n == -1 && errno == EINTR)
+				progress = true;
+			else if (n == 0 || (errno != EAGAIN &&
+			    errno != EWOULDBLOCK)) {
+				if (n == 0)
+					errno = EIO;
+				log_warn("smtpd: local session: write");
+				lc->end.io_error = true;
+				lc->out_err = true;
+				lc->opos = lc->olen = 0;
+				/* Nobody hears the session: it ends. */
+				local_close_sv(lc);
+				progress = true;
+			}
+		}
+		local_eof_check(lc);
+	} while (progress);
+	if (lc->s == NULL && (lc->sv == -1 || lc->sv_eof) &&
+	    lc->opos == lc->olen) {
+		local_finish(lc);
+		return;
+	}
+	local_watch(lc);
+}
+
+static void
+local_on_fd(int fd, int events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	local_pump(arg);
+}
+
+static void
+local_on_timer(void *arg)
+{
+	local_pump(arg);
+}
+
+int
+smtpd_session_fds(struct smtpd *sd, int infd, int outfd,
+    const struct smtpd_local *lo)
+{
+	struct local *lc;
+	struct session *s;
+	char esc[128];
+	int sv[2], r, e;
+
+	if (sd->shutting_down) {
+		errno = ESHUTDOWN;
+		return -1;
+	}
+	if (sd->local != NULL) {
+		errno = EBUSY;
+		return -1;
+	}
+	lc = xcalloc(1, sizeof(*lc));
+	lc->sd = sd;
+	lc->infd = infd;
+	lc->outfd = outfd;
+	lc->sv = -1;
+	lc->uid = lo->uid;
+	lc->user = lo->user != NULL ? xstrdup(lo->user) : NULL;
+	lc->done = lo->done;
+	lc->arg = lo->arg;
+	ev_timer_init(&lc->timer, local_on_timer, lc);
+	/* Both before either changes: 0 and 1 may share a tty's flags. */
+	if ((lc->in_fl = fcntl(infd, F_GETFL)) == -1 ||
+	    (lc->out_fl = fcntl(outfd, F_GETFL)) == -1)
+		goto fail;
+	if ((r = local_pollable(lc, infd)) == -1)
+		goto fail;
+	lc->in_poll = r == 1;
+	if (outfd == infd)
+		lc->out_poll = lc->in_poll;
+	else if ((r = local_pollable(lc, outfd)) == -1)
+		goto fail;
+	else
+		lc->out_poll = r == 1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) == -1)
+		goto fail;
+	lc->sv = sv[0];
+	/* Reads and writes must not block the loop; undone at the end. */
+	if (lc->in_poll && !(lc->in_fl & O_NONBLOCK)) {
+		lc->in_setfl = true;
+		if (fcntl(infd, F_SETFL, lc->in_fl | O_NONBLOCK) == -1)
+			goto fail_sv;
+	}
+	if (lc->out_poll && !(lc->out_fl & O_NONBLOCK) && outfd != infd) {
+		int fl = fcntl(outfd, F_GETFL);
+
+		lc->out_setfl = true;
+		if (fl == -1 || fcntl(outfd, F_SETFL, fl | O_NONBLOCK) == -1)
+			goto fail_sv;
+	}
+
+	util_escape(esc, sizeof(esc), lc->user != NULL ? lc->user : "");
+	if (local_name_ok(lc->user))
+		lc->rcvd_from = xasprintf("user %s (uid %" PRIu32 ")",
+		    lc->user, lc->uid);
+	else
+		lc->rcvd_from = xasprintf("uid %" PRIu32, lc->uid);
+	s = session_alloc(sd, sv[1]);
+	s->family = AF_UNIX;
+	s->lc = lc;
+	lc->s = s;
+	if (lc->user != NULL)
+		snprintf(s->peer, sizeof(s->peer), "local user %s (uid %"
+		    PRIu32 ")", esc, lc->uid);
+	else
+		snprintf(s->peer, sizeof(s->peer), "local uid %" PRIu32,
+		    lc->uid);
+	sd->local = lc;
+	log_info("connect from %s", s->peer);
+	reply(s, "220 %s ESMTP mxrelay", sd->p.hostname);
+	/* Callbacks only from the loop: the pump starts there. */
+	ev_timer_add(sd->loop, &lc->timer, 0);
+	return 0;
+
+fail_sv:
+	e = errno;
+	close(sv[1]);
+	errno = e;
+fail:
+	e = errno;
+	local_release(lc);
+	errno = e;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
 /* Sessions. */
 
 static void
@@ -555,9 +1022,7 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 		return;
 	}
 
-	s = xcalloc(1, sizeof(*s));
-	s->sd = sd;
-	s->state = S_CMD;
+	s = session_alloc(sd, fd);
 	util_strlcpy(s->addr, addr, sizeof(s->addr));
 	s->port = port;
 	s->family = ss->ss_family;
@@ -567,6 +1032,20 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 	else if (ss->ss_family == AF_INET6)
 		memcpy(s->rawaddr, &((const struct sockaddr_in6 *)
 		    (const void *)ss)->sin6_addr, 16);
+	snprintf(s->peer, sizeof(s->peer), "[%s]:%u", s->addr, s->port);
+	log_info("connect from %s", s->peer);
+	reply(s, "220 %s ESMTP mxrelay", sd->p.hostname);
+}
+
+/* A new session in S_CMD on a connected socket (taken over by its io). */
+static struct session *
+session_alloc(struct smtpd *sd, int fd)
+{
+	struct session *s;
+
+	s = xcalloc(1, sizeof(*s));
+	s->sd = sd;
+	s->state = S_CMD;
 	ev_timer_init(&s->close_timer, session_on_close_timer, s);
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
 	sd->nsessions++;
@@ -575,8 +1054,7 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 	io_attach(s->io, fd);
 	io_set_line_max(s->io, SMTPD_CMD_LINE_MAX);
 	io_set_timeout(s->io, sd->p.cmd_timeout_ms);
-	log_info("connect from [%s]:%u", s->addr, s->port);
-	reply(s, "220 %s ESMTP mxrelay", sd->p.hostname);
+	return s;
 }
 
 /* Tear the session down now (also from inside its io callback). */
@@ -585,8 +1063,16 @@ session_free(struct session *s)
 {
 	struct smtpd *sd = s->sd;
 
-	log_info("disconnect from [%s]:%u commands=%u", s->addr, s->port,
-	    s->ncmds);
+	log_info("disconnect from %s commands=%u", s->peer, s->ncmds);
+	if (s->lc != NULL) {
+		struct local *lc = s->lc;
+
+		lc->end.in_txn = s->sender != NULL;
+		lc->end.eof = lc->in_shut && !lc->end.quit;
+		lc->s = NULL;
+		/* The pump writes out what is left, then finishes. */
+		ev_timer_add(sd->loop, &lc->timer, 0);
+	}
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	sd->nsessions--;
 	ev_timer_del(sd->loop, &s->close_timer);
@@ -651,7 +1137,8 @@ session_on_io(struct io *io, enum io_event ev, void *arg)
 		if (s->blocked && io_queued(s->io) < SMTPD_WQ_HIWAT / 2) {
 			s->blocked = false;
 			session_input(s);
-		}
+		} else if (s->lc != NULL)
+			local_eof_check(s->lc);
 		break;
 	case IO_TLS_DONE:
 		/* RFC 3207 §4.2: forget everything learnt in clear. */
@@ -661,36 +1148,38 @@ session_on_io(struct io *io, enum io_event ev, void *arg)
 		free(s->auth_user);
 		s->auth_user = NULL;
 		session_reset_txn(s);
-		log_info("STARTTLS from [%s]:%u: %s", s->addr, s->port,
+		log_info("STARTTLS from %s: %s", s->peer,
 		    io_tls_version(s->io) != NULL ? io_tls_version(s->io) :
 		    "?");
 		session_input(s);
 		break;
 	case IO_TIMEOUT:
 		if (s->state == S_TLS || s->state == S_CLOSING) {
-			log_info("timeout during %s from [%s]:%u",
+			log_info("timeout during %s from %s",
 			    s->state == S_TLS ? "TLS handshake" : "close",
-			    s->addr, s->port);
+			    s->peer);
 			session_free(s);
 			break;
 		}
-		log_info("timeout after %s from [%s]:%u",
-		    s->state == S_DATA ? "DATA" : "command", s->addr, s->port);
+		log_info("timeout after %s from %s",
+		    s->state == S_DATA ? "DATA" : "command", s->peer);
+		if (s->lc != NULL)
+			s->lc->end.timeout = true;
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    sd->p.hostname);
 		session_closing(s);
 		break;
 	case IO_CLOSED:
 		if (s->state == S_DATA)
-			log_info("lost connection after DATA from [%s]:%u",
-			    s->addr, s->port);
+			log_info("lost connection after DATA from %s",
+			    s->peer);
 		session_free(s);
 		break;
 	case IO_ERROR:
 		if (s->state != S_CLOSING)
-			log_info("%s from [%s]:%u: %s", s->state == S_TLS ?
+			log_info("%s from %s: %s", s->state == S_TLS ?
 			    "TLS handshake failed" : "lost connection",
-			    s->addr, s->port, io_error(s->io));
+			    s->peer, io_error(s->io));
 		session_free(s);
 		break;
 	case IO_CONNECTED:
@@ -698,9 +1187,18 @@ session_on_io(struct io *io, enum io_event ev, void *arg)
 	}
 }
 
-/* Take buffered input in order until none is left or the session waits. */
+/* Take buffered input; a local session may then pass an EOF on. */
 static void
 session_input(struct session *s)
+{
+	session_input_run(s);
+	if (s->lc != NULL)
+		local_eof_check(s->lc);
+}
+
+/* Take buffered input in order until none is left or the session waits. */
+static void
+session_input_run(struct session *s)
 {
 	const char *line;
 	size_t len;
@@ -739,7 +1237,9 @@ session_after_reply(struct session *s)
 {
 	if (s->state == S_CLOSING || s->errors < SMTPD_ERRORS_MAX)
 		return;
-	log_warnx("too many errors from [%s]:%u", s->addr, s->port);
+	log_warnx("too many errors from %s", s->peer);
+	if (s->lc != NULL)
+		s->lc->end.error_limit = true;
 	reply(s, "421 4.7.0 %s Error: too many errors", s->sd->p.hostname);
 	session_closing(s);
 }
@@ -782,7 +1282,7 @@ session_line(struct session *s, char *line, size_t len, bool too_long)
 	if (cmd == NULL) {
 		char esc[64];
 
-		log_debug("unknown command from [%s]:%u: %s", s->addr, s->port,
+		log_debug("unknown command from %s: %s", s->peer,
 		    smtp_escape(esc, sizeof(esc), line, len));
 		reply_error(s, "500 5.5.2 Error: command not recognized");
 		return;
@@ -845,7 +1345,7 @@ session_relay_ok(const struct session *s)
 {
 	const struct smtpd *sd = s->sd;
 
-	if (s->auth_user != NULL)
+	if (s->auth_user != NULL || s->lc != NULL)
 		return true;
 	if (s->family != AF_INET && s->family != AF_INET6)
 		return false;
@@ -905,7 +1405,7 @@ cmd_ehlo(struct session *s, char *arg)
 	else
 		reply(s, "250-SIZE");
 	reply(s, "250-8BITMIME");
-	if (p->tls_ctx != NULL && !io_tls_active(s->io))
+	if (p->tls_ctx != NULL && !io_tls_active(s->io) && s->lc == NULL)
 		reply(s, "250-STARTTLS");
 	if (io_tls_active(s->io) && p->users != NULL)
 		reply(s, "250-AUTH PLAIN LOGIN");
@@ -1086,8 +1586,8 @@ cmd_mail(struct session *s, char *arg)
 	if (path[0] == '\0')
 		sender = xstrdup("");		/* the null sender <> */
 	else if ((sender = mailbox_get(s, path, err, sizeof(err))) == NULL) {
-		log_info("reject: MAIL from [%s]:%u: bad sender <%s>: %s",
-		    s->addr, s->port, smtp_escape(esc, sizeof(esc), path,
+		log_info("reject: MAIL from %s: bad sender <%s>: %s",
+		    s->peer, smtp_escape(esc, sizeof(esc), path,
 		    strlen(path)), err);
 		reply_error(s, "501 5.1.7 Bad sender address syntax");
 		return;
@@ -1107,8 +1607,8 @@ cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	if (!session_relay_ok(s)) {
-		log_info("reject: RCPT from [%s]:%u: 554 5.7.1 Relay access "
-		    "denied: %s", s->addr, s->port,
+		log_info("reject: RCPT from %s: 554 5.7.1 Relay access "
+		    "denied: %s", s->peer,
 		    smtp_escape(esc, sizeof(esc), arg, strlen(arg)));
 		reply_error(s, "554 5.7.1 Relay access denied");
 		return;
@@ -1128,8 +1628,8 @@ cmd_rcpt(struct session *s, char *arg)
 	}
 	if (path[0] == '\0' ||
 	    (addr = mailbox_get(s, path, err, sizeof(err))) == NULL) {
-		log_info("reject: RCPT from [%s]:%u: bad recipient <%s>: %s",
-		    s->addr, s->port, smtp_escape(esc, sizeof(esc), path,
+		log_info("reject: RCPT from %s: bad recipient <%s>: %s",
+		    s->peer, smtp_escape(esc, sizeof(esc), path,
 		    strlen(path)), err[0] != '\0' ? err : "empty");
 		reply_error(s, "501 5.1.3 Bad recipient address syntax");
 		return;
@@ -1162,6 +1662,7 @@ cmd_data(struct session *s, char *arg)
 
 		s->qn = NULL;
 		log_warn("smtpd: queue_new_begin");
+		local_spool_err(s, e);
 		if (spool_full(e))
 			reply(s, "452 4.3.1 Insufficient system storage");
 		else
@@ -1178,7 +1679,17 @@ cmd_data(struct session *s, char *arg)
 	/* A local time that cannot be converted: say it in UTC. */
 	if (util_date_rfc5322(now, false, date, sizeof(date)) == -1)
 		(void)util_date_rfc5322(now, true, date, sizeof(date));
-	if (s->rcpts.n == 1)
+	if (s->lc != NULL && s->rcpts.n == 1)
+		hdr = xasprintf("Received: from %s\r\n"
+		    "\tby %s (mxrelay) with %s id %s\r\n"
+		    "\tfor <%s>; %s\r\n", s->lc->rcvd_from, sd->p.hostname,
+		    proto, queue_new_id(s->qn), s->rcpts.v[0], date);
+	else if (s->lc != NULL)
+		hdr = xasprintf("Received: from %s\r\n"
+		    "\tby %s (mxrelay) with %s id %s;\r\n"
+		    "\t%s\r\n", s->lc->rcvd_from, sd->p.hostname, proto,
+		    queue_new_id(s->qn), date);
+	else if (s->rcpts.n == 1)
 		hdr = xasprintf("Received: from %s ([%s])\r\n"
 		    "\tby %s (mxrelay) with %s id %s\r\n"
 		    "\tfor <%s>; %s\r\n", s->helo, s->addr, sd->p.hostname,
@@ -1194,6 +1705,7 @@ cmd_data(struct session *s, char *arg)
 		int e = errno;
 
 		log_warn("smtpd: %s: queue write", queue_new_id(s->qn));
+		local_spool_err(s, e);
 		data_drop(s);
 		if (spool_full(e))
 			reply(s, "452 4.3.1 Insufficient system storage");
@@ -1232,6 +1744,8 @@ static void
 cmd_quit(struct session *s, char *arg)
 {
 	(void)arg;
+	if (s->lc != NULL)
+		s->lc->end.quit = true;
 	reply(s, "221 2.0.0 Bye");
 	session_closing(s);
 }
@@ -1240,8 +1754,13 @@ static void
 cmd_help(struct session *s, char *arg)
 {
 	(void)arg;
-	reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP "
-	    "QUIT HELP VRFY STARTTLS AUTH");
+	/* A local session (mxrelay -bs) has neither STARTTLS nor AUTH. */
+	if (s->lc != NULL)
+		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET "
+		    "NOOP QUIT HELP VRFY");
+	else
+		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET "
+		    "NOOP QUIT HELP VRFY STARTTLS AUTH");
 }
 
 static void
@@ -1264,7 +1783,7 @@ cmd_starttls(struct session *s, char *arg)
 		reply_error(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
-	if (sd->p.tls_ctx == NULL) {
+	if (sd->p.tls_ctx == NULL || s->lc != NULL) {
 		reply_error(s, "502 5.5.1 Error: command not implemented");
 		return;
 	}
@@ -1279,14 +1798,14 @@ cmd_starttls(struct session *s, char *arg)
 	 * had come over TLS.  Drop it.
 	 */
 	if ((pending = io_pending(s->io)) > 0) {
-		log_warnx("smtpd: [%s]:%u: discarding %zu bytes sent after "
-		    "STARTTLS before the TLS handshake", s->addr, s->port,
+		log_warnx("smtpd: %s: discarding %zu bytes sent after "
+		    "STARTTLS before the TLS handshake", s->peer,
 		    pending);
 		io_discard_input(s->io);
 	}
 	if (io_start_tls(s->io, sd->p.tls_ctx, false, NULL, NULL) == -1) {
 		/* The 220 is already queued: no reply can follow it. */
-		log_warnx("smtpd: [%s]:%u: STARTTLS: %s", s->addr, s->port,
+		log_warnx("smtpd: %s: STARTTLS: %s", s->peer,
 		    io_error(s->io));
 		session_closing(s);
 		return;
@@ -1300,7 +1819,7 @@ cmd_auth(struct session *s, char *arg)
 	const struct smtpd_params *p = &s->sd->p;
 	char *mech = arg, *ir;
 
-	if (p->users == NULL) {
+	if (p->users == NULL || s->lc != NULL) {
 		reply_error(s, "503 5.5.1 Error: authentication not enabled");
 		return;
 	}
@@ -1476,14 +1995,14 @@ auth_finish(struct session *s, const char *mech, const char *user,
 	if (user != NULL && pass != NULL && user[0] != '\0' &&
 	    p->users != NULL && smtpd_users_check(p->users, user, pass)) {
 		s->auth_user = xstrdup(user);
-		log_info("AUTH %s ok: user=%s client=[%s]:%u", mech, esc,
-		    s->addr, s->port);
+		log_info("AUTH %s ok: user=%s client=%s", mech, esc,
+		    s->peer);
 		reply(s, "235 2.7.0 Authentication successful");
 		return;
 	}
 	s->auth_fails++;
-	log_warnx("AUTH %s failed: user=%s client=[%s]:%u", mech, esc,
-	    s->addr, s->port);
+	log_warnx("AUTH %s failed: user=%s client=%s", mech, esc,
+	    s->peer);
 	if (s->auth_fails >= SMTPD_AUTH_FAILS_MAX) {
 		reply(s, "421 4.7.0 %s Error: too many authentication "
 		    "failures", p->hostname);
@@ -1617,21 +2136,22 @@ data_end(struct session *s, enum smtp_unstuff_status st)
 	}
 	if (why != NULL) {
 		data_drop(s);
-		log_info("reject: DATA from [%s]:%u: 554 5.6.0 message "
-		    "contains a %s", s->addr, s->port, why);
+		log_info("reject: DATA from %s: 554 5.6.0 message "
+		    "contains a %s", s->peer, why);
 		reply(s, "554 5.6.0 Error: message contains a %s", why);
 	} else if (s->too_big) {
 		data_drop(s);
-		log_info("reject: DATA from [%s]:%u: 552 5.3.4 message size "
-		    "exceeds %" PRIu64, s->addr, s->port, sd->p.max_size);
+		log_info("reject: DATA from %s: 552 5.3.4 message size "
+		    "exceeds %" PRIu64, s->peer, sd->p.max_size);
 		reply(s, "552 5.3.4 Message size exceeds fixed limit");
 	} else if (s->hops.count > SMTPD_HOPS_MAX) {
 		data_drop(s);
-		log_info("reject: DATA from [%s]:%u: 554 5.4.6 too many hops "
-		    "(%u Received: fields)", s->addr, s->port, s->hops.count);
+		log_info("reject: DATA from %s: 554 5.4.6 too many hops "
+		    "(%u Received: fields)", s->peer, s->hops.count);
 		reply(s, "554 5.4.6 Error: too many hops");
 	} else if (s->spool_err != 0 || s->qn == NULL) {
 		data_drop(s);
+		local_spool_err(s, s->spool_err != 0 ? s->spool_err : EIO);
 		if (spool_full(s->spool_err))
 			reply(s, "452 4.3.1 Insufficient system storage");
 		else
@@ -1662,6 +2182,11 @@ commit_new(struct session *s)
 	for (size_t i = 0; i < s->rcpts.n; i++)
 		envelope_add_rcpt(&c->env, s->rcpts.v[i], NULL);
 	c->env.arrival = time(NULL);
+	if (s->lc != NULL) {
+		c->env.submit_uid = s->lc->uid;
+		if (s->lc->user != NULL)
+			c->env.submit_user = xstrdup(s->lc->user);
+	}
 	c->qn = s->qn;
 	s->qn = NULL;		/* commit frees it, success or not */
 	return c;
@@ -1688,8 +2213,8 @@ commit_reply(struct session *s, struct commit *c)
 
 	if (c->rc == -1) {
 		errno = c->err;
-		log_warn("smtpd: queue commit from [%s]:%u", s->addr,
-		    s->port);
+		log_warn("smtpd: queue commit from %s", s->peer);
+		local_spool_err(s, c->err);
 		if (spool_full(c->err))
 			reply(s, "452 4.3.1 Insufficient system storage");
 		else
@@ -1698,16 +2223,23 @@ commit_reply(struct session *s, struct commit *c)
 	}
 	tls = io_tls_version(s->io);
 	util_escape(esc, sizeof(esc), env->sender);
-	if (s->auth_user != NULL) {
+	if (s->lc != NULL) {
+		s->lc->end.queued++;
+		util_escape(user, sizeof(user), s->lc->user != NULL ?
+		    s->lc->user : "");
+		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu, "
+		    "client=local, uid=%" PRIu32 ", user=%s", env->id, esc,
+		    env->size, env->nrcpt, s->lc->uid, user);
+	} else if (s->auth_user != NULL) {
 		util_escape(user, sizeof(user), s->auth_user);
 		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu, "
-		    "client=[%s]:%u, tls=%s, auth=%s", env->id, esc, env->size,
-		    env->nrcpt, s->addr, s->port, tls != NULL ? tls : "none",
+		    "client=%s, tls=%s, auth=%s", env->id, esc, env->size,
+		    env->nrcpt, s->peer, tls != NULL ? tls : "none",
 		    user);
 	} else
 		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu, "
-		    "client=[%s]:%u, tls=%s", env->id, esc, env->size,
-		    env->nrcpt, s->addr, s->port, tls != NULL ? tls : "none");
+		    "client=%s, tls=%s", env->id, esc, env->size,
+		    env->nrcpt, s->peer, tls != NULL ? tls : "none");
 	reply(s, "250 2.0.0 Ok: queued as %s", env->id);
 }
 

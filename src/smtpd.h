@@ -1,5 +1,6 @@
 /*
- * smtpd: the SMTP listener of mxrelayd (SPEC "The SMTP listener").
+ * smtpd: the SMTP listener of mxrelayd (SPEC "The SMTP listener"), and
+ * the local sessions of mxrelay -bs on the same code (smtpd_session_fds()).
  *
  * ESMTP (RFC 5321) with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
  * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034/3463), STARTTLS (RFC 3207)
@@ -90,6 +91,59 @@ int		 smtpd_listen(struct smtpd *, int fd);
  */
 void		 smtpd_shutdown(struct smtpd *);
 unsigned	 smtpd_nsessions(const struct smtpd *);
+
+/*
+ * A local session (mxrelay -bs): one SMTP session over a pair of open
+ * descriptors that need not be a socket: infd may be a pipe, a tty, a
+ * regular file or /dev/null, outfd a pipe, a tty or a file (they may be
+ * the same descriptor).  It runs the same session code, limits and DATA
+ * rules as the listener, with these differences:
+ * - the user is trusted: any recipient is accepted (as relay_clients);
+ * - STARTTLS and AUTH are neither offered nor accepted;
+ * - max_clients does not apply;
+ * - the Received: field names the user instead of a client address:
+ *	Received: from user NAME (uid N)
+ *		by HOST (mxrelay) with ESMTP id ID
+ *		for <RCPT>; DATE
+ *   ("from uid N" when there is no user name, or one that is unsafe in a
+ *   header field);
+ * - committed envelopes get submit_uid = uid and submit_user = user;
+ * - the end of the input ends the session, once every command before it
+ *   has been answered; an unfinished message is thrown away.
+ * The descriptors are not closed.  Pollable ones are made non-blocking
+ * while the session runs and get their file status flags back before
+ * done() is called (or in smtpd_free()).  SIGPIPE must be ignored.
+ */
+struct smtpd_local_end {
+	unsigned	 queued;	/* messages committed to the spool */
+	bool		 quit;		/* ended by QUIT */
+	bool		 eof;		/* ended by the end of the input */
+	bool		 in_txn;	/* ... inside a transaction (MAIL given,
+					   the message not finished) */
+	bool		 timeout;	/* 421 after a timeout */
+	bool		 error_limit;	/* 421 after too many bad commands */
+	bool		 io_error;	/* reading infd/writing outfd failed */
+	int		 spool_err;	/* errno of the last failed spool
+					   operation (its 451/452), or 0 */
+};
+
+struct smtpd_local {
+	uint32_t	 uid;		/* the submitting user */
+	const char	*user;		/* login name (copied); NULL: none */
+	/*
+	 * Called once from the loop when the session is over and its last
+	 * reply is written out (or cannot be).  It may call smtpd_free().
+	 */
+	void		(*done)(void *arg, const struct smtpd_local_end *);
+	void		*arg;
+};
+
+/*
+ * Start a local session on the loop (one at a time per smtpd).  0, or -1
+ * with errno (EBUSY: one runs already; ESHUTDOWN after smtpd_shutdown()).
+ */
+int		 smtpd_session_fds(struct smtpd *, int infd, int outfd,
+		    const struct smtpd_local *);
 
 /*
  * The auth_users file: one "user:crypt-hash" a line; '#' comments and

@@ -6,13 +6,16 @@
  * OpenSSL directly on the client side).  Certificates come from
  * tls-certs.sh and password hashes from `openssl passwd -6`; without the
  * openssl command those tests are skipped.  Spool failures are injected
- * through queue/spool_test.h.
+ * through queue/spool_test.h.  Local sessions (mxrelay -bs) run over
+ * pipes, regular files and a pty, by smtpd_session_fds() on the test's
+ * loop or by submit_bs() on its own.
  */
 #include "config.h"
 
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -45,6 +50,7 @@
 #include "smtpd.h"
 #include "spool.h"
 #include "spool_test.h"
+#include "submit_bs.h"
 #include "tls.h"
 #include "util.h"
 #include "testutil.h"
@@ -79,7 +85,8 @@ struct fx {
 
 struct client {
 	struct fx	*fx;
-	int		 fd;
+	int		 fd;		/* replies are read from it */
+	int		 wfd;		/* commands go here: fd, or a pipe */
 	SSL		*ssl;
 	char		 buf[65536];
 	size_t		 len;
@@ -197,6 +204,7 @@ cl_open(struct fx *fx, struct client *c)
 	c->fx = fx;
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(c->fd >= 0);
+	c->wfd = c->fd;
 	/* Loopback: the kernel completes it from the backlog. */
 	assert_int_equal(connect(c->fd, (struct sockaddr *)&fx->sin,
 	    sizeof(fx->sin)), 0);
@@ -209,6 +217,9 @@ cl_close(struct client *c)
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
 	c->ssl = NULL;
+	if (c->wfd != -1 && c->wfd != c->fd)
+		close(c->wfd);
+	c->wfd = -1;
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
@@ -237,7 +248,8 @@ cl_pull(struct client *c)
 			c->eof = true;
 		return false;
 	}
-	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	/* read(2): the same as recv() on a socket, and works on pipes. */
+	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
 	if (n > 0) {
 		c->len += (size_t)n;
 		return true;
@@ -273,10 +285,12 @@ cl_send(struct client *c, const void *data, size_t len)
 				n = 0;
 			}
 		} else {
-			n = send(c->fd, p, len, MSG_NOSIGNAL);
+			n = send(c->wfd, p, len, MSG_NOSIGNAL);
+			if (n == -1 && errno == ENOTSOCK)	/* pipe, pty */
+				n = write(c->wfd, p, len);
 			if (n == -1) {
-				assert_true(errno == EAGAIN ||
-				    errno == EWOULDBLOCK);
+				if (errno != EAGAIN && errno != EWOULDBLOCK)
+					fail_msg("send: %s", strerror(errno));
 				n = 0;
 			}
 		}
@@ -1761,6 +1775,651 @@ make_hash(void)
 	return strncmp(secret_hash, "$6$", 3) == 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Local sessions (mxrelay -bs). */
+
+struct localrun {
+	bool			 done;
+	struct smtpd_local_end	 end;
+};
+
+static void
+on_local_done(void *arg, const struct smtpd_local_end *end)
+{
+	struct localrun *r = arg;
+
+	assert_false(r->done);
+	r->done = true;
+	r->end = *end;
+}
+
+/* An smtpd without listeners. */
+static void
+fx_start_local(struct fx *fx)
+{
+	fx->sd = smtpd_new(fx->loop, fx->q, &fx->p, on_queued, fx);
+	assert_non_null(fx->sd);
+}
+
+/*
+ * A local session over two pipes: the session reads sfd[0] and writes
+ * sfd[1] (both blocking, as a shell would pass them); the client writes
+ * commands to c->wfd and reads replies from c->fd.
+ */
+static void
+lcl_open(struct fx *fx, struct client *c, struct localrun *r, int sfd[2],
+    uint32_t uid, const char *user)
+{
+	struct smtpd_local lo;
+	int in[2], out[2];
+
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	memset(c, 0, sizeof(*c));
+	c->fx = fx;
+	c->fd = out[0];
+	c->wfd = in[1];
+	assert_int_equal(fcntl(c->fd, F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(fcntl(c->wfd, F_SETFL, O_WRONLY | O_NONBLOCK), 0);
+	sfd[0] = in[0];
+	sfd[1] = out[1];
+	memset(r, 0, sizeof(*r));
+	memset(&lo, 0, sizeof(lo));
+	lo.uid = uid;
+	lo.user = user;
+	lo.done = on_local_done;
+	lo.arg = r;
+	assert_int_equal(smtpd_session_fds(fx->sd, sfd[0], sfd[1], &lo), 0);
+}
+
+static void
+lcl_wait_done(struct fx *fx, struct localrun *r)
+{
+	uint64_t end = util_now_ms() + WAIT_MS;
+
+	while (!r->done) {
+		if (util_now_ms() > end)
+			fail_msg("the local session did not end");
+		ev_run_once(fx->loop, 10);
+	}
+}
+
+/* The caller's descriptors got their flags back (blocking, as given). */
+static void
+assert_blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	assert_true(fl != -1);
+	assert_int_equal(fl & O_NONBLOCK, 0);
+}
+
+/* The EHLO reply: no STARTTLS, no AUTH, but PIPELINING. */
+static void
+assert_local_ehlo(struct client *c)
+{
+	bool has_pipe = false;
+
+	cl_reply(c);
+	for (char *l = c->reply; l != NULL; l = strchr(l, '\n')) {
+		if (*l == '\n')
+			l++;
+		assert_int_equal(strncmp(l, "250", 3), 0);
+		has_pipe |= strncmp(l + 4, "PIPELINING", 10) == 0;
+		if (strncmp(l + 4, "STARTTLS", 8) == 0 ||
+		    strncmp(l + 4, "AUTH", 4) == 0)
+			fail_msg("offered on a local session: %s", l);
+	}
+	assert_true(has_pipe);
+}
+
+static void
+test_local_session(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct localrun r;
+	struct collected col;
+	struct envelope env;
+	char *body;
+	int sfd[2];
+
+	/* Not a relay client by address, TLS configured: neither matters. */
+	assert_int_equal(conf_parse_cidr("10.0.0.0/8", &fx->relay[0]), 0);
+	fx->p.nrelay_clients = 1;
+	if (have_certs)
+		tls_setup(fx);
+	fx_start_local(fx);
+	lcl_open(fx, &c, &r, sfd, 1234, "alice");
+	EXPECT(&c, "220 mx.example ESMTP mxrelay");
+	assert_int_equal(smtpd_nsessions(fx->sd), 1);
+	cl_sends(&c, "EHLO app.example\r\n");
+	assert_local_ehlo(&c);
+	cl_sends(&c, "STARTTLS\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	EXPECT(&c, "502 5.5.1");
+	EXPECT(&c, "503 5.5.1");
+	/* Two messages, everything pipelined. */
+	cl_sends(&c, "MAIL FROM:<s@example.org>\r\nRCPT TO:<a@remote.example>"
+	    "\r\nRCPT TO:<root>\r\nDATA\r\n");
+	EXPECT(&c, "250 2.1.0");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "354 ");
+	cl_sends(&c, "Subject: one\r\n\r\nbody one\r\n.\r\nMAIL FROM:<>\r\n"
+	    "RCPT TO:<b@remote.example>\r\nDATA\r\n");
+	EXPECT(&c, "250 2.0.0 Ok: queued as ");
+	EXPECT(&c, "250 2.1.0");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "354 ");
+	cl_sends(&c, "Subject: two\r\n\r\nbody two\r\n.\r\nQUIT\r\n");
+	EXPECT(&c, "250 2.0.0 Ok: queued as ");
+	EXPECT(&c, "221 2.0.0");
+	lcl_wait_done(fx, &r);
+	assert_true(r.end.quit);
+	assert_false(r.end.eof);
+	assert_false(r.end.in_txn);
+	assert_false(r.end.io_error);
+	assert_int_equal(r.end.spool_err, 0);
+	assert_int_equal(r.end.queued, 2);
+	assert_int_equal(smtpd_nsessions(fx->sd), 0);
+	assert_blocking(sfd[0]);
+	assert_blocking(sfd[1]);
+	/* The descriptors are the caller's: still open, closed by it. */
+	close(sfd[1]);
+	cl_wait_eof(&c);
+	close(sfd[0]);
+	cl_close(&c);
+
+	assert_int_equal(fx->nqueued, 2);
+	assert_int_equal(spool_count(fx, &col), 2);
+	for (unsigned i = 0; i < 2; i++) {
+		bool first;
+
+		assert_int_equal(queue_env_load(fx->q, col.id[i], &env), 0);
+		assert_int_equal(env.submit_uid, 1234);
+		assert_non_null(env.submit_user);
+		assert_string_equal(env.submit_user, "alice");
+		first = env.nrcpt == 2;
+		if (first) {
+			assert_string_equal(env.sender, "s@example.org");
+			assert_string_equal(env.rcpt[0].addr,
+			    "a@remote.example");
+			assert_string_equal(env.rcpt[1].addr,
+			    "root@example.org");
+		} else {
+			assert_string_equal(env.sender, "");
+			assert_string_equal(env.rcpt[0].addr,
+			    "b@remote.example");
+		}
+		envelope_free(&env);
+		body = spool_body(fx, col.id[i], NULL);
+		assert_int_equal(strncmp(body, "Received: from user alice "
+		    "(uid 1234)\r\n\tby mx.example (mxrelay) with ESMTP id ",
+		    strlen("Received: from user alice (uid 1234)\r\n\tby "
+		    "mx.example (mxrelay) with ESMTP id ")), 0);
+		assert_true((strstr(body, "\tfor <b@remote.example>; ") !=
+		    NULL) == !first);
+		assert_non_null(strstr(body, first ? "\r\n\r\nbody one\r\n" :
+		    "\r\n\r\nbody two\r\n"));
+		free(body);
+	}
+	assert_true(mock_log_contains("connect from local user alice "
+	    "(uid 1234)"));
+	assert_true(mock_log_contains("client=local, uid=1234, user=alice"));
+	assert_true(mock_log_contains("disconnect from local user alice"));
+	assert_int_equal(tmp_count(fx), 0);
+}
+
+static void
+test_local_smuggling(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct localrun r;
+	int sfd[2];
+
+	fx_start_local(fx);
+	lcl_open(fx, &c, &r, sfd, 33, "www-data");
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "EHLO app.example\r\n");
+	EXPECT(&c, "250-mx.example");
+	/* A bare LF before the dot: one 554, and no second message. */
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "Subject: x\r\n\r\nhello\n.\r\nMAIL FROM:<evil@example.org>"
+	    "\r\nRCPT TO:<v@example.net>\r\nDATA\r\nsmuggled\r\n.\r\n");
+	EXPECT(&c, "554 5.6.0 Error: message contains a bare LF");
+	cl_sends(&c, "NOOP\r\n");
+	EXPECT(&c, "250 2.0.0");
+	/* NUL and over-long lines too. */
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_send(&c, "a\0b\r\n.\r\n", 8);
+	EXPECT(&c, "554 5.6.0 Error: message contains a NUL byte");
+	assert_int_equal(spool_count(fx, NULL), 0);
+
+	/* The input ends inside DATA: nothing is queued. */
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "Subject: cut\r\n\r\nthe first line\r\n");
+	run_for(fx, 20);
+	assert_int_equal(tmp_count(fx), 1);
+	close(c.wfd);
+	c.wfd = -1;
+	lcl_wait_done(fx, &r);
+	assert_true(r.end.eof);
+	assert_true(r.end.in_txn);
+	assert_false(r.end.quit);
+	assert_int_equal(r.end.queued, 0);
+	assert_int_equal(spool_count(fx, NULL), 0);
+	assert_int_equal(tmp_count(fx), 0);
+	assert_int_equal(fx->nqueued, 0);
+	assert_true(mock_log_contains("lost connection after DATA from local "
+	    "user www-data (uid 33)"));
+	assert_true(mock_log_contains("reject: DATA from local user www-data "
+	    "(uid 33): 554 5.6.0"));
+	assert_blocking(sfd[0]);
+	assert_blocking(sfd[1]);
+	close(sfd[0]);
+	close(sfd[1]);
+	cl_close(&c);
+}
+
+/*
+ * Everything written at once, then EOF without QUIT (printf ... | sendmail
+ * -bs): every command before the EOF is answered, the last partial line
+ * is not taken, and the session is over.
+ */
+static void
+test_local_eof(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct localrun r;
+	int sfd[2];
+
+	fx_start_local(fx);
+	lcl_open(fx, &c, &r, sfd, 1000, NULL);
+	cl_sends(&c, "EHLO app.example\r\nMAIL FROM:<a@example.org>\r\n"
+	    "RCPT TO:<b@example.net>\r\nDATA\r\nSubject: e\r\n\r\nx\r\n.\r\n"
+	    "NOOP");
+	close(c.wfd);
+	c.wfd = -1;
+	EXPECT(&c, "220 ");
+	EXPECT(&c, "250-mx.example");
+	EXPECT(&c, "250 2.1.0");
+	EXPECT(&c, "250 2.1.5");
+	EXPECT(&c, "354 ");
+	EXPECT(&c, "250 2.0.0 Ok: queued as ");
+	lcl_wait_done(fx, &r);
+	assert_true(r.end.eof);
+	assert_false(r.end.in_txn);
+	assert_int_equal(r.end.queued, 1);
+	close(sfd[1]);
+	cl_wait_eof(&c);	/* and nothing after the 250 */
+	close(sfd[0]);
+	cl_close(&c);
+	assert_int_equal(spool_count(fx, NULL), 1);
+	assert_true(mock_log_contains("connect from local uid 1000"));
+	{
+		struct envelope env;
+		char *body;
+
+		assert_int_equal(queue_env_load(fx->q, fx->last_id, &env), 0);
+		/* No user name: nothing recorded (the uid goes with a name). */
+		assert_null(env.submit_user);
+		envelope_free(&env);
+		const char *want = "Received: from uid 1000\r\n\tby "
+		    "mx.example (mxrelay) with ESMTP id ";
+
+		body = spool_body(fx, fx->last_id, NULL);
+		assert_int_equal(strncmp(body, want, strlen(want)), 0);
+		free(body);
+	}
+}
+
+/* The reader of the replies goes away: the session ends. */
+static void
+test_local_output_gone(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct localrun r;
+	int sfd[2];
+
+	fx_start_local(fx);
+	lcl_open(fx, &c, &r, sfd, 1000, "bob");
+	EXPECT(&c, "220 ");
+	close(c.fd);
+	c.fd = -1;
+	cl_sends(&c, "EHLO app.example\r\n");
+	lcl_wait_done(fx, &r);
+	assert_true(r.end.io_error);
+	assert_false(r.end.quit);
+	assert_true(mock_log_contains("local session: write"));
+	assert_blocking(sfd[0]);
+	close(sfd[0]);
+	close(sfd[1]);
+	cl_close(&c);
+}
+
+/* smtpd_free() in the middle; one session at a time; not after shutdown. */
+static void
+test_local_free(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct localrun r;
+	struct smtpd_local lo = { 0 };
+	int sfd[2], p[2];
+
+	fx_start_local(fx);
+	lcl_open(fx, &c, &r, sfd, 1000, "bob");
+	EXPECT(&c, "220 ");
+	cl_sends(&c, "EHLO app.example\r\n");
+	EXPECT(&c, "250-mx.example");
+	assert_int_equal(pipe(p), 0);
+	errno = 0;
+	assert_int_equal(smtpd_session_fds(fx->sd, p[0], p[1], &lo), -1);
+	assert_int_equal(errno, EBUSY);
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "Subject: never\r\n\r\n");
+	run_for(fx, 20);
+	assert_int_equal(tmp_count(fx), 1);
+	smtpd_free(fx->sd);
+	fx->sd = NULL;
+	assert_false(r.done);
+	assert_int_equal(tmp_count(fx), 0);
+	assert_blocking(sfd[0]);
+	assert_blocking(sfd[1]);
+	close(sfd[0]);
+	close(sfd[1]);
+	cl_close(&c);
+
+	/* A bad descriptor, and after smtpd_shutdown(). */
+	fx_start_local(fx);
+	assert_int_equal(smtpd_session_fds(fx->sd, -1, p[1], &lo), -1);
+	assert_int_equal(errno, EBADF);
+	smtpd_shutdown(fx->sd);
+	assert_int_equal(smtpd_session_fds(fx->sd, p[0], p[1], &lo), -1);
+	assert_int_equal(errno, ESHUTDOWN);
+	assert_blocking(p[0]);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(spool_count(fx, NULL), 0);
+}
+
+/* A terminal: one descriptor both ways, the same file description. */
+static void
+test_local_pty(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	struct localrun r;
+	struct smtpd_local lo = { 0 };
+	struct termios tio;
+	int m, sl;
+
+	if ((m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1 ||
+	    grantpt(m) == -1 || unlockpt(m) == -1 ||
+	    (sl = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1) {
+		if (m != -1)
+			close(m);
+		skip();
+	}
+	/* CR stays CR (a shell's cooked mode would make CRLF LF LF). */
+	assert_int_equal(tcgetattr(sl, &tio), 0);
+	cfmakeraw(&tio);
+	assert_int_equal(tcsetattr(sl, TCSANOW, &tio), 0);
+	fx_start_local(fx);
+	memset(&c, 0, sizeof(c));
+	c.fx = fx;
+	c.fd = c.wfd = m;
+	assert_int_equal(fcntl(m, F_SETFL, O_RDWR | O_NONBLOCK), 0);
+	memset(&r, 0, sizeof(r));
+	lo.uid = 7;
+	lo.user = "tty";
+	lo.done = on_local_done;
+	lo.arg = &r;
+	assert_int_equal(smtpd_session_fds(fx->sd, sl, sl, &lo), 0);
+	EXPECT(&c, "220 mx.example ESMTP mxrelay");
+	cl_sends(&c, "EHLO tty.example\r\n");
+	assert_local_ehlo(&c);
+	cl_txn(&c, "a@example.org", "b@remote.example");
+	cl_sends(&c, "Subject: tty\r\n\r\nhi\r\n.\r\n");
+	EXPECT(&c, "250 2.0.0 Ok: queued as ");
+	cl_sends(&c, "QUIT\r\n");
+	EXPECT(&c, "221 2.0.0");
+	lcl_wait_done(fx, &r);
+	assert_true(r.end.quit);
+	assert_int_equal(r.end.queued, 1);
+	assert_blocking(sl);
+	close(sl);
+	close(m);
+	assert_int_equal(spool_count(fx, NULL), 1);
+}
+
+/* submit_bs() on regular files: in a file, out a file. */
+static int
+bs_run(struct fx *fx, const char *in, size_t inlen, uint32_t uid,
+    const char *user, char **out)
+{
+	char ipath[PATH_MAX + 16], opath[PATH_MAX + 16];
+	char host[] = "mx.example", qual[] = "example.org";
+	struct conf conf;
+	struct stat st;
+	int ifd, ofd, rc;
+	ssize_t n;
+
+	snprintf(ipath, sizeof(ipath), "%s/bs.in", fx->top);
+	snprintf(opath, sizeof(opath), "%s/bs.out", fx->top);
+	ifd = open(ipath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(ifd >= 0);
+	assert_int_equal(write(ifd, in, inlen), (ssize_t)inlen);
+	assert_int_equal(lseek(ifd, 0, SEEK_SET), 0);
+	ofd = open(opath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(ofd >= 0);
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = host;
+	conf.qualify_domain = qual;
+	conf.max_message_size = 10000000;
+	conf.max_recipients = 100;
+	rc = submit_bs(fx->q, &conf, uid, user, ifd, ofd);
+	assert_int_equal(fstat(ofd, &st), 0);
+	*out = malloc((size_t)st.st_size + 1);
+	assert_non_null(*out);
+	n = pread(ofd, *out, (size_t)st.st_size, 0);
+	assert_int_equal(n, st.st_size);
+	(*out)[n] = '\0';
+	close(ifd);
+	close(ofd);
+	return rc;
+}
+
+static int
+bs_runs(struct fx *fx, const char *in, char **out)
+{
+	return bs_run(fx, in, strlen(in), 33, "www-data", out);
+}
+
+static unsigned
+count_str(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+static void
+test_submit_bs(void **state)
+{
+	struct fx *fx = *state;
+	struct collected col;
+	struct envelope env;
+	char *in, *out, *p;
+	size_t big = 1 << 20, len;
+	int rc, fd;
+
+	/* Two messages (one of 1 MB) pipelined in one go, from a file. */
+	in = malloc(big + 1024);
+	assert_non_null(in);
+	p = in + sprintf(in, "EHLO app.example\r\nMAIL FROM:<s@example.org>\r\n"
+	    "RCPT TO:<a@remote.example>\r\nDATA\r\nSubject: big\r\n\r\n");
+	for (size_t i = 0; i < big; i += 100) {
+		memset(p, 'b', 98);
+		memcpy(p + 98, "\r\n", 2);
+		p += 100;
+	}
+	p += sprintf(p, ".\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<root>\r\n"
+	    "DATA\r\nSubject: small\r\n\r\nsmall\r\n.\r\nQUIT\r\n");
+	len = (size_t)(p - in);
+	rc = bs_run(fx, in, len, 33, "www-data", &out);
+	free(in);
+	assert_int_equal(rc, EX_OK);
+	assert_int_equal(strncmp(out, "220 mx.example ESMTP mxrelay\r\n", 30), 0);
+	assert_int_equal(count_str(out, "250 2.0.0 Ok: queued as "), 2);
+	assert_non_null(strstr(out, "\r\n221 2.0.0 Bye\r\n"));
+	assert_null(strstr(out, "STARTTLS"));
+	free(out);
+	assert_int_equal(spool_count(fx, &col), 2);
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(queue_env_load(fx->q, col.id[i], &env), 0);
+		assert_int_equal(env.submit_uid, 33);
+		assert_string_equal(env.submit_user, "www-data");
+		if (strcmp(env.rcpt[0].addr, "a@remote.example") == 0)
+			assert_true(env.size > big);
+		else
+			assert_string_equal(env.rcpt[0].addr,
+			    "root@example.org");
+		envelope_free(&env);
+	}
+
+	/* EOF between transactions: fine; inside one: EX_DATAERR. */
+	rc = bs_runs(fx, "EHLO a\r\nNOOP\r\n", &out);
+	assert_int_equal(rc, EX_OK);
+	assert_non_null(strstr(out, "\r\n250 2.0.0 Ok\r\n"));
+	free(out);
+	rc = bs_runs(fx, "EHLO a\r\nMAIL FROM:<a@example.org>\r\n", &out);
+	assert_int_equal(rc, EX_DATAERR);
+	assert_non_null(strstr(out, "\r\n250 2.1.0 Ok\r\n"));
+	free(out);
+	/* Smuggling: refused, in step, nothing queued, and then QUIT. */
+	rc = bs_runs(fx, "HELO a\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@"
+	    "example.net>\r\nDATA\r\nx\r\n\n.\r\nMAIL FROM:<e@example.org>\r\n"
+	    "RCPT TO:<v@example.net>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n",
+	    &out);
+	assert_int_equal(rc, EX_OK);
+	assert_non_null(strstr(out, "\r\n554 5.6.0 Error: message contains a "
+	    "bare LF\r\n221 2.0.0 Bye\r\n"));
+	free(out);
+	assert_int_equal(spool_count(fx, NULL), 2);
+	assert_int_equal(tmp_count(fx), 0);
+
+	/* /dev/null: the greeting, then the end. */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	{
+		char host[] = "mx.example";
+		struct conf conf;
+		int pp[2];
+		char buf[256];
+		ssize_t n;
+
+		memset(&conf, 0, sizeof(conf));
+		conf.hostname = host;
+		assert_int_equal(pipe(pp), 0);
+		assert_int_equal(submit_bs(fx->q, &conf, 0, "root", fd, pp[1]),
+		    EX_OK);
+		close(pp[1]);
+		n = read(pp[0], buf, sizeof(buf) - 1);
+		assert_true(n > 0);
+		buf[n] = '\0';
+		assert_string_equal(buf, "220 mx.example ESMTP mxrelay\r\n");
+		assert_blocking(pp[0]);
+		close(pp[0]);
+	}
+	close(fd);
+}
+
+/* The spool fails: 452/451 to the client, and the exit status says so. */
+static void
+test_submit_bs_spool(void **state)
+{
+	struct fx *fx = *state;
+	struct queue_sysops ops = queue_sysops_default;
+	static const char in[] = "EHLO a\r\nMAIL FROM:<a@example.org>\r\n"
+	    "RCPT TO:<b@example.net>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
+	char *out;
+	int rc;
+
+	ops.write = fail_write;
+	ops.openat = fail_openat;
+	queue_test_set_sysops(&ops);
+	inj_errno = ENOSPC;
+	rc = bs_run(fx, in, sizeof(in) - 1, 1, "u", &out);
+	assert_int_equal(rc, EX_TEMPFAIL);
+	assert_non_null(strstr(out, "\r\n452 4.3.1"));
+	assert_non_null(strstr(out, "\r\n221 2.0.0"));
+	free(out);
+	inj_errno = EIO;
+	rc = bs_run(fx, in, sizeof(in) - 1, 1, "u", &out);
+	assert_int_equal(rc, EX_IOERR);
+	assert_non_null(strstr(out, "\r\n451 4.3.0"));
+	free(out);
+	/* Not even a file: the drop folder is not writable (EACCES). */
+	inj_errno = EACCES;
+	inj_openat = true;
+	rc = bs_run(fx, in, sizeof(in) - 1, 1, "u", &out);
+	inj_openat = false;
+	assert_int_equal(rc, EX_CANTCREAT);
+	assert_non_null(strstr(out, "\r\n451 4.3.0"));
+	free(out);
+	queue_test_set_sysops(NULL);
+	assert_int_equal(spool_count(fx, NULL), 0);
+	assert_int_equal(tmp_count(fx), 0);
+}
+
+/* Killed by SIGTERM in a session: the caller's flags are back first. */
+static void
+test_submit_bs_signal(void **state)
+{
+	struct fx *fx = *state;
+	char host[] = "mx.example", buf[256];
+	struct conf conf;
+	int in[2], out[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(out), 0);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		close(in[1]);
+		close(out[0]);
+		memset(&conf, 0, sizeof(conf));
+		conf.hostname = host;
+		(void)submit_bs(fx->q, &conf, 1, "u", in[0], out[1]);
+		_exit(99);
+	}
+	/* in[0] and out[1] stay open here: the child's file descriptions. */
+	/* The greeting: the session runs, its descriptors non-blocking. */
+	n = read(out[0], buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "220 mx.example ESMTP mxrelay\r\n");
+	assert_int_not_equal(fcntl(in[0], F_GETFL) & O_NONBLOCK, 0);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGTERM);
+	assert_blocking(in[0]);
+	assert_blocking(out[1]);
+	for (int i = 0; i < 2; i++) {
+		close(in[i]);
+		close(out[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -1807,6 +2466,24 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_unconfigured, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_local_session, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_local_smuggling, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_local_eof, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_local_output_gone, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_local_free, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_local_pty, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_submit_bs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_submit_bs_spool, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_submit_bs_signal, setup,
 		    teardown),
 	};
 	char cmd[PATH_MAX + 512];
