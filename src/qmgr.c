@@ -1,7 +1,7 @@
 /*
  * qmgr: the queue manager.  See qmgr.h.
  *
- * Index: one struct qent per message (its id and due time, about 64
+ * Index: one struct qent per message (its id and due time, about 80
  * bytes), in a hash table by id and, while waiting, in a min-heap by
  * (due, id), so that the oldest due message goes first.  A message is
  * "busy" while it is loaded: locked (queue_msg_lock) from the moment it is
@@ -26,13 +26,31 @@
  * When the delay is over, one message goes first as a probe while the
  * others wait (up to QMGR_PROBE_WAIT): if it reaches an exchanger, the
  * hold ends and the rest follow; if not, the next, longer hold starts.
+ *
+ * Stranded messages: one that cannot be opened, locked or read (a file
+ * this user may not read, a body that is not a regular file, a read
+ * error) is retried with the same backoff as a deferred delivery
+ * (retry_min doubling up to retry_max), and each failure is logged with
+ * the queue id and the reason.  When its envelope can be read and
+ * written, the reason goes into it (last_reply and next_try of the
+ * pending recipients) so that mailq shows it; otherwise the reason and
+ * the backoff are kept in the index entry.  Past queue_lifetime (from
+ * the envelope's arrival, or from the files' age when the envelope
+ * cannot be read) it is moved into corrupt/ with a log line naming the
+ * reason.  Envelopes the start-up scan could not read are indexed too
+ * (load_unread), so that none sits unseen.  A message locked by someone
+ * else (EWOULDBLOCK) is not stranded: it is looked at again shortly.
  */
 #include "config.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +90,9 @@ struct qent {
 	size_t		 hidx;		/* 1 + heap index; 0 = not in the heap */
 	bool		 busy;		/* loaded */
 	bool		 force;		/* flushed: due or not, held or not */
+	unsigned	 strand_fails;	/* failures in a row to open, lock, read */
+	time_t		 strand_since;	/* age of an unreadable envelope's files */
+	char		*strand_why;	/* the last such failure */
 	struct qent	*hnext;		/* hash chain */
 };
 
@@ -133,6 +154,7 @@ static void	 on_tick(void *);
 static void	 on_flush(void *);
 static void	 kick(struct qmgr *, uint64_t);
 static void	 kick_flush(struct qmgr *);
+static void	 set_text(char **, const char *);
 
 /*
  * The index: hash table by id, heap by due time.
@@ -308,6 +330,7 @@ ent_delete(struct qmgr *qm, struct qent *e)
 		p = &(*p)->hnext;
 	*p = e->hnext;
 	qm->nent--;
+	free(e->strand_why);
 	free(e);
 }
 
@@ -473,20 +496,39 @@ env_due(const struct qmgr *qm, const struct envelope *env, time_t now,
  * Loading and finishing one message.
  */
 
-static bool
-body_is_8bit(int fd)
+/* Whether the body has 8-bit bytes: 0, or -1 with errno if it cannot be read. */
+static int
+body_is_8bit(int fd, bool *eightbit)
 {
 	unsigned char buf[65536];
 	off_t off = 0;
 	ssize_t n;
 
-	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+	*eightbit = false;
+	for (;;) {
+		if ((n = pread(fd, buf, sizeof(buf), off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return 0;
 		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] & 0x80)
-				return true;
+			if (buf[i] & 0x80) {
+				*eightbit = true;
+				return 0;
+			}
 		off += n;
 	}
-	return false;
+}
+
+static void
+strand_clear(struct qent *e)
+{
+	e->strand_fails = 0;
+	e->strand_since = 0;
+	free(e->strand_why);
+	e->strand_why = NULL;
 }
 
 /* Done with an entry after an attempt or a look: requeue or forget it. */
@@ -520,13 +562,211 @@ msg_skip(struct qmsg *m, bool gone)
 	free(m);
 }
 
+/*
+ * Stranded messages (see the top of this file).
+ */
+
+/*
+ * The age of a message whose envelope cannot be read: the older of its
+ * files' mtimes (the body is written once, at arrival), else now.
+ */
+static time_t
+files_time(const struct qmgr *qm, const char *id, time_t now)
+{
+	static const char *const dirs[] = { "data", "env" };
+	time_t t = now;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char *path = xasprintf("%s/%s/%s", queue_dir(qm->q), dirs[i], id);
+		struct stat st;
+
+		if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_mtime < t)
+			t = st.st_mtime;
+		free(path);
+	}
+	return t;
+}
+
+/* How the envelope stands when a message is found stranded. */
+enum strand_env {
+	STRAND_ENV_LOADED,	/* in m->env */
+	STRAND_ENV_TRY,		/* not read yet: try (the lock failed) */
+	STRAND_ENV_UNREADABLE,	/* reading it failed */
+};
+
+/*
+ * The message cannot be opened, locked or read for the reason why: log
+ * it, record it (in the envelope when it can be read and written, else
+ * in the entry), and schedule the next try with backoff; past
+ * queue_lifetime, move the message into corrupt/.  Frees m.
+ *
+ * When the lock itself failed, the envelope is read and updated without
+ * it.  Only a runner with other rights than ours could hold the lock at
+ * that moment and update the envelope too; root runs work as the spool's
+ * owner, so in a sound set-up there is none.
+ */
+static void
+msg_strand(struct qmsg *m, enum strand_env es, const char *why, bool force)
+{
+	struct qmgr *qm = m->qm;
+	struct qent *qe = m->qe;
+	const struct conf *c = qm->conf;
+	struct envelope *env = &m->env;
+	/* The heap's clock: time() may lag it by a tick after a second turns. */
+	time_t now = (time_t)(now_ms() / 1000), arrival, next;
+	bool expired = false, recorded = false, gone = false;
+	int uerr = 0;
+
+	if (m->body_fd != -1) {
+		close(m->body_fd);
+		m->body_fd = -1;
+	}
+	if (es == STRAND_ENV_TRY) {
+		es = STRAND_ENV_UNREADABLE;
+		if (queue_env_load(qm->q, qe->id, env) == 0) {
+			time_t due;
+
+			es = STRAND_ENV_LOADED;
+			/*
+			 * Indexed without its envelope (the scan could not
+			 * look at it): keep to the backoff it records.
+			 */
+			if (!force && sched_env_next_due(env, &due) &&
+			    due > now) {
+				if (m->lockfd != -1)
+					queue_msg_unlock(m->lockfd);
+				qe->busy = false;
+				if (qm->opts.daemon)
+					ent_schedule(qm, qe, due);
+				else
+					ent_delete(qm, qe);
+				envelope_free(env);
+				free(m->result);
+				free(m);
+				return;
+			}
+		} else if (errno == ENOENT)
+			gone = true;	/* removed meanwhile */
+		else if (errno == EBADMSG) {
+			queue_msg_quarantine(qm->q, qe->id,
+			    "envelope cannot be parsed");
+			gone = true;
+		}
+	}
+	if (gone) {
+		msg_skip(m, true);
+		return;
+	}
+	if (qe->strand_fails < UINT_MAX)
+		qe->strand_fails++;
+	free(qe->strand_why);
+	qe->strand_why = xstrdup(why);
+	if (es == STRAND_ENV_LOADED)
+		arrival = env->arrival;
+	else {
+		if (qe->strand_since == 0)
+			qe->strand_since = files_time(qm, qe->id, now);
+		arrival = qe->strand_since;
+	}
+	next = sched_next_try(now, qe->strand_fails, c->retry_min, c->retry_max,
+	    arrival, c->queue_lifetime, &expired);
+
+	if (!expired && es == STRAND_ENV_LOADED) {
+		bool any = false;
+
+		for (size_t i = 0; i < env->nrcpt; i++) {
+			struct envelope_rcpt *er = &env->rcpt[i];
+			bool x;
+
+			if (er->state != RCPT_PENDING)
+				continue;
+			er->attempts++;
+			er->last_try = now;
+			er->next_try = sched_next_try(now, er->attempts,
+			    c->retry_min, c->retry_max, arrival,
+			    c->queue_lifetime, &x);
+			set_text(&er->last_reply, why);
+			set_text(&er->status, "4.3.0");
+			set_text(&er->remote_mta, NULL);
+			if (!any || er->next_try < next)
+				next = er->next_try;
+			any = true;
+		}
+		/* (None pending: finished, but it cannot be removed either.) */
+		if (any && queue_env_update(qm->q, env) == 0)
+			recorded = true;
+		else if (any && errno == ENOENT)
+			gone = true;
+		else if (any)
+			uerr = errno;
+	}
+
+	if (expired) {
+		char *qwhy = xasprintf("%s, for longer than queue_lifetime "
+		    "(%u failure%s in a row)", why, qe->strand_fails,
+		    qe->strand_fails == 1 ? "" : "s");
+
+		/* queue_msg_quarantine logs the move, or why it failed. */
+		if (queue_msg_quarantine(qm->q, qe->id, qwhy) == 0 ||
+		    errno == ENOENT)
+			gone = true;
+		else
+			next = now + sched_backoff(qe->strand_fails,
+			    c->retry_min, c->retry_max);
+		free(qwhy);
+	}
+	if (!gone) {
+		char when[64];
+
+		if (qm->opts.daemon || recorded)
+			snprintf(when, sizeof(when), "in %llds",
+			    (long long)(next - now));
+		else
+			snprintf(when, sizeof(when), "at the next queue run");
+		log_warnx("%s: %s; next try %s (failure %u in a row%s%s)",
+		    qe->id, why, when, qe->strand_fails,
+		    uerr != 0 ? "; not recorded in the envelope: " : "",
+		    uerr != 0 ? strerror(uerr) : "");
+	}
+
+	if (m->lockfd != -1)
+		queue_msg_unlock(m->lockfd);
+	qe->busy = false;
+	if (gone || !qm->opts.daemon)
+		ent_delete(qm, qe);	/* one-shot: tried once */
+	else
+		ent_schedule(qm, qe, next);
+	envelope_free(env);
+	free(m->result);
+	free(m);
+}
+
+/* "what: the text of errno" (allocated). */
+static char *
+why_errno(const char *what, int err)
+{
+	return xasprintf("%s: %s", what, strerror(err));
+}
+
+static void
+msg_strand_errno(struct qmsg *m, enum strand_env es, const char *what,
+    int err, bool force)
+{
+	char *why = why_errno(what, err);
+
+	msg_strand(m, es, why, force);
+	free(why);
+}
+
 static void
 msg_load(struct qmgr *qm, struct qent *qe)
 {
 	struct qmsg *m;
 	bool force = qe->force || qm->opts.force || qm->opts.only_id != NULL;
 	struct strlist domains = { 0 }, probes = { 0 };
-	time_t now = time(NULL);
+	/* The heap's clock: time() may lag it by a tick after a second turns. */
+	time_t now = (time_t)(now_ms() / 1000);
 	bool expired, pending = false, *go = NULL;
 	size_t ndue = 0;
 
@@ -552,8 +792,12 @@ msg_load(struct qmgr *qm, struct qent *qe)
 			free(m);
 			return;
 		}
-		if (errno != EWOULDBLOCK && errno != ENOENT)
-			log_warn("%s: cannot lock", qe->id);
+		if (errno != EWOULDBLOCK && errno != ENOENT) {
+			/* Not readable by us, not a file...: stranded. */
+			msg_strand_errno(m, STRAND_ENV_TRY, "cannot lock", errno,
+			    force);
+			return;
+		}
 		msg_skip(m, true);
 		return;
 	}
@@ -562,8 +806,11 @@ msg_load(struct qmgr *qm, struct qent *qe)
 		if (errno == EBADMSG)
 			queue_msg_quarantine(qm->q, qe->id,
 			    "envelope cannot be parsed");
-		else if (errno != ENOENT)
-			log_warn("%s: cannot read the envelope", qe->id);
+		else if (errno != ENOENT) {
+			msg_strand_errno(m, STRAND_ENV_UNREADABLE,
+			    "cannot read the envelope", errno, force);
+			return;
+		}
 		msg_skip(m, true);
 		return;
 	}
@@ -615,17 +862,34 @@ msg_load(struct qmgr *qm, struct qent *qe)
 		msg_skip(m, false);
 		return;
 	}
-	if ((m->body_fd = queue_body_open(qm->q, qe->id)) == -1) {
-		log_warn("%s: cannot open the message", qe->id);
-		strlist_free(&domains);
-		strlist_free(&probes);
-		free(go);
-		msg_skip(m, true);
-		return;
-	}
-
 	{
-		bool eightbit = body_is_8bit(m->body_fd);
+		struct stat st;
+		char *why = NULL;
+		bool eightbit = false;
+
+		if ((m->body_fd = queue_body_open(qm->q, qe->id)) == -1)
+			why = why_errno("cannot open the message", errno);
+		else if (fstat(m->body_fd, &st) == -1)
+			why = why_errno("cannot read the message", errno);
+		else if (!S_ISREG(st.st_mode))
+			why = xstrdup("cannot read the message: "
+			    "not a regular file");
+		else if (body_is_8bit(m->body_fd, &eightbit) == -1)
+			why = why_errno("cannot read the message", errno);
+		if (why != NULL) {
+			strlist_free(&domains);
+			strlist_free(&probes);
+			free(go);
+			msg_strand(m, STRAND_ENV_LOADED, why, force);
+			free(why);
+			return;
+		}
+		if (qe->strand_fails > 0) {
+			log_info("%s: can be read again after %u failure%s",
+			    qe->id, qe->strand_fails,
+			    qe->strand_fails == 1 ? "" : "s");
+			strand_clear(qe);
+		}
 
 		m->parts = xcalloc(domains.n, sizeof(*m->parts));
 		m->nparts = domains.n;
@@ -937,6 +1201,7 @@ qmgr_free(struct qmgr *qm)
 
 		for (e = qm->buckets[i]; e != NULL; e = next) {
 			next = e->hnext;
+			free(e->strand_why);
 			free(e);
 		}
 	}
@@ -951,6 +1216,7 @@ qmgr_free(struct qmgr *qm)
 struct scan_arg {
 	struct qmgr	*qm;
 	time_t		 now;
+	struct strlist	 seen;	/* read by the scan but not indexed */
 };
 
 static int
@@ -968,19 +1234,73 @@ scan_one(struct queue *q, const struct envelope *env, void *arg)
 		return 0;
 	if (!sched_env_next_due(env, &due))
 		due = 0;	/* nothing pending: msg_load removes it */
-	if (!qm->opts.daemon && !force && due > sa->now)
+	if (!qm->opts.daemon && !force && due > sa->now) {
+		strlist_add(&sa->seen, env->id);
 		return 0;	/* one-shot: only what is due now */
+	}
 	ent_schedule(qm, ent_new(qm, env->id), force ? 0 : due);
 	return 0;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The scan logs an envelope it cannot read and goes on: index every
+ * message in env/ that the scan did not hand over, due now, so that
+ * msg_load finds it stranded (or, if it was only just committed,
+ * delivers it).
+ */
+static void
+load_unread(struct qmgr *qm, struct strlist *seen)
+{
+	char *path = xasprintf("%s/env", queue_dir(qm->q));
+	struct dirent *de;
+	DIR *d = NULL;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+		log_warn("%s: cannot list", path);
+		if (fd != -1)
+			close(fd);
+		free(path);
+		return;
+	}
+	if (seen->n > 1)
+		qsort(seen->v, seen->n, sizeof(seen->v[0]), cmp_id);
+	while ((de = readdir(d)) != NULL) {
+		const char *id = de->d_name;
+
+		if (!queue_id_valid(id) || ent_find(qm, id) != NULL ||
+		    (qm->opts.only_id != NULL &&
+		    strcmp(id, qm->opts.only_id) != 0) ||
+		    (seen->n > 0 && bsearch(&id, seen->v, seen->n,
+		    sizeof(seen->v[0]), cmp_id) != NULL))
+			continue;
+		ent_schedule(qm, ent_new(qm, id), 0);
+	}
+	closedir(d);
+	free(path);
 }
 
 int
 qmgr_load(struct qmgr *qm)
 {
-	struct scan_arg sa = { qm, time(NULL) };
+	struct scan_arg sa = { qm, time(NULL), { NULL, 0, 0 } };
+	int saved;
 
-	if (queue_scan(qm->q, scan_one, &sa) == -1)
+	if (queue_scan(qm->q, scan_one, &sa) == -1) {
+		saved = errno;
+		strlist_free(&sa.seen);
+		errno = saved;
 		return -1;
+	}
+	load_unread(qm, &sa.seen);
+	strlist_free(&sa.seen);
 	kick(qm, 0);
 	return 0;
 }

@@ -17,6 +17,13 @@
  *    delay of its own, so its other messages wait in the index instead of
  *    each trying the dead exchangers again; idle destinations are
  *    forgotten so that DNS answers and failed routes are looked at anew.
+ *
+ * In both modes a message that cannot be opened, locked or read (but is
+ * not merely locked by another runner) is retried with the backoff of a
+ * deferred delivery, each failure logged with the reason, which is also
+ * written into its envelope for mailq when that can be read and written;
+ * past queue_lifetime it is moved into corrupt/.  Envelopes that the
+ * start-up scan could not read are indexed too.
  */
 #ifndef MXRELAY_QMGR_H
 #define MXRELAY_QMGR_H

@@ -1,0 +1,132 @@
+#!/bin/sh
+# End to end: a queued message that mxrelayd or mxrelay -q cannot open,
+# lock or read is never stranded in silence.  Each failure is logged with
+# the queue id and the reason and the message is retried with backoff
+# (retry_min doubling up to retry_max); when its envelope can be written
+# the reason and the next try are recorded there, so mailq shows them;
+# past queue_lifetime it is moved into corrupt/ with a log line naming
+# the reason.  A message that becomes readable again is delivered.
+#
+# The daemon runs as $DUSER (nobody when the test runs as root), so a
+# file of mode 000 is closed to it.  mxrelay -q run by root may read any
+# file, so there the envelope is made a directory, which nobody can read.
+. "${top_srcdir:-.}/tests/e2e/lib.sh"
+. "${top_srcdir:-.}/tests/e2e/world.sh"
+. "${top_srcdir:-.}/tests/e2e/daemon.sh"
+
+cat > "$T/zone" <<'EOF'
+up.test MX 10 mx1.up.test
+mx1.up.test A 127.0.0.2
+EOF
+start_dnsd "$T/zone"
+pick_port
+sink 127.0.0.2
+
+# nlines FILE PATTERN: how many lines of FILE hold PATTERN (fixed string).
+nlines() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
+# at_least N FILE PATTERN: FILE has N or more such lines.
+at_least() { [ "$(nlines "$2" "$3")" -ge "$1" ]; }
+
+# The daemon's spool, owned by $DUSER: start it once on a fresh spool.
+fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" \
+    "retry_min = 1s" "retry_max = 2s"
+daemon_start
+daemon_stop
+[ "$DRC" = 0 ] || fail "first start: exit $DRC"
+
+# 1. The body cannot be opened by the daemon's user (mode 000): the
+# message cannot be locked.  Logged with the reason, retried with backoff,
+# and mailq shows the attempts, the next try and the reason.
+send a@up.test
+a=$(last_id)
+chmod 000 "$SPOOL/data/$a"
+daemon_start
+wait_for "$T/d.log" "$a: cannot lock: Permission denied; next try in 1s (failure 1 in a row)"
+wait_for "$T/d.log" "$a: cannot lock: Permission denied; next try in 2s (failure 2 in a row)"
+wait_for "$T/d.log" "$a: cannot lock: Permission denied; next try in 2s (failure 3 in a row)"
+n=$(nlines "$T/d.log" "$a: cannot lock")
+[ "$n" -le 4 ] || fail "retried without backoff: $n failures"
+mx -bp > "$T/q" || fail "mailq failed"
+grep -q 'a@up.test (pending, [1-9][0-9]* attempts, next try ' "$T/q" ||
+    { cat "$T/q" >&2; fail "mailq does not show the attempts and the next try"; }
+grep -qF 'cannot lock: Permission denied' "$T/q" ||
+    { cat "$T/q" >&2; fail "mailq does not show the reason"; }
+ok "a message the daemon cannot lock: each failure logged, retried with backoff, reason in mailq"
+
+# 2. Readable again: delivered at the next try, with a log line.
+chmod 600 "$SPOOL/data/$a"
+within 5 got 127.0.0.2 1 || fail "not delivered once readable: $(received 127.0.0.2)"
+wait_for "$T/d.log" "$a: can be read again after"
+within 2 queue_empty || fail "delivered message still queued"
+daemon_stop
+[ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
+ok "once readable again the message is delivered"
+
+# 3. Still failing past queue_lifetime (from the envelope's arrival):
+# moved into corrupt/ with a log line naming the reason.
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" \
+    "retry_min = 1s" "retry_max = 2s" "queue_lifetime = 4s"
+send b@up.test
+b=$(last_id)
+chmod 000 "$SPOOL/data/$b"
+daemon_start
+wait_for "$T/d.log" "$b: moved to $SPOOL/corrupt: cannot lock: Permission denied, for longer than queue_lifetime"
+[ -f "$SPOOL/corrupt/$b.env" ] && [ -e "$SPOOL/corrupt/$b.data" ] ||
+    fail "not in corrupt/: $(ls "$SPOOL/corrupt")"
+[ ! -e "$SPOOL/env/$b" ] || fail "still queued after the move"
+daemon_stop
+[ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
+ok "past queue_lifetime a message that cannot be locked is moved to corrupt/ with the reason"
+
+# 4. The envelope itself cannot be read (the start-up scan skips it):
+# the daemon keeps the reason and the backoff in memory, and past
+# queue_lifetime (from the files' age) moves it into corrupt/.
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" \
+    "retry_min = 1s" "retry_max = 1s" "queue_lifetime = 6s"
+send c@up.test
+c=$(last_id)
+chmod 000 "$SPOOL/env/$c"
+daemon_start
+wait_for "$T/d.log" "$c: cannot read the envelope: Permission denied; next try in 1s (failure 1 in a row)"
+wait_for "$T/d.log" "$c: cannot read the envelope: Permission denied; next try in 1s (failure 2 in a row)"
+wait_for "$T/d.log" "$c: moved to $SPOOL/corrupt: cannot read the envelope: Permission denied, for longer than queue_lifetime"
+n=$(nlines "$T/d.log" "$c: cannot read the envelope")
+[ "$n" -le 8 ] || fail "retried without backoff: $n failures in 6 s"
+[ -e "$SPOOL/corrupt/$c.env" ] && [ -f "$SPOOL/corrupt/$c.data" ] ||
+    fail "not in corrupt/: $(ls "$SPOOL/corrupt")"
+[ ! -e "$SPOOL/env/$c" ] || fail "still queued after the move"
+daemon_stop
+[ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
+[ "$(received 127.0.0.2)" = 1 ] || fail "a stranded message was sent"
+ok "an unreadable envelope: retried from memory, then moved to corrupt/ past queue_lifetime"
+
+# 5. mxrelay -q: an envelope that no one can read (a directory) is
+# looked at, and logged, by every queue run; once older than
+# queue_lifetime it is moved into corrupt/.
+fresh
+world_conf "listen =" "retry_min = 1s" "retry_max = 2s" "queue_lifetime = 1h"
+send d@up.test
+d=$(last_id)
+mv "$SPOOL/env/$d" "$T/env.$d"
+mkdir "$SPOOL/env/$d"
+run_queue
+log_has "$d: cannot read the envelope:" "; next try at the next queue run (failure 1 in a row)"
+run_queue
+log_has "$d: cannot read the envelope:" "; next try at the next queue run"
+[ -d "$SPOOL/env/$d" ] || fail "-q dropped the message"
+# Its body was written at arrival: make it two hours old.
+touch -m -d "@$(( $(date +%s) - 7200 ))" "$SPOOL/data/$d" ||
+    fail "cannot age the body"
+run_queue
+log_has "$d: moved to $SPOOL/corrupt: cannot read the envelope:" "for longer than queue_lifetime"
+[ -d "$SPOOL/corrupt/$d.env" ] && [ -f "$SPOOL/corrupt/$d.data" ] ||
+    fail "not in corrupt/: $(ls "$SPOOL/corrupt")"
+[ ! -e "$SPOOL/env/$d" ] && [ ! -e "$SPOOL/data/$d" ] ||
+    fail "still queued after the move"
+run_queue
+log_lacks "$d:"
+[ "$(received 127.0.0.2)" = 1 ] || fail "a stranded message was sent"
+ok "mxrelay -q: an unreadable envelope is logged at every run, moved to corrupt/ past queue_lifetime"
+
+echo "1..$NOK"
