@@ -10,9 +10,23 @@
  *	SPOOL/tmp/ID.upd	new envelope of a message being updated
  *	SPOOL/data/ID		message body
  *	SPOOL/env/ID		message envelope (text, see queue/envelope.c)
- *	SPOOL/corrupt/ID.env, SPOOL/corrupt/ID.data
+ *	SPOOL/corrupt/ID.env, SPOOL/corrupt/ID.data, SPOOL/corrupt/ID.drop
  *				files moved aside because they could not be
  *				parsed; never read again, for a human to look at
+ *	SPOOL/drop/ID		a message from a local user who does not own
+ *				the spool (see "Drop folder" below)
+ *
+ * Owners and modes.  Everything belongs to the spool's owner (the user
+ * mxrelayd runs as) and is mode 0700 (folders) or 0600 (files), except:
+ * SPOOL itself is 0710 and drop/ 1730, both with the submit group
+ * (SUBMIT_GROUP, the group mxrelay is installed setgid to), so that the
+ * setgid mxrelay can reach drop/ and create files there, but can neither
+ * list it nor read, rename or remove what others dropped (sticky bit).
+ * Nobody but the owner works in the spool: root runs switch to the owner
+ * before they open anything in it (src/privs.c), every open here refuses
+ * symbolic links (O_NOFOLLOW) and checks the file type, and files are
+ * created with O_EXCL.  The owner's code never changes an owner or a mode
+ * it did not just create.
  *
  * ID is a queue id: QUEUE_ID_LEN (20) lowercase hex digits, 14 of
  * microseconds since the epoch and 6 of the process id of the writer.
@@ -47,6 +61,31 @@
  *   missing or of the wrong size, into corrupt/.  Names that are not queue
  *   ids are left alone.
  *
+ * Drop folder.  A local user who does not own the spool queues through
+ * drop/, with the submit group's rights (queue_open_drop()).  A drop file
+ * is, in one file:
+ *
+ *	"mxrelay-drop 1 BBBBBBBBBBBBBBBBBBBB EEEEEEEEEEEEEEEEEEEE" padded with
+ *	spaces to 63 bytes, then LF		(DROP_HDR_LEN = 64 bytes)
+ *	B bytes of body (as in data/ID)
+ *	E bytes of envelope (as in env/ID, with id = the file's name)
+ *
+ * It is created with O_EXCL and mode 0600 under a fresh queue id, the
+ * header is written last, then the mode becomes 0444 (the mark that it is
+ * whole: only the owner's pickup reads it, drop/ shields it from everyone
+ * else) and the file is fsync'd, which on Linux's journalling filesystems
+ * also makes its new name durable (the submitter may not read drop/, so it
+ * cannot fsync the folder).  Only then is the message acknowledged.  The
+ * pickup (src/pickup.c, as the owner) takes a 0444 regular file with one
+ * link, checks the header, the lengths against the file's size and the
+ * envelope with the same parsers as everything else, copies it into the
+ * spool under the same queue id (so that a pickup interrupted after its
+ * commit finds env/ID and only removes the drop file), removes it and
+ * fsyncs drop/.  The submitter is the file's owner (st_uid), never what
+ * the file says.  Files that are not 0444 after an hour are leftovers of
+ * killed submitters and are removed; files that fail the checks are moved
+ * to corrupt/ID.drop.
+ *
  * Every call that writes to the spool goes through a table of system calls
  * (queue/spool_test.h) so that the unit tests can fail each one in turn.
  */
@@ -57,6 +96,7 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <grp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -79,6 +119,13 @@
 #define QUEUE_ENV_MAX		(64 * 1024 * 1024)	/* larger = corrupt */
 #define QUEUE_ID_TRIES		100
 #define QUEUE_TMPNAME_MAX	(QUEUE_ID_LEN + 8)
+#define DROP_MAGIC		"mxrelay-drop 1 "
+#define DROP_HDR_LEN		64
+#define DROP_READY_MODE		0444
+
+#ifndef SUBMIT_GROUP
+#define SUBMIT_GROUP		"mxsubmit"
+#endif
 
 struct queue {
 	char	*dir;
@@ -87,15 +134,16 @@ struct queue {
 	int	 datafd;
 	int	 envfd;
 	int	 corruptfd;
+	int	 dropfd;	/* drop/; -1 when missing (older spools) */
 	struct strlist removed;	/* env/ID unlinked, data/ID still there */
 	/*
-	 * Run as root on a spool that belongs to someone else (mxrelayd's
-	 * user): new files are given to that owner, so that the daemon,
-	 * which has dropped root, can read and remove them.
+	 * Drop mode (queue_open_drop): only dropfd is open (O_PATH), and new
+	 * messages become drop files.  With raise, the effective group is
+	 * raise_gid only around the one call that needs it.
 	 */
-	bool	 give_away;
-	uid_t	 owner_uid;
-	gid_t	 owner_gid;
+	bool	 drop_mode;
+	bool	 raise;
+	gid_t	 raise_gid;
 };
 
 /* Removals batched by queue_msg_remove_later() before one flush. */
@@ -116,7 +164,6 @@ struct queue_new {
 
 static int	 real_openat(int, const char *, int, mode_t);
 static int	 open_subdir(struct queue *, const char *, bool, bool *, int *);
-static void	 owner_note(struct queue *);
 static int	 fsync_parent(const char *);
 static int	 make_parents(const char *);
 static void	 id_generate(char *);
@@ -138,6 +185,37 @@ static int
 real_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	return openat(dirfd, path, flags, mode);
+}
+
+/*
+ * Open dirfd/name read-only: never through a symbolic link (ELOOP), never
+ * blocking on a FIFO (O_NONBLOCK, cleared again), and only a regular file
+ * (anything else fails with EINVAL).
+ */
+static int
+open_regular(int dirfd, const char *name)
+{
+	struct stat st;
+	int fd, fl, saved;
+
+	if ((fd = openat(dirfd, name,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
 }
 
 const struct queue_sysops queue_sysops_default = {
@@ -229,9 +307,50 @@ open_subdir(struct queue *q, const char *name, bool create, bool *made,
 		else if (errno != EEXIST)
 			return -1;
 	}
-	*fdp = sys->openat(q->rootfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-	    0);
+	/* A planted symbolic link fails here (ELOOP or ENOTDIR). */
+	*fdp = sys->openat(q->rootfd, name,
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	return *fdp == -1 ? -1 : 0;
+}
+
+/* The submit group's id, or (gid_t)-1 when there is no such group. */
+static gid_t
+submit_gid(void)
+{
+	struct group *gr = getgrnam(SUBMIT_GROUP);
+
+	return gr != NULL ? gr->gr_gid : (gid_t)-1;
+}
+
+/*
+ * drop/: made here with mode 1730 and the submit group (the group only
+ * when we may give it: root, or an owner in that group).  An existing
+ * drop/ is taken as it is.  Without create, a missing drop/ is no error.
+ */
+static int
+open_drop(struct queue *q, bool create, bool *made)
+{
+	bool made_here = false;
+	gid_t gid;
+
+	if (create) {
+		if (sys->mkdirat(q->rootfd, "drop", 0700) == 0)
+			made_here = *made = true;
+		else if (errno != EEXIST)
+			return -1;
+	}
+	q->dropfd = sys->openat(q->rootfd, "drop",
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (q->dropfd == -1)
+		return errno == ENOENT && !create ? 0 : -1;
+	if (made_here) {
+		if ((gid = submit_gid()) != (gid_t)-1 &&
+		    fchown(q->dropfd, (uid_t)-1, gid) == -1 && errno != EPERM)
+			return -1;
+		if (fchmod(q->dropfd, 01730) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 /*
@@ -269,6 +388,7 @@ queue_open(const char *dir, bool create, struct queue **qp)
 	*qp = NULL;
 	q = xcalloc(1, sizeof(*q));
 	q->rootfd = q->tmpfd = q->datafd = q->envfd = q->corruptfd = -1;
+	q->dropfd = -1;
 	q->dir = xstrdup(dir);
 	if (create) {
 		if (sys->mkdirat(AT_FDCWD, dir, 0700) == 0)
@@ -286,16 +406,16 @@ queue_open(const char *dir, bool create, struct queue **qp)
 			goto fail;
 	}
 	if ((q->rootfd = sys->openat(AT_FDCWD, dir,
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)) == -1)
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) == -1)
 		goto fail;
 	if (open_subdir(q, "tmp", create, &made_sub, &q->tmpfd) == -1 ||
 	    open_subdir(q, "data", create, &made_sub, &q->datafd) == -1 ||
 	    open_subdir(q, "env", create, &made_sub, &q->envfd) == -1 ||
-	    open_subdir(q, "corrupt", create, &made_sub, &q->corruptfd) == -1)
+	    open_subdir(q, "corrupt", create, &made_sub, &q->corruptfd) == -1 ||
+	    open_drop(q, create, &made_sub) == -1)
 		goto fail;
 	if (made_sub && sys->fsync(q->rootfd) == -1)
 		goto fail;
-	owner_note(q);
 	*qp = q;
 	return 0;
 
@@ -306,73 +426,68 @@ fail:
 	return -1;
 }
 
-/* A file just created in the spool goes to the spool's owner (see give_away). */
-static void
-give_away(const struct queue *q, int fd)
-{
-	if (q->give_away && fchown(fd, q->owner_uid, q->owner_gid) == -1)
-		log_warn("%s: cannot give a new file to uid %lu", q->dir,
-		    (unsigned long)q->owner_uid);
-}
-
-static void
-owner_note(struct queue *q)
-{
-	struct stat st;
-
-	q->give_away = false;
-	if (geteuid() == 0 && fstat(q->rootfd, &st) == 0 && st.st_uid != 0) {
-		q->give_away = true;
-		q->owner_uid = st.st_uid;
-		q->owner_gid = st.st_gid;
-	}
-}
-
-/* Give every file in the directory at fd to uid:gid (one level). */
+/*
+ * Drop mode: take up the submit group for one call, then give it back.
+ * The saved set-group-ID keeps it between calls; nothing else in the
+ * process runs with it.
+ */
 static int
-chown_files(int fd, uid_t uid, gid_t gid)
+raise_group(const struct queue *q)
 {
-	DIR *d;
-	struct dirent *de;
-	int dfd, rc = 0;
+	return q->raise ? setegid(q->raise_gid) : 0;
+}
 
-	if ((dfd = dup(fd)) == -1)
-		return -1;
-	if ((d = fdopendir(dfd)) == NULL) {
-		close(dfd);
-		return -1;
-	}
-	rewinddir(d);
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
+static void
+lower_group(const struct queue *q)
+{
+	int saved = errno;
 
-		if (de->d_name[0] == '.')
-			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    !S_ISREG(st.st_mode) || (st.st_uid == uid && st.st_gid == gid))
-			continue;
-		if (fchownat(fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == -1 &&
-		    errno != ENOENT)
-			rc = -1;
-	}
-	closedir(d);
-	return rc;
+	if (q->raise && setegid(getgid()) == -1)
+		abort();	/* never go on with the group raised */
+	errno = saved;
 }
 
 int
-queue_set_owner(struct queue *q, uid_t uid, gid_t gid)
+queue_open_drop(const char *dir, gid_t gid, struct queue **qp)
 {
-	int fds[] = { q->rootfd, q->tmpfd, q->datafd, q->envfd, q->corruptfd };
+	struct queue *q;
+	char *path;
+	int saved;
 
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		if (fchown(fds[i], uid, gid) == -1)
-			return -1;
-		/* Messages queued by root before: the daemon must read them. */
-		if (i > 0 && chown_files(fds[i], uid, gid) == -1)
-			return -1;
+	*qp = NULL;
+	q = xcalloc(1, sizeof(*q));
+	q->rootfd = q->tmpfd = q->datafd = q->envfd = q->corruptfd = -1;
+	q->dir = xstrdup(dir);
+	q->drop_mode = true;
+	q->raise = gid != (gid_t)-1 && gid != getgid();
+	q->raise_gid = gid;
+	path = xasprintf("%s/drop", dir);
+	if (raise_group(q) == -1) {
+		saved = errno;
+		free(path);
+		queue_close(q);
+		errno = saved;
+		return -1;
 	}
-	owner_note(q);
+	/* O_PATH: the group may search drop/ but not read it. */
+	q->dropfd = sys->openat(AT_FDCWD, path,
+	    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	lower_group(q);
+	saved = errno;
+	free(path);
+	if (q->dropfd == -1) {
+		queue_close(q);
+		errno = saved;
+		return -1;
+	}
+	*qp = q;
 	return 0;
+}
+
+bool
+queue_is_drop(const struct queue *q)
+{
+	return q->drop_mode;
 }
 
 void
@@ -394,6 +509,8 @@ queue_close(struct queue *q)
 		close(q->envfd);
 	if (q->corruptfd != -1)
 		close(q->corruptfd);
+	if (q->dropfd != -1)
+		close(q->dropfd);
 	free(q->dir);
 	free(q);
 }
@@ -425,8 +542,41 @@ id_generate(char *id)
 	    us & UINT64_C(0xffffffffffffff), (unsigned)getpid() & 0xffffffu);
 }
 
-int
-queue_new_begin(struct queue *q, struct queue_new **qnp)
+/* Drop mode: a new drop/ID, with room for its header. */
+static int
+drop_begin(struct queue_new *qn)
+{
+	static const char zero[DROP_HDR_LEN];
+	struct queue *q = qn->q;
+
+	for (int i = 0; i < QUEUE_ID_TRIES; i++) {
+		id_generate(qn->id);
+		if (raise_group(q) == -1)
+			return -1;
+		qn->fd = sys->openat(q->dropfd, qn->id, O_WRONLY | O_CREAT |
+		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		lower_group(q);
+		if (qn->fd == -1) {
+			if (errno == EEXIST)
+				continue;
+			return -1;
+		}
+		if (write_all(qn->fd, zero, sizeof(zero)) == -1) {
+			new_discard(qn);
+			return -1;
+		}
+		return 0;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/*
+ * Create tmp/ID for a new message under id (a fresh one when id is NULL).
+ * With a given id: EEXIST when it is in use or already queued.
+ */
+static int
+new_begin(struct queue *q, const char *id, struct queue_new **qnp)
 {
 	struct queue_new *qn;
 	struct stat st;
@@ -439,19 +589,33 @@ queue_new_begin(struct queue *q, struct queue_new **qnp)
 	qn->err = 0;
 	qn->size = 0;
 	qn->buflen = 0;
+	if (q->drop_mode) {
+		if (id != NULL) {
+			errno = EINVAL;
+			goto fail;
+		}
+		if (drop_begin(qn) == -1)
+			goto fail;
+		*qnp = qn;
+		return 0;
+	}
 	for (int i = 0; i < QUEUE_ID_TRIES; i++) {
-		id_generate(qn->id);
+		if (id != NULL) {
+			if (i > 0)
+				break;
+			util_strlcpy(qn->id, id, sizeof(qn->id));
+		} else
+			id_generate(qn->id);
 		qn->fd = sys->openat(q->tmpfd, qn->id,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (qn->fd == -1) {
 			if (errno == EEXIST)
 				continue;
 			goto fail;
 		}
-		give_away(q, qn->fd);
 		/* A clock step back could meet a message still queued. */
-		if (fstatat(q->datafd, qn->id, &st, 0) == 0 ||
-		    fstatat(q->envfd, qn->id, &st, 0) == 0) {
+		if (fstatat(q->datafd, qn->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    fstatat(q->envfd, qn->id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			sys->unlinkat(q->tmpfd, qn->id, 0);
 			sys->close(qn->fd);
 			qn->fd = -1;
@@ -474,6 +638,23 @@ fail:
 	free(qn);
 	errno = saved;
 	return -1;
+}
+
+int
+queue_new_begin(struct queue *q, struct queue_new **qnp)
+{
+	return new_begin(q, NULL, qnp);
+}
+
+int
+queue_new_begin_id(struct queue *q, const char *id, struct queue_new **qnp)
+{
+	if (!queue_id_valid(id)) {
+		*qnp = NULL;
+		errno = EINVAL;
+		return -1;
+	}
+	return new_begin(q, id, qnp);
 }
 
 const char *
@@ -512,6 +693,23 @@ write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* Remove the file being written (tmp/ID, or drop/ID in drop mode). */
+static void
+new_unlink(struct queue_new *qn)
+{
+	struct queue *q = qn->q;
+
+	if (!q->drop_mode) {
+		sys->unlinkat(q->tmpfd, qn->id, 0);
+		return;
+	}
+	/* The group's write right on drop/ is needed to unlink there. */
+	if (raise_group(q) == 0) {
+		sys->unlinkat(q->dropfd, qn->id, 0);
+		lower_group(q);
+	}
+}
+
 /*
  * After a failed write the body is useless: remove it at once so that a
  * full disk gets its space back, and remember why for later calls.
@@ -523,7 +721,7 @@ new_discard(struct queue_new *qn)
 
 	qn->err = saved;
 	if (qn->fd != -1) {
-		sys->unlinkat(qn->q->tmpfd, qn->id, 0);
+		new_unlink(qn);
 		sys->close(qn->fd);
 		qn->fd = -1;
 	}
@@ -567,6 +765,64 @@ queue_new_write(struct queue_new *qn, const void *p, size_t n)
 	return 0;
 }
 
+/*
+ * Drop mode: body, then envelope, then the header at offset 0, mode 0444,
+ * one fsync (see "Drop folder" at the top).
+ */
+static int
+drop_commit(struct queue_new *qn, struct envelope *env)
+{
+	char hdr[DROP_HDR_LEN + 1], *ebuf = NULL;
+	size_t elen;
+	int rc = -1, saved;
+
+	if (qn->err != 0) {
+		errno = qn->err;
+		goto done;
+	}
+	if (new_flush(qn) == -1)
+		goto done;
+	util_strlcpy(env->id, qn->id, sizeof(env->id));
+	env->size = qn->size;
+	if (env->arrival == 0)
+		env->arrival = time(NULL);
+	if (envelope_encode(env, &ebuf, &elen) == -1)
+		goto done;
+	if (write_all(qn->fd, ebuf, elen) == -1)
+		goto done;
+	snprintf(hdr, sizeof(hdr), "%s%020" PRIu64 " %020" PRIu64 "%*s\n",
+	    DROP_MAGIC, qn->size, (uint64_t)elen,
+	    (int)(DROP_HDR_LEN - 1 - strlen(DROP_MAGIC) - 41), "");
+	if (pwrite(qn->fd, hdr, DROP_HDR_LEN, 0) != DROP_HDR_LEN) {
+		if (errno == 0)
+			errno = EIO;
+		goto done;
+	}
+	if (fchmod(qn->fd, DROP_READY_MODE) == -1 || sys->fsync(qn->fd) == -1)
+		goto done;
+	saved = sys->close(qn->fd);
+	qn->fd = -1;
+	if (saved == -1)
+		goto done;
+	rc = 0;
+done:
+	saved = errno;
+	if (rc == -1) {
+		if (qn->fd != -1)
+			new_unlink(qn);
+		else if (qn->err == 0)
+			new_unlink(qn);	/* closed, but close failed */
+		env->id[0] = '\0';
+	}
+	if (qn->fd != -1)
+		sys->close(qn->fd);
+	free(ebuf);
+	free(qn);
+	if (rc == -1)
+		errno = saved;
+	return rc;
+}
+
 int
 queue_new_commit(struct queue_new *qn, struct envelope *env)
 {
@@ -577,6 +833,8 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 	int efd = -1, rc = -1, saved;
 	bool env_tmp = false, data_in = false, env_in = false;
 
+	if (q->drop_mode)
+		return drop_commit(qn, env);
 	snprintf(etmp, sizeof(etmp), "%s.env", qn->id);
 	if (qn->err != 0) {
 		errno = qn->err;
@@ -594,10 +852,9 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 	if (envelope_encode(env, &ebuf, &elen) == -1)
 		goto done;
 	if ((efd = sys->openat(q->tmpfd, etmp,
-	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
 		goto done;
 	env_tmp = true;
-	give_away(q, efd);
 	if (write_all(efd, ebuf, elen) == -1 || sys->fsync(efd) == -1)
 		goto done;
 	/* NFS reports write errors at close. */
@@ -658,7 +915,7 @@ queue_new_abort(struct queue_new *qn)
 	if (qn == NULL)
 		return;
 	if (qn->fd != -1) {
-		sys->unlinkat(qn->q->tmpfd, qn->id, 0);
+		new_unlink(qn);
 		sys->close(qn->fd);
 	}
 	free(qn);
@@ -676,7 +933,7 @@ queue_msg_lock(struct queue *q, const char *id, int *lockfd)
 		errno = EINVAL;
 		return -1;
 	}
-	if ((fd = openat(q->datafd, id, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = open_regular(q->datafd, id)) == -1)
 		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
 		goto fail;
@@ -686,7 +943,8 @@ queue_msg_lock(struct queue *q, const char *id, int *lockfd)
 	 */
 	if (fstat(fd, &st) == -1)
 		goto fail;
-	if (st.st_nlink == 0 || fstatat(q->envfd, id, &st, 0) == -1) {
+	if (st.st_nlink == 0 ||
+	    fstatat(q->envfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 		errno = ENOENT;
 		goto fail;
 	}
@@ -726,7 +984,7 @@ env_load(struct queue *q, const char *id, struct envelope *env,
 		errno = EINVAL;
 		return -1;
 	}
-	if ((fd = openat(q->envfd, id, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = open_regular(q->envfd, id)) == -1)
 		return -1;
 	for (;;) {
 		if (len == cap) {
@@ -792,19 +1050,26 @@ queue_env_update(struct queue *q, const struct envelope *env)
 	if (envelope_encode(env, &ebuf, &elen) == -1)
 		return -1;
 	/* Never bring back a message that was removed or moved aside. */
-	if (fstatat(q->envfd, env->id, &st, 0) == -1 ||
-	    fstatat(q->datafd, env->id, &st, 0) == -1)
+	if (fstatat(q->envfd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    fstatat(q->datafd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		goto done;
 	/*
 	 * The caller holds the message lock, so a fixed name cannot be in
-	 * use by anyone else; O_TRUNC reuses a crashed updater's leftover.
+	 * use by anyone else: a tmp/ID.upd that exists is a crashed
+	 * updater's leftover (or something planted), removed, never opened.
 	 */
 	snprintf(tname, sizeof(tname), "%s.upd", env->id);
-	if ((fd = sys->openat(q->tmpfd, tname,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+	for (int i = 0; i < 2; i++) {
+		fd = sys->openat(q->tmpfd, tname,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST || i == 1)
+			break;
+		if (sys->unlinkat(q->tmpfd, tname, 0) == -1 && errno != ENOENT)
+			goto done;
+	}
+	if (fd == -1)
 		goto done;
 	made = true;
-	give_away(q, fd);
 	if (write_all(fd, ebuf, elen) == -1 || sys->fsync(fd) == -1)
 		goto done;
 	saved = sys->close(fd);
@@ -838,7 +1103,7 @@ queue_body_open(struct queue *q, const char *id)
 		errno = EINVAL;
 		return -1;
 	}
-	return openat(q->datafd, id, O_RDONLY | O_CLOEXEC);
+	return open_regular(q->datafd, id);
 }
 
 int
@@ -1022,11 +1287,12 @@ unlink_if_unlocked(struct queue *q, int dirfd, const char *name,
 	struct stat st;
 	int fd, rc = -1;
 
-	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+	if ((fd = openat(dirfd, name,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) == -1)
 		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
 		goto done;
-	if (need_orphan && fstatat(q->envfd, name, &st, 0) == 0) {
+	if (need_orphan && fstatat(q->envfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		errno = EEXIST;
 		goto done;
 	}
@@ -1118,15 +1384,17 @@ queue_scan(struct queue *q, queue_scan_cb cb, void *arg)
 			continue;
 		}
 		why = NULL;
-		if (fstatat(q->datafd, id, &st, 0) == -1) {
+		if (fstatat(q->datafd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 			/* A remover unlinks env/ first, so look again. */
 			if (errno != ENOENT ||
-			    fstatat(q->envfd, id, &st, 0) == -1) {
+			    fstatat(q->envfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 				envelope_free(&env);
 				continue;
 			}
 			why = "body file missing";
-		} else if ((uint64_t)st.st_size != env.size)
+		} else if (!S_ISREG(st.st_mode))
+			why = "body is not a regular file";
+		else if ((uint64_t)st.st_size != env.size)
 			why = "body size differs from envelope";
 		if (why != NULL) {
 			envelope_free(&env);
@@ -1149,4 +1417,192 @@ done:
 	strlist_free(&ids);
 	errno = saved;
 	return rc;
+}
+
+/*
+ * Drop folder, the owner's side (see "Drop folder" at the top).
+ */
+
+int
+queue_drop_list(struct queue *q, struct strlist *names)
+{
+	if (q->drop_mode) {
+		errno = EPERM;
+		return -1;
+	}
+	if (q->dropfd == -1)
+		return 0;	/* an older spool without drop/ */
+	return list_dir(q->dropfd, queue_id_valid, names);
+}
+
+static int
+parse_u64(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+pread_all(int fd, void *buf, size_t n, off_t off)
+{
+	char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = pread(fd, p, n, off);
+
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+int
+queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
+    const char **why)
+{
+	char hdr[DROP_HDR_LEN], *ebuf = NULL;
+	struct stat st;
+	uint64_t blen, elen;
+	size_t ml = strlen(DROP_MAGIC);
+	int fd, saved;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	envelope_init(&d->env);
+	*why = NULL;
+	if (q->drop_mode || q->dropfd == -1 || !queue_id_valid(name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = openat(q->dropfd, name,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1) {
+		if (errno == ELOOP) {
+			*why = "symbolic link in drop/";
+			return LOAD_CORRUPT;
+		}
+		return -1;
+	}
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		*why = "not a regular file with one link";
+		goto corrupt;
+	}
+	if ((st.st_mode & 07777) != DROP_READY_MODE) {
+		/* Still being written, or left by a killed submitter. */
+		if (time(NULL) - st.st_mtime > QUEUE_STALE_SECS &&
+		    sys->unlinkat(q->dropfd, name, 0) == 0)
+			log_info("%s: removed unfinished drop file", name);
+		close(fd);
+		errno = EAGAIN;
+		return -1;
+	}
+	if (st.st_size < DROP_HDR_LEN ||
+	    pread_all(fd, hdr, sizeof(hdr), 0) == -1 ||
+	    memcmp(hdr, DROP_MAGIC, ml) != 0 || hdr[DROP_HDR_LEN - 1] != '\n' ||
+	    parse_u64(hdr + ml, 20, &blen) == -1 || hdr[ml + 20] != ' ' ||
+	    parse_u64(hdr + ml + 21, 20, &elen) == -1) {
+		*why = "bad drop file header";
+		goto corrupt;
+	}
+	for (size_t i = ml + 41; i < DROP_HDR_LEN - 1; i++)
+		if (hdr[i] != ' ') {
+			*why = "bad drop file header";
+			goto corrupt;
+		}
+	if (elen > QUEUE_ENV_MAX || blen > (uint64_t)st.st_size ||
+	    (uint64_t)st.st_size != DROP_HDR_LEN + blen + elen) {
+		*why = "drop file size differs from its header";
+		goto corrupt;
+	}
+	ebuf = xmalloc(elen + 1);
+	if (pread_all(fd, ebuf, elen, (off_t)(DROP_HDR_LEN + blen)) == -1)
+		goto fail;
+	if (envelope_decode(ebuf, elen, &d->env, why) == -1)
+		goto corrupt;
+	if (strcmp(d->env.id, name) != 0 || d->env.size != blen) {
+		*why = "drop envelope does not match its file";
+		goto corrupt;
+	}
+	free(ebuf);
+	util_strlcpy(d->name, name, sizeof(d->name));
+	d->fd = fd;
+	d->uid = st.st_uid;
+	d->body_off = DROP_HDR_LEN;
+	d->body_len = blen;
+	return 0;
+
+corrupt:
+	envelope_free(&d->env);
+	free(ebuf);
+	close(fd);
+	errno = EBADMSG;
+	return LOAD_CORRUPT;
+fail:
+	saved = errno;
+	envelope_free(&d->env);
+	free(ebuf);
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+void
+queue_drop_close(struct queue_drop *d)
+{
+	if (d->fd != -1)
+		close(d->fd);
+	d->fd = -1;
+	envelope_free(&d->env);
+}
+
+int
+queue_drop_remove(struct queue *q, const char *name)
+{
+	if (q->drop_mode || q->dropfd == -1 || !queue_id_valid(name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sys->unlinkat(q->dropfd, name, 0) == -1)
+		return -1;
+	/* Gone for good before the message can be delivered and removed. */
+	return sys->fsync(q->dropfd);
+}
+
+int
+queue_drop_quarantine(struct queue *q, const char *name, const char *why)
+{
+	char dname[QUEUE_TMPNAME_MAX], ewhy[512];
+
+	if (q->drop_mode || q->dropfd == -1 || !queue_id_valid(name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	util_escape(ewhy, sizeof(ewhy), why != NULL ? why : "unknown");
+	snprintf(dname, sizeof(dname), "%s.drop", name);
+	if (sys->renameat(q->dropfd, name, q->corruptfd, dname) == -1 ||
+	    sys->fsync(q->dropfd) == -1 || sys->fsync(q->corruptfd) == -1) {
+		log_warn("%s: cannot move drop/%s to %s/corrupt (%s)", name,
+		    name, q->dir, ewhy);
+		return -1;
+	}
+	log_warnx("%s: drop file moved to %s/corrupt: %s", name, q->dir, ewhy);
+	return 0;
 }

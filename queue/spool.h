@@ -27,12 +27,16 @@ struct queue_new;
 int	 queue_open(const char *dir, bool create, struct queue **);
 void	 queue_close(struct queue *);
 /*
- * Give the spool directories and the files in them to uid:gid (mxrelayd,
- * started as root, before it drops to its user).  From then on, and in
- * every later queue_open() by root, files created in the spool are given
- * to the spool's owner.
+ * Open the drop folder of the spool at dir for a local user who does not
+ * own the spool (mxrelay installed setgid to the submit group; gid is that
+ * group, or (gid_t)-1 when the program runs without it).  Only
+ * queue_new_begin/write/commit/abort and queue_close may be used on it:
+ * each new message becomes one drop file (see spool.c, "Drop folder"),
+ * and the effective group is gid only for the calls that create or remove
+ * one.  EACCES: the user may not submit (not installed setgid).
  */
-int	 queue_set_owner(struct queue *, uid_t, gid_t);
+int	 queue_open_drop(const char *dir, gid_t gid, struct queue **);
+bool	 queue_is_drop(const struct queue *);
 const char *queue_dir(const struct queue *);
 
 /*
@@ -40,6 +44,8 @@ const char *queue_dir(const struct queue *);
  * body file.  Bytes are appended with queue_new_write() (buffered).
  */
 int	 queue_new_begin(struct queue *, struct queue_new **);
+/* The same under a given id (the pickup keeps the drop file's id); EEXIST. */
+int	 queue_new_begin_id(struct queue *, const char *id, struct queue_new **);
 const char *queue_new_id(const struct queue_new *);
 int	 queue_new_write(struct queue_new *, const void *, size_t);
 uint64_t queue_new_size(const struct queue_new *);
@@ -93,5 +99,31 @@ bool	 queue_id_valid(const char *s);
  */
 typedef int (*queue_scan_cb)(struct queue *, const struct envelope *, void *arg);
 int	 queue_scan(struct queue *, queue_scan_cb, void *arg);
+
+/*
+ * The drop folder, read by the spool's owner (src/pickup.c).  list: the
+ * names of drop/ that are queue ids.  open: 0 with d filled (the fd, the
+ * submitter's uid from the file's owner, where the body lies, the
+ * envelope it carried); -1 with errno (EAGAIN: not finished yet; a file
+ * unfinished for an hour is removed); -2 with errno EBADMSG and the
+ * reason in *why when the file is not a well-formed drop file (the caller
+ * moves it aside with queue_drop_quarantine).  remove: unlink and fsync
+ * drop/.
+ */
+struct queue_drop {
+	char		 name[QUEUE_ID_LEN + 1];
+	int		 fd;
+	uid_t		 uid;
+	uint64_t	 body_off;
+	uint64_t	 body_len;
+	struct envelope	 env;
+};
+struct strlist;
+int	 queue_drop_list(struct queue *, struct strlist *names);
+int	 queue_drop_open(struct queue *, const char *name, struct queue_drop *,
+	    const char **why);
+void	 queue_drop_close(struct queue_drop *);
+int	 queue_drop_remove(struct queue *, const char *name);
+int	 queue_drop_quarantine(struct queue *, const char *name, const char *why);
 
 #endif

@@ -84,6 +84,7 @@ static const struct conf_key keys[] = {
 	K("hostname", CT_HOSTNAME, hostname, NULL, 0, 0, 0),
 	K("qualify_domain", CT_HOSTNAME, qualify_domain, NULL, 0, 0, 0),
 	K("spool_dir", CT_PATH, spool_dir, CONF_DEFAULT_SPOOL, 0, 0, 0),
+	K("runtime_dir", CT_PATH, runtime_dir, CONF_DEFAULT_RUNTIME, 0, 0, 0),
 	K("aliases", CT_PATH, aliases, NULL, 0, 0, CK_OPTIONAL),
 	KL("listen", CT_HOSTPORTS, listen, nlisten, "127.0.0.1:25 [::1]:25",
 	    CK_OPTIONAL),
@@ -1066,6 +1067,7 @@ conf_free(struct conf *c)
 	free(c->hostname);
 	free(c->qualify_domain);
 	free(c->spool_dir);
+	free(c->runtime_dir);
 	free(c->aliases);
 	hostports_free(c->listen, c->nlisten);
 	free(c->relay_clients);
@@ -1088,7 +1090,7 @@ conf_free(struct conf *c)
 const char *
 conf_default_path(bool *must_exist)
 {
-	const char *p = getenv("MXRELAY_CONFIG");
+	const char *p = secure_getenv("MXRELAY_CONFIG");
 
 	if (p != NULL && *p != '\0') {
 		*must_exist = true;

@@ -21,6 +21,8 @@
 #endif
 #define CONF_DEFAULT_PATH	SYSCONFDIR "/mxrelay.conf"
 #define CONF_DEFAULT_SPOOL	LOCALSTATEDIR "/spool/mxrelay"
+/* mxrelayd.pid and the control socket mxrelayd.sock. */
+#define CONF_DEFAULT_RUNTIME	RUNSTATEDIR "/mxrelay"
 
 enum tls_policy {
 	TLS_NONE = 0,
@@ -57,6 +59,7 @@ struct conf {
 	char		*hostname;	/* default: the host's FQDN */
 	char		*qualify_domain;/* default: hostname */
 	char		*spool_dir;
+	char		*runtime_dir;	/* mxrelayd.pid, mxrelayd.sock */
 	char		*aliases;	/* aliases file; NULL = none */
 
 	struct hostport	*listen;

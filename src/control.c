@@ -10,22 +10,24 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "control.h"
+#include "util.h"
 
 /* The daemon answers at once; this only bounds a wedged one. */
 #define CONTROL_TIMEOUT_S	10
 
 int
-control_addr(const char *spool_dir, struct sockaddr_un *sun)
+control_addr(const char *runtime_dir, struct sockaddr_un *sun)
 {
 	int n;
 
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
-	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/%s", spool_dir,
+	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/%s", runtime_dir,
 	    CONTROL_NAME);
 	if (n < 0 || (size_t)n >= sizeof(sun->sun_path)) {
 		errno = ENAMETOOLONG;
@@ -34,16 +36,16 @@ control_addr(const char *spool_dir, struct sockaddr_un *sun)
 	return 0;
 }
 
-int
-control_request(const char *spool_dir, const char *req, char *reply,
-    size_t len)
+/* Connect and send the request line; the fd, or -1. */
+static int
+control_send(const char *runtime_dir, const char *req)
 {
 	struct sockaddr_un sun;
 	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
-	size_t got = 0, reqlen = strlen(req);
+	size_t reqlen = strlen(req);
 	int fd, saved;
 
-	if (len == 0 || control_addr(spool_dir, &sun) == -1)
+	if (control_addr(runtime_dir, &sun) == -1)
 		return -1;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
@@ -53,6 +55,75 @@ control_request(const char *spool_dir, const char *req, char *reply,
 		goto fail;
 	if (write(fd, req, reqlen) != (ssize_t)reqlen || write(fd, "\n", 1) != 1)
 		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int
+control_request_all(const char *runtime_dir, const char *req, char **out,
+    size_t *outlen, size_t max)
+{
+	char *buf = NULL;
+	size_t got = 0, cap = 0;
+	int fd, saved;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((fd = control_send(runtime_dir, req)) == -1)
+		return -1;
+	for (;;) {
+		ssize_t n;
+
+		if (got + 1 >= cap) {
+			if (cap >= max) {
+				errno = EMSGSIZE;
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 65536;
+			if (cap > max)
+				cap = max;
+			buf = xreallocarray(buf, cap, 1);
+		}
+		n = read(fd, buf + got, cap - 1 - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got == 0) {
+		free(buf);
+		errno = ECONNRESET;
+		return -1;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*outlen = got;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	free(buf);
+	errno = saved;
+	return -1;
+}
+
+int
+control_request(const char *runtime_dir, const char *req, char *reply,
+    size_t len)
+{
+	size_t got = 0;
+	int fd, saved;
+
+	if (len == 0 || (fd = control_send(runtime_dir, req)) == -1)
+		return -1;
 	while (got + 1 < len) {
 		ssize_t n = read(fd, reply + got, len - 1 - got);
 

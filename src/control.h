@@ -1,14 +1,22 @@
 /*
- * control: the daemon's control socket, <spool_dir>/mxrelayd.sock (a Unix
- * stream socket, as private as the spool itself).  One request line, one
+ * control: the daemon's control socket, <runtime_dir>/mxrelayd.sock (a
+ * Unix stream socket that every local user may connect to; the daemon
+ * asks the kernel who is calling, SO_PEERCRED).  One request line, one
  * reply line, then the daemon closes:
  *
  *	flush		try every queued message now ("ok N")
  *	flush ID	try that message now ("ok 1", or "error no such message")
  *	status		"ok messages=N in_flight=N clients=N"
+ *	list		"ok N", then N envelopes, each as a line with its
+ *			length in bytes and then that many bytes of
+ *			envelope text (queue/envelope.c): the caller's own
+ *			messages, or all of them for root and the daemon's
+ *			user
  *
- * mxrelay -q uses it so that the daemon, when it runs, delivers instead
- * of a second process racing it.
+ * flush and status are for root and the daemon's user only ("error
+ * permission denied").  mxrelay -q uses flush so that the daemon, when it
+ * runs, delivers instead of a second process racing it; mailq run by
+ * another user uses list.
  */
 #ifndef MXRELAY_CONTROL_H
 #define MXRELAY_CONTROL_H
@@ -20,13 +28,22 @@
 #define CONTROL_PID_NAME	"mxrelayd.pid"
 #define CONTROL_LINE_MAX	256
 
-/* The socket address for a spool; -1 (ENAMETOOLONG) when it cannot fit. */
-int	 control_addr(const char *spool_dir, struct sockaddr_un *);
+/* Largest answer to "list" that a client takes. */
+#define CONTROL_LIST_MAX	(256 * 1024 * 1024)
+
+/* The socket address in runtime_dir; -1 (ENAMETOOLONG) when it cannot fit. */
+int	 control_addr(const char *runtime_dir, struct sockaddr_un *);
 /*
  * Send one request and read the reply line (without its newline) into
  * reply.  -1 with errno: ENOENT or ECONNREFUSED mean "no daemon".
  */
-int	 control_request(const char *spool_dir, const char *req, char *reply,
+int	 control_request(const char *runtime_dir, const char *req, char *reply,
 	    size_t len);
+/*
+ * Send one request and read everything the daemon sends until it closes
+ * (at most max bytes, else EMSGSIZE) into *out (allocated, NUL-ended).
+ */
+int	 control_request_all(const char *runtime_dir, const char *req,
+	    char **out, size_t *outlen, size_t max);
 
 #endif

@@ -7,6 +7,7 @@ AM_CPPFLAGS += $(CARES_CFLAGS) $(OPENSSL_CFLAGS)
 noinst_LIBRARIES += src/libmxcommon.a
 src_libmxcommon_a_SOURCES = \
 	src/util.c src/util.h src/control.c src/control.h \
+	src/privs.c src/privs.h \
 	src/log.h src/outcome.h
 
 # The network side: event loop, io, TLS, DNS, SMTP client, delivery.
@@ -14,11 +15,11 @@ noinst_LIBRARIES += src/libmxnet.a
 src_libmxnet_a_SOURCES = src/event.h src/io.h src/tls.h src/dns.h \
 	src/smtp_client.h \
 	src/delivery.c src/delivery.h src/runner.c src/runner.h \
-	src/qmgr.c src/qmgr.h
+	src/qmgr.c src/qmgr.h src/pickup.c src/pickup.h
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
 sbin_PROGRAMS += src/mxrelay
-src_mxrelay_SOURCES = src/sendmail.c src/log.c
+src_mxrelay_SOURCES = src/sendmail.c src/log.c src/submit_bs.c src/submit_bs.h
 src_mxrelay_LDADD = src/libmxnet.a queue/libqueue.a src/libmxcommon.a $(NET_LIBS) \
 	$(CRYPT_LIBS)
 

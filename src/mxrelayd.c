@@ -6,11 +6,14 @@
  * Start-up, in this order: fork unless -f (the parent waits until the
  * child is ready and exits with its status, so start-up errors reach the
  * terminal); read the configuration and what it names (TLS certificate
- * and key, users file, relayhost_auth_file); open the spool and lock the
- * pid file in it (a second daemon on the same spool is refused); bind the
- * listeners; give the spool and its messages to `user` and drop root;
- * open the control socket; watch env/ with inotify (messages that mxrelay
- * drops start within a second); load the queue index; serve.
+ * and key, users file, relayhost_auth_file); as root, make the spool and
+ * the runtime folder when they are missing (nothing that exists is
+ * changed); bind the listeners; drop root to `user`; open the spool, which
+ * must be ours, and lock the pid file in runtime_dir (a second daemon is
+ * refused); open the control socket; watch env/ and drop/ with inotify
+ * (messages that mxrelay queues or drops start within a second); take in
+ * what waits in drop/; load the queue index; serve.  Root never opens
+ * anything in the spool or the runtime folder.
  *
  * Signals (through a signalfd, so that handlers never run inside the
  * loop): SIGTERM and SIGINT stop accepting, let SMTP sessions in DATA
@@ -53,6 +56,8 @@
 #include "delivery.h"
 #include "event.h"
 #include "log.h"
+#include "pickup.h"
+#include "privs.h"
 #include "qmgr.h"
 #include "runner.h"
 #include "smtpd.h"
@@ -77,6 +82,8 @@
  * this long for the next message (Postfix: smtp_connection_cache_time_limit).
  */
 #define KEEP_IDLE_MS		2000
+/* A look at drop/ even when inotify said nothing (a lost event). */
+#define PICKUP_MS		60000
 /* Control connections that say nothing are dropped after this. */
 #define CONTROL_TIMEOUT_MS	5000
 
@@ -93,8 +100,11 @@ struct gen {
 struct ctl_conn {
 	struct daemon		*d;
 	int			 fd;
+	uid_t			 uid;		/* the caller, from the kernel */
 	char			 buf[CONTROL_LINE_MAX];
 	size_t			 len;
+	char			*out;		/* a long answer being sent */
+	size_t			 outlen, outoff;
 	struct ev_timer		 timer;
 };
 
@@ -102,6 +112,7 @@ struct daemon {
 	const char		*conf_path;
 	bool			 conf_must_exist;
 	bool			 foreground;
+	bool			 prepare_only;	/* -i */
 	int			 verbose;
 
 	struct ev_loop		*loop;
@@ -120,6 +131,8 @@ struct daemon {
 	int			 ctlfd;
 	char			*ctl_path;
 	int			 inofd;
+	int			 wd_drop;	/* inotify watch of drop/ */
+	uint64_t		 last_pickup;
 	char			*env_dir;
 	struct ev_timer		 housekeeping;
 
@@ -134,10 +147,12 @@ static void
 usage(int code)
 {
 	fprintf(code == EX_OK ? stdout : stderr,
-	    "usage: mxrelayd [-fv] [-C file]\n"
+	    "usage: mxrelayd [-fiv] [-C file]\n"
 	    "\n"
 	    "  -C FILE    configuration file (default " CONF_DEFAULT_PATH ")\n"
 	    "  -f         foreground: do not fork, log to stderr\n"
+	    "  -i         as root: make spool_dir and runtime_dir when missing,\n"
+	    "             then exit (the systemd unit runs this first)\n"
 	    "  -v         more log detail (debug lines with -vv)\n"
 	    "  --help     this text; --version the version\n"
 	    "\n"
@@ -288,11 +303,25 @@ pidfile_lock(struct daemon *d)
 	char buf[32];
 	ssize_t n;
 
-	d->pid_path = xasprintf("%s/%s", d->cur->conf.spool_dir,
+	struct stat st;
+
+	d->pid_path = xasprintf("%s/%s", d->cur->conf.runtime_dir,
 	    CONTROL_PID_NAME);
-	if ((d->pidfd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC,
-	    0644)) == -1) {
-		log_warn("%s", d->pid_path);
+	if ((d->pidfd = open(d->pid_path, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC, 0644)) == -1) {
+		if (errno == ELOOP)
+			log_warnx("%s: a symbolic link; refusing to use it",
+			    d->pid_path);
+		else
+			log_warn("%s", d->pid_path);
+		return EX_CANTCREAT;
+	}
+	if (fstat(d->pidfd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid()) {
+		log_warnx("%s: not a regular file of ours; refusing to use it",
+		    d->pid_path);
+		close(d->pidfd);
+		d->pidfd = -1;
 		return EX_CANTCREAT;
 	}
 	if (flock(d->pidfd, LOCK_EX | LOCK_NB) == -1) {
@@ -303,8 +332,8 @@ pidfile_lock(struct daemon *d)
 		n = pread(d->pidfd, buf, sizeof(buf) - 1, 0);
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
-		log_warnx("already running (pid %s) on the spool %s",
-		    buf[0] ? buf : "?", d->cur->conf.spool_dir);
+		log_warnx("already running (pid %s) with %s",
+		    buf[0] ? buf : "?", d->pid_path);
 		close(d->pidfd);
 		d->pidfd = -1;
 		return EX_UNAVAILABLE;
@@ -369,7 +398,7 @@ listen_one(struct daemon *d, const struct hostport *hp)
 	return 0;
 }
 
-/* Started as root: give the spool to user:group and become them. */
+/* Started as root: become user:group (the spool is theirs). */
 static int
 drop_privileges(struct daemon *d)
 {
@@ -400,18 +429,13 @@ drop_privileges(struct daemon *d)
 		}
 		gid = gr->gr_gid;
 	}
-	if (queue_set_owner(d->q, uid, gid) == -1 ||
-	    fchown(d->pidfd, uid, gid) == -1) {
-		log_warn("%s: giving the spool to %s", c->spool_dir, c->user);
-		return EX_OSERR;
-	}
-	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
-		log_warn("dropping root to %s", c->user);
-		return EX_OSERR;
-	}
-	if (setuid(0) != -1) {
-		log_warnx("could regain root after dropping it");
-		return EX_SOFTWARE;
+	{
+		char err[512];
+
+		if (privs_become(uid, gid, err, sizeof(err)) == -1) {
+			log_warnx("dropping root to %s: %s", c->user, err);
+			return EX_OSERR;
+		}
 	}
 	log_info("running as %s (uid %lu, gid %lu)", c->user,
 	    (unsigned long)uid, (unsigned long)gid);
@@ -428,7 +452,117 @@ ctl_close(struct ctl_conn *cc)
 	ev_timer_del(cc->d->loop, &cc->timer);
 	ev_fd_del(cc->d->loop, cc->fd);
 	close(cc->fd);
+	free(cc->out);
 	free(cc);
+}
+
+/* Root and the daemon's own user may flush and see everything. */
+static bool
+ctl_privileged(const struct ctl_conn *cc)
+{
+	return cc->uid == 0 || cc->uid == geteuid();
+}
+
+struct ctl_list {
+	uid_t		 uid;
+	bool		 all;
+	char		*buf;
+	size_t		 len, cap;
+	size_t		 count;
+};
+
+static void
+ctl_list_add(struct ctl_list *l, const char *p, size_t n)
+{
+	if (l->len + n + 1 > l->cap) {
+		while (l->len + n + 1 > l->cap)
+			l->cap = l->cap ? l->cap * 2 : 65536;
+		l->buf = xreallocarray(l->buf, l->cap, 1);
+	}
+	memcpy(l->buf + l->len, p, n);
+	l->len += n;
+}
+
+static int
+ctl_list_one(struct queue *q, const struct envelope *env, void *arg)
+{
+	struct ctl_list *l = arg;
+	char head[32], *ebuf;
+	size_t elen;
+	int n;
+
+	(void)q;
+	if (!l->all && (env->submit_user == NULL || env->submit_uid != l->uid))
+		return 0;
+	if (envelope_encode(env, &ebuf, &elen) == -1)
+		return 0;
+	if (l->len + elen > CONTROL_LIST_MAX - 64) {
+		free(ebuf);
+		return 0;	/* the client would refuse more */
+	}
+	n = snprintf(head, sizeof(head), "%zu\n", elen);
+	ctl_list_add(l, head, (size_t)n);
+	ctl_list_add(l, ebuf, elen);
+	free(ebuf);
+	l->count++;
+	return 0;
+}
+
+static void
+ctl_write(int fd, int events, void *arg)
+{
+	struct ctl_conn *cc = arg;
+	ssize_t n;
+
+	(void)events;
+	while (cc->outoff < cc->outlen) {
+		n = send(fd, cc->out + cc->outoff, cc->outlen - cc->outoff,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n <= 0)
+			break;
+		cc->outoff += (size_t)n;
+	}
+	ctl_close(cc);
+}
+
+/* "list": the caller's own messages (all of them for root and us). */
+static void
+ctl_list(struct ctl_conn *cc)
+{
+	struct ctl_list l = { cc->uid, ctl_privileged(cc), NULL, 0, 0, 0 };
+	char head[32];
+	int n;
+
+	if (queue_scan(cc->d->q, ctl_list_one, &l) == -1) {
+		free(l.buf);
+		l.buf = xstrdup("error cannot read the queue\n");
+		l.len = strlen(l.buf);
+	} else {
+		n = snprintf(head, sizeof(head), "ok %zu\n", l.count);
+		cc->out = xmalloc(l.len + (size_t)n + 1);
+		memcpy(cc->out, head, (size_t)n);
+		if (l.len > 0)
+			memcpy(cc->out + n, l.buf, l.len);
+		cc->outlen = l.len + (size_t)n;
+		free(l.buf);
+		l.buf = NULL;
+	}
+	if (l.buf != NULL) {
+		cc->out = l.buf;
+		cc->outlen = l.len;
+	}
+	cc->outoff = 0;
+	/* The timer (CONTROL_TIMEOUT_MS) bounds a client that never reads. */
+	ev_fd_del(cc->d->loop, cc->fd);
+	if (ev_fd_add(cc->d->loop, cc->fd, EV_WRITE, ctl_write, cc) == -1) {
+		ctl_close(cc);
+		return;
+	}
+	ctl_write(cc->fd, EV_WRITE, cc);
 }
 
 static void
@@ -444,7 +578,13 @@ ctl_answer(struct ctl_conn *cc, const char *req)
 	char reply[CONTROL_LINE_MAX];
 	size_t n;
 
-	if (strcmp(req, "flush") == 0) {
+	if (strcmp(req, "list") == 0) {
+		ctl_list(cc);
+		return;
+	}
+	if (!ctl_privileged(cc))
+		snprintf(reply, sizeof(reply), "error permission denied\n");
+	else if (strcmp(req, "flush") == 0) {
 		n = qmgr_flush(d->qm, NULL);
 		log_info("control: flush requested, %zu messages", n);
 		snprintf(reply, sizeof(reply), "ok %zu\n", n);
@@ -468,6 +608,7 @@ ctl_answer(struct ctl_conn *cc, const char *req)
 		snprintf(reply, sizeof(reply), "error unknown request\n");
 	/* One short line into an empty socket buffer: it fits. */
 	(void)send(cc->fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	ctl_close(cc);
 }
 
 static void
@@ -495,8 +636,7 @@ ctl_read(int fd, int events, void *arg)
 	*nl = '\0';
 	if (nl > cc->buf && nl[-1] == '\r')
 		nl[-1] = '\0';
-	ctl_answer(cc, cc->buf);
-	ctl_close(cc);
+	ctl_answer(cc, cc->buf);	/* it closes cc */
 }
 
 static void
@@ -508,9 +648,18 @@ ctl_accept(int fd, int events, void *arg)
 
 	(void)events;
 	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		struct ucred cr;
+		socklen_t crlen = sizeof(cr);
+
+		/* Who is calling decides what it may ask. */
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == -1) {
+			close(c);
+			continue;
+		}
 		cc = xcalloc(1, sizeof(*cc));
 		cc->d = d;
 		cc->fd = c;
+		cc->uid = cr.uid;
 		ev_timer_init(&cc->timer, ctl_timeout, cc);
 		if (ev_fd_add(d->loop, c, EV_READ, ctl_read, cc) == -1) {
 			close(c);
@@ -527,9 +676,9 @@ control_open(struct daemon *d)
 	struct sockaddr_un sun;
 	mode_t old;
 
-	if (control_addr(d->cur->conf.spool_dir, &sun) == -1) {
+	if (control_addr(d->cur->conf.runtime_dir, &sun) == -1) {
 		log_warn("%s: no control socket (mxrelay -q will run the queue "
-		    "itself)", d->cur->conf.spool_dir);
+		    "itself)", d->cur->conf.runtime_dir);
 		return 0;
 	}
 	d->ctl_path = xstrdup(sun.sun_path);
@@ -537,7 +686,8 @@ control_open(struct daemon *d)
 	if ((d->ctlfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	old = umask(0077);
+	/* Every local user may connect; ctl_answer() checks who it is. */
+	old = umask(0111);
 	if (bind(d->ctlfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
 	    listen(d->ctlfd, 16) == -1) {
 		umask(old);
@@ -568,6 +718,25 @@ env_dir_scan(struct daemon *d)
 }
 
 static void
+on_picked(void *arg, const struct envelope *env)
+{
+	struct daemon *d = arg;
+
+	qmgr_add(d->qm, env->id);
+}
+
+/* Messages local users dropped: one (name), or all of them. */
+static void
+drop_pickup(struct daemon *d, const char *name)
+{
+	if (name != NULL && !queue_id_valid(name))
+		return;
+	if (name == NULL)
+		d->last_pickup = ev_now(d->loop);
+	pickup_run(d->q, &d->cur->conf, name, on_picked, d);
+}
+
+static void
 ino_read(int fd, int events, void *arg)
 {
 	struct daemon *d = arg;
@@ -579,8 +748,11 @@ ino_read(int fd, int events, void *arg)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
 
-			if (ev->mask & IN_Q_OVERFLOW)
+			if (ev->mask & IN_Q_OVERFLOW) {
 				env_dir_scan(d);
+				drop_pickup(d, NULL);
+			} else if (ev->len > 0 && ev->wd == d->wd_drop)
+				drop_pickup(d, ev->name);
 			else if (ev->len > 0)
 				qmgr_add(d->qm, ev->name);
 			p += sizeof(*ev) + ev->len;
@@ -591,9 +763,15 @@ ino_read(int fd, int events, void *arg)
 static void
 watch_open(struct daemon *d)
 {
+	char *drop_dir = xasprintf("%s/drop", d->cur->conf.spool_dir);
+
 	d->env_dir = xasprintf("%s/env", d->cur->conf.spool_dir);
+	/* A drop file is whole once its mode changes (IN_ATTRIB). */
 	if ((d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
-	    inotify_add_watch(d->inofd, d->env_dir, IN_MOVED_TO) == -1 ||
+	    inotify_add_watch(d->inofd, d->env_dir, IN_MOVED_TO |
+	    IN_DONT_FOLLOW | IN_ONLYDIR) == -1 ||
+	    (d->wd_drop = inotify_add_watch(d->inofd, drop_dir, IN_ATTRIB |
+	    IN_DONT_FOLLOW | IN_ONLYDIR)) == -1 ||
 	    ev_fd_add(d->loop, d->inofd, EV_READ, ino_read, d) == -1) {
 		log_warn("%s: inotify (looking every second instead)",
 		    d->env_dir);
@@ -601,6 +779,7 @@ watch_open(struct daemon *d)
 			close(d->inofd);
 		d->inofd = -1;
 	}
+	free(drop_dir);
 }
 
 /*
@@ -691,6 +870,9 @@ on_housekeeping(void *arg)
 	}
 	if (d->inofd == -1)
 		env_dir_scan(d);
+	/* Without inotify every second; with it, now and then all the same. */
+	if (d->inofd == -1 || ev_now(d->loop) - d->last_pickup >= PICKUP_MS)
+		drop_pickup(d, NULL);
 	ev_timer_add(d->loop, &d->housekeeping, HOUSEKEEPING_MS);
 }
 
@@ -774,6 +956,51 @@ ready(struct daemon *d, int ready_fd)
 	close(ready_fd);
 }
 
+/*
+ * As root: the spool and the runtime folder, when missing, are made for
+ * `user` (privs.c); nothing that exists is touched.
+ */
+static int
+prepare_dirs(struct daemon *d)
+{
+	const struct conf *c = &d->cur->conf;
+	char err[1024];
+
+	if (privs_spool_prepare(c->spool_dir, c->user, err, sizeof(err)) == -1 ||
+	    privs_runtime_prepare(c->runtime_dir, c->user, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_CANTCREAT;
+	}
+	return EX_OK;
+}
+
+/* Root is gone by now: the spool must be ours. */
+static int
+spool_open(struct daemon *d)
+{
+	const struct conf *c = &d->cur->conf;
+	uid_t owner;
+
+	if (privs_spool_owner(c->spool_dir, &owner) == 0 &&
+	    owner != geteuid()) {
+		log_warnx("%s: owned by uid %lu, not by this daemon (uid %lu); "
+		    "it works only in a spool of its own (once, as root: "
+		    "chown -R %s %s)", c->spool_dir, (unsigned long)owner,
+		    (unsigned long)geteuid(), c->user, c->spool_dir);
+		return EX_NOPERM;
+	}
+	if (queue_open(c->spool_dir, true, &d->q) == -1) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			log_warnx("%s: a folder of the spool is a symbolic link "
+			    "or not a folder; refusing to use it", c->spool_dir);
+		else
+			log_warn("%s", c->spool_dir);
+		return EX_CANTCREAT;
+	}
+	return EX_OK;
+}
+
 static int
 run(struct daemon *d)
 {
@@ -791,16 +1018,16 @@ run(struct daemon *d)
 	}
 	if ((d->cur = gen_new(d)) == NULL)
 		return EX_CONFIG;
-	if (queue_open(d->cur->conf.spool_dir, true, &d->q) == -1) {
-		log_warn("%s", d->cur->conf.spool_dir);
-		return EX_CANTCREAT;
-	}
-	if ((rc = pidfile_lock(d)) != EX_OK)
+	if ((rc = prepare_dirs(d)) != EX_OK)
 		return rc;
 	for (size_t i = 0; i < d->cur->conf.nlisten; i++)
 		if (listen_one(d, &d->cur->conf.listen[i]) == -1)
 			return EX_UNAVAILABLE;
 	if ((rc = drop_privileges(d)) != EX_OK)
+		return rc;
+	if ((rc = spool_open(d)) != EX_OK)
+		return rc;
+	if ((rc = pidfile_lock(d)) != EX_OK)
 		return rc;
 	if (signals_open(d) == -1)
 		return EX_OSERR;
@@ -814,6 +1041,7 @@ run(struct daemon *d)
 	d->qm = qmgr_new(d->loop, d->q, &d->cur->conf, d->cur->dlv->engine, &qo,
 	    &d->stats);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	drop_pickup(d, NULL);	/* qmgr_load() below indexes what it queued */
 	if (qmgr_load(d->qm) == -1) {
 		log_warn("%s: scanning the queue", d->cur->conf.spool_dir);
 		return EX_IOERR;
@@ -900,6 +1128,33 @@ cleanup(struct daemon *d)
 		ev_loop_free(d->loop);
 }
 
+/* -i: make what is missing, as root, and exit. */
+static int
+prepare_only(struct daemon *dd)
+{
+	struct conf c;
+	char err[1024];
+	int rc = EX_OK;
+
+	if (geteuid() != 0) {
+		log_warnx("-i: only root makes the spool and runtime folders");
+		return EX_NOPERM;
+	}
+	if (conf_load(dd->conf_path, dd->conf_must_exist, &c, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_CONFIG;
+	}
+	if (privs_spool_prepare(c.spool_dir, c.user, err, sizeof(err)) == -1 ||
+	    privs_runtime_prepare(c.runtime_dir, c.user, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		rc = EX_CANTCREAT;
+	}
+	conf_free(&c);
+	return rc;
+}
+
 /* Static: whatever an abandoned delivery holds at exit stays reachable. */
 static struct daemon d;
 
@@ -909,7 +1164,7 @@ main(int argc, char **argv)
 	int ch, rc;
 
 	memset(&d, 0, sizeof(d));
-	d.pidfd = d.sigfd = d.ctlfd = d.inofd = -1;
+	d.pidfd = d.sigfd = d.ctlfd = d.inofd = d.wd_drop = -1;
 	log_init("mxrelayd", LOG_TO_STDERR, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
@@ -918,7 +1173,7 @@ main(int argc, char **argv)
 		printf("mxrelayd %s\n", PACKAGE_VERSION);
 		return EX_OK;
 	}
-	while ((ch = getopt(argc, argv, "C:fv")) != -1) {
+	while ((ch = getopt(argc, argv, "C:fiv")) != -1) {
 		switch (ch) {
 		case 'C':
 			d.conf_path = optarg;
@@ -926,6 +1181,9 @@ main(int argc, char **argv)
 			break;
 		case 'f':
 			d.foreground = true;
+			break;
+		case 'i':
+			d.prepare_only = true;
 			break;
 		case 'v':
 			d.verbose++;
@@ -944,6 +1202,8 @@ main(int argc, char **argv)
 	else
 		log_init("mxrelayd", LOG_TO_STDERR | LOG_TO_SYSLOG, d.verbose);
 
+	if (d.prepare_only)
+		return prepare_only(&d);
 	rc = run(&d);
 	cleanup(&d);
 	return rc;

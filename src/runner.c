@@ -13,6 +13,7 @@
 #include "dns.h"
 #include "event.h"
 #include "log.h"
+#include "pickup.h"
 #include "qmgr.h"
 #include "runner.h"
 #include "smtp_client.h"
@@ -159,12 +160,15 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 	int rc = -1;
 
 	memset(stats, 0, sizeof(*stats));
-	if (queue_open(c->spool_dir, false, &q) == -1) {
+	/* The spool exists (the caller saw to it): make what it lacks. */
+	if (queue_open(c->spool_dir, true, &q) == -1) {
 		if (errno == ENOENT)
 			return 0;	/* no spool yet: nothing to do */
 		log_warn("%s", c->spool_dir);
 		return -1;
 	}
+	/* Messages that local users dropped: into the queue first. */
+	pickup_run(q, c, NULL, NULL, NULL);
 	if ((loop = ev_loop_new()) == NULL) {
 		log_warn("event loop");
 		goto done;

@@ -8,13 +8,23 @@
  *		the commit (SPEC "Spool guarantees").
  *	list	-bp / mailq: print the queue.
  *	run	-q, -qf, -q ID: attempt delivery (see run_queue()).
+ *	bs	-bs: one SMTP session on stdin/stdout (src/submit_bs.c).
+ *
+ * Privileges (mxrelay(8) SECURITY).  mxrelay is installed set-group-ID to
+ * the submit group.  It lowers that group at once and raises it only to
+ * create a drop file (queue_open_drop); every other mode, and -C or
+ * $MXRELAY_CONFIG from a user other than root, lose it for good first.
+ * Root becomes the spool's owner before it opens anything in the spool.
+ * A caller who owns the spool writes to it directly; anyone else drops.
  *
  * Exit codes are from sysexits.h; nothing else in mxrelay exits.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/auxv.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -31,8 +41,10 @@
 #include "control.h"
 #include "log.h"
 #include "message.h"
+#include "privs.h"
 #include "runner.h"
 #include "spool.h"
+#include "submit_bs.h"
 #include "util.h"
 
 /* A header section that is not over after this many bytes is refused. */
@@ -45,6 +57,7 @@ enum mode {
 	MODE_LIST,
 	MODE_RUN,
 	MODE_NEWALIASES,
+	MODE_BS,
 };
 
 struct opts {
@@ -85,12 +98,33 @@ struct intake {
 };
 
 static void	usage(int) __attribute__((noreturn));
-static int	exit_for_errno(int);
 static int	submit(const struct opts *, struct conf *, int, char **);
 static int	list_queue(struct conf *);
 static int	run_queue(const struct opts *, struct conf *, int, char **);
+static int	submit_session(const struct conf *);
+static const char *spool_problem(int);
 
 static const char *progname = "mxrelay";
+
+#ifdef MXRELAY_SANITIZERS
+/*
+ * Sanitizer builds only.  A set-group-ID run is not dumpable: it cannot
+ * read its own environment (ASAN_OPTIONS) and LeakSanitizer cannot stop
+ * it to look for leaks, which it reports as a fatal error at exit.
+ */
+const char *__asan_default_options(void);
+const char *
+__asan_default_options(void)
+{
+	return getauxval(AT_SECURE) ? "detect_leaks=0" : "";
+}
+#endif
+
+/* Who called us, before any change of identity. */
+static uid_t	 caller_uid;
+static char	*caller_name;
+/* The submit group when installed set-group-ID to it; (gid_t)-1 if not. */
+static gid_t	 submit_gid = (gid_t)-1;
 
 /* --help prints to stdout and succeeds; a usage error goes to stderr. */
 static void
@@ -100,53 +134,32 @@ usage(int code)
 	    "usage: %s [-itv] [-C file] [-F name] [-f sender] [recipient ...]\n"
 	    "       %s -bp | mailq [-C file]\n"
 	    "       %s -q | -qf | -qI id [-C file] [-v]\n"
+	    "       %s -bs [-C file]\n"
 	    "\n"
 	    "  -t         recipients also from To, Cc and Bcc (Bcc is removed)\n"
 	    "  -i, -oi    a line with a single dot does not end the message\n"
 	    "  -f ADDR    envelope sender (-f '<>' for the null sender); -r is the same\n"
 	    "  -F NAME    full name for a From header that mxrelay adds\n"
 	    "  -C FILE    configuration file (default " CONF_DEFAULT_PATH ")\n"
-	    "  -bp        list the queue (as mailq does)\n"
-	    "  -q         deliver every message that is due, then exit\n"
+	    "  -bp        list the queue (as mailq does; others' messages only for\n"
+	    "             root and the spool's owner)\n"
+	    "  -bs        one SMTP session on stdin and stdout\n"
+	    "  -q         deliver every message that is due, then exit (root and\n"
+	    "             the spool's owner only)\n"
 	    "  -qf        deliver every message now, due or not\n"
 	    "  -qI ID     deliver the message with this queue id\n"
 	    "  -v         verbose: log to stderr too\n"
 	    "  Accepted and ignored: -B -N -R -V -X -G -U -c -e -m -n -x -h -L -O -p,\n"
 	    "  -o options other than -oi, -bm (the default), -bi (no alias database).\n"
 	    "Exit status: 0 once the message is in the spool; sysexits(3) codes otherwise.\n",
-	    progname, progname, progname);
+	    progname, progname, progname, progname);
 	exit(code);
-}
-
-/* What a failed spool operation means for the submitter (SPEC "Programs"). */
-static int
-exit_for_errno(int e)
-{
-	switch (e) {
-	case ENOSPC:
-	case EDQUOT:
-	case ENOMEM:
-	case EAGAIN:
-	case EINTR:
-	case EMFILE:
-	case ENFILE:
-		return EX_TEMPFAIL;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-	case ENOENT:
-	case ENOTDIR:
-	case EEXIST:
-		return EX_CANTCREAT;
-	default:
-		return EX_IOERR;
-	}
 }
 
 static const char *
 spool_problem(int e)
 {
-	switch (exit_for_errno(e)) {
+	switch (submit_exit_for_errno(e)) {
 	case EX_TEMPFAIL:
 		return "the spool cannot take it now; try again later";
 	case EX_CANTCREAT:
@@ -166,7 +179,19 @@ main(int argc, char **argv)
 	bool must_exist;
 	int ch, rc;
 
-	base = strrchr(argv[0], '/');
+	/*
+	 * Set-group-ID: a caller may start us with 0, 1 or 2 closed, so
+	 * that a spool file would get that number and our messages would
+	 * be written into it.  They are never left closed.
+	 */
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) == -1 &&
+		    open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+			return EX_OSERR;
+
+	base = argv[0] != NULL ? strrchr(argv[0], '/') : NULL;
+	if (argv[0] == NULL)
+		argv[0] = (char *)"mxrelay";
 	base = base ? base + 1 : argv[0];
 	if (strcmp(base, "mailq") == 0)
 		o.mode = MODE_LIST;
@@ -174,6 +199,26 @@ main(int argc, char **argv)
 		o.mode = MODE_NEWALIASES;
 	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0)
 		progname = base;
+
+	/*
+	 * The submit group (set-group-ID) waits in the saved set-group-ID
+	 * until queue_open_drop() needs it.
+	 */
+	if (getegid() != getgid()) {
+		submit_gid = getegid();
+		if (setegid(getgid()) == -1) {
+			fprintf(stderr, "%s: setegid: %s\n", progname,
+			    strerror(errno));
+			return EX_OSERR;
+		}
+	}
+	caller_uid = getuid();
+	{
+		struct passwd *pw = getpwuid(caller_uid);
+
+		caller_name = pw != NULL ? xstrdup(pw->pw_name) :
+		    xasprintf("#%lu", (unsigned long)caller_uid);
+	}
 	log_init(progname, LOG_TO_STDERR | LOG_TO_SYSLOG, 0);
 	/* A peer closing a TLS connection must not kill us (OpenSSL writes). */
 	signal(SIGPIPE, SIG_IGN);
@@ -199,6 +244,9 @@ main(int argc, char **argv)
 				break;
 			case 'i':
 				o.mode = MODE_NEWALIASES;
+				break;
+			case 's':
+				o.mode = MODE_BS;
 				break;
 			case 'd':
 			case 'D':
@@ -267,14 +315,28 @@ main(int argc, char **argv)
 	argv += optind;
 	log_init(progname, LOG_TO_STDERR | LOG_TO_SYSLOG, o.verbose);
 
+	/*
+	 * A configuration of the caller's choosing: the program's privilege
+	 * goes first (root keeps root).  secure_getenv() gives nothing to a
+	 * set-group-ID run; the variable is then honoured without the group.
+	 */
 	path = o.config;
 	must_exist = true;
-	if (path == NULL && (path = getenv("MXRELAY_CONFIG")) != NULL &&
-	    *path == '\0')
+	if (path == NULL && (path = secure_getenv("MXRELAY_CONFIG")) == NULL)
+		path = getenv("MXRELAY_CONFIG");
+	if (path != NULL && *path == '\0')
 		path = NULL;
 	if (path == NULL) {
 		path = CONF_DEFAULT_PATH;
 		must_exist = false;
+	} else if (caller_uid != 0) {
+		privs_lose_setgid();
+		submit_gid = (gid_t)-1;
+	}
+	/* Only a submission may use the submit group. */
+	if (o.mode != MODE_SUBMIT && o.mode != MODE_BS) {
+		privs_lose_setgid();
+		submit_gid = (gid_t)-1;
 	}
 	if (conf_load(path, must_exist, &conf, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
@@ -287,6 +349,9 @@ main(int argc, char **argv)
 		break;
 	case MODE_RUN:
 		rc = run_queue(&o, &conf, argc, argv);
+		break;
+	case MODE_BS:
+		rc = submit_session(&conf);
 		break;
 	case MODE_NEWALIASES:
 		/* The aliases file is read as it is; there is nothing to build. */
@@ -306,6 +371,112 @@ main(int argc, char **argv)
 		break;
 	}
 	conf_free(&conf);
+	free(caller_name);
+	return rc;
+}
+
+/*
+ * Where the caller may work (SPEC "Privileges").
+ */
+
+/*
+ * Root becomes the spool's owner, making the spool first when it is
+ * missing and create is set.  Others stay as they are.  0, or an exit
+ * code; ENOENT in *missing when there is no spool (and create is not set).
+ */
+static int
+as_spool_owner(const struct conf *conf, bool create, bool *missing)
+{
+	char err[1024];
+	uid_t owner;
+
+	*missing = false;
+	if (geteuid() != 0)
+		return 0;
+	if (create && privs_spool_prepare(conf->spool_dir, conf->user, err,
+	    sizeof(err)) == -1) {
+		log_warnx("message not queued: the spool is not writable: %s",
+		    err);
+		return EX_CANTCREAT;
+	}
+	if (privs_spool_owner(conf->spool_dir, &owner) == -1 &&
+	    errno == ENOENT) {
+		*missing = true;
+		return 0;
+	}
+	if (privs_become_spool_owner(conf->spool_dir, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_OSERR;
+	}
+	return 0;
+}
+
+/* The caller (after as_spool_owner) is root or owns the spool. */
+static bool
+owns_spool(const struct conf *conf)
+{
+	uid_t owner;
+
+	if (geteuid() == 0)
+		return true;
+	return privs_spool_owner(conf->spool_dir, &owner) == 0 &&
+	    owner == geteuid();
+}
+
+/*
+ * The queue a submission goes to: the spool itself for root, its owner,
+ * and anyone when there is no spool yet (then made by the caller, as
+ * before); the drop folder for everyone else.  0, or an exit code.
+ */
+static int
+open_submit_queue(const struct conf *conf, struct queue **qp)
+{
+	uid_t owner;
+	bool missing;
+	int rc, e;
+
+	*qp = NULL;
+	if ((rc = as_spool_owner(conf, true, &missing)) != 0)
+		return rc;
+	if (geteuid() == 0 ||
+	    (privs_spool_owner(conf->spool_dir, &owner) == -1 &&
+	    errno == ENOENT) || owner == geteuid()) {
+		privs_lose_setgid();
+		if (queue_open(conf->spool_dir, true, qp) == 0)
+			return 0;
+		e = errno;
+		log_warn("%s: message not queued: %s", conf->spool_dir,
+		    spool_problem(e));
+		return submit_exit_for_errno(e);
+	}
+	if (queue_open_drop(conf->spool_dir, submit_gid, qp) == 0)
+		return 0;
+	e = errno;
+	if (e == EACCES || e == EPERM || e == ENOENT) {
+		log_warnx("%s/drop: message not queued: uid %lu may not "
+		    "write there (is mxrelay installed set-group-ID %s? see "
+		    "SECURITY in mxrelay(8))", conf->spool_dir,
+		    (unsigned long)caller_uid, SUBMIT_GROUP);
+		return EX_CANTCREAT;
+	}
+	errno = e;
+	log_warn("%s/drop: message not queued: %s", conf->spool_dir,
+	    spool_problem(e));
+	return submit_exit_for_errno(e);
+}
+
+/* -bs: one SMTP session on stdin/stdout into the submit queue. */
+static int
+submit_session(const struct conf *conf)
+{
+	struct queue *q;
+	int rc;
+
+	if ((rc = open_submit_queue(conf, &q)) != 0)
+		return rc;
+	rc = submit_bs(q, conf, (uint32_t)caller_uid, caller_name,
+	    STDIN_FILENO, STDOUT_FILENO);
+	queue_close(q);
 	return rc;
 }
 
@@ -405,7 +576,8 @@ envelope_sender(const struct opts *o, const struct conf *conf)
 		}
 		s = qualify(l.v[0], conf);
 	} else {
-		if ((pw = getpwuid(getuid())) != NULL)
+		/* Looked up again: caller_name may be "#UID". */
+		if ((pw = getpwuid(caller_uid)) != NULL)
 			user = pw->pw_name;
 		s = qualify(user, conf);
 	}
@@ -648,7 +820,7 @@ too_big:
 spool_err:
 	errno = in->err;
 	log_warn("message not queued: %s", spool_problem(in->err));
-	rc = exit_for_errno(in->err);
+	rc = submit_exit_for_errno(in->err);
 done:
 	free(hdr);
 	return rc;
@@ -690,13 +862,14 @@ submit(const struct opts *o, struct conf *conf, int argc, char **argv)
 		goto done;
 	}
 
-	if (queue_open(conf->spool_dir, true, &q) == -1 ||
-	    queue_new_begin(q, &in.qn) == -1) {
+	if ((rc = open_submit_queue(conf, &q)) != 0)
+		goto done;
+	if (queue_new_begin(q, &in.qn) == -1) {
 		int e = errno;
 
 		log_warn("%s: message not queued: %s", conf->spool_dir,
 		    spool_problem(e));
-		rc = exit_for_errno(e);
+		rc = submit_exit_for_errno(e);
 		goto done;
 	}
 	in.ignore_dots = o->ignore_dots;
@@ -726,6 +899,8 @@ submit(const struct opts *o, struct conf *conf, int argc, char **argv)
 	env.sender = sender;
 	sender = NULL;
 	env.arrival = time(NULL);
+	env.submit_uid = (uint32_t)caller_uid;
+	env.submit_user = xstrdup(caller_name);
 	{
 		struct queue_new *qn = in.qn;
 
@@ -735,16 +910,19 @@ submit(const struct opts *o, struct conf *conf, int argc, char **argv)
 
 			log_warn("%s: message not queued: %s", conf->spool_dir,
 			    spool_problem(e));
-			rc = exit_for_errno(e);
+			rc = submit_exit_for_errno(e);
 			goto done;
 		}
 	}
 	{
 		char esc[512];
 
-		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queued)", env.id,
+		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu, uid=%lu, "
+		    "user=%s (%s)", env.id,
 		    util_escape(esc, sizeof(esc), env.sender),
-		    (unsigned long long)env.size, env.nrcpt);
+		    (unsigned long long)env.size, env.nrcpt,
+		    (unsigned long)caller_uid, caller_name,
+		    queue_is_drop(q) ? "dropped for pickup" : "queued");
 	}
 	rc = EX_OK;
 done:
@@ -810,14 +988,86 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 	return 0;
 }
 
+static void
+list_end(const struct listing *l)
+{
+	if (l->count == 0)
+		printf("Mail queue is empty\n");
+	else
+		printf("-- %llu Kbytes in %u Request%s.\n",
+		    (unsigned long long)(l->bytes + 1023) / 1024, l->count,
+		    l->count == 1 ? "" : "s");
+}
+
+/*
+ * A user who does not own the spool sees its own messages, through the
+ * daemon (which asks the kernel who is calling).  Without the daemon
+ * only root and the spool's owner can read the queue.
+ */
+static int
+list_from_daemon(const struct conf *conf)
+{
+	struct listing l = { 0, 0 };
+	char *buf, *p, *end;
+	size_t len;
+	unsigned long n;
+
+	if (control_request_all(conf->runtime_dir, "list", &buf, &len,
+	    CONTROL_LIST_MAX) == -1) {
+		if (errno == ENOENT || errno == ECONNREFUSED) {
+			log_warnx("mxrelayd is not running: only root and the "
+			    "spool's owner can read the queue without it");
+			return EX_UNAVAILABLE;
+		}
+		log_warn("%s/%s", conf->runtime_dir, CONTROL_NAME);
+		return EX_UNAVAILABLE;
+	}
+	end = buf + len;
+	if (strncmp(buf, "ok ", 3) != 0) {
+		buf[strcspn(buf, "\n")] = '\0';
+		log_warnx("mxrelayd: %s", buf);
+		free(buf);
+		return EX_UNAVAILABLE;
+	}
+	n = strtoul(buf + 3, &p, 10);
+	if (*p++ != '\n')
+		goto bad;
+	for (unsigned long i = 0; i < n; i++) {
+		struct envelope env;
+		const char *why;
+		unsigned long elen = strtoul(p, &p, 10);
+
+		if (p >= end || *p++ != '\n' || elen > (size_t)(end - p))
+			goto bad;
+		if (envelope_decode(p, elen, &env, &why) == -1)
+			goto bad;
+		list_one(NULL, &env, &l);
+		envelope_free(&env);
+		p += elen;
+	}
+	free(buf);
+	list_end(&l);
+	return EX_OK;
+bad:
+	free(buf);
+	log_warnx("mxrelayd: a listing that cannot be read");
+	return EX_SOFTWARE;
+}
+
 static int
 list_queue(struct conf *conf)
 {
 	struct listing l = { 0, 0 };
 	struct queue *q;
+	bool missing;
+	int rc;
 
-	if (queue_open(conf->spool_dir, false, &q) == -1) {
-		if (errno == ENOENT) {
+	if ((rc = as_spool_owner(conf, false, &missing)) != 0)
+		return rc;
+	if (!missing && !owns_spool(conf))
+		return list_from_daemon(conf);
+	if (missing || queue_open(conf->spool_dir, false, &q) == -1) {
+		if (missing || errno == ENOENT) {
 			printf("Mail queue is empty\n");
 			return EX_OK;
 		}
@@ -830,12 +1080,7 @@ list_queue(struct conf *conf)
 		return EX_IOERR;
 	}
 	queue_close(q);
-	if (l.count == 0)
-		printf("Mail queue is empty\n");
-	else
-		printf("-- %llu Kbytes in %u Request%s.\n",
-		    (unsigned long long)(l.bytes + 1023) / 1024, l.count,
-		    l.count == 1 ? "" : "s");
+	list_end(&l);
 	return EX_OK;
 }
 
@@ -856,10 +1101,11 @@ ask_daemon(const struct conf *conf, const char *id)
 		snprintf(req, sizeof(req), "flush %s", id);
 	else
 		snprintf(req, sizeof(req), "flush");
-	if (control_request(conf->spool_dir, req, reply, sizeof(reply)) == -1) {
+	if (control_request(conf->runtime_dir, req, reply, sizeof(reply)) ==
+	    -1) {
 		if (errno != ENOENT && errno != ECONNREFUSED &&
 		    errno != ENAMETOOLONG)
-			log_warn("%s/%s", conf->spool_dir, CONTROL_NAME);
+			log_warn("%s/%s", conf->runtime_dir, CONTROL_NAME);
 		return -1;
 	}
 	if (strncmp(reply, "ok", 2) == 0) {
@@ -879,8 +1125,13 @@ run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 {
 	struct runner_opts ro;
 	struct runner_stats st;
+	bool missing;
 	int rc;
 
+	if (geteuid() != 0 && !owns_spool(conf)) {
+		log_warnx("only root and the spool's owner may run the queue");
+		return EX_NOPERM;
+	}
 	memset(&ro, 0, sizeof(ro));
 	ro.force = o->force;
 	ro.only_id = o->queue_id;
@@ -894,6 +1145,16 @@ run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 	if (ro.only_id != NULL && !queue_id_valid(ro.only_id)) {
 		log_warnx("%s: not a queue id", ro.only_id);
 		return EX_USAGE;
+	}
+	if ((rc = as_spool_owner(conf, false, &missing)) != 0)
+		return rc;
+	if (missing) {
+		if (ro.only_id != NULL) {
+			log_warnx("%s: no such message, or nothing to deliver",
+			    ro.only_id);
+			return EX_TEMPFAIL;
+		}
+		return EX_OK;	/* no spool, nothing to deliver */
 	}
 	if ((rc = ask_daemon(conf, ro.only_id)) != -1)
 		return rc;

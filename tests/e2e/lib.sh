@@ -7,6 +7,8 @@ top_builddir=$(cd "$top_builddir" && pwd)
 MXRELAY="$top_builddir/src/mxrelay"
 SPOOLCHECK="$top_builddir/tests/e2e/spoolcheck"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-e2e.XXXXXX")
+# Root works in a spool as the spool's owner, who must reach it.
+chmod 755 "$T"
 SPOOL="$T/spool"
 CONF="$T/mxrelay.conf"
 MOUNTS=""
@@ -34,6 +36,7 @@ write_conf() {
 		echo "# written by $0"
 		echo "hostname = relay.test"
 		echo "spool_dir = $SPOOL"
+		echo "runtime_dir = $T/run"
 		for l in "$@"; do echo "$l"; done
 	} > "$CONF"
 }

@@ -5,6 +5,9 @@
  *	spoolcheck SPOOL		one line per message:
  *					"ID SIZE NRCPT <SENDER> RCPT[,RCPT...]"
  *	spoolcheck SPOOL ID		the body of message ID on stdout
+ *	spoolcheck -p SPOOL		take in what waits in drop/ first
+ *					(src/pickup.c, as the caller), then
+ *					list as above
  *
  * For every message it checks that the body file exists and has the size
  * that the envelope records; a mismatch is reported and the exit status
@@ -13,12 +16,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf.h"
+#include "pickup.h"
 #include "spool.h"
 
 static int bad;
@@ -56,9 +62,15 @@ main(int argc, char **argv)
 	char buf[65536];
 	ssize_t n;
 	int fd;
+	bool pickup = false;
 
+	if (argc == 3 && strcmp(argv[1], "-p") == 0) {
+		pickup = true;
+		argc--;
+		argv++;
+	}
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "usage: spoolcheck SPOOL [ID]\n");
+		fprintf(stderr, "usage: spoolcheck [-p] SPOOL [ID]\n");
 		return 2;
 	}
 	if (queue_open(argv[1], false, &q) == -1) {
@@ -78,6 +90,12 @@ main(int argc, char **argv)
 		close(fd);
 		queue_close(q);
 		return n < 0 ? 2 : 0;
+	}
+	if (pickup) {
+		struct conf c;
+
+		memset(&c, 0, sizeof(c));	/* no size limit */
+		pickup_run(q, &c, NULL, NULL, NULL);
 	}
 	if (queue_scan(q, check_one, NULL) == -1) {
 		fprintf(stderr, "spoolcheck: scan: %s\n", strerror(errno));

@@ -28,6 +28,11 @@ EOF
 start_dnsd "$T/zone"
 pick_port
 
+# proc_ids PID Uid|Gid: the process's real, effective, saved and
+# filesystem ids, read from /proc/PID/status, separated by spaces.
+proc_ids() {
+	sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" 2>/dev/null | tr -s ' \t' '  '
+}
 
 fresh
 world_conf "listen =" "user = $DUSER" "group = $DGROUP" "retry_min = 1s" \
@@ -38,10 +43,15 @@ sink 127.0.0.2
 # message that root queued before the daemon ever ran).
 send early@up.test
 daemon_start
-[ "$(cat "$SPOOL/mxrelayd.pid")" = "$DPID" ] || fail "pid file does not hold $DPID"
-[ "$(ps -o user= -p "$DPID" | tr -d ' ')" = "$DUSER" ] || fail "daemon runs as $(ps -o user= -p "$DPID")"
+[ "$(cat "$T/run/mxrelayd.pid")" = "$DPID" ] || fail "pid file does not hold $DPID"
+# Real, effective, saved and filesystem ids from /proc (no procps).
+duid=$(id -u "$DUSER") dgid=$(getent group "$DGROUP" | cut -d: -f3)
+[ "$(proc_ids "$DPID" Uid)" = "$duid $duid $duid $duid" ] ||
+    fail "daemon runs as uids $(proc_ids "$DPID" Uid), not $DUSER ($duid)"
+[ "$(proc_ids "$DPID" Gid)" = "$dgid $dgid $dgid $dgid" ] ||
+    fail "daemon runs as gids $(proc_ids "$DPID" Gid), not $DGROUP ($dgid)"
 [ "$(stat -c %U "$SPOOL/env")" = "$DUSER" ] || fail "spool not given to $DUSER"
-[ -S "$SPOOL/mxrelayd.sock" ] || fail "no control socket"
+[ -S "$T/run/mxrelayd.sock" ] || fail "no control socket"
 ok "start-up: runs as $DUSER, pid file, spool owned by $DUSER, control socket"
 
 # 2. A second instance on the same spool is refused (69), the first unharmed.
@@ -112,7 +122,7 @@ send f@up.test
 sleep 0.3
 daemon_stop
 [ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
-[ ! -e "$SPOOL/mxrelayd.pid" ] && [ ! -e "$SPOOL/mxrelayd.sock" ] || fail "pid file or socket left"
+[ ! -e "$T/run/mxrelayd.pid" ] && [ ! -e "$T/run/mxrelayd.sock" ] || fail "pid file or socket left"
 [ "$(spool_count)" = 1 ] || fail "queued message lost at SIGTERM"
 grep -q 'stopped: every session and delivery finished' "$T/d.log" || fail "no clean stop line"
 ok "SIGTERM: exit 0, pid file and socket removed, the deferred message kept"

@@ -1309,6 +1309,232 @@ test_remove_crash(void **state)
 	assert_int_equal(at, 5);
 }
 
+/* ---- no symbolic link is followed, nothing planted is opened -------- */
+
+static void
+test_symlinks(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope e;
+	char path[256], target[256], link[256];
+	const char *id;
+	struct stat st;
+	int fd;
+
+	add_msg(fx, 30, "a@b");
+	id = fx->msg[0].id;
+	/* A root-owned secret of the same size, behind data/ID. */
+	snprintf(target, sizeof(target), "%s/secret", fx->top);
+	write_file(fx, "..", "secret", "TOPSECRET-TOPSECRET-TOPSECRET!");
+	snprintf(path, sizeof(path), "%s/data/%s", fx->spool, id);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(queue_body_open(fx->q, id), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(queue_msg_lock(fx->q, id, &fd), -1);
+	assert_int_equal(errno, ELOOP);
+	/* The scan moves it aside instead of offering it. */
+	{
+		struct seen sn = { { NULL, 0, 0 }, fx };
+
+		assert_int_equal(queue_scan(fx->q, collect, &sn), 0);
+		assert_int_equal(sn.ids.n, 0);
+		strlist_free(&sn.ids);
+	}
+	assert_int_equal(count_sub(fx, "corrupt"), 2);
+	assert_int_equal(lstat(target, &st), 0);
+	assert_int_equal(st.st_size, 30);
+	fx->nmsg = 0;
+	envelope_free(&fx->msg[0].env);
+
+	/* env/ID a link: not read. */
+	add_msg(fx, 10, "c@d");
+	id = fx->msg[0].id;
+	snprintf(path, sizeof(path), "%s/env/%s", fx->spool, id);
+	snprintf(link, sizeof(link), "%s/env.real", fx->top);
+	assert_int_equal(rename(path, link), 0);
+	assert_int_equal(symlink(link, path), 0);
+	assert_int_equal(queue_env_load(fx->q, id, &e), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rename(link, path), 0);
+
+	/* A planted tmp/ID.upd link: the update never writes through it. */
+	snprintf(path, sizeof(path), "%s/tmp/%s.upd", fx->spool, id);
+	assert_int_equal(symlink(target, path), 0);
+	fx->msg[0].env.rcpt[0].attempts = 3;
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), 0);
+	assert_int_equal(lstat(target, &st), 0);
+	assert_int_equal(st.st_size, 30);
+	assert_int_equal(count_sub(fx, "tmp"), 0);
+	assert_int_equal(queue_env_load(fx->q, id, &e), 0);
+	assert_int_equal(e.rcpt[0].attempts, 3);
+	envelope_free(&e);
+
+	/* A spool folder that is a link: queue_open refuses it. */
+	snprintf(path, sizeof(path), "%s/data", fx->spool);
+	snprintf(link, sizeof(link), "%s/data.real", fx->top);
+	assert_int_equal(rename(path, link), 0);
+	assert_int_equal(symlink(link, path), 0);
+	{
+		struct queue *q2;
+
+		assert_int_equal(queue_open(fx->spool, true, &q2), -1);
+		assert_true(errno == ELOOP || errno == ENOTDIR);
+	}
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rename(link, path), 0);
+}
+
+/* ---- the drop folder ------------------------------------------------ */
+
+/* A drop file made through queue_open_drop() (as the spool's owner). */
+static void
+drop_submit(struct fx *fx, size_t bodylen, struct envelope *env)
+{
+	struct queue *dq;
+	struct queue_new *qn;
+
+	assert_int_equal(queue_open_drop(fx->spool, (gid_t)-1, &dq), 0);
+	assert_true(queue_is_drop(dq));
+	assert_int_equal(queue_new_begin(dq, &qn), 0);
+	assert_int_equal(queue_new_write(qn, fx->body, bodylen), 0);
+	assert_int_equal(queue_new_commit(qn, env), 0);
+	queue_close(dq);
+}
+
+static void
+test_drop(void **state)
+{
+	struct fx *fx = *state;
+	struct strlist names = { NULL, 0, 0 };
+	struct queue_drop d;
+	struct queue_new *qn;
+	struct envelope e, back;
+	const char *why;
+	char path[256], *buf;
+	struct stat st;
+
+	for (size_t i = 0; i < 60; i++)
+		fx->body[i] = i % 2 ? '\n' : '\r';
+	make_env(&e, "a@b");
+	e.submit_uid = 4242;
+	e.submit_user = xstrdup("claims-root");
+	drop_submit(fx, 60, &e);
+	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, e.id);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_int_equal(count_sub(fx, "env"), 0);
+	assert_int_equal(count_sub(fx, "tmp"), 0);
+
+	assert_int_equal(queue_drop_list(fx->q, &names), 0);
+	assert_int_equal(names.n, 1);
+	assert_string_equal(names.v[0], e.id);
+	assert_int_equal(queue_drop_open(fx->q, e.id, &d, &why), 0);
+	assert_int_equal(d.uid, getuid());	/* the file's owner */
+	assert_int_equal(d.body_len, 60);
+	assert_string_equal(d.env.sender, "a@b");
+	assert_int_equal(d.env.nrcpt, e.nrcpt);
+	buf = xmalloc(60);
+	assert_int_equal(pread(d.fd, buf, 60, (off_t)d.body_off), 60);
+	assert_memory_equal(buf, fx->body, 60);
+	free(buf);
+
+	/* The owner keeps the id; a second take-in of it is EEXIST. */
+	assert_int_equal(queue_new_begin_id(fx->q, e.id, &qn), 0);
+	assert_int_equal(queue_new_write(qn, fx->body, 60), 0);
+	make_env(&back, "a@b");
+	assert_int_equal(queue_new_commit(qn, &back), 0);
+	assert_string_equal(back.id, e.id);
+	queue_drop_close(&d);
+	assert_int_equal(queue_new_begin_id(fx->q, e.id, &qn), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(queue_drop_remove(fx->q, e.id), 0);
+	assert_int_equal(count_sub(fx, "drop"), 0);
+	envelope_free(&back);
+	envelope_free(&e);
+	strlist_free(&names);
+}
+
+/* Drop files that are not whole, not ours to trust, or not files. */
+static void
+test_drop_bad(void **state)
+{
+	struct fx *fx = *state;
+	struct queue_drop d;
+	struct envelope e;
+	struct timespec ts[2];
+	const char *why;
+	char path[256], other[256];
+	static const char *ids[] = { "00000000000001000001", "00000000000001000002",
+	    "00000000000001000003", "00000000000001000004" };
+
+	/* Not yet 0444: waits (EAGAIN); an hour old: removed. */
+	write_file(fx, "drop", ids[0], "partial");
+	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, ids[0]);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(queue_drop_open(fx->q, ids[0], &d, &why), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(sub_has(fx, "drop", ids[0]));
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= 7200;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	assert_int_equal(queue_drop_open(fx->q, ids[0], &d, &why), -1);
+	assert_false(sub_has(fx, "drop", ids[0]));
+
+	/* 0444 but not a drop file. */
+	write_file(fx, "drop", ids[1], "mxrelay-drop 1 garbage\n");
+	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, ids[1]);
+	assert_int_equal(chmod(path, 0444), 0);
+	assert_int_equal(queue_drop_open(fx->q, ids[1], &d, &why), -2);
+	assert_non_null(why);
+	assert_int_equal(queue_drop_quarantine(fx->q, ids[1], why), 0);
+	assert_false(sub_has(fx, "drop", ids[1]));
+
+	/* A whole drop file with a byte more than its header says. */
+	make_env(&e, "a@b");
+	drop_submit(fx, 10, &e);
+	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, e.id);
+	assert_int_equal(chmod(path, 0644), 0);
+	{
+		FILE *f = fopen(path, "a");
+
+		assert_non_null(f);
+		fputc('x', f);
+		fclose(f);
+	}
+	assert_int_equal(chmod(path, 0444), 0);
+	assert_int_equal(queue_drop_open(fx->q, e.id, &d, &why), -2);
+	assert_string_equal(why, "drop file size differs from its header");
+	/* With two links (a hard link planted elsewhere): refused. */
+	snprintf(other, sizeof(other), "%s/hardlink", fx->top);
+	assert_int_equal(link(path, other), 0);
+	assert_int_equal(queue_drop_open(fx->q, e.id, &d, &why), -2);
+	assert_string_equal(why, "not a regular file with one link");
+	envelope_free(&e);
+
+	/* A symbolic link in drop/. */
+	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, ids[2]);
+	assert_int_equal(symlink(other, path), 0);
+	assert_int_equal(queue_drop_open(fx->q, ids[2], &d, &why), -2);
+	assert_string_equal(why, "symbolic link in drop/");
+
+	/* A FIFO never blocks the owner. */
+	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, ids[3]);
+	assert_int_equal(mkfifo(path, 0444), 0);
+	assert_int_equal(queue_drop_open(fx->q, ids[3], &d, &why), -2);
+
+	/* drop/ is 1730 when queue_open made it. */
+	{
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/drop", fx->spool);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 01730);
+	}
+}
+
 int
 main(void)
 {
@@ -1331,6 +1557,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_bad, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

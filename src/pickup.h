@@ -1,0 +1,25 @@
+/*
+ * pickup: the spool owner takes the messages that local users dropped
+ * into SPOOL/drop (queue/spool.c, "Drop folder") into the queue, after
+ * checking them again with the same parsers as every other input.
+ */
+#ifndef MXRELAY_PICKUP_H
+#define MXRELAY_PICKUP_H
+
+#include "conf.h"
+#include "envelope.h"
+
+struct queue;
+
+/* Called for each message taken into the queue (env->id is its id). */
+typedef void (*pickup_cb)(void *arg, const struct envelope *env);
+
+/*
+ * Take one drop file (name) or, with name NULL, every one.  Returns how
+ * many messages were queued; files that fail the checks are moved to
+ * corrupt/ with a log line, unfinished ones are left for later.
+ */
+size_t	 pickup_run(struct queue *, const struct conf *, const char *name,
+	    pickup_cb, void *arg);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * privs: who runs where (SPEC "Privileges", mxrelay(8) SECURITY).
+ *
+ * Nothing runs as root inside a folder that an unprivileged user owns:
+ * root makes the spool and the runtime folder only when they are missing
+ * (and may then give them away, having just made them), and otherwise
+ * becomes the spool's owner before it opens anything in the spool.
+ *
+ * Every function returns 0, or -1 with a message in err.
+ */
+#ifndef MXRELAY_PRIVS_H
+#define MXRELAY_PRIVS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Root only (a no-op otherwise): when spool_dir is missing, make it (and
+ * its missing parents, 0755) owned by user, or by root when there is no
+ * such user, with the submit group and mode 0710, and its drop/ folder
+ * with mode 1730.  An existing spool is left exactly as it is.
+ */
+int	 privs_spool_prepare(const char *spool_dir, const char *user,
+	    char *err, size_t errlen);
+/* Root only: when dir is missing, make it, mode 0755, owned by user. */
+int	 privs_runtime_prepare(const char *dir, const char *user, char *err,
+	    size_t errlen);
+/*
+ * Root only: become the owner of spool_dir (its uid, and the primary
+ * group of that user), for good.  A spool owned by root keeps root.
+ */
+int	 privs_become_spool_owner(const char *spool_dir, char *err,
+	    size_t errlen);
+/* Become uid:gid for good (supplementary groups: gid only). */
+int	 privs_become(uid_t uid, gid_t gid, char *err, size_t errlen);
+/*
+ * The owner of spool_dir: 0 with *uid, or -1 with errno (ENOENT when the
+ * spool does not exist yet; ENOTDIR when it is not a folder).
+ */
+int	 privs_spool_owner(const char *spool_dir, uid_t *uid);
+/* Lose the set-group-ID privilege of the program for good. */
+void	 privs_lose_setgid(void);
+
+#endif

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Benchmark of serial submissions through the sendmail interface (issue 9):
+# N messages (default 2000) queued one after the other by `sendmail -t`,
+# as root (straight into the spool, as the spool's owner) and as www-data
+# (through the set-group-ID drop folder), printing messages per second for
+# each and the ratio.  Root only: it runs in the private mount namespace of
+# tests/e2e/privs.sh (users, group and configuration never reach the host).
+#
+#   sh tests/bench/bench_submit.sh [BUILDDIR] [N]
+#
+# The spool is under $TMPDIR (default /tmp); its file system is printed.
+set -eu
+B=$(cd "${1:-.}" && pwd)
+N=${2:-2000}
+top_builddir=$B
+top_srcdir=$(cd "$(dirname "$0")/../.." && pwd)
+export top_builddir top_srcdir
+set +eu
+. "$top_srcdir/tests/e2e/privs.sh" "$@"
+privs_require
+. "$top_srcdir/tests/e2e/lib.sh"
+privs_setup
+write_conf
+cp "$CONF" "$SYSCONF" && chmod 644 "$SYSCONF"
+"$B/src/mxrelayd" -i || fail "mxrelayd -i"
+printf 'From: bench@example.org\nTo: r@example.net\nSubject: bench\n\n%s\n' \
+    "$(head -c 3000 /dev/zero | tr '\0' x | fold -w 72)" > "$T/msg"
+
+# run [as USER]: N serial submissions by one shell of that user (so that
+# setpriv runs once, not per message), prints the rate.
+chmod 644 "$T/msg"
+run() {
+	start=$(date +%s.%N)
+	"$@" sh -c 'i=0; while [ $i -lt "$1" ]; do "$2" -t < "$3" || exit 1; i=$((i + 1)); done' \
+	    sh "$N" "$SM" "$T/msg" || fail "a submission failed"
+	end=$(date +%s.%N)
+	echo "$start $end" | awk -v n="$N" '{ printf "%.0f", n / ($2 - $1) }'
+}
+echo "spool on $(findmnt -no FSTYPE,OPTIONS --target "$SPOOL" 2>/dev/null || echo unknown)"
+echo "$N serial submissions of a 3 KB message each"
+root=$(run)
+echo "root (into the spool as its owner):  $root msg/s"
+www=$(run as www-data)
+echo "www-data (drop folder, setgid):       $www msg/s"
+echo "$root $www" | awk '{ printf "www-data / root: %.2f\n", $2 / $1 }'
+n=$(find "$SPOOL/drop" -type f | wc -l)
+echo "drop files waiting for pickup: $n; spool messages: $(ls "$SPOOL/env" | wc -l)"

@@ -1,0 +1,198 @@
+#!/bin/sh
+# End to end: mxrelay as the system sendmail for every local user (SPEC
+# "Privileges").  As root, in a private mount namespace whose /etc and
+# sysconfdir are overlays (users, the submit group and the default
+# mxrelay.conf made here never reach the host): www-data queues with
+# sendmail -t, -bs and cron's exact call through the set-group-ID drop
+# folder; the messages are delivered by root's mxrelay -q and by mxrelayd;
+# a second user can neither see, read, delete nor run them; -C and
+# $MXRELAY_CONFIG lose the privilege; planted symbolic links never make
+# root (or the daemon) touch their target.
+. "${top_srcdir:-.}/tests/e2e/privs.sh"
+privs_require
+# The system's python3: other users cannot run root's own (pyenv, venv).
+PY=/usr/bin/python3
+[ -x $PY ] || { echo "# $PY missing"; exit 77; }
+
+. "${top_srcdir:-.}/tests/e2e/lib.sh"
+. "${top_srcdir:-.}/tests/e2e/world.sh"
+. "${top_srcdir:-.}/tests/e2e/daemon.sh"
+privs_setup
+
+cat > "$T/zone" <<EOF
+site.test MX 10 mx.site.test
+mx.site.test A 127.0.0.2
+slow.test MX 10 mx.slow.test
+mx.slow.test A 127.0.0.3
+EOF
+start_dnsd "$T/zone"
+pick_port
+sink 127.0.0.2
+
+# The configuration, where sendmail looks for it by default.
+world_conf "listen =" "retry_min = 1s" "retry_max = 2s"
+cp "$CONF" "$SYSCONF"
+chmod 644 "$SYSCONF"
+
+# 1. mxrelayd -i makes the spool for the user mxrelay with the drop folder.
+expect_rc 0 "mxrelayd -i" "$MXRELAYD" -i
+[ "$(stat -c '%U %G %a' "$SPOOL")" = "mxrelay mxsubmit 710" ] || fail "spool: $(stat -c '%U %G %a' "$SPOOL")"
+[ "$(stat -c '%U %G %a' "$SPOOL/drop")" = "mxrelay mxsubmit 1730" ] || fail "drop: $(stat -c '%U %G %a' "$SPOOL/drop")"
+[ "$(stat -c '%U %a' "$T/run")" = "mxrelay 755" ] || fail "runtime dir: $(stat -c '%U %a' "$T/run")"
+ok "mxrelayd -i: spool 0710 mxrelay:mxsubmit, drop/ 1730, runtime folder"
+
+# 2. www-data queues three ways without a daemon.
+printf 'To: one@site.test\nSubject: from php\n\nbody one\n' > "$T/m1"
+as www-data "$SM" -t -i < "$T/m1" 2> "$T/err" || { cat "$T/err"; fail "sendmail -t -i as www-data"; }
+printf 'Subject: cron\n\nbody two\n' | as www-data "$SM" -FCronDaemon -i -B8BITMIME -oem two@site.test 2> "$T/err" ||
+    { cat "$T/err"; fail "cron's call as www-data"; }
+cat > "$T/bs.py" <<'EOF'
+import subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def rd():
+    lines = []
+    while True:
+        l = p.stdout.readline().decode()
+        if not l:
+            sys.exit("EOF from -bs after %r" % lines)
+        lines.append(l)
+        if l[3:4] != "-":
+            return lines
+def cmd(c, want):
+    p.stdin.write(c.encode() + b"\r\n"); p.stdin.flush()
+    r = rd()
+    if not r[-1].startswith(want):
+        sys.exit("%s: %r" % (c, r))
+    return r
+if not rd()[-1].startswith("220"):
+    sys.exit("no greeting")
+ehlo = "".join(cmd("EHLO app.test", "250"))
+if "STARTTLS" in ehlo or "AUTH" in ehlo or "STARTTLS" in "".join(cmd("HELP", "214")):
+    sys.exit("-bs offers STARTTLS or AUTH: %r" % ehlo)
+for n in ("three", "four"):
+    cmd("MAIL FROM:<app@site.test>", "250")
+    cmd("RCPT TO:<%s@site.test>" % n, "250")
+    cmd("DATA", "354")
+    cmd("Subject: %s\r\n\r\nbody %s\r\n." % (n, n), "250")
+cmd("QUIT", "221")
+p.stdin.close()
+sys.exit(p.wait())
+EOF
+as www-data $PY "$T/bs.py" "$SM" -bs -i 2> "$T/err" || { cat "$T/err"; fail "sendmail -bs as www-data"; }
+n=$(find "$SPOOL/drop" -type f | wc -l)
+[ "$n" = 4 ] || fail "want 4 drop files, have $n"
+[ "$(find "$SPOOL/drop" -type f ! -user www-data | wc -l)" = 0 ] || fail "a drop file not owned by www-data"
+[ "$(find "$SPOOL/drop" -type f ! -perm 0444 | wc -l)" = 0 ] || fail "a drop file not 0444"
+as www-data ls "$SPOOL/drop" > /dev/null 2>&1 && fail "www-data can list drop/"
+f=$(find "$SPOOL/drop" -type f | head -n 1)
+as www-data cat "$f" > /dev/null 2>&1 && fail "www-data can read its drop file"
+as mxother cat "$f" > /dev/null 2>&1 && fail "mxother can read a drop file"
+as mxother rm -f "$f" > /dev/null 2>&1
+as www-data rm -f "$f" > /dev/null 2>&1
+[ -e "$f" ] || fail "a drop file could be removed by a user"
+ok "www-data queued with -t -i, cron's call and -bs (two messages): 4 drop files nobody else can reach"
+
+# 3. Another user: no queue run, no listing, no spool file (77 for -q).
+expect_rc 77 "-q as mxother" as mxother "$T/bin/mxrelay" -q
+expect_rc 77 "-qf as mxother" as mxother "$T/bin/mxrelay" -qf
+as mxother ls "$SPOOL/data" > /dev/null 2>&1 && fail "mxother can list data/"
+as mxother "$T/bin/mailq" > "$T/out" 2>&1
+grep -q 'site.test' "$T/out" && fail "mxother's mailq shows others' mail: $(cat "$T/out")"
+ok "another user: -q and -qf exit 77, no listing of data/, mailq shows nothing of www-data's"
+
+# 4. -C and $MXRELAY_CONFIG: the privilege goes first; no byte of a
+# root-only file shows.
+printf 'hostname = h\nthe_secret_value_x9 = 1\n' > "$T/secret.conf"
+chmod 600 "$T/secret.conf"
+as www-data "$T/bin/mxrelay" -C "$T/secret.conf" -bp > "$T/out" 2>&1 && fail "-C of a root-only file worked"
+as www-data env MXRELAY_CONFIG="$T/secret.conf" "$T/bin/mxrelay" -bp >> "$T/out" 2>&1 && fail "MXRELAY_CONFIG of a root-only file worked"
+printf 'Subject: x\n\nx\n' | as www-data "$SM" -C "$T/secret.conf" x@site.test >> "$T/out" 2>&1 && fail "submission with a root-only -C worked"
+grep -q the_secret_value_x9 "$T/out" && fail "a root-only file leaked: $(cat "$T/out")"
+grep -q 'Permission denied' "$T/out" || fail "no clear error: $(cat "$T/out")"
+# With a readable -C the caller works only where it could by itself:
+# the system spool is not its own, so the drop folder refuses it.
+cp "$CONF" "$T/mine.conf"; chmod 644 "$T/mine.conf"
+printf 'Subject: x\n\nx\n' | as www-data "$SM" -C "$T/mine.conf" x@site.test > "$T/out" 2>&1
+[ $? = 73 ] || fail "-C kept the submit group: $(cat "$T/out")"
+ok "-C and MXRELAY_CONFIG lose the submit group; a root-only file stays unread"
+
+# 5. root's mxrelay -q picks the drop files up (as mxrelay) and delivers.
+run_queue -q
+within 5 got 127.0.0.2 4 || fail "delivered $(received 127.0.0.2) of 4"
+log_has "uid=$(id -u www-data), user=www-data (queued from drop/)"
+log_has 'to=<three@site.test>' 'status=sent'
+[ "$(find "$SPOOL/drop" -type f | wc -l)" = 0 ] || fail "drop files left"
+grep -rq 'body two' "$T/sink/127.0.0.2" || fail "cron's message body not delivered"
+ok "root's mxrelay -q picks up www-data's messages (log names uid and user) and delivers them"
+
+# 6. While root's -q delivers to a slow exchanger, it runs as mxrelay.
+sink 127.0.0.3 --hang=dot
+printf 'Subject: slow\n\nslow\n' | "$SM" s@slow.test || fail "root's submission"
+"$MXRELAY" -C "$CONF" -q > "$T/slow.log" 2>&1 &
+qpid=$!
+wait_for "$T/sink/127.0.0.3.log" '^hang id=1'
+quid=$(awk '/^Uid:/ { print $2 "," $3 "," $4 }' "/proc/$qpid/status")
+m=$(id -u mxrelay)
+[ "$quid" = "$m,$m,$m" ] || fail "mxrelay -q runs with uids $quid, not $m"
+wait "$qpid"
+ok "root's mxrelay -q runs as mxrelay (uid $m) while it delivers"
+
+# 7. With the daemon running: www-data's mail is taken in and delivered;
+# mailq of www-data shows its own deferred message, mxother's does not.
+world_conf "listen =" "user = mxrelay" "group = mxrelay" "retry_min = 1s" "retry_max = 2s"
+cp "$CONF" "$SYSCONF"
+daemon_start
+[ "$(awk '/^Uid:/ { print $2 }' "/proc/$DPID/status")" = "$m" ] || fail "daemon not running as mxrelay"
+printf 'Subject: d\n\nwith daemon\n' | as www-data "$SM" five@site.test || fail "submission with the daemon"
+within 5 got 127.0.0.2 5 || fail "dropped message not delivered by the daemon"
+grep -q "uid=$(id -u www-data), user=www-data (queued from drop/)" "$T/d.log" || fail "no pickup line in the daemon's log"
+printf 'Subject: d\n\nheld\n' | as www-data "$SM" held@slow.test || fail "submission to slow.test"
+within 5 grep -q 'hang id=2' "$T/sink/127.0.0.3.log" || fail "slow exchanger not reached"
+as www-data "$T/bin/mailq" > "$T/out" 2>&1 || fail "mailq as www-data: $(cat "$T/out")"
+grep -q 'held@slow.test' "$T/out" || fail "www-data does not see its message: $(cat "$T/out")"
+grep -q 's@slow.test' "$T/out" && fail "www-data sees root's message: $(cat "$T/out")"
+as mxother "$T/bin/mailq" > "$T/out" 2>&1 || fail "mailq as mxother: $(cat "$T/out")"
+grep -q 'slow.test' "$T/out" && fail "mxother sees others' messages: $(cat "$T/out")"
+expect_rc 77 "-q as mxother with the daemon" as mxother "$T/bin/mxrelay" -q
+mx -bp > "$T/out" 2>&1
+grep -q 'held@slow.test' "$T/out" || fail "root does not see every message: $(cat "$T/out")"
+daemon_stop
+ok "with mxrelayd: www-data's mail delivered; mailq shows each user only their own, root all"
+
+# 8. Planted symbolic links, as the spool's owner would plant them.
+printf 'root-owned, never to be touched\n' > "$T/target"
+chmod 644 "$T/target"
+before=$(stat -c '%U %a %s %Y' "$T/target")
+as mxrelay ln -sf "$T/target" "$T/run/mxrelayd.pid" || fail "planting the pid file link"
+expect_rc 73 "daemon with a planted pid file" "$MXRELAYD" -f
+expect_err "symbolic link"
+[ "$(stat -c '%U %a %s %Y' "$T/target")" = "$before" ] || fail "target touched through mxrelayd.pid"
+as mxrelay rm -f "$T/run/mxrelayd.pid"
+ok "a planted mxrelayd.pid link: the daemon refuses to start, the target is untouched"
+
+as mxrelay mv "$SPOOL/data" "$SPOOL/data.real"
+mkdir "$T/rootdir"
+as mxrelay ln -s "$T/rootdir" "$SPOOL/data"
+expect_rc 73 "daemon with a planted data link" "$MXRELAYD" -f
+expect_err "symbolic link"
+mx -q > "$T/out" 2>&1 && fail "mxrelay -q worked through a data link"
+[ -z "$(ls "$T/rootdir")" ] || fail "something was made in the link's target"
+as mxrelay rm "$SPOOL/data"
+as mxrelay mv "$SPOOL/data.real" "$SPOOL/data"
+ok "a planted data link: daemon and mxrelay -q refuse, nothing made behind it"
+
+# data/ID a link to a root-owned file: never sent, moved aside.
+sinks_stop; sink 127.0.0.2
+printf 'Subject: victim\n\nx\n' | "$SM" victim@site.test || fail "queueing the victim"
+id=$(ls "$SPOOL/env" | tail -n 1)
+printf 'TOPSECRET-%s\n' "$id" > "$T/secret.txt"
+chmod 600 "$T/secret.txt"
+as mxrelay rm "$SPOOL/data/$id"
+as mxrelay ln -s "$T/secret.txt" "$SPOOL/data/$id"
+mx -qf > "$T/out" 2>&1
+grep -rq TOPSECRET "$T/sink" && fail "the link's target was mailed"
+[ -e "$SPOOL/env/$id" ] && fail "the message was not moved aside: $(cat "$T/out")"
+grep -q 'not a regular file' "$T/out" || fail "no log line: $(cat "$T/out")"
+ok "a planted data/ID link: not sent, moved to corrupt/ with a log line"
+
+echo "1..$NOK"
