@@ -70,21 +70,26 @@
  *	B bytes of body (as in data/ID)
  *	E bytes of envelope (as in env/ID, with id = the file's name)
  *
- * It is created with O_EXCL and mode 0600 under a fresh queue id, the
- * header is written last, then the mode becomes 0444 (the mark that it is
- * whole: only the owner's pickup reads it, drop/ shields it from everyone
- * else) and the file is fsync'd, which on Linux's journalling filesystems
- * also makes its new name durable (the submitter may not read drop/, so it
- * cannot fsync the folder).  Only then is the message acknowledged.  The
- * pickup (src/pickup.c, as the owner) takes a 0444 regular file with one
+ * It is created with O_EXCL under a fresh queue id, made mode 0604 and
+ * locked (flock) by its writer until it exits; the header is written
+ * last, then the mode becomes 0404 (the mark that it is whole) and the
+ * file is fsync'd, which on Linux's journalling filesystems also makes
+ * its new name durable (the submitter may not read drop/, so it cannot
+ * fsync the folder); the writer then checks that the file still has its
+ * link.  Only then is the message acknowledged.  The spool's owner reads
+ * these files through their "other" bits; the submit group has no read
+ * right on them, and drop/ shields them from everyone else.  The pickup
+ * (src/pickup.c, as the owner) takes a 0404 regular file with one
  * link, checks the header, the lengths against the file's size and the
  * envelope with the same parsers as everything else, copies it into the
  * spool under the same queue id (so that a pickup interrupted after its
  * commit finds env/ID and only removes the drop file), removes it and
  * fsyncs drop/.  The submitter is the file's owner (st_uid), never what
- * the file says.  Files that are not 0444 after an hour are leftovers of
- * killed submitters and are removed; files that fail the checks are moved
- * to corrupt/ID.drop.
+ * the file says.  A file that is not 0404, an hour old, and not locked
+ * (or not even readable) is the leftover of a killed submitter and is
+ * removed; a live writer, however slow (cron streaming a long job's
+ * output), keeps its lock and its file.  Files that fail the checks are
+ * moved to corrupt/ID.drop.
  *
  * Every call that writes to the spool goes through a table of system calls
  * (queue/spool_test.h) so that the unit tests can fail each one in turn.
@@ -121,7 +126,8 @@
 #define QUEUE_TMPNAME_MAX	(QUEUE_ID_LEN + 8)
 #define DROP_MAGIC		"mxrelay-drop 1 "
 #define DROP_HDR_LEN		64
-#define DROP_READY_MODE		0444
+#define DROP_READY_MODE		0404	/* whole: the owner reads it as "other" */
+#define DROP_WRITING_MODE	0604	/* being written, its writer holds a lock */
 
 #ifndef SUBMIT_GROUP
 #define SUBMIT_GROUP		"mxsubmit"
@@ -484,6 +490,16 @@ queue_open_drop(const char *dir, gid_t gid, struct queue **qp)
 	return 0;
 }
 
+int
+queue_lock_spool(struct queue *q)
+{
+	if (q->rootfd == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return flock(q->rootfd, LOCK_EX | LOCK_NB);
+}
+
 bool
 queue_is_drop(const struct queue *q)
 {
@@ -561,7 +577,10 @@ drop_begin(struct queue_new *qn)
 				continue;
 			return -1;
 		}
-		if (write_all(qn->fd, zero, sizeof(zero)) == -1) {
+		/* Whatever the umask: the owner must be able to test the lock. */
+		if (flock(qn->fd, LOCK_EX | LOCK_NB) == -1 ||
+		    fchmod(qn->fd, DROP_WRITING_MODE) == -1 ||
+		    write_all(qn->fd, zero, sizeof(zero)) == -1) {
 			new_discard(qn);
 			return -1;
 		}
@@ -608,6 +627,12 @@ new_begin(struct queue *q, const char *id, struct queue_new **qnp)
 			id_generate(qn->id);
 		qn->fd = sys->openat(q->tmpfd, qn->id,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (qn->fd == -1 && errno == EEXIST && id != NULL &&
+		    unlink_if_unlocked(q, q->tmpfd, qn->id, false) == 0) {
+			/* A writer of this id that died (a killed pickup). */
+			qn->fd = sys->openat(q->tmpfd, qn->id, O_WRONLY |
+			    O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		}
 		if (qn->fd == -1) {
 			if (errno == EEXIST)
 				continue;
@@ -800,6 +825,17 @@ drop_commit(struct queue_new *qn, struct envelope *env)
 	}
 	if (fchmod(qn->fd, DROP_READY_MODE) == -1 || sys->fsync(qn->fd) == -1)
 		goto done;
+	/* Removed under us (it cannot be, while we hold the lock): no ack. */
+	{
+		struct stat st;
+
+		if (fstat(qn->fd, &st) == -1)
+			goto done;
+		if (st.st_nlink == 0) {
+			errno = ENOENT;
+			goto done;
+		}
+	}
 	saved = sys->close(qn->fd);
 	qn->fd = -1;
 	if (saved == -1)
@@ -1473,6 +1509,31 @@ pread_all(int fd, void *buf, size_t n, off_t off)
 	return 0;
 }
 
+/*
+ * A drop file that is not whole: removed once it is an hour old and no
+ * writer holds its lock (or it cannot even be opened: a submitter killed
+ * between its create and its chmod).  Silent otherwise.
+ */
+static void
+drop_unfinished(struct queue *q, const char *name, const struct stat *st)
+{
+	int fd;
+
+	if (time(NULL) - st->st_mtime <= QUEUE_STALE_SECS)
+		return;
+	fd = openat(q->dropfd, name,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);	/* a live writer, however slow */
+		return;
+	}
+	if (sys->unlinkat(q->dropfd, name, 0) == 0)
+		log_info("%s: removed unfinished drop file (its writer is gone)",
+		    name);
+	if (fd != -1)
+		close(fd);
+}
+
 int
 queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
     const char **why)
@@ -1491,6 +1552,18 @@ queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
 		errno = EINVAL;
 		return -1;
 	}
+	/* Look before opening: a file being written is not for us yet. */
+	if (fstatat(q->dropfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return -1;
+	if (S_ISLNK(st.st_mode)) {
+		*why = "symbolic link in drop/";
+		return LOAD_CORRUPT;
+	}
+	if (S_ISREG(st.st_mode) && (st.st_mode & 07777) != DROP_READY_MODE) {
+		drop_unfinished(q, name, &st);
+		errno = EAGAIN;
+		return -1;
+	}
 	if ((fd = openat(q->dropfd, name,
 	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1) {
 		if (errno == ELOOP) {
@@ -1506,11 +1579,7 @@ queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
 		goto corrupt;
 	}
 	if ((st.st_mode & 07777) != DROP_READY_MODE) {
-		/* Still being written, or left by a killed submitter. */
-		if (time(NULL) - st.st_mtime > QUEUE_STALE_SECS &&
-		    sys->unlinkat(q->dropfd, name, 0) == 0)
-			log_info("%s: removed unfinished drop file", name);
-		close(fd);
+		close(fd);	/* changed since we looked */
 		errno = EAGAIN;
 		return -1;
 	}

@@ -38,6 +38,11 @@ void	 queue_close(struct queue *);
 int	 queue_open_drop(const char *dir, gid_t gid, struct queue **);
 bool	 queue_is_drop(const struct queue *);
 const char *queue_dir(const struct queue *);
+/*
+ * One daemon per spool: an exclusive lock on the spool folder, held while
+ * the queue is open (EWOULDBLOCK: another process holds it).
+ */
+int	 queue_lock_spool(struct queue *);
 
 /*
  * Start a new message: allocate a fresh queue id and create its temporary

@@ -84,6 +84,14 @@
 #define KEEP_IDLE_MS		2000
 /* A look at drop/ even when inotify said nothing (a lost event). */
 #define PICKUP_MS		60000
+/*
+ * Control connections: at most CONTROL_MAX at once from users other than
+ * root and the daemon's, CONTROL_PER_UID of them from one uid; after
+ * EMFILE/ENFILE accepting pauses.
+ */
+#define CONTROL_MAX		64
+#define CONTROL_PER_UID		4
+#define CONTROL_PAUSE_MS	1000
 /* Control connections that say nothing are dropped after this. */
 #define CONTROL_TIMEOUT_MS	5000
 
@@ -106,6 +114,7 @@ struct ctl_conn {
 	char			*out;		/* a long answer being sent */
 	size_t			 outlen, outoff;
 	struct ev_timer		 timer;
+	struct ctl_conn		*next;		/* daemon's list */
 };
 
 struct daemon {
@@ -130,6 +139,8 @@ struct daemon {
 	int			 sigfd;
 	int			 ctlfd;
 	char			*ctl_path;
+	struct ctl_conn		*ctls;		/* open control connections */
+	struct ev_timer		 ctl_pause;	/* accepting again after EMFILE */
 	int			 inofd;
 	int			 wd_drop;	/* inotify watch of drop/ */
 	uint64_t		 last_pickup;
@@ -449,6 +460,13 @@ drop_privileges(struct daemon *d)
 static void
 ctl_close(struct ctl_conn *cc)
 {
+	struct ctl_conn **p;
+
+	for (p = &cc->d->ctls; *p != NULL; p = &(*p)->next)
+		if (*p == cc) {
+			*p = cc->next;
+			break;
+		}
 	ev_timer_del(cc->d->loop, &cc->timer);
 	ev_fd_del(cc->d->loop, cc->fd);
 	close(cc->fd);
@@ -529,29 +547,44 @@ ctl_write(int fd, int events, void *arg)
 	ctl_close(cc);
 }
 
-/* "list": the caller's own messages (all of them for root and us). */
+/*
+ * "list": every message for root and us (a scan of the spool); for anyone
+ * else only the messages the index knows to be theirs, so that the work
+ * is bounded by the caller's own mail.
+ */
 static void
 ctl_list(struct ctl_conn *cc)
 {
 	struct ctl_list l = { cc->uid, ctl_privileged(cc), NULL, 0, 0, 0 };
 	char head[32];
-	int n;
+	int n, rc = 0;
 
-	if (queue_scan(cc->d->q, ctl_list_one, &l) == -1) {
-		free(l.buf);
-		l.buf = xstrdup("error cannot read the queue\n");
-		l.len = strlen(l.buf);
-	} else {
-		n = snprintf(head, sizeof(head), "ok %zu\n", l.count);
-		cc->out = xmalloc(l.len + (size_t)n + 1);
-		memcpy(cc->out, head, (size_t)n);
-		if (l.len > 0)
-			memcpy(cc->out + n, l.buf, l.len);
-		cc->outlen = l.len + (size_t)n;
-		free(l.buf);
-		l.buf = NULL;
+	if (l.all)
+		rc = queue_scan(cc->d->q, ctl_list_one, &l);
+	else {
+		struct strlist ids = { NULL, 0, 0 };
+
+		qmgr_submitted_by(cc->d->qm, (uint32_t)cc->uid, &ids);
+		for (size_t i = 0; i < ids.n; i++) {
+			struct envelope env;
+
+			if (queue_env_load(cc->d->q, ids.v[i], &env) == 0) {
+				ctl_list_one(cc->d->q, &env, &l);
+				envelope_free(&env);
+			}
+		}
+		strlist_free(&ids);
 	}
-	if (l.buf != NULL) {
+	if (rc == -1) {
+		free(l.buf);
+		cc->out = xstrdup("error cannot read the queue\n");
+		cc->outlen = strlen(cc->out);
+	} else {
+		/* The head goes in front of the envelopes, in one buffer. */
+		n = snprintf(head, sizeof(head), "ok %zu\n", l.count);
+		ctl_list_add(&l, head, (size_t)n);
+		memmove(l.buf + n, l.buf, l.len - (size_t)n);
+		memcpy(l.buf, head, (size_t)n);
 		cc->out = l.buf;
 		cc->outlen = l.len;
 	}
@@ -650,11 +683,26 @@ ctl_accept(int fd, int events, void *arg)
 	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
 		struct ucred cr;
 		socklen_t crlen = sizeof(cr);
+		unsigned all = 0, mine = 0;
 
 		/* Who is calling decides what it may ask. */
 		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == -1) {
 			close(c);
 			continue;
+		}
+		/* No user can take the slots of another, or of root. */
+		if (cr.uid != 0 && cr.uid != geteuid()) {
+			for (cc = d->ctls; cc != NULL; cc = cc->next)
+				if (cc->uid != 0 && cc->uid != geteuid()) {
+					all++;
+					mine += cc->uid == cr.uid;
+				}
+			if (all >= CONTROL_MAX || mine >= CONTROL_PER_UID) {
+				(void)send(c, "error too many connections\n", 27,
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
+				close(c);
+				continue;
+			}
 		}
 		cc = xcalloc(1, sizeof(*cc));
 		cc->d = d;
@@ -667,7 +715,27 @@ ctl_accept(int fd, int events, void *arg)
 			continue;
 		}
 		ev_timer_add(d->loop, &cc->timer, CONTROL_TIMEOUT_MS);
+		cc->next = d->ctls;
+		d->ctls = cc;
 	}
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM) {
+		/* Level-triggered: without a pause the loop would spin. */
+		log_warn("control socket: accept (pausing %d ms)",
+		    CONTROL_PAUSE_MS);
+		ev_fd_del(d->loop, d->ctlfd);
+		ev_timer_add(d->loop, &d->ctl_pause, CONTROL_PAUSE_MS);
+	}
+}
+
+static void
+ctl_resume(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->ctlfd != -1 && !d->stopping &&
+	    ev_fd_add(d->loop, d->ctlfd, EV_READ, ctl_accept, d) == -1)
+		log_warn("control socket");
 }
 
 static int
@@ -723,6 +791,7 @@ on_picked(void *arg, const struct envelope *env)
 	struct daemon *d = arg;
 
 	qmgr_add(d->qm, env->id);
+	qmgr_set_submitter(d->qm, env->id, env->submit_uid);
 }
 
 /* Messages local users dropped: one (name), or all of them. */
@@ -800,6 +869,7 @@ stop_begin(struct daemon *d)
 	delivery_close_idle(d->cur->dlv->engine);
 	if (d->ctlfd != -1) {
 		ev_fd_del(d->loop, d->ctlfd);
+		ev_timer_del(d->loop, &d->ctl_pause);
 		close(d->ctlfd);
 		d->ctlfd = -1;
 		(void)unlink(d->ctl_path);
@@ -966,7 +1036,8 @@ prepare_dirs(struct daemon *d)
 	const struct conf *c = &d->cur->conf;
 	char err[1024];
 
-	if (privs_spool_prepare(c->spool_dir, c->user, err, sizeof(err)) == -1 ||
+	if (privs_spool_prepare(c->spool_dir, c->user, false, err,
+	    sizeof(err)) == -1 ||
 	    privs_runtime_prepare(c->runtime_dir, c->user, err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
@@ -998,6 +1069,15 @@ spool_open(struct daemon *d)
 			log_warn("%s", c->spool_dir);
 		return EX_CANTCREAT;
 	}
+	if (queue_lock_spool(d->q) == -1) {
+		if (errno != EWOULDBLOCK) {
+			log_warn("%s: lock", c->spool_dir);
+			return EX_OSERR;
+		}
+		log_warnx("already running on the spool %s (another mxrelayd "
+		    "holds it)", c->spool_dir);
+		return EX_UNAVAILABLE;
+	}
 	return EX_OK;
 }
 
@@ -1025,9 +1105,9 @@ run(struct daemon *d)
 			return EX_UNAVAILABLE;
 	if ((rc = drop_privileges(d)) != EX_OK)
 		return rc;
-	if ((rc = spool_open(d)) != EX_OK)
-		return rc;
 	if ((rc = pidfile_lock(d)) != EX_OK)
+		return rc;
+	if ((rc = spool_open(d)) != EX_OK)
 		return rc;
 	if (signals_open(d) == -1)
 		return EX_OSERR;
@@ -1107,6 +1187,8 @@ cleanup(struct daemon *d)
 		if (d->lfds[i] != -1)
 			close(d->lfds[i]);
 	free(d->lfds);
+	while (d->ctls != NULL)
+		ctl_close(d->ctls);
 	if (d->ctlfd != -1) {
 		close(d->ctlfd);
 		(void)unlink(d->ctl_path);
@@ -1145,7 +1227,8 @@ prepare_only(struct daemon *dd)
 		log_warnx("%s", err);
 		return EX_CONFIG;
 	}
-	if (privs_spool_prepare(c.spool_dir, c.user, err, sizeof(err)) == -1 ||
+	if (privs_spool_prepare(c.spool_dir, c.user, true, err,
+	    sizeof(err)) == -1 ||
 	    privs_runtime_prepare(c.runtime_dir, c.user, err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
@@ -1165,6 +1248,7 @@ main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.pidfd = d.sigfd = d.ctlfd = d.inofd = d.wd_drop = -1;
+	ev_timer_init(&d.ctl_pause, ctl_resume, &d);
 	log_init("mxrelayd", LOG_TO_STDERR, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)

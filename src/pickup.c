@@ -27,6 +27,9 @@
 #include "spool.h"
 #include "util.h"
 
+/* What a submitter may add to a message after its size check. */
+#define HEADER_SLACK	(1024 * 1024)
+
 /* Why the envelope a drop file carries is not acceptable, or NULL. */
 static const char *
 check_env(const struct envelope *env, const struct conf *conf)
@@ -52,7 +55,14 @@ check_env(const struct envelope *env, const struct conf *conf)
 		    r->remote_mta != NULL)
 			return "recipient state set by the submitter";
 	}
-	if (conf->max_message_size != 0 && env->size > conf->max_message_size)
+	/*
+	 * The submitter checked max_message_size and told its caller yes; it
+	 * may add trace and missing header fields after that (-bs counts the
+	 * client's bytes, as RFC 1870 does).  Only what no submitter can
+	 * have written is refused here.
+	 */
+	if (conf->max_message_size != 0 &&
+	    env->size > conf->max_message_size + HEADER_SLACK)
 		return "larger than max_message_size";
 	return NULL;
 }
@@ -149,7 +159,9 @@ pickup_one(struct queue *q, const struct conf *conf, const char *name,
 		return false;
 	}
 	if (queue_new_begin_id(q, name, &qn) == -1) {
-		if (errno == EEXIST && already_in(q, name, &d)) {
+		int e = errno;
+
+		if (e == EEXIST && already_in(q, name, &d)) {
 			/* Taken in before, and the drop file outlived it. */
 			queue_drop_close(&d);
 			if (queue_drop_remove(q, name) == -1)
@@ -157,7 +169,8 @@ pickup_one(struct queue *q, const struct conf *conf, const char *name,
 			return false;
 		}
 		/* The id is someone else's (a clock step): a new one. */
-		if (errno != EEXIST || queue_new_begin(q, &qn) == -1) {
+		errno = e;
+		if (e != EEXIST || queue_new_begin(q, &qn) == -1) {
 			log_warn("%s: cannot take drop/%s into the queue", name,
 			    name);
 			queue_drop_close(&d);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,23 +23,76 @@
 #define SUBMIT_GROUP	"mxsubmit"
 #endif
 
-/* mkdir -p for the parents of path (root's folders: 0755). */
+/*
+ * Open the parent folder of path as root, making the missing ones (0755,
+ * each made durable in its parent).  Every folder on the way must be
+ * root's and writable by nobody else (but for a sticky one such as /tmp),
+ * and so must a symbolic link on the way: no other user can then change
+ * where the path leads.  The last component goes to *base (in *copy, to
+ * be freed).  The parent's fd, or -1 with err.
+ */
 static int
-make_parents(const char *path, char *err, size_t errlen)
+open_parent(const char *path, char **copy, const char **base, char *err,
+    size_t errlen)
 {
-	char *p = xstrdup(path);
+	char *p, *s, *next;
+	struct stat st;
+	int fd, nfd;
 
-	for (char *s = p + 1; (s = strchr(s, '/')) != NULL; s++) {
-		*s = '\0';
-		if (mkdir(p, 0755) == -1 && errno != EEXIST) {
-			util_seterr(err, errlen, "%s: %s", p, strerror(errno));
-			free(p);
-			return -1;
-		}
-		*s = '/';
+	*copy = NULL;
+	if (path[0] != '/') {
+		util_seterr(err, errlen, "%s: not an absolute path", path);
+		return -1;
 	}
-	free(p);
-	return 0;
+	p = *copy = xstrdup(path);
+	for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
+		p[n - 1] = '\0';
+	if ((fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	for (s = p + 1; (next = strchr(s, '/')) != NULL; s = next + 1) {
+		*next = '\0';
+		if (*s == '\0') {
+			*next = '/';
+			continue;
+		}
+		if (fstatat(fd, s, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno != ENOENT || mkdirat(fd, s, 0755) == -1 ||
+			    fsync(fd) == -1)
+				goto fail_at;
+		} else if (st.st_uid != 0) {
+			util_seterr(err, errlen, "%s: not root's (root makes "
+			    "nothing below it)", p);
+			goto fail_quiet;
+		}
+		if ((nfd = openat(fd, s, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+		    -1)
+			goto fail_at;
+		close(fd);
+		fd = nfd;
+		if (fstat(fd, &st) == -1)
+			goto fail_at;
+		if (st.st_uid != 0 ||
+		    ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0)) {
+			util_seterr(err, errlen, "%s: not root's, or writable by "
+			    "others (root makes nothing below it)", p);
+			goto fail_quiet;
+		}
+		*next = '/';
+	}
+	*base = s;
+	return fd;
+
+fail_at:
+	util_seterr(err, errlen, "%s: %s", p, strerror(errno));
+	goto fail_quiet;
+fail:
+	util_seterr(err, errlen, "%s: %s", path, strerror(errno));
+fail_quiet:
+	if (fd != -1)
+		close(fd);
+	free(*copy);
+	*copy = NULL;
+	return -1;
 }
 
 /*
@@ -55,7 +109,7 @@ make_dir(int dirfd, const char *path, int *fdp, char *err, size_t errlen)
 		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((*fdp = openat(dirfd, path,
+	if (fsync(dirfd) == -1 || (*fdp = openat(dirfd, path,
 	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -75,16 +129,64 @@ give(int fd, const char *what, uid_t uid, gid_t gid, mode_t mode, char *err,
 	return 0;
 }
 
+/*
+ * An existing spool of user's (-i, after an upgrade): the submit group
+ * and the modes the drop folder needs.  Only folders that already belong
+ * to user are changed (opened without following links), and drop/ is
+ * made when missing.
+ */
+static int
+spool_fix(int fd, const char *spool_dir, uid_t uid, gid_t gid, bool group,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	char *what = xasprintf("%s/drop", spool_dir);
+	int dfd = -1, rc = -1;
+
+	if (fstat(fd, &st) == -1) {
+		util_seterr(err, errlen, "%s: %s", spool_dir, strerror(errno));
+		goto done;
+	}
+	if (st.st_uid != uid) {
+		util_seterr(err, errlen, "%s: owned by uid %lu, not by the "
+		    "daemon's user (uid %lu): give it to that user first "
+		    "(chown -R)", spool_dir, (unsigned long)st.st_uid,
+		    (unsigned long)uid);
+		goto done;
+	}
+	if (give(fd, spool_dir, uid, gid, group ? 0710 : 0700, err,
+	    errlen) == -1)
+		goto done;
+	if (make_dir(fd, "drop", &dfd, err, errlen) == -1)
+		goto done;
+	if (dfd == -1 && (dfd = openat(fd, "drop",
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		util_seterr(err, errlen, "%s: %s", what, strerror(errno));
+		goto done;
+	}
+	if (fstat(dfd, &st) == -1 || (st.st_uid != uid && st.st_uid != 0)) {
+		util_seterr(err, errlen, "%s: not the spool owner's", what);
+		goto done;
+	}
+	rc = give(dfd, what, uid, gid, 01730, err, errlen);
+done:
+	if (dfd != -1)
+		close(dfd);
+	free(what);
+	return rc;
+}
+
 int
-privs_spool_prepare(const char *spool_dir, const char *user, char *err,
-    size_t errlen)
+privs_spool_prepare(const char *spool_dir, const char *user, bool fix,
+    char *err, size_t errlen)
 {
 	struct passwd *pw;
 	struct group *gr;
 	uid_t uid = 0;
 	gid_t gid = 0;
-	int fd = -1, dfd = -1, r, rc = -1;
-	char *what = NULL;
+	int pfd, fd = -1, dfd = -1, r, rc = -1;
+	char *copy, *what = NULL;
+	const char *base;
 
 	if (geteuid() != 0)
 		return 0;
@@ -94,10 +196,24 @@ privs_spool_prepare(const char *spool_dir, const char *user, char *err,
 	}
 	if ((gr = getgrnam(SUBMIT_GROUP)) != NULL)
 		gid = gr->gr_gid;
-	if (make_parents(spool_dir, err, errlen) == -1)
+	if ((pfd = open_parent(spool_dir, &copy, &base, err, errlen)) == -1)
 		return -1;
-	if ((r = make_dir(AT_FDCWD, spool_dir, &fd, err, errlen)) <= 0)
-		return r;
+	if ((r = make_dir(pfd, base, &fd, err, errlen)) == -1)
+		goto done;
+	if (r == 0) {
+		rc = 0;
+		if (fix) {
+			if ((fd = openat(pfd, base, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+				util_seterr(err, errlen, "%s: %s", spool_dir,
+				    strerror(errno));
+				rc = -1;
+			} else
+				rc = spool_fix(fd, spool_dir, uid, gid,
+				    gr != NULL, err, errlen);
+		}
+		goto done;
+	}
 	/* drop/ before the spool is given away: nobody else can be in it. */
 	what = xasprintf("%s/drop", spool_dir);
 	if (make_dir(fd, "drop", &dfd, err, errlen) != 1 ||
@@ -109,7 +225,10 @@ privs_spool_prepare(const char *spool_dir, const char *user, char *err,
 done:
 	if (dfd != -1)
 		close(dfd);
-	close(fd);
+	if (fd != -1)
+		close(fd);
+	close(pfd);
+	free(copy);
 	free(what);
 	return rc;
 }
@@ -119,18 +238,25 @@ privs_runtime_prepare(const char *dir, const char *user, char *err,
     size_t errlen)
 {
 	struct passwd *pw;
-	int fd, r;
+	char *copy;
+	const char *base;
+	int pfd, fd, r;
 
 	if (geteuid() != 0)
 		return 0;
-	if (make_parents(dir, err, errlen) == -1)
+	if ((pfd = open_parent(dir, &copy, &base, err, errlen)) == -1)
 		return -1;
-	if ((r = make_dir(AT_FDCWD, dir, &fd, err, errlen)) <= 0)
+	if ((r = make_dir(pfd, base, &fd, err, errlen)) <= 0) {
+		close(pfd);
+		free(copy);
 		return r;
+	}
 	pw = user != NULL ? getpwnam(user) : NULL;
 	r = give(fd, dir, pw != NULL ? pw->pw_uid : 0,
 	    pw != NULL ? pw->pw_gid : 0, 0755, err, errlen);
 	close(fd);
+	close(pfd);
+	free(copy);
 	return r;
 }
 

@@ -19,9 +19,12 @@
  * Root only (a no-op otherwise): when spool_dir is missing, make it (and
  * its missing parents, 0755) owned by user, or by root when there is no
  * such user, with the submit group and mode 0710, and its drop/ folder
- * with mode 1730.  An existing spool is left exactly as it is.
+ * with mode 1730.  The folders on the way must be root's and writable by
+ * nobody else (but for sticky ones).  An existing spool is left exactly
+ * as it is, unless fix (mxrelayd -i): then a spool that belongs to user
+ * gets the group and modes above and a drop/ folder (an upgrade).
  */
-int	 privs_spool_prepare(const char *spool_dir, const char *user,
+int	 privs_spool_prepare(const char *spool_dir, const char *user, bool fix,
 	    char *err, size_t errlen);
 /* Root only: when dir is missing, make it, mode 0755, owned by user. */
 int	 privs_runtime_prepare(const char *dir, const char *user, char *err,

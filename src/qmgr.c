@@ -93,6 +93,8 @@ struct qent {
 	unsigned	 strand_fails;	/* failures in a row to open, lock, read */
 	time_t		 strand_since;	/* age of an unreadable envelope's files */
 	char		*strand_why;	/* the last such failure */
+	bool		 has_submitter;	/* a local user queued it: */
+	uint32_t	 submit_uid;	/* its uid (for qmgr_submitted_by) */
 	struct qent	*hnext;		/* hash chain */
 };
 
@@ -814,6 +816,10 @@ msg_load(struct qmgr *qm, struct qent *qe)
 		msg_skip(m, true);
 		return;
 	}
+	if (m->env.submit_user != NULL) {
+		qe->has_submitter = true;
+		qe->submit_uid = m->env.submit_uid;
+	}
 	expired = env_expired(qm, &m->env, now);
 
 	/* The due recipients, by domain (case-insensitive), unless held. */
@@ -1225,6 +1231,7 @@ scan_one(struct queue *q, const struct envelope *env, void *arg)
 	struct scan_arg *sa = arg;
 	struct qmgr *qm = sa->qm;
 	bool force = qm->opts.force || qm->opts.only_id != NULL;
+	struct qent *e;
 	time_t due;
 
 	(void)q;
@@ -1238,7 +1245,12 @@ scan_one(struct queue *q, const struct envelope *env, void *arg)
 		strlist_add(&sa->seen, env->id);
 		return 0;	/* one-shot: only what is due now */
 	}
-	ent_schedule(qm, ent_new(qm, env->id), force ? 0 : due);
+	e = ent_new(qm, env->id);
+	if (env->submit_user != NULL) {
+		e->has_submitter = true;
+		e->submit_uid = env->submit_uid;
+	}
+	ent_schedule(qm, e, force ? 0 : due);
 	return 0;
 }
 
@@ -1312,6 +1324,32 @@ qmgr_add(struct qmgr *qm, const char *id)
 		return;
 	ent_schedule(qm, ent_new(qm, id), 0);
 	kick(qm, 0);
+}
+
+void
+qmgr_set_submitter(struct qmgr *qm, const char *id, uint32_t uid)
+{
+	struct qent *e = ent_find(qm, id);
+
+	if (e != NULL) {
+		e->has_submitter = true;
+		e->submit_uid = uid;
+	}
+}
+
+size_t
+qmgr_submitted_by(const struct qmgr *qm, uint32_t uid, struct strlist *ids)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < qm->nbuckets; i++)
+		for (const struct qent *e = qm->buckets[i]; e != NULL;
+		    e = e->hnext)
+			if (e->has_submitter && e->submit_uid == uid) {
+				strlist_add(ids, e->id);
+				n++;
+			}
+	return n;
 }
 
 size_t

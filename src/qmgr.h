@@ -30,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
 #include "delivery.h"
@@ -58,6 +59,15 @@ int		 qmgr_load(struct qmgr *);
  * message dropped by mxrelay): due at once.  Known ids are left alone.
  */
 void		 qmgr_add(struct qmgr *, const char *id);
+/*
+ * The local user who queued message id (the pickup knows it at once; the
+ * index learns it otherwise when it reads the envelope).
+ */
+void		 qmgr_set_submitter(struct qmgr *, const char *id, uint32_t uid);
+/* Append the ids of the messages that uid queued; returns how many. */
+struct strlist;
+size_t		 qmgr_submitted_by(const struct qmgr *, uint32_t uid,
+		    struct strlist *ids);
 /*
  * Try now, whatever the retry times and destination backoffs: every
  * message (id NULL) or one.  Returns how many were scheduled.

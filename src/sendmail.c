@@ -94,7 +94,8 @@ struct intake {
 	bool		 hsep;		/* an empty line was produced */
 
 	struct queue_new *qn;		/* body phase */
-	int		 err;		/* errno of a spool write, or EFBIG */
+	int		 err;		/* errno of a spool write, or -1 */
+	bool		 too_big;	/* over max_message_size (err is -1) */
 };
 
 static void	usage(int) __attribute__((noreturn));
@@ -393,8 +394,8 @@ as_spool_owner(const struct conf *conf, bool create, bool *missing)
 	*missing = false;
 	if (geteuid() != 0)
 		return 0;
-	if (create && privs_spool_prepare(conf->spool_dir, conf->user, err,
-	    sizeof(err)) == -1) {
+	if (create && privs_spool_prepare(conf->spool_dir, conf->user, false,
+	    err, sizeof(err)) == -1) {
 		log_warnx("message not queued: the spool is not writable: %s",
 		    err);
 		return EX_CANTCREAT;
@@ -439,8 +440,8 @@ open_submit_queue(const struct conf *conf, struct queue **qp)
 	if ((rc = as_spool_owner(conf, true, &missing)) != 0)
 		return rc;
 	if (geteuid() == 0 ||
-	    (privs_spool_owner(conf->spool_dir, &owner) == -1 &&
-	    errno == ENOENT) || owner == geteuid()) {
+	    (privs_spool_owner(conf->spool_dir, &owner) == -1 ?
+	    errno == ENOENT : owner == geteuid())) {
 		privs_lose_setgid();
 		if (queue_open(conf->spool_dir, true, qp) == 0)
 			return 0;
@@ -602,7 +603,8 @@ intake_emit(struct intake *in, const char *p, size_t n)
 	if (in->err != 0 || n == 0)
 		return;
 	if (in->max != 0 && in->total + n > in->max) {
-		in->err = EFBIG;
+		in->err = -1;
+		in->too_big = true;
 		return;
 	}
 	in->total += n;
@@ -758,7 +760,7 @@ read_message(const struct opts *o, const struct conf *conf, struct intake *in,
 		pend_len = (size_t)r;
 		pend_off = intake_feed(in, buf, pend_len);
 	}
-	if (in->err == EFBIG)
+	if (in->too_big)
 		goto too_big;
 
 	memset(&mo, 0, sizeof(mo));
@@ -803,7 +805,7 @@ read_message(const struct opts *o, const struct conf *conf, struct intake *in,
 		} else
 			intake_feed(in, buf, (size_t)r);
 	}
-	if (in->err == EFBIG)
+	if (in->too_big)
 		goto too_big;
 	if (in->err != 0)
 		goto spool_err;

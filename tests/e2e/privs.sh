@@ -3,31 +3,62 @@
 # groupadd at hand, the test is run again in a private mount namespace
 # whose /etc and sysconfdir are overlays, so that the users mxrelay and
 # mxother, the group mxsubmit and the default mxrelay.conf made here never
-# reach the host.  Then PRIVS=yes; otherwise PRIVS=no and the caller skips
-# what needs it (or the whole test: privs_require).
+# reach the host.  In a chroot, where a mount namespace cannot be made
+# private (its / is no mount point: mounts would reach the host), the
+# test changes the chroot's own /etc and sysconfdir and undoes it at exit;
+# a chroot is a root of its own (../shared/tools/fresh-debian.sh).  Then
+# PRIVS=yes; otherwise PRIVS=no and the caller skips what needs it (or the
+# whole test: privs_require).
 PRIVS=no
+PRIVS_CHROOT=no
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null &&
     command -v unshare > /dev/null && command -v useradd > /dev/null &&
     command -v groupadd > /dev/null; then
-	if [ -z "${MXPRIV_NS:-}" ]; then
-		if unshare -m --propagation private true 2> /dev/null; then
-			MXPRIV_NS=1 exec unshare -m --propagation private sh "$0" "$@"
-		fi
-	else
+	if [ -n "${MXPRIV_NS:-}" ]; then
 		PRIVS=yes
+	elif unshare -m --propagation private true 2> /dev/null; then
+		MXPRIV_NS=1 exec unshare -m --propagation private sh "$0" "$@"
+	elif [ -e /proc/1/root/. ] &&
+	    [ "$(stat -Lc %d:%i /)" != "$(stat -Lc %d:%i /proc/1/root/.)" ]; then
+		PRIVS=yes
+		PRIVS_CHROOT=yes
+		# One such test at a time: they share the chroot's /etc.
+		if command -v flock > /dev/null; then
+			exec 8> /tmp/mxrelay-privs-test.lock
+			flock 8
+		fi
 	fi
 fi
+PRIVS_UNDO=""
 
 privs_require() {
 	[ "$PRIVS" = yes ] || { echo "# needs root, setpriv, unshare, useradd"; exit 77; }
 }
 
-# overlay DIR: changes to DIR from here on stay in this namespace.
+# overlay DIR: changes to DIR from here on stay in this namespace (in a
+# chroot: nothing; privs_setup records what to undo).
 overlay() {
+	[ "$PRIVS_CHROOT" = yes ] && return 0
 	n=$(echo "$1" | tr / _)
 	mkdir -p "$T/ov/$n.up" "$T/ov/$n.work"
 	mount -t overlay overlay -o "lowerdir=$1,upperdir=$T/ov/$n.up,workdir=$T/ov/$n.work" "$1" ||
 	    { echo "# overlayfs not available"; exit 77; }
+}
+
+# Undo, in a chroot, what privs_setup added to /etc and sysconfdir.
+privs_undo() {
+	[ "$PRIVS_CHROOT" = yes ] || return 0
+	for u in $PRIVS_UNDO; do
+		case $u in
+		user:*) userdel "${u#user:}" 2> /dev/null;;
+		group:*) groupdel "${u#group:}" 2> /dev/null;;
+		conf:*) if [ -e "$T/sysconf.saved" ]; then
+				cp -p "$T/sysconf.saved" "${u#conf:}"
+			else
+				rm -f "${u#conf:}"
+			fi;;
+		esac
+	done
 }
 
 # privs_setup: (after lib.sh) the overlays, the users and the group, and
@@ -44,11 +75,23 @@ privs_setup() {
 		mkdir -p "$SYSCONFDIR" 2> /dev/null
 		overlay "$SYSCONFDIR"
 	fi
-	getent group mxsubmit > /dev/null || groupadd --system mxsubmit || fail groupadd
-	getent passwd mxrelay > /dev/null ||
-	    useradd --system --no-create-home -d /nonexistent -s /usr/sbin/nologin mxrelay ||
-	    fail "useradd mxrelay"
+	if [ "$PRIVS_CHROOT" = yes ]; then
+		trap 'privs_undo; if command -v world_cleanup > /dev/null; then world_cleanup; else cleanup; fi' EXIT
+		[ -e "$SYSCONF" ] && cp -p "$SYSCONF" "$T/sysconf.saved"
+		PRIVS_UNDO="conf:$SYSCONF"
+	fi
+	if ! getent group mxsubmit > /dev/null; then
+		groupadd --system mxsubmit || fail groupadd
+		PRIVS_UNDO="$PRIVS_UNDO group:mxsubmit"
+	fi
+	if ! getent passwd mxrelay > /dev/null; then
+		useradd --system --no-create-home -d /nonexistent -s /usr/sbin/nologin mxrelay ||
+		    fail "useradd mxrelay"
+		PRIVS_UNDO="user:mxrelay $PRIVS_UNDO"
+	fi
+	getent passwd mxother > /dev/null && fail "a user mxother exists already"
 	useradd --no-create-home -d /nonexistent -s /bin/sh mxother || fail "useradd mxother"
+	PRIVS_UNDO="user:mxother $PRIVS_UNDO"
 	id www-data > /dev/null || fail "no www-data user"
 	mkdir -p "$T/bin"
 	cp "$MXRELAY" "$T/bin/mxrelay"

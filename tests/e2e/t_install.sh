@@ -139,8 +139,10 @@ if [ -n "$unitdir" ]; then
 	if command -v systemd-analyze > /dev/null 2>&1; then
 		# verify wants the programs to exist: point them at a real one.
 		mkdir "$T/unit"
+		# (ExecReload's /bin/kill is procps', absent from a bare root.)
 		sed -e "s|^ExecStart=.*|ExecStart=$(command -v true)|" \
 		    -e "s|^ExecStartPre=+.*|ExecStartPre=+$(command -v true)|" \
+		    -e "s|^ExecReload=[^ ]*|ExecReload=$(command -v true)|" \
 		    "$unit" > "$T/unit/mxrelayd.service"
 		systemd-analyze verify --man=no "$T/unit/mxrelayd.service" > "$T/verify" 2>&1 ||
 			{ cat "$T/verify" >&2; fail "systemd-analyze verify"; }

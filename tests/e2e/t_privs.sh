@@ -82,7 +82,7 @@ as www-data $PY "$T/bs.py" "$SM" -bs -i 2> "$T/err" || { cat "$T/err"; fail "sen
 n=$(find "$SPOOL/drop" -type f | wc -l)
 [ "$n" = 4 ] || fail "want 4 drop files, have $n"
 [ "$(find "$SPOOL/drop" -type f ! -user www-data | wc -l)" = 0 ] || fail "a drop file not owned by www-data"
-[ "$(find "$SPOOL/drop" -type f ! -perm 0444 | wc -l)" = 0 ] || fail "a drop file not 0444"
+[ "$(find "$SPOOL/drop" -type f ! -perm 0404 | wc -l)" = 0 ] || fail "a drop file not 0404"
 as www-data ls "$SPOOL/drop" > /dev/null 2>&1 && fail "www-data can list drop/"
 f=$(find "$SPOOL/drop" -type f | head -n 1)
 as www-data cat "$f" > /dev/null 2>&1 && fail "www-data can read its drop file"
@@ -91,6 +91,21 @@ as mxother rm -f "$f" > /dev/null 2>&1
 as www-data rm -f "$f" > /dev/null 2>&1
 [ -e "$f" ] || fail "a drop file could be removed by a user"
 ok "www-data queued with -t -i, cron's call and -bs (two messages): 4 drop files nobody else can reach"
+
+# Started with stdout and stderr closed, mxrelay still queues (-bs: its
+# replies go nowhere, not into a file of the spool).
+printf 'EHLO x\r\nMAIL FROM:<a@site.test>\r\nRCPT TO:<closed@site.test>\r\nDATA\r\n' > "$T/m5"
+printf 'Subject: closed\r\n\r\nclosed fds\r\n.\r\nQUIT\r\n' >> "$T/m5"
+as www-data sh -c 'exec >&- 2>&-; exec "$1" -bs < "$2"' sh "$SM" "$T/m5" ||
+    fail "-bs with stdout and stderr closed"
+[ "$(find "$SPOOL/drop" -type f | wc -l)" = 5 ] || fail "want 5 drop files"
+grep -l 'closed fds' "$SPOOL"/drop/* > /dev/null || fail "the message is not there"
+grep -l '250 2.0.0' "$SPOOL"/drop/* && fail "a reply went into a drop file"
+# glibc reopens them for a set-group-ID program; root's run is on its own.
+sh -c 'exec >&- 2>&-; exec "$1" -bs < "$2"' sh "$SM" "$T/m5" ||
+    fail "root's -bs with stdout and stderr closed"
+ok "stdout and stderr closed: the message is queued, nothing else written into it"
+
 
 # 3. Another user: no queue run, no listing, no spool file (77 for -q).
 expect_rc 77 "-q as mxother" as mxother "$T/bin/mxrelay" -q
@@ -118,7 +133,7 @@ ok "-C and MXRELAY_CONFIG lose the submit group; a root-only file stays unread"
 
 # 5. root's mxrelay -q picks the drop files up (as mxrelay) and delivers.
 run_queue -q
-within 5 got 127.0.0.2 4 || fail "delivered $(received 127.0.0.2) of 4"
+within 5 got 127.0.0.2 5 || fail "delivered $(received 127.0.0.2) of 5"
 log_has "uid=$(id -u www-data), user=www-data (queued from drop/)"
 log_has 'to=<three@site.test>' 'status=sent'
 [ "$(find "$SPOOL/drop" -type f | wc -l)" = 0 ] || fail "drop files left"
@@ -144,7 +159,7 @@ cp "$CONF" "$SYSCONF"
 daemon_start
 [ "$(awk '/^Uid:/ { print $2 }' "/proc/$DPID/status")" = "$m" ] || fail "daemon not running as mxrelay"
 printf 'Subject: d\n\nwith daemon\n' | as www-data "$SM" five@site.test || fail "submission with the daemon"
-within 5 got 127.0.0.2 5 || fail "dropped message not delivered by the daemon"
+within 5 got 127.0.0.2 6 || fail "dropped message not delivered by the daemon"
 grep -q "uid=$(id -u www-data), user=www-data (queued from drop/)" "$T/d.log" || fail "no pickup line in the daemon's log"
 printf 'Subject: d\n\nheld\n' | as www-data "$SM" held@slow.test || fail "submission to slow.test"
 within 5 grep -q 'hang id=2' "$T/sink/127.0.0.3.log" || fail "slow exchanger not reached"
@@ -156,8 +171,42 @@ grep -q 'slow.test' "$T/out" && fail "mxother sees others' messages: $(cat "$T/o
 expect_rc 77 "-q as mxother with the daemon" as mxother "$T/bin/mxrelay" -q
 mx -bp > "$T/out" 2>&1
 grep -q 'held@slow.test' "$T/out" || fail "root does not see every message: $(cat "$T/out")"
-daemon_stop
 ok "with mxrelayd: www-data's mail delivered; mailq shows each user only their own, root all"
+
+# A user who holds control connections open takes only its own share.
+cat > "$T/hold.py" <<'EOF'
+import socket, sys
+held = []
+for i in range(5):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    held.append(s)
+s = held[-1]
+s.settimeout(5)
+print(s.recv(100).decode().strip())
+sys.stdout.flush()
+sys.stdin.read()		# hold them until told
+EOF
+mkfifo "$T/hold.in"
+as mxother $PY "$T/hold.py" "$T/run/mxrelayd.sock" < "$T/hold.in" > "$T/hold.out" 2>&1 &
+hpid=$!
+exec 9> "$T/hold.in"
+within 5 grep -q . "$T/hold.out" || fail "no answer to the 5th connection"
+grep -q 'error too many connections' "$T/hold.out" || fail "5th connection of one user: $(cat "$T/hold.out")"
+expect_rc 0 "root's -q while a user holds connections" mx -v -q
+expect_err "mxrelayd is running"
+exec 9>&-
+wait $hpid
+ok "control socket: one user gets at most 4 connections; root still gets through"
+
+# A second daemon on the same spool, with another runtime_dir: refused.
+sed "s|^runtime_dir = .*|runtime_dir = $T/run2|" "$CONF" > "$T/second.conf"
+expect_rc 69 "second daemon, other runtime_dir" "$MXRELAYD" -f -C "$T/second.conf"
+expect_err "already running on the spool"
+kill -0 "$DPID" || fail "the first daemon died"
+daemon_stop
+ok "a second mxrelayd on the same spool is refused (69) whatever its runtime_dir"
+
 
 # 8. Planted symbolic links, as the spool's owner would plant them.
 printf 'root-owned, never to be touched\n' > "$T/target"
@@ -194,5 +243,29 @@ grep -rq TOPSECRET "$T/sink" && fail "the link's target was mailed"
 [ -e "$SPOOL/env/$id" ] && fail "the message was not moved aside: $(cat "$T/out")"
 grep -q 'not a regular file' "$T/out" || fail "no log line: $(cat "$T/out")"
 ok "a planted data/ID link: not sent, moved to corrupt/ with a log line"
+
+# An upgraded host: the spool that the earlier daemon gave to mxrelay
+# (0700, no drop/).  Users cannot submit until mxrelayd -i fixes it.
+OLD="$T/oldspool"
+mkdir "$OLD" "$OLD/data" "$OLD/env" "$OLD/tmp" "$OLD/corrupt"
+chown -R mxrelay:mxrelay "$OLD"
+chmod -R 0700 "$OLD"
+sed "s|^spool_dir = .*|spool_dir = $OLD|" "$CONF" > "$SYSCONF"
+printf 'Subject: up\n\nup\n' > "$T/m6"
+as www-data "$SM" up@site.test < "$T/m6" > "$T/out" 2>&1
+[ $? = 73 ] || fail "submission into an old spool: $(cat "$T/out")"
+expect_rc 0 "mxrelayd -i on an old spool" "$MXRELAYD" -i
+[ "$(stat -c '%U %G %a' "$OLD")" = "mxrelay mxsubmit 710" ] || fail "old spool: $(stat -c '%U %G %a' "$OLD")"
+[ "$(stat -c '%U %G %a' "$OLD/drop")" = "mxrelay mxsubmit 1730" ] || fail "old drop: $(stat -c '%U %G %a' "$OLD/drop")"
+as www-data "$SM" up@site.test < "$T/m6" || fail "submission after mxrelayd -i"
+ok "an upgraded spool: mxrelayd -i gives it the submit group and drop/, then users can submit"
+
+# Root makes no spool below a folder another user owns.
+mkdir "$T/userdir" && chown mxother "$T/userdir"
+sed "s|^spool_dir = .*|spool_dir = $T/userdir/spool|" "$CONF" > "$SYSCONF"
+"$SM" x@site.test < "$T/m6" > "$T/out" 2>&1 && fail "root made a spool below mxother's folder"
+grep -q "not root's" "$T/out" || fail "no clear error: $(cat "$T/out")"
+[ -e "$T/userdir/spool" ] && fail "something was made below mxother's folder"
+ok "root makes no spool below a folder that another user owns"
 
 echo "1..$NOK"

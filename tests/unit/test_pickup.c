@@ -180,6 +180,29 @@ test_taken_in_before(void **state)
 	assert_int_equal(fx->queued.n, 1);
 }
 
+/* A pickup killed while it copied: its unlocked tmp/ID must not block. */
+static void
+test_killed_pickup(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	char id[QUEUE_ID_LEN + 1], path[256];
+	FILE *f;
+
+	make_env(&env, "a@example.org", "b@example.net");
+	drop(fx, "x\r\n", &env, id);
+	envelope_free(&env);
+	snprintf(path, sizeof(path), "%s/tmp/%s", fx->spool, id);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("half a cop", f);
+	fclose(f);
+	assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, on_queued, fx), 1);
+	assert_int_equal(fx->queued.n, 1);
+	assert_string_equal(fx->queued.v[0], id);
+	assert_int_equal(count(fx, "drop"), 0);
+	assert_int_equal(count(fx, "tmp"), 0);
+}
+
 /* What pickup must refuse although the file is a well-formed drop file. */
 static void
 test_refused(void **state)
@@ -216,19 +239,26 @@ test_refused(void **state)
 		assert_int_equal(count(fx, "env"), 0);
 		assert_int_equal(count(fx, "corrupt"), i + 1);
 	}
-	/* Over max_message_size. */
-	{
-		char *big = xmalloc(1200);
+	/*
+	 * Over max_message_size by what a submitter may add (a -bs session's
+	 * Received: field): taken in.  Beyond that: refused.
+	 */
+	for (int over = 0; over < 2; over++) {
+		size_t n = over ? 1000 + 1024 * 1024 + 2 : 1198;
+		char *big = xmalloc(n + 1);
 
-		for (size_t i = 0; i < 1198; i += 2)
+		for (size_t i = 0; i < n; i += 2)
 			memcpy(big + i, "\r\n", 2);
-		big[1198] = '\0';
+		big[n] = '\0';
+		mock_log_clear();
 		make_env(&env, "a@b.c", "d@e.f");
 		drop(fx, big, &env, id);
 		envelope_free(&env);
 		free(big);
-		assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, NULL, NULL), 0);
-		assert_true(mock_log_contains("larger than max_message_size"));
+		assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, NULL, NULL),
+		    over ? 0 : 1);
+		assert_int_equal(mock_log_contains("larger than max_message_size"),
+		    over);
 	}
 	assert_int_equal(fx->queued.n, 0);
 }
@@ -239,6 +269,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_take_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_taken_in_before, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_killed_pickup, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	};

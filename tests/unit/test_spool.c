@@ -1423,7 +1423,7 @@ test_drop(void **state)
 	drop_submit(fx, 60, &e);
 	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, e.id);
 	assert_int_equal(lstat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_int_equal(st.st_mode & 07777, 0404);
 	assert_int_equal(count_sub(fx, "env"), 0);
 	assert_int_equal(count_sub(fx, "tmp"), 0);
 
@@ -1469,7 +1469,7 @@ test_drop_bad(void **state)
 	static const char *ids[] = { "00000000000001000001", "00000000000001000002",
 	    "00000000000001000003", "00000000000001000004" };
 
-	/* Not yet 0444: waits (EAGAIN); an hour old: removed. */
+	/* Not yet 0404: waits (EAGAIN); an hour old: removed, unless locked. */
 	write_file(fx, "drop", ids[0], "partial");
 	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, ids[0]);
 	assert_int_equal(chmod(path, 0600), 0);
@@ -1480,13 +1480,24 @@ test_drop_bad(void **state)
 	ts[0].tv_sec -= 7200;
 	ts[1] = ts[0];
 	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	{
+		/* A writer that still runs (cron streaming for hours). */
+		int wfd = open(path, O_RDONLY);
+
+		assert_true(wfd >= 0);
+		assert_int_equal(flock(wfd, LOCK_EX), 0);
+		assert_int_equal(queue_drop_open(fx->q, ids[0], &d, &why), -1);
+		assert_int_equal(errno, EAGAIN);
+		assert_true(sub_has(fx, "drop", ids[0]));
+		close(wfd);
+	}
 	assert_int_equal(queue_drop_open(fx->q, ids[0], &d, &why), -1);
 	assert_false(sub_has(fx, "drop", ids[0]));
 
-	/* 0444 but not a drop file. */
+	/* 0404 but not a drop file. */
 	write_file(fx, "drop", ids[1], "mxrelay-drop 1 garbage\n");
 	snprintf(path, sizeof(path), "%s/drop/%s", fx->spool, ids[1]);
-	assert_int_equal(chmod(path, 0444), 0);
+	assert_int_equal(chmod(path, 0404), 0);
 	assert_int_equal(queue_drop_open(fx->q, ids[1], &d, &why), -2);
 	assert_non_null(why);
 	assert_int_equal(queue_drop_quarantine(fx->q, ids[1], why), 0);
@@ -1504,7 +1515,7 @@ test_drop_bad(void **state)
 		fputc('x', f);
 		fclose(f);
 	}
-	assert_int_equal(chmod(path, 0444), 0);
+	assert_int_equal(chmod(path, 0404), 0);
 	assert_int_equal(queue_drop_open(fx->q, e.id, &d, &why), -2);
 	assert_string_equal(why, "drop file size differs from its header");
 	/* With two links (a hard link planted elsewhere): refused. */
