@@ -1519,13 +1519,26 @@ drop_unfinished(struct queue *q, const char *name, const struct stat *st)
 {
 	int fd;
 
+	struct stat now;
+
 	if (time(NULL) - st->st_mtime <= QUEUE_STALE_SECS)
 		return;
 	fd = openat(q->dropfd, name,
 	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		close(fd);	/* a live writer, however slow */
-		return;
+	if (fd == -1 && errno != EACCES)
+		return;		/* no verdict (EMFILE...): next time */
+	if (fd != -1) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+			close(fd);	/* a live writer, however slow */
+			return;
+		}
+		/* It may have become whole since we looked. */
+		if (fstat(fd, &now) == -1 || !S_ISREG(now.st_mode) ||
+		    (now.st_mode & 07777) == DROP_READY_MODE ||
+		    time(NULL) - now.st_mtime <= QUEUE_STALE_SECS) {
+			close(fd);
+			return;
+		}
 	}
 	if (sys->unlinkat(q->dropfd, name, 0) == 0)
 		log_info("%s: removed unfinished drop file (its writer is gone)",
@@ -1574,7 +1587,30 @@ queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
 	}
 	if (fstat(fd, &st) == -1)
 		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+	if (!S_ISREG(st.st_mode)) {
+		*why = "not a regular file with one link";
+		goto corrupt;
+	}
+	/*
+	 * The writer holds its lock until it has fsync'd, checked and closed
+	 * the file; another pickup holds it until the file is gone.  Ours is
+	 * held until queue_drop_close().
+	 */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK)
+			goto fail;
+		close(fd);
+		errno = EAGAIN;
+		return -1;
+	}
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (st.st_nlink == 0) {
+		close(fd);	/* another pickup took it while we waited */
+		errno = ENOENT;
+		return -1;
+	}
+	if (st.st_nlink != 1) {
 		*why = "not a regular file with one link";
 		goto corrupt;
 	}

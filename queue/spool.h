@@ -109,8 +109,10 @@ int	 queue_scan(struct queue *, queue_scan_cb, void *arg);
  * The drop folder, read by the spool's owner (src/pickup.c).  list: the
  * names of drop/ that are queue ids.  open: 0 with d filled (the fd, the
  * submitter's uid from the file's owner, where the body lies, the
- * envelope it carried); -1 with errno (EAGAIN: not finished yet; a file
- * unfinished for an hour is removed); -2 with errno EBADMSG and the
+ * envelope it carried) and the file's lock held until queue_drop_close()
+ * (remove the file first); -1 with errno (EAGAIN: not finished yet, or its
+ * writer or another pickup holds it; a file unfinished for an hour and
+ * not locked is removed); -2 with errno EBADMSG and the
  * reason in *why when the file is not a well-formed drop file (the caller
  * moves it aside with queue_drop_quarantine).  remove: unlink and fsync
  * drop/.

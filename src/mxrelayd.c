@@ -565,7 +565,8 @@ ctl_list(struct ctl_conn *cc)
 		struct strlist ids = { NULL, 0, 0 };
 
 		qmgr_submitted_by(cc->d->qm, (uint32_t)cc->uid, &ids);
-		for (size_t i = 0; i < ids.n; i++) {
+		for (size_t i = 0; i < ids.n &&
+		    l.len < CONTROL_LIST_MAX - 64; i++) {
 			struct envelope env;
 
 			if (queue_env_load(cc->d->q, ids.v[i], &env) == 0) {
@@ -835,12 +836,16 @@ watch_open(struct daemon *d)
 	char *drop_dir = xasprintf("%s/drop", d->cur->conf.spool_dir);
 
 	d->env_dir = xasprintf("%s/env", d->cur->conf.spool_dir);
-	/* A drop file is whole once its mode changes (IN_ATTRIB). */
+	/*
+	 * A drop file is whole once its mode changes (IN_ATTRIB), and can be
+	 * taken once its writer closed it and let go of its lock
+	 * (IN_CLOSE_WRITE).
+	 */
 	if ((d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
 	    inotify_add_watch(d->inofd, d->env_dir, IN_MOVED_TO |
 	    IN_DONT_FOLLOW | IN_ONLYDIR) == -1 ||
 	    (d->wd_drop = inotify_add_watch(d->inofd, drop_dir, IN_ATTRIB |
-	    IN_DONT_FOLLOW | IN_ONLYDIR)) == -1 ||
+	    IN_CLOSE_WRITE | IN_DONT_FOLLOW | IN_ONLYDIR)) == -1 ||
 	    ev_fd_add(d->loop, d->inofd, EV_READ, ino_read, d) == -1) {
 		log_warn("%s: inotify (looking every second instead)",
 		    d->env_dir);
@@ -1053,6 +1058,12 @@ spool_open(struct daemon *d)
 	const struct conf *c = &d->cur->conf;
 	uid_t owner;
 
+	char err[512];
+
+	if (privs_check_not_submitter(err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_CONFIG;
+	}
 	if (privs_spool_owner(c->spool_dir, &owner) == 0 &&
 	    owner != geteuid()) {
 		log_warnx("%s: owned by uid %lu, not by this daemon (uid %lu); "

@@ -163,9 +163,9 @@ pickup_one(struct queue *q, const struct conf *conf, const char *name,
 
 		if (e == EEXIST && already_in(q, name, &d)) {
 			/* Taken in before, and the drop file outlived it. */
-			queue_drop_close(&d);
 			if (queue_drop_remove(q, name) == -1)
 				log_warn("%s: removing drop/%s", name, name);
+			queue_drop_close(&d);
 			return false;
 		}
 		/* The id is someone else's (a clock step): a new one. */
@@ -198,16 +198,18 @@ pickup_one(struct queue *q, const struct conf *conf, const char *name,
 		env.submit_user = xstrdup(pw->pw_name);
 	else
 		env.submit_user = xasprintf("#%lu", (unsigned long)d.uid);
-	queue_drop_close(&d);
 
+	/* The drop file's lock is held until the file is gone. */
 	if (queue_new_commit(qn, &env) == -1) {
 		log_warn("%s: cannot take drop/%s into the queue (left there)",
 		    name, name);
+		queue_drop_close(&d);
 		envelope_free(&env);
 		return false;
 	}
 	if (queue_drop_remove(q, name) == -1)
 		log_warn("%s: removing drop/%s", name, name);
+	queue_drop_close(&d);
 	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu, uid=%lu, user=%s "
 	    "(queued from drop/)", env.id,
 	    util_escape(esc, sizeof(esc), env.sender),

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -130,6 +131,59 @@ give(int fd, const char *what, uid_t uid, gid_t gid, mode_t mode, char *err,
 }
 
 /*
+ * Every folder of the spool, and every file in them, belongs to uid:
+ * messages that root queued in an earlier version's spool would be
+ * unreadable for the daemon.  Nothing is changed here.
+ */
+static int
+spool_files_owned(int fd, const char *spool_dir, uid_t uid, char *err,
+    size_t errlen)
+{
+	static const char *subs[] = { "tmp", "data", "env", "corrupt", "drop" };
+
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		struct dirent *de;
+		struct stat st;
+		DIR *d;
+		int sfd;
+
+		if ((sfd = openat(fd, subs[i], O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+			if (errno == ENOENT)
+				continue;
+			util_seterr(err, errlen, "%s/%s: %s", spool_dir, subs[i],
+			    strerror(errno));
+			return -1;
+		}
+		if (fstat(sfd, &st) == -1 || st.st_uid != uid ||
+		    (d = fdopendir(sfd)) == NULL) {
+			close(sfd);
+			goto not_owned;
+		}
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if (strcmp(subs[i], "drop") == 0)
+				continue;	/* the submitters' files */
+			if (fstatat(sfd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1 || st.st_uid != uid) {
+				closedir(d);
+				goto not_owned;
+			}
+		}
+		closedir(d);
+	}
+	return 0;
+not_owned:
+	util_seterr(err, errlen, "%s: files of another user than the daemon's "
+	    "(uid %lu) in it, queued by an earlier version: give them to that "
+	    "user first (chown -R), then run mxrelayd -i again", spool_dir,
+	    (unsigned long)uid);
+	return -1;
+}
+
+/*
  * An existing spool of user's (-i, after an upgrade): the submit group
  * and the modes the drop folder needs.  Only folders that already belong
  * to user are changed (opened without following links), and drop/ is
@@ -141,7 +195,7 @@ spool_fix(int fd, const char *spool_dir, uid_t uid, gid_t gid, bool group,
 {
 	struct stat st;
 	char *what = xasprintf("%s/drop", spool_dir);
-	int dfd = -1, rc = -1;
+	int dfd = -1, made, rc = -1;
 
 	if (fstat(fd, &st) == -1) {
 		util_seterr(err, errlen, "%s: %s", spool_dir, strerror(errno));
@@ -154,17 +208,20 @@ spool_fix(int fd, const char *spool_dir, uid_t uid, gid_t gid, bool group,
 		    (unsigned long)uid);
 		goto done;
 	}
+	if (spool_files_owned(fd, spool_dir, uid, err, errlen) == -1)
+		goto done;
 	if (give(fd, spool_dir, uid, gid, group ? 0710 : 0700, err,
 	    errlen) == -1)
 		goto done;
-	if (make_dir(fd, "drop", &dfd, err, errlen) == -1)
+	if ((made = make_dir(fd, "drop", &dfd, err, errlen)) == -1)
 		goto done;
 	if (dfd == -1 && (dfd = openat(fd, "drop",
 	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		util_seterr(err, errlen, "%s: %s", what, strerror(errno));
 		goto done;
 	}
-	if (fstat(dfd, &st) == -1 || (st.st_uid != uid && st.st_uid != 0)) {
+	/* Root's only when we just made it. */
+	if (fstat(dfd, &st) == -1 || (st.st_uid != uid && !made)) {
 		util_seterr(err, errlen, "%s: not the spool owner's", what);
 		goto done;
 	}
@@ -292,7 +349,8 @@ privs_become(uid_t uid, gid_t gid, char *err, size_t errlen)
 }
 
 int
-privs_become_spool_owner(const char *spool_dir, char *err, size_t errlen)
+privs_become_spool_owner(const char *spool_dir, const char *user, char *err,
+    size_t errlen)
 {
 	struct passwd *pw;
 	struct stat st;
@@ -311,8 +369,37 @@ privs_become_spool_owner(const char *spool_dir, char *err, size_t errlen)
 	}
 	if (st.st_uid == 0)
 		return 0;	/* root's own spool */
-	gid = (pw = getpwuid(st.st_uid)) != NULL ? pw->pw_gid : st.st_gid;
+	if (user == NULL || (pw = getpwnam(user)) == NULL ||
+	    pw->pw_uid != st.st_uid) {
+		util_seterr(err, errlen, "%s: owned by uid %lu, not by %s (the "
+		    "configuration's user): root does not work as whoever made "
+		    "it", spool_dir, (unsigned long)st.st_uid,
+		    user != NULL ? user : "?");
+		return -1;
+	}
+	gid = pw->pw_gid;
 	return privs_become(st.st_uid, gid, err, errlen);
+}
+
+int
+privs_check_not_submitter(char *err, size_t errlen)
+{
+	struct group *gr;
+	gid_t groups[256];
+	int n;
+
+	if (geteuid() == 0 || (gr = getgrnam(SUBMIT_GROUP)) == NULL)
+		return 0;
+	n = getgroups(256, groups);
+	for (int i = -1; i < n; i++)
+		if ((i == -1 ? getegid() : groups[i]) == gr->gr_gid) {
+			util_seterr(err, errlen, "the spool's owner (uid %lu) is "
+			    "in the submit group %s: it could not read what "
+			    "users drop (take it out of the group)",
+			    (unsigned long)geteuid(), SUBMIT_GROUP);
+			return -1;
+		}
+	return 0;
 }
 
 void

@@ -31,10 +31,12 @@ int	 privs_runtime_prepare(const char *dir, const char *user, char *err,
 	    size_t errlen);
 /*
  * Root only: become the owner of spool_dir (its uid, and the primary
- * group of that user), for good.  A spool owned by root keeps root.
+ * group of that user), for good.  A spool owned by root keeps root.  The
+ * owner must be user (the configuration's): root never becomes whoever
+ * happened to make the folder.
  */
-int	 privs_become_spool_owner(const char *spool_dir, char *err,
-	    size_t errlen);
+int	 privs_become_spool_owner(const char *spool_dir, const char *user,
+	    char *err, size_t errlen);
 /* Become uid:gid for good (supplementary groups: gid only). */
 int	 privs_become(uid_t uid, gid_t gid, char *err, size_t errlen);
 /*
@@ -44,5 +46,11 @@ int	 privs_become(uid_t uid, gid_t gid, char *err, size_t errlen);
 int	 privs_spool_owner(const char *spool_dir, uid_t *uid);
 /* Lose the set-group-ID privilege of the program for good. */
 void	 privs_lose_setgid(void);
+/*
+ * The spool's owner must not be in the submit group: drop files are mode
+ * 0404, so the group's bits would deny it the read.  -1 with err when it
+ * is (root, who reads anything, is never refused).
+ */
+int	 privs_check_not_submitter(char *err, size_t errlen);
 
 #endif

@@ -405,7 +405,8 @@ as_spool_owner(const struct conf *conf, bool create, bool *missing)
 		*missing = true;
 		return 0;
 	}
-	if (privs_become_spool_owner(conf->spool_dir, err, sizeof(err)) == -1) {
+	if (privs_become_spool_owner(conf->spool_dir, conf->user, err,
+	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return EX_OSERR;
 	}
@@ -1160,6 +1161,14 @@ run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 	}
 	if ((rc = ask_daemon(conf, ro.only_id)) != -1)
 		return rc;
+	{
+		char err[512];
+
+		if (privs_check_not_submitter(err, sizeof(err)) == -1) {
+			log_warnx("%s", err);
+			return EX_CONFIG;
+		}
+	}
 	if (runner_run(conf, &ro, &st) == -1)
 		return EX_TEMPFAIL;
 	return EX_OK;

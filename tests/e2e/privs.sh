@@ -11,6 +11,13 @@
 # whole test: privs_require).
 PRIVS=no
 PRIVS_CHROOT=no
+# A chroot: no mount at / (the root is a folder of another file system),
+# and none at /etc or /usr either (not the host's /etc bound in).
+privs_in_chroot() {
+	[ -r /proc/self/mountinfo ] &&
+	    ! awk '$5 == "/" || $5 == "/etc" || $5 == "/usr" || $5 == "/usr/local" ||
+		$5 == "/usr/local/etc" { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null &&
     command -v unshare > /dev/null && command -v useradd > /dev/null &&
     command -v groupadd > /dev/null; then
@@ -18,18 +25,20 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null &&
 		PRIVS=yes
 	elif unshare -m --propagation private true 2> /dev/null; then
 		MXPRIV_NS=1 exec unshare -m --propagation private sh "$0" "$@"
-	elif [ -e /proc/1/root/. ] &&
-	    [ "$(stat -Lc %d:%i /)" != "$(stat -Lc %d:%i /proc/1/root/.)" ]; then
+	elif privs_in_chroot; then
 		PRIVS=yes
 		PRIVS_CHROOT=yes
-		# One such test at a time: they share the chroot's /etc.
+		# One such test at a time: they share the chroot's /etc.  What
+		# to undo is kept in a root-only folder, so that a run that was
+		# killed is undone by the next one.
+		PRIVS_STATE=/var/lib/mxrelay-privs-test
+		mkdir -p -m 0700 "$PRIVS_STATE"
 		if command -v flock > /dev/null; then
-			exec 8> /tmp/mxrelay-privs-test.lock
+			exec 8>> "$PRIVS_STATE/lock"
 			flock 8
 		fi
 	fi
 fi
-PRIVS_UNDO=""
 
 privs_require() {
 	[ "$PRIVS" = yes ] || { echo "# needs root, setpriv, unshare, useradd"; exit 77; }
@@ -45,20 +54,32 @@ overlay() {
 	    { echo "# overlayfs not available"; exit 77; }
 }
 
-# Undo, in a chroot, what privs_setup added to /etc and sysconfdir.
+# Undo, in a chroot, what privs_setup added to /etc and sysconfdir (the
+# list is in $PRIVS_STATE/undo; every process of those users is gone).
 privs_undo() {
-	[ "$PRIVS_CHROOT" = yes ] || return 0
-	for u in $PRIVS_UNDO; do
+	[ "$PRIVS_CHROOT" = yes ] && [ -f "$PRIVS_STATE/undo" ] || return 0
+	while read -r u; do
 		case $u in
-		user:*) userdel "${u#user:}" 2> /dev/null;;
-		group:*) groupdel "${u#group:}" 2> /dev/null;;
-		conf:*) if [ -e "$T/sysconf.saved" ]; then
-				cp -p "$T/sysconf.saved" "${u#conf:}"
+		user:*) userdel "${u#user:}" || echo "# userdel ${u#user:} failed" >&2;;
+		group:*) groupdel "${u#group:}" || echo "# groupdel ${u#group:} failed" >&2;;
+		conf:*) if [ -e "$PRIVS_STATE/sysconf.saved" ]; then
+				cp -p "$PRIVS_STATE/sysconf.saved" "${u#conf:}"
 			else
 				rm -f "${u#conf:}"
 			fi;;
 		esac
-	done
+	done < "$PRIVS_STATE/undo"
+	rm -f "$PRIVS_STATE/undo" "$PRIVS_STATE/sysconf.saved"
+}
+
+# privs_note WHAT: remember something to undo (users before groups).
+privs_note() {
+	[ "$PRIVS_CHROOT" = yes ] || return 0
+	case $1 in
+	user:*) { echo "$1"; cat "$PRIVS_STATE/undo" 2> /dev/null; } > "$PRIVS_STATE/undo.new";;
+	*) { cat "$PRIVS_STATE/undo" 2> /dev/null; echo "$1"; } > "$PRIVS_STATE/undo.new";;
+	esac
+	mv "$PRIVS_STATE/undo.new" "$PRIVS_STATE/undo"
 }
 
 # privs_setup: (after lib.sh) the overlays, the users and the group, and
@@ -76,22 +97,25 @@ privs_setup() {
 		overlay "$SYSCONFDIR"
 	fi
 	if [ "$PRIVS_CHROOT" = yes ]; then
-		trap 'privs_undo; if command -v world_cleanup > /dev/null; then world_cleanup; else cleanup; fi' EXIT
-		[ -e "$SYSCONF" ] && cp -p "$SYSCONF" "$T/sysconf.saved"
-		PRIVS_UNDO="conf:$SYSCONF"
+		privs_undo	# what a killed run left
+		# Processes first (userdel refuses a user who runs), then /etc.
+		trap 'if command -v world_cleanup > /dev/null; then world_cleanup; else cleanup; fi; privs_undo' EXIT
+		trap 'exit 1' INT TERM HUP
+		[ -e "$SYSCONF" ] && cp -p "$SYSCONF" "$PRIVS_STATE/sysconf.saved"
+		privs_note "conf:$SYSCONF"
 	fi
 	if ! getent group mxsubmit > /dev/null; then
 		groupadd --system mxsubmit || fail groupadd
-		PRIVS_UNDO="$PRIVS_UNDO group:mxsubmit"
+		privs_note group:mxsubmit
 	fi
 	if ! getent passwd mxrelay > /dev/null; then
 		useradd --system --no-create-home -d /nonexistent -s /usr/sbin/nologin mxrelay ||
 		    fail "useradd mxrelay"
-		PRIVS_UNDO="user:mxrelay $PRIVS_UNDO"
+		privs_note user:mxrelay
 	fi
 	getent passwd mxother > /dev/null && fail "a user mxother exists already"
 	useradd --no-create-home -d /nonexistent -s /bin/sh mxother || fail "useradd mxother"
-	PRIVS_UNDO="user:mxother $PRIVS_UNDO"
+	privs_note user:mxother
 	id www-data > /dev/null || fail "no www-data user"
 	mkdir -p "$T/bin"
 	cp "$MXRELAY" "$T/bin/mxrelay"

@@ -190,6 +190,7 @@ EOF
 mkfifo "$T/hold.in"
 as mxother $PY "$T/hold.py" "$T/run/mxrelayd.sock" < "$T/hold.in" > "$T/hold.out" 2>&1 &
 hpid=$!
+PIDS="$PIDS $hpid"
 exec 9> "$T/hold.in"
 within 5 grep -q . "$T/hold.out" || fail "no answer to the 5th connection"
 grep -q 'error too many connections' "$T/hold.out" || fail "5th connection of one user: $(cat "$T/hold.out")"
@@ -201,11 +202,18 @@ ok "control socket: one user gets at most 4 connections; root still gets through
 
 # A second daemon on the same spool, with another runtime_dir: refused.
 sed "s|^runtime_dir = .*|runtime_dir = $T/run2|" "$CONF" > "$T/second.conf"
-expect_rc 69 "second daemon, other runtime_dir" "$MXRELAYD" -f -C "$T/second.conf"
+expect_rc 69 "second daemon, other runtime_dir" timeout 30 "$MXRELAYD" -f -C "$T/second.conf"
 expect_err "already running on the spool"
 kill -0 "$DPID" || fail "the first daemon died"
 daemon_stop
 ok "a second mxrelayd on the same spool is refused (69) whatever its runtime_dir"
+
+# The spool's owner in the submit group could not read 0404 drop files:
+# refused at start.
+sed "s|^group = .*|group = mxsubmit|" "$CONF" > "$T/ingroup.conf"
+expect_rc 78 "daemon in the submit group" timeout 30 "$MXRELAYD" -f -C "$T/ingroup.conf"
+expect_err "in the submit group"
+ok "a daemon whose group is the submit group refuses to start (78)"
 
 
 # 8. Planted symbolic links, as the spool's owner would plant them.
@@ -254,6 +262,11 @@ sed "s|^spool_dir = .*|spool_dir = $OLD|" "$CONF" > "$SYSCONF"
 printf 'Subject: up\n\nup\n' > "$T/m6"
 as www-data "$SM" up@site.test < "$T/m6" > "$T/out" 2>&1
 [ $? = 73 ] || fail "submission into an old spool: $(cat "$T/out")"
+# A message root queued there before: -i refuses until it is given away.
+printf 'x' > "$OLD/env/00000000000001000001"
+expect_rc 73 "mxrelayd -i with root's files in the spool" "$MXRELAYD" -i
+expect_err "chown -R"
+chown -R mxrelay:mxrelay "$OLD"
 expect_rc 0 "mxrelayd -i on an old spool" "$MXRELAYD" -i
 [ "$(stat -c '%U %G %a' "$OLD")" = "mxrelay mxsubmit 710" ] || fail "old spool: $(stat -c '%U %G %a' "$OLD")"
 [ "$(stat -c '%U %G %a' "$OLD/drop")" = "mxrelay mxsubmit 1730" ] || fail "old drop: $(stat -c '%U %G %a' "$OLD/drop")"

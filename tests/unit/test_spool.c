@@ -1440,6 +1440,23 @@ test_drop(void **state)
 	assert_memory_equal(buf, fx->body, 60);
 	free(buf);
 
+	/* Its writer, or another pickup, holds the lock: not yet. */
+	{
+		struct queue_drop d2;
+		int lfd = open(path, O_RDONLY);
+
+		assert_true(lfd >= 0);
+		assert_int_equal(flock(lfd, LOCK_EX | LOCK_NB), -1);
+		close(lfd);
+		queue_drop_close(&d);
+		lfd = open(path, O_RDONLY);
+		assert_int_equal(flock(lfd, LOCK_EX | LOCK_NB), 0);
+		assert_int_equal(queue_drop_open(fx->q, e.id, &d2, &why), -1);
+		assert_int_equal(errno, EAGAIN);
+		close(lfd);
+		assert_int_equal(queue_drop_open(fx->q, e.id, &d, &why), 0);
+	}
+
 	/* The owner keeps the id; a second take-in of it is EEXIST. */
 	assert_int_equal(queue_new_begin_id(fx->q, e.id, &qn), 0);
 	assert_int_equal(queue_new_write(qn, fx->body, 60), 0);
