@@ -82,12 +82,23 @@ privs_note() {
 	mv "$PRIVS_STATE/undo.new" "$PRIVS_STATE/undo"
 }
 
+# privs_reachable: other users can reach the folder of the default
+# configuration file (make distcheck installs below its build tree, which
+# may be below root's home, 0700).
+privs_reachable() {
+	d=$("$MXRELAY" --help | sed -n 's/.*configuration file (default \(.*\)).*/\1/p')
+	d=$(dirname "${d:-/}")
+	while [ ! -d "$d" ]; do d=$(dirname "$d"); done
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$d"
+}
+
 # privs_setup: (after lib.sh) the overlays, the users and the group, and
 # the installed form of mxrelay in $T/bin: set-group-ID mxsubmit, with
 # sendmail and mailq links ($SM is sendmail).  SYSCONF: the configuration
 # file that sendmail reads by default.
 privs_setup() {
 	privs_require
+	privs_reachable || { echo "# the configuration's folder is out of other users' reach"; exit 77; }
 	SYSCONF=$("$MXRELAY" --help | sed -n 's/.*configuration file (default \(.*\)).*/\1/p')
 	[ -n "$SYSCONF" ] || fail "no default configuration path in --help"
 	SYSCONFDIR=$(dirname "$SYSCONF")
