@@ -8,8 +8,9 @@
 # the reason.  A message that becomes readable again is delivered.
 #
 # The daemon runs as $DUSER (nobody when the test runs as root), so a
-# file of mode 000 is closed to it.  mxrelay -q run by root may read any
-# file, so there the envelope is made a directory, which nobody can read.
+# file of mode 000 is closed to it.  For mxrelay -q (root, which becomes
+# the spool's owner) the envelope is made a directory, which nobody can
+# read as a file.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
