@@ -129,10 +129,6 @@
 #define DROP_READY_MODE		0404	/* whole: the owner reads it as "other" */
 #define DROP_WRITING_MODE	0604	/* being written, its writer holds a lock */
 
-#ifndef SUBMIT_GROUP
-#define SUBMIT_GROUP		"mxsubmit"
-#endif
-
 struct queue {
 	char	*dir;
 	int	 rootfd;
@@ -330,7 +326,7 @@ submit_gid(void)
 
 /*
  * drop/: made here with mode 1730 and the submit group (the group only
- * when we may give it: root, or an owner in that group).  An existing
+ * when we may give it: as root; the owner may not be in that group).  An existing
  * drop/ is taken as it is.  Without create, a missing drop/ is no error.
  */
 static int
@@ -791,7 +787,7 @@ queue_new_write(struct queue_new *qn, const void *p, size_t n)
 }
 
 /*
- * Drop mode: body, then envelope, then the header at offset 0, mode 0444,
+ * Drop mode: body, then envelope, then the header at offset 0, mode 0404,
  * one fsync (see "Drop folder" at the top).
  */
 static int
@@ -844,10 +840,9 @@ drop_commit(struct queue_new *qn, struct envelope *env)
 done:
 	saved = errno;
 	if (rc == -1) {
-		if (qn->fd != -1)
+		/* A write that failed (qn->err) has removed it already. */
+		if (qn->err == 0)
 			new_unlink(qn);
-		else if (qn->err == 0)
-			new_unlink(qn);	/* closed, but close failed */
 		env->id[0] = '\0';
 	}
 	if (qn->fd != -1)
@@ -1517,9 +1512,8 @@ pread_all(int fd, void *buf, size_t n, off_t off)
 static void
 drop_unfinished(struct queue *q, const char *name, const struct stat *st)
 {
-	int fd;
-
 	struct stat now;
+	int fd;
 
 	if (time(NULL) - st->st_mtime <= QUEUE_STALE_SECS)
 		return;
@@ -1585,12 +1579,6 @@ queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
 		}
 		return -1;
 	}
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		*why = "not a regular file with one link";
-		goto corrupt;
-	}
 	/*
 	 * The writer holds its lock until it has fsync'd, checked and closed
 	 * the file; another pickup holds it until the file is gone.  Ours is
@@ -1610,7 +1598,7 @@ queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
 		errno = ENOENT;
 		return -1;
 	}
-	if (st.st_nlink != 1) {
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		*why = "not a regular file with one link";
 		goto corrupt;
 	}

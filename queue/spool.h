@@ -76,7 +76,10 @@ void	 queue_msg_unlock(int lockfd);
 int	 queue_env_load(struct queue *, const char *id, struct envelope *);
 /* Replace the envelope atomically (temp, fsync, rename, fsync dir). */
 int	 queue_env_update(struct queue *, const struct envelope *);
-/* Open the body read-only; returns an fd or -1. */
+/*
+ * Open the body read-only; returns an fd or -1.  Never through a symbolic
+ * link (ELOOP), and only a regular file (EINVAL otherwise).
+ */
 int	 queue_body_open(struct queue *, const char *id);
 /* Remove a finished message: envelope first, then the body. */
 int	 queue_msg_remove(struct queue *, const char *id);

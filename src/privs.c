@@ -20,10 +20,6 @@
 #include "privs.h"
 #include "util.h"
 
-#ifndef SUBMIT_GROUP
-#define SUBMIT_GROUP	"mxsubmit"
-#endif
-
 /*
  * Open the parent folder of path as root, making the missing ones (0755,
  * each made durable in its parent).  Every folder on the way must be
@@ -184,35 +180,18 @@ not_owned:
 }
 
 /*
- * An existing spool of user's (-i, after an upgrade): the submit group
- * and the modes the drop folder needs.  Only folders that already belong
- * to user are changed (opened without following links), and drop/ is
- * made when missing.
+ * The spool's drop/ (the spool at fd): made when missing, else opened
+ * without following a link and taken only when it is user's; then given
+ * to uid and the submit group (gid), mode 1730.
  */
 static int
-spool_fix(int fd, const char *spool_dir, uid_t uid, gid_t gid, bool group,
-    char *err, size_t errlen)
+drop_prepare(int fd, const char *spool_dir, uid_t uid, gid_t gid, char *err,
+    size_t errlen)
 {
 	struct stat st;
 	char *what = xasprintf("%s/drop", spool_dir);
 	int dfd = -1, made, rc = -1;
 
-	if (fstat(fd, &st) == -1) {
-		util_seterr(err, errlen, "%s: %s", spool_dir, strerror(errno));
-		goto done;
-	}
-	if (st.st_uid != uid) {
-		util_seterr(err, errlen, "%s: owned by uid %lu, not by the "
-		    "daemon's user (uid %lu): give it to that user first "
-		    "(chown -R)", spool_dir, (unsigned long)st.st_uid,
-		    (unsigned long)uid);
-		goto done;
-	}
-	if (spool_files_owned(fd, spool_dir, uid, err, errlen) == -1)
-		goto done;
-	if (give(fd, spool_dir, uid, gid, group ? 0710 : 0700, err,
-	    errlen) == -1)
-		goto done;
 	if ((made = make_dir(fd, "drop", &dfd, err, errlen)) == -1)
 		goto done;
 	if (dfd == -1 && (dfd = openat(fd, "drop",
@@ -233,6 +212,35 @@ done:
 	return rc;
 }
 
+/*
+ * An existing spool of user's (-i, after an upgrade): the submit group
+ * and the modes the drop folder needs.  Only folders that already belong
+ * to user are changed (opened without following links), and drop/ is
+ * made when missing.
+ */
+static int
+spool_fix(int fd, const char *spool_dir, uid_t uid, gid_t gid, bool group,
+    char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1) {
+		util_seterr(err, errlen, "%s: %s", spool_dir, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != uid) {
+		util_seterr(err, errlen, "%s: owned by uid %lu, not by the "
+		    "daemon's user (uid %lu): give it to that user first "
+		    "(chown -R)", spool_dir, (unsigned long)st.st_uid,
+		    (unsigned long)uid);
+		return -1;
+	}
+	if (spool_files_owned(fd, spool_dir, uid, err, errlen) == -1 ||
+	    drop_prepare(fd, spool_dir, uid, gid, err, errlen) == -1)
+		return -1;
+	return give(fd, spool_dir, uid, gid, group ? 0710 : 0700, err, errlen);
+}
+
 int
 privs_spool_prepare(const char *spool_dir, const char *user, bool fix,
     char *err, size_t errlen)
@@ -241,8 +249,8 @@ privs_spool_prepare(const char *spool_dir, const char *user, bool fix,
 	struct group *gr;
 	uid_t uid = 0;
 	gid_t gid = 0;
-	int pfd, fd = -1, dfd = -1, r, rc = -1;
-	char *copy, *what = NULL;
+	int pfd, fd = -1, r, rc = -1;
+	char *copy;
 	const char *base;
 
 	if (geteuid() != 0)
@@ -272,21 +280,16 @@ privs_spool_prepare(const char *spool_dir, const char *user, bool fix,
 		goto done;
 	}
 	/* drop/ before the spool is given away: nobody else can be in it. */
-	what = xasprintf("%s/drop", spool_dir);
-	if (make_dir(fd, "drop", &dfd, err, errlen) != 1 ||
-	    give(dfd, what, uid, gid, 01730, err, errlen) == -1 ||
+	if (drop_prepare(fd, spool_dir, uid, gid, err, errlen) == -1 ||
 	    give(fd, spool_dir, uid, gid, gr != NULL ? 0710 : 0700, err,
 	    errlen) == -1)
 		goto done;
 	rc = 0;
 done:
-	if (dfd != -1)
-		close(dfd);
 	if (fd != -1)
 		close(fd);
 	close(pfd);
 	free(copy);
-	free(what);
 	return rc;
 }
 
@@ -353,32 +356,26 @@ privs_become_spool_owner(const char *spool_dir, const char *user, char *err,
     size_t errlen)
 {
 	struct passwd *pw;
-	struct stat st;
-	gid_t gid;
+	uid_t owner;
 
 	if (geteuid() != 0)
 		return 0;
-	if (lstat(spool_dir, &st) == -1) {
-		util_seterr(err, errlen, "%s: %s", spool_dir, strerror(errno));
+	if (privs_spool_owner(spool_dir, &owner) == -1) {
+		util_seterr(err, errlen, "%s: %s", spool_dir, errno == ENOTDIR ?
+		    "not a folder (or a symbolic link)" : strerror(errno));
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		util_seterr(err, errlen, "%s: not a folder (%s)", spool_dir,
-		    S_ISLNK(st.st_mode) ? "a symbolic link" : "another type");
-		return -1;
-	}
-	if (st.st_uid == 0)
+	if (owner == 0)
 		return 0;	/* root's own spool */
 	if (user == NULL || (pw = getpwnam(user)) == NULL ||
-	    pw->pw_uid != st.st_uid) {
+	    pw->pw_uid != owner) {
 		util_seterr(err, errlen, "%s: owned by uid %lu, not by %s (the "
 		    "configuration's user): root does not work as whoever made "
-		    "it", spool_dir, (unsigned long)st.st_uid,
+		    "it", spool_dir, (unsigned long)owner,
 		    user != NULL ? user : "?");
 		return -1;
 	}
-	gid = pw->pw_gid;
-	return privs_become(st.st_uid, gid, err, errlen);
+	return privs_become(owner, pw->pw_gid, err, errlen);
 }
 
 int

@@ -524,6 +524,16 @@ body_is_8bit(int fd, bool *eightbit)
 	}
 }
 
+/* The local user who queued the message, when its envelope says. */
+static void
+ent_note_submitter(struct qent *e, const struct envelope *env)
+{
+	if (env->submit_user != NULL) {
+		e->has_submitter = true;
+		e->submit_uid = env->submit_uid;
+	}
+}
+
 static void
 strand_clear(struct qent *e)
 {
@@ -816,10 +826,7 @@ msg_load(struct qmgr *qm, struct qent *qe)
 		msg_skip(m, true);
 		return;
 	}
-	if (m->env.submit_user != NULL) {
-		qe->has_submitter = true;
-		qe->submit_uid = m->env.submit_uid;
-	}
+	ent_note_submitter(qe, &m->env);
 	expired = env_expired(qm, &m->env, now);
 
 	/* The due recipients, by domain (case-insensitive), unless held. */
@@ -869,17 +876,14 @@ msg_load(struct qmgr *qm, struct qent *qe)
 		return;
 	}
 	{
-		struct stat st;
 		char *why = NULL;
 		bool eightbit = false;
 
+		/* It opens only a regular file (EINVAL: something else). */
 		if ((m->body_fd = queue_body_open(qm->q, qe->id)) == -1)
-			why = why_errno("cannot open the message", errno);
-		else if (fstat(m->body_fd, &st) == -1)
-			why = why_errno("cannot read the message", errno);
-		else if (!S_ISREG(st.st_mode))
-			why = xstrdup("cannot read the message: "
-			    "not a regular file");
+			why = errno == EINVAL ? xstrdup("cannot open the "
+			    "message: not a regular file") :
+			    why_errno("cannot open the message", errno);
 		else if (body_is_8bit(m->body_fd, &eightbit) == -1)
 			why = why_errno("cannot read the message", errno);
 		if (why != NULL) {
@@ -1246,10 +1250,7 @@ scan_one(struct queue *q, const struct envelope *env, void *arg)
 		return 0;	/* one-shot: only what is due now */
 	}
 	e = ent_new(qm, env->id);
-	if (env->submit_user != NULL) {
-		e->has_submitter = true;
-		e->submit_uid = env->submit_uid;
-	}
+	ent_note_submitter(e, env);
 	ent_schedule(qm, e, force ? 0 : due);
 	return 0;
 }

@@ -380,16 +380,25 @@ main(int argc, char **argv)
  * Where the caller may work (SPEC "Privileges").
  */
 
+/* There is no spool yet. */
+static bool
+spool_missing(const struct conf *conf)
+{
+	uid_t owner;
+
+	return privs_spool_owner(conf->spool_dir, &owner) == -1 &&
+	    errno == ENOENT;
+}
+
 /*
  * Root becomes the spool's owner, making the spool first when it is
  * missing and create is set.  Others stay as they are.  0, or an exit
- * code; ENOENT in *missing when there is no spool (and create is not set).
+ * code; *missing is set when there is no spool (and create is not set).
  */
 static int
 as_spool_owner(const struct conf *conf, bool create, bool *missing)
 {
 	char err[1024];
-	uid_t owner;
 
 	*missing = false;
 	if (geteuid() != 0)
@@ -400,8 +409,7 @@ as_spool_owner(const struct conf *conf, bool create, bool *missing)
 		    err);
 		return EX_CANTCREAT;
 	}
-	if (privs_spool_owner(conf->spool_dir, &owner) == -1 &&
-	    errno == ENOENT) {
+	if (spool_missing(conf)) {
 		*missing = true;
 		return 0;
 	}
@@ -433,16 +441,13 @@ owns_spool(const struct conf *conf)
 static int
 open_submit_queue(const struct conf *conf, struct queue **qp)
 {
-	uid_t owner;
 	bool missing;
 	int rc, e;
 
 	*qp = NULL;
 	if ((rc = as_spool_owner(conf, true, &missing)) != 0)
 		return rc;
-	if (geteuid() == 0 ||
-	    (privs_spool_owner(conf->spool_dir, &owner) == -1 ?
-	    errno == ENOENT : owner == geteuid())) {
+	if (owns_spool(conf) || spool_missing(conf)) {
 		privs_lose_setgid();
 		if (queue_open(conf->spool_dir, true, qp) == 0)
 			return 0;
