@@ -1128,6 +1128,24 @@ ask_daemon(const struct conf *conf, const char *id)
 	return EX_SOFTWARE;
 }
 
+/*
+ * A daemon runs on this spool (it holds the spool's lock): only then is
+ * the control socket in runtime_dir asked, so that a queue run on another
+ * spool never flushes the system's daemon instead.
+ */
+static bool
+daemon_holds_spool(const struct conf *conf)
+{
+	struct queue *q;
+	bool held;
+
+	if (queue_open(conf->spool_dir, false, &q) == -1)
+		return false;
+	held = queue_lock_spool(q) == -1 && errno == EWOULDBLOCK;
+	queue_close(q);
+	return held;
+}
+
 static int
 run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 {
@@ -1164,7 +1182,8 @@ run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 		}
 		return EX_OK;	/* no spool, nothing to deliver */
 	}
-	if ((rc = ask_daemon(conf, ro.only_id)) != -1)
+	if (daemon_holds_spool(conf) &&
+	    (rc = ask_daemon(conf, ro.only_id)) != -1)
 		return rc;
 	{
 		char err[512];

@@ -8,6 +8,9 @@ set -eu
 exec 2>&1
 B=$(pwd)
 T=$(mktemp -d /tmp/mxrelay-demo.XXXXXX)
+# Root's mxrelay works in the spool as its owner (the user mxrelay, where
+# it exists), who must reach it.
+chmod 755 "$T"
 pids=""
 trap 'for p in $pids; do kill $p 2>/dev/null || true; done; rm -rf "$T"' EXIT
 printf '%s\n' 'demo.example MX 10 mx1.demo.example' 'demo.example MX 20 mx2.demo.example' \
@@ -22,6 +25,7 @@ while ! grep -q 'listen addr=' "$T/sink.log" 2>/dev/null; do sleep 0.05; done
 cat > "$T/mxrelay.conf" <<EOC
 hostname = relay.demo
 spool_dir = $T/spool
+runtime_dir = $T/run
 dns_servers = 127.0.0.1:$(sed -n 's/^port //p' "$T/dns")
 smtp_port = $port
 EOC

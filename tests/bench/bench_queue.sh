@@ -40,6 +40,7 @@ while ! grep -q 'listen addr=127.0.0.19' "$T/sink.log" 2>/dev/null; do sleep 0.0
 cat > "$T/conf" <<EOC
 hostname = relay.bench
 spool_dir = $T/spool
+runtime_dir = $T/run
 dns_servers = 127.0.0.1:$dport
 smtp_port = $port
 listen =

@@ -145,6 +145,7 @@ fi
 cat > "$T/conf" <<EOC
 hostname = relay.bench
 spool_dir = $spool
+runtime_dir = $T/run
 listen = 127.0.0.1:$port
 dns_servers = 127.0.0.1:$dport
 smtp_port = $port

@@ -20,7 +20,7 @@ set +eu
 privs_require
 . "$top_srcdir/tests/e2e/lib.sh"
 privs_setup
-write_conf
+write_conf "user = mxrelay"
 cp "$CONF" "$SYSCONF" && chmod 644 "$SYSCONF"
 "$B/src/mxrelayd" -i || fail "mxrelayd -i"
 printf 'From: bench@example.org\nTo: r@example.net\nSubject: bench\n\n%s\n' \

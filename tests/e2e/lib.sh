@@ -30,13 +30,21 @@ ok() {
 	echo "ok $NOK - $*"
 }
 
-# write_conf [extra lines...]: a config with a spool under $T.
+# write_conf [extra lines...]: a config with a spool under $T.  Unless
+# the lines name a user, it is root: whether this host has a user mxrelay
+# (the default, which root's runs would make the spool's owner) must not
+# change what a test sees.
 write_conf() {
+	user="user = root"
+	for l in "$@"; do
+		case $l in user[\ =]*) user="";; esac
+	done
 	{
 		echo "# written by $0"
 		echo "hostname = relay.test"
 		echo "spool_dir = $SPOOL"
 		echo "runtime_dir = $T/run"
+		[ -n "$user" ] && echo "$user"
 		for l in "$@"; do echo "$l"; done
 	} > "$CONF"
 }

@@ -87,7 +87,7 @@ if [ "$PRIVS" = yes ] && privs_reachable; then
 	privs_setup
 	cp "$SPOOLCHECK" "$T/bin/spoolcheck"
 	SPOOL="$T/spool2"
-	write_conf
+	write_conf "user = mxrelay"
 	cp "$CONF" "$SYSCONF" && chmod 644 "$SYSCONF"
 	"$top_builddir/src/mxrelayd" -i || fail "mxrelayd -i"
 	printf 'Subject: keep\n\nthe first message\n' | "$SM" keep@example.org || fail "first message"

@@ -30,7 +30,7 @@ pick_port
 sink 127.0.0.2
 
 # The configuration, where sendmail looks for it by default.
-world_conf "listen =" "retry_min = 1s" "retry_max = 2s"
+world_conf "listen =" "user = mxrelay" "group = mxrelay" "retry_min = 1s" "retry_max = 2s"
 cp "$CONF" "$SYSCONF"
 chmod 644 "$SYSCONF"
 
