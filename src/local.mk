@@ -1,37 +1,50 @@
-# src/: the programs and the modules they share.
-# Module sources are added to the libraries by the fragment that owns them
-# (tests/unit/*.mk, src/*.mk); this file holds the shared core and mains.
+# src/: every production source of the programs, and nothing else (the
+# tests are listed under tests/).  ARCHITECTURE.md has the module map.
 AM_CPPFLAGS += $(CARES_CFLAGS) $(OPENSSL_CFLAGS)
 
-# Levels 0-2 without network code: util, log, conf, aliases, message.
+# Below the network: utilities, logging glue, configuration, aliases,
+# messages, privileges, the control socket's wire format.
 noinst_LIBRARIES += src/libmxcommon.a
 src_libmxcommon_a_SOURCES = \
 	src/util.c src/util.h src/control.c src/control.h \
 	src/privs.c src/privs.h \
+	src/conf.c src/conf.h src/aliases.c src/aliases.h \
+	src/message.c src/message.h \
 	src/log.h src/outcome.h
 
-# The network side: event loop, io, TLS, DNS, SMTP client, delivery.
+# The network side: event loop, io, TLS, DNS, SMTP protocol and client,
+# delivery, scheduling, the queue manager, bounces, the listener.
 noinst_LIBRARIES += src/libmxnet.a
-src_libmxnet_a_SOURCES = src/event.h src/io.h src/tls.h src/dns.h \
-	src/smtp_client.h \
-	src/delivery.c src/delivery.h src/runner.c src/runner.h \
-	src/qmgr.c src/qmgr.h src/pickup.c src/pickup.h
+src_libmxnet_a_SOURCES = \
+	src/event.c src/event.h src/io.c src/io.h src/tls.c src/tls.h \
+	src/dns.c src/dns.h \
+	src/smtp_proto.c src/smtp_proto.h src/smtp_client.c src/smtp_client.h \
+	src/delivery.c src/delivery.h \
+	src/scheduler.c src/scheduler.h src/bounce.c src/bounce.h \
+	src/qmgr.c src/qmgr.h src/pickup.c src/pickup.h \
+	src/runner.c src/runner.h \
+	src/smtpd.c src/smtpd.h src/workq.c src/workq.h \
+	src/submit_bs.c src/submit_bs.h
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
+# Logging to syslog or stderr; kept apart so that the unit tests can link
+# the libraries above with tests/mock_log.c in its place.
+noinst_LIBRARIES += src/libmxlog.a
+src_libmxlog_a_SOURCES = src/log.c
+
+# The libraries in link order, for the programs and the tests.
+MX_LIBS = src/libmxnet.a queue/libqueue.a src/libmxcommon.a
+
 sbin_PROGRAMS += src/mxrelay
-src_mxrelay_SOURCES = src/sendmail.c src/log.c src/submit_bs.c src/submit_bs.h
-src_mxrelay_LDADD = src/libmxnet.a queue/libqueue.a src/libmxcommon.a $(NET_LIBS) \
-	$(CRYPT_LIBS)
+src_mxrelay_SOURCES = src/sendmail.c
+src_mxrelay_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
+
+sbin_PROGRAMS += src/mxrelayd
+src_mxrelayd_SOURCES = src/mxrelayd.c
+src_mxrelayd_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 # Links in the build tree so that argv[0] dispatch can be tried there.
 noinst_SCRIPTS = src/mailq src/sendmail
 src/mailq src/sendmail: src/mxrelay
 	$(AM_V_GEN)rm -f $@ && $(LN_S) mxrelay $@
 CLEANFILES += src/mailq src/sendmail
-
-include $(srcdir)/src/net.mk
-include $(srcdir)/src/dns.mk
-include $(srcdir)/src/smtpc.mk
-include $(srcdir)/src/bounce.mk
-include $(srcdir)/src/smtpd.mk
-include $(srcdir)/src/mxrelayd.mk

@@ -1,4 +1,4 @@
-# tests/bench/bench.mk: the benchmarks.  Never run by `make check` (not in
+# tests/bench/local.mk: the benchmarks.  Never run by `make check` (not in
 # TESTS); the load generator is built with the check programs so that the
 # scripts find it in the build tree.
 #   sh tests/bench/bench_queue.sh BUILDDIR [N]   mxrelay -q delivery rate

@@ -1,0 +1,49 @@
+# tests/fuzz/: libFuzzer targets for the parsers of untrusted input.
+# `make check` builds each with replay.c and runs it over its corpus; see
+# tests/fuzz/fuzz_addrlist.c for a real libFuzzer build.
+FUZZ_CFLAGS = $(TEST_CFLAGS)
+
+check_PROGRAMS += tests/fuzz/fuzz_conf
+tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c tests/fuzz/replay.c \
+	$(TEST_COMMON)
+tests_fuzz_fuzz_conf_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_conf_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-conf.sh
+
+check_PROGRAMS += tests/fuzz/fuzz_addrlist tests/fuzz/fuzz_headers
+tests_fuzz_fuzz_addrlist_SOURCES = tests/fuzz/fuzz_addrlist.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_addrlist_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_addrlist_LDADD = $(TEST_LDADD)
+tests_fuzz_fuzz_headers_SOURCES = tests/fuzz/fuzz_headers.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_headers_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_headers_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-message.sh
+
+check_PROGRAMS += tests/fuzz/fuzz_envelope
+tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_envelope_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_envelope_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-envelope.sh
+
+check_PROGRAMS += tests/fuzz/fuzz_reply
+tests_fuzz_fuzz_reply_SOURCES = tests/fuzz/fuzz_reply.c tests/fuzz/replay.c \
+	$(TEST_COMMON)
+tests_fuzz_fuzz_reply_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_reply_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-reply.sh
+
+# The DNS wire parsers: dnsd's queries and dns.c's responses.
+check_PROGRAMS += tests/fuzz/fuzz_dnsd
+tests_fuzz_fuzz_dnsd_SOURCES = tests/fuzz/fuzz_dnsd.c \
+	tests/fuzz/fuzz_dnsd_wire.c tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_dnsd_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_dnsd_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-dnsd.sh
+
+EXTRA_DIST += tests/fuzz/replay.c \
+	tests/fuzz/run-conf.sh tests/fuzz/run-message.sh \
+	tests/fuzz/run-envelope.sh tests/fuzz/run-reply.sh tests/fuzz/run-dnsd.sh \
+	tests/fuzz/corpus

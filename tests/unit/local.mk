@@ -1,0 +1,118 @@
+# tests/unit/: one cmocka program per module, linked against the same
+# libraries as the programs (tests/mock_log.c stands in for src/log.c).
+# Network tests use the test world (tests/world/) on loopback.
+
+# Levels 0-2.
+check_PROGRAMS += tests/unit/test_util
+tests_unit_test_util_SOURCES = tests/unit/test_util.c $(TEST_COMMON)
+tests_unit_test_util_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_util_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_util
+check_PROGRAMS += tests/unit/test_conf
+tests_unit_test_conf_SOURCES = tests/unit/test_conf.c $(TEST_COMMON)
+tests_unit_test_conf_CPPFLAGS = $(AM_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_conf_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_conf_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_conf
+check_PROGRAMS += tests/unit/test_aliases
+tests_unit_test_aliases_SOURCES = tests/unit/test_aliases.c $(TEST_COMMON)
+tests_unit_test_aliases_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_aliases_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_aliases
+check_PROGRAMS += tests/unit/test_message
+tests_unit_test_message_SOURCES = tests/unit/test_message.c $(TEST_COMMON)
+tests_unit_test_message_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_message_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_message
+check_PROGRAMS += tests/unit/test_envelope
+tests_unit_test_envelope_SOURCES = tests/unit/test_envelope.c $(TEST_COMMON)
+tests_unit_test_envelope_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_envelope_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_envelope
+check_PROGRAMS += tests/unit/test_spool
+tests_unit_test_spool_SOURCES = tests/unit/test_spool.c $(TEST_COMMON)
+tests_unit_test_spool_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_spool_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_spool
+
+# The drop folder's pickup (src/pickup.c) against a real spool.
+check_PROGRAMS += tests/unit/test_pickup
+tests_unit_test_pickup_SOURCES = tests/unit/test_pickup.c $(TEST_COMMON)
+tests_unit_test_pickup_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_pickup_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_pickup
+
+# Retry arithmetic and the DSN builder.
+check_PROGRAMS += tests/unit/test_scheduler
+tests_unit_test_scheduler_SOURCES = tests/unit/test_scheduler.c $(TEST_COMMON)
+tests_unit_test_scheduler_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_scheduler_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_scheduler
+check_PROGRAMS += tests/unit/test_bounce
+tests_unit_test_bounce_SOURCES = tests/unit/test_bounce.c $(TEST_COMMON)
+tests_unit_test_bounce_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_bounce_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_bounce
+
+# The resolver against tests/world/dnsd.
+check_PROGRAMS += tests/unit/test_dns
+tests_unit_test_dns_SOURCES = tests/unit/test_dns.c $(TEST_COMMON)
+tests_unit_test_dns_CPPFLAGS = $(AM_CPPFLAGS) -DDNSD_PATH='"$(abs_top_builddir)/tests/world/dnsd"'
+tests_unit_test_dns_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_dns_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_dns
+
+# Event loop, io; TLS with certificates made at test time by tls-certs.sh
+# (openssl CLI; the test exits 77 when the openssl command is missing).
+check_PROGRAMS += tests/unit/test_event
+tests_unit_test_event_SOURCES = tests/unit/test_event.c $(TEST_COMMON)
+tests_unit_test_event_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_event_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_event
+check_PROGRAMS += tests/unit/test_io
+tests_unit_test_io_SOURCES = tests/unit/test_io.c $(TEST_COMMON)
+tests_unit_test_io_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_io_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_io
+check_PROGRAMS += tests/unit/test_tls
+tests_unit_test_tls_SOURCES = tests/unit/test_tls.c $(TEST_COMMON)
+tests_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_tls_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_tls_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_tls
+
+# SMTP protocol helpers; the client through the real loop and io against
+# smtpsink, TLS (STARTTLS may/encrypt/verify) and AUTH included.
+check_PROGRAMS += tests/unit/test_smtp_proto
+tests_unit_test_smtp_proto_SOURCES = tests/unit/test_smtp_proto.c $(TEST_COMMON)
+tests_unit_test_smtp_proto_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_smtp_proto_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_smtp_proto
+check_PROGRAMS += tests/unit/test_smtp_client
+tests_unit_test_smtp_client_SOURCES = tests/unit/test_smtp_client.c $(TEST_COMMON)
+tests_unit_test_smtp_client_CPPFLAGS = $(AM_CPPFLAGS) -DSMTPC_TEST_TLS \
+	-DSMTPSINK_PATH='"$(abs_top_builddir)/tests/world/smtpsink"'
+tests_unit_test_smtp_client_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_smtp_client_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_smtp_client
+
+# The listener on a real loop, real loopback sockets and a real spool
+# (queue/spool.c's failure-injection table); TLS tests use certificates
+# made by tls-certs.sh, AUTH a users file made with `openssl passwd -6`.
+# Also the raw-read mode of src/io.c, and local sessions (mxrelay -bs,
+# src/submit_bs.c) over pipes, files and ptys.
+check_PROGRAMS += tests/unit/test_smtpd
+tests_unit_test_smtpd_SOURCES = tests/unit/test_smtpd.c $(TEST_COMMON)
+tests_unit_test_smtpd_CPPFLAGS = $(AM_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_smtpd_CFLAGS = $(TEST_CFLAGS) $(CRYPT_CFLAGS)
+tests_unit_test_smtpd_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_smtpd
+
+# The commit threads' queue on its own: real threads and a real loop.
+check_PROGRAMS += tests/unit/test_workq
+tests_unit_test_workq_SOURCES = tests/unit/test_workq.c $(TEST_COMMON)
+tests_unit_test_workq_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_workq_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_workq
+
+EXTRA_DIST += tests/unit/tls-certs.sh
