@@ -6,6 +6,9 @@
 #
 #   sh tests/bench/bench_queue.sh [BUILDDIR] [N]
 #
+# BENCH_LOOPFS=SIZE (as root) puts the spool on a fresh ext4 filesystem
+# (tests/bench/loopfs.sh), as for bench_smtpd.sh.
+#
 # Use an optimised build without sanitizers for figures, e.g.
 #   mkdir /tmp/rel && cd /tmp/rel && /path/to/configure CFLAGS=-O2 && make
 #   make tests/world/dnsd tests/world/smtpsink
@@ -13,9 +16,12 @@
 set -eu
 B=$(cd "${1:-.}" && pwd)
 N=${2:-10000}
-T=$(mktemp -d /tmp/mxrelay-bench.XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-bench.XXXXXX")
 pids=""
-trap 'for p in $pids; do kill $p 2>/dev/null || true; done; rm -rf "$T"' EXIT
+. "$(dirname "$0")/loopfs.sh"
+trap 'for p in $pids; do kill $p 2>/dev/null || true; done; bench_unloop; rm -rf "$T"' EXIT
+bench_loopfs "$T"
+spool=${M:-$T}/spool
 
 : > "$T/zone"
 i=0
@@ -39,7 +45,7 @@ while ! grep -q 'listen addr=127.0.0.19' "$T/sink.log" 2>/dev/null; do sleep 0.0
 
 cat > "$T/conf" <<EOC
 hostname = relay.bench
-spool_dir = $T/spool
+spool_dir = $spool
 runtime_dir = $T/run
 dns_servers = 127.0.0.1:$dport
 smtp_port = $port

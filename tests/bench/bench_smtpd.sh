@@ -45,7 +45,7 @@ done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-bench.XXXXXX")
 S=""		# the sinks' directory
-M=""		# the loop-mounted filesystem of BENCH_LOOPFS
+. "$(dirname "$0")/loopfs.sh"	# M: the filesystem of BENCH_LOOPFS
 pids=""
 dpid=""
 # shellcheck disable=SC2317	# called by the trap
@@ -58,7 +58,7 @@ cleanup() {
 		[ -z "$S" ] || rm -rf "$S"
 		[ -z "$M" ] || rm -rf "${M:?}/spool"
 	fi
-	[ -z "$M" ] || umount "$M" || true
+	bench_unloop
 	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$T"
 }
 trap cleanup EXIT
@@ -123,16 +123,8 @@ for a in $SINKS; do wait_for "$T/sink.log" "listen addr=127.0.0.$a:"; done
 # The daemon drops root to `user`: it must reach the spool in $T.
 chmod 755 "$T"
 spool=$T/spool
-if [ -n "${BENCH_LOOPFS:-}" ]; then
-	[ "$(id -u)" = 0 ] || die "BENCH_LOOPFS needs root (mount)"
-	truncate -s "$BENCH_LOOPFS" "$T/fs.img"
-	mkfs.ext4 -q -F "$T/fs.img" || die "mkfs.ext4 failed"
-	mkdir "$T/fs"
-	mount -o loop "$T/fs.img" "$T/fs" || die "cannot loop-mount $T/fs.img"
-	M=$T/fs
-	chmod 755 "$M"
-	spool=$M/spool
-fi
+bench_loopfs "$T"
+[ -z "$M" ] || spool=$M/spool
 mkdir "$spool"
 echo "spool: $spool ($(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$spool" 2>/dev/null || stat -f -c %T "$spool")); sinks: $S"
 if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then

@@ -6,4 +6,4 @@
 #   sh tests/bench/bench_submit.sh BUILDDIR [N]  serial sendmail, root vs www-data (issue 9)
 check_PROGRAMS += tests/bench/smtpload
 tests_bench_smtpload_SOURCES = tests/bench/smtpload.c
-EXTRA_DIST += tests/bench/bench_queue.sh tests/bench/bench_smtpd.sh tests/bench/bench_submit.sh
+EXTRA_DIST += tests/bench/loopfs.sh tests/bench/bench_queue.sh tests/bench/bench_smtpd.sh tests/bench/bench_submit.sh
