@@ -11,9 +11,11 @@
  * Lists are separated by white space or commas.  An empty value means
  * "none" for lists and optional files and is an error elsewhere.
  *
- * Every key is a row of keys[] below: name, type, where it lives in
- * struct conf, its default as text (parsed by the same code as the file,
- * so a default can never be invalid) and the range it must fall within.
+ * Every key is a row of keys[] below: name, parser (one per type of
+ * value), where it lives in struct conf, its default as text (parsed by
+ * the same code as the file, so a default can never be invalid) and the
+ * range it must fall within.  set_value() finds the row and calls its
+ * parser.
  * After the file, check_conf() derives what depends on other keys
  * (hostname, qualify_domain, default ports) and cross-checks them.
  *
@@ -45,90 +47,107 @@
 
 #define DAY		(24 * 60 * 60)
 
-enum conf_type {
-	CT_HOSTNAME,	/* char *: a DNS name */
-	CT_NAME,	/* char *: a user or group name */
-	CT_PATH,	/* char *: an absolute path */
-	CT_UINT,	/* unsigned, within [min, max] */
-	CT_DURATION,	/* time_t, seconds within [min, max] */
-	CT_SIZE,	/* uint64_t, bytes within [min, max] */
-	CT_TLS,		/* enum tls_policy */
-	CT_HOSTPORTS,	/* struct hostport * + size_t count */
-	CT_CIDRS,	/* struct cidr * + size_t count */
-	CT_RELAYHOST,	/* struct hostport *, NULL = none */
-	CT_TLS_POLICY,	/* struct tls_domain_policy * + count; repeats */
-};
+struct conf_key;
 
-#define CK_OPTIONAL	0x01	/* an empty value unsets it (char *: NULL) */
+/*
+ * A key's parser: reads value, stores it in the field of c that k names
+ * (off, and countoff for lists), replacing what was there (tls_policy
+ * adds an entry instead).  On error nothing in c changes and why says
+ * what is wrong.  An empty value reaches it only for a CK_OPTIONAL key,
+ * where it means "none".
+ */
+typedef int	 conf_set_fn(struct conf *, const struct conf_key *, const char *,
+		    char *, size_t);
+
+static conf_set_fn set_hostname;	/* char *: a DNS name */
+static conf_set_fn set_name;		/* char *: a user or group name */
+static conf_set_fn set_path;		/* char *: an absolute path */
+static conf_set_fn set_uint;		/* unsigned, within [min, max] */
+static conf_set_fn set_duration;	/* time_t, seconds within [min, max] */
+static conf_set_fn set_size;		/* uint64_t, bytes within [min, max] */
+static conf_set_fn set_tls;		/* enum tls_policy */
+static conf_set_fn set_hostports;	/* struct hostport * + size_t count */
+static conf_set_fn set_cidrs;		/* struct cidr * + size_t count */
+static conf_set_fn set_relayhost;	/* struct hostport *, NULL = none */
+static conf_set_fn set_tls_policy;	/* struct tls_domain_policy * + count */
+
+#define CK_OPTIONAL	0x01	/* an empty value means none */
 #define CK_REPEAT	0x02	/* may appear more than once */
-#define CK_IPONLY	0x04	/* CT_HOSTPORTS: IP addresses, no names */
+#define CK_IPONLY	0x04	/* set_hostports: IP addresses, no names */
 
 struct conf_key {
 	const char	*name;
-	enum conf_type	 type;
+	conf_set_fn	*set;
 	size_t		 off;		/* offsetof(struct conf, field) */
 	size_t		 countoff;	/* lists: offsetof the count */
 	const char	*def;		/* default as text; NULL = none */
-	uint64_t	 min, max;	/* CT_UINT, CT_DURATION, CT_SIZE */
+	uint64_t	 min, max;	/* set_uint, set_duration, set_size */
 	unsigned	 flags;
 };
 
-#define K(n, t, f, def, min, max, fl) \
-	{ n, t, offsetof(struct conf, f), 0, def, min, max, fl }
-#define KL(n, t, f, cnt, def, fl) \
-	{ n, t, offsetof(struct conf, f), offsetof(struct conf, cnt), def, \
+#define K(n, set, f, def, min, max, fl) \
+	{ n, set, offsetof(struct conf, f), 0, def, min, max, fl }
+#define KL(n, set, f, cnt, def, fl) \
+	{ n, set, offsetof(struct conf, f), offsetof(struct conf, cnt), def, \
 	    0, 0, fl }
 
 /* hostname and qualify_domain default in check_conf(). */
 static const struct conf_key keys[] = {
-	K("hostname", CT_HOSTNAME, hostname, NULL, 0, 0, 0),
-	K("qualify_domain", CT_HOSTNAME, qualify_domain, NULL, 0, 0, 0),
-	K("spool_dir", CT_PATH, spool_dir, CONF_DEFAULT_SPOOL, 0, 0, 0),
-	K("runtime_dir", CT_PATH, runtime_dir, CONF_DEFAULT_RUNTIME, 0, 0, 0),
-	K("aliases", CT_PATH, aliases, NULL, 0, 0, CK_OPTIONAL),
-	KL("listen", CT_HOSTPORTS, listen, nlisten, "127.0.0.1:25 [::1]:25",
+	K("hostname", set_hostname, hostname, NULL, 0, 0, 0),
+	K("qualify_domain", set_hostname, qualify_domain, NULL, 0, 0, 0),
+	K("spool_dir", set_path, spool_dir, CONF_DEFAULT_SPOOL, 0, 0, 0),
+	K("runtime_dir", set_path, runtime_dir, CONF_DEFAULT_RUNTIME, 0, 0, 0),
+	K("aliases", set_path, aliases, NULL, 0, 0, CK_OPTIONAL),
+	KL("listen", set_hostports, listen, nlisten, "127.0.0.1:25 [::1]:25",
 	    CK_OPTIONAL),
-	KL("relay_clients", CT_CIDRS, relay_clients, nrelay_clients,
+	KL("relay_clients", set_cidrs, relay_clients, nrelay_clients,
 	    "127.0.0.0/8 ::1", CK_OPTIONAL),
-	K("relayhost", CT_RELAYHOST, relayhost, NULL, 0, 0, CK_OPTIONAL),
-	K("relayhost_auth_file", CT_PATH, relayhost_auth_file, NULL, 0, 0,
+	K("relayhost", set_relayhost, relayhost, NULL, 0, 0, CK_OPTIONAL),
+	K("relayhost_auth_file", set_path, relayhost_auth_file, NULL, 0, 0,
 	    CK_OPTIONAL),
-	KL("dns_servers", CT_HOSTPORTS, dns_servers, ndns_servers, NULL,
+	KL("dns_servers", set_hostports, dns_servers, ndns_servers, NULL,
 	    CK_OPTIONAL | CK_IPONLY),
-	K("smtp_port", CT_UINT, smtp_port, "25", 1, 65535, 0),
-	K("tls", CT_TLS, tls, "may", 0, 0, 0),
-	KL("tls_policy", CT_TLS_POLICY, tls_policies, ntls_policies, NULL,
+	K("smtp_port", set_uint, smtp_port, "25", 1, 65535, 0),
+	K("tls", set_tls, tls, "may", 0, 0, 0),
+	KL("tls_policy", set_tls_policy, tls_policies, ntls_policies, NULL,
 	    CK_REPEAT),
-	K("tls_ca_file", CT_PATH, tls_ca_file, NULL, 0, 0, CK_OPTIONAL),
-	K("tls_cert_file", CT_PATH, tls_cert_file, NULL, 0, 0, CK_OPTIONAL),
-	K("tls_key_file", CT_PATH, tls_key_file, NULL, 0, 0, CK_OPTIONAL),
-	K("auth_users", CT_PATH, auth_users, NULL, 0, 0, CK_OPTIONAL),
-	K("retry_min", CT_DURATION, retry_min, "5m", 1, 7 * DAY, 0),
-	K("retry_max", CT_DURATION, retry_max, "1h", 1, 7 * DAY, 0),
-	K("queue_lifetime", CT_DURATION, queue_lifetime, "5d", 0, 365 * DAY, 0),
-	K("max_message_size", CT_SIZE, max_message_size, "35M", 1, 1ULL << 40,
+	K("tls_ca_file", set_path, tls_ca_file, NULL, 0, 0, CK_OPTIONAL),
+	K("tls_cert_file", set_path, tls_cert_file, NULL, 0, 0, CK_OPTIONAL),
+	K("tls_key_file", set_path, tls_key_file, NULL, 0, 0, CK_OPTIONAL),
+	K("auth_users", set_path, auth_users, NULL, 0, 0, CK_OPTIONAL),
+	K("retry_min", set_duration, retry_min, "5m", 1, 7 * DAY, 0),
+	K("retry_max", set_duration, retry_max, "1h", 1, 7 * DAY, 0),
+	K("queue_lifetime", set_duration, queue_lifetime, "5d", 0, 365 * DAY,
 	    0),
-	K("concurrency", CT_UINT, concurrency, "100", 1, 10000, 0),
-	K("domain_concurrency", CT_UINT, domain_concurrency, "20", 1, 10000, 0),
-	K("max_recipients", CT_UINT, max_recipients, "1000", 1, 1000000, 0),
-	K("max_clients", CT_UINT, max_clients, "100", 1, 100000, 0),
-	K("user", CT_NAME, user, "mxrelay", 0, 0, 0),
-	K("group", CT_NAME, group, "mxrelay", 0, 0, 0),
-	K("smtp_connect_timeout", CT_DURATION, smtp_connect_timeout, "30s", 1,
-	    DAY, 0),
-	K("smtp_greeting_timeout", CT_DURATION, smtp_greeting_timeout, "5m", 1,
-	    DAY, 0),
-	K("smtp_helo_timeout", CT_DURATION, smtp_helo_timeout, "5m", 1, DAY, 0),
-	K("smtp_mail_timeout", CT_DURATION, smtp_mail_timeout, "5m", 1, DAY, 0),
-	K("smtp_rcpt_timeout", CT_DURATION, smtp_rcpt_timeout, "5m", 1, DAY, 0),
-	K("smtp_data_timeout", CT_DURATION, smtp_data_timeout, "2m", 1, DAY, 0),
-	K("smtp_block_timeout", CT_DURATION, smtp_block_timeout, "3m", 1, DAY,
+	K("max_message_size", set_size, max_message_size, "35M", 1, 1ULL << 40,
 	    0),
-	K("smtp_dot_timeout", CT_DURATION, smtp_dot_timeout, "10m", 1, DAY, 0),
-	K("connection_reuse_limit", CT_UINT, connection_reuse_limit, "100", 1,
+	K("concurrency", set_uint, concurrency, "100", 1, 10000, 0),
+	K("domain_concurrency", set_uint, domain_concurrency, "20", 1, 10000,
+	    0),
+	K("max_recipients", set_uint, max_recipients, "1000", 1, 1000000, 0),
+	K("max_clients", set_uint, max_clients, "100", 1, 100000, 0),
+	K("user", set_name, user, "mxrelay", 0, 0, 0),
+	K("group", set_name, group, "mxrelay", 0, 0, 0),
+	K("smtp_connect_timeout", set_duration, smtp_connect_timeout, "30s", 1,
+	    DAY, 0),
+	K("smtp_greeting_timeout", set_duration, smtp_greeting_timeout, "5m",
+	    1, DAY, 0),
+	K("smtp_helo_timeout", set_duration, smtp_helo_timeout, "5m", 1, DAY,
+	    0),
+	K("smtp_mail_timeout", set_duration, smtp_mail_timeout, "5m", 1, DAY,
+	    0),
+	K("smtp_rcpt_timeout", set_duration, smtp_rcpt_timeout, "5m", 1, DAY,
+	    0),
+	K("smtp_data_timeout", set_duration, smtp_data_timeout, "2m", 1, DAY,
+	    0),
+	K("smtp_block_timeout", set_duration, smtp_block_timeout, "3m", 1, DAY,
+	    0),
+	K("smtp_dot_timeout", set_duration, smtp_dot_timeout, "10m", 1, DAY,
+	    0),
+	K("connection_reuse_limit", set_uint, connection_reuse_limit, "100", 1,
 	    100000, 0),
-	K("dns_timeout", CT_DURATION, dns_timeout, "5s", 1, 300, 0),
-	K("dns_tries", CT_UINT, dns_tries, "3", 1, 10, 0),
+	K("dns_timeout", set_duration, dns_timeout, "5s", 1, 300, 0),
+	K("dns_tries", set_uint, dns_tries, "3", 1, 10, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -157,6 +176,10 @@ static int	 hostport_parse(const char *, size_t, struct hostport *,
 		    char *, size_t);
 static int	 cidr_parse(const char *, size_t, struct cidr *, char *, size_t);
 static const char *next_word(const char **, size_t *);
+static void	 store_string(struct conf *, const struct conf_key *,
+		    const char *);
+static int	 parse_domain_policy(const char *, char *, enum tls_policy *,
+		    char *, size_t);
 static void	 hostports_free(struct hostport *, size_t);
 
 static const char *tls_names[] = {
@@ -544,7 +567,295 @@ hostports_free(struct hostport *hp, size_t n)
 	free(hp);
 }
 
-/* ---- the key table at work --------------------------------------- */
+/* ---- one parser per type of value ---------------------------------- */
+
+#define FIELD(c, k, type)	((type *)(void *)((char *)(c) + (k)->off))
+#define COUNT(c, k)		((size_t *)(void *)((char *)(c) + (k)->countoff))
+
+/* Replace the string of k with a copy of value, or NULL when it is empty. */
+static void
+store_string(struct conf *c, const struct conf_key *k, const char *value)
+{
+	char **sp = FIELD(c, k, char *);
+
+	free(*sp);
+	*sp = *value != '\0' ? xstrdup(value) : NULL;
+}
+
+static int
+set_hostname(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	if (*value != '\0' && valid_hostname(value, false) == -1) {
+		util_seterr(why, whylen, "not a valid host name");
+		return -1;
+	}
+	store_string(c, k, value);
+	return 0;
+}
+
+static int
+set_name(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	if (*value != '\0' && valid_name(value) == -1) {
+		util_seterr(why, whylen, "not a valid user or group name");
+		return -1;
+	}
+	store_string(c, k, value);
+	return 0;
+}
+
+static int
+set_path(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	if (*value != '\0' && value[0] != '/') {
+		util_seterr(why, whylen, "not an absolute path");
+		return -1;
+	}
+	if (strlen(value) >= PATH_MAX) {
+		util_seterr(why, whylen, "path too long");
+		return -1;
+	}
+	store_string(c, k, value);
+	return 0;
+}
+
+static int
+set_uint(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	uint64_t v;
+
+	if (parse_uint(value, k->min, k->max, &v) == -1) {
+		util_seterr(why, whylen, "must be a number from %llu to %llu",
+		    (unsigned long long)k->min, (unsigned long long)k->max);
+		return -1;
+	}
+	*FIELD(c, k, unsigned) = (unsigned)v;
+	return 0;
+}
+
+static int
+set_duration(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	time_t t;
+
+	if (util_parse_duration(value, &t) == -1) {
+		util_seterr(why, whylen, "%s", errno == ERANGE ?
+		    "duration too long" :
+		    "not a duration (a number with s, m, h, d or w)");
+		return -1;
+	}
+	if ((uint64_t)t < k->min || (uint64_t)t > k->max) {
+		/* The upper bound in whole days when it is some. */
+		bool days = k->max % DAY == 0;
+
+		util_seterr(why, whylen, "must be from %llus to %llu%c",
+		    (unsigned long long)k->min,
+		    (unsigned long long)(days ? k->max / DAY : k->max),
+		    days ? 'd' : 's');
+		return -1;
+	}
+	*FIELD(c, k, time_t) = t;
+	return 0;
+}
+
+static int
+set_size(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	uint64_t v;
+
+	if (util_parse_size(value, &v) == -1) {
+		util_seterr(why, whylen, "%s", errno == ERANGE ?
+		    "size too large" : "not a size (a number with K, M or G)");
+		return -1;
+	}
+	if (v < k->min || v > k->max) {
+		util_seterr(why, whylen, "must be from %llu bytes to %lluG",
+		    (unsigned long long)k->min,
+		    (unsigned long long)(k->max >> 30));
+		return -1;
+	}
+	*FIELD(c, k, uint64_t) = v;
+	return 0;
+}
+
+static int
+set_tls(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	enum tls_policy p;
+
+	if (conf_parse_tls_policy(value, &p) == -1) {
+		util_seterr(why, whylen, "must be none, may, encrypt or verify");
+		return -1;
+	}
+	*FIELD(c, k, enum tls_policy) = p;
+	return 0;
+}
+
+/* One host, or none (NULL) when value has no word. */
+static int
+set_relayhost(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	struct hostport **hpp = FIELD(c, k, struct hostport *), hp;
+	const char *w, *rest = value;
+	size_t wlen, len;
+
+	if ((w = next_word(&rest, &wlen)) != NULL) {
+		if (next_word(&rest, &len) != NULL) {
+			util_seterr(why, whylen, "only one host is allowed");
+			return -1;
+		}
+		if (hostport_parse(w, wlen, &hp, why, whylen) == -1)
+			return -1;
+	}
+	if (*hpp != NULL)
+		hostports_free(*hpp, 1);
+	*hpp = NULL;
+	if (w != NULL) {
+		*hpp = xmalloc(sizeof(**hpp));
+		**hpp = hp;
+	}
+	return 0;
+}
+
+static int
+set_hostports(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	struct hostport **lp = FIELD(c, k, struct hostport *), *l = NULL;
+	size_t *np = COUNT(c, k), n = 0, len;
+	const char *w, *rest = value;
+	unsigned char bin[16];
+
+	while ((w = next_word(&rest, &len)) != NULL) {
+		struct hostport hp;
+
+		if (hostport_parse(w, len, &hp, why, whylen) == -1)
+			goto fail;
+		if ((k->flags & CK_IPONLY) &&
+		    inet_pton(AF_INET, hp.host, bin) != 1 &&
+		    inet_pton(AF_INET6, hp.host, bin) != 1) {
+			util_seterr(why, whylen, "%s: an IP address is needed "
+			    "here, not a name", hp.host);
+			free(hp.host);
+			goto fail;
+		}
+		l = xreallocarray(l, n + 1, sizeof(*l));
+		l[n++] = hp;
+	}
+	hostports_free(*lp, *np);
+	*lp = l;
+	*np = n;
+	return 0;
+ fail:
+	hostports_free(l, n);
+	return -1;
+}
+
+static int
+set_cidrs(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	struct cidr **lp = FIELD(c, k, struct cidr *), *l = NULL, cidr;
+	size_t *np = COUNT(c, k), n = 0, len;
+	const char *w, *rest = value;
+
+	while ((w = next_word(&rest, &len)) != NULL) {
+		if (cidr_parse(w, len, &cidr, why, whylen) == -1) {
+			free(l);
+			return -1;
+		}
+		l = xreallocarray(l, n + 1, sizeof(*l));
+		l[n++] = cidr;
+	}
+	free(*lp);
+	*lp = l;
+	*np = n;
+	return 0;
+}
+
+/*
+ * "DOMAIN POLICY": the domain, lower case and without its trailing dot,
+ * into domain (HOSTNAME_MAX + 3 bytes), and the policy into *p.
+ */
+static int
+parse_domain_policy(const char *value, char *domain, enum tls_policy *p,
+    char *why, size_t whylen)
+{
+	const char *w, *pw, *rest = value;
+	size_t len, plen;
+	char pol[16];
+
+	if ((w = next_word(&rest, &len)) == NULL) {
+		util_seterr(why, whylen, "expected DOMAIN POLICY");
+		return -1;
+	}
+	if (len >= HOSTNAME_MAX + 3) {
+		util_seterr(why, whylen, "domain name too long");
+		return -1;
+	}
+	memcpy(domain, w, len);
+	domain[len] = '\0';
+	if (valid_hostname(domain, true) == -1) {
+		util_seterr(why, whylen, "not a valid domain name");
+		return -1;
+	}
+	if ((pw = next_word(&rest, &plen)) == NULL || plen >= sizeof(pol) ||
+	    next_word(&rest, &len) != NULL) {
+		util_seterr(why, whylen, "expected DOMAIN POLICY");
+		return -1;
+	}
+	memcpy(pol, pw, plen);
+	pol[plen] = '\0';
+	if (conf_parse_tls_policy(pol, p) == -1) {
+		util_seterr(why, whylen,
+		    "policy must be none, may, encrypt or verify");
+		return -1;
+	}
+	len = strlen(domain);
+	if (len > 1 && domain[len - 1] == '.')
+		domain[--len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		domain[i] = (char)tolower((unsigned char)domain[i]);
+	return 0;
+}
+
+/* One more entry; each domain may have one. */
+static int
+set_tls_policy(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	struct tls_domain_policy **lp = FIELD(c, k, struct tls_domain_policy *);
+	size_t *np = COUNT(c, k);
+	char domain[HOSTNAME_MAX + 3];
+	enum tls_policy p;
+
+	if (parse_domain_policy(value, domain, &p, why, whylen) == -1)
+		return -1;
+	for (size_t i = 0; i < *np; i++)
+		if (strcmp((*lp)[i].domain, domain) == 0) {
+			util_seterr(why, whylen, "%s: domain listed twice",
+			    domain);
+			return -1;
+		}
+	*lp = xreallocarray(*lp, *np + 1, sizeof(**lp));
+	(*lp)[*np].domain = xstrdup(domain);
+	(*lp)[*np].policy = p;
+	(*np)++;
+	return 0;
+}
+
+#undef FIELD
+#undef COUNT
+
+/* ---- the key table at work ------------------------------------------- */
 
 static const struct conf_key *
 find_key(const char *name, size_t *idx)
@@ -557,252 +868,26 @@ find_key(const char *name, size_t *idx)
 	return NULL;
 }
 
-/*
- * Parse value for key k and store it in c, replacing what was there.
- * On error nothing in c changes and why says what is wrong.
- */
+/* Parse value for key k into c (see conf_set_fn). */
 static int
 set_value(struct conf *c, const struct conf_key *k, const char *value,
     char *why, size_t whylen)
 {
-	char *base = (char *)c;
-	char **sp = (char **)(void *)(base + k->off);
-	uint64_t v;
-	time_t t;
-
-	if (*value == '\0' && (k->flags & CK_OPTIONAL) && k->type != CT_CIDRS &&
-	    k->type != CT_HOSTPORTS) {
-		switch (k->type) {
-		case CT_RELAYHOST: {
-			struct hostport **hpp = (void *)(base + k->off);
-
-			if (*hpp != NULL)
-				hostports_free(*hpp, 1);
-			*hpp = NULL;
-			return 0;
-		}
-		default:
-			free(*sp);
-			*sp = NULL;
-			return 0;
-		}
-	}
 	if (*value == '\0' && !(k->flags & CK_OPTIONAL)) {
 		util_seterr(why, whylen, "missing value");
 		return -1;
 	}
+	return k->set(c, k, value, why, whylen);
+}
 
-	switch (k->type) {
-	case CT_HOSTNAME:
-		if (valid_hostname(value, false) == -1) {
-			util_seterr(why, whylen, "not a valid host name");
-			return -1;
-		}
-		free(*sp);
-		*sp = xstrdup(value);
-		return 0;
-	case CT_NAME:
-		if (valid_name(value) == -1) {
-			util_seterr(why, whylen, "not a valid user or group name");
-			return -1;
-		}
-		free(*sp);
-		*sp = xstrdup(value);
-		return 0;
-	case CT_PATH:
-		if (value[0] != '/') {
-			util_seterr(why, whylen, "not an absolute path");
-			return -1;
-		}
-		if (strlen(value) >= PATH_MAX) {
-			util_seterr(why, whylen, "path too long");
-			return -1;
-		}
-		free(*sp);
-		*sp = xstrdup(value);
-		return 0;
-	case CT_UINT:
-		if (parse_uint(value, k->min, k->max, &v) == -1) {
-			util_seterr(why, whylen, "must be a number from %llu to %llu",
-			    (unsigned long long)k->min,
-			    (unsigned long long)k->max);
-			return -1;
-		}
-		*(unsigned *)(void *)(base + k->off) = (unsigned)v;
-		return 0;
-	case CT_DURATION:
-		if (util_parse_duration(value, &t) == -1) {
-			util_seterr(why, whylen, "%s", errno == ERANGE ?
-			    "duration too long" :
-			    "not a duration (a number with s, m, h, d or w)");
-			return -1;
-		}
-		if ((uint64_t)t < k->min || (uint64_t)t > k->max) {
-			util_seterr(why, whylen, "must be from %llus to %llud",
-			    (unsigned long long)k->min,
-			    (unsigned long long)(k->max / DAY));
-			return -1;
-		}
-		*(time_t *)(void *)(base + k->off) = t;
-		return 0;
-	case CT_SIZE:
-		if (util_parse_size(value, &v) == -1) {
-			util_seterr(why, whylen, "%s", errno == ERANGE ?
-			    "size too large" :
-			    "not a size (a number with K, M or G)");
-			return -1;
-		}
-		if (v < k->min || v > k->max) {
-			util_seterr(why, whylen, "must be from %llu bytes to %lluG",
-			    (unsigned long long)k->min,
-			    (unsigned long long)(k->max >> 30));
-			return -1;
-		}
-		*(uint64_t *)(void *)(base + k->off) = v;
-		return 0;
-	case CT_TLS: {
-		enum tls_policy p;
-
-		if (conf_parse_tls_policy(value, &p) == -1) {
-			util_seterr(why, whylen,
-			    "must be none, may, encrypt or verify");
-			return -1;
-		}
-		*(enum tls_policy *)(void *)(base + k->off) = p;
-		return 0;
-	}
-	case CT_RELAYHOST: {
-		struct hostport **hpp = (void *)(base + k->off), hp;
-		const char *w, *rest = value;
-		size_t len;
-
-		size_t wlen;
-
-		if ((w = next_word(&rest, &wlen)) == NULL) {
-			if (*hpp != NULL)
-				hostports_free(*hpp, 1);
-			*hpp = NULL;
-			return 0;
-		}
-		if (next_word(&rest, &len) != NULL) {
-			util_seterr(why, whylen, "only one host is allowed");
-			return -1;
-		}
-		if (hostport_parse(w, wlen, &hp, why, whylen) == -1)
-			return -1;
-		if (*hpp != NULL)
-			hostports_free(*hpp, 1);
-		*hpp = xmalloc(sizeof(**hpp));
-		**hpp = hp;
-		return 0;
-	}
-	case CT_HOSTPORTS: {
-		struct hostport **lp = (void *)(base + k->off), *l = NULL;
-		size_t *np = (size_t *)(void *)(base + k->countoff), n = 0;
-		const char *w, *rest = value;
-		size_t len;
-
-		while ((w = next_word(&rest, &len)) != NULL) {
-			struct hostport hp;
-			unsigned char bin[16];
-
-			if (hostport_parse(w, len, &hp, why, whylen) == -1)
-				goto bad_hp;
-			if ((k->flags & CK_IPONLY) &&
-			    inet_pton(AF_INET, hp.host, bin) != 1 &&
-			    inet_pton(AF_INET6, hp.host, bin) != 1) {
-				util_seterr(why, whylen, "%s: an IP address is "
-				    "needed here, not a name", hp.host);
-				free(hp.host);
-				goto bad_hp;
-			}
-			l = xreallocarray(l, n + 1, sizeof(*l));
-			l[n++] = hp;
-		}
-		hostports_free(*lp, *np);
-		*lp = l;
-		*np = n;
-		return 0;
- bad_hp:
-		hostports_free(l, n);
-		return -1;
-	}
-	case CT_CIDRS: {
-		struct cidr **lp = (void *)(base + k->off), *l = NULL;
-		size_t *np = (size_t *)(void *)(base + k->countoff), n = 0;
-		const char *w, *rest = value;
-		size_t len;
-
-		while ((w = next_word(&rest, &len)) != NULL) {
-			struct cidr cidr;
-
-			if (cidr_parse(w, len, &cidr, why, whylen) == -1) {
-				free(l);
-				return -1;
-			}
-			l = xreallocarray(l, n + 1, sizeof(*l));
-			l[n++] = cidr;
-		}
-		free(*lp);
-		*lp = l;
-		*np = n;
-		return 0;
-	}
-	case CT_TLS_POLICY: {
-		struct tls_domain_policy **lp = (void *)(base + k->off);
-		size_t *np = (size_t *)(void *)(base + k->countoff);
-		const char *w, *pw, *rest = value;
-		size_t len, plen;
-		char domain[HOSTNAME_MAX + 3], pol[16];
-		enum tls_policy p;
-
-		if ((w = next_word(&rest, &len)) == NULL) {
-			util_seterr(why, whylen, "expected DOMAIN POLICY");
-			return -1;
-		}
-		if (len >= sizeof(domain)) {
-			util_seterr(why, whylen, "domain name too long");
-			return -1;
-		}
-		memcpy(domain, w, len);
-		domain[len] = '\0';
-		if (valid_hostname(domain, true) == -1) {
-			util_seterr(why, whylen, "not a valid domain name");
-			return -1;
-		}
-		if ((pw = next_word(&rest, &plen)) == NULL || plen >= sizeof(pol) ||
-		    next_word(&rest, &len) != NULL) {
-			util_seterr(why, whylen, "expected DOMAIN POLICY");
-			return -1;
-		}
-		memcpy(pol, pw, plen);
-		pol[plen] = '\0';
-		if (conf_parse_tls_policy(pol, &p) == -1) {
-			util_seterr(why, whylen,
-			    "policy must be none, may, encrypt or verify");
-			return -1;
-		}
-		/* Store lower case, without the trailing dot. */
-		len = strlen(domain);
-		if (len > 1 && domain[len - 1] == '.')
-			domain[--len] = '\0';
-		for (size_t i = 0; i < len; i++)
-			domain[i] = (char)tolower((unsigned char)domain[i]);
-		for (size_t i = 0; i < *np; i++)
-			if (strcmp((*lp)[i].domain, domain) == 0) {
-				util_seterr(why, whylen, "%s: domain listed twice",
-				    domain);
-				return -1;
-			}
-		*lp = xreallocarray(*lp, *np + 1, sizeof(**lp));
-		(*lp)[*np].domain = xstrdup(domain);
-		(*lp)[*np].policy = p;
-		(*np)++;
-		return 0;
-	}
-	}
-	util_seterr(why, whylen, "internal error: unknown type");
-	return -1;
+const char *
+conf_key_name(size_t i, const char **def)
+{
+	if (i >= NKEYS)
+		return NULL;
+	if (def != NULL)
+		*def = keys[i].def;
+	return keys[i].name;
 }
 
 static void

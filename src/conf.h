@@ -128,6 +128,15 @@ void	 conf_free(struct conf *);
 const char *conf_default_path(bool *must_exist);
 
 /*
+ * The keys that conf_load() knows: the name of the i-th (0, 1, ...), or
+ * NULL past the last.  With def not NULL, *def is the key's default as
+ * the text of a value, NULL when it has none or when it is derived from
+ * something else (hostname, qualify_domain).  For the tests that hold
+ * mxrelay.conf(5) to the code.
+ */
+const char *conf_key_name(size_t i, const char **def);
+
+/*
  * Parsers for single values, also used by the tests. 0 or -1 (nothing
  * allocated on -1).  conf_parse_hostport() allocates hp->host: free() it.
  * conf_parse_cidr() takes "addr/prefix" or a bare address (/32, /128);

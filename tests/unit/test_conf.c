@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/conf.c: defaults, every kind of value, every kind of
  * error (with its FILE:LINE: KEY: text), cross-checks, the single-value
- * parsers and CIDR matching.  Config files are written into a mkdtemp()
+ * parsers and CIDR matching; the key table held to mxrelay.conf(5) (names,
+ * defaults, ranges) and to the sample etc/mxrelay.conf.  Config files are written into a mkdtemp()
  * directory that the group teardown removes.
  */
 #include "config.h"
@@ -602,6 +603,9 @@ test_errors(void **state)
 		{ "retry_min = 0\n", ":1: retry_min: \"0\": must be from 1s" },
 		{ "retry_max = 8d\n", ":1: retry_max: \"8d\": must be from 1s "
 		    "to 7d" },
+		/* A bound that is not whole days is said in seconds. */
+		{ "dns_timeout = 301s\n", ":1: dns_timeout: \"301s\": must be "
+		    "from 1s to 300s" },
 		{ "queue_lifetime = 1.5d\n", ":1: queue_lifetime: " },
 		{ "queue_lifetime = 9999999999d\n", ":1: queue_lifetime: "
 		    "\"9999999999d\": duration too long" },
@@ -772,6 +776,500 @@ test_full(void **state)
 	conf_free(&c);
 }
 
+/* A file of the source tree: under $srcdir when make check sets it. */
+static void
+src_path(char *buf, size_t size, const char *rel)
+{
+	const char *srcdir = getenv("srcdir");
+
+	if (srcdir == NULL || *srcdir == '\0')
+		srcdir = TOP_SRCDIR;
+	snprintf(buf, size, "%s/%s", srcdir, rel);
+}
+
+/*
+ * What mxrelay.conf(5) says about the keys.  Each ".It" of its KEYS
+ * section is one entry: the key names of its head (up to ".Xc" when the
+ * head is an ".It Xo"), the type and range of its ".Pq Em TYPE , No LO to
+ * HI", and the values after "Default:" or "Defaults:" in its text, one
+ * for all the names or one per name, in order.  The arguments of one
+ * macro line (".Ql 127.0.0.1:25 [::1]:25") are one value; values are
+ * separated by "," or "and" and end at "." or ";".
+ */
+#define MAN_NAMES	8
+#define MAN_WORD	64
+#define MAN_ENTRIES	64
+
+enum man_default {
+	DOC_LITERAL,	/* a value as a file would give it */
+	DOC_NONE,	/* "none" or "empty" */
+};
+
+struct man_entry {
+	char		 names[MAN_NAMES][MAN_WORD];
+	size_t		 nnames;
+	char		 type[MAN_WORD];
+	char		 lo[MAN_WORD], hi[MAN_WORD];
+	char		 defs[MAN_NAMES][MAN_WORD];
+	enum man_default kinds[MAN_NAMES];
+	size_t		 ndefs;
+	bool		 prose;		/* the default is said in words */
+
+	/* While reading the head. */
+	bool		 after_pq;
+	char		 prev[MAN_WORD];
+	/* While reading the text: 0 before "Default:", 1 in it, 2 after. */
+	int		 state;
+	char		 run[MAN_WORD];	/* the first token of this value */
+	size_t		 nrun;		/* its tokens */
+	bool		 run_literal;	/* that token is a macro's arguments */
+};
+
+struct man_keys {
+	struct man_entry e[MAN_ENTRIES];
+	size_t		 n;
+};
+
+static void
+copy_word(char *dst, const char *src)
+{
+	if (strlen(src) >= MAN_WORD)
+		fail_msg("mxrelay.conf.5: word too long: %s", src);
+	strcpy(dst, src);
+}
+
+/* Split line in place at white space; returns the number of words. */
+static size_t
+split_words(char *line, char **words, size_t max)
+{
+	size_t n = 0;
+
+	for (char *p = line; *p != '\0' && n < max;) {
+		p += strspn(p, " \t\n");
+		if (*p == '\0')
+			break;
+		words[n++] = p;
+		p += strcspn(p, " \t\n");
+		if (*p != '\0')
+			*p++ = '\0';
+	}
+	return n;
+}
+
+static bool
+is_key_name(const char *w)
+{
+	return w[0] >= 'a' && w[0] <= 'z' &&
+	    strspn(w, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(w);
+}
+
+/* A word of an entry's head: names before "Pq", type and range after. */
+static void
+man_head_word(struct man_entry *e, const char *w)
+{
+	if (!e->after_pq) {
+		if (strcmp(w, "Pq") == 0)
+			e->after_pq = true;
+		else if (is_key_name(w)) {
+			assert_true(e->nnames < MAN_NAMES);
+			copy_word(e->names[e->nnames++], w);
+		}
+	} else if (strcmp(e->prev, "Em") == 0 && e->type[0] == '\0')
+		copy_word(e->type, w);
+	else if (strcmp(e->prev, "No") == 0 && e->lo[0] == '\0')
+		copy_word(e->lo, w);
+	else if (strcmp(e->prev, "to") == 0 && e->hi[0] == '\0')
+		copy_word(e->hi, w);
+	copy_word(e->prev, strlen(w) < MAN_WORD ? w : "");
+}
+
+/* The value being read is complete. */
+static void
+man_default_end(struct man_entry *e)
+{
+	if (e->nrun == 0)
+		return;
+	assert_true(e->ndefs < MAN_NAMES);
+	if (!e->run_literal && (strcmp(e->run, "none") == 0 ||
+	    strcmp(e->run, "empty") == 0)) {
+		e->defs[e->ndefs][0] = '\0';
+		e->kinds[e->ndefs++] = DOC_NONE;
+	} else if (e->nrun == 1) {
+		copy_word(e->defs[e->ndefs], e->run);
+		e->kinds[e->ndefs++] = DOC_LITERAL;
+	} else {
+		e->prose = true;
+		e->state = 2;
+	}
+	e->nrun = 0;
+}
+
+/* One token of an entry's text (see struct man_entry). */
+static void
+man_default_token(struct man_entry *e, const char *t, bool literal)
+{
+	if (e->state == 0) {
+		if (strcmp(t, "Default:") == 0 || strcmp(t, "Defaults:") == 0)
+			e->state = 1;
+		return;
+	}
+	if (e->state != 1)
+		return;
+	if (!literal && (strcmp(t, ".") == 0 || strcmp(t, ";") == 0)) {
+		man_default_end(e);
+		e->state = 2;
+	} else if (!literal && (strcmp(t, ",") == 0 || strcmp(t, "and") == 0))
+		man_default_end(e);
+	else if (e->nrun++ == 0) {
+		e->run_literal = literal;
+		copy_word(e->run, t);
+	}
+}
+
+static bool
+is_punct(const char *w)
+{
+	return strlen(w) == 1 && strchr(".,;()", w[0]) != NULL;
+}
+
+/* A line of an entry's text, split into tokens. */
+static void
+man_text_line(struct man_entry *e, char *line)
+{
+	char *w[32], lit[2 * MAN_WORD] = "", mark[2] = "";
+	size_t n = split_words(line, w, 32), end;
+
+	if (n > 0 && w[0][0] != '.') {
+		for (size_t i = 0; i < n; i++) {
+			size_t len = strlen(w[i]);
+
+			mark[0] = len > 1 && strchr(".,;", w[i][len - 1]) != NULL ?
+			    w[i][len - 1] : '\0';
+			if (mark[0] != '\0')
+				w[i][len - 1] = '\0';
+			man_default_token(e, w[i], false);
+			if (mark[0] != '\0')
+				man_default_token(e, mark, false);
+		}
+		return;
+	}
+	/* ".Ql 5m ," is the literal "5m", then ",". */
+	for (end = n; end > 1 && is_punct(w[end - 1]); end--)
+		;
+	for (size_t i = 1; i < end; i++) {
+		if (i > 1)
+			strncat(lit, " ", sizeof(lit) - strlen(lit) - 1);
+		strncat(lit, w[i], sizeof(lit) - strlen(lit) - 1);
+	}
+	if (lit[0] != '\0')
+		man_default_token(e, lit, true);
+	for (size_t i = end; i < n; i++)
+		man_default_token(e, w[i], false);
+}
+
+static void
+man_keys_read(struct man_keys *mk)
+{
+	char path[PATH_MAX], line[512], *w[32];
+	struct man_entry *e = NULL;
+	bool in_keys = false, in_head = false, xo = false;
+	FILE *f;
+
+	memset(mk, 0, sizeof(*mk));
+	src_path(path, sizeof(path), "man/mxrelay.conf.5");
+	if ((f = fopen(path, "r")) == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		bool it = strncmp(line, ".It ", 4) == 0;
+
+		if (e != NULL && (it || strncmp(line, ".El", 3) == 0 ||
+		    strncmp(line, ".Ss", 3) == 0 || strncmp(line, ".Sh", 3) == 0)) {
+			man_default_end(e);
+			e = NULL;
+		}
+		if (strncmp(line, ".Sh ", 4) == 0)
+			in_keys = strcmp(line, ".Sh KEYS\n") == 0;
+		if (!in_keys)
+			continue;
+		if (it) {
+			assert_true(mk->n < MAN_ENTRIES);
+			e = &mk->e[mk->n++];
+			in_head = true;
+			xo = strstr(line, " Xo") != NULL;
+		}
+		if (e == NULL)
+			continue;
+		if (in_head) {
+			bool xc = strncmp(line, ".Xc", 3) == 0;
+			size_t n = split_words(line + (line[0] == '.'), w, 32);
+
+			for (size_t i = 0; i < n; i++)
+				man_head_word(e, w[i]);
+			in_head = xo && !xc;
+			continue;
+		}
+		man_text_line(e, line);
+	}
+	fclose(f);
+	assert_true(mk->n > 0);
+}
+
+/* The entry that names key, and which of its names it is. */
+static const struct man_entry *
+man_entry_of(const struct man_keys *mk, const char *key, size_t *pos)
+{
+	for (size_t i = 0; i < mk->n; i++)
+		for (size_t j = 0; j < mk->e[i].nnames; j++)
+			if (strcmp(mk->e[i].names[j], key) == 0) {
+				*pos = j;
+				return &mk->e[i];
+			}
+	return NULL;
+}
+
+static bool
+code_has_key(const char *name)
+{
+	const char *k;
+
+	for (size_t i = 0; (k = conf_key_name(i, NULL)) != NULL; i++)
+		if (strcmp(k, name) == 0)
+			return true;
+	return false;
+}
+
+/* Every key of the code is in mxrelay.conf(5), and every key there is. */
+static void
+test_keys_documented(void **state)
+{
+	static struct man_keys mk;
+	const char *k;
+	size_t pos, nkeys = 0;
+
+	(void)state;
+	man_keys_read(&mk);
+	for (size_t i = 0; (k = conf_key_name(i, NULL)) != NULL; i++) {
+		nkeys++;
+		if (man_entry_of(&mk, k, &pos) == NULL)
+			fail_msg("%s: not a key in mxrelay.conf(5)", k);
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(conf_key_name(j, NULL), k) == 0)
+				fail_msg("%s: in the key table twice", k);
+	}
+	assert_true(nkeys > 30);
+	for (size_t i = 0; i < mk.n; i++) {
+		if (mk.e[i].nnames == 0)
+			fail_msg("mxrelay.conf(5): a KEYS entry without a key");
+		for (size_t j = 0; j < mk.e[i].nnames; j++)
+			if (!code_has_key(mk.e[i].names[j]))
+				fail_msg("mxrelay.conf(5) documents %s, which "
+				    "conf_load() does not know",
+				    mk.e[i].names[j]);
+	}
+}
+
+/*
+ * The documented default of a key: DOC_LITERAL with its text, DOC_NONE,
+ * or -1 when it is said in words.
+ */
+static int
+man_default_of(const struct man_keys *mk, const char *key, const char **text)
+{
+	size_t pos;
+	const struct man_entry *e = man_entry_of(mk, key, &pos);
+
+	if (e == NULL)
+		fail_msg("%s: not a key in mxrelay.conf(5)", key);
+	if (e->prose)
+		return -1;
+	if (e->ndefs == 1)
+		pos = 0;
+	else if (e->ndefs != e->nnames)
+		fail_msg("mxrelay.conf(5): %s: %zu defaults for %zu keys", key,
+		    e->ndefs, e->nnames);
+	*text = e->defs[pos];
+	return (int)e->kinds[pos];
+}
+
+/*
+ * Default paths are documented as a build with localstatedir /var and
+ * runstatedir /run has them: compare what follows the first folder.
+ */
+static bool
+same_default(const char *code, const char *doc)
+{
+	size_t clen = strlen(code), tlen;
+
+	if (doc[0] != '/')
+		return strcmp(code, doc) == 0;
+	doc = strchr(doc + 1, '/');
+	if (doc == NULL || code[0] != '/')
+		return false;
+	tlen = strlen(doc);
+	return clen >= tlen && strcmp(code + clen - tlen, doc) == 0;
+}
+
+/*
+ * The default of every key in mxrelay.conf(5) is the one in the code, and
+ * a file that sets it says the same as no file.  "none" is an empty value
+ * (tls_policy, which may repeat, has none by having no line); a default
+ * in words is computed, so the code has no text for it.
+ */
+static void
+test_key_defaults(void **state)
+{
+	static struct man_keys mk;
+	const char *k, *def, *doc;
+	char line[256];
+	struct conf c;
+
+	(void)state;
+	man_keys_read(&mk);
+	for (size_t i = 0; (k = conf_key_name(i, &def)) != NULL; i++) {
+		switch (man_default_of(&mk, k, &doc)) {
+		case DOC_LITERAL:
+			if (def == NULL || !same_default(def, doc))
+				fail_msg("%s: default \"%s\" in mxrelay.conf(5), "
+				    "\"%s\" in the code", k, doc,
+				    def != NULL ? def : "(none)");
+			snprintf(line, sizeof(line), "%s = %s\n", k, doc);
+			break;
+		case DOC_NONE:
+			if (def != NULL)
+				fail_msg("%s: no default in mxrelay.conf(5), "
+				    "\"%s\" in the code", k, def);
+			if (strcmp(k, "tls_policy") == 0)
+				continue;
+			snprintf(line, sizeof(line), "%s =\n", k);
+			break;
+		default:
+			if (def != NULL)
+				fail_msg("%s: a derived default in mxrelay.conf(5), "
+				    "\"%s\" in the code", k, def);
+			continue;
+		}
+		load_ok(line, &c);
+		conf_free(&c);
+	}
+}
+
+/* A documented bound as a number of the key's unit (seconds, bytes). */
+static uint64_t
+man_bound(const char *type, const char *text)
+{
+	time_t t;
+	uint64_t v;
+
+	if (strcmp(type, "duration") == 0) {
+		if (util_parse_duration(text, &t) == -1)
+			fail_msg("mxrelay.conf(5): bad duration %s", text);
+		return (uint64_t)t;
+	}
+	if (util_parse_size(text, &v) == -1)
+		fail_msg("mxrelay.conf(5): bad %s %s", type, text);
+	return v;
+}
+
+/*
+ * Every documented range is the code's: both bounds load, one past
+ * either is refused.  Every number, duration and size has a range.
+ */
+static void
+test_key_ranges(void **state)
+{
+	static struct man_keys mk;
+	char line[256], want[256];
+	size_t nranges = 0;
+	struct conf c;
+
+	(void)state;
+	man_keys_read(&mk);
+	for (size_t i = 0; i < mk.n; i++) {
+		const struct man_entry *e = &mk.e[i];
+		uint64_t lo, hi;
+
+		if (e->hi[0] == '\0') {
+			if (strcmp(e->type, "number") == 0 ||
+			    strcmp(e->type, "duration") == 0 ||
+			    strcmp(e->type, "size") == 0)
+				fail_msg("mxrelay.conf(5): %s: no range",
+				    e->names[0]);
+			continue;
+		}
+		lo = man_bound(e->type, e->lo);
+		hi = man_bound(e->type, e->hi);
+		for (size_t j = 0; j < e->nnames; j++) {
+			const char *k = e->names[j];
+
+			nranges++;
+			snprintf(line, sizeof(line), "%s = %s\n", k, e->lo);
+			load_ok(line, &c);
+			conf_free(&c);
+			snprintf(line, sizeof(line), "%s = %s\n", k, e->hi);
+			load_ok(line, &c);
+			conf_free(&c);
+			snprintf(line, sizeof(line), "%s = %llu\n", k,
+			    (unsigned long long)hi + 1);
+			snprintf(want, sizeof(want), ":1: %s: \"%llu\": must be",
+			    k, (unsigned long long)hi + 1);
+			load_err(line, want);
+			if (lo == 0)
+				continue;
+			snprintf(line, sizeof(line), "%s = %llu\n", k,
+			    (unsigned long long)lo - 1);
+			snprintf(want, sizeof(want), ":1: %s: \"%llu\": must be",
+			    k, (unsigned long long)lo - 1);
+			load_err(line, want);
+		}
+	}
+	assert_true(nranges > 0);
+}
+
+/*
+ * etc/mxrelay.conf shows every key, as "#key = value", and no other; a key
+ * with a default shows that default.
+ */
+static void
+test_sample_keys(void **state)
+{
+	char path[PATH_MAX], line[512], *eq, *value;
+	bool shown[128] = { false };
+	const char *k, *def;
+	size_t i;
+	FILE *f;
+
+	(void)state;
+	src_path(path, sizeof(path), "etc/mxrelay.conf");
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		/* "#key = value" is a setting; "# words" is prose. */
+		if (line[0] != '#' || line[1] < 'a' || line[1] > 'z')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if ((eq = strchr(line, '=')) == NULL)
+			fail_msg("etc/mxrelay.conf: \"%s\": no '='", line);
+		for (value = eq + 1; *value == ' '; value++)
+			;
+		while (eq > line + 1 && eq[-1] == ' ')
+			eq--;
+		*eq = '\0';
+		for (i = 0; (k = conf_key_name(i, &def)) != NULL; i++)
+			if (strcmp(k, line + 1) == 0)
+				break;
+		if (k == NULL)
+			fail_msg("etc/mxrelay.conf: %s: not a key", line + 1);
+		assert_true(i < ARRLEN(shown));
+		shown[i] = true;
+		if (def != NULL && !same_default(def, value))
+			fail_msg("etc/mxrelay.conf: %s: shows \"%s\", the "
+			    "default is \"%s\"", k, value, def);
+	}
+	fclose(f);
+	for (i = 0; (k = conf_key_name(i, NULL)) != NULL; i++)
+		if (!shown[i])
+			fail_msg("etc/mxrelay.conf: %s is not shown", k);
+}
+
 /*
  * etc/mxrelay.conf changes nothing as shipped, and with every key line
  * uncommented it still loads and shows the defaults it claims.
@@ -779,7 +1277,6 @@ test_full(void **state)
 static void
 test_sample(void **state)
 {
-	const char *srcdir = getenv("srcdir");
 	char path[PATH_MAX], *line = NULL;
 	size_t cap = 0, o = 0;
 	ssize_t len;
@@ -788,9 +1285,7 @@ test_sample(void **state)
 	char *text;
 
 	(void)state;
-	if (srcdir == NULL || *srcdir == '\0')
-		srcdir = TOP_SRCDIR;
-	snprintf(path, sizeof(path), "%s/etc/mxrelay.conf", srcdir);
+	src_path(path, sizeof(path), "etc/mxrelay.conf");
 	assert_int_equal(conf_load(path, true, &c, NULL, 0), 0);
 	check_defaults(&c);
 	conf_free(&c);
@@ -854,6 +1349,10 @@ main(void)
 		cmocka_unit_test(test_error_buffer),
 		cmocka_unit_test(test_cross_defaults),
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_keys_documented),
+		cmocka_unit_test(test_key_defaults),
+		cmocka_unit_test(test_key_ranges),
+		cmocka_unit_test(test_sample_keys),
 		cmocka_unit_test(test_sample),
 	};
 
