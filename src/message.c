@@ -1,5 +1,6 @@
 /*
- * message: RFC 5322 header handling for the sendmail interface.
+ * message: RFC 5322 header handling for the sendmail interface, and the
+ * Received: field and hop count of the SMTP listener.
  *
  * Address lists are parsed by a bounded recursive-descent parser over
  * (text, len): every byte is looked at through the cursor, so NUL bytes and
@@ -25,6 +26,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <ctype.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +101,7 @@ static bool	 name_is(const char *, size_t, const char *);
 static int	 add_date(struct obuf *, time_t, char *, size_t);
 static int	 add_from(struct obuf *, const struct msg_header_opts *,
 		    char *, size_t);
+static bool	 local_name_ok(const char *);
 
 static int
 fail(struct cursor *c, const char *fmt, ...)
@@ -1209,4 +1213,97 @@ done:
 	strlist_free(&plain);
 	strlist_free(&resent);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The SMTP listener's Received: field and hop count. */
+
+/* A user name that may stand in a Received: field as it is. */
+static bool
+local_name_ok(const char *u)
+{
+	size_t n = 0;
+
+	if (u == NULL)
+		return false;
+	for (; *u != '\0'; u++) {
+		unsigned char c = (unsigned char)*u;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		    c == '-' || c == '$' || c == '+' || c == '@'))
+			return false;
+		if (++n > 64)
+			return false;
+	}
+	return n > 0;
+}
+
+const char *
+msg_received_proto(bool esmtp, bool tls, bool auth)
+{
+	if (!esmtp)
+		return tls ? "SMTPS" : "SMTP";
+	if (tls)
+		return auth ? "ESMTPSA" : "ESMTPS";
+	return auth ? "ESMTPA" : "ESMTP";
+}
+
+char *
+msg_received(const struct msg_received *r)
+{
+	char date[64] = "", *from, *hdr;
+
+	/* A local time that cannot be converted: say it in UTC. */
+	if (util_date_rfc5322(r->now, false, date, sizeof(date)) == -1)
+		(void)util_date_rfc5322(r->now, true, date, sizeof(date));
+	if (!r->local)
+		from = xasprintf("%s ([%s])", r->helo, r->addr);
+	else if (local_name_ok(r->user))
+		from = xasprintf("user %s (uid %" PRIu32 ")", r->user, r->uid);
+	else
+		from = xasprintf("uid %" PRIu32, r->uid);
+	if (r->rcpt != NULL)
+		hdr = xasprintf("Received: from %s\r\n"
+		    "\tby %s (mxrelay) with %s id %s\r\n"
+		    "\tfor <%s>; %s\r\n", from, r->by, r->proto, r->id,
+		    r->rcpt, date);
+	else
+		hdr = xasprintf("Received: from %s\r\n"
+		    "\tby %s (mxrelay) with %s id %s;\r\n"
+		    "\t%s\r\n", from, r->by, r->proto, r->id, date);
+	free(from);
+	return hdr;
+}
+
+void
+msg_hops_init(struct msg_hops *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->match = true;
+}
+
+void
+msg_hops_scan(struct msg_hops *h, const char *buf, size_t len)
+{
+	static const char pat[] = "received:";
+
+	for (size_t i = 0; i < len && !h->done; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c == '\n') {
+			/* The body is CRLF lines: "\r\n" alone is empty. */
+			if (h->pos == 1)
+				h->done = true;
+			h->pos = 0;
+			h->match = true;
+			continue;
+		}
+		if (h->match && h->pos < sizeof(pat) - 1) {
+			h->match = tolower(c) == pat[h->pos];
+			if (h->match && h->pos == sizeof(pat) - 2)
+				h->count++;
+		}
+		h->pos++;
+	}
 }

@@ -1,15 +1,17 @@
 /*
- * message: RFC 5322 header handling for mail handed to the sendmail
- * interface (and, later, the SMTP listener): address-list parsing for
- * `-t` and for command-line recipients, Bcc removal, and adding Date,
- * Message-ID and From when missing.  Pure code: no I/O, no clock (the
- * caller passes `now`).
+ * message: RFC 5322 header handling, level 1 (pure code: no I/O, no
+ * clock; the caller passes `now`).  For mail handed to the sendmail
+ * interface: address-list parsing for `-t` and for command-line
+ * recipients, Bcc removal, and adding Date, Message-ID and From when
+ * missing.  For the SMTP listener: the Received: field it prepends and
+ * the count of Received: fields (hops) in a message streaming in.
  */
 #ifndef MXRELAY_MESSAGE_H
 #define MXRELAY_MESSAGE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "util.h"
@@ -100,5 +102,56 @@ struct msg_header_opts {
 int	 msg_headers_fix(const char *in, size_t len,
 	    const struct msg_header_opts *, char **out, size_t *outlen,
 	    size_t *body_off, struct strlist *rcpts, char *err, size_t errlen);
+
+
+/*
+ * The Received: field of the SMTP listener (RFC 5321 §4.4), folded on
+ * three lines with CRLF, the last one ending in CRLF:
+ *	Received: from HELO ([ADDR])
+ *		by BY (mxrelay) with PROTO id ID
+ *		for <RCPT>; DATE
+ * A local session (mxrelay -bs) names the user instead of a client:
+ * "from user NAME (uid N)", or "from uid N" when there is no user name or
+ * one that is unsafe in a header field.  Without rcpt (more than one
+ * recipient) the "for" clause is left out: "... id ID;" then DATE on the
+ * third line.  DATE is now in the local time zone, in UTC when that
+ * cannot be converted.  The caller checked helo (smtpd_helo_ok());
+ * returns a new string.
+ */
+struct msg_received {
+	bool		 local;	/* a local session: user, uid below */
+	const char	*helo;	/* else the client's HELO/EHLO argument */
+	const char	*addr;	/* and its address, without brackets */
+	const char	*user;	/* local: the login name, or NULL */
+	uint32_t	 uid;	/* local: the user id */
+	const char	*by;	/* our host name */
+	const char	*proto;	/* msg_received_proto() */
+	const char	*id;	/* the queue id */
+	const char	*rcpt;	/* the only recipient, or NULL */
+	time_t		 now;
+};
+char	*msg_received(const struct msg_received *);
+
+/*
+ * RFC 3848 "with" protocol name: SMTP after HELO, ESMTP after EHLO, with
+ * S when TLS is active and A when the client authenticated (ESMTP only).
+ * A static string.
+ */
+const char *msg_received_proto(bool esmtp, bool tls, bool auth);
+
+/*
+ * Counting the Received: fields (hops, RFC 5321 §6.3) of a message while
+ * it streams in: feed the body (CRLF lines, as stored) in any number of
+ * pieces; the count stops at the empty line that ends the header section.
+ * A field counts when its line starts with "Received:" in any case.
+ */
+struct msg_hops {
+	bool		 done;		/* past the header section */
+	size_t		 pos;		/* octets of the current line so far */
+	bool		 match;		/* this line may still be "Received:" */
+	unsigned	 count;
+};
+void	 msg_hops_init(struct msg_hops *);
+void	 msg_hops_scan(struct msg_hops *, const char *buf, size_t len);
 
 #endif

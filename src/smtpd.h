@@ -1,6 +1,7 @@
 /*
- * smtpd: the SMTP listener of mxrelayd (SPEC "The SMTP listener"), and
- * the local sessions of mxrelay -bs on the same code (smtpd_session_fds()).
+ * smtpd: the SMTP listener of mxrelayd (mxrelayd(8), THE SMTP LISTENER),
+ * and the local sessions of mxrelay -bs on the same code
+ * (smtpd_session_fds()).  The users file for AUTH is in smtpd_auth.h.
  *
  * ESMTP (RFC 5321) with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
  * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034/3463), STARTTLS (RFC 3207)
@@ -28,10 +29,10 @@
 #include "conf.h"
 #include "envelope.h"
 #include "event.h"
+#include "smtpd_auth.h"
 
 struct queue;
 struct smtpd;
-struct smtpd_users;
 
 struct smtpd_params {
 	const char		*hostname;	/* greeting, EHLO, Received: by */
@@ -144,16 +145,5 @@ struct smtpd_local {
  */
 int		 smtpd_session_fds(struct smtpd *, int infd, int outfd,
 		    const struct smtpd_local *);
-
-/*
- * The auth_users file: one "user:crypt-hash" a line; '#' comments and
- * empty lines skipped.  NULL + a "FILE:LINE: ..." message in err on a
- * malformed line or when the file cannot be read.
- */
-struct smtpd_users *smtpd_users_load(const char *path, char *err, size_t errlen);
-void		 smtpd_users_free(struct smtpd_users *);
-/* Constant-time as far as the user's existence goes (a dummy hash is run). */
-bool		 smtpd_users_check(const struct smtpd_users *, const char *user,
-		    const char *pass);
 
 #endif

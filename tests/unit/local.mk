@@ -108,6 +108,19 @@ tests_unit_test_smtpd_CFLAGS = $(TEST_CFLAGS) $(CRYPT_CFLAGS)
 tests_unit_test_smtpd_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_smtpd
 
+# The listener's pure parsers (src/smtpd_parse.c) and AUTH without a
+# session (src/smtpd_auth.c: SASL decoding, the users file).
+check_PROGRAMS += tests/unit/test_smtpd_parse
+tests_unit_test_smtpd_parse_SOURCES = tests/unit/test_smtpd_parse.c $(TEST_COMMON)
+tests_unit_test_smtpd_parse_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_smtpd_parse_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_smtpd_parse
+check_PROGRAMS += tests/unit/test_smtpd_auth
+tests_unit_test_smtpd_auth_SOURCES = tests/unit/test_smtpd_auth.c $(TEST_COMMON)
+tests_unit_test_smtpd_auth_CFLAGS = $(TEST_CFLAGS) $(CRYPT_CFLAGS)
+tests_unit_test_smtpd_auth_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_smtpd_auth
+
 # The commit threads' queue on its own: real threads and a real loop.
 check_PROGRAMS += tests/unit/test_workq
 tests_unit_test_workq_SOURCES = tests/unit/test_workq.c $(TEST_COMMON)

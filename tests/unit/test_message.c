@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/message.c: address-list parsing (RFC 5322 §3.4 and
- * the obsolete forms of §4.4), envelope address checks (RFC 5321), and the
- * header fix-ups of the sendmail interface.  Table-driven, no mocks.
+ * the obsolete forms of §4.4), envelope address checks (RFC 5321), the
+ * header fix-ups of the sendmail interface, and the SMTP listener's
+ * Received: field and hop count.  Table-driven, no mocks.
  */
 #include "config.h"
 
@@ -773,6 +774,200 @@ test_headers_binary(void **state)
 	free(out);
 }
 
+/* ------------------------------------------------------------------ */
+/* The SMTP listener's Received: field and hop count. */
+
+#define RDATE	"Mon, 23 Nov 2026 18:44:13 +0000"
+#define U64	"0123456789012345678901234567890123456789" \
+	"012345678901234567890123"
+
+static void
+test_received(void **state)
+{
+	static const struct {
+		bool		 local;
+		const char	*user;
+		const char	*rcpt;
+		const char	*want;
+	} rows[] = {
+		{ false, NULL, "u@d.example",
+		    "Received: from mx.example ([192.0.2.1])\r\n"
+		    "\tby relay.example (mxrelay) with ESMTP id 0123ABC\r\n"
+		    "\tfor <u@d.example>; " RDATE "\r\n" },
+		{ false, NULL, NULL,
+		    "Received: from mx.example ([192.0.2.1])\r\n"
+		    "\tby relay.example (mxrelay) with ESMTP id 0123ABC;\r\n"
+		    "\t" RDATE "\r\n" },
+		{ true, "alice", "u@d.example",
+		    "Received: from user alice (uid 1000)\r\n"
+		    "\tby relay.example (mxrelay) with ESMTP id 0123ABC\r\n"
+		    "\tfor <u@d.example>; " RDATE "\r\n" },
+		{ true, "alice", NULL,
+		    "Received: from user alice (uid 1000)\r\n"
+		    "\tby relay.example (mxrelay) with ESMTP id 0123ABC;\r\n"
+		    "\t" RDATE "\r\n" },
+		{ true, "a.b_c-d$e+f@g", NULL,
+		    "Received: from user a.b_c-d$e+f@g (uid 1000)\r\n"
+		    "\tby relay.example (mxrelay) with ESMTP id 0123ABC;\r\n"
+		    "\t" RDATE "\r\n" },
+		/* No name, or one unsafe in a header field: the uid only. */
+		{ true, NULL, NULL,
+		    "Received: from uid 1000\r\n"
+		    "\tby relay.example (mxrelay) with ESMTP id 0123ABC;\r\n"
+		    "\t" RDATE "\r\n" },
+		{ true, "", "u@d.example",
+		    "Received: from uid 1000\r\n"
+		    "\tby relay.example (mxrelay) with ESMTP id 0123ABC\r\n"
+		    "\tfor <u@d.example>; " RDATE "\r\n" },
+		{ true, "al ice", NULL, "Received: from uid 1000\r\n" },
+		{ true, "alice\r\nX-Injected: 1", NULL,
+		    "Received: from uid 1000\r\n" },
+		{ true, "(alice)", NULL, "Received: from uid 1000\r\n" },
+		{ true, "\xc3\xa9lise", NULL, "Received: from uid 1000\r\n" },
+		/* At most 64 octets. */
+		{ true, U64, NULL,
+		    "Received: from user " U64 " (uid 1000)\r\n" },
+		{ true, U64 "5", NULL, "Received: from uid 1000\r\n" },
+	};
+
+	(void)state;
+	set_tz("UTC");
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		struct msg_received r = {
+			.local = rows[i].local,
+			.helo = "mx.example",
+			.addr = "192.0.2.1",
+			.user = rows[i].user,
+			.uid = 1000,
+			.by = "relay.example",
+			.proto = "ESMTP",
+			.id = "0123ABC",
+			.rcpt = rows[i].rcpt,
+			.now = NOW,
+		};
+		char *h = msg_received(&r);
+
+		assert_non_null(h);
+		if (strncmp(h, rows[i].want, strlen(rows[i].want)) != 0)
+			fail_msg("row %zu: got \"%s\"", i, h);
+		free(h);
+	}
+}
+
+/* The date follows the local time zone; the protocol is the caller's. */
+static void
+test_received_zone(void **state)
+{
+	struct msg_received r = {
+		.helo = "[IPv6:2001:db8::1]", .addr = "2001:db8::1",
+		.by = "relay.example", .proto = "ESMTPSA", .id = "X",
+		.now = NOW,
+	};
+	char *h;
+
+	(void)state;
+	set_tz("ABC-05:30");
+	h = msg_received(&r);
+	assert_string_equal(h,
+	    "Received: from [IPv6:2001:db8::1] ([2001:db8::1])\r\n"
+	    "\tby relay.example (mxrelay) with ESMTPSA id X;\r\n"
+	    "\tTue, 24 Nov 2026 00:14:13 +0530\r\n");
+	free(h);
+	set_tz("UTC");
+}
+
+/* RFC 3848 protocol names. */
+static void
+test_received_proto(void **state)
+{
+	static const struct {
+		bool		 esmtp, tls, auth;
+		const char	*want;
+	} rows[] = {
+		{ false, false, false, "SMTP" },
+		{ false, true, false, "SMTPS" },
+		{ false, false, true, "SMTP" },
+		{ false, true, true, "SMTPS" },
+		{ true, false, false, "ESMTP" },
+		{ true, true, false, "ESMTPS" },
+		{ true, false, true, "ESMTPA" },
+		{ true, true, true, "ESMTPSA" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(rows); i++)
+		assert_string_equal(msg_received_proto(rows[i].esmtp,
+		    rows[i].tls, rows[i].auth), rows[i].want);
+}
+
+/* Feed in pieces of step octets (0: all at once). */
+static struct msg_hops
+hops_feed(const char *in, size_t len, size_t step)
+{
+	struct msg_hops h;
+
+	msg_hops_init(&h);
+	if (step == 0)
+		step = len > 0 ? len : 1;
+	for (size_t off = 0; off < len; off += step)
+		msg_hops_scan(&h, in + off, len - off < step ? len - off :
+		    step);
+	return h;
+}
+
+static void
+test_hops(void **state)
+{
+#define H(s)	s, sizeof(s) - 1
+	static const struct {
+		const char	*in;
+		size_t		 len;
+		unsigned	 count;
+		bool		 done;
+	} rows[] = {
+		{ H(""), 0, false },
+		{ H("Received: a\r\nReceived: b\r\n\r\nReceived: c\r\n"), 2,
+		    true },
+		{ H("received: a\r\nRECEIVED: b\r\nReCeIvEd:c\r\n"), 3,
+		    false },
+		{ H("Received:"), 1, false },
+		{ H("Received"), 0, false },
+		{ H("X-Received: a\r\nReceived-SPF: pass\r\n"), 0, false },
+		{ H("Received : a\r\n Received: b\r\n\tReceived: c\r\n"), 0,
+		    false },
+		{ H("Subject: x\r\n Received: folded\r\nReceived: y\r\n"
+		    "\r\nbody\r\n"), 1, true },
+		{ H("\r\nReceived: in the body\r\n"), 0, true },
+		{ H("Subject: x\r\n\r\n\r\nReceived: z\r\n"), 0, true },
+		{ H("Rec\0eived: a\r\nReceived:\0\r\n"), 1, false },
+		{ H("Received:\xff\r\n\xffReceived: b\r\n"), 1, false },
+	};
+#undef H
+	static const size_t steps[] = { 0, 1, 2, 3, 7 };
+	struct msg_hops h;
+	char *many;
+	size_t n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(rows); i++)
+		for (size_t j = 0; j < NELEM(steps); j++) {
+			h = hops_feed(rows[i].in, rows[i].len, steps[j]);
+			if (h.count != rows[i].count || h.done != rows[i].done)
+				fail_msg("row %zu step %zu: count %u done %d",
+				    i, steps[j], h.count, h.done);
+		}
+	/* Many hops: each one counts, and nothing after the header. */
+	many = malloc(200 * 16 + 64);
+	assert_non_null(many);
+	for (int i = 0; i < 200; i++)
+		n += (size_t)sprintf(many + n, "Received: %d\r\n", i);
+	n += (size_t)sprintf(many + n, "\r\nReceived: body\r\n");
+	h = hops_feed(many, n, 5);
+	assert_int_equal(h.count, 200);
+	assert_true(h.done);
+	free(many);
+}
+
 int
 main(void)
 {
@@ -788,6 +983,10 @@ main(void)
 		cmocka_unit_test(test_headers_from),
 		cmocka_unit_test(test_headers_date),
 		cmocka_unit_test(test_headers_binary),
+		cmocka_unit_test(test_received),
+		cmocka_unit_test(test_received_zone),
+		cmocka_unit_test(test_received_proto),
+		cmocka_unit_test(test_hops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

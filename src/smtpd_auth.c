@@ -1,0 +1,480 @@
+/*
+ * smtpd_auth: AUTH in the SMTP listener (RFC 4954): the exchange of a
+ * session (334 challenges, the replies, counting failures), the pure
+ * decoding of the AUTH argument and of the SASL PLAIN (RFC 4616) and
+ * LOGIN responses, and the auth_users file (see smtpd_auth.h).
+ *
+ * AUTH is offered and taken only once TLS is active and a users file is
+ * given, never in a local session.  SMTPD_AUTH_FAILS_MAX failures end
+ * the session with 421.  The users file holds crypt(3) hashes; they are
+ * checked with crypt_r() and compared without stopping at the first
+ * difference, and a user who does not exist costs one hash too, so that
+ * timing does not tell who exists.  Every buffer that held a password
+ * or a hash is cleared with explicit_bzero() before it is freed or goes
+ * out of scope.
+ */
+#include "config.h"
+
+#include <crypt.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "io.h"
+#include "log.h"
+#include "smtp_proto.h"
+#include "smtpd.h"
+#include "smtpd_auth.h"
+#include "smtpd_session.h"
+#include "util.h"
+
+#define SMTPD_AUTH_FAILS_MAX	3
+#define SMTPD_USERS_LINE_MAX	4096
+
+/* Checked against when a user is unknown, so that timing does not tell. */
+#define SMTPD_DUMMY_HASH \
+	"$6$mxrelaydummy$MnykwyN7Gi3sXZfd4s6m5za8L77zB1Bfmm7DVg.qruXWRisX6" \
+	"Crta5AnfqzrYNdGd9ejoNHXfv9wXPOlvog2a1"
+
+struct smtpd_user {
+	char		*name;
+	char		*hash;
+};
+
+struct smtpd_users {
+	struct smtpd_user *v;
+	size_t		 n;
+};
+
+static bool	 auth_decode(struct session *, const char *, size_t, char *,
+		    size_t);
+static void	 auth_line(struct session *, char *, size_t, bool);
+static void	 auth_plain(struct session *, const char *, size_t);
+static void	 auth_finish(struct session *, const char *, const char *,
+		    const char *);
+static int	 users_line(struct smtpd_users *, char *, size_t,
+		    struct crypt_data *, const char *, unsigned long, char *,
+		    size_t);
+static bool	 ct_equal(const char *, const char *);
+
+/* ------------------------------------------------------------------ */
+/* The AUTH exchange of a session. */
+
+void
+smtpd_auth_begin(struct session *s, char *arg)
+{
+	const struct smtpd_params *p = &s->sd->p;
+	struct smtpd_auth_cmd ac;
+
+	if (p->users == NULL || s->lc != NULL) {
+		smtpd_reply_error(s, "503 5.5.1 Error: authentication not "
+		    "enabled");
+		return;
+	}
+	/* RFC 4954 §4: never look at credentials sent in clear. */
+	if (!io_tls_active(s->io)) {
+		smtpd_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (!s->esmtp) {
+		smtpd_reply_error(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		smtpd_reply_error(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->sender != NULL) {
+		smtpd_reply_error(s, "503 5.5.1 Error: MAIL transaction in "
+		    "progress");
+		return;
+	}
+	if (smtpd_auth_cmd_parse(arg, &ac) == -1) {
+		smtpd_reply_error(s, "501 5.5.4 Syntax: AUTH mechanism "
+		    "[initial-response]");
+		return;
+	}
+	switch (ac.mech) {
+	case SMTPD_AUTH_PLAIN:
+		if (ac.ir != NULL) {
+			auth_plain(s, ac.ir, strlen(ac.ir));
+			return;
+		}
+		s->state = S_AUTH;
+		s->auth_step = AUTH_PLAIN;
+		smtpd_reply(s, "334 ");
+		break;
+	case SMTPD_AUTH_LOGIN:
+		s->state = S_AUTH;
+		s->auth_step = AUTH_LOGIN_USER;
+		if (ac.ir != NULL)	/* the user name (as Postfix) */
+			auth_line(s, ac.ir, strlen(ac.ir), true);
+		else
+			smtpd_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+		break;
+	case SMTPD_AUTH_UNSUPPORTED:
+		smtpd_reply_error(s, "504 5.5.4 Unsupported authentication "
+		    "mechanism");
+		break;
+	}
+}
+
+/* Leave the AUTH exchange: back to commands, the LOGIN user name gone. */
+void
+smtpd_auth_reset(struct session *s)
+{
+	if (s->state == S_AUTH)
+		s->state = S_CMD;
+	if (s->auth_login != NULL) {
+		explicit_bzero(s->auth_login, strlen(s->auth_login));
+		free(s->auth_login);
+		s->auth_login = NULL;
+	}
+}
+
+/* A line read in S_AUTH: the limits of any line, then the exchange. */
+void
+smtpd_auth_input(struct session *s, char *line, size_t len, bool too_long)
+{
+	if (too_long || memchr(line, '\0', len) != NULL) {
+		smtpd_auth_reset(s);
+		smtpd_reply_error(s, too_long ?
+		    "500 5.5.2 Error: line too long" :
+		    "500 5.5.2 Error: NUL byte in command");
+		return;
+	}
+	auth_line(s, line, len, false);
+}
+
+/*
+ * One base64 LOGIN response into buf (a C string without NULs); false
+ * after the error reply when it cannot be decoded.
+ */
+static bool
+auth_decode(struct session *s, const char *line, size_t len, char *buf,
+    size_t size)
+{
+	if (smtpd_auth_login_decode(line, len, buf, size) == -1) {
+		smtpd_auth_reset(s);
+		smtpd_reply_error(s, "501 5.5.2 Error: cannot decode response");
+		return false;
+	}
+	return true;
+}
+
+/* An AUTH continuation line (or LOGIN's initial response when ir). */
+static void
+auth_line(struct session *s, char *line, size_t len, bool ir)
+{
+	char buf[SMTPD_AUTH_BUF];
+
+	if (!ir && strcmp(line, "*") == 0) {
+		smtpd_auth_reset(s);
+		smtpd_reply(s, "501 5.7.0 Authentication aborted");
+		return;
+	}
+	switch (s->auth_step) {
+	case AUTH_PLAIN:
+		s->state = S_CMD;
+		auth_plain(s, line, len);
+		break;
+	case AUTH_LOGIN_USER:
+		if (!auth_decode(s, line, len, buf, sizeof(buf)))
+			break;
+		free(s->auth_login);
+		s->auth_login = xstrdup(buf);
+		s->auth_step = AUTH_LOGIN_PASS;
+		smtpd_reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
+		break;
+	case AUTH_LOGIN_PASS:
+		if (!auth_decode(s, line, len, buf, sizeof(buf)))
+			break;
+		s->state = S_CMD;
+		auth_finish(s, "LOGIN", s->auth_login, buf);
+		smtpd_auth_reset(s);
+		break;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(line, len);
+}
+
+/* A PLAIN response (RFC 4616), as a continuation or an initial response. */
+static void
+auth_plain(struct session *s, const char *b64, size_t len)
+{
+	struct smtpd_auth_plain pl;
+
+	s->state = S_CMD;
+	if (smtpd_auth_plain_decode(b64, len, &pl) == -1)
+		smtpd_reply_error(s, "501 5.5.2 Error: cannot decode response");
+	else
+		auth_finish(s, "PLAIN", pl.user, pl.pass);
+	explicit_bzero(&pl, sizeof(pl));
+}
+
+/* user/pass NULL: malformed, a failure. */
+static void
+auth_finish(struct session *s, const char *mech, const char *user,
+    const char *pass)
+{
+	const struct smtpd_params *p = &s->sd->p;
+	char esc[128];
+
+	util_escape(esc, sizeof(esc), user != NULL ? user : "");
+	if (user != NULL && pass != NULL && user[0] != '\0' &&
+	    p->users != NULL && smtpd_users_check(p->users, user, pass)) {
+		s->auth_user = xstrdup(user);
+		log_info("AUTH %s ok: user=%s client=%s", mech, esc,
+		    s->peer);
+		smtpd_reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	s->auth_fails++;
+	log_warnx("AUTH %s failed: user=%s client=%s", mech, esc,
+	    s->peer);
+	if (s->auth_fails >= SMTPD_AUTH_FAILS_MAX) {
+		smtpd_reply(s, "421 4.7.0 %s Error: too many authentication "
+		    "failures", p->hostname);
+		smtpd_session_closing(s);
+		return;
+	}
+	smtpd_reply(s, "535 5.7.8 Authentication credentials invalid");
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoding AUTH. */
+
+int
+smtpd_auth_cmd_parse(char *arg, struct smtpd_auth_cmd *out)
+{
+	char *ir;
+
+	out->mech = SMTPD_AUTH_UNSUPPORTED;
+	out->ir = NULL;
+	if ((ir = strchr(arg, ' ')) != NULL) {
+		*ir++ = '\0';
+		while (*ir == ' ')
+			ir++;
+		if (*ir == '\0' || strchr(ir, ' ') != NULL)
+			return -1;
+	}
+	if (strcasecmp(arg, "PLAIN") == 0) {
+		out->mech = SMTPD_AUTH_PLAIN;
+		/* RFC 4954 §4: "=" is an empty initial response. */
+		if (ir != NULL && strcmp(ir, "=") == 0)
+			ir[0] = '\0';
+	} else if (strcasecmp(arg, "LOGIN") == 0)
+		out->mech = SMTPD_AUTH_LOGIN;
+	out->ir = ir;
+	return 0;
+}
+
+/* RFC 4616: authzid NUL authcid NUL passwd. */
+int
+smtpd_auth_plain_decode(const char *b64, size_t len,
+    struct smtpd_auth_plain *out)
+{
+	char *buf = out->buf;
+	const char *authz, *user, *pass;
+	size_t n, l1, l2;
+
+	out->user = out->pass = NULL;
+	if (smtp_base64_decode(b64, len, buf, sizeof(out->buf) - 1, &n) == -1)
+		return -1;
+	buf[n] = '\0';
+	authz = buf;
+	l1 = strlen(authz);
+	if (l1 >= n)
+		return 0;
+	user = buf + l1 + 1;
+	l2 = strlen(user);
+	if (l1 + 1 + l2 >= n)
+		return 0;
+	out->user = user;
+	pass = user + l2 + 1;
+	/* A NUL in the password, or a proxy authzid: refused. */
+	if ((size_t)(pass - buf) + strlen(pass) != n ||
+	    (authz[0] != '\0' && strcmp(authz, user) != 0))
+		return 0;
+	out->pass = pass;
+	return 0;
+}
+
+int
+smtpd_auth_login_decode(const char *b64, size_t len, char *buf, size_t size)
+{
+	size_t n;
+
+	if (size == 0 ||
+	    smtp_base64_decode(b64, len, buf, size - 1, &n) == -1 ||
+	    memchr(buf, '\0', n) != NULL)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The users file. */
+
+/*
+ * One line of the users file (n octets, NUL-terminated, edited in place)
+ * into u: 0 when added or skipped (a comment, an empty line), or -1 with
+ * "FILE:LINE: why" in err.
+ */
+static int
+users_line(struct smtpd_users *u, char *line, size_t n, struct crypt_data *cd,
+    const char *path, unsigned long lineno, char *err, size_t errlen)
+{
+	char *p = line, *end = line + n, *colon;
+	const char *why = NULL, *h;
+
+	while (end > p && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p == '\0' || *p == '#')
+		return 0;
+	if ((colon = strchr(p, ':')) == NULL) {
+		why = "expected user:hash";
+		goto fail;
+	}
+	*colon = '\0';
+	if (colon == p) {
+		why = "empty user name";
+		goto fail;
+	}
+	for (const char *c = p; *c != '\0'; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c == 0x7f) {
+			why = "bad character in user name";
+			goto fail;
+		}
+	if (colon[1] == '\0') {
+		why = "empty password hash";
+		goto fail;
+	}
+	for (size_t i = 0; i < u->n; i++)
+		if (strcmp(u->v[i].name, p) == 0) {
+			util_seterr(err, errlen, "%s:%lu: duplicate user %s",
+			    path, lineno, u->v[i].name);
+			return -1;
+		}
+	/* Refuse what crypt(3) cannot use rather than fail later. */
+	h = crypt_r("", colon + 1, cd);
+	if (h == NULL || h[0] == '*' || colon[1] != '$') {
+		why = "unsupported or malformed password hash";
+		goto fail;
+	}
+	u->v = xreallocarray(u->v, u->n + 1, sizeof(*u->v));
+	u->v[u->n].name = xstrdup(p);
+	u->v[u->n].hash = xstrdup(colon + 1);
+	u->n++;
+	return 0;
+
+fail:
+	util_seterr(err, errlen, "%s:%lu: %s", path, lineno, why);
+	return -1;
+}
+
+struct smtpd_users *
+smtpd_users_load(const char *path, char *err, size_t errlen)
+{
+	struct smtpd_users *u;
+	struct crypt_data *cd;
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned long lineno = 0;
+	ssize_t n;
+	bool ok = false;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	u = xcalloc(1, sizeof(*u));
+	cd = xcalloc(1, sizeof(*cd));
+	while ((n = util_getline(f, &line, &cap, SMTPD_USERS_LINE_MAX, path,
+	    &lineno, err, errlen)) >= 0)
+		if (users_line(u, line, (size_t)n, cd, path, lineno, err,
+		    errlen) == -1)
+			goto done;
+	if (n == -1 && ferror(f)) {
+		util_seterr(err, errlen, "%s:%lu: %s", path, lineno + 1,
+		    strerror(errno));
+		goto done;
+	}
+	if (n == -2)
+		goto done;
+	ok = true;
+done:
+	if (line != NULL) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	fclose(f);
+	if (!ok) {
+		smtpd_users_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+void
+smtpd_users_free(struct smtpd_users *u)
+{
+	if (u == NULL)
+		return;
+	for (size_t i = 0; i < u->n; i++) {
+		free(u->v[i].name);
+		explicit_bzero(u->v[i].hash, strlen(u->v[i].hash));
+		free(u->v[i].hash);
+	}
+	free(u->v);
+	free(u);
+}
+
+/* Compare without stopping at the first difference. */
+static bool
+ct_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+
+	for (size_t i = 0; i < la && i < lb; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+bool
+smtpd_users_check(const struct smtpd_users *u, const char *user,
+    const char *pass)
+{
+	struct crypt_data *cd;
+	const char *hash = NULL, *r;
+	bool ok;
+
+	if (u == NULL || user == NULL || pass == NULL)
+		return false;
+	for (size_t i = 0; i < u->n; i++)
+		if (strcmp(u->v[i].name, user) == 0) {
+			hash = u->v[i].hash;
+			break;
+		}
+	/*
+	 * Unknown user: hash anyway, with the first user's setting (same
+	 * algorithm and cost as real checks), else a fixed SHA-512 one.
+	 */
+	cd = xcalloc(1, sizeof(*cd));
+	r = crypt_r(pass, hash != NULL ? hash : u->n > 0 ? u->v[0].hash :
+	    SMTPD_DUMMY_HASH, cd);
+	ok = hash != NULL && r != NULL && r[0] != '*' && ct_equal(r, hash);
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}
