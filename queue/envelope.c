@@ -53,6 +53,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "status.h"
 #include "util.h"
 
 #define ENVELOPE_MAGIC		"mxrelay-envelope"
@@ -78,7 +79,6 @@ static void	 ob_str(struct obuf *, const char *);
 static void	 ob_num(struct obuf *, uint64_t);
 static void	 ob_field(struct obuf *, const char *);
 static bool	 must_escape(unsigned char);
-static bool	 digits_1to3(const char **);
 static bool	 id_shape(const char *, size_t);
 static time_t	 time_max(void);
 static int	 ib_line(struct ibuf *, const char **, size_t *);
@@ -126,30 +126,11 @@ envelope_add_rcpt(struct envelope *env, const char *addr, const char *orig)
 	r->orig = orig != NULL ? xstrdup(orig) : NULL;
 }
 
-/* Advances *p over 1 to 3 decimal digits; false when there are none. */
-static bool
-digits_1to3(const char **p)
-{
-	size_t n = 0;
-
-	while (n < 3 && **p >= '0' && **p <= '9') {
-		(*p)++;
-		n++;
-	}
-	return n > 0;
-}
-
-/* RFC 3463 section 2: class "." subject "." detail. */
+/* RFC 3463 section 2: class "." subject "." detail (src/status.c). */
 bool
 envelope_status_valid(const char *s)
 {
-	if (s == NULL || (s[0] != '2' && s[0] != '4' && s[0] != '5') ||
-	    s[1] != '.')
-		return false;
-	s += 2;
-	if (!digits_1to3(&s) || *s++ != '.' || !digits_1to3(&s))
-		return false;
-	return *s == '\0';
+	return status_valid(s);
 }
 
 const char *

@@ -20,6 +20,70 @@
 /* The daemon answers at once; this only bounds a wedged one. */
 #define CONTROL_TIMEOUT_S	10
 
+/* The words on the wire, one per code (CONTROL_ERR_OTHER has none). */
+static const struct {
+	enum control_code	 code;
+	const char		*word;
+} control_words[] = {
+	{ CONTROL_ERR_PERM,	"perm" },
+	{ CONTROL_ERR_NOMSG,	"nomsg" },
+	{ CONTROL_ERR_BADID,	"badid" },
+	{ CONTROL_ERR_BADREQ,	"badreq" },
+	{ CONTROL_ERR_QUEUE,	"queue" },
+	{ CONTROL_ERR_BUSY,	"busy" },
+};
+
+enum control_code
+control_reply_parse(const char *line, const char **rest)
+{
+	const char *w;
+	size_t n;
+
+	if (rest != NULL)
+		*rest = line;
+	if (strcmp(line, "ok") == 0 || strncmp(line, "ok ", 3) == 0) {
+		if (rest != NULL)
+			*rest = line + (line[2] == ' ' ? 3 : 2);
+		return CONTROL_OK;
+	}
+	if (strncmp(line, "error ", 6) != 0)
+		return CONTROL_ERR_OTHER;
+	w = line + 6;
+	n = strcspn(w, " \n");
+	for (size_t i = 0; i < sizeof(control_words) /
+	    sizeof(control_words[0]); i++)
+		if (strlen(control_words[i].word) == n &&
+		    strncmp(w, control_words[i].word, n) == 0) {
+			if (rest != NULL)
+				*rest = w + n + (w[n] == ' ');
+			return control_words[i].code;
+		}
+	return CONTROL_ERR_OTHER;
+}
+
+size_t
+control_reply_format(char *buf, size_t len, enum control_code code,
+    const char *text)
+{
+	const char *word = NULL;
+	int n;
+
+	for (size_t i = 0; i < sizeof(control_words) /
+	    sizeof(control_words[0]); i++)
+		if (control_words[i].code == code)
+			word = control_words[i].word;
+	if (code == CONTROL_OK)
+		n = snprintf(buf, len, "ok %s\n", text);
+	else
+		n = snprintf(buf, len, "error %s %s\n",
+		    word != NULL ? word : "other", text);
+	if (n < 0)
+		n = 0;
+	if (len > 0 && (size_t)n >= len)
+		n = (int)len - 1;
+	return len > 0 ? (size_t)n : 0;
+}
+
 int
 control_addr(const char *runtime_dir, struct sockaddr_un *sun)
 {

@@ -1,5 +1,5 @@
 /*
- * delivery: destinations, routes and sessions (SPEC "Delivery rules").
+ * delivery: destinations, routes and sessions (mxrelay(8), DELIVERY).
  *
  * A destination (struct dest) is a recipient domain, or the relayhost.
  * Its routes are the addresses of its exchangers in the order to try
@@ -36,6 +36,11 @@
  *   have been delivered).
  * - Every route failed: the part's pending recipients are deferred with
  *   the last error (4.4.1 for a refused connection).
+ *
+ * Every rule decides on the typed results of smtp_client.c (outcome,
+ * stage, cause, reply code, enhanced status, accepted at RCPT), never on
+ * the text of a reply: the text only goes to the log and to the caller
+ * for DSNs.
  */
 #include "config.h"
 
@@ -43,7 +48,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +58,7 @@
 
 #include "delivery.h"
 #include "log.h"
+#include "status.h"
 #include "util.h"
 
 enum dest_state {
@@ -106,6 +111,8 @@ struct dest {
 	char			 fail_reply[DELIVERY_REPLY_MAX];
 
 	/* the last route failure, for parts that run out of routes */
+	enum smtpc_cause	 last_cause;
+	int			 last_code;
 	char			 last_status[16];
 	char			 last_reply[DELIVERY_REPLY_MAX];
 	char			 last_mta[256];
@@ -168,11 +175,17 @@ static void	 sess_on_idle_timeout(void *);
 static bool	 engine_close_one_idle(struct delivery_engine *);
 static void	 sess_on_ready(void *, struct smtpc *);
 static void	 sess_on_done(void *, struct smtpc *, const struct smtpc_result *);
-static void	 sess_on_closed(void *, struct smtpc *, enum outcome,
-		    enum smtpc_stage, const char *);
+static void	 sess_mail_failed(struct dsess *, struct delivery_msg *,
+		    const struct smtpc_reason *, bool);
+static void	 sess_on_closed(void *, struct smtpc *,
+		    const struct smtpc_reason *);
+static void	 reason_status(const struct smtpc_reason *, char *, size_t);
+static void	 dest_note_failure(struct dest *, const struct smtpc_reason *,
+		    const char *, const char *);
+static void	 rcpt_note(struct delivery_rcpt *, const struct smtpc_reason *,
+		    bool, const char *, const char *, const char *);
 static void	 rcpt_final(struct dest *, struct dsess *, struct delivery_msg *,
-		    size_t, enum outcome, const char *, const char *,
-		    const char *);
+		    size_t, enum outcome);
 static bool	 part_finished(const struct delivery_msg *);
 static void	 part_complete(struct dest *, struct delivery_msg *);
 static void	 queue_push(struct dest *, struct delivery_msg *, bool);
@@ -186,43 +199,32 @@ static const struct smtpc_ops sess_ops = {
 };
 
 /*
- * Replies and status codes.
+ * Reasons and status codes.
  */
 
-void
-delivery_status_of(const char *reply, char *status, size_t len)
+/*
+ * The RFC 3463 code for a reason: the one the reply (or smtp_client)
+ * gave, else the class default of the reply code (4.0.0 without one).
+ */
+static void
+reason_status(const struct smtpc_reason *why, char *status, size_t len)
 {
-	const char *p = reply;
-	int dots = 0, digits = 0;
-	size_t n;
-
-	if (reply != NULL && strlen(reply) > 4 && isdigit((unsigned char)p[0]) &&
-	    (p[3] == ' ' || p[3] == '-') && (p[0] == '2' || p[0] == '4' ||
-	    p[0] == '5') && p[4] == p[0]) {
-		/* RFC 3463: class "." subject "." detail, 1-3 digits each. */
-		p += 4;
-		for (n = 0; p[n] != '\0' && p[n] != ' '; n++) {
-			if (p[n] == '.') {
-				if (digits == 0 || ++dots > 2)
-					break;
-				digits = 0;
-			} else if (isdigit((unsigned char)p[n]) && digits < 3)
-				digits++;
-			else
-				break;
-		}
-		if ((p[n] == ' ' || p[n] == '\0') && dots == 2 && digits > 0 &&
-		    n < len) {
-			memcpy(status, p, n);
-			status[n] = '\0';
-			return;
-		}
-	}
-	if (reply != NULL && (reply[0] == '2' || reply[0] == '4' ||
-	    reply[0] == '5'))
-		snprintf(status, len, "%c.0.0", reply[0]);
+	if (why->status[0] != '\0')
+		util_strlcpy(status, why->status, len);
 	else
-		snprintf(status, len, "4.0.0");
+		status_class_default(why->code, status, len);
+}
+
+/* A route failed: what parts that run out of routes are deferred with. */
+static void
+dest_note_failure(struct dest *d, const struct smtpc_reason *why,
+    const char *status, const char *mta)
+{
+	d->last_cause = why->cause;
+	d->last_code = why->code;
+	util_strlcpy(d->last_status, status, sizeof(d->last_status));
+	util_strlcpy(d->last_reply, why->text, sizeof(d->last_reply));
+	util_strlcpy(d->last_mta, mta, sizeof(d->last_mta));
 }
 
 static const char *
@@ -379,7 +381,11 @@ delivery_submit(struct delivery_engine *e, const char *domain,
 	m->dest_down = false;
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		m->rcpt[i].final = false;
+		m->rcpt[i].noted = false;
 		m->rcpt[i].outcome = OUTCOME_TEMPFAIL;
+		m->rcpt[i].cause = SMTPC_CAUSE_NONE;
+		m->rcpt[i].code = 0;
+		m->rcpt[i].accepted = false;
 		m->rcpt[i].status[0] = '\0';
 		m->rcpt[i].reply[0] = '\0';
 		m->rcpt[i].remote_mta[0] = '\0';
@@ -463,30 +469,48 @@ route_spread(struct dest *d, size_t ri)
  * Recipient and part outcomes.
  */
 
+/*
+ * Record what a recipient's outcome rests on, before it is final (a 4xx
+ * of its own is kept while the next route is tried).  why is NULL when no
+ * session had a say (DNS, routing); status NULL: from why; text NULL:
+ * why's text.
+ */
+static void
+rcpt_note(struct delivery_rcpt *r, const struct smtpc_reason *why,
+    bool accepted, const char *status, const char *text, const char *mta)
+{
+	r->noted = true;
+	r->cause = why != NULL ? why->cause : SMTPC_CAUSE_NONE;
+	r->code = why != NULL ? why->code : 0;
+	r->accepted = accepted;
+	if (status != NULL)
+		util_strlcpy(r->status, status, sizeof(r->status));
+	else
+		reason_status(why, r->status, sizeof(r->status));
+	util_strlcpy(r->reply, text != NULL ? text : why->text,
+	    sizeof(r->reply));
+	util_strlcpy(r->remote_mta, mta != NULL ? mta : "",
+	    sizeof(r->remote_mta));
+}
+
+/* The noted reason becomes the recipient's outcome: one log line. */
 static void
 rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
-    enum outcome o, const char *status, const char *reply, const char *mta)
+    enum outcome o)
 {
 	struct delivery_rcpt *r = &m->rcpt[i];
-	char st[16], relay[512], tls[64], esc[DELIVERY_REPLY_MAX * 2];
+	char relay[512], tls[64], esc[DELIVERY_REPLY_MAX * 2];
 	long long delay;
 
 	if (r->final)
 		return;
 	r->final = true;
 	r->outcome = o;
-	if (status == NULL || *status == '\0') {
-		delivery_status_of(reply, st, sizeof(st));
-		status = st;
-	}
-	util_strlcpy(r->status, status, sizeof(r->status));
-	util_strlcpy(r->reply, reply, sizeof(r->reply));
-	util_strlcpy(r->remote_mta, mta != NULL ? mta : "", sizeof(r->remote_mta));
 
 	if (s != NULL && s->s != NULL) {
 		util_strlcpy(relay, smtpc_peer_text(s->s), sizeof(relay));
 		snprintf(tls, sizeof(tls), "%s%s", smtpc_tls_version(s->s),
-		    strcmp(smtpc_tls_version(s->s), "none") == 0 ? "" :
+		    !smtpc_tls_active(s->s) ? "" :
 		    smtpc_tls_verified(s->s) ? "/verified" : "/unverified");
 	} else {
 		snprintf(relay, sizeof(relay), "none");
@@ -524,13 +548,21 @@ part_complete(struct dest *d, struct delivery_msg *m)
 	m->done(m->arg, m);
 }
 
-/* Every pending recipient of m gets the same outcome, then m is done. */
+/*
+ * Every pending recipient of m gets the same outcome, then m is done
+ * (rcpt_note() says what why, status and text may be).
+ */
 static void
 part_fail(struct dest *d, struct dsess *s, struct delivery_msg *m,
-    enum outcome o, const char *status, const char *reply, const char *mta)
+    enum outcome o, const struct smtpc_reason *why, const char *status,
+    const char *text, const char *mta)
 {
-	for (size_t i = 0; i < m->nrcpt; i++)
-		rcpt_final(d, s, m, i, o, status, reply, mta);
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->rcpt[i].final)
+			continue;
+		rcpt_note(&m->rcpt[i], why, false, status, text, mta);
+		rcpt_final(d, s, m, i, o);
+	}
 	part_complete(d, m);
 }
 
@@ -843,8 +875,8 @@ dest_pump(struct dest *d)
 		while ((m = d->qhead) != NULL) {
 			queue_remove(d, m);
 			m->dest_down = d->fail_outcome == OUTCOME_TEMPFAIL;
-			part_fail(d, NULL, m, d->fail_outcome, d->fail_status,
-			    d->fail_reply, NULL);
+			part_fail(d, NULL, m, d->fail_outcome, NULL,
+			    d->fail_status, d->fail_reply, NULL);
 		}
 		return;
 	case DEST_READY:
@@ -860,17 +892,22 @@ dest_pump(struct dest *d)
 		for (size_t i = 0; i < m->nrcpt; i++) {
 			struct delivery_rcpt *r = &m->rcpt[i];
 
+			if (r->final)
+				continue;
 			/* A recipient that got its own 4xx keeps that reply. */
-			if (r->reply[0] != '\0')
-				rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL,
-				    r->status, r->reply, r->remote_mta);
-			else if (!r->final) {
+			if (!r->noted) {
+				struct smtpc_reason last;
+
+				memset(&last, 0, sizeof(last));
+				last.cause = d->last_cause;
+				last.code = d->last_code;
 				m->dest_down = true;
-				rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL,
-				    d->last_status[0] ? d->last_status : "4.4.1",
-				    d->last_reply[0] ? d->last_reply :
-				    "no exchanger could be reached", d->last_mta);
+				rcpt_note(r, &last, false, d->last_status[0] ?
+				    d->last_status : "4.4.1", d->last_reply[0] ?
+				    d->last_reply : "no exchanger could be reached",
+				    d->last_mta);
 			}
+			rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL);
 		}
 		part_complete(d, m);
 	}
@@ -1084,6 +1121,7 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 	struct dsess *s = arg;
 	struct dest *d = s->d;
 	struct delivery_msg *m = s->cur;
+	const struct smtpc_reason *tx = &res->why;
 	const char *mta = d->routes[s->ri].host;
 	bool retry_next = false, woken = s->woken;
 
@@ -1092,73 +1130,26 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 	s->woken = false;
 	if (m == NULL)
 		return;
-	switch (res->stage) {
-	case SMTPC_STAGE_MAIL:
-		if (woken && res->outcome == OUTCOME_TEMPFAIL &&
-		    (!isdigit((unsigned char)res->reply[0]) ||
-		    strncmp(res->reply, "421", 3) == 0)) {
-			/*
-			 * The exchanger dropped the idle connection (or
-			 * said 421, closing) as we spoke: not its fault nor
-			 * the part's; the part goes back for a new
-			 * connection to the same route, which the close of
-			 * this one (sess_on_closed) starts.
-			 */
-			queue_push(d, m, true);
-			smtpc_quit(s->s);
-			return;
-		}
-		if (res->outcome == OUTCOME_PERMFAIL) {
-			part_fail(d, s, m, OUTCOME_PERMFAIL, NULL, res->reply, mta);
-			sess_next(s);
-			return;
-		}
-		if (res->outcome == OUTCOME_TEMPFAIL) {
-			/* SPEC: 4xx at MAIL: the next address / exchanger. */
-			for (size_t i = 0; i < m->nrcpt; i++)
-				if (!m->rcpt[i].final) {
-					util_strlcpy(m->rcpt[i].reply, res->reply,
-					    sizeof(m->rcpt[i].reply));
-					delivery_status_of(res->reply,
-					    m->rcpt[i].status,
-					    sizeof(m->rcpt[i].status));
-					util_strlcpy(m->rcpt[i].remote_mta, mta,
-					    sizeof(m->rcpt[i].remote_mta));
-				}
-			m->route_min = s->ri + 1;
-			queue_push(d, m, true);
-			/* The exchanger is unwell: do not send it more. */
-			d->routes[s->ri].failed = true;
-			util_strlcpy(d->last_reply, res->reply, sizeof(d->last_reply));
-			delivery_status_of(res->reply, d->last_status,
-			    sizeof(d->last_status));
-			util_strlcpy(d->last_mta, mta, sizeof(d->last_mta));
-			smtpc_quit(s->s);
-			dest_pump(d);
-			return;
-		}
-		break;
-	default:
-		break;
+	if (tx->stage == SMTPC_STAGE_MAIL && tx->outcome != OUTCOME_OK) {
+		sess_mail_failed(s, m, tx, woken);
+		return;
 	}
 
 	for (size_t k = 0; k < res->nrcpt && k < m->naddrs; k++) {
 		size_t i = m->addr_idx[k];
+		struct delivery_rcpt *r = &m->rcpt[i];
 		const struct smtpc_rcpt_result *rr = &res->rcpt[k];
+		const struct smtpc_reason *why = &rr->why;
 
-		switch (rr->outcome) {
+		switch (why->outcome) {
 		case OUTCOME_OK:
-			rcpt_final(d, s, m, i, OUTCOME_OK, NULL, rr->reply, mta);
-			break;
 		case OUTCOME_PERMFAIL:
-			rcpt_final(d, s, m, i, OUTCOME_PERMFAIL, NULL, rr->reply,
-			    mta);
+			rcpt_note(r, why, rr->accepted, NULL, NULL, mta);
+			rcpt_final(d, s, m, i, why->outcome);
 			break;
 		default:
-			if ((res->stage == SMTPC_STAGE_DATA ||
-			    res->stage == SMTPC_STAGE_DOT) &&
-			    res->outcome != OUTCOME_OK &&
-			    strcmp(rr->reply, res->reply) == 0) {
+			if (rr->accepted && (why->stage == SMTPC_STAGE_DATA ||
+			    why->stage == SMTPC_STAGE_DOT)) {
 				/*
 				 * Accepted at RCPT, then the transaction
 				 * failed: it may have been delivered, so it
@@ -1166,28 +1157,17 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 				 * No SMTP reply at all: the connection was
 				 * lost or timed out (4.4.2).
 				 */
-				char st[16];
-
-				if (isdigit((unsigned char)rr->reply[0]))
-					delivery_status_of(rr->reply, st,
-					    sizeof(st));
-				else
-					util_strlcpy(st, "4.4.2", sizeof(st));
-				rcpt_final(d, s, m, i, OUTCOME_TEMPFAIL, st,
-				    rr->reply[0] ? rr->reply :
+				rcpt_note(r, why, true,
+				    why->cause == SMTPC_CAUSE_REPLY ? NULL :
+				    "4.4.2", why->text[0] != '\0' ? NULL :
 				    "lost connection after DATA", mta);
+				rcpt_final(d, s, m, i, OUTCOME_TEMPFAIL);
 				break;
 			}
 			/* A 4xx of its own at RCPT: try the next route. */
-			util_strlcpy(m->rcpt[i].reply, rr->reply,
-			    sizeof(m->rcpt[i].reply));
-			delivery_status_of(rr->reply, m->rcpt[i].status,
-			    sizeof(m->rcpt[i].status));
-			if (!isdigit((unsigned char)rr->reply[0]))
-				util_strlcpy(m->rcpt[i].status, "4.4.2",
-				    sizeof(m->rcpt[i].status));
-			util_strlcpy(m->rcpt[i].remote_mta, mta,
-			    sizeof(m->rcpt[i].remote_mta));
+			rcpt_note(r, why, rr->accepted,
+			    why->cause == SMTPC_CAUSE_REPLY ? NULL : "4.4.2",
+			    NULL, mta);
 			retry_next = true;
 			break;
 		}
@@ -1199,46 +1179,81 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 		m->route_min = s->ri + 1;
 		queue_push(d, m, true);
 		dest_pump(d);
-	} else {
+	} else
 		/* Nothing said about some recipients: defer them. */
-		for (size_t i = 0; i < m->nrcpt; i++)
-			rcpt_final(d, s, m, i, OUTCOME_TEMPFAIL, "4.4.2",
-			    res->reply[0] ? res->reply : "lost connection", mta);
-		part_complete(d, m);
-	}
+		part_fail(d, s, m, OUTCOME_TEMPFAIL, tx, "4.4.2",
+		    tx->text[0] != '\0' ? NULL : "lost connection", mta);
 	sess_next(s);
 }
 
+/* The transaction failed at MAIL (or before it was sent). */
 static void
-sess_on_closed(void *arg, struct smtpc *sc, enum outcome o,
-    enum smtpc_stage stage, const char *reply)
+sess_mail_failed(struct dsess *s, struct delivery_msg *m,
+    const struct smtpc_reason *tx, bool woken)
+{
+	struct dest *d = s->d;
+	const char *mta = d->routes[s->ri].host;
+	char status[16];
+
+	if (woken && tx->outcome == OUTCOME_TEMPFAIL &&
+	    (tx->cause != SMTPC_CAUSE_REPLY || tx->code == 421)) {
+		/*
+		 * The exchanger dropped the idle connection (or said 421,
+		 * closing) as we spoke: not its fault nor the part's; the
+		 * part goes back for a new connection to the same route,
+		 * which the close of this one (sess_on_closed) starts.
+		 */
+		queue_push(d, m, true);
+		smtpc_quit(s->s);
+		return;
+	}
+	if (tx->outcome == OUTCOME_PERMFAIL) {
+		part_fail(d, s, m, OUTCOME_PERMFAIL, tx, NULL, NULL, mta);
+		sess_next(s);
+		return;
+	}
+	/* 4xx at MAIL: the next address / exchanger (mxrelay(8), Sessions). */
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (!m->rcpt[i].final)
+			rcpt_note(&m->rcpt[i], tx, false, NULL, NULL, mta);
+	m->route_min = s->ri + 1;
+	queue_push(d, m, true);
+	/* The exchanger is unwell: do not send it more. */
+	d->routes[s->ri].failed = true;
+	reason_status(tx, status, sizeof(status));
+	dest_note_failure(d, tx, status, mta);
+	smtpc_quit(s->s);
+	dest_pump(d);
+}
+
+static void
+sess_on_closed(void *arg, struct smtpc *sc, const struct smtpc_reason *why)
 {
 	struct dsess *s = arg;
 	struct dest *d = s->d;
 	struct delivery_engine *e = d->e;
 	struct route *r = &d->routes[s->ri];
+	char status[16];
 
 	sess_unpark(s);
 	if (!s->ready) {
 		d->nconnecting--;
-		if (stage == SMTPC_STAGE_STARTTLS && d->tls == TLS_MAY &&
-		    !s->clear && strstr(reply, "handshake") != NULL) {
-			/* SPEC: under may, a failed handshake is retried in clear. */
+		if (why->cause == SMTPC_CAUSE_TLS &&
+		    why->stage == SMTPC_STAGE_STARTTLS && d->tls == TLS_MAY &&
+		    !s->clear) {
+			/* Under may, a failed handshake is retried in clear. */
 			r->tls_broken = true;
-		} else if (o != OUTCOME_OK) {
+		} else if (why->outcome != OUTCOME_OK) {
 			r->failed = true;
-			util_strlcpy(d->last_reply, reply, sizeof(d->last_reply));
-			if (stage == SMTPC_STAGE_CONNECT)
-				util_strlcpy(d->last_status, "4.4.1",
-				    sizeof(d->last_status));
+			if (why->stage == SMTPC_STAGE_CONNECT)
+				util_strlcpy(status, "4.4.1", sizeof(status));
 			else {
-				delivery_status_of(reply, d->last_status,
-				    sizeof(d->last_status));
+				reason_status(why, status, sizeof(status));
 				/* A 5xx greeting only moves on: still temporary. */
-				d->last_status[0] = '4';
+				status[0] = '4';
 			}
-			util_strlcpy(d->last_mta, r->host, sizeof(d->last_mta));
-			log_info("%s: %s", smtpc_peer_text(sc), reply);
+			dest_note_failure(d, why, status, r->host);
+			log_info("%s: %s", smtpc_peer_text(sc), why->text);
 		}
 	}
 	if (s->cur != NULL) {

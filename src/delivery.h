@@ -1,15 +1,15 @@
 /*
  * delivery: turns "these recipients of this message, in this destination
- * domain" into outcomes, following SPEC "Delivery rules": MX lookup (or
- * the relayhost), exchangers in preference order, address failover, the
- * next-MX rules, STARTTLS policy, several messages per connection, and
- * global and per-destination connection limits.
+ * domain" into outcomes, following the rules in mxrelay(8) DELIVERY: MX
+ * lookup (or the relayhost), exchangers in preference order, address
+ * failover, the next-MX rules, STARTTLS policy, several messages per
+ * connection, and global and per-destination connection limits.
  *
  * The engine owns one destination per domain (or one for the relayhost).
  * A caller submits message parts; each part comes back through its done
  * callback once every recipient in it has an outcome for this attempt.
- * One log line is written per recipient (SPEC: id, rcpt, relay, tls,
- * delay, status, reply).  No spool access here.
+ * One log line is written per recipient (mxrelay(8), Log lines: id,
+ * rcpt, relay, tls, delay, status, reply).  No spool access here.
  */
 #ifndef MXRELAY_DELIVERY_H
 #define MXRELAY_DELIVERY_H
@@ -32,10 +32,19 @@
 struct delivery_rcpt {
 	const char	*addr;				/* in */
 	enum outcome	 outcome;			/* out */
+	/*
+	 * out: what the outcome rests on.  SMTPC_CAUSE_REPLY: the reply
+	 * code is in code; SMTPC_CAUSE_NONE: no session had a say (DNS,
+	 * no exchanger, a loop back to this host).
+	 */
+	enum smtpc_cause cause;
+	int		 code;				/* out: 0 without a reply */
+	bool		 accepted;			/* out: 2xx to its RCPT */
 	char		 status[16];			/* out: "5.1.1" */
-	char		 reply[DELIVERY_REPLY_MAX];	/* out: remote reply or local reason */
+	char		 reply[DELIVERY_REPLY_MAX];	/* out: for logs and DSNs */
 	char		 remote_mta[256];		/* out: "" when the reason is local */
 	bool		 final;				/* private */
+	bool		 noted;				/* private */
 };
 
 struct delivery_msg;
@@ -111,8 +120,5 @@ bool		 delivery_idle(const struct delivery_engine *);
 void		 delivery_keep_idle(struct delivery_engine *, unsigned ms);
 /* QUIT every idle session now and keep none from here on. */
 void		 delivery_close_idle(struct delivery_engine *);
-
-/* The RFC 3463 code in reply ("550 5.1.1 ..."), or the class default. */
-void		 delivery_status_of(const char *reply, char *status, size_t);
 
 #endif

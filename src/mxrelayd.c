@@ -577,9 +577,12 @@ ctl_list(struct ctl_conn *cc)
 		strlist_free(&ids);
 	}
 	if (rc == -1) {
+		char line[CONTROL_LINE_MAX];
+
 		free(l.buf);
-		cc->out = xstrdup("error cannot read the queue\n");
-		cc->outlen = strlen(cc->out);
+		cc->outlen = control_reply_format(line, sizeof(line),
+		    CONTROL_ERR_QUEUE, "cannot read the queue");
+		cc->out = xstrdup(line);
 	} else {
 		/* The head goes in front of the envelopes, in one buffer. */
 		n = snprintf(head, sizeof(head), "ok %zu\n", l.count);
@@ -617,7 +620,8 @@ ctl_answer(struct ctl_conn *cc, const char *req)
 		return;
 	}
 	if (!ctl_privileged(cc))
-		snprintf(reply, sizeof(reply), "error permission denied\n");
+		control_reply_format(reply, sizeof(reply), CONTROL_ERR_PERM,
+		    "permission denied");
 	else if (strcmp(req, "flush") == 0) {
 		n = qmgr_flush(d->qm, NULL);
 		log_info("control: flush requested, %zu messages", n);
@@ -626,9 +630,11 @@ ctl_answer(struct ctl_conn *cc, const char *req)
 		const char *id = req + 6;
 
 		if (!queue_id_valid(id))
-			snprintf(reply, sizeof(reply), "error not a queue id\n");
+			control_reply_format(reply, sizeof(reply),
+			    CONTROL_ERR_BADID, "not a queue id");
 		else if ((n = qmgr_flush(d->qm, id)) == 0)
-			snprintf(reply, sizeof(reply), "error no such message\n");
+			control_reply_format(reply, sizeof(reply),
+			    CONTROL_ERR_NOMSG, "no such message");
 		else {
 			log_info("control: flush of %s requested", id);
 			snprintf(reply, sizeof(reply), "ok %zu\n", n);
@@ -639,7 +645,8 @@ ctl_answer(struct ctl_conn *cc, const char *req)
 		    qmgr_count(d->qm), qmgr_in_flight(d->qm),
 		    d->smtpd != NULL ? smtpd_nsessions(d->smtpd) : 0);
 	else
-		snprintf(reply, sizeof(reply), "error unknown request\n");
+		control_reply_format(reply, sizeof(reply), CONTROL_ERR_BADREQ,
+		    "unknown request");
 	/* One short line into an empty socket buffer: it fits. */
 	(void)send(cc->fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
 	ctl_close(cc);
@@ -699,7 +706,12 @@ ctl_accept(int fd, int events, void *arg)
 					mine += cc->uid == cr.uid;
 				}
 			if (all >= CONTROL_MAX || mine >= CONTROL_PER_UID) {
-				(void)send(c, "error too many connections\n", 27,
+				char busy[CONTROL_LINE_MAX];
+				size_t blen = control_reply_format(busy,
+				    sizeof(busy), CONTROL_ERR_BUSY,
+				    "too many connections");
+
+				(void)send(c, busy, blen,
 				    MSG_NOSIGNAL | MSG_DONTWAIT);
 				close(c);
 				continue;

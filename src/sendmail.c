@@ -1016,6 +1016,7 @@ static int
 list_from_daemon(const struct conf *conf)
 {
 	struct listing l = { 0, 0 };
+	const char *rest;
 	char *buf, *p, *end;
 	size_t len;
 	unsigned long n;
@@ -1031,13 +1032,13 @@ list_from_daemon(const struct conf *conf)
 		return EX_UNAVAILABLE;
 	}
 	end = buf + len;
-	if (strncmp(buf, "ok ", 3) != 0) {
+	if (control_reply_parse(buf, &rest) != CONTROL_OK) {
 		buf[strcspn(buf, "\n")] = '\0';
-		log_warnx("mxrelayd: %s", buf);
+		log_warnx("mxrelayd: %s", rest);
 		free(buf);
 		return EX_UNAVAILABLE;
 	}
-	n = strtoul(buf + 3, &p, 10);
+	n = strtoul(rest, &p, 10);
 	if (*p++ != '\n')
 		goto bad;
 	for (unsigned long i = 0; i < n; i++) {
@@ -1104,6 +1105,7 @@ static int
 ask_daemon(const struct conf *conf, const char *id)
 {
 	char req[CONTROL_LINE_MAX], reply[CONTROL_LINE_MAX];
+	const char *rest;
 
 	if (id != NULL)
 		snprintf(req, sizeof(req), "flush %s", id);
@@ -1116,15 +1118,19 @@ ask_daemon(const struct conf *conf, const char *id)
 			log_warn("%s/%s", conf->runtime_dir, CONTROL_NAME);
 		return -1;
 	}
-	if (strncmp(reply, "ok", 2) == 0) {
+	switch (control_reply_parse(reply, &rest)) {
+	case CONTROL_OK:
 		log_info("mxrelayd is running: it delivers now (%s)", reply);
 		return EX_OK;
-	}
-	if (id != NULL && strstr(reply, "no such message") != NULL) {
+	case CONTROL_ERR_NOMSG:
+		if (id == NULL)
+			break;
 		log_warnx("%s: no such message, or nothing to deliver", id);
 		return EX_TEMPFAIL;	/* as without a daemon */
+	default:
+		break;
 	}
-	log_warnx("mxrelayd: %s", reply);
+	log_warnx("mxrelayd: %s", rest);
 	return EX_SOFTWARE;
 }
 

@@ -86,11 +86,15 @@ struct smtpc {
 
 	enum smtpc_state	 state;
 	struct smtp_reply	 reply;
+	/* The last complete reply: its code, status and text. */
+	int			 last_code;
+	char			 last_status[STATUS_MAX];
 	char			 last_reply[SMTPC_REPLY_MAX];
 	struct smtp_ehlo	 ehlo;
 	bool			 starttls_refused;	/* 4xx/5xx under may */
 	bool			 server_closing;	/* got a 421 */
 	char			 tls_version[32];
+	bool			 tls_active;
 	bool			 tls_verified;
 	unsigned		 msgs_sent;
 	bool			 need_rset;
@@ -111,9 +115,7 @@ struct smtpc {
 	struct smtp_stuff	 stuff;
 
 	/* A failure to report when QUIT is answered, or from `defer`. */
-	enum outcome		 fail_outcome;
-	enum smtpc_stage	 fail_stage;
-	char			 fail_reply[SMTPC_REPLY_MAX];
+	struct smtpc_reason	 fail;
 	bool			 failing;
 	char			 errbuf[SMTPC_REPLY_MAX / 2];
 
@@ -144,17 +146,30 @@ static void	 smtpc_body_fill(struct smtpc *);
 static void	 smtpc_send_mail(struct smtpc *);
 static void	 smtpc_send_rcpt(struct smtpc *, size_t);
 static size_t	 smtpc_next_valid(const struct smtpc *, size_t);
-static void	 smtpc_tx_fail(struct smtpc *, enum outcome, enum smtpc_stage,
-		    const char *);
+static void	 smtpc_reason_reply(const struct smtpc *, enum outcome,
+		    enum smtpc_stage, struct smtpc_reason *);
+static void	 smtpc_reason_set(struct smtpc_reason *, enum outcome,
+		    enum smtpc_stage, enum smtpc_cause, const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
+static void	 smtpc_reason_vset(struct smtpc_reason *, enum outcome,
+		    enum smtpc_stage, enum smtpc_cause, const char *, va_list)
+		    __attribute__((format(printf, 5, 0)));
+static void	 smtpc_tx_fail(struct smtpc *, const struct smtpc_reason *);
+static void	 smtpc_tx_fail_reply(struct smtpc *, enum outcome,
+		    enum smtpc_stage);
 static void	 smtpc_tx_refused(struct smtpc *);
 static void	 smtpc_tx_done(struct smtpc *);
-static void	 smtpc_close(struct smtpc *, enum outcome, enum smtpc_stage,
-		    const char *);
-static void	 smtpc_fail(struct smtpc *, enum outcome, enum smtpc_stage,
+static void	 smtpc_close(struct smtpc *, const struct smtpc_reason *);
+static void	 smtpc_fail(struct smtpc *, enum smtpc_cause, enum smtpc_stage,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
-static void	 smtpc_quit_fail(struct smtpc *, enum outcome,
+static void	 smtpc_fail_reply(struct smtpc *, enum smtpc_stage);
+static void	 smtpc_quit_fail(struct smtpc *, const struct smtpc_reason *);
+static void	 smtpc_quit_fail_reply(struct smtpc *, enum outcome,
+		    enum smtpc_stage);
+static void	 smtpc_quit_fail_local(struct smtpc *, enum smtpc_cause,
 		    enum smtpc_stage, const char *);
-static void	 smtpc_defer_fail(struct smtpc *, enum outcome,
+static void	 smtpc_defer_fail(struct smtpc *, const struct smtpc_reason *);
+static void	 smtpc_defer_fail_local(struct smtpc *, enum smtpc_cause,
 		    enum smtpc_stage, const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
 static void	 smtpc_write(struct smtpc *, const char *, ...)
@@ -225,14 +240,16 @@ smtpc_new(struct ev_loop *loop, const struct sockaddr *sa, socklen_t salen,
 	if (s->p.timeouts.connect > 0)
 		io_set_timeout(s->io, s->p.timeouts.connect * 1000);
 	if (io_connect(s->io, sa, salen) == -1)
-		smtpc_defer_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_CONNECT,
-		    "connect failed: %s", smtpc_io_error(s));
+		smtpc_defer_fail_local(s, SMTPC_CAUSE_CONNECT,
+		    SMTPC_STAGE_CONNECT, "connect failed: %s",
+		    smtpc_io_error(s));
 	return s;
 }
 
 int
 smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
 {
+	struct smtpc_reason why;
 	size_t nvalid = 0;
 
 	if (s->state != SMTPC_READY || s->msg != NULL || s->server_closing ||
@@ -242,18 +259,18 @@ smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
 	}
 	s->msg = msg;
 	memset(&s->res, 0, sizeof(s->res));
-	s->res.outcome = OUTCOME_TEMPFAIL;
-	s->res.stage = SMTPC_STAGE_MAIL;
+	s->res.why.outcome = OUTCOME_TEMPFAIL;
+	s->res.why.stage = SMTPC_STAGE_MAIL;
 	s->rcpt = xcalloc(msg->nrcpt, sizeof(*s->rcpt));
 	s->rstate = xcalloc(msg->nrcpt, sizeof(*s->rstate));
 	for (size_t i = 0; i < msg->nrcpt; i++) {
-		s->rcpt[i].outcome = OUTCOME_TEMPFAIL;
+		s->rcpt[i].why.outcome = OUTCOME_TEMPFAIL;
+		s->rcpt[i].why.stage = SMTPC_STAGE_RCPT;
 		if (!smtp_path_ok(msg->rcpts[i]) || msg->rcpts[i][0] == '\0') {
 			s->rstate[i] = SMTPC_R_INVALID;
-			s->rcpt[i].outcome = OUTCOME_PERMFAIL;
-			util_strlcpy(s->rcpt[i].reply,
-			    "invalid recipient address, not sent",
-			    sizeof(s->rcpt[i].reply));
+			smtpc_reason_set(&s->rcpt[i].why, OUTCOME_PERMFAIL,
+			    SMTPC_STAGE_RCPT, SMTPC_CAUSE_LOCAL,
+			    "invalid recipient address, not sent");
 		} else
 			nvalid++;
 	}
@@ -264,15 +281,20 @@ smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
 	s->pipelined = (s->ehlo.ext & SMTP_EXT_PIPELINING) != 0;
 
 	if (!smtp_path_ok(msg->sender)) {
-		smtpc_tx_fail(s, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
-		    "invalid sender address, not sent");
+		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
+		    SMTPC_CAUSE_LOCAL, "invalid sender address, not sent");
+		smtpc_tx_fail(s, &why);
 		goto defer;
 	}
 	/* RFC 1870 §6: do not send what the server said it will refuse. */
 	if ((s->ehlo.ext & SMTP_EXT_SIZE) && s->ehlo.size_max > 0 &&
 	    msg->size > s->ehlo.size_max) {
-		smtpc_tx_fail(s, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
-		    "552 5.3.4 message size exceeds fixed limit of the server");
+		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
+		    SMTPC_CAUSE_LOCAL, "552 5.3.4 message size exceeds fixed "
+		    "limit of the server");
+		/* RFC 3463: 5.3.4, message too big for system */
+		util_strlcpy(why.status, "5.3.4", sizeof(why.status));
+		smtpc_tx_fail(s, &why);
 		goto defer;
 	}
 	if (nvalid == 0) {
@@ -298,12 +320,15 @@ smtpc_quit(struct smtpc *s)
 		smtpc_enter_state(s, SMTPC_QUIT);
 		return;
 	}
-	if (s->server_closing)
-		smtpc_defer_fail(s, OUTCOME_TEMPFAIL, smtpc_stage_of(s->state),
-		    "%s", s->last_reply);
-	else
-		smtpc_defer_fail(s, OUTCOME_TEMPFAIL, smtpc_stage_of(s->state),
-		    "session aborted");
+	if (s->server_closing) {
+		struct smtpc_reason why;
+
+		smtpc_reason_reply(s, OUTCOME_TEMPFAIL,
+		    smtpc_stage_of(s->state), &why);
+		smtpc_defer_fail(s, &why);
+	} else
+		smtpc_defer_fail_local(s, SMTPC_CAUSE_LOCAL,
+		    smtpc_stage_of(s->state), "session aborted");
 }
 
 void
@@ -340,6 +365,12 @@ const char *
 smtpc_tls_version(const struct smtpc *s)
 {
 	return s->tls_version;
+}
+
+bool
+smtpc_tls_active(const struct smtpc *s)
+{
+	return s->tls_active;
 }
 
 bool
@@ -386,10 +417,9 @@ smtpc_on_defer(void *arg)
 	s->defer_what = 0;
 	s->busy++;
 	if (what & SMTPC_DEFER_FAIL) {
-		char reply[SMTPC_REPLY_MAX];
+		struct smtpc_reason why = s->fail;
 
-		util_strlcpy(reply, s->fail_reply, sizeof(reply));
-		smtpc_close(s, s->fail_outcome, s->fail_stage, reply);
+		smtpc_close(s, &why);
 	} else if ((what & SMTPC_DEFER_DONE) && s->msg != NULL)
 		smtpc_tx_done(s);
 	s->busy--;
@@ -401,6 +431,7 @@ static void
 smtpc_on_io(struct smtpc *s, enum io_event ev)
 {
 	enum smtpc_stage stage = smtpc_stage_of(s->state);
+	struct smtpc_reason why;
 
 	if (s->dead || s->state == SMTPC_CLOSED)
 		return;
@@ -421,41 +452,51 @@ smtpc_on_io(struct smtpc *s, enum io_event ev)
 		break;
 	case IO_TIMEOUT:
 		if (s->state == SMTPC_QUIT) {
-			smtpc_close(s, s->failing ? s->fail_outcome : OUTCOME_OK,
-			    s->failing ? s->fail_stage : SMTPC_STAGE_QUIT,
-			    s->failing ? s->fail_reply : "timeout waiting for QUIT reply");
+			if (s->failing)
+				why = s->fail;
+			else
+				smtpc_reason_set(&why, OUTCOME_OK,
+				    SMTPC_STAGE_QUIT, SMTPC_CAUSE_TIMEOUT,
+				    "timeout waiting for QUIT reply");
+			smtpc_close(s, &why);
 			break;
 		}
-		smtpc_fail(s, OUTCOME_TEMPFAIL, stage, "timeout %s",
+		/* A handshake that does not finish is a failed one. */
+		smtpc_fail(s, s->state == SMTPC_TLS ? SMTPC_CAUSE_TLS :
+		    s->state == SMTPC_CONNECT ? SMTPC_CAUSE_CONNECT :
+		    SMTPC_CAUSE_TIMEOUT, stage, "timeout %s",
 		    smtpc_waiting_for(s->state));
 		break;
 	case IO_CLOSED:
 	case IO_ERROR:
 		if (s->state == SMTPC_QUIT) {
-			smtpc_close(s, s->failing ? s->fail_outcome : OUTCOME_OK,
-			    s->failing ? s->fail_stage : SMTPC_STAGE_QUIT,
-			    s->failing ? s->fail_reply : s->last_reply);
+			if (s->failing)
+				why = s->fail;
+			else
+				smtpc_reason_set(&why, OUTCOME_OK,
+				    SMTPC_STAGE_QUIT, SMTPC_CAUSE_LOST, "%s",
+				    s->last_reply);
+			smtpc_close(s, &why);
 			break;
 		}
 		if (s->server_closing) {
-			smtpc_fail(s, OUTCOME_TEMPFAIL, stage, "%s",
-			    s->last_reply);
+			smtpc_fail_reply(s, stage);
 			break;
 		}
 		if (s->state == SMTPC_TLS)
-			smtpc_fail(s, OUTCOME_TEMPFAIL, stage,
+			smtpc_fail(s, SMTPC_CAUSE_TLS, stage,
 			    "TLS handshake failed: %s", ev == IO_CLOSED ?
 			    "connection closed by peer" : smtpc_io_error(s));
 		else if (s->state == SMTPC_CONNECT)
-			smtpc_fail(s, OUTCOME_TEMPFAIL, stage,
+			smtpc_fail(s, SMTPC_CAUSE_CONNECT, stage,
 			    "connect failed: %s", ev == IO_CLOSED ?
 			    "connection closed" : smtpc_io_error(s));
 		else if (ev == IO_CLOSED)
-			smtpc_fail(s, OUTCOME_TEMPFAIL, stage,
+			smtpc_fail(s, SMTPC_CAUSE_LOST, stage,
 			    "connection closed by peer %s",
 			    smtpc_waiting_for(s->state));
 		else
-			smtpc_fail(s, OUTCOME_TEMPFAIL, stage,
+			smtpc_fail(s, SMTPC_CAUSE_LOST, stage,
 			    "connection error %s: %s",
 			    smtpc_waiting_for(s->state), smtpc_io_error(s));
 		break;
@@ -475,18 +516,23 @@ smtpc_on_datain(struct smtpc *s)
 	    s->state != SMTPC_TLS &&
 	    (line = io_getline(s->io, &len, &too_long)) != NULL) {
 		if (too_long) {
-			smtpc_fail(s, OUTCOME_TEMPFAIL, smtpc_stage_of(s->state),
+			smtpc_fail(s, SMTPC_CAUSE_PROTOCOL,
+			    smtpc_stage_of(s->state),
 			    "protocol error: reply line too long");
 			return;
 		}
 		rv = smtp_reply_feed(&s->reply, line, len, err, sizeof(err));
 		if (rv == -1) {
-			smtpc_fail(s, OUTCOME_TEMPFAIL, smtpc_stage_of(s->state),
-			    "protocol error: %s", err);
+			smtpc_fail(s, SMTPC_CAUSE_PROTOCOL,
+			    smtpc_stage_of(s->state), "protocol error: %s",
+			    err);
 			return;
 		}
 		if (rv == 0)
 			continue;
+		s->last_code = s->reply.code;
+		util_strlcpy(s->last_status, s->reply.status,
+		    sizeof(s->last_status));
 		smtp_reply_to_text(&s->reply, s->last_reply,
 		    sizeof(s->last_reply));
 		/* RFC 5321 §3.8: 421 means the server is closing. */
@@ -621,6 +667,30 @@ smtpc_outcome_of(int code)
 	}
 }
 
+const char *
+smtpc_cause_to_text(enum smtpc_cause c)
+{
+	switch (c) {
+	case SMTPC_CAUSE_NONE:
+		return "none";
+	case SMTPC_CAUSE_REPLY:
+		return "reply";
+	case SMTPC_CAUSE_CONNECT:
+		return "connect";
+	case SMTPC_CAUSE_TLS:
+		return "tls";
+	case SMTPC_CAUSE_TIMEOUT:
+		return "timeout";
+	case SMTPC_CAUSE_LOST:
+		return "lost";
+	case SMTPC_CAUSE_PROTOCOL:
+		return "protocol";
+	case SMTPC_CAUSE_LOCAL:
+		return "local";
+	}
+	return "unknown";
+}
+
 /* io's error text, escaped: TLS errors may quote what the peer sent. */
 static const char *
 smtpc_io_error(struct smtpc *s)
@@ -652,13 +722,14 @@ smtpc_write(struct smtpc *s, const char *fmt, ...)
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		smtpc_defer_fail(s, OUTCOME_TEMPFAIL, smtpc_stage_of(s->state),
-		    "command too long");
+		smtpc_defer_fail_local(s, SMTPC_CAUSE_LOCAL,
+		    smtpc_stage_of(s->state), "command too long");
 		return;
 	}
 	if (io_write(s->io, buf, (size_t)n) == -1)
-		smtpc_defer_fail(s, OUTCOME_TEMPFAIL, smtpc_stage_of(s->state),
-		    "write failed: %s", smtpc_io_error(s));
+		smtpc_defer_fail_local(s, SMTPC_CAUSE_LOST,
+		    smtpc_stage_of(s->state), "write failed: %s",
+		    smtpc_io_error(s));
 }
 
 /* One AUTH line (RFC 4954 allows them long); never logged. */
@@ -667,7 +738,7 @@ smtpc_write_secret(struct smtpc *s, const char *line)
 {
 	if (io_write(s->io, line, strlen(line)) == -1 ||
 	    io_write(s->io, "\r\n", 2) == -1)
-		smtpc_defer_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_AUTH,
+		smtpc_defer_fail_local(s, SMTPC_CAUSE_LOST, SMTPC_STAGE_AUTH,
 		    "write failed: %s", smtpc_io_error(s));
 }
 
@@ -801,6 +872,7 @@ smtpc_next_valid(const struct smtpc *s, size_t i)
 static void
 smtpc_on_reply(struct smtpc *s)
 {
+	struct smtpc_reason why;
 	int code = s->reply.code;
 
 	switch (s->state) {
@@ -808,12 +880,11 @@ smtpc_on_reply(struct smtpc *s)
 		if (code / 100 == 2)
 			smtpc_enter_state(s, SMTPC_EHLO);
 		else if (code == 421)
-			smtpc_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_GREETING,
-			    "%s", s->last_reply);
+			smtpc_fail_reply(s, SMTPC_STAGE_GREETING);
 		else
 			/* RFC 5321 §3.1: after a 554 greeting, QUIT. */
-			smtpc_quit_fail(s, smtpc_outcome_of(code),
-			    SMTPC_STAGE_GREETING, s->last_reply);
+			smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
+			    SMTPC_STAGE_GREETING);
 		break;
 	case SMTPC_EHLO:
 		if (code / 100 == 2) {
@@ -823,22 +894,22 @@ smtpc_on_reply(struct smtpc *s)
 			/* RFC 5321 §3.2: an old server, try HELO. */
 			smtpc_enter_state(s, SMTPC_HELO);
 		else
-			smtpc_quit_fail(s, smtpc_outcome_of(code),
-			    SMTPC_STAGE_EHLO, s->last_reply);
+			smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
+			    SMTPC_STAGE_EHLO);
 		break;
 	case SMTPC_HELO:
 		if (code / 100 == 2) {
 			memset(&s->ehlo, 0, sizeof(s->ehlo));
 			smtpc_after_ehlo(s);
 		} else
-			smtpc_quit_fail(s, smtpc_outcome_of(code),
-			    SMTPC_STAGE_EHLO, s->last_reply);
+			smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
+			    SMTPC_STAGE_EHLO);
 		break;
 	case SMTPC_STARTTLS:
 		if (code == 220) {
-			/* STYLE §5, RFC 3207 §4.2: nothing may precede TLS. */
+			/* RFC 3207 §4.2: nothing may precede TLS. */
 			if (io_pending(s->io) > 0) {
-				smtpc_fail(s, OUTCOME_TEMPFAIL,
+				smtpc_fail(s, SMTPC_CAUSE_PROTOCOL,
 				    SMTPC_STAGE_STARTTLS, "protocol error: "
 				    "data after the STARTTLS reply");
 				break;
@@ -848,7 +919,7 @@ smtpc_on_reply(struct smtpc *s)
 			if (io_start_tls(s->io, s->p.tls_ctx, true,
 			    s->peer_name != NULL && !smtpc_is_ip(s->peer_name) ?
 			    s->peer_name : NULL, s->peer_name) == -1)
-				smtpc_fail(s, OUTCOME_TEMPFAIL,
+				smtpc_fail(s, SMTPC_CAUSE_TLS,
 				    SMTPC_STAGE_STARTTLS,
 				    "TLS handshake failed: %s", smtpc_io_error(s));
 		} else if (s->p.tls == TLS_MAY && !s->server_closing) {
@@ -856,8 +927,8 @@ smtpc_on_reply(struct smtpc *s)
 			s->starttls_refused = true;
 			smtpc_after_tls(s);
 		} else
-			smtpc_quit_fail(s, OUTCOME_TEMPFAIL,
-			    SMTPC_STAGE_STARTTLS, s->last_reply);
+			smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
+			    SMTPC_STAGE_STARTTLS);
 		break;
 	case SMTPC_AUTH_PLAIN:
 	case SMTPC_AUTH_PASS:
@@ -865,8 +936,8 @@ smtpc_on_reply(struct smtpc *s)
 			smtpc_ready(s);
 		else
 			/* a wrong password is our problem: defer, not bounce */
-			smtpc_quit_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_AUTH,
-			    s->last_reply);
+			smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
+			    SMTPC_STAGE_AUTH);
 		break;
 	case SMTPC_AUTH_LOGIN:
 	case SMTPC_AUTH_USER:
@@ -874,16 +945,15 @@ smtpc_on_reply(struct smtpc *s)
 			smtpc_enter_state(s, s->state == SMTPC_AUTH_LOGIN ?
 			    SMTPC_AUTH_USER : SMTPC_AUTH_PASS);
 		else
-			smtpc_quit_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_AUTH,
-			    s->last_reply);
+			smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
+			    SMTPC_STAGE_AUTH);
 		break;
 	case SMTPC_RSET:
 		if (code / 100 == 2) {
 			s->need_rset = false;
 			smtpc_enter_state(s, SMTPC_MAIL);
 		} else
-			smtpc_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_MAIL, "%s",
-			    s->last_reply);
+			smtpc_fail_reply(s, SMTPC_STAGE_MAIL);
 		break;
 	case SMTPC_MAIL:
 		smtpc_on_mail(s);
@@ -898,21 +968,23 @@ smtpc_on_reply(struct smtpc *s)
 		smtpc_on_dot(s);
 		break;
 	case SMTPC_QUIT:
-		smtpc_close(s, s->failing ? s->fail_outcome : OUTCOME_OK,
-		    s->failing ? s->fail_stage : SMTPC_STAGE_QUIT,
-		    s->failing ? s->fail_reply : s->last_reply);
+		if (s->failing)
+			why = s->fail;
+		else
+			smtpc_reason_reply(s, OUTCOME_OK, SMTPC_STAGE_QUIT,
+			    &why);
+		smtpc_close(s, &why);
 		break;
 	case SMTPC_READY:
 		if (s->server_closing)
-			smtpc_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_MAIL, "%s",
-			    s->last_reply);
+			smtpc_fail_reply(s, SMTPC_STAGE_MAIL);
 		else
-			smtpc_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_MAIL,
+			smtpc_fail(s, SMTPC_CAUSE_PROTOCOL, SMTPC_STAGE_MAIL,
 			    "protocol error: unexpected reply: %s",
 			    s->last_reply);
 		break;
 	case SMTPC_BODY:
-		smtpc_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_DOT,
+		smtpc_fail(s, SMTPC_CAUSE_PROTOCOL, SMTPC_STAGE_DOT,
 		    "protocol error: reply during message body: %s",
 		    s->last_reply);
 		break;
@@ -920,7 +992,7 @@ smtpc_on_reply(struct smtpc *s)
 	case SMTPC_CONNECT:
 	case SMTPC_TLS:
 	case SMTPC_CLOSED:
-		smtpc_fail(s, OUTCOME_TEMPFAIL, smtpc_stage_of(s->state),
+		smtpc_fail(s, SMTPC_CAUSE_PROTOCOL, smtpc_stage_of(s->state),
 		    "protocol error: unexpected reply: %s", s->last_reply);
 		break;
 	}
@@ -933,8 +1005,8 @@ smtpc_after_ehlo(struct smtpc *s)
 	if (s->p.tls != TLS_NONE && !io_tls_active(s->io) &&
 	    !s->starttls_refused) {
 		if (s->p.tls_ctx == NULL) {
-			smtpc_quit_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_STARTTLS,
-			    "no TLS client context");
+			smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL,
+			    SMTPC_STAGE_STARTTLS, "no TLS client context");
 			return;
 		}
 		if (s->ehlo.ext & SMTP_EXT_STARTTLS) {
@@ -942,8 +1014,8 @@ smtpc_after_ehlo(struct smtpc *s)
 			return;
 		}
 		if (s->p.tls != TLS_MAY) {
-			smtpc_quit_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_STARTTLS,
-			    "STARTTLS not offered");
+			smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS,
+			    SMTPC_STAGE_STARTTLS, "STARTTLS not offered");
 			return;
 		}
 	}
@@ -959,13 +1031,13 @@ smtpc_after_tls(struct smtpc *s)
 	}
 	/* Credentials never go out in clear. */
 	if (!io_tls_active(s->io)) {
-		smtpc_quit_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_AUTH,
+		smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_AUTH,
 		    "AUTH needs TLS: credentials are never sent in clear");
 		return;
 	}
 	if (!(s->ehlo.ext & SMTP_EXT_AUTH) ||
 	    !(s->ehlo.auth & (SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN))) {
-		smtpc_quit_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_AUTH,
+		smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_AUTH,
 		    "server offers no AUTH PLAIN or LOGIN");
 		return;
 	}
@@ -980,6 +1052,7 @@ smtpc_on_tls_done(struct smtpc *s)
 
 	util_strlcpy(s->tls_version, v != NULL ? v : "unknown",
 	    sizeof(s->tls_version));
+	s->tls_active = true;
 	s->tls_verified = io_tls_verified(s->io);
 	if (s->p.tls == TLS_VERIFY && !s->tls_verified) {
 		char why[SMTPC_REPLY_MAX], esc[SMTPC_REPLY_MAX / 2];
@@ -988,7 +1061,8 @@ smtpc_on_tls_done(struct smtpc *s)
 		smtp_escape(esc, sizeof(esc), vt != NULL ? vt : "?",
 		    vt != NULL ? strlen(vt) : 1);
 		snprintf(why, sizeof(why), "certificate not verified: %s", esc);
-		smtpc_quit_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_STARTTLS, why);
+		smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS, SMTPC_STAGE_STARTTLS,
+		    why);
 		return;
 	}
 	/* RFC 3207 §4.2: forget what was learnt in clear, ask again. */
@@ -1011,8 +1085,8 @@ smtpc_on_mail(struct smtpc *s)
 
 	s->mail_ok = code / 100 == 2;
 	if (!s->mail_ok)
-		smtpc_tx_fail(s, smtpc_outcome_of(code), SMTPC_STAGE_MAIL,
-		    s->last_reply);
+		smtpc_tx_fail_reply(s, smtpc_outcome_of(code),
+		    SMTPC_STAGE_MAIL);
 	if (s->pipelined) {
 		/* RFC 2920 §3.1: the RCPT and DATA replies follow anyway. */
 		smtpc_enter_state(s, s->rcpt_next < s->msg->nrcpt ?
@@ -1033,9 +1107,8 @@ smtpc_on_rcpt(struct smtpc *s)
 	int code = s->reply.code;
 
 	if (s->mail_ok) {
-		s->rcpt[i].outcome = smtpc_outcome_of(code);
-		util_strlcpy(s->rcpt[i].reply, s->last_reply,
-		    sizeof(s->rcpt[i].reply));
+		smtpc_reason_reply(s, smtpc_outcome_of(code), SMTPC_STAGE_RCPT,
+		    &s->rcpt[i].why);
 		if (code / 100 == 2) {
 			s->rstate[i] = SMTPC_R_ACCEPTED;
 			s->naccepted++;
@@ -1055,8 +1128,8 @@ smtpc_on_rcpt(struct smtpc *s)
 		smtpc_enter_state(s, SMTPC_DATA);
 	else {
 		if (s->rcpt_next < s->msg->nrcpt)
-			smtpc_tx_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_RCPT,
-			    s->last_reply);
+			smtpc_tx_fail_reply(s, OUTCOME_TEMPFAIL,
+			    SMTPC_STAGE_RCPT);
 		else
 			smtpc_tx_refused(s);
 		smtpc_tx_done(s);
@@ -1088,8 +1161,7 @@ smtpc_on_data(struct smtpc *s)
 		smtpc_enter_state(s, SMTPC_BODY);
 		return;
 	}
-	smtpc_tx_fail(s, smtpc_outcome_of(code), SMTPC_STAGE_DATA,
-	    s->last_reply);
+	smtpc_tx_fail_reply(s, smtpc_outcome_of(code), SMTPC_STAGE_DATA);
 	smtpc_tx_done(s);
 }
 
@@ -1104,19 +1176,12 @@ smtpc_on_dot(struct smtpc *s)
 	}
 	if (code / 100 == 2) {
 		s->msgs_sent++;
-		s->res.outcome = OUTCOME_OK;
-		s->res.stage = SMTPC_STAGE_DOT;
-		util_strlcpy(s->res.reply, s->last_reply, sizeof(s->res.reply));
-		for (size_t i = 0; i < s->msg->nrcpt; i++) {
-			if (s->rstate[i] != SMTPC_R_ACCEPTED)
-				continue;
-			s->rcpt[i].outcome = OUTCOME_OK;
-			util_strlcpy(s->rcpt[i].reply, s->last_reply,
-			    sizeof(s->rcpt[i].reply));
-		}
+		smtpc_reason_reply(s, OUTCOME_OK, SMTPC_STAGE_DOT, &s->res.why);
+		for (size_t i = 0; i < s->msg->nrcpt; i++)
+			if (s->rstate[i] == SMTPC_R_ACCEPTED)
+				s->rcpt[i].why = s->res.why;
 	} else
-		smtpc_tx_fail(s, smtpc_outcome_of(code), SMTPC_STAGE_DOT,
-		    s->last_reply);
+		smtpc_tx_fail_reply(s, smtpc_outcome_of(code), SMTPC_STAGE_DOT);
 	smtpc_tx_done(s);
 }
 
@@ -1136,7 +1201,7 @@ smtpc_body_fill(struct smtpc *s)
 			continue;
 		if (n == -1) {
 			/* No end of data: the server discards what it has. */
-			smtpc_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_DATA,
+			smtpc_fail(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_DATA,
 			    "error reading message body: %s", strerror(errno));
 			return;
 		}
@@ -1149,7 +1214,7 @@ smtpc_body_fill(struct smtpc *s)
 			    sizeof(out), &used);
 		}
 		if (io_write(s->io, out, w) == -1) {
-			smtpc_fail(s, OUTCOME_TEMPFAIL, SMTPC_STAGE_DOT,
+			smtpc_fail(s, SMTPC_CAUSE_LOST, SMTPC_STAGE_DOT,
 			    "write failed: %s", smtpc_io_error(s));
 			return;
 		}
@@ -1159,27 +1224,73 @@ smtpc_body_fill(struct smtpc *s)
 }
 
 /*
- * The transaction failed at stage: recipients still waiting and those
- * accepted get this outcome and reply; refused ones keep their own.
+ * Reasons.  A reason from the last reply carries its code and status; one
+ * of our own carries a cause and a text (already escaped where it quotes
+ * the peer: replies, smtpc_io_error()).
  */
 static void
-smtpc_tx_fail(struct smtpc *s, enum outcome o, enum smtpc_stage stage,
-    const char *reply)
+smtpc_reason_reply(const struct smtpc *s, enum outcome o,
+    enum smtpc_stage stage, struct smtpc_reason *r)
 {
-	s->res.outcome = o;
-	s->res.stage = stage;
-	util_strlcpy(s->res.reply, reply, sizeof(s->res.reply));
+	memset(r, 0, sizeof(*r));
+	r->outcome = o;
+	r->stage = stage;
+	r->cause = SMTPC_CAUSE_REPLY;
+	r->code = s->last_code;
+	util_strlcpy(r->status, s->last_status, sizeof(r->status));
+	util_strlcpy(r->text, s->last_reply, sizeof(r->text));
+}
+
+static void
+smtpc_reason_vset(struct smtpc_reason *r, enum outcome o,
+    enum smtpc_stage stage, enum smtpc_cause cause, const char *fmt,
+    va_list ap)
+{
+	memset(r, 0, sizeof(*r));
+	r->outcome = o;
+	r->stage = stage;
+	r->cause = cause;
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+}
+
+static void
+smtpc_reason_set(struct smtpc_reason *r, enum outcome o,
+    enum smtpc_stage stage, enum smtpc_cause cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtpc_reason_vset(r, o, stage, cause, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The transaction failed at a stage: recipients still waiting and those
+ * accepted get this reason; refused ones keep their own.
+ */
+static void
+smtpc_tx_fail(struct smtpc *s, const struct smtpc_reason *why)
+{
+	s->res.why = *why;
 	for (size_t i = 0; i < s->msg->nrcpt; i++) {
 		if (s->rstate[i] == SMTPC_R_PENDING ||
 		    s->rstate[i] == SMTPC_R_ACCEPTED ||
-		    stage == SMTPC_STAGE_MAIL) {
+		    why->stage == SMTPC_STAGE_MAIL) {
 			if (s->rstate[i] == SMTPC_R_INVALID)
 				continue;
-			s->rcpt[i].outcome = o;
-			util_strlcpy(s->rcpt[i].reply, reply,
-			    sizeof(s->rcpt[i].reply));
+			s->rcpt[i].why = *why;
 		}
 	}
+}
+
+/* The transaction failed with the reply just read. */
+static void
+smtpc_tx_fail_reply(struct smtpc *s, enum outcome o, enum smtpc_stage stage)
+{
+	struct smtpc_reason why;
+
+	smtpc_reason_reply(s, o, stage, &why);
+	smtpc_tx_fail(s, &why);
 }
 
 /* Every recipient refused: TEMPFAIL if any was temporary. */
@@ -1187,16 +1298,15 @@ static void
 smtpc_tx_refused(struct smtpc *s)
 {
 	enum outcome o = OUTCOME_PERMFAIL;
-	const char *reply = "";
 
 	for (size_t i = 0; i < s->msg->nrcpt; i++) {
-		if (s->rcpt[i].outcome == OUTCOME_TEMPFAIL)
+		if (s->rcpt[i].why.outcome == OUTCOME_TEMPFAIL)
 			o = OUTCOME_TEMPFAIL;
-		reply = s->rcpt[i].reply;
+		/* the transaction says what the last recipient got */
+		s->res.why = s->rcpt[i].why;
 	}
-	s->res.outcome = o;
-	s->res.stage = SMTPC_STAGE_RCPT;
-	util_strlcpy(s->res.reply, reply, sizeof(s->res.reply));
+	s->res.why.outcome = o;
+	s->res.why.stage = SMTPC_STAGE_RCPT;
 }
 
 /*
@@ -1212,6 +1322,8 @@ smtpc_tx_done(struct smtpc *s)
 	unsigned char *rstate = s->rstate;
 	struct smtpc_result res = s->res;
 
+	for (size_t i = 0; i < s->msg->nrcpt; i++)
+		rcpt[i].accepted = rstate[i] == SMTPC_R_ACCEPTED;
 	res.rcpt = rcpt;
 	res.nrcpt = s->msg->nrcpt;
 	s->msg = NULL;
@@ -1231,14 +1343,12 @@ smtpc_tx_done(struct smtpc *s)
 
 /* The end: drop the connection, finish an open transaction, closed(). */
 static void
-smtpc_close(struct smtpc *s, enum outcome o, enum smtpc_stage stage,
-    const char *reply)
+smtpc_close(struct smtpc *s, const struct smtpc_reason *reason)
 {
-	char text[SMTPC_REPLY_MAX];
+	struct smtpc_reason why = *reason;
 
 	if (s->state == SMTPC_CLOSED)
 		return;
-	util_strlcpy(text, reply, sizeof(text));
 	ev_timer_del(s->loop, &s->defer);
 	s->defer_what = 0;
 	if (s->io != NULL) {
@@ -1247,61 +1357,92 @@ smtpc_close(struct smtpc *s, enum outcome o, enum smtpc_stage stage,
 	}
 	s->state = SMTPC_CLOSED;
 	if (s->msg != NULL) {
-		smtpc_tx_fail(s, o, stage, text);
+		smtpc_tx_fail(s, &why);
 		smtpc_tx_done(s);
 	}
 	if (s->dead)
 		return;
-	s->ops->closed(s->arg, s, o, stage, text);
+	s->ops->closed(s->arg, s, &why);
 }
 
+/* A failure of ours or of the connection (TEMPFAIL): close now. */
 static void
-smtpc_fail(struct smtpc *s, enum outcome o, enum smtpc_stage stage,
+smtpc_fail(struct smtpc *s, enum smtpc_cause cause, enum smtpc_stage stage,
     const char *fmt, ...)
 {
-	char text[SMTPC_REPLY_MAX];
+	struct smtpc_reason why;
 	va_list ap;
 
-	/* Arguments are escaped already (replies, smtpc_io_error()). */
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	smtpc_reason_vset(&why, OUTCOME_TEMPFAIL, stage, cause, fmt, ap);
 	va_end(ap);
-	log_debug("smtp %s: %s", s->peer_text, text);
-	smtpc_close(s, o, stage, text);
+	log_debug("smtp %s: %s", s->peer_text, why.text);
+	smtpc_close(s, &why);
+}
+
+/* The reply just read ends the session (TEMPFAIL): close now. */
+static void
+smtpc_fail_reply(struct smtpc *s, enum smtpc_stage stage)
+{
+	struct smtpc_reason why;
+
+	smtpc_reason_reply(s, OUTCOME_TEMPFAIL, stage, &why);
+	log_debug("smtp %s: %s", s->peer_text, why.text);
+	smtpc_close(s, &why);
 }
 
 /* A failure before any transaction: say QUIT, then closed(). */
 static void
-smtpc_quit_fail(struct smtpc *s, enum outcome o, enum smtpc_stage stage,
-    const char *reply)
+smtpc_quit_fail(struct smtpc *s, const struct smtpc_reason *why)
 {
 	s->failing = true;
-	s->fail_outcome = o;
-	s->fail_stage = stage;
-	util_strlcpy(s->fail_reply, reply, sizeof(s->fail_reply));
+	s->fail = *why;
 	if (s->server_closing) {
-		smtpc_close(s, o, stage, s->fail_reply);
+		smtpc_close(s, &s->fail);
 		return;
 	}
 	smtpc_enter_state(s, SMTPC_QUIT);
 }
 
+static void
+smtpc_quit_fail_reply(struct smtpc *s, enum outcome o, enum smtpc_stage stage)
+{
+	struct smtpc_reason why;
+
+	smtpc_reason_reply(s, o, stage, &why);
+	smtpc_quit_fail(s, &why);
+}
+
+static void
+smtpc_quit_fail_local(struct smtpc *s, enum smtpc_cause cause,
+    enum smtpc_stage stage, const char *text)
+{
+	struct smtpc_reason why;
+
+	smtpc_reason_set(&why, OUTCOME_TEMPFAIL, stage, cause, "%s", text);
+	smtpc_quit_fail(s, &why);
+}
+
 /* A failure found outside the loop's callbacks: report it from there. */
 static void
-smtpc_defer_fail(struct smtpc *s, enum outcome o, enum smtpc_stage stage,
-    const char *fmt, ...)
+smtpc_defer_fail(struct smtpc *s, const struct smtpc_reason *why)
 {
-	char text[SMTPC_REPLY_MAX];
-	va_list ap;
-
 	if (s->defer_what & SMTPC_DEFER_FAIL)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	s->fail_outcome = o;
-	s->fail_stage = stage;
-	util_strlcpy(s->fail_reply, text, sizeof(s->fail_reply));
+	s->fail = *why;
 	s->defer_what |= SMTPC_DEFER_FAIL;
 	ev_timer_add(s->loop, &s->defer, 0);
+}
+
+static void
+smtpc_defer_fail_local(struct smtpc *s, enum smtpc_cause cause,
+    enum smtpc_stage stage, const char *fmt, ...)
+{
+	struct smtpc_reason why;
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtpc_reason_vset(&why, OUTCOME_TEMPFAIL, stage, cause, fmt, ap);
+	va_end(ap);
+	smtpc_defer_fail(s, &why);
 }

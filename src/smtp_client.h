@@ -13,12 +13,17 @@
  *	   smtpc_send(s, &msg)			one transaction
  *	-> ops->done(arg, s, &result)		per-recipient results
  *	   smtpc_send() again, or smtpc_quit(s)
- *	-> ops->closed(arg, s, outcome, reply)	session over (always last)
+ *	-> ops->closed(arg, s, &why)		session over (always last)
  * A failure before ready (connect, greeting, EHLO, STARTTLS, AUTH) or
- * between transactions ends in ops->closed with the outcome and the reply
- * or local reason.  Once closed has run the owner calls smtpc_free(); it
- * is safe to call smtpc_free() from inside closed, and smtpc_free() at any
- * other time aborts the session without callbacks.
+ * between transactions ends in ops->closed with its reason.  Once closed
+ * has run the owner calls smtpc_free(); it is safe to call smtpc_free()
+ * from inside closed, and smtpc_free() at any other time aborts the
+ * session without callbacks.
+ *
+ * Every result is typed (struct smtpc_reason): the outcome, the stage, a
+ * cause, the reply code and enhanced status when the server replied, and
+ * a text that is for logs and DSNs only.  Callers decide on the fields,
+ * never on the text.
  */
 #ifndef MXRELAY_SMTP_CLIENT_H
 #define MXRELAY_SMTP_CLIENT_H
@@ -33,6 +38,7 @@
 #include "conf.h"
 #include "event.h"
 #include "outcome.h"
+#include "status.h"
 
 #define SMTPC_REPLY_MAX	512
 
@@ -81,9 +87,45 @@ enum smtpc_stage {
 	SMTPC_STAGE_QUIT,
 };
 
-struct smtpc_rcpt_result {
+/*
+ * Why a recipient, a transaction or a session ended as it did.  Only
+ * SMTPC_CAUSE_REPLY carries a reply code; the others say why there was
+ * none (or why it was not acted on).
+ */
+enum smtpc_cause {
+	SMTPC_CAUSE_NONE = 0,	/* not set: no session had a say */
+	SMTPC_CAUSE_REPLY,	/* the server's reply: code, status */
+	SMTPC_CAUSE_CONNECT,	/* the TCP connection could not be made
+				 * (refused, unreachable, timed out) */
+	SMTPC_CAUSE_TLS,	/* TLS: the handshake failed or timed out,
+				 * STARTTLS missing under encrypt/verify, or
+				 * the peer not verified under verify */
+	SMTPC_CAUSE_TIMEOUT,	/* no reply, or no progress sending the
+				 * body, in time (RFC 5321 §4.5.3.2) */
+	SMTPC_CAUSE_LOST,	/* the connection closed or failed */
+	SMTPC_CAUSE_PROTOCOL,	/* the server broke the protocol */
+	SMTPC_CAUSE_LOCAL,	/* our side: an address we do not send, a
+				 * body we cannot read, a message over the
+				 * server's SIZE, our TLS or AUTH settings */
+};
+
+struct smtpc_reason {
 	enum outcome	 outcome;
-	char		 reply[SMTPC_REPLY_MAX];	/* "250 2.1.5 ok", escaped, one line */
+	enum smtpc_stage stage;		/* where */
+	enum smtpc_cause cause;		/* why */
+	int		 code;		/* the reply's code; 0 unless REPLY */
+	/* RFC 3463 code of that reply, or one we set (5.3.4), or "" */
+	char		 status[STATUS_MAX];
+	/* "550 5.1.1 ..." or a local reason, escaped, one line: for logs
+	 * and DSNs only */
+	char		 text[SMTPC_REPLY_MAX];
+};
+
+struct smtpc_rcpt_result {
+	/* The RCPT reply; for accepted recipients the reply to DATA or the
+	 * end of data, or the failure of the transaction after RCPT. */
+	struct smtpc_reason why;
+	bool		 accepted;	/* 2xx to its RCPT */
 };
 
 struct smtpc_result {
@@ -92,17 +134,11 @@ struct smtpc_result {
 	 * one recipient.  Otherwise stage says where it failed:
 	 *  MAIL 4xx/5xx, DATA/DOT 4xx/5xx, a connection lost or timed out
 	 *  (TEMPFAIL, stage where it happened), SIZE over the server's limit
-	 *  (PERMFAIL, stage MAIL, no command sent).  RCPT: every recipient
-	 *  was refused (see rcpt[]).
+	 *  (PERMFAIL, stage MAIL, cause LOCAL, no command sent).  RCPT: every
+	 *  recipient was refused (see rcpt[]).
 	 */
-	enum outcome	 outcome;
-	enum smtpc_stage stage;
-	char		 reply[SMTPC_REPLY_MAX];
-	/*
-	 * One per recipient, in msg order: the RCPT reply, then for accepted
-	 * recipients the final outcome of the transaction (the reply to DATA
-	 * or the dot applies to all of them).
-	 */
+	struct smtpc_reason why;
+	/* One per recipient, in msg order. */
 	struct smtpc_rcpt_result *rcpt;
 	size_t		 nrcpt;
 };
@@ -112,8 +148,8 @@ struct smtpc;
 struct smtpc_ops {
 	void	(*ready)(void *arg, struct smtpc *);
 	void	(*done)(void *arg, struct smtpc *, const struct smtpc_result *);
-	void	(*closed)(void *arg, struct smtpc *, enum outcome,
-		    enum smtpc_stage, const char *reply);
+	void	(*closed)(void *arg, struct smtpc *,
+		    const struct smtpc_reason *);
 };
 
 void		 smtpc_timeouts_default(struct smtpc_timeouts *);
@@ -128,7 +164,10 @@ void		 smtpc_free(struct smtpc *);
 
 /* For log lines: "TLSv1.3" or "none", whether the peer was verified. */
 const char	*smtpc_tls_version(const struct smtpc *);
+bool		 smtpc_tls_active(const struct smtpc *);
 bool		 smtpc_tls_verified(const struct smtpc *);
+/* "reply", "connect", "tls", ...: for logs and tests. */
+const char	*smtpc_cause_to_text(enum smtpc_cause);
 /* "host[addr]:port" */
 const char	*smtpc_peer_text(const struct smtpc *);
 /* Messages sent so far on this session (for the per-connection limit). */

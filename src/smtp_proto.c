@@ -18,10 +18,10 @@
 #include <strings.h>
 
 #include "smtp_proto.h"
+#include "status.h"
 #include "util.h"
 
 static bool	is_digit(char);
-static size_t	status_part(const char *, size_t, size_t);
 static bool	keyword_is(const char *, size_t, const char *);
 static uint64_t	parse_u64(const char *, size_t, bool *);
 static size_t	stuff_put(struct smtp_stuff *, unsigned char, char *);
@@ -40,6 +40,7 @@ smtp_reply_init(struct smtp_reply *r)
 {
 	r->code = 0;
 	r->status[0] = '\0';
+	r->status_line = SMTP_REPLY_LINES_MAX;
 	r->complete = false;
 	r->nlines = 0;
 	r->len = 0;
@@ -107,9 +108,12 @@ smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
 	r->off[r->nlines++] = (uint16_t)r->len;
 	memcpy(r->text + r->len, text, tlen);
 	r->text[r->len + tlen] = '\0';
-	if (r->nlines == 1)
+	/* The code opens the reply's text: its first line that has any. */
+	if (tlen > 0 && r->status_line == SMTP_REPLY_LINES_MAX) {
+		r->status_line = r->nlines - 1;
 		(void)smtp_status_parse(code, r->text + r->len, r->status,
 		    sizeof(r->status));
+	}
 	r->len += tlen + 1;
 	if (last)
 		r->complete = true;
@@ -124,45 +128,16 @@ smtp_reply_line(const struct smtp_reply *r, size_t i)
 	return r->text + r->off[i];
 }
 
-/* Digits of one part of an enhanced code: 1..max of them; 0 if not. */
-static size_t
-status_part(const char *s, size_t pos, size_t max)
-{
-	size_t n = 0;
-
-	while (is_digit(s[pos + n]) && n <= max)
-		n++;
-	return n >= 1 && n <= max ? n : 0;
-}
-
 size_t
 smtp_status_parse(int code, const char *text, char *status,
     size_t statussize)
 {
-	size_t n, pos;
-
 	if (statussize > 0)
 		status[0] = '\0';
-	/* RFC 3463 §2: class "." subject "." detail; class is 2, 4 or 5 */
-	if (text[0] != '2' && text[0] != '4' && text[0] != '5')
-		return 0;
 	/* RFC 2034 §3: the class matches the first digit of the reply code */
-	if (text[0] - '0' != code / 100 || text[1] != '.')
+	if (text[0] - '0' != code / 100)
 		return 0;
-	pos = 2;
-	if ((n = status_part(text, pos, 3)) == 0 || text[pos + n] != '.')
-		return 0;
-	pos += n + 1;
-	if ((n = status_part(text, pos, 3)) == 0)
-		return 0;
-	pos += n;
-	if (text[pos] != '\0' && text[pos] != ' ' && text[pos] != '\t')
-		return 0;
-	if (pos + 1 > statussize)
-		return 0;
-	memcpy(status, text, pos);
-	status[pos] = '\0';
-	return pos;
+	return status_parse(text, strlen(text), status, statussize);
 }
 
 char *
@@ -220,7 +195,8 @@ smtp_reply_to_text(const struct smtp_reply *r, char *dst, size_t dstsize)
 		size_t tlen = strlen(t);
 
 		/* "550-5.1.1 a" "550 5.1.1 b" -> "550 5.1.1 a b" */
-		if (i > 0 && slen > 0 && strncmp(t, r->status, slen) == 0 &&
+		if (i != r->status_line && slen > 0 &&
+		    strncmp(t, r->status, slen) == 0 &&
 		    (t[slen] == ' ' || t[slen] == '\0')) {
 			t += slen;
 			tlen -= slen;

@@ -9,7 +9,7 @@
  *    server-side DATA decoder (unstuffing, end of data, bare CR/LF);
  *  - escaping of peer text into one log-safe line;
  *  - base64 for AUTH (RFC 4954).
- * Every limit that applies to a reply is decided here (STYLE.md §5).
+ * Every limit that applies to a reply is decided here.
  */
 #ifndef MXRELAY_SMTP_PROTO_H
 #define MXRELAY_SMTP_PROTO_H
@@ -32,7 +32,9 @@
  */
 struct smtp_reply {
 	int		 code;		/* 200..599; 0 before the first line */
-	char		 status[16];	/* "5.1.1" from the first line, or "" */
+	/* "5.1.1" opening the first line that has text, or "" */
+	char		 status[16];
+	size_t		 status_line;	/* that line; SMTP_REPLY_LINES_MAX: none */
 	bool		 complete;
 	size_t		 nlines;
 	uint16_t	 off[SMTP_REPLY_LINES_MAX];
@@ -62,8 +64,10 @@ char		*smtp_reply_to_text(const struct smtp_reply *, char *dst,
 
 /*
  * RFC 3463 enhanced status code at the start of text ("5.1.1 ..."), whose
- * class must be the reply code's first digit.  Copies it into status
- * (statussize >= 12 is enough) and returns its length, or 0 when none.
+ * class must be the reply code's first digit (RFC 2034 §3).  Copies it
+ * into status (statussize >= STATUS_MAX is enough) and returns its
+ * length, or 0 (status "") when none.  The code itself is read by
+ * status_parse() (src/status.h), the one parser of such codes.
  */
 size_t		 smtp_status_parse(int code, const char *text, char *status,
 		    size_t statussize);
@@ -133,9 +137,9 @@ size_t		 smtp_stuff_finish(struct smtp_stuff *, char *dst,
  * Output is exactly the bytes to store: CRLF lines, a leading '.' of each
  * line removed ("..x" -> ".x", ".x" -> "x"), without the final ".\r\n".
  *
- * Violations (STYLE.md §5): a bare LF, a bare CR, a NUL byte, or a line
- * over line_max octets with its CRLF (counted on the wire, stuffing dot
- * included).  Only the FIRST one is recorded (in err); from then on no
+ * Violations (RFC 5321 §2.3.8, §4.5.3.1.6): a bare LF, a bare CR, a NUL
+ * byte, or a line over line_max octets with its CRLF (counted on the
+ * wire, stuffing dot included).  Only the FIRST one is recorded (in err); from then on no
  * more output is written (the caller drops the message), but the input is
  * still consumed up to the real end of data, so the session answers one
  * error and stays in sync with the client's next command.

@@ -193,7 +193,7 @@ hpid=$!
 PIDS="$PIDS $hpid"
 exec 9> "$T/hold.in"
 within 15 grep -q . "$T/hold.out" || fail "no answer to the 5th connection"
-grep -q 'error too many connections' "$T/hold.out" || fail "5th connection of one user: $(cat "$T/hold.out")"
+grep -q 'error busy too many connections' "$T/hold.out" || fail "5th connection of one user: $(cat "$T/hold.out")"
 expect_rc 0 "root's -q while a user holds connections" mx -v -q
 expect_err "mxrelayd is running"
 exec 9>&-

@@ -8,6 +8,11 @@ tests_unit_test_util_SOURCES = tests/unit/test_util.c $(TEST_COMMON)
 tests_unit_test_util_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_util_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_util
+check_PROGRAMS += tests/unit/test_control
+tests_unit_test_control_SOURCES = tests/unit/test_control.c $(TEST_COMMON)
+tests_unit_test_control_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_control_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_control
 check_PROGRAMS += tests/unit/test_conf
 tests_unit_test_conf_SOURCES = tests/unit/test_conf.c $(TEST_COMMON)
 tests_unit_test_conf_CPPFLAGS = $(AM_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"'
@@ -95,6 +100,16 @@ tests_unit_test_smtp_client_CPPFLAGS = $(AM_CPPFLAGS) -DSMTPC_TEST_TLS \
 tests_unit_test_smtp_client_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_smtp_client_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_smtp_client
+
+# The delivery engine on a real loop against dnsd and smtpsinks.
+check_PROGRAMS += tests/unit/test_delivery
+tests_unit_test_delivery_SOURCES = tests/unit/test_delivery.c $(TEST_COMMON)
+tests_unit_test_delivery_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DDNSD_PATH='"$(abs_top_builddir)/tests/world/dnsd"' \
+	-DSMTPSINK_PATH='"$(abs_top_builddir)/tests/world/smtpsink"'
+tests_unit_test_delivery_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_delivery_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_delivery
 
 # The listener on a real loop, real loopback sockets and a real spool
 # (queue/spool.c's failure-injection table); TLS tests use certificates

@@ -41,6 +41,7 @@
 
 #include "event.h"
 #include "smtp_client.h"
+#include "status.h"
 #include "tls.h"
 #include "util.h"
 #include "testutil.h"
@@ -61,9 +62,7 @@ struct tmsg {
 };
 
 struct tres {
-	enum outcome	 outcome;
-	enum smtpc_stage stage;
-	char		 reply[SMTPC_REPLY_MAX];
+	struct smtpc_reason why;
 	size_t		 nrcpt;
 	struct smtpc_rcpt_result rcpt[4];
 };
@@ -83,6 +82,7 @@ struct fixture {
 	struct tres	 res[4];
 	size_t		 ndone;
 	bool		 ready, closed;
+	struct smtpc_reason c_why;	/* what closed said */
 	enum outcome	 c_outcome;
 	enum smtpc_stage c_stage;
 	char		 c_reply[SMTPC_REPLY_MAX];
@@ -100,8 +100,8 @@ struct fixture {
 
 static void	on_ready(void *, struct smtpc *);
 static void	on_done(void *, struct smtpc *, const struct smtpc_result *);
-static void	on_closed(void *, struct smtpc *, enum outcome,
-		    enum smtpc_stage, const char *);
+static void	on_closed(void *, struct smtpc *,
+		    const struct smtpc_reason *);
 
 static const struct smtpc_ops ops = { on_ready, on_done, on_closed };
 
@@ -242,6 +242,27 @@ send_next(struct fixture *f, struct smtpc *s)
 		smtpc_quit(s);
 }
 
+/*
+ * Every reason holds together: a reply code exactly when the cause is a
+ * reply (and then a code the parser accepts), a status that is a
+ * well-formed RFC 3463 code of the reply's class or empty, one line of
+ * text.
+ */
+static void
+assert_reason_sane(const struct smtpc_reason *r)
+{
+	assert_int_not_equal(r->cause, SMTPC_CAUSE_NONE);
+	if (r->cause == SMTPC_CAUSE_REPLY) {
+		assert_in_range(r->code, 200, 599);
+		if (r->status[0] != '\0')
+			assert_int_equal(r->status[0] - '0', r->code / 100);
+	} else
+		assert_int_equal(r->code, 0);
+	assert_true(r->status[0] == '\0' || status_valid(r->status));
+	assert_null(strpbrk(r->text, "\r\n"));
+	assert_true(r->text[0] != '\0');
+}
+
 static void
 on_ready(void *arg, struct smtpc *s)
 {
@@ -262,14 +283,13 @@ on_done(void *arg, struct smtpc *s, const struct smtpc_result *r)
 	assert_true(f->ndone < 4);
 	assert_false(f->closed);
 	t = &f->res[f->ndone++];
-	t->outcome = r->outcome;
-	t->stage = r->stage;
-	util_strlcpy(t->reply, r->reply, sizeof(t->reply));
+	t->why = r->why;
 	t->nrcpt = r->nrcpt;
 	assert_true(r->nrcpt <= 4);
 	memcpy(t->rcpt, r->rcpt, r->nrcpt * sizeof(r->rcpt[0]));
+	assert_reason_sane(&r->why);
 	for (size_t i = 0; i < r->nrcpt; i++)
-		assert_null(strpbrk(r->rcpt[i].reply, "\r\n"));
+		assert_reason_sane(&r->rcpt[i].why);
 	/* a session that is going away refuses more */
 	if (f->expect_send_fail)
 		assert_int_equal(smtpc_send(s, &f->m[0]), -1);
@@ -277,21 +297,21 @@ on_done(void *arg, struct smtpc *s, const struct smtpc_result *r)
 }
 
 static void
-on_closed(void *arg, struct smtpc *s, enum outcome o, enum smtpc_stage st,
-    const char *reply)
+on_closed(void *arg, struct smtpc *s, const struct smtpc_reason *why)
 {
 	struct fixture *f = arg;
 
 	assert_false(f->closed);
 	f->closed = true;
-	f->c_outcome = o;
-	f->c_stage = st;
-	util_strlcpy(f->c_reply, reply, sizeof(f->c_reply));
+	f->c_why = *why;
+	f->c_outcome = why->outcome;
+	f->c_stage = why->stage;
+	util_strlcpy(f->c_reply, why->text, sizeof(f->c_reply));
+	assert_reason_sane(why);
 	util_strlcpy(f->tls_version, smtpc_tls_version(s),
 	    sizeof(f->tls_version));
 	f->tls_verified = smtpc_tls_verified(s);
 	f->msgs_sent = smtpc_msgs_sent(s);
-	assert_null(strpbrk(reply, "\r\n"));
 	/* freeing from inside closed is allowed */
 	smtpc_free(s);
 	f->s = NULL;
@@ -477,15 +497,23 @@ test_plain_two_rcpts(void **state)
 	run(f, &two_rcpts, 1);
 	assert_true(f->ready);
 	assert_int_equal(f->ndone, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_DOT);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_DOT);
 	assert_int_equal(f->res[0].nrcpt, 2);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(f->res[0].rcpt[i].outcome, OUTCOME_OK);
-		assert_non_null(strstr(f->res[0].rcpt[i].reply, "250 2.0.0"));
+		assert_int_equal(f->res[0].rcpt[i].why.outcome, OUTCOME_OK);
+		assert_non_null(strstr(f->res[0].rcpt[i].why.text, "250 2.0.0"));
+		/* the reply to the end of data, typed */
+		assert_true(f->res[0].rcpt[i].accepted);
+		assert_int_equal(f->res[0].rcpt[i].why.cause, SMTPC_CAUSE_REPLY);
+		assert_int_equal(f->res[0].rcpt[i].why.code, 250);
+		assert_int_equal(f->res[0].rcpt[i].why.stage, SMTPC_STAGE_DOT);
+		assert_string_equal(f->res[0].rcpt[i].why.status, "2.0.0");
 	}
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_QUIT);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_REPLY);
+	assert_int_equal(f->c_why.code, 221);
 	assert_string_equal(f->tls_version, "none");
 	assert_int_equal(f->msgs_sent, 1);
 	log = sink_log(f);
@@ -507,7 +535,7 @@ test_no_pipelining(void **state)
 
 	sink_start(f, "--no-pipelining", NULL);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
 	log = sink_log(f);
 	/* one command at a time: the sink saw no group */
@@ -528,10 +556,18 @@ test_one_rcpt_refused(void **state)
 	t.rcpts[0] = "bad@x";
 	sink_start(f, "-r", "rcpt=550:bad@x", NULL);
 	run(f, &t, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
-	assert_int_equal(f->res[0].rcpt[0].outcome, OUTCOME_PERMFAIL);
-	assert_non_null(strstr(f->res[0].rcpt[0].reply, "550 5.1.1"));
-	assert_int_equal(f->res[0].rcpt[1].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].rcpt[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_non_null(strstr(f->res[0].rcpt[0].why.text, "550 5.1.1"));
+	assert_int_equal(f->res[0].rcpt[1].why.outcome, OUTCOME_OK);
+	/* 5xx at RCPT: its own reply, typed; the other was accepted */
+	assert_false(f->res[0].rcpt[0].accepted);
+	assert_int_equal(f->res[0].rcpt[0].why.cause, SMTPC_CAUSE_REPLY);
+	assert_int_equal(f->res[0].rcpt[0].why.stage, SMTPC_STAGE_RCPT);
+	assert_int_equal(f->res[0].rcpt[0].why.code, 550);
+	assert_string_equal(f->res[0].rcpt[0].why.status, "5.1.1");
+	assert_true(f->res[0].rcpt[1].accepted);
+	assert_int_equal(f->res[0].rcpt[1].why.code, 250);
 	log = sink_log(f);
 	assert_non_null(strstr(log, "rcpts=1"));
 	free(log);
@@ -554,10 +590,10 @@ all_refused(void **state, bool pipelining)
 	else
 		sink_start(f, "-r", "rcpt=550", "--no-pipelining", NULL);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_PERMFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_RCPT);
-	assert_int_equal(f->res[0].rcpt[0].outcome, OUTCOME_PERMFAIL);
-	assert_int_equal(f->res[0].rcpt[1].outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_RCPT);
+	assert_int_equal(f->res[0].rcpt[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].rcpt[1].why.outcome, OUTCOME_PERMFAIL);
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
 	log = sink_log(f);
 	/* no body: it would show up as unknown commands */
@@ -591,10 +627,22 @@ test_rcpt_450(void **state)
 
 	sink_start(f, "-r", "rcpt=450", NULL);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_TEMPFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_RCPT);
-	assert_int_equal(f->res[0].rcpt[0].outcome, OUTCOME_TEMPFAIL);
-	assert_non_null(strstr(f->res[0].rcpt[0].reply, "450 4.3.0"));
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_RCPT);
+	assert_int_equal(f->res[0].rcpt[0].why.outcome, OUTCOME_TEMPFAIL);
+	assert_non_null(strstr(f->res[0].rcpt[0].why.text, "450 4.3.0"));
+	for (int i = 0; i < 2; i++) {
+		const struct smtpc_rcpt_result *rr = &f->res[0].rcpt[i];
+
+		assert_false(rr->accepted);
+		assert_int_equal(rr->why.cause, SMTPC_CAUSE_REPLY);
+		assert_int_equal(rr->why.stage, SMTPC_STAGE_RCPT);
+		assert_int_equal(rr->why.code, 450);
+		assert_string_equal(rr->why.status, "4.3.0");
+	}
+	/* the transaction says what the last recipient got */
+	assert_int_equal(f->res[0].why.cause, SMTPC_CAUSE_REPLY);
+	assert_int_equal(f->res[0].why.code, 450);
 }
 
 static void
@@ -605,12 +653,12 @@ test_mail_451(void **state)
 
 	sink_start(f, "-r", "mail=451", NULL);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_TEMPFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_MAIL);
-	assert_true(strncmp(f->res[0].reply, "451 ", 4) == 0);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_MAIL);
+	assert_true(strncmp(f->res[0].why.text, "451 ", 4) == 0);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(f->res[0].rcpt[i].outcome, OUTCOME_TEMPFAIL);
-		assert_string_equal(f->res[0].rcpt[i].reply, f->res[0].reply);
+		assert_int_equal(f->res[0].rcpt[i].why.outcome, OUTCOME_TEMPFAIL);
+		assert_string_equal(f->res[0].rcpt[i].why.text, f->res[0].why.text);
 	}
 	log = sink_log(f);
 	assert_int_equal(count(log, "msg id="), 0);
@@ -648,6 +696,9 @@ test_greeting_421(void **state)
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_GREETING);
 	assert_true(strncmp(f->c_reply, "421 ", 4) == 0);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_REPLY);
+	assert_int_equal(f->c_why.code, 421);
+	assert_string_equal(f->c_why.status, "4.0.0");
 }
 
 static void
@@ -658,7 +709,7 @@ test_ehlo_500_helo(void **state)
 
 	sink_start(f, "-r", "ehlo=500", NULL);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	log = sink_log(f);
 	assert_non_null(strstr(log, "helo id=1 name=client.test"));
 	/* no extensions after HELO: no SIZE= */
@@ -678,11 +729,15 @@ test_size_over_limit(void **state)
 	t.size = 5000;
 	sink_start(f, "--size=1000", NULL);
 	run(f, &t, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_PERMFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_MAIL);
-	assert_string_equal(f->res[0].reply,
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_MAIL);
+	assert_string_equal(f->res[0].why.text,
 	    "552 5.3.4 message size exceeds fixed limit of the server");
-	assert_int_equal(f->res[0].rcpt[1].outcome, OUTCOME_PERMFAIL);
+	/* not a reply: we did not send it; the status is ours */
+	assert_int_equal(f->res[0].why.cause, SMTPC_CAUSE_LOCAL);
+	assert_int_equal(f->res[0].why.code, 0);
+	assert_string_equal(f->res[0].why.status, "5.3.4");
+	assert_int_equal(f->res[0].rcpt[1].why.outcome, OUTCOME_PERMFAIL);
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
 	log = sink_log(f);
 	assert_int_equal(count(log, "mail id="), 0);
@@ -701,7 +756,7 @@ test_eightbit(void **state)
 	t.bodylen = strlen(t.body);
 	sink_start(f, NULL);
 	run(f, &t, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	log = sink_log(f);
 	assert_non_null(strstr(log, "BODY=8BITMIME"));
 	free(log);
@@ -720,7 +775,7 @@ test_dot_stuffing(void **state)
 	t.bodylen = sizeof(body) - 1;
 	sink_start(f, NULL);
 	run(f, &t, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_body(f, 1, &t);
 }
 
@@ -735,7 +790,7 @@ test_large_body(void **state)
 	t.bodylen = 5 * 1024 * 1024;
 	sink_start(f, NULL);
 	run(f, &t, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	log = sink_log(f);
 	assert_int_equal(count(log, "badcmd"), 0);
 	free(log);
@@ -751,15 +806,22 @@ test_drop_at_dot(void **state)
 	f->expect_send_fail = true;
 	run(f, &two_rcpts, 1);
 	assert_int_equal(f->ndone, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_TEMPFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_DOT);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_DOT);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(f->res[0].rcpt[i].outcome, OUTCOME_TEMPFAIL);
+		assert_int_equal(f->res[0].rcpt[i].why.outcome, OUTCOME_TEMPFAIL);
 		/* no SMTP reply: the delivery layer maps it to 4.4.2 */
-		assert_string_equal(f->res[0].rcpt[i].reply, f->res[0].reply);
-		assert_false(f->res[0].rcpt[i].reply[0] >= '0' &&
-		    f->res[0].rcpt[i].reply[0] <= '9');
+		assert_string_equal(f->res[0].rcpt[i].why.text, f->res[0].why.text);
+		assert_false(f->res[0].rcpt[i].why.text[0] >= '0' &&
+		    f->res[0].rcpt[i].why.text[0] <= '9');
+		/* accepted at RCPT, then the connection was lost */
+		assert_true(f->res[0].rcpt[i].accepted);
+		assert_int_equal(f->res[0].rcpt[i].why.cause, SMTPC_CAUSE_LOST);
+		assert_int_equal(f->res[0].rcpt[i].why.stage, SMTPC_STAGE_DOT);
+		assert_int_equal(f->res[0].rcpt[i].why.code, 0);
+		assert_string_equal(f->res[0].rcpt[i].why.status, "");
 	}
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_LOST);
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_DOT);
 	assert_int_equal(f->msgs_sent, 0);
@@ -774,14 +836,72 @@ test_dot_452(void **state)
 	t.rcpts[0] = "bad@x";
 	sink_start(f, "-r", "dot=452", "-r", "rcpt=550:bad@x", NULL);
 	run(f, &t, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_TEMPFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_DOT);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_DOT);
 	/* refused keeps its own reply; accepted gets the dot's */
-	assert_int_equal(f->res[0].rcpt[0].outcome, OUTCOME_PERMFAIL);
-	assert_true(strncmp(f->res[0].rcpt[0].reply, "550", 3) == 0);
-	assert_int_equal(f->res[0].rcpt[1].outcome, OUTCOME_TEMPFAIL);
-	assert_true(strncmp(f->res[0].rcpt[1].reply, "452", 3) == 0);
+	assert_int_equal(f->res[0].rcpt[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_true(strncmp(f->res[0].rcpt[0].why.text, "550", 3) == 0);
+	assert_int_equal(f->res[0].rcpt[1].why.outcome, OUTCOME_TEMPFAIL);
+	assert_true(strncmp(f->res[0].rcpt[1].why.text, "452", 3) == 0);
+	assert_false(f->res[0].rcpt[0].accepted);
+	assert_int_equal(f->res[0].rcpt[0].why.stage, SMTPC_STAGE_RCPT);
+	assert_int_equal(f->res[0].rcpt[0].why.code, 550);
+	assert_true(f->res[0].rcpt[1].accepted);
+	assert_int_equal(f->res[0].rcpt[1].why.stage, SMTPC_STAGE_DOT);
+	assert_int_equal(f->res[0].rcpt[1].why.code, 452);
+	assert_string_equal(f->res[0].rcpt[1].why.status, "4.0.0");
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
+}
+
+/* Accepted at RCPT, then refused after the data: typed, per recipient. */
+static void
+test_dot_554(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+
+	sink_start(f, "-r", "dot=554", NULL);
+	run(f, &two_rcpts, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_DOT);
+	for (int i = 0; i < 2; i++) {
+		const struct smtpc_rcpt_result *rr = &f->res[0].rcpt[i];
+
+		assert_true(rr->accepted);
+		assert_int_equal(rr->why.outcome, OUTCOME_PERMFAIL);
+		assert_int_equal(rr->why.cause, SMTPC_CAUSE_REPLY);
+		assert_int_equal(rr->why.stage, SMTPC_STAGE_DOT);
+		assert_int_equal(rr->why.code, 554);
+		assert_string_equal(rr->why.status, "5.0.0");
+	}
+	assert_int_equal(f->msgs_sent, 0);
+	assert_null(stored(f, 1, &len));
+}
+
+/* The connection dropped before DATA: nobody was accepted. */
+static void
+test_drop_at_rcpt(void **state)
+{
+	struct fixture *f = *state;
+
+	/* one command at a time: MAIL is answered, RCPT is not */
+	sink_start(f, "--drop=rcpt", "--no-pipelining", NULL);
+	run(f, &two_rcpts, 1);
+	assert_int_equal(f->ndone, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_RCPT);
+	assert_int_equal(f->res[0].why.cause, SMTPC_CAUSE_LOST);
+	for (int i = 0; i < 2; i++) {
+		const struct smtpc_rcpt_result *rr = &f->res[0].rcpt[i];
+
+		assert_false(rr->accepted);
+		assert_int_equal(rr->why.outcome, OUTCOME_TEMPFAIL);
+		assert_int_equal(rr->why.cause, SMTPC_CAUSE_LOST);
+		assert_int_equal(rr->why.stage, SMTPC_STAGE_RCPT);
+		assert_int_equal(rr->why.code, 0);
+	}
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_LOST);
+	assert_int_equal(f->c_why.stage, SMTPC_STAGE_RCPT);
 }
 
 static void
@@ -792,9 +912,9 @@ test_data_554(void **state)
 
 	sink_start(f, "-r", "data=554", NULL);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_PERMFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_DATA);
-	assert_int_equal(f->res[0].rcpt[0].outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_DATA);
+	assert_int_equal(f->res[0].rcpt[0].why.outcome, OUTCOME_PERMFAIL);
 	log = sink_log(f);
 	assert_int_equal(count(log, "badcmd"), 0);
 	free(log);
@@ -815,6 +935,9 @@ test_timeout_greeting(void **state)
 	assert_int_equal(f->c_stage, SMTPC_STAGE_GREETING);
 	assert_non_null(strstr(f->c_reply, "timeout waiting for greeting"));
 	assert_true(ev_now(f->loop) - t0 < 5000);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TIMEOUT);
+	assert_int_equal(f->c_why.code, 0);
+	assert_string_equal(f->c_why.status, "");
 }
 
 static void
@@ -826,9 +949,12 @@ test_timeout_rcpt(void **state)
 	f->p.timeouts.rcpt = 1;
 	run(f, &two_rcpts, 1);
 	assert_int_equal(f->ndone, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_TEMPFAIL);
-	assert_int_equal(f->res[0].stage, SMTPC_STAGE_RCPT);
-	assert_non_null(strstr(f->res[0].reply, "timeout"));
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_RCPT);
+	assert_non_null(strstr(f->res[0].why.text, "timeout"));
+	assert_int_equal(f->res[0].why.cause, SMTPC_CAUSE_TIMEOUT);
+	assert_int_equal(f->res[0].rcpt[0].why.cause, SMTPC_CAUSE_TIMEOUT);
+	assert_false(f->res[0].rcpt[0].accepted);
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 }
 
@@ -847,8 +973,8 @@ test_two_messages_rset(void **state)
 	sink_start(f, NULL);
 	run(f, t, 2);
 	assert_int_equal(f->ndone, 2);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
-	assert_int_equal(f->res[1].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_int_equal(f->res[1].why.outcome, OUTCOME_OK);
 	assert_int_equal(f->msgs_sent, 2);
 	log = sink_log(f);
 	assert_int_equal(count(log, "connect id="), 1);
@@ -878,9 +1004,9 @@ test_rset_after_refused(void **state)
 	sink_start(f, "-r", "rcpt=550:bad@x", NULL);
 	run(f, t, 3);
 	assert_int_equal(f->ndone, 3);
-	assert_int_equal(f->res[0].outcome, OUTCOME_PERMFAIL);
-	assert_int_equal(f->res[1].outcome, OUTCOME_OK);
-	assert_int_equal(f->res[2].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[1].why.outcome, OUTCOME_OK);
+	assert_int_equal(f->res[2].why.outcome, OUTCOME_OK);
 	log = sink_log(f);
 	assert_int_equal(count(log, "connect id="), 1);
 	/* RSET after the refused one only; none after the delivered one. */
@@ -907,6 +1033,9 @@ test_connect_refused(void **state)
 	assert_false(f->ready);
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_CONNECT);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_CONNECT);
+	assert_int_equal(f->c_why.code, 0);
+	assert_non_null(strstr(f->c_reply, "connect failed"));
 }
 
 /* The scripted peer: on accept, write the script, then read and discard. */
@@ -967,17 +1096,25 @@ test_protocol_errors(void **state)
 		const char *script;
 		size_t len;
 		const char *want;
+		enum smtpc_cause cause;
+		int code;
 	} t[] = {
-		{ S("220-mx\r\n250 other code\r\n"), "protocol error" },
-		{ S("HTTP/1.1 400 Bad Request\r\n"), "protocol error" },
+		{ S("220-mx\r\n250 other code\r\n"), "protocol error",
+		  SMTPC_CAUSE_PROTOCOL, 0 },
+		{ S("HTTP/1.1 400 Bad Request\r\n"), "protocol error",
+		  SMTPC_CAUSE_PROTOCOL, 0 },
 		{ S("220 ok\r\n250-mx\r\n250 PIPE\0LINING\r\n"),
-		  "protocol error" },
+		  "protocol error", SMTPC_CAUSE_PROTOCOL, 0 },
 		{ S("220 ok\r\n250-mx\r\n250 ok\r\n421 4.4.2 bye\r\n"),
-		  "421 4.4.2 bye" },
-		{ S("220 ok\r\n"), "timeout waiting for EHLO reply" },
-		{ S("220 ok\r\n250 a\rb\r\n"), "protocol error: control" },
-		{ S("220 ok\r\n250 ok\r\n354 go on\r\n"), "354 go on" },
-		{ NULL, 0, "protocol error: reply line too long" },
+		  "421 4.4.2 bye", SMTPC_CAUSE_REPLY, 421 },
+		{ S("220 ok\r\n"), "timeout waiting for EHLO reply",
+		  SMTPC_CAUSE_TIMEOUT, 0 },
+		{ S("220 ok\r\n250 a\rb\r\n"), "protocol error: control",
+		  SMTPC_CAUSE_PROTOCOL, 0 },
+		{ S("220 ok\r\n250 ok\r\n354 go on\r\n"), "354 go on",
+		  SMTPC_CAUSE_REPLY, 354 },
+		{ NULL, 0, "protocol error: reply line too long",
+		  SMTPC_CAUSE_PROTOCOL, 0 },
 	};
 #undef S
 	char longline[1200];
@@ -998,13 +1135,17 @@ test_protocol_errors(void **state)
 		f->p.timeouts.helo = 1;
 		f->p.timeouts.mail = f->p.timeouts.rcpt = 1;
 		run(f, &two_rcpts, 1);
-		if (f->ndone > 0 && strstr(f->res[0].reply, t[i].want)) {
+		if (f->ndone > 0 && strstr(f->res[0].why.text, t[i].want)) {
 			/* an unexpected code at MAIL: that transaction failed */
-			assert_int_equal(f->res[0].outcome, OUTCOME_TEMPFAIL);
+			assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
+			assert_int_equal(f->res[0].why.cause, t[i].cause);
+			assert_int_equal(f->res[0].why.code, t[i].code);
 			continue;
 		}
 		assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 		assert_non_null(strstr(f->c_reply, t[i].want));
+		assert_int_equal(f->c_why.cause, t[i].cause);
+		assert_int_equal(f->c_why.code, t[i].code);
 		assert_null(strpbrk(f->c_reply, "\r\n"));
 	}
 }
@@ -1081,7 +1222,7 @@ test_starttls_may(void **state)
 	sink_start(f, "-c", cert, "-k", key, NULL);
 	tls_setup(f, TLS_MAY, false);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
 	assert_true(strncmp(f->tls_version, "TLSv1.", 6) == 0);
 	assert_false(f->tls_verified);	/* self-signed */
@@ -1109,7 +1250,7 @@ test_starttls_may_not_offered(void **state)
 	sink_start(f, "-c", cert, "-k", key, "--no-starttls", NULL);
 	tls_setup(f, TLS_MAY, false);
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_string_equal(f->tls_version, "none");
 	m = stored(f, 1, &len);
 	assert_non_null(m);
@@ -1131,6 +1272,7 @@ test_encrypt_not_offered(void **state)
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
 	assert_string_equal(f->c_reply, "STARTTLS not offered");
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
 	log = sink_log(f);
 	assert_int_equal(count(log, "mail id="), 0);
 	assert_non_null(strstr(log, "quit id=1"));
@@ -1150,6 +1292,7 @@ test_verify_self_signed(void **state)
 	assert_false(f->ready);
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
 	log = sink_log(f);
 	assert_int_equal(count(log, "mail id="), 0);
 	free(log);
@@ -1169,29 +1312,55 @@ test_verify_with_ca(void **state)
 	f->p.tls = TLS_VERIFY;
 	f->p.tls_ctx = f->ctx;
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_true(f->tls_verified);
 }
 
-/* Under may, a failed handshake says so (the delivery layer retries in clear). */
+/*
+ * A failed handshake is typed as such (under may, the delivery layer
+ * retries in clear on that cause), under may and encrypt alike; one that
+ * never finishes too.
+ */
 static void
-test_starttls_handshake_fails(void **state)
+handshake_fails(void **state, enum tls_policy pol, bool hang)
 {
 	static const char script[] = "220 ok\r\n250-mx\r\n250 STARTTLS\r\n"
 	    "220 go ahead\r\n";
 	struct fixture *f = *state;
 
 	peer_start(f, script, sizeof(script) - 1);
-	f->peer_close = true;
-	tls_setup(f, TLS_MAY, false);
+	f->peer_close = !hang;
+	f->p.timeouts.helo = 1;
+	tls_setup(f, pol, false);
 	run(f, &two_rcpts, 1);
 	assert_false(f->ready);
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
-	assert_non_null(strstr(f->c_reply, "TLS handshake failed"));
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	assert_int_equal(f->c_why.code, 0);
+	assert_non_null(strstr(f->c_reply, hang ? "timeout during TLS handshake" :
+	    "TLS handshake failed"));
 }
 
-/* STYLE §5: bytes after the 220 to STARTTLS are refused, not read as TLS. */
+static void
+test_starttls_handshake_fails(void **state)
+{
+	handshake_fails(state, TLS_MAY, false);
+}
+
+static void
+test_encrypt_handshake_fails(void **state)
+{
+	handshake_fails(state, TLS_ENCRYPT, false);
+}
+
+static void
+test_starttls_handshake_timeout(void **state)
+{
+	handshake_fails(state, TLS_MAY, true);
+}
+
+/* RFC 3207 §4.2: bytes after the 220 to STARTTLS are refused, not TLS. */
 static void
 test_starttls_injected(void **state)
 {
@@ -1206,6 +1375,8 @@ test_starttls_injected(void **state)
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
 	assert_non_null(strstr(f->c_reply, "protocol error"));
+	/* not a handshake failure: no retry in clear for this one */
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_PROTOCOL);
 }
 
 static void
@@ -1220,7 +1391,7 @@ test_auth(void **state)
 	f->p.auth_user = "joe";
 	f->p.auth_pass = "secret";
 	run(f, &two_rcpts, 1);
-	assert_int_equal(f->res[0].outcome, OUTCOME_OK);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	log = sink_log(f);
 	assert_non_null(strstr(log, "auth id=1 user=joe result=ok"));
 	assert_null(strstr(log, "secret"));
@@ -1243,6 +1414,8 @@ test_auth_bad_password(void **state)
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_AUTH);
 	assert_true(strncmp(f->c_reply, "535", 3) == 0);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_REPLY);
+	assert_int_equal(f->c_why.code, 535);
 }
 
 #endif /* SMTPC_TEST_TLS */
@@ -1261,6 +1434,7 @@ test_auth_never_in_clear(void **state)
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_AUTH);
 	assert_non_null(strstr(f->c_reply, "never sent in clear"));
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_LOCAL);
 	log = sink_log(f);
 	assert_int_equal(count(log, "auth id="), 0);
 	free(log);
@@ -1287,6 +1461,8 @@ main(void)
 		T(test_large_body),
 		T(test_drop_at_dot),
 		T(test_dot_452),
+		T(test_dot_554),
+		T(test_drop_at_rcpt),
 		T(test_data_554),
 		T(test_timeout_greeting),
 		T(test_timeout_rcpt),
@@ -1300,6 +1476,8 @@ main(void)
 		T(test_starttls_may_not_offered),
 		T(test_encrypt_not_offered),
 		T(test_starttls_handshake_fails),
+		T(test_encrypt_handshake_fails),
+		T(test_starttls_handshake_timeout),
 		T(test_starttls_injected),
 		T(test_verify_self_signed),
 		T(test_verify_with_ca),

@@ -1,5 +1,6 @@
 /*
- * Unit tests for src/smtp_proto.c: reply parsing, enhanced status codes,
+ * Unit tests for src/smtp_proto.c: reply parsing, enhanced status codes
+ * (with src/status.c, the one RFC 3463 parser),
  * EHLO keywords, the dot-stuffing encoder and the DATA decoder (also
  * across every buffer split), escaping, path checks and base64.
  * Table-driven, no mocks.
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include "smtp_proto.h"
+#include "status.h"
 
 /* Lines separated by '\n' in one string; returns the last feed result. */
 static int
@@ -55,6 +57,13 @@ test_reply_ok(void **state)
 		  "550 5.1.1 <bad@x>: no such user" },
 		{ "550-5.1.1 first\n550 5.1.1 second", 550, 2, "5.1.1",
 		  "550 5.1.1 first second" },
+		/* the code opens the first line with text */
+		{ "550-\n550 5.1.1 no such user", 550, 2, "5.1.1",
+		  "550 5.1.1 no such user" },
+		{ "550-\n550-5.1.1 a\n550 5.1.1 b", 550, 3, "5.1.1",
+		  "550 5.1.1 a b" },
+		{ "550-first\n550 5.1.1 second", 550, 2, "",
+		  "550 first 5.1.1 second" },
 		{ "451 4.3.0 try later", 451, 1, "4.3.0", "451 4.3.0 try later" },
 		{ "451 5.3.0 class mismatch", 451, 1, "", "451 5.3.0 class mismatch" },
 		{ "250 2.100.999 big", 250, 1, "2.100.999", "250 2.100.999 big" },
@@ -93,6 +102,135 @@ test_reply_ok(void **state)
 	assert_string_equal(smtp_reply_line(r, 2), "SIZE 100");
 	assert_null(smtp_reply_line(r, 3));
 	free(r);
+}
+
+/*
+ * RFC 3463 section 2: class "." subject "." detail, class 2/4/5, 1-3
+ * digits each, ending at the end, a space or a tab.  One table for the
+ * parser on its own (len bytes of in), for a whole-string check, and for
+ * the reply flavour whose class must match the reply code (RFC 2034 §3).
+ */
+static void
+test_status_parse(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t len;		/* 0: strlen(in) */
+		const char *want;	/* "" when there is no code */
+		bool whole;		/* status_valid(in) */
+	} t[] = {
+		{ "5.1.1", 0, "5.1.1", true },
+		{ "4.4.1", 0, "4.4.1", true },
+		{ "2.0.0", 0, "2.0.0", true },
+		{ "5.1.10", 0, "5.1.10", true },
+		{ "2.100.999", 0, "2.100.999", true },
+		{ "5.01.001", 0, "5.01.001", true },
+		{ "5.1.1 user unknown", 0, "5.1.1", false },
+		{ "5.1.1\tuser unknown", 0, "5.1.1", false },
+		{ "5.7.1 ", 0, "5.7.1", false },
+		/* hostile: too many digits, missing parts, stray bytes */
+		{ "5.1.1000", 0, "", false },
+		{ "5.1000.1", 0, "", false },
+		{ "5.0001.1", 0, "", false },
+		{ "5..1", 0, "", false },
+		{ "5.1.", 0, "", false },
+		{ "5.1", 0, "", false },
+		{ "5.", 0, "", false },
+		{ "5", 0, "", false },
+		{ "", 0, "", false },
+		{ "05.1.1", 0, "", false },
+		{ "55.1.1", 0, "", false },
+		{ ".5.1.1", 0, "", false },
+		{ " 5.1.1", 0, "", false },
+		{ "5.1.1x", 0, "", false },
+		{ "5.1.1.", 0, "", false },
+		{ "5.1.1.1", 0, "", false },
+		{ "5-1-1", 0, "", false },
+		{ "5.a.1", 0, "", false },
+		{ "5.1.-1", 0, "", false },
+		{ "5.1.1\r\n", 0, "", false },
+		{ "3.1.1", 0, "", false },
+		{ "1.0.0", 0, "", false },
+		{ "6.0.0", 0, "", false },
+		{ "x.1.1", 0, "", false },
+		/* the length bounds the read: no look past len (whole:
+		 * the string itself) */
+		{ "5.1.1", 4, "", true },
+		{ "5.1.1", 3, "", true },
+		{ "5.1.12", 5, "5.1.1", true },
+		{ "5.1.1junk", 5, "5.1.1", false },
+	};
+	char st[STATUS_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t len = t[i].len ? t[i].len : strlen(t[i].in);
+		size_t n = status_parse(t[i].in, len, st, sizeof(st));
+
+		if (strcmp(st, t[i].want) != 0 || n != strlen(t[i].want) ||
+		    status_valid(t[i].in) != t[i].whole)
+			fail_msg("row %zu \"%s\": got \"%s\" (%zu)", i, t[i].in,
+			    st, n);
+	}
+	/* an embedded NUL ends the code like the end of the string */
+	assert_int_equal(status_parse("5.1.1\0x", 7, st, sizeof(st)), 5);
+	/* too small a buffer: no code, never a cut one */
+	memset(st, 'x', sizeof(st));
+	assert_int_equal(status_parse("5.100.100", 9, st, 9), 0);
+	assert_string_equal(st, "");
+	assert_int_equal(status_parse("5.100.100", 9, st, 10), 9);
+	assert_false(status_valid(NULL));
+}
+
+static void
+test_status_reply(void **state)
+{
+	static const struct {
+		int code;
+		const char *text;
+		const char *want;
+	} t[] = {
+		{ 550, "5.1.1 no such user", "5.1.1" },
+		{ 250, "2.0.0 ok", "2.0.0" },
+		{ 451, "4.3.0 try later", "4.3.0" },
+		/* RFC 2034 §3: the class is the code's first digit */
+		{ 450, "5.1.1 mismatch", "" },
+		{ 550, "4.1.1 mismatch", "" },
+		{ 250, "5.0.0 mismatch", "" },
+		{ 354, "3.0.0 go ahead", "" },
+		{ 550, "5.1.1000 too long", "" },
+		{ 550, "05.1.1 leading zero class", "" },
+		{ 550, "5..1 empty subject", "" },
+		{ 550, "5.1.1x glued", "" },
+		{ 550, "", "" },
+		{ 550, "no code at all", "" },
+	};
+	static const struct {
+		int code;
+		const char *want;
+	} d[] = {
+		{ 250, "2.0.0" }, { 221, "2.0.0" }, { 421, "4.0.0" },
+		{ 452, "4.0.0" }, { 550, "5.0.0" }, { 554, "5.0.0" },
+		/* not a final reply, or none at all: temporary */
+		{ 354, "4.0.0" }, { 334, "4.0.0" }, { 0, "4.0.0" },
+		{ -1, "4.0.0" }, { 600, "4.0.0" },
+	};
+	char st[STATUS_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t n = smtp_status_parse(t[i].code, t[i].text, st,
+		    sizeof(st));
+
+		if (strcmp(st, t[i].want) != 0 || n != strlen(t[i].want))
+			fail_msg("row %zu %d \"%s\": got \"%s\"", i, t[i].code,
+			    t[i].text, st);
+	}
+	for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+		status_class_default(d[i].code, st, sizeof(st));
+		if (strcmp(st, d[i].want) != 0)
+			fail_msg("default for %d: got \"%s\"", d[i].code, st);
+	}
 }
 
 static void
@@ -718,6 +856,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reply_ok),
 		cmocka_unit_test(test_reply_bad),
+		cmocka_unit_test(test_status_parse),
+		cmocka_unit_test(test_status_reply),
 		cmocka_unit_test(test_ehlo),
 		cmocka_unit_test(test_stuff),
 		cmocka_unit_test(test_stuff_long_lines),
