@@ -10,7 +10,7 @@ src_libmxcommon_a_SOURCES = \
 	src/control.c src/control.h \
 	src/privs.c src/privs.h \
 	src/conf.c src/conf.h src/aliases.c src/aliases.h \
-	src/message.c src/message.h \
+	src/message.c src/message.h src/msg_addr.c src/msg_addr.h \
 	src/log.h src/outcome.h
 
 # The network side: event loop, io, TLS, DNS, SMTP protocol and client,

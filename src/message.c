@@ -1,35 +1,21 @@
 /*
  * message: RFC 5322 header handling for the sendmail interface, and the
- * Received: field and hop count of the SMTP listener.
+ * Received: field and hop count of the SMTP listener.  Address lists and
+ * envelope addresses are the other half of the module, in msg_addr.c.
  *
- * Address lists are parsed by a bounded recursive-descent parser over
- * (text, len): every byte is looked at through the cursor, so NUL bytes and
- * bytes past len are never a problem.  Recursion is limited to
- * list -> group -> list (groups do not nest); comments nest by a counter,
- * limited to MSG_COMMENT_DEPTH.  Every address the parser returns has
- * passed msg_addr_check(addr, true), so the envelope only ever sees
- * RFC 5321 Mailboxes (or bare local parts that the caller qualifies).
- *
- * Leniencies, all seen in real mail:
- * - the obsolete syntax of RFC 5322 §4.4: CFWS around dots and '@',
- *   obs-route in angle addresses, empty list elements, quoted words mixed
- *   with atoms in local parts;
- * - an '@' in an unquoted display name ("a@b.example <a@b.example>");
- * - a group whose ';' is missing at the very end of the field;
- * - line breaks may be CRLF or LF; a trailing line break is ignored;
- * - UTF-8 (RFC 6532) in display names, comments and quoted strings.
- *   Addresses themselves must be ASCII (we do not speak SMTPUTF8).
+ * msg_headers_fix() walks the header section once, line by line: each
+ * field is copied out with CRLF line ends (Bcc and Resent-Bcc left out),
+ * the fields that matter are noted by name, and with -t the addresses of
+ * the recipient fields are collected; the missing Date, Message-ID and
+ * From are added at the end.  The input is only read: the new header
+ * section is built in a buffer of its own.
  *
  * Pure code: no I/O, no clock (localtime_r only converts the caller's now).
  */
 #include "config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <ctype.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,25 +23,7 @@
 
 #include "message.h"
 
-#define MSG_COMMENT_DEPTH	32	/* nesting limit for ( comments ) */
 #define MSG_FULLNAME_MAX	256	/* -F NAME, in octets */
-#define MSG_TOK_MAX		(MSG_PATH_MAX * 2)
-
-/* Where the parser is in an address list; err is the caller's buffer. */
-struct cursor {
-	const unsigned char	*p;
-	size_t			 len;
-	size_t			 i;
-	char			*err;
-	size_t			 errlen;
-};
-
-/* The semantic text of one local part or domain, bounded. */
-struct tok {
-	char	 v[MSG_TOK_MAX];
-	size_t	 n;
-	bool	 overflow;
-};
 
 /* A growable output buffer. */
 struct obuf {
@@ -64,875 +32,57 @@ struct obuf {
 	size_t	 cap;
 };
 
-static int	 fail(struct cursor *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static int	 fail_char(struct cursor *, const char *);
-static bool	 is_ctl(unsigned char);
-static bool	 is_atext(unsigned char);
-static bool	 is_ascii_atext(unsigned char);
-static bool	 is_wsp(unsigned char);
-static bool	 at_end(const struct cursor *);
-static int	 peek(const struct cursor *);
-static void	 tok_add(struct tok *, unsigned char);
-static int	 skip_break(struct cursor *, bool);
-static int	 skip_comment(struct cursor *);
-static int	 skip_cfws(struct cursor *);
-static int	 parse_qstring(struct cursor *, struct tok *);
-static void	 parse_atom(struct cursor *, struct tok *);
-static int	 parse_local(struct cursor *, struct tok *);
-static int	 parse_domain(struct cursor *, struct tok *);
-static int	 parse_literal(struct cursor *, struct tok *);
-static int	 parse_route(struct cursor *);
-static int	 parse_spec(struct cursor *, struct strlist *);
-static int	 parse_angle(struct cursor *, struct strlist *);
-static int	 parse_address(struct cursor *, bool, struct strlist *);
-static int	 parse_list(struct cursor *, bool, struct strlist *);
-static int	 add_address(struct cursor *, const struct tok *,
-		    const struct tok *, struct strlist *);
-static bool	 is_dot_atom(const char *, size_t);
-static int	 check_local(const char *, size_t *, char *, size_t);
-static int	 check_domain(const char *, char *, size_t);
-static int	 check_literal(const char *, size_t, char *, size_t);
+/* msg_headers_fix() at work: its input, and what it has found so far. */
+struct hdr_fix {
+	const char			*in;
+	size_t				 len;
+	const struct msg_header_opts	*o;
+	struct obuf			 out;	/* fields kept, CRLF lines */
+	struct obuf			 field;	/* a field's body, unfolded */
+	struct strlist			 plain;	/* -t: To, Cc, Bcc */
+	struct strlist			 resent; /* -t: the Resent- ones */
+	int				 seen;	/* HDR_* of the fields seen */
+#define HDR_RCPT	0x01	/* To, Cc, Bcc: recipients for -t */
+#define HDR_RESENT	0x02	/* Resent-To, -Cc, -Bcc: these instead */
+#define HDR_DROP	0x04	/* Bcc, Resent-Bcc: not copied out */
+#define HDR_DATE	0x08
+#define HDR_MSGID	0x10
+#define HDR_FROM	0x20
+};
+
+/* The fields msg_headers_fix() looks at; names match in any case. */
+static const struct {
+	const char	*name;
+	int		 kind;
+} hdr_fields[] = {
+	{ "to",		HDR_RCPT },
+	{ "cc",		HDR_RCPT },
+	{ "bcc",	HDR_RCPT | HDR_DROP },
+	{ "resent-to",	HDR_RESENT },
+	{ "resent-cc",	HDR_RESENT },
+	{ "resent-bcc",	HDR_RESENT | HDR_DROP },
+	{ "date",	HDR_DATE },
+	{ "message-id",	HDR_MSGID },
+	{ "from",	HDR_FROM },
+};
+
 static void	 ob_add(struct obuf *, const void *, size_t);
 static void	 ob_adds(struct obuf *, const char *);
 static void	 next_line(const char *, size_t, size_t, size_t *, size_t *);
 static size_t	 field_name_len(const char *, size_t);
-static bool	 name_is(const char *, size_t, const char *);
+static size_t	 field_end(const char *, size_t, size_t);
+static int	 field_kind(const char *, size_t);
+static void	 field_copy(struct hdr_fix *, size_t, size_t, size_t, bool);
+static int	 field_rcpts(struct hdr_fix *, const char *, size_t, int,
+		    char *, size_t);
+static int	 header_scan(struct hdr_fix *, size_t *, char *, size_t);
+static int	 header_complete(struct hdr_fix *, char *, size_t);
+static void	 header_rcpts(struct hdr_fix *, struct strlist *);
 static int	 add_date(struct obuf *, time_t, char *, size_t);
 static int	 add_from(struct obuf *, const struct msg_header_opts *,
 		    char *, size_t);
+static void	 add_name(struct obuf *, const char *);
 static bool	 local_name_ok(const char *);
-
-static int
-fail(struct cursor *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->err != NULL && c->errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-/* An error about the byte under the cursor, shown safely. */
-static int
-fail_char(struct cursor *c, const char *where)
-{
-	unsigned char ch;
-
-	if (at_end(c))
-		return fail(c, "unexpected end %s", where);
-	ch = c->p[c->i];
-	if (is_ctl(ch) || ch == '\t')
-		return fail(c, "control character 0x%02x %s", ch, where);
-	if (ch >= 0x80)
-		return fail(c, "unexpected byte 0x%02x %s", ch, where);
-	return fail(c, "unexpected '%c' %s", ch, where);
-}
-
-/* Controls other than HTAB, which is white space (RFC 5322 §3.2.2). */
-static bool
-is_ctl(unsigned char ch)
-{
-	return (ch < 0x20 && ch != '\t') || ch == 0x7f;
-}
-
-static bool
-is_ascii_atext(unsigned char ch)
-{
-	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	    (ch >= '0' && ch <= '9'))
-		return true;
-	switch (ch) {
-	case '!': case '#': case '$': case '%': case '&': case '\'':
-	case '*': case '+': case '-': case '/': case '=': case '?':
-	case '^': case '_': case '`': case '{': case '|': case '}':
-	case '~':
-		return true;
-	}
-	return false;
-}
-
-/* RFC 5322 §3.2.3 atext, plus UTF-8 octets (RFC 6532 §3.2). */
-static bool
-is_atext(unsigned char ch)
-{
-	return ch >= 0x80 || is_ascii_atext(ch);
-}
-
-static bool
-is_wsp(unsigned char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
-
-static bool
-at_end(const struct cursor *c)
-{
-	return c->i >= c->len;
-}
-
-static int
-peek(const struct cursor *c)
-{
-	return at_end(c) ? -1 : c->p[c->i];
-}
-
-static void
-tok_add(struct tok *t, unsigned char ch)
-{
-	if (t == NULL)
-		return;
-	if (t->n + 1 >= sizeof(t->v)) {
-		t->overflow = true;
-		return;
-	}
-	t->v[t->n++] = (char)ch;
-	t->v[t->n] = '\0';
-}
-
-/*
- * At CR or LF: consume one line break (CRLF or LF).  Folding (RFC 5322
- * §3.2.2) needs white space after it; end_ok also accepts the end of the
- * input or another line break there (trailing line ends of a field).
- */
-static int
-skip_break(struct cursor *c, bool end_ok)
-{
-	int next;
-
-	if (c->p[c->i] == '\r') {
-		if (c->i + 1 >= c->len || c->p[c->i + 1] != '\n')
-			return fail(c, "bare CR");
-		c->i++;
-	}
-	c->i++;
-	next = peek(c);
-	if (next == ' ' || next == '\t')
-		return 0;
-	if (end_ok && (next == -1 || next == '\r' || next == '\n'))
-		return 0;
-	return fail(c, "line break not followed by white space");
-}
-
-/* At '(': skip a comment, nested comments and quoted-pairs included. */
-static int
-skip_comment(struct cursor *c)
-{
-	size_t depth = 0;
-	unsigned char ch;
-
-	do {
-		if (at_end(c))
-			return fail(c, "unbalanced '(': comment not closed");
-		ch = c->p[c->i];
-		switch (ch) {
-		case '(':
-			if (++depth > MSG_COMMENT_DEPTH)
-				return fail(c, "comments nested deeper than %d",
-				    MSG_COMMENT_DEPTH);
-			c->i++;
-			break;
-		case ')':
-			depth--;
-			c->i++;
-			break;
-		case '\\':
-			c->i++;
-			if (at_end(c))
-				return fail(c, "unbalanced '(': comment not closed");
-			if (is_ctl(c->p[c->i]))
-				return fail_char(c, "in comment");
-			c->i++;
-			break;
-		case '\r':
-		case '\n':
-			if (skip_break(c, false) == -1)
-				return -1;
-			break;
-		default:
-			if (is_ctl(ch))
-				return fail_char(c, "in comment");
-			c->i++;
-		}
-	} while (depth > 0);
-	return 0;
-}
-
-/* Skip CFWS (RFC 5322 §3.2.2): white space, folding, comments. */
-static int
-skip_cfws(struct cursor *c)
-{
-	while (!at_end(c)) {
-		switch (c->p[c->i]) {
-		case ' ':
-		case '\t':
-			c->i++;
-			break;
-		case '\r':
-		case '\n':
-			if (skip_break(c, true) == -1)
-				return -1;
-			break;
-		case '(':
-			if (skip_comment(c) == -1)
-				return -1;
-			break;
-		default:
-			return 0;
-		}
-	}
-	return 0;
-}
-
-/* At '"': a quoted-string (§3.2.4); its content, unfolded, goes to t. */
-static int
-parse_qstring(struct cursor *c, struct tok *t)
-{
-	unsigned char ch;
-
-	c->i++;
-	for (;;) {
-		if (at_end(c))
-			return fail(c, "unbalanced '\"': quoted string not closed");
-		ch = c->p[c->i];
-		if (ch == '"') {
-			c->i++;
-			return 0;
-		}
-		if (ch == '\\') {
-			c->i++;
-			if (at_end(c))
-				return fail(c,
-				    "unbalanced '\"': quoted string not closed");
-			if (is_ctl(c->p[c->i]))
-				return fail_char(c, "in quoted string");
-			tok_add(t, c->p[c->i++]);
-			continue;
-		}
-		if (ch == '\r' || ch == '\n') {
-			/* Unfolding drops the line break, keeps the WSP. */
-			if (skip_break(c, false) == -1)
-				return -1;
-			continue;
-		}
-		if (is_ctl(ch))
-			return fail_char(c, "in quoted string");
-		tok_add(t, ch);
-		c->i++;
-	}
-}
-
-static void
-parse_atom(struct cursor *c, struct tok *t)
-{
-	while (!at_end(c) && is_atext(c->p[c->i]))
-		tok_add(t, c->p[c->i++]);
-}
-
-/*
- * local-part = dot-atom / quoted-string / obs-local-part (word *("." word),
- * with CFWS allowed around each word).  The cursor is at its first word.
- */
-static int
-parse_local(struct cursor *c, struct tok *t)
-{
-	int ch;
-
-	for (;;) {
-		if (skip_cfws(c) == -1)
-			return -1;
-		ch = peek(c);
-		if (ch == '"') {
-			if (parse_qstring(c, t) == -1)
-				return -1;
-		} else if (ch != -1 && is_atext((unsigned char)ch)) {
-			parse_atom(c, t);
-		} else if (ch == '.') {
-			return fail(c, "empty word before '.' in local part");
-		} else if (ch == '@') {
-			return fail(c, "empty local part before '@'");
-		} else
-			return fail_char(c, "where a local part was expected");
-		if (skip_cfws(c) == -1)
-			return -1;
-		if (peek(c) != '.')
-			return 0;
-		tok_add(t, '.');
-		c->i++;
-	}
-}
-
-/* At '[': a domain literal; white space inside is dropped. */
-static int
-parse_literal(struct cursor *c, struct tok *t)
-{
-	unsigned char ch;
-
-	tok_add(t, '[');
-	c->i++;
-	for (;;) {
-		if (at_end(c))
-			return fail(c, "unbalanced '[': domain literal not closed");
-		ch = c->p[c->i];
-		if (ch == ']') {
-			tok_add(t, ']');
-			c->i++;
-			return 0;
-		}
-		if (is_wsp(ch)) {
-			c->i++;
-			continue;
-		}
-		if (ch == '\r' || ch == '\n') {
-			if (skip_break(c, false) == -1)
-				return -1;
-			continue;
-		}
-		/* dtext, RFC 5322 §3.4.1; no obsolete quoted-pairs. */
-		if (ch == '[' || ch == '\\' || is_ctl(ch) || ch >= 0x80)
-			return fail_char(c, "in domain literal");
-		tok_add(t, ch);
-		c->i++;
-	}
-}
-
-/* After '@': domain = dot-atom / domain-literal / obs-domain. */
-static int
-parse_domain(struct cursor *c, struct tok *t)
-{
-	int ch;
-
-	if (skip_cfws(c) == -1)
-		return -1;
-	ch = peek(c);
-	if (ch == '[') {
-		if (parse_literal(c, t) == -1)
-			return -1;
-		return skip_cfws(c);
-	}
-	if (ch == -1 || ch == ',' || ch == '>' || ch == ';')
-		return fail(c, "'@' with empty domain");
-	for (;;) {
-		ch = peek(c);
-		if (ch == -1 || !is_atext((unsigned char)ch)) {
-			if (t != NULL && t->n > 0 && t->v[t->n - 1] == '.')
-				return fail(c, "empty label after '.' in domain");
-			return fail_char(c, "where a domain was expected");
-		}
-		parse_atom(c, t);
-		if (skip_cfws(c) == -1)
-			return -1;
-		if (peek(c) != '.')
-			return 0;
-		tok_add(t, '.');
-		c->i++;
-		if (skip_cfws(c) == -1)
-			return -1;
-		ch = peek(c);
-		if (ch == -1 || !is_atext((unsigned char)ch))
-			return fail(c, "empty label after '.' in domain");
-	}
-}
-
-/*
- * After '<' when '@' or ',' follows: obs-route (RFC 5322 §4.4),
- * "@a,@b:" before the addr-spec.  The route is checked and dropped.
- */
-static int
-parse_route(struct cursor *c)
-{
-	struct tok scratch;
-	bool any = false, need_sep = false;
-	int ch;
-
-	for (;;) {
-		if (skip_cfws(c) == -1)
-			return -1;
-		ch = peek(c);
-		if (ch == ',') {
-			need_sep = false;
-			c->i++;
-		} else if (ch == '@' && !need_sep) {
-			c->i++;
-			memset(&scratch, 0, sizeof(scratch));
-			if (parse_domain(c, &scratch) == -1)
-				return -1;
-			any = need_sep = true;
-		} else if (ch == ':' && any) {
-			c->i++;
-			return 0;
-		} else if (ch == -1)
-			return fail(c, "missing '>': route not closed");
-		else
-			return fail_char(c, "in source route");
-	}
-}
-
-/*
- * The cursor is at an addr-spec or a bare local part.  Canonicalise it and
- * append it to list.
- */
-static int
-parse_spec(struct cursor *c, struct strlist *list)
-{
-	struct tok local, domain;
-
-	memset(&local, 0, sizeof(local));
-	memset(&domain, 0, sizeof(domain));
-	if (parse_local(c, &local) == -1)
-		return -1;
-	if (peek(c) == '@') {
-		c->i++;
-		if (parse_domain(c, &domain) == -1)
-			return -1;
-		return add_address(c, &local, &domain, list);
-	}
-	return add_address(c, &local, NULL, list);
-}
-
-/* After '<': [obs-route] addr-spec (or a bare local part) '>'. */
-static int
-parse_angle(struct cursor *c, struct strlist *list)
-{
-	int ch;
-
-	c->i++;
-	if (skip_cfws(c) == -1)
-		return -1;
-	ch = peek(c);
-	if (ch == '>')
-		return fail(c, "empty address <>");
-	if (ch == -1)
-		return fail(c, "missing '>'");
-	if ((ch == '@' || ch == ',') && parse_route(c) == -1)
-		return -1;
-	if (parse_spec(c, list) == -1)
-		return -1;
-	ch = peek(c);
-	if (ch == '>') {
-		c->i++;
-		return 0;
-	}
-	if (ch == -1)
-		return fail(c, "missing '>'");
-	return fail_char(c, "in angle address (missing '>'?)");
-}
-
-/*
- * One element of an address list: mailbox, group or nothing (obsolete
- * empty elements).  Words are scanned first to learn what follows them.
- */
-static int
-parse_address(struct cursor *c, bool in_group, struct strlist *list)
-{
-	size_t start = c->i, nwords = 0, ndots = 0;
-	bool at = false;
-	int ch;
-
-	for (;;) {
-		if (skip_cfws(c) == -1)
-			return -1;
-		ch = peek(c);
-		if (ch == '"') {
-			if (parse_qstring(c, NULL) == -1)
-				return -1;
-			nwords++;
-		} else if (ch != -1 && is_atext((unsigned char)ch)) {
-			parse_atom(c, NULL);
-			nwords++;
-		} else if (ch == '.') {
-			ndots++;
-			c->i++;
-		} else if (ch == '@') {
-			at = true;
-			c->i++;
-		} else
-			break;
-	}
-
-	switch (ch) {
-	case '<':
-		/* The words were a display name (phrase, obs-phrase). */
-		return parse_angle(c, list);
-	case ':':
-		if (in_group)
-			return fail(c, "nested group");
-		if (nwords == 0)
-			return fail(c, "group without a name before ':'");
-		if (at)
-			return fail(c, "'@' in a group name");
-		c->i++;
-		return parse_list(c, true, list);
-	case -1:
-	case ',':
-	case ';':
-		break;
-	case '[':
-		if (at)
-			break;
-		return fail(c, "unexpected '[': domain literal without '@'");
-	case ')':
-		return fail(c, "unbalanced ')'");
-	case '>':
-		return fail(c, "unexpected '>' without '<'");
-	case ']':
-		return fail(c, "unbalanced ']'");
-	default:
-		return fail_char(c, "in address");
-	}
-	if (nwords == 0) {
-		if (at)
-			return fail(c, "empty local part before '@'");
-		if (ndots > 0)
-			return fail(c, "unexpected '.' without an address");
-		return 0;	/* an empty list element */
-	}
-	c->i = start;
-	return parse_spec(c, list);
-}
-
-/*
- * address-list, or in_group the group-list after ':' up to ';'.  A group
- * missing its ';' at the end of the input is accepted.
- */
-static int
-parse_list(struct cursor *c, bool in_group, struct strlist *list)
-{
-	int ch;
-
-	for (;;) {
-		if (skip_cfws(c) == -1)
-			return -1;
-		ch = peek(c);
-		if (ch == -1)
-			return 0;
-		if (ch == ',') {
-			c->i++;
-			continue;
-		}
-		if (ch == ';') {
-			if (!in_group)
-				return fail(c, "';' outside a group");
-			c->i++;
-			return 0;
-		}
-		if (parse_address(c, in_group, list) == -1)
-			return -1;
-		if (skip_cfws(c) == -1)
-			return -1;
-		ch = peek(c);
-		if (ch == ',' || ch == ';' || ch == -1)
-			continue;
-		return fail_char(c, "after address");
-	}
-}
-
-/* dot-atom-text, RFC 5322 §3.2.3, ASCII only. */
-static bool
-is_dot_atom(const char *s, size_t n)
-{
-	bool prev_dot = true;
-
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.') {
-			if (prev_dot)
-				return false;
-			prev_dot = true;
-		} else if (is_ascii_atext((unsigned char)s[i]))
-			prev_dot = false;
-		else
-			return false;
-	}
-	return !prev_dot;
-}
-
-/*
- * Build "local@domain" (or "local"): the local part stays unquoted when it
- * can be (RFC 5321 §4.1.2 prefers that), else it is quoted with '"' and
- * '\' escaped.  Then check it as an envelope address.
- */
-static int
-add_address(struct cursor *c, const struct tok *local,
-    const struct tok *domain, struct strlist *list)
-{
-	char addr[MSG_TOK_MAX * 2 + 8];
-	size_t n = 0;
-
-	if (local->overflow || (domain != NULL && domain->overflow) ||
-	    local->n + (domain != NULL ? domain->n + 1 : 0) > MSG_PATH_MAX)
-		return fail(c, "address longer than %d octets", MSG_PATH_MAX - 2);
-	if (is_dot_atom(local->v, local->n)) {
-		memcpy(addr, local->v, local->n);
-		n = local->n;
-	} else {
-		addr[n++] = '"';
-		for (size_t i = 0; i < local->n; i++) {
-			if (local->v[i] == '"' || local->v[i] == '\\')
-				addr[n++] = '\\';
-			addr[n++] = local->v[i];
-		}
-		addr[n++] = '"';
-	}
-	if (domain != NULL) {
-		addr[n++] = '@';
-		memcpy(addr + n, domain->v, domain->n);
-		n += domain->n;
-	}
-	addr[n] = '\0';
-	if (msg_addr_check(addr, true, c->err, c->errlen) == -1)
-		return -1;
-	strlist_add(list, addr);
-	return 0;
-}
-
-int
-msg_addrlist_parse(const char *text, size_t len, struct strlist *out,
-    char *err, size_t errlen)
-{
-	struct strlist tmp = { NULL, 0, 0 };
-	struct cursor c;
-	int n = -1;
-
-	if (text == NULL)
-		len = 0;
-	c.p = (const unsigned char *)(text != NULL ? text : "");
-	c.len = len;
-	c.i = 0;
-	c.err = err;
-	c.errlen = errlen;
-	if (parse_list(&c, false, &tmp) == -1)
-		goto done;
-	if (tmp.n > 0x7fffffff) {
-		util_seterr(err, errlen, "too many addresses");
-		goto done;
-	}
-	for (size_t i = 0; i < tmp.n; i++) {
-		strlist_add_owned(out, tmp.v[i]);
-		tmp.v[i] = NULL;
-	}
-	n = (int)tmp.n;
-	tmp.n = 0;
-done:
-	strlist_free(&tmp);
-	return n;
-}
-
-/*
- * RFC 5321 §4.1.2 Local-part = Dot-string / Quoted-string.  Sets *lenp to
- * the length of the local part at the start of addr.
- */
-static int
-check_local(const char *addr, size_t *lenp, char *err, size_t errlen)
-{
-	const unsigned char *s = (const unsigned char *)addr;
-	size_t i = 0;
-	bool prev_dot = true;
-
-	if (s[0] == '"') {
-		for (i = 1; s[i] != '"'; i++) {
-			if (s[i] == '\0') {
-				util_seterr(err, errlen, "unbalanced '\"' in local part");
-				return -1;
-			}
-			if (s[i] == '\\')
-				i++;
-			/* qtextSMTP and quoted-pairSMTP: %d32-126 */
-			if (s[i] < 32 || s[i] > 126) {
-				util_seterr(err, errlen, "%s 0x%02x in local part",
-				    s[i] >= 0x80 ? "non-ASCII byte (SMTPUTF8 is "
-				    "not supported)" : "control character",
-				    s[i]);
-				return -1;
-			}
-		}
-		i++;
-		if (i == 2) {
-			util_seterr(err, errlen, "empty local part");
-			return -1;
-		}
-	} else {
-		for (i = 0; s[i] != '\0' && s[i] != '@'; i++) {
-			if (s[i] == '.') {
-				if (prev_dot) {
-					util_seterr(err, errlen, i == 0 ?
-					    "local part starts with '.'" :
-					    "'..' in local part");
-					return -1;
-				}
-				prev_dot = true;
-			} else if (is_ascii_atext(s[i]))
-				prev_dot = false;
-			else if (s[i] >= 0x80) {
-				util_seterr(err, errlen, "non-ASCII byte 0x%02x in "
-				    "local part (SMTPUTF8 is not supported)",
-				    s[i]);
-				return -1;
-			} else if (is_ctl(s[i]) || s[i] == '\t') {
-				util_seterr(err, errlen, "control character 0x%02x "
-				    "in local part", s[i]);
-				return -1;
-			} else {
-				util_seterr(err, errlen, "'%c' in local part must "
-				    "be quoted", s[i]);
-				return -1;
-			}
-		}
-		if (i == 0) {
-			util_seterr(err, errlen, "empty local part");
-			return -1;
-		}
-		if (prev_dot) {
-			util_seterr(err, errlen, "local part ends with '.'");
-			return -1;
-		}
-	}
-	if (i > MSG_LOCAL_MAX) {
-		util_seterr(err, errlen, "local part longer than %d octets",
-		    MSG_LOCAL_MAX);
-		return -1;
-	}
-	*lenp = i;
-	return 0;
-}
-
-/* address-literal, RFC 5321 §4.1.3: IPv4 or "IPv6:" addresses. */
-static int
-check_literal(const char *lit, size_t n, char *err, size_t errlen)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	unsigned char a[sizeof(struct in6_addr)];
-	size_t i, digits = 0, dots = 0;
-	unsigned val = 0;
-
-	if (n >= 5 && strncasecmp(lit, "IPv6:", 5) == 0) {
-		if (n - 5 >= sizeof(buf))
-			goto bad;
-		memcpy(buf, lit + 5, n - 5);
-		buf[n - 5] = '\0';
-		if (inet_pton(AF_INET6, buf, a) != 1)
-			goto bad;
-		return 0;
-	}
-	/* IPv4-address-literal = Snum 3("." Snum), Snum = 1*3DIGIT <= 255 */
-	for (i = 0; i < n; i++) {
-		if (lit[i] >= '0' && lit[i] <= '9') {
-			val = val * 10 + (unsigned)(lit[i] - '0');
-			if (++digits > 3 || val > 255)
-				goto bad;
-		} else if (lit[i] == '.' && digits > 0 && dots < 3) {
-			dots++;
-			digits = val = 0;
-		} else
-			goto bad;
-	}
-	if (dots == 3 && digits > 0)
-		return 0;
-bad:
-	util_seterr(err, errlen, "invalid address literal [%.*s]",
-	    (int)(n > 64 ? 64 : n), lit);
-	return -1;
-}
-
-/* RFC 5321 §4.1.2 Domain (LDH labels) or address-literal. */
-static int
-check_domain(const char *d, char *err, size_t errlen)
-{
-	size_t n = strlen(d), label = 0;
-
-	if (n == 0) {
-		util_seterr(err, errlen, "'@' with empty domain");
-		return -1;
-	}
-	if (n > MSG_DOMAIN_MAX) {
-		util_seterr(err, errlen, "domain longer than %d octets",
-		    MSG_DOMAIN_MAX);
-		return -1;
-	}
-	if (d[0] == '[') {
-		if (n < 2 || d[n - 1] != ']') {
-			util_seterr(err, errlen, "unbalanced '[' in domain");
-			return -1;
-		}
-		return check_literal(d + 1, n - 2, err, errlen);
-	}
-	for (size_t i = 0; i <= n; i++) {
-		unsigned char ch = (unsigned char)d[i];
-
-		if (ch == '.' || ch == '\0') {
-			if (label == 0) {
-				util_seterr(err, errlen, "empty label in domain");
-				return -1;
-			}
-			if (d[i - 1] == '-') {
-				util_seterr(err, errlen,
-				    "domain label ends with '-'");
-				return -1;
-			}
-			label = 0;
-			continue;
-		}
-		if (++label > 63) {
-			util_seterr(err, errlen,
-			    "domain label longer than 63 octets");
-			return -1;
-		}
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9'))
-			continue;
-		if (ch == '-' && label > 1)
-			continue;
-		if (ch == '-') {
-			util_seterr(err, errlen, "domain label starts with '-'");
-			return -1;
-		}
-		if (is_ctl(ch) || ch == '\t' || ch == ' ')
-			util_seterr(err, errlen, "control character or space 0x%02x"
-			    " in domain", ch);
-		else if (ch >= 0x80)
-			util_seterr(err, errlen, "non-ASCII byte 0x%02x in domain "
-			    "(use its A-label, xn--...)", ch);
-		else
-			util_seterr(err, errlen, "'%c' in domain", ch);
-		return -1;
-	}
-	return 0;
-}
-
-int
-msg_addr_check(const char *addr, bool allow_unqualified, char *err,
-    size_t errlen)
-{
-	size_t n, llen;
-
-	if (addr == NULL || (n = strlen(addr)) == 0) {
-		util_seterr(err, errlen, "empty address");
-		return -1;
-	}
-	/* The path limit counts the angle brackets (§4.5.3.1.3). */
-	if (n + 2 > MSG_PATH_MAX) {
-		util_seterr(err, errlen, "address longer than %d octets",
-		    MSG_PATH_MAX - 2);
-		return -1;
-	}
-	if (check_local(addr, &llen, err, errlen) == -1)
-		return -1;
-	if (addr[llen] == '\0') {
-		if (allow_unqualified)
-			return 0;
-		util_seterr(err, errlen, "address without '@domain'");
-		return -1;
-	}
-	if (addr[llen] != '@') {
-		util_seterr(err, errlen, "text after the quoted local part");
-		return -1;
-	}
-	return check_domain(addr + llen + 1, err, errlen);
-}
 
 static void
 ob_add(struct obuf *b, const void *p, size_t n)
@@ -990,10 +140,147 @@ field_name_len(const char *s, size_t n)
 	return 0;
 }
 
-static bool
-name_is(const char *name, size_t n, const char *want)
+/*
+ * Where the field whose first line ends before next ends: after its
+ * continuation lines, which start with white space (RFC 5322 §2.2.3).
+ */
+static size_t
+field_end(const char *in, size_t len, size_t next)
 {
-	return strlen(want) == n && strncasecmp(name, want, n) == 0;
+	size_t end;
+
+	while (next < len && (in[next] == ' ' || in[next] == '\t'))
+		next_line(in, len, next, &end, &next);
+	return next;
+}
+
+/* The HDR_* kind of the field named name (n octets), 0 for the others. */
+static int
+field_kind(const char *name, size_t n)
+{
+	for (size_t i = 0; i < sizeof(hdr_fields) / sizeof(hdr_fields[0]); i++)
+		if (strlen(hdr_fields[i].name) == n &&
+		    strncasecmp(name, hdr_fields[i].name, n) == 0)
+			return hdr_fields[i].kind;
+	return 0;
+}
+
+/*
+ * The field in[pos..fend), its name nlen octets: its lines go to f->out
+ * with CRLF when keep, and its body, unfolded (§2.2.3), to f->field.
+ */
+static void
+field_copy(struct hdr_fix *f, size_t pos, size_t nlen, size_t fend, bool keep)
+{
+	size_t p, end, next;
+
+	f->field.n = 0;
+	for (p = pos; p < fend; p = next) {
+		next_line(f->in, f->len, p, &end, &next);
+		if (keep) {
+			ob_add(&f->out, f->in + p, end - p);
+			ob_add(&f->out, "\r\n", 2);
+		}
+		if (p == pos)
+			ob_add(&f->field, f->in + p + nlen + 1,
+			    end - p - nlen - 1);
+		else
+			ob_add(&f->field, f->in + p, end - p);
+	}
+}
+
+/*
+ * -t: the addresses of the recipient field just copied (its kind says
+ * which list they join).  An error names the field: "To: reason".
+ */
+static int
+field_rcpts(struct hdr_fix *f, const char *name, size_t nlen, int kind,
+    char *err, size_t errlen)
+{
+	char why[256];
+
+	if (msg_addrlist_parse(f->field.p, f->field.n,
+	    (kind & HDR_RCPT) ? &f->plain : &f->resent, why,
+	    sizeof(why)) == -1) {
+		util_seterr(err, errlen, "%.*s: %s",
+		    (int)(nlen > 64 ? 64 : nlen), name, why);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Walk the header section field by field.  *body becomes the offset of
+ * the body when a line ends the header section (it is left as it was
+ * when the input ends first).
+ */
+static int
+header_scan(struct hdr_fix *f, size_t *body, char *err, size_t errlen)
+{
+	const char *in = f->in;
+	size_t pos = 0, end, next, nlen, fend;
+	int kind;
+
+	/* An mbox "From " line before the header section is dropped. */
+	if (f->len >= 5 && memcmp(in, "From ", 5) == 0) {
+		next_line(in, f->len, 0, &end, &next);
+		pos = next;
+	}
+	while (pos < f->len) {
+		next_line(in, f->len, pos, &end, &next);
+		if (end == pos) {
+			/* The empty line separating the body (§2.1). */
+			*body = next;
+			return 0;
+		}
+		if ((nlen = field_name_len(in + pos, end - pos)) == 0) {
+			*body = pos;
+			return 0;
+		}
+		fend = field_end(in, f->len, next);
+		kind = field_kind(in + pos, nlen);
+		f->seen |= kind;
+		field_copy(f, pos, nlen, fend, !(kind & HDR_DROP));
+		if (f->o->extract_rcpts && (kind & (HDR_RCPT | HDR_RESENT)) &&
+		    field_rcpts(f, in + pos, nlen, kind, err, errlen) == -1)
+			return -1;
+		pos = fend;
+	}
+	return 0;
+}
+
+/* Add Date, Message-ID and From when the header section has none. */
+static int
+header_complete(struct hdr_fix *f, char *err, size_t errlen)
+{
+	if (!(f->seen & HDR_DATE) &&
+	    add_date(&f->out, f->o->now, err, errlen) == -1)
+		return -1;
+	if (!(f->seen & HDR_MSGID)) {
+		ob_adds(&f->out, "Message-ID: <");
+		ob_adds(&f->out, f->o->queue_id);
+		ob_adds(&f->out, "@");
+		ob_adds(&f->out, f->o->hostname);
+		ob_adds(&f->out, ">\r\n");
+	}
+	if (!(f->seen & HDR_FROM) && add_from(&f->out, f->o, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * sendmail -t: Resent- fields, when present, name the recipients.  Those
+ * already in rcpts are not added again.
+ */
+static void
+header_rcpts(struct hdr_fix *f, struct strlist *rcpts)
+{
+	const struct strlist *chosen;
+
+	chosen = (f->seen & HDR_RESENT) ? &f->resent : &f->plain;
+	for (size_t i = 0; i < chosen->n; i++)
+		if (!strlist_contains_nocase(rcpts, chosen->v[i]))
+			strlist_add(rcpts, chosen->v[i]);
 }
 
 /* RFC 5322 §3.3 date-time, local time zone; names not from the locale. */
@@ -1012,11 +299,7 @@ add_date(struct obuf *b, time_t now, char *err, size_t errlen)
 	return 0;
 }
 
-/*
- * "From: sender", or "From: NAME <sender>" with -F.  The name is written
- * as atoms when it is plain words, else as a quoted-string (RFC 5322
- * §3.2.4); control characters in it become spaces.
- */
+/* "From: sender", or "From: NAME <sender>" with -F. */
 static int
 add_from(struct obuf *b, const struct msg_header_opts *o, char *err,
     size_t errlen)
@@ -1024,8 +307,6 @@ add_from(struct obuf *b, const struct msg_header_opts *o, char *err,
 	const char *sender = o->sender != NULL ? o->sender : "";
 	const char *name = o->full_name;
 	char *mailer = NULL;
-	size_t n;
-	bool plain = true, prev_space = true;
 	int rc = -1;
 
 	if (name != NULL && strlen(name) > MSG_FULLNAME_MAX) {
@@ -1036,7 +317,7 @@ add_from(struct obuf *b, const struct msg_header_opts *o, char *err,
 	if (*sender == '\0')
 		sender = mailer = xasprintf("MAILER-DAEMON@%s", o->hostname);
 	for (const char *s = sender; *s != '\0'; s++)
-		if (is_ctl((unsigned char)*s) || *s == '\t' || *s == ' ') {
+		if (msg_is_ctl((unsigned char)*s) || *s == '\t' || *s == ' ') {
 			util_seterr(err, errlen, "sender address contains white "
 			    "space or control characters");
 			goto done;
@@ -1048,34 +329,7 @@ add_from(struct obuf *b, const struct msg_header_opts *o, char *err,
 		rc = 0;
 		goto done;
 	}
-	n = strlen(name);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)name[i];
-
-		if (ch == ' ' && !prev_space)
-			prev_space = true;
-		else if (is_ascii_atext(ch))
-			prev_space = false;
-		else
-			plain = false;
-	}
-	if (prev_space)
-		plain = false;
-	if (plain)
-		ob_add(b, name, n);
-	else {
-		ob_add(b, "\"", 1);
-		for (size_t i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)name[i];
-
-			if (ch == '"' || ch == '\\')
-				ob_add(b, "\\", 1);
-			if (is_ctl(ch) || ch == '\t')
-				ch = ' ';
-			ob_add(b, &ch, 1);
-		}
-		ob_add(b, "\"", 1);
-	}
+	add_name(b, name);
 	ob_adds(b, " <");
 	ob_adds(b, sender);
 	ob_adds(b, ">\r\n");
@@ -1085,133 +339,84 @@ done:
 	return rc;
 }
 
+/*
+ * The -F name as a display name: as it is when it is plain words (atoms
+ * and single spaces), else as a quoted-string (RFC 5322 §3.2.4) in which
+ * control characters become spaces.
+ */
+static void
+add_name(struct obuf *b, const char *name)
+{
+	size_t n = strlen(name);
+	bool plain = true, prev_space = true;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch == ' ' && !prev_space)
+			prev_space = true;
+		else if (msg_is_ascii_atext(ch))
+			prev_space = false;
+		else
+			plain = false;
+	}
+	if (prev_space)
+		plain = false;
+	if (plain) {
+		ob_add(b, name, n);
+		return;
+	}
+	ob_add(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch == '"' || ch == '\\')
+			ob_add(b, "\\", 1);
+		if (msg_is_ctl(ch) || ch == '\t')
+			ch = ' ';
+		ob_add(b, &ch, 1);
+	}
+	ob_add(b, "\"", 1);
+}
+
 int
 msg_headers_fix(const char *in, size_t len,
     const struct msg_header_opts *o, char **out, size_t *outlen,
     size_t *body_off, struct strlist *rcpts, char *err, size_t errlen)
 {
-	struct obuf b = { NULL, 0, 0 }, field = { NULL, 0, 0 };
-	struct strlist plain = { NULL, 0, 0 }, resent = { NULL, 0, 0 };
-	struct strlist *chosen;
-	bool have_date = false, have_mid = false, have_from = false;
-	bool have_resent = false;
-	size_t pos = 0, end, next, body = len;
+	struct hdr_fix f;
+	size_t body = len;
 	int rc = -1;
 
 	*out = NULL;
 	*outlen = 0;
 	*body_off = 0;
-	if (in == NULL)
-		len = 0;
+	memset(&f, 0, sizeof(f));
+	f.in = in;
+	f.len = in != NULL ? len : 0;
+	f.o = o;
 	if (o->hostname == NULL || *o->hostname == '\0' ||
 	    o->queue_id == NULL || *o->queue_id == '\0') {
 		util_seterr(err, errlen, "no hostname or queue id for the headers");
 		goto done;
 	}
-	/* An mbox "From " line before the header section is dropped. */
-	if (len >= 5 && memcmp(in, "From ", 5) == 0) {
-		next_line(in, len, 0, &end, &next);
-		pos = next;
-	}
-	while (pos < len) {
-		size_t nlen, fend, p;
-		const char *name = in + pos;
-		bool drop, to_plain, to_resent;
-
-		next_line(in, len, pos, &end, &next);
-		if (end == pos) {
-			/* The empty line separating the body (§2.1). */
-			body = next;
-			break;
-		}
-		if ((nlen = field_name_len(in + pos, end - pos)) == 0) {
-			body = pos;
-			break;
-		}
-		/* The field's extent: its continuation lines too. */
-		fend = next;
-		while (fend < len && is_wsp((unsigned char)in[fend])) {
-			size_t e2, n2;
-
-			next_line(in, len, fend, &e2, &n2);
-			fend = n2;
-		}
-
-		drop = name_is(name, nlen, "bcc") ||
-		    name_is(name, nlen, "resent-bcc");
-		to_plain = name_is(name, nlen, "to") ||
-		    name_is(name, nlen, "cc") || name_is(name, nlen, "bcc");
-		to_resent = name_is(name, nlen, "resent-to") ||
-		    name_is(name, nlen, "resent-cc") ||
-		    name_is(name, nlen, "resent-bcc");
-		if (name_is(name, nlen, "date"))
-			have_date = true;
-		else if (name_is(name, nlen, "message-id"))
-			have_mid = true;
-		else if (name_is(name, nlen, "from"))
-			have_from = true;
-		if (to_resent)
-			have_resent = true;
-
-		/* Copy the lines out (CRLF) and unfold the body (§2.2.3). */
-		field.n = 0;
-		for (p = pos; p < fend; p = next) {
-			next_line(in, len, p, &end, &next);
-			if (!drop) {
-				ob_add(&b, in + p, end - p);
-				ob_add(&b, "\r\n", 2);
-			}
-			if (p == pos)
-				ob_add(&field, in + p + nlen + 1,
-				    end - p - nlen - 1);
-			else
-				ob_add(&field, in + p, end - p);
-		}
-		if (o->extract_rcpts && (to_plain || to_resent)) {
-			char why[256];
-
-			if (msg_addrlist_parse(field.p, field.n,
-			    to_plain ? &plain : &resent, why,
-			    sizeof(why)) == -1) {
-				util_seterr(err, errlen, "%.*s: %s",
-				    (int)(nlen > 64 ? 64 : nlen), name, why);
-				goto done;
-			}
-		}
-		pos = fend;
-	}
-
-	if (!have_date && add_date(&b, o->now, err, errlen) == -1)
+	if (header_scan(&f, &body, err, errlen) == -1 ||
+	    header_complete(&f, err, errlen) == -1)
 		goto done;
-	if (!have_mid) {
-		ob_adds(&b, "Message-ID: <");
-		ob_adds(&b, o->queue_id);
-		ob_adds(&b, "@");
-		ob_adds(&b, o->hostname);
-		ob_adds(&b, ">\r\n");
-	}
-	if (!have_from && add_from(&b, o, err, errlen) == -1)
-		goto done;
-
-	/* sendmail -t: Resent- fields, when present, name the recipients. */
-	if (o->extract_rcpts) {
-		chosen = have_resent ? &resent : &plain;
-		for (size_t i = 0; i < chosen->n; i++)
-			if (!strlist_contains_nocase(rcpts, chosen->v[i]))
-				strlist_add(rcpts, chosen->v[i]);
-	}
-	if (b.p == NULL)
-		ob_add(&b, "", 0);
-	*out = b.p;
-	*outlen = b.n;
+	if (o->extract_rcpts)
+		header_rcpts(&f, rcpts);
+	if (f.out.p == NULL)
+		ob_add(&f.out, "", 0);
+	*out = f.out.p;
+	*outlen = f.out.n;
 	*body_off = body;
-	b.p = NULL;
+	f.out.p = NULL;
 	rc = 0;
 done:
-	free(b.p);
-	free(field.p);
-	strlist_free(&plain);
-	strlist_free(&resent);
+	free(f.out.p);
+	free(f.field.p);
+	strlist_free(&f.plain);
+	strlist_free(&f.resent);
 	return rc;
 }
 

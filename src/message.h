@@ -5,6 +5,7 @@
  * recipients, Bcc removal, and adding Date, Message-ID and From when
  * missing.  For the SMTP listener: the Received: field it prepends and
  * the count of Received: fields (hops) in a message streaming in.
+ * Address lists and envelope addresses are in msg_addr.h, included here.
  */
 #ifndef MXRELAY_MESSAGE_H
 #define MXRELAY_MESSAGE_H
@@ -14,43 +15,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "msg_addr.h"
 #include "util.h"
-
-/* RFC 5321 §4.5.3.1 limits. */
-#define MSG_LOCAL_MAX	64
-#define MSG_DOMAIN_MAX	255
-#define MSG_PATH_MAX	256
-
-/*
- * Parse an RFC 5322 address-list (To/Cc/Bcc field body, possibly folded
- * with CRLF or LF followed by white space), or a command-line recipient
- * argument, which may hold several addresses separated by commas.
- * Display names, comments, quoted local parts, angle addresses, obsolete
- * routes (<@a,@b:u@d>) and groups ("undisclosed-recipients:;", or
- * "team: a@x, b@y;") are understood.  Each mailbox found is appended to out
- * as a bare addr-spec: "local@domain", or just "local" when unqualified;
- * a quoted local part keeps its quotes when it needs them
- * ("john"@x becomes john@x, "john doe"@x stays quoted).  Every address
- * appended passes msg_addr_check(addr, true, ...).  Empty elements
- * (", ,") are skipped; a group missing its ';' at the end is accepted.
- * text need not be NUL-terminated and may hold any bytes.
- * Returns the number of addresses appended (0 is valid: an empty group),
- * or -1 with a reason in err (out then holds nothing new): unbalanced
- * quotes, brackets or parentheses, missing '>', '@' with an empty domain,
- * control characters, non-ASCII addresses (no SMTPUTF8), RFC 5321 length
- * limits, text after an address, comments nested too deeply.
- */
-int	 msg_addrlist_parse(const char *text, size_t len, struct strlist *out,
-	    char *err, size_t errlen);
-
-/*
- * Check that addr is a valid addr-spec for the envelope (RFC 5321 Mailbox:
- * dot-atom or quoted local part, a domain name or address literal, length
- * limits, no control characters).  With allow_unqualified, a bare local
- * part is accepted too.  0, or -1 with a reason in err.
- */
-int	 msg_addr_check(const char *addr, bool allow_unqualified, char *err,
-	    size_t errlen);
 
 struct msg_header_opts {
 	bool		 extract_rcpts;	/* -t: collect To, Cc, Bcc */

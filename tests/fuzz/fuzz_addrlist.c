@@ -6,8 +6,8 @@
  * libFuzzer build (from the top source directory; $B is a configured
  * build directory, for its config.h):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$B -Isrc -Itests \
- *       tests/fuzz/fuzz_addrlist.c src/message.c src/util.c \
- *       tests/mock_log.c -lcmocka -o fuzz_addrlist
+ *       tests/fuzz/fuzz_addrlist.c src/message.c src/msg_addr.c \
+ *       src/util.c tests/mock_log.c -lcmocka -o fuzz_addrlist
  *   ./fuzz_addrlist -max_len=4096 NEW_DIR tests/fuzz/corpus/addrlist
  */
 #include "config.h"

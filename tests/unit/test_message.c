@@ -1,8 +1,9 @@
 /*
- * Unit tests for src/message.c: address-list parsing (RFC 5322 §3.4 and
- * the obsolete forms of §4.4), envelope address checks (RFC 5321), the
- * header fix-ups of the sendmail interface, and the SMTP listener's
- * Received: field and hop count.  Table-driven, no mocks.
+ * Unit tests for the message module (src/message.c, src/msg_addr.c):
+ * address-list parsing (RFC 5322 §3.4 and the obsolete forms of §4.4),
+ * envelope address checks (RFC 5321), the header fix-ups of the sendmail
+ * interface, and the SMTP listener's Received: field and hop count.
+ * Table-driven, no mocks.
  */
 #include "config.h"
 
