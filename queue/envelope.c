@@ -113,14 +113,30 @@ envelope_free(struct envelope *env)
 	envelope_init(env);
 }
 
-void
-envelope_add_rcpt(struct envelope *env, const char *addr, const char *orig)
+/*
+ * A new, zeroed recipient at the end.  The array doubles when full, so
+ * that a message of 100,000 recipients is not 100,000 reallocations.
+ */
+static struct envelope_rcpt *
+rcpt_append(struct envelope *env)
 {
 	struct envelope_rcpt *r;
 
-	env->rcpt = xreallocarray(env->rcpt, env->nrcpt + 1, sizeof(*r));
+	if (env->nrcpt >= env->rcpt_cap) {
+		env->rcpt_cap = env->rcpt_cap > 0 ? 2 * env->rcpt_cap : 4;
+		env->rcpt = xreallocarray(env->rcpt, env->rcpt_cap,
+		    sizeof(*env->rcpt));
+	}
 	r = &env->rcpt[env->nrcpt++];
 	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+void
+envelope_add_rcpt(struct envelope *env, const char *addr, const char *orig)
+{
+	struct envelope_rcpt *r = rcpt_append(env);
+
 	r->state = RCPT_PENDING;
 	r->addr = xstrdup(addr);
 	r->orig = orig != NULL ? xstrdup(orig) : NULL;
@@ -622,10 +638,7 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 			*err = "more recipients than counted";
 			goto fail;
 		}
-		env->rcpt = xreallocarray(env->rcpt, env->nrcpt + 1,
-		    sizeof(*env->rcpt));
-		r = &env->rcpt[env->nrcpt++];
-		memset(r, 0, sizeof(*r));
+		r = rcpt_append(env);
 		if (parse_rcpt(line + 5, n - 5, r, err) == -1)
 			goto fail;
 	}

@@ -47,6 +47,7 @@ struct envelope {
 	char			*submit_user;
 	size_t			 nrcpt;
 	struct envelope_rcpt	*rcpt;
+	size_t			 rcpt_cap;	/* private: rcpt's allocated length */
 };
 
 /* Zero-initialised struct envelope is valid and empty. */

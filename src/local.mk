@@ -6,7 +6,8 @@ AM_CPPFLAGS += $(CARES_CFLAGS) $(OPENSSL_CFLAGS)
 # messages, privileges, the control socket's wire format.
 noinst_LIBRARIES += src/libmxcommon.a
 src_libmxcommon_a_SOURCES = \
-	src/util.c src/util.h src/status.c src/status.h \
+	src/util.c src/util.h src/hash.c src/hash.h \
+	src/status.c src/status.h \
 	src/control.c src/control.h \
 	src/privs.c src/privs.h \
 	src/conf.c src/conf.h src/aliases.c src/aliases.h \

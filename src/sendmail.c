@@ -21,6 +21,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -39,6 +40,7 @@
 #include "aliases.h"
 #include "conf.h"
 #include "control.h"
+#include "hash.h"
 #include "log.h"
 #include "message.h"
 #include "privs.h"
@@ -501,12 +503,57 @@ qualify(const char *addr, const struct conf *conf)
 }
 
 /*
+ * The recipients added so far, by their address in lower case, so that
+ * duplicates are dropped in constant time even at RCPT_MAX of them.
+ */
+struct rcpt_seen {
+	struct hash	 h;
+};
+
+struct seen_node {
+	struct hash_node hn;
+	char		 key[];
+};
+
+/* Adds addr; false when it was there already. */
+static bool
+seen_add(struct rcpt_seen *seen, const char *addr)
+{
+	size_t len = strlen(addr);
+	struct seen_node *n = xmalloc(sizeof(*n) + len + 1);
+
+	for (size_t i = 0; i <= len; i++)
+		n->key[i] = (char)tolower((unsigned char)addr[i]);
+	if (hash_find(&seen->h, n->key) != NULL) {
+		free(n);
+		return false;
+	}
+	hash_insert(&seen->h, &n->hn, n->key);
+	return true;
+}
+
+static void
+seen_free(struct rcpt_seen *seen)
+{
+	struct hash_node *n, *next;
+
+	for (n = hash_next(&seen->h, NULL); n != NULL; n = next) {
+		next = hash_next(&seen->h, n);
+		hash_remove(&seen->h, n);
+		free(HASH_ENTRY(n, struct seen_node, hn));
+	}
+	hash_free(&seen->h);
+}
+
+/*
  * Add one recipient as the user wrote it: local names go through the
  * aliases file, then everything is qualified and checked.  Duplicates are
- * dropped.  0, or -1 with a message logged (the caller exits EX_DATAERR).
+ * dropped; more than RCPT_MAX different recipients is an error (not a
+ * silent cut).  0, or -1 with a message logged (the caller exits
+ * EX_DATAERR).
  */
 static int
-add_rcpt(struct envelope *env, struct strlist *seen, const char *addr,
+add_rcpt(struct envelope *env, struct rcpt_seen *seen, const char *addr,
     const struct conf *conf, const struct aliases *al)
 {
 	struct strlist targets = { 0 };
@@ -535,12 +582,18 @@ add_rcpt(struct envelope *env, struct strlist *seen, const char *addr,
 			free(q);
 			goto done;
 		}
-		if (strlist_contains_nocase(seen, q) || seen->n >= RCPT_MAX) {
+		if (!seen_add(seen, q)) {
 			free(q);
 			continue;
 		}
+		if (seen->h.n > RCPT_MAX) {
+			log_warnx("too many recipients: at most %d per message",
+			    RCPT_MAX);
+			free(q);
+			goto done;
+		}
 		envelope_add_rcpt(env, q, strcmp(q, addr) == 0 ? NULL : addr);
-		strlist_add_owned(seen, q);
+		free(q);
 	}
 	rc = 0;
 done:
@@ -838,7 +891,8 @@ static int
 submit(const struct opts *o, struct conf *conf, int argc, char **argv)
 {
 	struct envelope env;
-	struct strlist args = { 0 }, hdr_rcpts = { 0 }, seen = { 0 };
+	struct strlist args = { 0 }, hdr_rcpts = { 0 };
+	struct rcpt_seen seen = { 0 };
 	struct aliases *al = NULL;
 	struct queue *q = NULL;
 	struct intake in;
@@ -945,7 +999,7 @@ done:
 	free(sender);
 	strlist_free(&args);
 	strlist_free(&hdr_rcpts);
-	strlist_free(&seen);
+	seen_free(&seen);
 	return rc;
 }
 

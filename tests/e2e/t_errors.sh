@@ -37,6 +37,25 @@ expect_rc 65 "control character" mx "$(printf 'a\001b@example.org')" < "$T/keep.
 intact "malformed address"
 ok "malformed addresses: EX_DATAERR (65), nothing queued"
 
+# At most 100,000 different recipients per message (mxrelay(8)): one more
+# is an error, not a silent cut; duplicates (in any case) do not count.
+# Local names, qualified by mxrelay, keep the argument list short.
+# shellcheck disable=SC2046
+expect_rc 65 "100,001 recipients" mx $(seq -f 'u%.0f' 1 100001) < "$T/keep.body"
+expect_err "too many recipients: at most 100000 per message"
+intact "100,001 recipients"
+# shellcheck disable=SC2046
+expect_rc 0 "100,000 recipients and duplicates" \
+    mx $(seq -f 'u%.0f' 1 100000) U1 u100000 < "$T/keep.body"
+expect_n=2
+intact "100,000 recipients"
+big=$(last_id)
+n=$(grep -c '^rcpt ' "$SPOOL/env/$big")
+[ "$n" = 100000 ] || fail "100,000 recipients: the envelope has $n"
+rm -f "$SPOOL/env/$big" "$SPOOL/data/$big"
+expect_n=1
+ok "100,001 recipients: EX_DATAERR (65); 100,000 and duplicates queued"
+
 # A 2 GB message against the default 35M limit: refused early, without
 # reading it all and without filling the disk.
 write_conf

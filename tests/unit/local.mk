@@ -13,6 +13,11 @@ tests_unit_test_control_SOURCES = tests/unit/test_control.c $(TEST_COMMON)
 tests_unit_test_control_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_control_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_control
+check_PROGRAMS += tests/unit/test_hash
+tests_unit_test_hash_SOURCES = tests/unit/test_hash.c $(TEST_COMMON)
+tests_unit_test_hash_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_hash_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_hash
 check_PROGRAMS += tests/unit/test_conf
 tests_unit_test_conf_SOURCES = tests/unit/test_conf.c $(TEST_COMMON)
 tests_unit_test_conf_CPPFLAGS = $(AM_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"'
