@@ -609,7 +609,7 @@ bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
 		errno = EINVAL;
 		return -1;
 	}
-	/* SPEC "Delivery rules": a null-sender message is never bounced. */
+	/* A null-sender message is never bounced (RFC 5321 4.5.5). */
 	if (env->sender[0] == '\0')
 		return 0;
 	for (size_t i = 0; i < env->nrcpt; i++)

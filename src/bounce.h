@@ -50,8 +50,8 @@ int	 bounce_build(const struct envelope *env, const bool *report,
  * newid (QUEUE_ID_LEN + 1 bytes) receives the new message's queue id.
  *
  * Returns 0 without queueing anything (newid "") when env->sender is ""
- * (a message from the null sender is never bounced, SPEC "Delivery
- * rules") or when no recipient is to be reported.  Returns -1 with errno
+ * (a message from the null sender is never bounced: mxrelay(8),
+ * "Retries and bounces") or when no recipient is to be reported.  Returns -1 with errno
  * from bounce_build() or from the spool (ENOSPC: try again later);
  * nothing is left in the spool then.
  */

@@ -1,6 +1,6 @@
 /*
  * outcome: the one tri-state that everything about delivering mail speaks
- * (STYLE.md §4).
+ * (ARCHITECTURE.md).
  */
 #ifndef MXRELAY_OUTCOME_H
 #define MXRELAY_OUTCOME_H

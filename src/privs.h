@@ -1,5 +1,5 @@
 /*
- * privs: who runs where (SPEC "Privileges", mxrelay(8) SECURITY).
+ * privs: who runs where (mxrelay(8) SECURITY, ARCHITECTURE.md).
  *
  * Nothing runs as root inside a folder that an unprivileged user owns:
  * root makes the spool and the runtime folder only when they are missing

@@ -5,7 +5,7 @@
  *	submit	read one message from stdin, fix its header (Date,
  *		Message-ID, From; Bcc removed), resolve recipients (-t, aliases,
  *		qualify domain) and commit it to the spool.  Exit 0 only after
- *		the commit (SPEC "Spool guarantees").
+ *		the commit (mxrelay(8), FILES).
  *	list	-bp / mailq: print the queue.
  *	run	-q, -qf, -q ID: attempt delivery (see run_queue()).
  *	bs	-bs: one SMTP session on stdin/stdout (src/submit_bs.c).
@@ -379,7 +379,7 @@ main(int argc, char **argv)
 }
 
 /*
- * Where the caller may work (SPEC "Privileges").
+ * Where the caller may work (mxrelay(8) SECURITY).
  */
 
 /* There is no spool yet. */

@@ -36,7 +36,7 @@ int	submit_bs(struct queue *q, const struct conf *conf, uint32_t uid,
 	    const char *user, int infd, int outfd);
 /*
  * What a failed spool operation (its errno) means for a submitter, for
- * plain submission and -bs alike (SPEC "Programs"): EX_TEMPFAIL for a full
+ * plain submission and -bs alike (mxrelay(8), EXIT STATUS): EX_TEMPFAIL for a full
  * or busy system, EX_CANTCREAT when the spool refuses, else EX_IOERR.
  */
 int	submit_exit_for_errno(int);

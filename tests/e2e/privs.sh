@@ -1,4 +1,4 @@
-# Helpers for the tests of who may do what (SPEC "Privileges").  Sourced
+# Helpers for the tests of who may do what (mxrelay(8) SECURITY).  Sourced
 # FIRST, before lib.sh: as root, with setpriv, unshare, useradd and
 # groupadd at hand, the test is run again in a private mount namespace
 # whose /etc and sysconfdir are overlays, so that the users mxrelay and

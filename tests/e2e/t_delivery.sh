@@ -1,7 +1,8 @@
 #!/bin/sh
 # End to end: `mxrelay -q` against a DNS server and SMTP exchangers on
-# loopback, one case per delivery rule of SPEC.md and per row of
-# REFERENCE.md.  Exchangers: 127.0.0.2 (mx1), .3 (mx2), .4 (the sender's
+# loopback, one case per delivery rule of mxrelay(8) DELIVERY and per
+# situation a mature relay must handle when DNS or an exchanger
+# misbehaves.  Exchangers: 127.0.0.2 (mx1), .3 (mx2), .4 (the sender's
 # domain, receives bounces), .5-.8 (equal preferences), .99 is "us".
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"

@@ -1,6 +1,6 @@
 #!/bin/sh
-# End to end: mxrelay as the system sendmail for every local user (SPEC
-# "Privileges").  As root, in a private mount namespace whose /etc and
+# End to end: mxrelay as the system sendmail for every local user
+# (mxrelay(8) SECURITY).  As root, in a private mount namespace whose /etc and
 # sysconfdir are overlays (users, the submit group and the default
 # mxrelay.conf made here never reach the host): www-data queues with
 # sendmail -t, -bs and cron's exact call through the set-group-ID drop

@@ -109,7 +109,7 @@ for end in '\n.\r\n' '\r.\n' '\n.\n' '\r.\r\n' '\r\n.\n' '\n.\r' ; do
 	client raw "$LPORT" "$T/raw"
 	sleep 0.5
 	# Each payload has a bare LF or a bare CR: the whole DATA, up to the
-	# real CRLF.CRLF, is refused (SPEC), so nothing at all is queued.
+	# real CRLF.CRLF, is refused (mxrelayd(8)), so nothing at all is queued.
 	grep -q '^554 5.6.0' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: no 554 5.6.0"; }
 	! grep -q '^250 2.0.0 Ok: queued' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: a message was queued"; }
 	after=$(received 127.0.0.2)

@@ -643,7 +643,7 @@ conn_process(struct conn *c)
 			c->inpos += conn_data(c, p, avail);
 			continue;
 		case MODE_TLS_WAIT:
-			/* STYLE §5: bytes pipelined after STARTTLS: dropped */
+			/* bytes pipelined after STARTTLS: dropped (RFC 3207 4.2) */
 			sink_log("violation id=%u what=data-after-starttls",
 			    c->id);
 			c->inpos = c->inlen;
