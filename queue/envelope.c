@@ -12,7 +12,8 @@
  *	sender <str>
  *	arrival <num>
  *	size <num>
- *	submitter <uid:num> <name:str>		(version 2 only)
+ *	body <7bit|8bit>			(version 3 only)
+ *	submitter <uid:num> <name:str>		(version 2; optional in 3)
  *	rcpts <num>
  *	rcpt <addr:str> <orig:str> <state> <attempts:num> <next_try:num> <last_try:num> <last_reply:str> <status:str> <remote_mta:str>
  *	...			(exactly "rcpts" rcpt lines)
@@ -40,6 +41,13 @@
  * user who queued the message.  An envelope without a submitter is
  * written as version 1, so that spools and tests of version 1 keep their
  * bytes; a version 2 envelope always has the line (canonical form).
+ *
+ * Version 3 adds the body line: whether the body has bytes over 0x7f,
+ * noted by the spool while it writes the body, so that a delivery need
+ * not read the body again to choose between 7BIT and 8BITMIME.  The
+ * submitter line is then there exactly when there is a submitter.  An
+ * envelope that does not know (eightbit UNKNOWN: read from version 1 or
+ * 2) is written as before, so older envelopes keep their version.
  */
 #include "config.h"
 
@@ -59,6 +67,7 @@
 #define ENVELOPE_MAGIC		"mxrelay-envelope"
 #define ENVELOPE_VERSION	1
 #define ENVELOPE_VERSION_SUBMITTER	2
+#define ENVELOPE_VERSION_BODY	3
 
 /* A growable output buffer; allocation failure is fatal (xmalloc). */
 struct obuf {
@@ -82,6 +91,7 @@ static bool	 must_escape(unsigned char);
 static bool	 id_shape(const char *, size_t);
 static time_t	 time_max(void);
 static int	 ib_line(struct ibuf *, const char **, size_t *);
+static bool	 ib_peek(const struct ibuf *, const char *);
 static int	 split_word(const char **, size_t *, const char **, size_t *);
 static int	 hexval(char);
 static int	 parse_num(const char *, size_t, uint64_t, uint64_t *);
@@ -140,6 +150,35 @@ envelope_add_rcpt(struct envelope *env, const char *addr, const char *orig)
 	r->state = RCPT_PENDING;
 	r->addr = xstrdup(addr);
 	r->orig = orig != NULL ? xstrdup(orig) : NULL;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+void
+envelope_copy(struct envelope *dst, const struct envelope *src)
+{
+	*dst = *src;
+	dst->sender = dup_or_null(src->sender);
+	dst->submit_user = dup_or_null(src->submit_user);
+	dst->rcpt = NULL;
+	dst->rcpt_cap = src->nrcpt;
+	if (src->nrcpt > 0)
+		dst->rcpt = xcalloc(src->nrcpt, sizeof(*dst->rcpt));
+	for (size_t i = 0; i < src->nrcpt; i++) {
+		const struct envelope_rcpt *a = &src->rcpt[i];
+		struct envelope_rcpt *b = &dst->rcpt[i];
+
+		*b = *a;
+		b->addr = dup_or_null(a->addr);
+		b->orig = dup_or_null(a->orig);
+		b->last_reply = dup_or_null(a->last_reply);
+		b->status = dup_or_null(a->status);
+		b->remote_mta = dup_or_null(a->remote_mta);
+	}
 }
 
 /* RFC 3463 section 2: class "." subject "." detail (src/status.c). */
@@ -276,8 +315,11 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 	}
 
 	ob_str(&ob, ENVELOPE_MAGIC " ");
-	ob_num(&ob, env->submit_user != NULL ? ENVELOPE_VERSION_SUBMITTER :
-	    ENVELOPE_VERSION);
+	if (env->eightbit != ENVELOPE_8BIT_UNKNOWN)
+		ob_num(&ob, ENVELOPE_VERSION_BODY);
+	else
+		ob_num(&ob, env->submit_user != NULL ?
+		    ENVELOPE_VERSION_SUBMITTER : ENVELOPE_VERSION);
 	ob_str(&ob, "\nid ");
 	if (idlen == 0)
 		ob_str(&ob, "-");
@@ -289,6 +331,9 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 	ob_num(&ob, (uint64_t)env->arrival);
 	ob_str(&ob, "\nsize ");
 	ob_num(&ob, env->size);
+	if (env->eightbit != ENVELOPE_8BIT_UNKNOWN)
+		ob_str(&ob, env->eightbit == ENVELOPE_8BIT_YES ?
+		    "\nbody 8bit" : "\nbody 7bit");
 	if (env->submit_user != NULL) {
 		ob_str(&ob, "\nsubmitter ");
 		ob_num(&ob, env->submit_uid);
@@ -346,6 +391,15 @@ ib_line(struct ibuf *ib, const char **line, size_t *n)
 	*n = (size_t)(nl - ib->p);
 	ib->p = nl + 1;
 	return 0;
+}
+
+/* Whether the next line starts with prefix (nothing is taken). */
+static bool
+ib_peek(const struct ibuf *ib, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return (size_t)(ib->end - ib->p) >= n && memcmp(ib->p, prefix, n) == 0;
 }
 
 /*
@@ -561,7 +615,8 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 	}
 	if (parse_num(line + magic + 1, n - magic - 1, UINT32_MAX, &version) == -1 ||
 	    (version != ENVELOPE_VERSION &&
-	    version != ENVELOPE_VERSION_SUBMITTER)) {
+	    version != ENVELOPE_VERSION_SUBMITTER &&
+	    version != ENVELOPE_VERSION_BODY)) {
 		*err = "unsupported envelope version";
 		goto fail;
 	}
@@ -597,7 +652,17 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 		*err = "missing or bad size";
 		goto fail;
 	}
-	if (version == ENVELOPE_VERSION_SUBMITTER) {
+	if (version == ENVELOPE_VERSION_BODY) {
+		if (parse_kv(&ib, "body", &v, &n) == -1 || n != 4 ||
+		    (memcmp(v, "7bit", 4) != 0 && memcmp(v, "8bit", 4) != 0)) {
+			*err = "missing or bad body";
+			goto fail;
+		}
+		env->eightbit = v[0] == '8' ? ENVELOPE_8BIT_YES :
+		    ENVELOPE_8BIT_NO;
+	}
+	if (version == ENVELOPE_VERSION_SUBMITTER ||
+	    (version == ENVELOPE_VERSION_BODY && ib_peek(&ib, "submitter "))) {
 		const char *w;
 		size_t wn;
 

@@ -21,6 +21,12 @@ enum rcpt_state {
 	RCPT_BOUNCED,		/* permanent failure or lifetime expired */
 };
 
+enum envelope_8bit {
+	ENVELOPE_8BIT_UNKNOWN = 0,
+	ENVELOPE_8BIT_NO,
+	ENVELOPE_8BIT_YES,
+};
+
 struct envelope_rcpt {
 	char		*addr;		/* addr-spec, as given to RCPT TO */
 	char		*orig;		/* as the user wrote it before alias/qualify; may be NULL */
@@ -45,6 +51,12 @@ struct envelope {
 	 */
 	uint32_t		 submit_uid;
 	char			*submit_user;
+	/*
+	 * Whether the body has bytes over 0x7f (the spool notes it while
+	 * the body is written).  UNKNOWN in envelopes written before
+	 * version 3: the reader scans the body.
+	 */
+	enum envelope_8bit	 eightbit;
 	size_t			 nrcpt;
 	struct envelope_rcpt	*rcpt;
 	size_t			 rcpt_cap;	/* private: rcpt's allocated length */
@@ -53,6 +65,8 @@ struct envelope {
 /* Zero-initialised struct envelope is valid and empty. */
 void	 envelope_init(struct envelope *);
 void	 envelope_free(struct envelope *);	/* frees members, not the struct */
+/* A deep copy of src into dst (which is overwritten, not freed). */
+void	 envelope_copy(struct envelope *dst, const struct envelope *src);
 /* Appends a pending recipient; copies addr and orig (orig may be NULL). */
 void	 envelope_add_rcpt(struct envelope *, const char *addr, const char *orig);
 /*

@@ -15,6 +15,9 @@
  *				parsed; never read again, for a human to look at
  *	SPOOL/drop/ID		a message from a local user who does not own
  *				the spool (see "Drop folder" below)
+ *	SPOOL/holds		destinations mxrelayd holds back (see "Holds
+ *				file" below); SPOOL/tmp/holds.upd while it is
+ *				replaced
  *
  * Owners and modes.  Everything belongs to the spool's owner (the user
  * mxrelayd runs as) and is mode 0700 (folders) or 0600 (files), except:
@@ -91,6 +94,19 @@
  * output), keeps its lock and its file.  Files that fail the checks are
  * moved to corrupt/ID.drop.
  *
+ * Holds file.  mxrelayd keeps the destinations it holds back after they
+ * failed as a whole, so that a restart keeps their backoff:
+ *
+ *	mxrelay-holds 1
+ *	<until> <failures> <dest>	(one line per destination)
+ *
+ * until is the end of the hold in ms since the epoch, failures the hold
+ * episodes in a row (<num> as in envelopes), dest a destination name of
+ * bytes 0x21-0x7e, or "-" for the relayhost.  It is replaced whole
+ * (tmp/holds.upd, fsync, rename, fsync SPOOL) by the one daemon that
+ * holds the spool's lock.  It only delays attempts: a reader skips lines
+ * it cannot parse, and a lost file costs one attempt per destination.
+ *
  * Every call that writes to the spool goes through a table of system calls
  * (queue/spool_test.h) so that the unit tests can fail each one in turn.
  */
@@ -105,6 +121,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,6 +174,7 @@ struct queue_new {
 	int		 fd;		/* tmp/ID, locked; -1 once gone */
 	int		 err;		/* sticky errno of a failed write */
 	uint64_t	 size;
+	bool		 eightbit;	/* a byte over 0x7f was written */
 	size_t		 buflen;
 	char		 buf[QUEUE_BUFSIZE];
 };
@@ -603,6 +621,7 @@ new_begin(struct queue *q, const char *id, struct queue_new **qnp)
 	qn->fd = -1;
 	qn->err = 0;
 	qn->size = 0;
+	qn->eightbit = false;
 	qn->buflen = 0;
 	if (q->drop_mode) {
 		if (id != NULL) {
@@ -776,6 +795,9 @@ queue_new_write(struct queue_new *qn, const void *p, size_t n)
 		size_t take = n < room ? n : room;
 
 		memcpy(qn->buf + qn->buflen, c, take);
+		for (size_t i = 0; i < take && !qn->eightbit; i++)
+			if ((unsigned char)c[i] & 0x80)
+				qn->eightbit = true;
 		qn->buflen += take;
 		qn->size += take;
 		c += take;
@@ -878,6 +900,7 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 
 	util_strlcpy(env->id, qn->id, sizeof(env->id));
 	env->size = qn->size;
+	env->eightbit = qn->eightbit ? ENVELOPE_8BIT_YES : ENVELOPE_8BIT_NO;
 	if (env->arrival == 0)
 		env->arrival = time(NULL);
 	if (envelope_encode(env, &ebuf, &elen) == -1)
@@ -1384,70 +1407,116 @@ done:
 	strlist_free(&names);
 }
 
+struct queue_scan {
+	struct queue	*q;
+	struct strlist	 ids;
+	size_t		 next;
+};
+
 int
-queue_scan(struct queue *q, queue_scan_cb cb, void *arg)
+queue_scan_begin(struct queue *q, struct queue_scan **sp)
 {
-	struct strlist ids = { NULL, 0, 0 };
-	struct envelope env;
+	struct queue_scan *sc = xcalloc(1, sizeof(*sc));
+	time_t now = time(NULL);
+	int saved;
+
+	sc->q = q;
+	if (list_dir(q->envfd, queue_id_valid, &sc->ids) == -1) {
+		saved = errno;
+		queue_scan_end(sc);
+		*sp = NULL;
+		errno = saved;
+		return -1;
+	}
+	clean_tmp(q, now);
+	clean_orphans(q, &sc->ids, now);
+	*sp = sc;
+	return 0;
+}
+
+/* One listed message: to cb when it is sound (0), else skipped (1). */
+static int
+scan_one(struct queue *q, const char *id, struct envelope *env)
+{
 	struct stat st;
 	const char *why;
-	time_t now = time(NULL);
-	int rc = -1, saved;
+	int lrc = env_load(q, id, env, &why);
+
+	if (lrc == LOAD_CORRUPT) {
+		queue_msg_quarantine(q, id, why);
+		return 1;
+	}
+	if (lrc == -1) {
+		/* Removed since the listing, or unreadable for now. */
+		if (errno != ENOENT)
+			log_warn("%s: cannot read envelope", id);
+		return 1;
+	}
+	why = NULL;
+	if (fstatat(q->datafd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		/* A remover unlinks env/ first, so look again. */
+		if (errno != ENOENT ||
+		    fstatat(q->envfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+			envelope_free(env);
+			return 1;
+		}
+		why = "body file missing";
+	} else if (!S_ISREG(st.st_mode))
+		why = "body is not a regular file";
+	else if ((uint64_t)st.st_size != env->size)
+		why = "body size differs from envelope";
+	if (why != NULL) {
+		envelope_free(env);
+		queue_msg_quarantine(q, id, why);
+		return 1;
+	}
+	return 0;
+}
+
+int
+queue_scan_step(struct queue_scan *sc, size_t max, queue_scan_cb cb,
+    void *arg)
+{
+	struct envelope env;
+	int saved;
 
 	envelope_init(&env);
-	if (list_dir(q->envfd, queue_id_valid, &ids) == -1)
-		goto done;
-	clean_tmp(q, now);
-	clean_orphans(q, &ids, now);
-
-	for (size_t i = 0; i < ids.n; i++) {
-		const char *id = ids.v[i];
-		int lrc = env_load(q, id, &env, &why);
-
-		if (lrc == LOAD_CORRUPT) {
-			queue_msg_quarantine(q, id, why);
+	for (size_t n = 0; n < max && sc->next < sc->ids.n; n++) {
+		if (scan_one(sc->q, sc->ids.v[sc->next++], &env) != 0)
 			continue;
-		}
-		if (lrc == -1) {
-			/* Removed since the listing, or unreadable for now. */
-			if (errno != ENOENT)
-				log_warn("%s: cannot read envelope", id);
-			continue;
-		}
-		why = NULL;
-		if (fstatat(q->datafd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
-			/* A remover unlinks env/ first, so look again. */
-			if (errno != ENOENT ||
-			    fstatat(q->envfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
-				envelope_free(&env);
-				continue;
-			}
-			why = "body file missing";
-		} else if (!S_ISREG(st.st_mode))
-			why = "body is not a regular file";
-		else if ((uint64_t)st.st_size != env.size)
-			why = "body size differs from envelope";
-		if (why != NULL) {
-			envelope_free(&env);
-			queue_msg_quarantine(q, id, why);
-			continue;
-		}
-		if (cb(q, &env, arg) == -1) {
+		if (cb(sc->q, &env, arg) == -1) {
 			saved = errno;
 			envelope_free(&env);
 			errno = saved;
-			goto done;
+			return -1;
 		}
 		envelope_free(&env);
 	}
-	rc = 0;
+	return sc->next < sc->ids.n ? 1 : 0;
+}
 
-done:
+void
+queue_scan_end(struct queue_scan *sc)
+{
+	if (sc == NULL)
+		return;
+	strlist_free(&sc->ids);
+	free(sc);
+}
+
+int
+queue_scan(struct queue *q, queue_scan_cb cb, void *arg)
+{
+	struct queue_scan *sc;
+	int rc, saved;
+
+	if (queue_scan_begin(q, &sc) == -1)
+		return -1;
+	rc = queue_scan_step(sc, SIZE_MAX, cb, arg);
 	saved = errno;
-	envelope_free(&env);
-	strlist_free(&ids);
+	queue_scan_end(sc);
 	errno = saved;
-	return rc;
+	return rc == -1 ? -1 : 0;
 }
 
 /*
@@ -1697,5 +1766,160 @@ queue_drop_quarantine(struct queue *q, const char *name, const char *why)
 		return -1;
 	}
 	log_warnx("%s: drop file moved to %s/corrupt: %s", name, q->dir, ewhy);
+	return 0;
+}
+
+/*
+ * Holds file (see the top of this file).
+ */
+
+#define HOLDS_MAGIC	"mxrelay-holds 1\n"
+#define HOLDS_MAX	(16 * 1024 * 1024)
+
+static bool
+hold_name_ok(const char *s)
+{
+	if (*s == '\0' || strcmp(s, "-") == 0)
+		return false;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
+int
+queue_holds_save(struct queue *q, const struct queue_hold *v, size_t n)
+{
+	static const char tname[] = "holds.upd";
+	char *buf = xstrdup(HOLDS_MAGIC);
+	int fd = -1, rc = -1, saved;
+	bool made = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char *line;
+
+		if (*v[i].dest != '\0' && !hold_name_ok(v[i].dest))
+			continue;
+		line = xasprintf("%s%" PRId64 " %u %s\n", buf,
+		    v[i].until < 0 ? 0 : v[i].until, v[i].failures,
+		    *v[i].dest != '\0' ? v[i].dest : "-");
+		free(buf);
+		buf = line;
+	}
+	for (int i = 0; i < 2; i++) {
+		fd = sys->openat(q->tmpfd, tname,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST || i == 1)
+			break;
+		/* A crashed writer's leftover (one daemon per spool). */
+		if (sys->unlinkat(q->tmpfd, tname, 0) == -1 && errno != ENOENT)
+			goto done;
+	}
+	if (fd == -1)
+		goto done;
+	made = true;
+	if (write_all(fd, buf, strlen(buf)) == -1 || sys->fsync(fd) == -1)
+		goto done;
+	saved = sys->close(fd);
+	fd = -1;
+	if (saved == -1 ||
+	    sys->renameat(q->tmpfd, tname, q->rootfd, "holds") == -1)
+		goto done;
+	made = false;
+	if (sys->fsync(q->rootfd) == -1)
+		goto done;
+	rc = 0;
+done:
+	saved = errno;
+	if (fd != -1)
+		sys->close(fd);
+	if (made)
+		sys->unlinkat(q->tmpfd, tname, 0);
+	free(buf);
+	errno = saved;
+	return rc;
+}
+
+/* One line "until failures dest" into h; -1 when it does not parse. */
+static int
+hold_parse(char *line, struct queue_hold *h)
+{
+	char *sp1, *sp2, *end;
+	unsigned long long until;
+	unsigned long failures;
+
+	if ((sp1 = strchr(line, ' ')) == NULL ||
+	    (sp2 = strchr(sp1 + 1, ' ')) == NULL)
+		return -1;
+	*sp1 = *sp2 = '\0';
+	errno = 0;
+	until = strtoull(line, &end, 10);
+	if (*line < '0' || *line > '9' || *end != '\0' || errno != 0 ||
+	    until > INT64_MAX)
+		return -1;
+	failures = strtoul(sp1 + 1, &end, 10);
+	if (sp1[1] < '0' || sp1[1] > '9' || *end != '\0' || errno != 0 ||
+	    failures > UINT_MAX)
+		return -1;
+	if (strcmp(sp2 + 1, "-") != 0 && !hold_name_ok(sp2 + 1))
+		return -1;
+	h->dest = xstrdup(strcmp(sp2 + 1, "-") == 0 ? "" : sp2 + 1);
+	h->until = (int64_t)until;
+	h->failures = (unsigned)failures;
+	return 0;
+}
+
+int
+queue_holds_load(struct queue *q, struct queue_hold **vp, size_t *np)
+{
+	char *buf = NULL, *line, *nl;
+	size_t len = 0, cap = 0;
+	ssize_t r;
+	int fd, saved;
+
+	*vp = NULL;
+	*np = 0;
+	if ((fd = open_regular(q->rootfd, "holds")) == -1)
+		return errno == ENOENT ? 0 : -1;
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap >= HOLDS_MAX)
+				break;	/* the rest is ignored */
+			cap = cap ? cap * 2 : 4096;
+			buf = xreallocarray(buf, cap, 1);
+		}
+		if ((r = read(fd, buf + len, cap - len - 1)) == -1) {
+			if (errno == EINTR)
+				continue;
+			saved = errno;
+			close(fd);
+			free(buf);
+			errno = saved;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	if (buf == NULL)
+		return 0;
+	buf[len] = '\0';
+	if (strncmp(buf, HOLDS_MAGIC, strlen(HOLDS_MAGIC)) != 0 ||
+	    memchr(buf, '\0', len) != NULL) {
+		free(buf);
+		return 0;	/* not ours: no holds */
+	}
+	for (line = buf + strlen(HOLDS_MAGIC);
+	    (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		struct queue_hold h;
+
+		*nl = '\0';
+		if (hold_parse(line, &h) == -1)
+			continue;
+		*vp = xreallocarray(*vp, *np + 1, sizeof(**vp));
+		(*vp)[(*np)++] = h;
+	}
+	free(buf);
 	return 0;
 }

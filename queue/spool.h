@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "envelope.h"
@@ -95,6 +96,20 @@ int	 queue_flush(struct queue *);
 /* Move the message's files into corrupt/ and log why (with the queue id). */
 int	 queue_msg_quarantine(struct queue *, const char *id, const char *why);
 
+/*
+ * Destination holds of mxrelayd (see spool.c, "Holds file"): SPOOL/holds,
+ * replaced whole and atomically.  dest "" is the relayhost; until is in
+ * ms of the wall clock.  Load: a missing file is no holds; lines that do
+ * not parse are skipped.  The caller frees each dest and the array.
+ */
+struct queue_hold {
+	char		*dest;
+	int64_t		 until;
+	unsigned	 failures;
+};
+int	 queue_holds_save(struct queue *, const struct queue_hold *, size_t n);
+int	 queue_holds_load(struct queue *, struct queue_hold **, size_t *n);
+
 /* True when s has the shape of a queue id. */
 bool	 queue_id_valid(const char *s);
 
@@ -107,6 +122,18 @@ bool	 queue_id_valid(const char *s);
  */
 typedef int (*queue_scan_cb)(struct queue *, const struct envelope *, void *arg);
 int	 queue_scan(struct queue *, queue_scan_cb, void *arg);
+/*
+ * The same in slices, for a caller that has other work meanwhile: begin
+ * lists env/ (and cleans up as queue_scan does), each step hands over up
+ * to max messages of that listing and returns 1 while some are left, 0
+ * at the end, -1 when cb stopped it.  Messages removed since the listing
+ * are skipped; ones added since are not seen.
+ */
+struct queue_scan;
+int	 queue_scan_begin(struct queue *, struct queue_scan **);
+int	 queue_scan_step(struct queue_scan *, size_t max, queue_scan_cb,
+	    void *arg);
+void	 queue_scan_end(struct queue_scan *);
 
 /*
  * The drop folder, read by the spool's owner (src/pickup.c).  list: the

@@ -8,8 +8,8 @@
  * same fd number) by an earlier callback of the same batch.  Events are
  * also masked with the interest current at dispatch time.
  *
- * Timers: a binary min-heap of pointers ordered by `when`; heap_idx is the
- * 1-based slot (0 = not pending).  Timers due in an iteration are first
+ * Timers: a min-heap (heap.h) of pointers ordered by `when`; heap_idx is
+ * its slot, 1 + the index (0 = not pending).  Timers due in an iteration are first
  * moved to a run batch, then run in deadline order; while in the batch,
  * heap_idx holds BATCH_FLAG | slot so that ev_timer_del() can clear the
  * slot (the owner may free the timer right after).  A timer re-armed from
@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "heap.h"
 #include "log.h"
 #include "util.h"
 
@@ -62,9 +64,7 @@ struct ev_loop {
 	size_t		  nfds;		/* registrations in use */
 	uint32_t	  gen;
 
-	struct ev_timer	**heap;		/* heap[1..nheap] */
-	size_t		  nheap;
-	size_t		  heap_cap;
+	struct heap	  timers;
 
 	struct ev_timer	**batch;	/* due timers of this iteration */
 	size_t		  nbatch;
@@ -76,10 +76,7 @@ struct ev_loop {
 
 static uint32_t	to_epoll(int);
 static struct ev_fdreg *fd_lookup(struct ev_loop *, int);
-static void	heap_swap(struct ev_loop *, size_t, size_t);
-static void	heap_up(struct ev_loop *, size_t);
-static void	heap_down(struct ev_loop *, size_t);
-static void	heap_remove(struct ev_loop *, size_t);
+static bool	timer_less(const void *, const void *);
 static int	next_wait(struct ev_loop *, int);
 static void	run_timers(struct ev_loop *);
 
@@ -107,6 +104,7 @@ ev_loop_new(void)
 		return NULL;
 	}
 	loop->now = util_now_ms();
+	heap_init(&loop->timers, timer_less, offsetof(struct ev_timer, heap_idx));
 	return loop;
 }
 
@@ -116,14 +114,14 @@ ev_loop_free(struct ev_loop *loop)
 	if (loop == NULL)
 		return;
 	/* Leave the owners' timers in a sane "not pending" state. */
-	for (size_t i = 1; i <= loop->nheap; i++)
-		loop->heap[i]->heap_idx = 0;
+	for (size_t i = 0; i < loop->timers.n; i++)
+		((struct ev_timer *)loop->timers.v[i])->heap_idx = 0;
 	for (size_t i = 0; i < loop->nbatch; i++)
 		if (loop->batch[i] != NULL)
 			loop->batch[i]->heap_idx = 0;
 	close(loop->epfd);
 	free(loop->fds);
-	free(loop->heap);
+	heap_free(&loop->timers);
 	free(loop->batch);
 	free(loop->prep);
 	free(loop);
@@ -223,56 +221,11 @@ ev_timer_init(struct ev_timer *t, ev_timer_cb cb, void *arg)
 	t->heap_idx = 0;
 }
 
-static void
-heap_swap(struct ev_loop *loop, size_t a, size_t b)
+static bool
+timer_less(const void *a, const void *b)
 {
-	struct ev_timer *t = loop->heap[a];
-
-	loop->heap[a] = loop->heap[b];
-	loop->heap[b] = t;
-	loop->heap[a]->heap_idx = a;
-	loop->heap[b]->heap_idx = b;
-}
-
-static void
-heap_up(struct ev_loop *loop, size_t i)
-{
-	while (i > 1 && loop->heap[i / 2]->when > loop->heap[i]->when) {
-		heap_swap(loop, i, i / 2);
-		i /= 2;
-	}
-}
-
-static void
-heap_down(struct ev_loop *loop, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i, r = l + 1, m = i;
-
-		if (l <= loop->nheap && loop->heap[l]->when < loop->heap[m]->when)
-			m = l;
-		if (r <= loop->nheap && loop->heap[r]->when < loop->heap[m]->when)
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(loop, i, m);
-		i = m;
-	}
-}
-
-static void
-heap_remove(struct ev_loop *loop, size_t i)
-{
-	struct ev_timer *t = loop->heap[i];
-
-	if (i != loop->nheap) {
-		heap_swap(loop, i, loop->nheap);
-		loop->nheap--;
-		heap_down(loop, i);
-		heap_up(loop, i);
-	} else
-		loop->nheap--;
-	t->heap_idx = 0;
+	return ((const struct ev_timer *)a)->when <
+	    ((const struct ev_timer *)b)->when;
 }
 
 void
@@ -280,15 +233,7 @@ ev_timer_add(struct ev_loop *loop, struct ev_timer *t, uint64_t ms)
 {
 	ev_timer_del(loop, t);
 	t->when = ms > UINT64_MAX - loop->now ? UINT64_MAX : loop->now + ms;
-	if (loop->nheap + 1 >= loop->heap_cap) {
-		size_t ncap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-
-		loop->heap = xreallocarray(loop->heap, ncap, sizeof(*loop->heap));
-		loop->heap_cap = ncap;
-	}
-	loop->heap[++loop->nheap] = t;
-	t->heap_idx = loop->nheap;
-	heap_up(loop, loop->nheap);
+	heap_push(&loop->timers, t);
 }
 
 void
@@ -315,10 +260,8 @@ ev_timer_del(struct ev_loop *loop, struct ev_timer *t)
 		t->heap_idx = 0;
 		return;
 	}
-	if (t->heap_idx <= loop->nheap && loop->heap[t->heap_idx] == t)
-		heap_remove(loop, t->heap_idx);
-	else
-		t->heap_idx = 0;
+	heap_remove(&loop->timers, t);
+	t->heap_idx = 0;
 }
 
 bool
@@ -355,8 +298,9 @@ next_wait(struct ev_loop *loop, int max_wait_ms)
 		if (cap >= 0 && (wait < 0 || cap < wait))
 			wait = cap;
 	}
-	if (loop->nheap > 0) {
-		uint64_t when = loop->heap[1]->when, now = util_now_ms();
+	if (loop->timers.n > 0) {
+		const struct ev_timer *t = heap_top(&loop->timers);
+		uint64_t when = t->when, now = util_now_ms();
 		uint64_t d = when > now ? when - now : 0;
 
 		if (d > INT_MAX)
@@ -372,10 +316,10 @@ run_timers(struct ev_loop *loop)
 {
 	/* Move everything due to the batch first: re-arms wait for the next round. */
 	loop->nbatch = 0;
-	while (loop->nheap > 0 && loop->heap[1]->when <= loop->now) {
-		struct ev_timer *t = loop->heap[1];
+	while (loop->timers.n > 0 && ((struct ev_timer *)
+	    heap_top(&loop->timers))->when <= loop->now) {
+		struct ev_timer *t = heap_pop(&loop->timers);
 
-		heap_remove(loop, 1);
 		if (loop->nbatch == loop->batch_cap) {
 			size_t ncap = loop->batch_cap ? loop->batch_cap * 2 : 64;
 
@@ -443,7 +387,7 @@ ev_run(struct ev_loop *loop)
 {
 	loop->stop = false;
 	while (!loop->stop) {
-		if (loop->nfds == 0 && loop->nheap == 0)
+		if (loop->nfds == 0 && loop->timers.n == 0)
 			break;
 		if (ev_run_once(loop, -1) == -1)
 			return -1;

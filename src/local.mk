@@ -6,9 +6,8 @@ AM_CPPFLAGS += $(CARES_CFLAGS) $(OPENSSL_CFLAGS)
 # messages, privileges, the control socket's wire format.
 noinst_LIBRARIES += src/libmxcommon.a
 src_libmxcommon_a_SOURCES = \
-	src/util.c src/util.h src/hash.c src/hash.h \
-	src/status.c src/status.h \
-	src/control.c src/control.h \
+	src/util.c src/util.h src/hash.c src/hash.h src/heap.c src/heap.h \
+	src/status.c src/status.h src/control.c src/control.h \
 	src/privs.c src/privs.h \
 	src/conf.c src/conf.h src/aliases.c src/aliases.h \
 	src/message.c src/message.h src/msg_addr.c src/msg_addr.h \
@@ -23,7 +22,8 @@ src_libmxnet_a_SOURCES = \
 	src/smtp_proto.c src/smtp_proto.h src/smtp_client.c src/smtp_client.h \
 	src/delivery.c src/delivery.h \
 	src/scheduler.c src/scheduler.h src/bounce.c src/bounce.h \
-	src/qmgr.c src/qmgr.h src/pickup.c src/pickup.h \
+	src/qmgr.c src/qmgr.h src/qmgr_int.h src/qmgr_msg.c src/qmgr_index.c \
+	src/pickup.c src/pickup.h \
 	src/runner.c src/runner.h \
 	src/smtpd.c src/smtpd.h src/smtpd_session.h src/smtpd_local.c \
 	src/smtpd_commit.c src/smtpd_auth.c src/smtpd_auth.h \

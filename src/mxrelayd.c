@@ -130,7 +130,7 @@ struct daemon {
 	struct gen		*retired;
 	struct smtpd		*smtpd;
 	struct qmgr		*qm;
-	struct runner_stats	 stats;
+	struct qmgr_stats	 stats;
 
 	int			 pidfd;
 	char			*pid_path;

@@ -1,22 +1,28 @@
 /*
- * qmgr: the queue manager.  An in-memory index of the spool (queue id and
- * due time of every message, in a hash table and a min-heap by due time),
- * and the work of one delivery attempt per message: lock it, hand its due
- * recipients to the delivery engine grouped by domain, then record every
- * outcome in the envelope (retry time with backoff, bounce with a DSN,
- * remove when done).  At most a window of messages is open at a time,
- * sized to the descriptors available.
+ * qmgr: the queue manager, glue between the spool, the scheduler
+ * (scheduler.h: the in-memory index, due times, destination holds) and
+ * the delivery engine.  Each message's pending recipients are split by
+ * destination into groups; each group is handed to the engine when due,
+ * and its outcomes are written to the envelope as soon as it is back
+ * (retry time with backoff; delivered recipients are never tried again),
+ * on the work queue.  When a message's last group is back, permanent
+ * failures and expired recipients get one DSN, and a message with
+ * nothing pending is removed.  At most a window of messages is open at a
+ * time, sized to the descriptors available, and one destination never
+ * holds more of it than it can work on.
  *
  * Two modes:
- *  - one-shot (mxrelay -q, -qf, -qI): the messages due at load time, and
+ *  - one-shot (mxrelay -q, -qf, -qI): the groups due at load time, and
  *    the notifications they cause, are tried once; qmgr_done() tells
  *    when the run is over.
- *  - daemon (mxrelayd): a message that stays pending goes back into the
+ *  - daemon (mxrelayd): a group that stays pending goes back into the
  *    index at its next due time; a destination that failed as a whole
  *    (no exchanger reachable, DNS failing) is held back for a backoff
  *    delay of its own, so its other messages wait in the index instead of
- *    each trying the dead exchangers again; idle destinations are
- *    forgotten so that DNS answers and failed routes are looked at anew.
+ *    each trying the dead exchangers again.  Holds are kept in the
+ *    spool's holds file, so that a restart keeps them (mxrelayd(8)).
+ *    Idle destinations are forgotten by the engine so that DNS answers
+ *    and failed routes are looked at anew.
  *
  * In both modes a message that cannot be opened, locked or read (but is
  * not merely locked by another runner) is retried with the backoff of a
@@ -35,10 +41,17 @@
 #include "conf.h"
 #include "delivery.h"
 #include "event.h"
-#include "runner.h"
 
 struct queue;
 struct qmgr;
+
+/* What a run did, for its summary line. */
+struct qmgr_stats {
+	unsigned	 messages;	/* messages attempted */
+	unsigned	 sent;		/* recipients delivered */
+	unsigned	 deferred;
+	unsigned	 bounced;
+};
 
 struct qmgr_opts {
 	bool		 daemon;
@@ -49,8 +62,11 @@ struct qmgr_opts {
 
 struct qmgr	*qmgr_new(struct ev_loop *, struct queue *, const struct conf *,
 		    struct delivery_engine *, const struct qmgr_opts *,
-		    struct runner_stats *);
-/* Abandon what is in flight (no envelope is touched) and free. */
+		    struct qmgr_stats *);
+/*
+ * Abandon what is in flight and free (envelope writes already started
+ * are finished first).
+ */
 void		 qmgr_free(struct qmgr *);
 /* Scan the spool into the index.  0, or -1 with errno set. */
 int		 qmgr_load(struct qmgr *);

@@ -149,7 +149,7 @@ dlv_free(struct dlv *d)
 
 int
 runner_run(const struct conf *c, const struct runner_opts *o,
-    struct runner_stats *stats)
+    struct qmgr_stats *stats)
 {
 	struct queue *q = NULL;
 	struct ev_loop *loop = NULL;

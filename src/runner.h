@@ -12,17 +12,11 @@
 
 #include "conf.h"
 #include "event.h"
+#include "qmgr.h"
 
 struct runner_opts {
 	bool		 force;		/* -qf: due or not */
 	const char	*only_id;	/* -qI: this message only */
-};
-
-struct runner_stats {
-	unsigned	 messages;	/* messages attempted */
-	unsigned	 sent;		/* recipients delivered */
-	unsigned	 deferred;
-	unsigned	 bounced;
 };
 
 /* Everything a delivery engine needs, made from one configuration. */
@@ -45,6 +39,6 @@ void		 dlv_free(struct dlv *);
  * could not run (spool, TLS or DNS set-up failure), with a message logged.
  */
 int	 runner_run(const struct conf *, const struct runner_opts *,
-	    struct runner_stats *);
+	    struct qmgr_stats *);
 
 #endif

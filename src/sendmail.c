@@ -1210,7 +1210,7 @@ static int
 run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 {
 	struct runner_opts ro;
-	struct runner_stats st;
+	struct qmgr_stats st;
 	bool missing;
 	int rc;
 

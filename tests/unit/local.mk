@@ -18,6 +18,11 @@ tests_unit_test_hash_SOURCES = tests/unit/test_hash.c $(TEST_COMMON)
 tests_unit_test_hash_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_hash_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_hash
+check_PROGRAMS += tests/unit/test_heap
+tests_unit_test_heap_SOURCES = tests/unit/test_heap.c $(TEST_COMMON)
+tests_unit_test_heap_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_heap_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_heap
 check_PROGRAMS += tests/unit/test_conf
 tests_unit_test_conf_SOURCES = tests/unit/test_conf.c $(TEST_COMMON)
 tests_unit_test_conf_CPPFLAGS = $(AM_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"'
@@ -58,6 +63,19 @@ tests_unit_test_scheduler_SOURCES = tests/unit/test_scheduler.c $(TEST_COMMON)
 tests_unit_test_scheduler_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_scheduler_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_scheduler
+check_PROGRAMS += tests/unit/test_qmgr
+tests_unit_test_qmgr_SOURCES = tests/unit/test_qmgr.c $(TEST_COMMON)
+tests_unit_test_qmgr_CFLAGS = $(TEST_CFLAGS)
+# The delivery engine is the test's (see the top of test_qmgr.c).
+tests_unit_test_qmgr_LDFLAGS = \
+	-Wl,--wrap=delivery_submit,--wrap=delivery_gc
+tests_unit_test_qmgr_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_qmgr
+check_PROGRAMS += tests/unit/test_sched
+tests_unit_test_sched_SOURCES = tests/unit/test_sched.c $(TEST_COMMON)
+tests_unit_test_sched_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_sched_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_sched
 check_PROGRAMS += tests/unit/test_bounce
 tests_unit_test_bounce_SOURCES = tests/unit/test_bounce.c $(TEST_COMMON)
 tests_unit_test_bounce_CFLAGS = $(TEST_CFLAGS)

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "envelope.h"
+#include "util.h"
 #include "mock_log.h"
 
 #define ID1	"0123456789abcdef0123"
@@ -327,8 +328,19 @@ static const struct bad bad[] = {
 	{ "garbage", "hello world\n", 0, "not an envelope" },
 	{ "no newline", "mxrelay-envelope 1", 0, "not an envelope" },
 	{ "magic only", "mxrelay-envelope\n", 0, "not an envelope" },
-	{ "version 3", "mxrelay-envelope 3\nid -\n", 0,
+	{ "version 4", "mxrelay-envelope 4\nid -\n", 0,
 	    "unsupported envelope version" },
+	{ "v3 without body", "mxrelay-envelope 3\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nrcpts 0\nend\n", 0, "missing or bad body" },
+	{ "v3 bad body", "mxrelay-envelope 3\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nbody 9bit\nrcpts 0\nend\n", 0,
+	    "missing or bad body" },
+	{ "v3 body after submitter", "mxrelay-envelope 3\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nsubmitter 33 =www\nbody 7bit\nrcpts 0\nend\n",
+	    0, "missing or bad body" },
+	{ "v1 with body", "mxrelay-envelope 1\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nbody 7bit\nrcpts 0\nend\n", 0,
+	    "missing or bad recipient count" },
 	{ "v2 without submitter", "mxrelay-envelope 2\nid -\nsender =\n"
 	    "arrival 0\nsize 0\nrcpts 0\nend\n", 0,
 	    "missing or bad submitter" },
@@ -632,6 +644,75 @@ test_decode_good(void **state)
 	envelope_free(&env);
 }
 
+/*
+ * Version 3: the body line.  Old envelopes (1 and 2) load with eightbit
+ * UNKNOWN and keep their version when written again; a known flag
+ * writes version 3, with or without a submitter, and reads back.
+ */
+static void
+test_body_8bit(void **state)
+{
+	static const char v1[] = "mxrelay-envelope 1\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nrcpts 0\nend\n";
+	static const char v3[] = "mxrelay-envelope 3\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nbody 8bit\nrcpts 0\nend\n";
+	static const char v3s[] = "mxrelay-envelope 3\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nbody 7bit\nsubmitter 33 =www\nrcpts 0\nend\n";
+	static const struct {
+		const char		*rule;
+		const char		*text;
+		enum envelope_8bit	 want;
+	} t[] = {
+		{ "an old envelope does not know", v1, ENVELOPE_8BIT_UNKNOWN },
+		{ "8bit", v3, ENVELOPE_8BIT_YES },
+		{ "7bit, then the submitter", v3s, ENVELOPE_8BIT_NO },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct envelope env, copy;
+		const char *err;
+		char *buf;
+		size_t len;
+
+		if (envelope_decode(t[i].text, strlen(t[i].text), &env,
+		    &err) != 0)
+			fail_msg("%s: %s", t[i].rule, err);
+		assert_int_equal(env.eightbit, t[i].want);
+		/* Canonical: the same bytes back, so the version is kept. */
+		assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+		assert_int_equal(len, strlen(t[i].text));
+		assert_memory_equal(buf, t[i].text, len);
+		free(buf);
+		/* A copy encodes the same. */
+		envelope_copy(&copy, &env);
+		assert_int_equal(envelope_encode(&copy, &buf, &len), 0);
+		assert_memory_equal(buf, t[i].text, len);
+		free(buf);
+		envelope_free(&copy);
+		envelope_free(&env);
+	}
+}
+
+static void
+test_copy_deep(void **state)
+{
+	struct envelope a, b;
+
+	(void)state;
+	envelope_init(&a);
+	a.sender = xstrdup("s@x");
+	envelope_add_rcpt(&a, "r@y", "orig");
+	a.rcpt[0].last_reply = xstrdup("451 later");
+	envelope_copy(&b, &a);
+	envelope_free(&a);	/* b owns its own strings */
+	assert_string_equal(b.sender, "s@x");
+	assert_string_equal(b.rcpt[0].addr, "r@y");
+	assert_string_equal(b.rcpt[0].orig, "orig");
+	assert_string_equal(b.rcpt[0].last_reply, "451 later");
+	assert_null(b.rcpt[0].status);
+	envelope_free(&b);
+}
+
 int
 main(void)
 {
@@ -647,6 +728,8 @@ main(void)
 		cmocka_unit_test(test_decode_good),
 		cmocka_unit_test(test_status_valid),
 		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_body_8bit),
+		cmocka_unit_test(test_copy_deep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -930,6 +930,7 @@ expected_new(struct envelope *e, const char *id, size_t len)
 	make_env(e, "new@example.com");
 	memcpy(e->id, id, QUEUE_ID_LEN + 1);
 	e->size = len;
+	e->eightbit = ENVELOPE_8BIT_YES;	/* the spool noted the 0xff */
 }
 
 /*
@@ -1563,6 +1564,70 @@ test_drop_bad(void **state)
 	}
 }
 
+/*
+ * The holds file: what is saved comes back; no file is no holds; lines
+ * that do not parse, and names that could break the format, are skipped.
+ */
+static void
+test_holds(void **state)
+{
+	struct fx *fx = *state;
+	static const struct queue_hold save[] = {
+		{ "dead.example", 1700000000123, 3 },
+		{ "", 5, 1 },			/* the relayhost */
+		{ "bad name", 7, 1 },		/* not saved: a space */
+	};
+	static const char junk[] = "mxrelay-holds 1\n"
+	    "12 1 ok.example\n"
+	    "x 1 letters.example\n"
+	    "12 1\n"
+	    "-1 1 negative.example\n"
+	    "12 99999999999 huge.example\n"
+	    "99999999999999999999 1 over.example\n"
+	    "13 2 -\n"
+	    "14 2 unterminated.example";
+	struct queue_hold *v;
+	size_t n;
+	char path[600];
+	FILE *f;
+
+	assert_int_equal(queue_holds_load(fx->q, &v, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(queue_holds_save(fx->q, save, 3), 0);
+	assert_int_equal(queue_holds_load(fx->q, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].dest, "dead.example");
+	assert_int_equal(v[0].until, 1700000000123);
+	assert_int_equal(v[0].failures, 3);
+	assert_string_equal(v[1].dest, "");
+	assert_int_equal(v[1].until, 5);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].dest);
+	free(v);
+
+	snprintf(path, sizeof(path), "%s/holds", fx->spool);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(junk, f);
+	fclose(f);
+	assert_int_equal(queue_holds_load(fx->q, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].dest, "ok.example");
+	assert_string_equal(v[1].dest, "");
+	assert_int_equal(v[1].failures, 2);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].dest);
+	free(v);
+
+	/* Not a holds file at all: none. */
+	assert_non_null(f = fopen(path, "w"));
+	fputs("12 1 a.example\n", f);
+	fclose(f);
+	assert_int_equal(queue_holds_load(fx->q, &v, &n), 0);
+	assert_int_equal(n, 0);
+	/* Nothing left behind in tmp/. */
+	check_spool(fx, NULL, NULL, 0, true);
+}
+
 int
 main(void)
 {
@@ -1588,6 +1653,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drop_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
