@@ -15,6 +15,14 @@
  * idle session gives its global slot up at once to a destination waiting
  * for one (Postfix's connection cache, smtp_connection_cache_time_limit).
  *
+ * Destinations are found by a hash of the lower-case domain ("" for the
+ * relayhost).  One left with nothing queued and no session is freed from
+ * the loop soon after (engine_on_gc), so that a queue run over many
+ * domains holds only those it is working on; one that failed as a whole
+ * or has a failed route is kept, so that the rest of the run does not
+ * wait for that failure again, until delivery_gc() forgets it (the
+ * daemon, before each round of new work).
+ *
  * Rules, each pinned by a test in tests/e2e/t_delivery.sh:
  * - MX NXDOMAIN: bounce 5.1.2; null MX: bounce 5.1.10; MX SERVFAIL or
  *   timeout: defer 4.4.3, never fall back to the domain's A record; MX
@@ -44,10 +52,12 @@
  */
 #include "config.h"
 
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +67,7 @@
 #include <time.h>
 
 #include "delivery.h"
+#include "hash.h"
 #include "log.h"
 #include "status.h"
 #include "util.h"
@@ -89,10 +100,13 @@ struct mxent {
 
 struct dest {
 	struct delivery_engine	*e;
-	struct dest		*next;		/* engine list */
+	struct hash_node	 node;		/* e->byname, under key */
+	LIST_ENTRY(dest)	 link;		/* e->dests */
+	LIST_ENTRY(dest)	 gclink;	/* e->gcq while gc_queued */
+	bool			 gc_queued;
 	struct dest		*wnext;		/* waiting for a global slot */
 	bool			 waiting;
-	char			*key;		/* domain or relayhost text */
+	char			*key;		/* lower-case domain; "" relayhost */
 	char			*name;		/* what to look up */
 	bool			 by_mx;
 	unsigned		 port;
@@ -140,11 +154,16 @@ struct dsess {
 	struct ev_timer		 idle_timer;
 };
 
+LIST_HEAD(dest_list, dest);
+
 struct delivery_engine {
 	struct ev_loop		*loop;
 	struct dns		*dns;
 	struct delivery_conf	 c;
-	struct dest		*dests;
+	struct hash		 byname;	/* every destination, by key */
+	struct dest_list	 dests;		/* the same, newest first */
+	struct dest_list	 gcq;		/* may have nothing left to do */
+	struct ev_timer		 gc_timer;	/* looks at gcq from the loop */
 	struct dest		*whead, *wtail;	/* waiting for a slot */
 	unsigned		 active;	/* sessions in all */
 	unsigned		 nidle;		/* of which parked */
@@ -156,6 +175,12 @@ struct delivery_engine {
 #define DEST_ROUTES_MAX_MS	60000
 
 static void	 dest_pump(struct dest *);
+static void	 dest_pump_parts(struct dest *);
+static bool	 dest_unused(const struct dest *);
+static bool	 dest_learnt(const struct dest *);
+static void	 dest_gc_note(struct dest *);
+static void	 engine_on_gc(void *);
+static void	 dest_forget(struct dest *);
 static size_t	 route_spread(struct dest *, size_t);
 static void	 dest_resolve(struct dest *);
 static void	 dest_fail(struct dest *, enum outcome, const char *,
@@ -188,8 +213,8 @@ static void	 rcpt_final(struct dest *, struct dsess *, struct delivery_msg *,
 		    size_t, enum outcome);
 static bool	 part_finished(const struct delivery_msg *);
 static void	 part_complete(struct dest *, struct delivery_msg *);
-static void	 queue_push(struct dest *, struct delivery_msg *, bool);
-static void	 queue_remove(struct dest *, struct delivery_msg *);
+static void	 dest_enqueue(struct dest *, struct delivery_msg *, bool);
+static void	 dest_dequeue(struct dest *, struct delivery_msg *);
 static void	 engine_wake(struct delivery_engine *);
 
 static const struct smtpc_ops sess_ops = {
@@ -259,6 +284,10 @@ delivery_engine_new(struct ev_loop *loop, struct dns *dns,
 		e->c.domain_concurrency = 1;
 	if (e->c.reuse_limit == 0)
 		e->c.reuse_limit = 1;
+	hash_init(&e->byname);
+	LIST_INIT(&e->dests);
+	LIST_INIT(&e->gcq);
+	ev_timer_init(&e->gc_timer, engine_on_gc, e);
 	return e;
 }
 
@@ -282,35 +311,114 @@ dest_free(struct dest *d)
 	free(d);
 }
 
+/* Take d out of the engine and free it. */
+static void
+dest_forget(struct dest *d)
+{
+	struct delivery_engine *e = d->e;
+
+	hash_remove(&e->byname, &d->node);
+	LIST_REMOVE(d, link);
+	if (d->gc_queued)
+		LIST_REMOVE(d, gclink);
+	dest_free(d);
+}
+
 void
 delivery_engine_free(struct delivery_engine *e)
 {
-	struct dest *d, *next;
+	struct dest *d;
 
 	if (e == NULL)
 		return;
 	/* Sessions are owned by the smtpc layer's callbacks; the caller
 	 * only frees an idle engine or is exiting. */
-	for (d = e->dests; d != NULL; d = next) {
-		next = d->next;
+	ev_timer_del(e->loop, &e->gc_timer);
+	while ((d = LIST_FIRST(&e->dests)) != NULL) {
+		LIST_REMOVE(d, link);
 		dest_free(d);
 	}
+	hash_free(&e->byname);
 	free(e);
+}
+
+/* Nothing queued, no session, no lookup: nothing holds d. */
+static bool
+dest_unused(const struct dest *d)
+{
+	return d->qhead == NULL && d->nsess == 0 && !d->waiting &&
+	    d->state != DEST_RESOLVING;
+}
+
+/*
+ * Has d learnt something that the next part should not have to learn
+ * again: the destination failed as a whole (a temporary DNS failure is
+ * not cached by dns.c), or a route failed or broke TLS?  Routes that all
+ * worked can be built again from dns.c's cache.
+ */
+static bool
+dest_learnt(const struct dest *d)
+{
+	if (d->state == DEST_FAILED)
+		return true;
+	for (size_t i = 0; i < d->nroutes; i++)
+		if (d->routes[i].failed || d->routes[i].tls_broken)
+			return true;
+	return false;
+}
+
+/*
+ * d may have just become unused: look at it again from the loop, where
+ * no caller holds it (dest_pump() runs nested inside part callbacks).
+ */
+static void
+dest_gc_note(struct dest *d)
+{
+	struct delivery_engine *e = d->e;
+
+	if (d->gc_queued || !dest_unused(d))
+		return;
+	d->gc_queued = true;
+	LIST_INSERT_HEAD(&e->gcq, d, gclink);
+	if (!ev_timer_pending(&e->gc_timer))
+		ev_timer_add(e->loop, &e->gc_timer, 0);
+}
+
+/*
+ * Free the destinations that are still unused and have learnt nothing,
+ * so that a queue run over many domains keeps only those it is working
+ * on (and the failed ones, for the rest of the run).
+ */
+static void
+engine_on_gc(void *arg)
+{
+	struct delivery_engine *e = arg;
+	struct dest *d;
+
+	while ((d = LIST_FIRST(&e->gcq)) != NULL) {
+		LIST_REMOVE(d, gclink);
+		d->gc_queued = false;
+		if (dest_unused(d) && !dest_learnt(d))
+			dest_forget(d);
+	}
 }
 
 void
 delivery_gc(struct delivery_engine *e)
 {
-	struct dest **dp = &e->dests, *d;
+	struct dest *d, *next;
 
-	while ((d = *dp) != NULL) {
-		if (d->qhead == NULL && d->nsess == 0 && !d->waiting &&
-		    d->state != DEST_RESOLVING) {
-			*dp = d->next;
-			dest_free(d);
-		} else
-			dp = &d->next;
+	for (d = LIST_FIRST(&e->dests); d != NULL; d = next) {
+		next = LIST_NEXT(d, link);
+		if (dest_unused(d))
+			dest_forget(d);
 	}
+}
+
+size_t
+delivery_ndest(const struct delivery_engine *e)
+{
+	return e->byname.n;
 }
 
 bool
@@ -335,23 +443,22 @@ delivery_close_idle(struct delivery_engine *e)
 		;
 }
 
+/* The destination of domain (any case), or of the relayhost: made on demand. */
 static struct dest *
 dest_get(struct delivery_engine *e, const char *domain)
 {
 	const struct hostport *rh = e->c.relayhost;
-	char *key;
+	struct hash_node *n;
 	struct dest *d;
+	char *key;
 
-	if (rh != NULL)
-		key = xasprintf("%s%s%s:%u", rh->bracketed ? "[" : "", rh->host,
-		    rh->bracketed ? "]" : "", rh->port);
-	else
-		key = xstrdup(domain);
-	for (d = e->dests; d != NULL; d = d->next)
-		if (strcasecmp(d->key, key) == 0) {
-			free(key);
-			return d;
-		}
+	key = xstrdup(rh != NULL ? "" : domain);
+	for (char *p = key; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if ((n = hash_find(&e->byname, key)) != NULL) {
+		free(key);
+		return HASH_ENTRY(n, struct dest, node);
+	}
 	d = xcalloc(1, sizeof(*d));
 	d->e = e;
 	d->key = key;
@@ -366,8 +473,8 @@ dest_get(struct delivery_engine *e, const char *domain)
 		d->port = e->c.smtp_port;
 		d->tls = conf_tls_policy_for(e->c.conf, domain);
 	}
-	d->next = e->dests;
-	e->dests = d;
+	hash_insert(&e->byname, &d->node, d->key);
+	LIST_INSERT_HEAD(&e->dests, d, link);
 	return d;
 }
 
@@ -391,7 +498,7 @@ delivery_submit(struct delivery_engine *e, const char *domain,
 		m->rcpt[i].remote_mta[0] = '\0';
 	}
 	e->pending++;
-	queue_push(d, m, false);
+	dest_enqueue(d, m, false);
 	dest_pump(d);
 }
 
@@ -400,7 +507,7 @@ delivery_submit(struct delivery_engine *e, const char *domain,
  */
 
 static void
-queue_push(struct dest *d, struct delivery_msg *m, bool front)
+dest_enqueue(struct dest *d, struct delivery_msg *m, bool front)
 {
 	m->next = NULL;
 	if (front) {
@@ -419,7 +526,7 @@ queue_push(struct dest *d, struct delivery_msg *m, bool front)
 }
 
 static void
-queue_remove(struct dest *d, struct delivery_msg *m)
+dest_dequeue(struct dest *d, struct delivery_msg *m)
 {
 	struct delivery_msg **pp, *prev = NULL;
 
@@ -834,7 +941,7 @@ engine_close_one_idle(struct delivery_engine *e)
 
 	if (e->nidle == 0)
 		return false;
-	for (d = e->dests; d != NULL; d = d->next)
+	LIST_FOREACH(d, &e->dests, link)
 		if ((s = d->idle) != NULL) {
 			sess_unpark(s);
 			smtpc_quit(s->s);
@@ -858,8 +965,16 @@ engine_wake(struct delivery_engine *e)
 	}
 }
 
+/* Move d's parts on, then see whether d has anything left to do. */
 static void
 dest_pump(struct dest *d)
+{
+	dest_pump_parts(d);
+	dest_gc_note(d);
+}
+
+static void
+dest_pump_parts(struct dest *d)
 {
 	struct delivery_engine *e = d->e;
 	struct delivery_msg *m, *next;
@@ -873,7 +988,7 @@ dest_pump(struct dest *d)
 		return;
 	case DEST_FAILED:
 		while ((m = d->qhead) != NULL) {
-			queue_remove(d, m);
+			dest_dequeue(d, m);
 			m->dest_down = d->fail_outcome == OUTCOME_TEMPFAIL;
 			part_fail(d, NULL, m, d->fail_outcome, NULL,
 			    d->fail_status, d->fail_reply, NULL);
@@ -888,7 +1003,7 @@ dest_pump(struct dest *d)
 		next = m->next;
 		if (route_from(d, m->route_min) < d->nroutes)
 			continue;
-		queue_remove(d, m);
+		dest_dequeue(d, m);
 		for (size_t i = 0; i < m->nrcpt; i++) {
 			struct delivery_rcpt *r = &m->rcpt[i];
 
@@ -1074,7 +1189,7 @@ sess_next(struct dsess *s)
 			smtpc_quit(s->s);
 		return;
 	}
-	queue_remove(d, m);
+	dest_dequeue(d, m);
 	s->cur = m;
 	for (size_t i = 0; i < m->nrcpt; i++)
 		if (!m->rcpt[i].final)
@@ -1099,7 +1214,7 @@ sess_next(struct dsess *s)
 	if (smtpc_send(s->s, &s->m) == -1) {
 		/* The session cannot take it: put it back for another. */
 		s->cur = NULL;
-		queue_push(d, m, true);
+		dest_enqueue(d, m, true);
 		smtpc_quit(s->s);
 	}
 }
@@ -1177,7 +1292,7 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 		part_complete(d, m);
 	else if (retry_next) {
 		m->route_min = s->ri + 1;
-		queue_push(d, m, true);
+		dest_enqueue(d, m, true);
 		dest_pump(d);
 	} else
 		/* Nothing said about some recipients: defer them. */
@@ -1203,7 +1318,7 @@ sess_mail_failed(struct dsess *s, struct delivery_msg *m,
 		 * part goes back for a new connection to the same route,
 		 * which the close of this one (sess_on_closed) starts.
 		 */
-		queue_push(d, m, true);
+		dest_enqueue(d, m, true);
 		smtpc_quit(s->s);
 		return;
 	}
@@ -1217,7 +1332,7 @@ sess_mail_failed(struct dsess *s, struct delivery_msg *m,
 		if (!m->rcpt[i].final)
 			rcpt_note(&m->rcpt[i], tx, false, NULL, NULL, mta);
 	m->route_min = s->ri + 1;
-	queue_push(d, m, true);
+	dest_enqueue(d, m, true);
 	/* The exchanger is unwell: do not send it more. */
 	d->routes[s->ri].failed = true;
 	reason_status(tx, status, sizeof(status));
@@ -1261,7 +1376,7 @@ sess_on_closed(void *arg, struct smtpc *sc, const struct smtpc_reason *why)
 		 * unless it was an idle connection that went stale. */
 		if (!s->woken)
 			s->cur->route_min = s->ri + 1;
-		queue_push(d, s->cur, true);
+		dest_enqueue(d, s->cur, true);
 		s->cur = NULL;
 	}
 	smtpc_free(sc);

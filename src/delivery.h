@@ -5,9 +5,14 @@
  * failover, the next-MX rules, STARTTLS policy, several messages per
  * connection, and global and per-destination connection limits.
  *
- * The engine owns one destination per domain (or one for the relayhost).
- * A caller submits message parts; each part comes back through its done
- * callback once every recipient in it has an outcome for this attempt.
+ * The engine owns one destination per domain (or one for the relayhost),
+ * found by a hash of the lower-case domain.  A caller submits message
+ * parts; each part comes back through its done callback once every
+ * recipient in it has an outcome for this attempt.  A destination left
+ * with nothing queued and no session is freed by the engine soon after,
+ * unless it failed as a whole or one of its routes failed: that it keeps
+ * until delivery_gc(), so that later parts of a queue run do not wait
+ * for the same failure again.
  * One log line is written per recipient (mxrelay(8), Log lines: id,
  * rcpt, relay, tls, delay, status, reply).  No spool access here.
  */
@@ -110,6 +115,8 @@ void		 delivery_submit(struct delivery_engine *, const char *domain,
  * up and tries its exchangers afresh.
  */
 void		 delivery_gc(struct delivery_engine *);
+/* Destinations held now (read-only; for tests and diagnostics). */
+size_t		 delivery_ndest(const struct delivery_engine *);
 /* No part pending and no connection open (idle ones count as open). */
 bool		 delivery_idle(const struct delivery_engine *);
 /*

@@ -1,5 +1,5 @@
 /*
- * dns: c-ares 1.18 driven by the event loop (STYLE.md section 7).
+ * dns: c-ares 1.18 driven by the event loop.
  *
  * One c-ares channel per struct dns.  c-ares tells us which sockets it
  * wants watched through its socket-state callback; we mirror that into
@@ -13,8 +13,19 @@
  *
  * Lookups are keyed by (type, lower-cased name without trailing dot) in
  * one table of entries.  An entry is either pending (one c-ares query in
- * flight, a list of waiting requests: concurrent lookups are coalesced)
- * or done (a shared, reference-counted result kept until it expires).
+ * flight or waiting its turn, a list of waiting requests: concurrent
+ * lookups are coalesced) or done (a shared, reference-counted result kept
+ * until it expires).
+ *
+ * At most DNS_INFLIGHT_MAX queries are handed to c-ares at once; the
+ * others wait in dns->waiting, first come first served, and each one that
+ * ends starts the next.  A burst of lookups (one message to a thousand
+ * domains) would otherwise overflow the resolver's socket buffer and come
+ * back as timeouts.  A waiting lookup cannot hang: every query in flight
+ * ends (answered, failed, or timed out after dns_timeout and dns_tries,
+ * mxrelay.conf(5)), which starts the next; once started, a query has the
+ * same timeout and tries as any other.
+ *
  * Cache lifetimes, all capped at DNS_TTL_MAX:
  *   - MX: the smallest TTL in the raw answer section (ares_parse_mx_reply
  *     drops TTLs, so we walk the message ourselves, bounds-checked);
@@ -73,6 +84,12 @@
 #define DNS_TTL_DEFAULT		300	/* s, MX answer whose TTL is unreadable */
 #define DNS_TTL_NEG		60	/* s, cap on NXDOMAIN / NODATA */
 #define DNS_NAME_MAX		253	/* RFC 1035 2.3.4, text form */
+/*
+ * Queries handed to c-ares at once (an address lookup counts once, for
+ * its A and AAAA).  Enough to keep a resolver busy; few enough that a
+ * burst does not overflow its socket buffer (1,000 at once did).
+ */
+#define DNS_INFLIGHT_MAX	64
 
 #define DNS_TIMEOUT_DEFAULT	5000	/* ms, when dns_new() gets 0 */
 #define DNS_TRIES_DEFAULT	2
@@ -107,6 +124,8 @@ struct dns_entry {
 	int			 type;
 	char			*name;
 	bool			 pending;
+	bool			 queued;	/* pending, not sent yet */
+	TAILQ_ENTRY(dns_entry)	 wait;		/* dns->waiting while queued */
 	struct dns_reqs		 waiters;	/* while pending */
 	struct dns_result	*res;		/* once done */
 	uint64_t		 expires;	/* ev_now() ms */
@@ -129,6 +148,9 @@ struct dns {
 	struct dns_entries	 buckets[DNS_BUCKETS];
 	struct dns_entries	 entries;
 	size_t			 ndone;		/* finished entries in the table */
+	struct dns_entries	 waiting;	/* queued entries, oldest first */
+	unsigned		 inflight;	/* queries in c-ares */
+	bool			 starting;	/* inside dns_start_waiting() */
 	struct dns_reqs		 ready;
 	uint64_t		 seq;
 	unsigned		 depth;		/* > 0 while delivering */
@@ -144,6 +166,8 @@ static void	 dns_on_mx(void *, int, int, unsigned char *, int);
 static void	 dns_on_addr(void *, int, int, struct ares_addrinfo *);
 static struct dns_req *dns_lookup(struct dns *, int, const char *,
 		    dns_mx_cb, dns_addr_cb, void *);
+static void	 dns_start_waiting(struct dns *);
+static void	 dns_query_start(struct dns *, struct dns_entry *);
 static int	 dns_name_key(const char *, char *, size_t);
 static unsigned	 dns_hash(int, const char *);
 static struct dns_entry *dns_entry_find(struct dns *, int, const char *);
@@ -188,6 +212,7 @@ dns_new(struct ev_loop *loop, const char *servers, unsigned timeout_ms,
 	for (size_t i = 0; i < DNS_BUCKETS; i++)
 		TAILQ_INIT(&dns->buckets[i]);
 	TAILQ_INIT(&dns->entries);
+	TAILQ_INIT(&dns->waiting);
 	TAILQ_INIT(&dns->ready);
 
 	memset(&opts, 0, sizeof(opts));
@@ -321,7 +346,6 @@ dns_lookup(struct dns *dns, int type, const char *name, dns_mx_cb mxcb,
 	char key[DNS_NAME_MAX + 1];
 	struct dns_req *r;
 	struct dns_entry *e;
-	struct ares_addrinfo_hints hints;
 
 	r = xcalloc(1, sizeof(*r));
 	r->dns = dns;
@@ -358,21 +382,54 @@ dns_lookup(struct dns *dns, int type, const char *name, dns_mx_cb mxcb,
 	TAILQ_INSERT_TAIL(&dns->entries, e, age);
 	r->entry = e;
 	TAILQ_INSERT_TAIL(&e->waiters, r, link);
+	e->queued = true;
+	TAILQ_INSERT_TAIL(&dns->waiting, e, wait);
 
-	/*
-	 * c-ares may call back synchronously from here and the entry may be
-	 * gone when these return: do not touch e afterwards.
-	 */
-	if (type == DNS_Q_MX)
-		ares_query(dns->ch, key, ns_c_in, ns_t_mx, dns_on_mx, e);
+	/* The entry may be gone when this returns: do not touch e. */
+	dns_start_waiting(dns);
+	dns_rearm(dns);
+	return r;
+}
+
+/* Send queued entries, oldest first, while fewer than the cap are out. */
+static void
+dns_start_waiting(struct dns *dns)
+{
+	struct dns_entry *e;
+
+	/* A query that ends inside c-ares comes back here: the loop goes on. */
+	if (dns->starting)
+		return;
+	dns->starting = true;
+	while (dns->inflight < DNS_INFLIGHT_MAX &&
+	    (e = TAILQ_FIRST(&dns->waiting)) != NULL) {
+		TAILQ_REMOVE(&dns->waiting, e, wait);
+		e->queued = false;
+		dns->inflight++;
+		dns_query_start(dns, e);
+	}
+	dns->starting = false;
+}
+
+/*
+ * Hand e's query to c-ares.  c-ares may call back synchronously from
+ * here and e may be gone when this returns (hence the copy of its name).
+ */
+static void
+dns_query_start(struct dns *dns, struct dns_entry *e)
+{
+	char name[DNS_NAME_MAX + 1];
+	struct ares_addrinfo_hints hints;
+
+	util_strlcpy(name, e->name, sizeof(name));
+	if (e->type == DNS_Q_MX)
+		ares_query(dns->ch, name, ns_c_in, ns_t_mx, dns_on_mx, e);
 	else {
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_family = AF_UNSPEC;
 		hints.ai_flags = ARES_AI_NOSORT;
-		ares_getaddrinfo(dns->ch, key, NULL, &hints, dns_on_addr, e);
+		ares_getaddrinfo(dns->ch, name, NULL, &hints, dns_on_addr, e);
 	}
-	dns_rearm(dns);
-	return r;
 }
 
 /* Lower case, one trailing dot dropped, printable ASCII, length checked. */
@@ -435,6 +492,8 @@ dns_entry_remove(struct dns *dns, struct dns_entry *e)
 	TAILQ_REMOVE(&dns->buckets[dns_hash(e->type, e->name) % DNS_BUCKETS],
 	    e, bucket);
 	TAILQ_REMOVE(&dns->entries, e, age);
+	if (e->queued)
+		TAILQ_REMOVE(&dns->waiting, e, wait);
 	if (e->res != NULL) {
 		dns->ndone--;
 		dns_result_unref(e->res);
@@ -446,7 +505,7 @@ dns_entry_remove(struct dns *dns, struct dns_entry *e)
 /*
  * The query of e finished with res (a reference is taken): hand it to
  * every waiter and keep it for ttl seconds (TEMPFAIL or ttl <= 0: not
- * kept).  e may be freed.
+ * kept), then send the next queued query.  e may be freed.
  */
 static void
 dns_entry_done(struct dns_entry *e, struct dns_result *res, long ttl)
@@ -454,6 +513,7 @@ dns_entry_done(struct dns_entry *e, struct dns_result *res, long ttl)
 	struct dns *dns = e->dns;
 	struct dns_req *r;
 
+	dns->inflight--;
 	e->pending = false;
 	res->refs++;
 	e->res = res;
@@ -465,15 +525,16 @@ dns_entry_done(struct dns_entry *e, struct dns_result *res, long ttl)
 	}
 	if (ttl > DNS_TTL_MAX)
 		ttl = DNS_TTL_MAX;
-	if (res->status == DNS_TEMPFAIL || ttl <= 0) {
+	if (res->status == DNS_TEMPFAIL || ttl <= 0)
 		dns_entry_remove(dns, e);
-		return;
+	else {
+		e->expires = ev_now(dns->loop) + (uint64_t)ttl * 1000;
+		/* Keep insertion order = completion order for trimming. */
+		TAILQ_REMOVE(&dns->entries, e, age);
+		TAILQ_INSERT_TAIL(&dns->entries, e, age);
+		dns_cache_trim(dns);
 	}
-	e->expires = ev_now(dns->loop) + (uint64_t)ttl * 1000;
-	/* Keep insertion order = completion order for trimming. */
-	TAILQ_REMOVE(&dns->entries, e, age);
-	TAILQ_INSERT_TAIL(&dns->entries, e, age);
-	dns_cache_trim(dns);
+	dns_start_waiting(dns);
 }
 
 /* Drop expired entries from the old end, then the oldest over the cap. */

@@ -2,7 +2,9 @@
  * dns: c-ares (1.18) on the event loop.  "Give me the exchangers of
  * domain D" and "give me the addresses of host H", with results cached
  * in memory for their TTL and concurrent lookups of one name coalesced.
- * Knows nothing of SMTP.
+ * A few dozen queries are out at once; the others wait their turn, in
+ * order, and then have the same timeout and tries.  Knows nothing of
+ * SMTP.
  *
  * Callbacks are always delivered from the event loop, never from inside
  * dns_*_lookup().  A request can be cancelled until its callback runs;

@@ -9,7 +9,9 @@
  *
  * Each test submits one part and asserts the typed result of every
  * recipient (outcome, cause, reply code, enhanced status, accepted at
- * RCPT, remote MTA, dest_down) and which exchanger saw what.
+ * RCPT, remote MTA, dest_down) and which exchanger saw what.  The last
+ * ones look at scale and at the engine's destinations: a thousand domains
+ * at once, and which destinations outlive their parts.
  */
 #include "config.h"
 
@@ -56,6 +58,7 @@
 #endif
 #define TEST_DEADLINE_MS	20000
 #define NSINK			4
+#define MANY_DOMAINS		1000
 
 /*
  * 127.0.0.2 and .3 run smtpsinks when a test starts them; .5 and .7 never
@@ -84,7 +87,9 @@ static const char zone_text[] =
     "rcpt.test MX 10 mx1.rcpt.test\n"
     "rcpt.test MX 20 mx2.rcpt.test\n"
     "mx1.rcpt.test A 127.0.0.2\n"
-    "mx2.rcpt.test A 127.0.0.3\n";
+    "mx2.rcpt.test A 127.0.0.3\n"
+    "*.many.test MX 10 mx.sink.test\n"
+    "mx.sink.test A 127.0.0.2\n";
 
 static const char body[] = "Subject: test\r\n\r\nhello\r\n";
 
@@ -521,13 +526,11 @@ on_part_done(void *arg, struct delivery_msg *m)
 	p->done = true;
 }
 
-/* Submit the part, run until it is done and every session has closed. */
+/* A part of the test message for one or two recipients. */
 static void
-deliver(struct fixture *f, struct part *p, const char *domain,
-    const char *rcpt0, const char *rcpt1)
+part_init(struct fixture *f, struct part *p, const char *rcpt0,
+    const char *rcpt1)
 {
-	uint64_t start;
-
 	memset(p, 0, sizeof(*p));
 	p->m.id = "0123456789abcdef0123";
 	p->m.sender = "sender@example.org";
@@ -540,6 +543,16 @@ deliver(struct fixture *f, struct part *p, const char *domain,
 	p->m.nrcpt = rcpt1 != NULL ? 2 : 1;
 	p->m.done = on_part_done;
 	p->m.arg = p;
+}
+
+/* Submit the part, run until it is done and every session has closed. */
+static void
+deliver(struct fixture *f, struct part *p, const char *domain,
+    const char *rcpt0, const char *rcpt1)
+{
+	uint64_t start;
+
+	part_init(f, p, rcpt0, rcpt1);
 	delivery_submit(f->engine, domain, &p->m);
 	start = ev_now(f->loop);
 	while ((!p->done || !delivery_idle(f->engine)) &&
@@ -797,6 +810,113 @@ test_nxdomain(void **state)
 	assert_false(p.m.dest_down);
 }
 
+/* Run the loop a little: the engine frees unused destinations from it. */
+static void
+settle(struct fixture *f)
+{
+	for (int i = 0; i < 3; i++)
+		ev_run_once(f->loop, 10);
+}
+
+/*
+ * One part for each of 1,000 domains, all served by one exchanger: every
+ * recipient is delivered.  The 1,000 MX queries sent at once overflowed
+ * the resolver, and the lookups that timed out deferred their parts.
+ * Once the parts are done the engine holds no destination: a queue run
+ * over many domains does not keep every one it has seen.
+ */
+static void
+test_many_domains(void **state)
+{
+	struct fixture *f = *state;
+	struct part *p = calloc(MANY_DOMAINS, sizeof(*p));
+	char (*rcpt)[64] = calloc(MANY_DOMAINS, sizeof(*rcpt));
+	size_t done = 0, sent = 0;
+	uint64_t start;
+	char *l2, err[256];
+
+	assert_non_null(p);
+	assert_non_null(rcpt);
+	/* As tests/e2e/world.sh has it: a query lost is a lookup failed. */
+	dns_free(f->dns);
+	f->dns = dns_new(f->loop, world.servers, 2000, 1, err, sizeof(err));
+	assert_non_null(f->dns);
+	sink_start(f, "127.0.0.2", NULL);
+	engine_start(f);
+	for (size_t i = 0; i < MANY_DOMAINS; i++) {
+		snprintf(rcpt[i], sizeof(rcpt[i]), "x@d%zu.many.test", i);
+		part_init(f, &p[i], rcpt[i], NULL);
+		delivery_submit(f->engine, strchr(rcpt[i], '@') + 1, &p[i].m);
+	}
+	start = ev_now(f->loop);
+	while (!delivery_idle(f->engine) &&
+	    ev_now(f->loop) - start < 3 * TEST_DEADLINE_MS)
+		ev_run_once(f->loop, 100);
+	for (size_t i = 0; i < MANY_DOMAINS; i++) {
+		if (!p[i].done)
+			continue;
+		done++;
+		if (p[i].rcpt[0].outcome == OUTCOME_OK)
+			sent++;
+		else if (sent + 1 == done)
+			fprintf(stderr, "first not sent: <%s> %s\n", rcpt[i],
+			    p[i].rcpt[0].reply);
+	}
+	assert_int_equal(done, MANY_DOMAINS);
+	assert_int_equal(sent, MANY_DOMAINS);
+	settle(f);
+	assert_int_equal(delivery_ndest(f->engine), 0);
+	l2 = sink_log(f, "127.0.0.2");
+	assert_int_equal(count(l2, "msg id="), MANY_DOMAINS);
+	free(l2);
+	free(rcpt);
+	free(p);
+}
+
+/*
+ * A destination whose routes all worked is freed once its part is done.
+ * One whose exchanger failed is kept until delivery_gc(): the next part
+ * of the run (its domain in another case) goes straight to MX 20 instead
+ * of waiting for MX 10 again.
+ */
+static void
+test_failed_dest_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct part p;
+	char *l3;
+
+	sink_start(f, "127.0.0.2", NULL);
+	sink_start(f, "127.0.0.3", NULL);
+	engine_start(f);
+	deliver(f, &p, "pref.test", "a@pref.test", NULL);
+	assert_rcpt(&p.rcpt[0], OUTCOME_OK, SMTPC_CAUSE_REPLY, 250, "2.0.0",
+	    true, "mx10.pref.test");
+	settle(f);
+	assert_int_equal(delivery_ndest(f->engine), 0);
+
+	deliver(f, &p, "failover.test", "x@failover.test", NULL);
+	assert_rcpt(&p.rcpt[0], OUTCOME_OK, SMTPC_CAUSE_REPLY, 250, "2.0.0",
+	    true, "live.failover.test");
+	assert_true(mock_log_contains("connect failed"));
+	settle(f);
+	assert_int_equal(delivery_ndest(f->engine), 1);
+
+	mock_log_clear();
+	deliver(f, &p, "Failover.Test", "y@failover.test", NULL);
+	assert_rcpt(&p.rcpt[0], OUTCOME_OK, SMTPC_CAUSE_REPLY, 250, "2.0.0",
+	    true, "live.failover.test");
+	assert_false(mock_log_contains("connect failed"));
+	settle(f);
+	assert_int_equal(delivery_ndest(f->engine), 1);
+	l3 = sink_log(f, "127.0.0.3");
+	assert_int_equal(count(l3, "msg id="), 2);
+	free(l3);
+
+	delivery_gc(f->engine);
+	assert_int_equal(delivery_ndest(f->engine), 0);
+}
+
 int
 main(void)
 {
@@ -813,6 +933,8 @@ main(void)
 		T(test_rcpt_4xx_next_mx),
 		T(test_rcpt_5xx),
 		T(test_nxdomain),
+		T(test_many_domains),
+		T(test_failed_dest_kept),
 #undef T
 	};
 

@@ -2,9 +2,10 @@
  * Unit tests for src/dns.c: the real c-ares on the real event loop against
  * tests/world/dnsd on 127.0.0.1 (c-ares' own MockServer approach).  The
  * zone is written by the test; dnsd's query log counts what reached the
- * wire, so caching and coalescing are checked on the server side.
- * One test per status of STYLE.md section 7, plus the request life cycle
- * (callbacks from the loop only, cancel, dns_free with requests pending).
+ * wire, so caching, coalescing and the cap on queries out at once are
+ * checked on the server side.  One test per DNS status (enum dns_status),
+ * plus the request life cycle (callbacks from the loop only, cancel,
+ * dns_free with requests pending or waiting for their turn).
  */
 #include "config.h"
 
@@ -44,6 +45,9 @@
 #define TEST_TIMEOUT_MS	300	/* c-ares per-try timeout in the tests */
 #define TEST_TRIES	2
 #define WAIT_MAX_MS	5000	/* longest any single wait may take */
+#define CAP			64	/* DNS_INFLIGHT_MAX in dns.c */
+#define CAP_NAMES		100	/* lookups in test_inflight_cap */
+#define CAP_TIMEOUT_MS		2500
 
 static const char zone_text[] =
     "# zone for tests/unit/test_dns.c\n"
@@ -89,7 +93,10 @@ static const char zone_text[] =
     "pending.test DELAY 300\n"
     "pending.test MX 10 mx.pending.test\n"
     "pending.test A 127.0.0.20\n"
-    "onlymx.test MX 10 mx.onlymx.test\n";
+    "onlymx.test MX 10 mx.onlymx.test\n"
+    "*.cap.test DROP\n"
+    "*.cap.test MX 10 mx.cap.test\n"
+    "*.capw.test DROP\n";
 
 /* One dnsd for the whole run. */
 static struct {
@@ -151,6 +158,23 @@ query_count(const char *name, const char *type)
 		return 0;
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strcmp(line, want) == 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Lines of dnsd's query log that contain s. */
+static int
+query_count_having(const char *s)
+{
+	char line[512];
+	FILE *f;
+	int n = 0;
+
+	if ((f = fopen(world.qlog, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, s) != NULL)
 			n++;
 	fclose(f);
 	return n;
@@ -812,6 +836,104 @@ test_free_in_callback(void **state)
 	assert_int_equal(r2.calls, 0);
 }
 
+/*
+ * No more than 64 queries out at once, the rest first come first served:
+ * 100 lookups of names never answered put the first 64 on the wire, and
+ * no more until those time out.  Every lookup still ends, TEMPFAIL
+ * "timeout" (none hangs), each name asked once; a request cancelled while
+ * it waits for its turn never calls back.
+ */
+static void
+test_inflight_cap(void **state)
+{
+	struct fixture *fx = *state;
+	static struct mx_result r[CAP_NAMES];
+	struct dns_req *cancelled = NULL;
+	char err[256], name[64], line[512];
+	uint64_t t0, end;
+	int calls, n = 0;
+	FILE *f;
+
+	dns_free(fx->dns);
+	fx->dns = dns_new(fx->loop, world.servers, CAP_TIMEOUT_MS, 1, err,
+	    sizeof(err));
+	assert_non_null(fx->dns);
+	memset(r, 0, sizeof(r));
+	t0 = util_now_ms();
+	for (int i = 0; i < CAP_NAMES; i++) {
+		struct dns_req *req;
+
+		snprintf(name, sizeof(name), "n%d.cap.test", i);
+		req = dns_mx_lookup(fx->dns, name, on_mx, &r[i]);
+		assert_non_null(req);
+		if (i == CAP_NAMES - 1)
+			cancelled = req;
+	}
+	dns_cancel(cancelled);
+
+	/* The first wave on the wire, then nothing more before it times out. */
+	end = t0 + CAP_TIMEOUT_MS / 2;
+	while (query_count_having(".cap.test MX") < CAP && util_now_ms() < end)
+		assert_int_equal(ev_run_once(fx->loop, 20), 0);
+	run_for(fx->loop, 200);
+	assert_true(util_now_ms() < t0 + CAP_TIMEOUT_MS);
+	assert_int_equal(query_count_having(".cap.test MX"), CAP);
+	assert_non_null(f = fopen(world.qlog, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		int k;
+
+		if (strstr(line, ".cap.test MX") == NULL)
+			continue;
+		assert_int_equal(sscanf(line, "n%d.cap.test", &k), 1);
+		assert_true(k < CAP);
+		n++;
+	}
+	fclose(f);
+	assert_int_equal(n, CAP);
+
+	/* The rest go as slots free up, and every one ends. */
+	end = t0 + 3 * CAP_TIMEOUT_MS + WAIT_MAX_MS;
+	do {
+		assert_true(util_now_ms() < end);
+		assert_int_equal(ev_run_once(fx->loop, 50), 0);
+		calls = 0;
+		for (int i = 0; i < CAP_NAMES; i++)
+			calls += r[i].calls;
+	} while (calls < CAP_NAMES - 1);
+	run_for(fx->loop, 10);
+	for (int i = 0; i < CAP_NAMES - 1; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].status, DNS_TEMPFAIL);
+		assert_string_equal(r[i].errtext, "timeout");
+	}
+	assert_int_equal(r[CAP_NAMES - 1].calls, 0);
+	/* The cancelled one's query went out too (its answer is cached). */
+	assert_int_equal(query_count_having(".cap.test MX"), CAP_NAMES);
+}
+
+/* dns_free() with lookups waiting for their turn. */
+static void
+test_free_waiting(void **state)
+{
+	struct fixture *fx = *state;
+	static struct mx_result r[CAP_NAMES];
+	char name[64];
+	int calls = 0;
+
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < CAP_NAMES; i++) {
+		snprintf(name, sizeof(name), "w%d.capw.test", i);
+		assert_non_null(dns_mx_lookup(fx->dns, name, on_mx, &r[i]));
+	}
+	run_for(fx->loop, 50);
+	dns_free(fx->dns);
+	fx->dns = NULL;
+	run_for(fx->loop, 100);
+	for (int i = 0; i < CAP_NAMES; i++)
+		calls += r[i].calls;
+	assert_int_equal(calls, 0);
+}
+
 static void
 test_bad_servers(void **state)
 {
@@ -860,6 +982,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_free_pending, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_free_in_callback, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_inflight_cap, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_free_waiting, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_servers, setup,
 		    teardown),

@@ -1,0 +1,93 @@
+#!/bin/sh
+# Benchmark of `mxrelay -q` over many destinations (issue 10): queue N
+# messages (default 20000), each to its own domain, whose exchangers are
+# local sinks (smtpsink on 127.0.0.10-19, found through ten wildcard MX
+# records so that dnsd answers at once), run the queue and report the CPU
+# time, wall time and peak RSS of mxrelay -q.  The delivery engine's
+# destination lookup and the number of DNS queries out at once are what
+# this measures; bench_queue.sh measures many messages to few domains.
+#
+#   sh tests/bench/bench_domains.sh [BUILDDIR] [N]
+#
+# BENCH_LOOPFS=SIZE (as root) puts the spool on a fresh ext4 filesystem
+# (tests/bench/loopfs.sh), as for the other benchmarks.
+#
+# Use an optimised build without sanitizers for figures, e.g.
+#   mkdir /tmp/rel && cd /tmp/rel && /path/to/configure CFLAGS=-O2 && make
+#   make tests/world/dnsd tests/world/smtpsink
+# Everything runs on loopback and stops by itself (the helpers have a
+# lifetime).
+set -eu
+B=$(cd "${1:-.}" && pwd)
+N=${2:-20000}
+T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-bench.XXXXXX")
+pids=""
+. "$(dirname "$0")/loopfs.sh"
+trap 'for p in $pids; do kill $p 2>/dev/null || true; done; bench_unloop; rm -rf "$T"' EXIT
+bench_loopfs "$T"
+spool=${M:-$T}/spool
+
+: > "$T/zone"
+g=0
+while [ $g -lt 10 ]; do
+	echo "*.g$g.bench MX 10 mx$g.bench" >> "$T/zone"
+	echo "mx$g.bench A 127.0.0.$((10 + g))" >> "$T/zone"
+	g=$((g + 1))
+done
+"$B/tests/world/dnsd" -l 127.0.0.1:0 -z "$T/zone" -t 1800 > "$T/dnsd.out" 2>&1 &
+pids="$pids $!"
+while ! grep -q '^port ' "$T/dnsd.out"; do sleep 0.05; done
+dport=$(sed -n 's/^port //p' "$T/dnsd.out")
+port=$((20000 + $$ % 20000))
+ls=""
+for a in 10 11 12 13 14 15 16 17 18 19; do ls="$ls -l 127.0.0.$a:$port"; done
+mkdir "$T/sink"
+# shellcheck disable=SC2086
+"$B/tests/world/smtpsink" $ls -d "$T/sink" -L "$T/sink.log" -t 1800 > /dev/null &
+pids="$pids $!"
+while ! grep -q 'listen addr=127.0.0.19' "$T/sink.log" 2>/dev/null; do sleep 0.05; done
+
+cat > "$T/conf" <<EOC
+hostname = relay.bench
+spool_dir = $spool
+runtime_dir = $T/run
+dns_servers = 127.0.0.1:$dport
+smtp_port = $port
+listen =
+concurrency = 100
+domain_concurrency = 20
+EOC
+# smtp K: an SMTP session for mxrelay -bs that submits messages K, K+4,
+# K+8, ... (four sessions at once; one process per message is ten times
+# slower to queue).
+smtp() {
+	printf 'HELO bench\r\n'
+	i=$1
+	while [ "$i" -lt "$N" ]; do
+		rcpt="u@d$i.g$((i % 10)).bench"
+		printf 'MAIL FROM:<bench@relay.bench>\r\nRCPT TO:<%s>\r\nDATA\r\n' "$rcpt"
+		printf 'From: bench@relay.bench\r\nTo: %s\r\nSubject: bench %d\r\n\r\n' "$rcpt" "$i"
+		printf 'a small benchmark message body line\r\n.\r\n'
+		i=$((i + 4))
+	done
+	printf 'QUIT\r\n'
+}
+echo "queueing $N messages for $N domains..."
+for k in 0 1 2 3; do
+	smtp $k > "$T/smtp$k"
+	"$B/src/mxrelay" -C "$T/conf" -bs < "$T/smtp$k" > "$T/smtp$k.out" &
+	eval "q$k=\$!"
+done
+# shellcheck disable=SC2154
+wait "$q0" && wait "$q1" && wait "$q2" && wait "$q3"
+queued=$(cat "$T"/smtp?.out | grep -c '^250 2.0.0 Ok: queued' || true)
+[ "$queued" = "$N" ] || { echo "only $queued of $N queued" >&2; exit 1; }
+
+start=$(date +%s.%N)
+/usr/bin/time -f '%U %S %M' -o "$T/time" "$B/src/mxrelay" -C "$T/conf" -q
+end=$(date +%s.%N)
+got=$(find "$T/sink" -type f ! -name '.*' | wc -l)
+left=$("$B/src/mxrelay" -C "$T/conf" -bp | grep -c '^[0-9a-f]\{20\} ' || true)
+read -r user sys rss < "$T/time"
+echo "delivered: $got of $N, left in queue: $left"
+echo "mxrelay -q: CPU $(echo "$user + $sys" | bc -l | xargs printf '%.2f') s (user $user, sys $sys), wall $(echo "$end - $start" | bc -l | xargs printf '%.2f') s, peak RSS $rss KB"
