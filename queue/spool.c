@@ -1087,32 +1087,20 @@ queue_env_load(struct queue *q, const char *id, struct envelope *env)
 	return env_load(q, id, env, &why) == 0 ? 0 : -1;
 }
 
-int
-queue_env_update(struct queue *q, const struct envelope *env)
+/*
+ * Replace dirfd/name with len bytes of buf, atomically: write tmp/tname
+ * (a fixed name: one writer at a time holds the right to it, so one that
+ * exists is a crashed writer's leftover, or something planted, and is
+ * removed, never opened), fsync it, rename it over name and fsync the
+ * folder.  0, or -1 with errno; nothing is left in tmp/ on failure.
+ */
+static int
+replace_file(struct queue *q, const char *tname, int dirfd, const char *name,
+    const char *buf, size_t len)
 {
-	char tname[QUEUE_TMPNAME_MAX];
-	char *ebuf = NULL;
-	size_t elen;
-	struct stat st;
 	int fd = -1, rc = -1, saved;
 	bool made = false;
 
-	if (!queue_id_valid(env->id)) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (envelope_encode(env, &ebuf, &elen) == -1)
-		return -1;
-	/* Never bring back a message that was removed or moved aside. */
-	if (fstatat(q->envfd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    fstatat(q->datafd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		goto done;
-	/*
-	 * The caller holds the message lock, so a fixed name cannot be in
-	 * use by anyone else: a tmp/ID.upd that exists is a crashed
-	 * updater's leftover (or something planted), removed, never opened.
-	 */
-	snprintf(tname, sizeof(tname), "%s.upd", env->id);
 	for (int i = 0; i < 2; i++) {
 		fd = sys->openat(q->tmpfd, tname,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -1124,26 +1112,54 @@ queue_env_update(struct queue *q, const struct envelope *env)
 	if (fd == -1)
 		goto done;
 	made = true;
-	if (write_all(fd, ebuf, elen) == -1 || sys->fsync(fd) == -1)
+	if (write_all(fd, buf, len) == -1 || sys->fsync(fd) == -1)
 		goto done;
 	saved = sys->close(fd);
 	fd = -1;
 	if (saved == -1)
 		goto done;
-	if (sys->renameat(q->tmpfd, tname, q->envfd, env->id) == -1)
+	if (sys->renameat(q->tmpfd, tname, dirfd, name) == -1)
 		goto done;
 	made = false;
-	/* Past this point the new envelope is in place either way. */
-	if (sys->fsync(q->envfd) == -1)
+	/* Past this point the new file is in place either way. */
+	if (sys->fsync(dirfd) == -1)
 		goto done;
 	rc = 0;
-
 done:
 	saved = errno;
 	if (fd != -1)
 		sys->close(fd);
 	if (made)
 		sys->unlinkat(q->tmpfd, tname, 0);
+	if (rc == -1)
+		errno = saved;
+	return rc;
+}
+
+int
+queue_env_update(struct queue *q, const struct envelope *env)
+{
+	char tname[QUEUE_TMPNAME_MAX];
+	char *ebuf = NULL;
+	size_t elen;
+	struct stat st;
+	int rc = -1, saved;
+
+	if (!queue_id_valid(env->id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (envelope_encode(env, &ebuf, &elen) == -1)
+		return -1;
+	/* Never bring back a message that was removed or moved aside. */
+	if (fstatat(q->envfd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    fstatat(q->datafd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		goto done;
+	/* The caller holds the message lock: tmp/ID.upd is ours. */
+	snprintf(tname, sizeof(tname), "%s.upd", env->id);
+	rc = replace_file(q, tname, q->envfd, env->id, ebuf, elen);
+done:
+	saved = errno;
 	free(ebuf);
 	if (rc == -1)
 		errno = saved;
@@ -1790,51 +1806,30 @@ hold_name_ok(const char *s)
 int
 queue_holds_save(struct queue *q, const struct queue_hold *v, size_t n)
 {
-	static const char tname[] = "holds.upd";
-	char *buf = xstrdup(HOLDS_MAGIC);
-	int fd = -1, rc = -1, saved;
-	bool made = false;
+	size_t cap = 4096, len = 0;
+	char *buf = xmalloc(cap);
+	int rc, saved;
 
+	len = (size_t)snprintf(buf, cap, "%s", HOLDS_MAGIC);
 	for (size_t i = 0; i < n; i++) {
-		char *line;
+		int w;
 
 		if (*v[i].dest != '\0' && !hold_name_ok(v[i].dest))
 			continue;
-		line = xasprintf("%s%" PRId64 " %u %s\n", buf,
-		    v[i].until < 0 ? 0 : v[i].until, v[i].failures,
-		    *v[i].dest != '\0' ? v[i].dest : "-");
-		free(buf);
-		buf = line;
+		for (;;) {
+			w = snprintf(buf + len, cap - len, "%" PRId64 " %u %s\n",
+			    v[i].until < 0 ? 0 : v[i].until, v[i].failures,
+			    *v[i].dest != '\0' ? v[i].dest : "-");
+			if (w >= 0 && (size_t)w < cap - len)
+				break;
+			cap *= 2;
+			buf = xreallocarray(buf, cap, 1);
+		}
+		len += (size_t)w;
 	}
-	for (int i = 0; i < 2; i++) {
-		fd = sys->openat(q->tmpfd, tname,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd != -1 || errno != EEXIST || i == 1)
-			break;
-		/* A crashed writer's leftover (one daemon per spool). */
-		if (sys->unlinkat(q->tmpfd, tname, 0) == -1 && errno != ENOENT)
-			goto done;
-	}
-	if (fd == -1)
-		goto done;
-	made = true;
-	if (write_all(fd, buf, strlen(buf)) == -1 || sys->fsync(fd) == -1)
-		goto done;
-	saved = sys->close(fd);
-	fd = -1;
-	if (saved == -1 ||
-	    sys->renameat(q->tmpfd, tname, q->rootfd, "holds") == -1)
-		goto done;
-	made = false;
-	if (sys->fsync(q->rootfd) == -1)
-		goto done;
-	rc = 0;
-done:
+	/* A leftover holds.upd is a crashed writer's (one daemon per spool). */
+	rc = replace_file(q, "holds.upd", q->rootfd, "holds", buf, len);
 	saved = errno;
-	if (fd != -1)
-		sys->close(fd);
-	if (made)
-		sys->unlinkat(q->tmpfd, tname, 0);
 	free(buf);
 	errno = saved;
 	return rc;
