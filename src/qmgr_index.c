@@ -368,8 +368,9 @@ qmgr_holds_save(struct qmgr *qm)
 	struct holds_job *j;
 	const struct sched_dest *it = NULL;
 	const char *name;
-	int64_t until;
+	int64_t until, now, stale;
 	unsigned failures;
+	size_t cap = 0;
 
 	if (!qm->opts.daemon)
 		return;
@@ -379,9 +380,17 @@ qmgr_holds_save(struct qmgr *qm)
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->qm = qm;
+	now = qmgr_wall_ms();
+	stale = (int64_t)qm->conf->retry_max * 1000;
 	while ((it = sched_hold_next(qm->sched, it, &name, &until,
 	    &failures)) != NULL) {
-		j->v = xreallocarray(j->v, j->n + 1, sizeof(*j->v));
+		/* A hold over for longer than retry_max is not worth keeping. */
+		if (until < now - stale)
+			continue;
+		if (j->n == cap) {
+			cap = cap > 0 ? 2 * cap : 16;
+			j->v = xreallocarray(j->v, cap, sizeof(*j->v));
+		}
 		j->v[j->n].dest = xstrdup(name);
 		j->v[j->n].until = until;
 		j->v[j->n].failures = failures;
@@ -392,12 +401,17 @@ qmgr_holds_save(struct qmgr *qm)
 	workq_push(qm->wq, holds_work, holds_done, j);
 }
 
-/* At start: the holds of the last run, each as it was. */
+/*
+ * At start: the holds of the last run, each as it was, but never longer
+ * than the backoff its failures give from now (a clock that was ahead,
+ * or a damaged file, must not hold a destination for ever).
+ */
 static void
 holds_load(struct qmgr *qm)
 {
 	struct queue_hold *v = NULL;
 	size_t n = 0;
+	int64_t now = qmgr_wall_ms();
 
 	if (queue_holds_load(qm->q, &v, &n) == -1) {
 		log_warn("%s: cannot read the destination holds",
@@ -405,7 +419,11 @@ holds_load(struct qmgr *qm)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		sched_hold_set(qm->sched, v[i].dest, v[i].until, v[i].failures);
+		int64_t max = now + (int64_t)sched_backoff(v[i].failures,
+		    qm->conf->retry_min, qm->conf->retry_max) * 1000;
+
+		sched_hold_set(qm->sched, v[i].dest,
+		    v[i].until > max ? max : v[i].until, v[i].failures);
 		free(v[i].dest);
 	}
 	free(v);

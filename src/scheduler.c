@@ -250,6 +250,7 @@ sched_free(struct sched *s)
 			gn = g->next;
 			free(g);
 		}
+		strlist_free(&m->tried);
 		free(m);
 	}
 	for (n = hash_next(&s->dests, NULL); n != NULL; n = next) {
@@ -466,6 +467,10 @@ sched_msg_set(struct sched *s, struct sched_msg *m, const struct envelope *env,
 
 		if (r->state != RCPT_PENDING)
 			continue;
+		/* One-shot: a destination is tried once per message and run. */
+		if (!s->c.daemon && m->tried.n > 0 &&
+		    strlist_contains_nocase(&m->tried, dest_key(s, r->addr)))
+			continue;
 		d = dest_get(s, dest_key(s, r->addr));
 		if (d->gen != s->gen) {
 			d->gen = s->gen;
@@ -530,6 +535,7 @@ sched_msg_remove(struct sched *s, struct sched_msg *m)
 	while (m->groups != NULL)
 		group_free(s, m->groups);
 	hash_remove(&s->msgs, &m->node);
+	strlist_free(&m->tried);
 	free(m);
 }
 
@@ -570,17 +576,30 @@ held(const struct sched *s, const struct sched_group *g, int64_t now,
 {
 	const struct sched_dest *d = g->dest;
 
+	int64_t end = 0;
+
 	if (!s->c.daemon || g->force || msg_expired(s, g->msg, now))
 		return false;
-	if (d->hold_until > now) {
-		*until = d->hold_until;
-		return true;
+	if (d->hold_until > now)
+		end = d->hold_until;
+	else if (d->probe_until > now)
+		end = d->probe_until;
+	else
+		return false;
+	/*
+	 * Not past the message's expiry: then it goes whatever the hold,
+	 * so that it expires on time (mxrelayd(8)).
+	 */
+	if (g->msg->arrival != 0) {
+		time_t exp = add_sat(g->msg->arrival, s->c.lifetime);
+		int64_t exp_ms = exp > (time_t)(INT64_MAX / 1000) ? INT64_MAX :
+		    (int64_t)exp * 1000;
+
+		if (exp_ms < end)
+			end = exp_ms;
 	}
-	if (d->probe_until > now) {
-		*until = d->probe_until;
-		return true;
-	}
-	return false;
+	*until = end;
+	return true;
 }
 
 enum sched_job
@@ -676,6 +695,8 @@ sched_group_done(struct sched *s, struct sched_group *g,
 
 	memset(ev, 0, sizeof(*ev));
 	ev->dest = d->name;
+	if (!s->c.daemon)
+		strlist_add(&g->msg->tried, d->name);
 	if (s->c.daemon && r->dest_down) {
 		if (d->hold_until <= now) {
 			if (d->failures < UINT32_MAX)

@@ -28,6 +28,7 @@
 #include "hash.h"
 #include "heap.h"
 #include "outcome.h"
+#include "util.h"
 
 /*
  * Delay after the attempts-th failed attempt: retry_min * 2^(attempts-1),
@@ -144,6 +145,7 @@ struct sched_msg {
 	struct sched_group	*groups;
 	unsigned		 running;	/* groups in flight */
 	bool			 force;		/* groups made from it are forced */
+	struct strlist		 tried;		/* one-shot: destinations done */
 };
 
 struct sched;

@@ -125,8 +125,9 @@ chmod 755 "$T"
 spool=$T/spool
 bench_loopfs "$T"
 [ -z "$M" ] || spool=$M/spool
-mkdir "$spool"
-echo "spool: $spool ($(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$spool" 2>/dev/null || stat -f -c %T "$spool")); sinks: $S"
+# mxrelayd makes the spool itself, owned by its user (mxrelayd(8)).
+sdir=$(dirname "$spool")
+echo "spool: $spool ($(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$sdir" 2>/dev/null || stat -f -c %T "$sdir")); sinks: $S"
 if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
 	duser=nobody
 	dgroup=$(id -gn nobody)

@@ -352,6 +352,33 @@ static const struct step oneshot[] = {
 	{ "nothing else in the run", 'n', NULL, NULL, 0, "NONE -" },
 	{ "one-shot: no hold, no requeue", 'd', "m1", "x.org", 1, "down,pending=60|closed" },
 	{ "the run is over", 'n', NULL, NULL, 61, "NONE -" },
+	{ "two destinations, both due", 'a', "m2", "c@x.org=0,d@y.org=0", 70, NULL },
+	{ "the first runs", 'n', NULL, NULL, 70, "RUN m2 x.org" },
+	{ "and the second", 'n', NULL, NULL, 70, "RUN m2 y.org" },
+	{ "x.org deferred for 10 s", 'd', "m2", "x.org", 71, "pending=81|" },
+	{ "y.org hangs past that and comes back", 'd', "m2", "y.org", 90, "|closed" },
+	{ "one-shot: the closed message is indexed again, x.org due by now",
+	    's', "m2", "c@x.org=81", 90, NULL },
+	{ "one-shot: a destination is tried once per message and run", 'n',
+	    NULL, NULL, 90, "NONE -" },
+};
+
+static const struct step expiry[] = {
+	{ "a message for a dead destination", 'a', "m1", "u@dead.org=0", 0, NULL },
+	{ "first try", 'n', NULL, NULL, 0, "RUN m1 dead.org" },
+	{ "a hold of 60 s", 'd', "m1", "dead.org", 1,
+	    "down,pending=2000|hold closed 60s/1" },
+	{ "a second message", 'a', "m2", "v@dead.org=2", 2, NULL },
+	{ "it waits for the hold", 'n', NULL, NULL, 3, "NONE 61" },
+	{ "the hold is over: a probe", 'n', NULL, NULL, 61, "RUN m2 dead.org probe" },
+	{ "the probe fails: a hold to 182", 'd', "m2", "dead.org", 62,
+	    "down,pending=2000|hold closed 120s/2" },
+	{ "a message that arrives during the hold (lifetime 100 s: it "
+	    "expires at 163)", 'a', "m3", "w@dead.org=63", 63, NULL },
+	{ "held, but not past its expiry: it wakes at 163, not 182", 'n',
+	    NULL, NULL, 64, "NONE 163" },
+	{ "and goes then, whatever the hold, to expire on time (mxrelayd(8))",
+	    'n', NULL, NULL, 163, "RUN m3 dead.org" },
 };
 
 static void
@@ -366,6 +393,9 @@ test_scripts(void **state)
 		SCRIPT("window", DAEMON(10, 1), window),
 		SCRIPT("loads", DAEMON(10, 10), loads),
 		SCRIPT("one-shot", ONESHOT(10, 10), oneshot),
+		SCRIPT("expiry during a hold",
+		    ((struct sched_conf){ 60, 3600, 100, false, 10, 10, true }),
+		    expiry),
 	};
 
 	(void)state;
