@@ -83,6 +83,7 @@ on_tick(void *arg)
 	struct qmgr *qm = arg;
 	int64_t now = qmgr_wall_ms(), wake = -1;
 	struct sched_pick p;
+	size_t loads = 0;
 
 	if (qm->opts.daemon)
 		delivery_gc(qm->engine);
@@ -90,10 +91,16 @@ on_tick(void *arg)
 		switch (sched_next(qm->sched, now, &p, &wake)) {
 		case SCHED_LOAD:
 			qmgr_index_load(qm, p.msg, p.force, now);
-			continue;
+			/* Envelopes are read here: a slice per turn of the loop. */
+			if (++loads < QMGR_SCAN_SLICE)
+				continue;
+			wake = now;
+			break;
 		case SCHED_RUN:
-			qmgr_group_start(qm, &p, now);
-			continue;
+			if (qmgr_group_start(qm, &p, now))
+				continue;
+			wake = now + QMGR_CLOSING_WAIT_MS;
+			break;
 		case SCHED_NONE:
 			break;
 		}

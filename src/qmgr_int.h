@@ -115,8 +115,12 @@ void		 qmgr_set_text(char **, const char *);
 void		 qmgr_kick(struct qmgr *, uint64_t ms);
 void		 qmgr_kick_flush(struct qmgr *);
 
-/* qmgr_msg.c: a group the scheduler handed out (SCHED_RUN). */
-void		 qmgr_group_start(struct qmgr *, const struct sched_pick *,
+/*
+ * qmgr_msg.c: a group the scheduler handed out (SCHED_RUN).  False when
+ * it would open one message too many (messages still writing their last
+ * state count too): it goes back for a moment, and the pump should wait.
+ */
+bool		 qmgr_group_start(struct qmgr *, const struct sched_pick *,
 		    int64_t now);
 
 /* qmgr_index.c */

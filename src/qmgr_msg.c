@@ -311,18 +311,27 @@ open_done(void *arg)
 }
 
 /* A group handed out by the scheduler. */
-void
+bool
 qmgr_group_start(struct qmgr *qm, const struct sched_pick *p, int64_t now)
 {
 	struct qmsg *m = qmgr_note(p->msg)->open;
 
 	if (m != NULL && m->closing) {
 		sched_group_abort(qm->sched, p->group, now + QMGR_CLOSING_WAIT_MS);
-		return;
+		return true;
 	}
 	if (m != NULL && m->ready) {
 		part_start(m, p, now);
-		return;
+		return true;
+	}
+	/*
+	 * The scheduler counts messages with groups in flight; messages
+	 * still writing their last state hold descriptors too.  Past the
+	 * window, wait until some have closed.
+	 */
+	if (m == NULL && qm->nopen >= qm->window) {
+		sched_group_abort(qm->sched, p->group, now + QMGR_CLOSING_WAIT_MS);
+		return false;
 	}
 	if (m == NULL)
 		m = qmsg_new(qm, p->msg);
@@ -330,12 +339,13 @@ qmgr_group_start(struct qmgr *qm, const struct sched_pick *p, int64_t now)
 	    sizeof(*m->waiting));
 	m->waiting[m->nwaiting++] = *p;
 	if (m->nwaiting > 1)
-		return;		/* the body scan is out */
+		return true;	/* the body scan is out */
 	open_files(m);
 	if (m->failed == OPEN_OK && m->env.eightbit == ENVELOPE_8BIT_UNKNOWN)
 		workq_push(qm->wq, scan_work, open_done, m);
 	else
 		open_done(m);
+	return true;
 }
 
 /* The group's attempt is over: tell the scheduler, log, write or close. */
