@@ -98,7 +98,7 @@
 /* One configuration and everything made from it. */
 struct gen {
 	struct conf		 conf;
-	struct dlv		*dlv;
+	struct runner_setup		*dlv;
 	SSL_CTX			*srv_ctx;	/* STARTTLS; NULL = none */
 	struct smtpd_users	*users;		/* AUTH; NULL = none */
 	struct smtpd_params	 sp;
@@ -182,7 +182,7 @@ gen_free(struct gen *g)
 {
 	if (g == NULL)
 		return;
-	dlv_free(g->dlv);
+	runner_setup_free(g->dlv);
 	tls_ctx_free(g->srv_ctx);
 	smtpd_users_free(g->users);
 	conf_free(&g->conf);
@@ -216,7 +216,7 @@ gen_new(struct daemon *d)
 			goto fail;
 		}
 	}
-	if ((g->dlv = dlv_new(d->loop, c)) == NULL)
+	if ((g->dlv = runner_setup_new(d->loop, c)) == NULL)
 		goto fail;
 	delivery_keep_idle(g->dlv->engine, KEEP_IDLE_MS);
 	g->sp.hostname = c->hostname;

@@ -76,10 +76,10 @@ auth_load(const char *path, char **user, char **pass)
 	return rc;
 }
 
-struct dlv *
-dlv_new(struct ev_loop *loop, const struct conf *c)
+struct runner_setup *
+runner_setup_new(struct ev_loop *loop, const struct conf *c)
 {
-	struct dlv *d = xcalloc(1, sizeof(*d));
+	struct runner_setup *d = xcalloc(1, sizeof(*d));
 	struct delivery_conf dc;
 	char err[512], *servers;
 
@@ -126,12 +126,12 @@ dlv_new(struct ev_loop *loop, const struct conf *c)
 	d->engine = delivery_engine_new(loop, d->dns, &dc);
 	return d;
 fail:
-	dlv_free(d);
+	runner_setup_free(d);
 	return NULL;
 }
 
 void
-dlv_free(struct dlv *d)
+runner_setup_free(struct runner_setup *d)
 {
 	if (d == NULL)
 		return;
@@ -153,7 +153,7 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 {
 	struct queue *q = NULL;
 	struct ev_loop *loop = NULL;
-	struct dlv *dlv = NULL;
+	struct runner_setup *dlv = NULL;
 	struct qmgr *qm = NULL;
 	struct qmgr_opts qo;
 	size_t loaded;
@@ -173,7 +173,7 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 		log_warn("event loop");
 		goto done;
 	}
-	if ((dlv = dlv_new(loop, c)) == NULL)
+	if ((dlv = runner_setup_new(loop, c)) == NULL)
 		goto done;
 	memset(&qo, 0, sizeof(qo));
 	qo.force = o->force;
@@ -201,7 +201,7 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 	rc = 0;
 done:
 	qmgr_free(qm);
-	dlv_free(dlv);
+	runner_setup_free(dlv);
 	ev_loop_free(loop);
 	queue_close(q);
 	return rc;

@@ -20,7 +20,7 @@ struct runner_opts {
 };
 
 /* Everything a delivery engine needs, made from one configuration. */
-struct dlv {
+struct runner_setup {
 	struct dns		*dns;
 	SSL_CTX			*tls_ctx;
 	SSL_CTX			*tls_ctx_verify;
@@ -30,9 +30,9 @@ struct dlv {
 };
 
 /* NULL with the reason logged (bad relayhost_auth_file, TLS, DNS set-up). */
-struct dlv	*dlv_new(struct ev_loop *, const struct conf *);
+struct runner_setup	*runner_setup_new(struct ev_loop *, const struct conf *);
 /* The engine must be idle, or the loop about to go. */
-void		 dlv_free(struct dlv *);
+void		 runner_setup_free(struct runner_setup *);
 
 /*
  * Returns 0 when the run completed (whatever the outcomes), -1 when it
