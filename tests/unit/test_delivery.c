@@ -127,9 +127,7 @@ struct part {
 static int
 start_world(void **state)
 {
-	char buf[64], *nl;
-	int pfd[2];
-	size_t len = 0;
+	char buf[64];
 	unsigned port;
 	FILE *f;
 
@@ -142,36 +140,14 @@ start_world(void **state)
 	if ((f = fopen(world.zone, "w")) == NULL || fputs(zone_text, f) < 0 ||
 	    fclose(f) != 0)
 		return -1;
-	if (pipe(pfd) == -1 || (world.pid = fork()) == -1)
-		return -1;
-	if (world.pid == 0) {
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-#endif
-		dup2(pfd[1], STDOUT_FILENO);
-		close(pfd[0]);
-		close(pfd[1]);
-		execl(DNSD_PATH, "dnsd", "-l", "127.0.0.1:0", "-z", world.zone,
-		    "-t", "300", (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while (memchr(buf, '\n', len) == NULL && len < sizeof(buf) - 1) {
-		struct pollfd p = { pfd[0], POLLIN, 0 };
-		ssize_t n;
+	{
+		const char *argv[] = { DNSD_PATH, "-l", "127.0.0.1:0", "-z",
+		    world.zone, "-t", "300", NULL };
 
-		if (poll(&p, 1, 10000) != 1 ||
-		    (n = read(pfd[0], buf + len, sizeof(buf) - 1 - len)) <= 0) {
-			close(pfd[0]);
-			fprintf(stderr, "dnsd did not start\n");
+		if (test_spawn_line(argv, buf, sizeof(buf), 10000,
+		    &world.pid) == -1)
 			return -1;
-		}
-		len += (size_t)n;
 	}
-	close(pfd[0]);
-	buf[len] = '\0';
-	if ((nl = strchr(buf, '\n')) != NULL)
-		*nl = '\0';
 	if (sscanf(buf, "port %u", &port) != 1 || port == 0 || port > 65535)
 		return -1;
 	snprintf(world.servers, sizeof(world.servers), "127.0.0.1:%u", port);
@@ -305,8 +281,7 @@ sink_start(struct fixture *f, const char *addr, ...)
 {
 	const char *argv[32];
 	char listen[64], logpath[300], line[128];
-	int pipefd[2], n = 0;
-	size_t len = 0;
+	int n = 0;
 	va_list ap;
 	pid_t pid;
 
@@ -326,28 +301,9 @@ sink_start(struct fixture *f, const char *addr, ...)
 	va_end(ap);
 	argv[n] = NULL;
 
-	assert_int_equal(pipe(pipefd), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		execv(argv[0], (char **)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
 	/* it prints its address once it listens */
-	while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL) {
-		struct pollfd p = { pipefd[0], POLLIN, 0 };
-		ssize_t r;
-
-		assert_int_equal(poll(&p, 1, 5000), 1);
-		r = read(pipefd[0], line + len, sizeof(line) - 1 - len);
-		assert_true(r > 0);
-		len += (size_t)r;
-	}
-	close(pipefd[0]);
+	assert_int_not_equal(test_spawn_line(argv, line, sizeof(line), 5000,
+	    &pid), -1);
 	f->sink[f->nsink] = pid;
 	util_strlcpy(f->sink_addr[f->nsink], addr, sizeof(f->sink_addr[0]));
 	f->nsink++;

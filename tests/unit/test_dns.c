@@ -183,9 +183,7 @@ query_count_having(const char *s)
 static int
 start_world(void **state)
 {
-	char buf[64], *nl;
-	int pfd[2];
-	size_t len = 0;
+	char buf[64];
 	unsigned port;
 
 	(void)state;
@@ -198,41 +196,16 @@ start_world(void **state)
 	snprintf(world.pidfile, sizeof(world.pidfile), "%s/pid", world.dir);
 	write_zone();
 
-	if (pipe(pfd) == -1)
-		return -1;
-	if ((world.pid = fork()) == -1)
-		return -1;
-	if (world.pid == 0) {
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-#endif
-		dup2(pfd[1], STDOUT_FILENO);
-		close(pfd[0]);
-		close(pfd[1]);
-		execl(DNSD_PATH, "dnsd", "-l", "127.0.0.1:0", "-z", world.zone,
-		    "-q", world.qlog, "-p", world.pidfile, "-t", "300",
-		    (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", DNSD_PATH, strerror(errno));
-		_exit(127);
-	}
-	close(pfd[1]);
-	/* "port N\n", within 10 s. */
-	while (memchr(buf, '\n', len) == NULL && len < sizeof(buf) - 1) {
-		struct pollfd p = { pfd[0], POLLIN, 0 };
-		ssize_t n;
+	{
+		const char *argv[] = { DNSD_PATH, "-l", "127.0.0.1:0", "-z",
+		    world.zone, "-q", world.qlog, "-p", world.pidfile, "-t", "300",
+		    NULL };
 
-		if (poll(&p, 1, 10000) != 1 ||
-		    (n = read(pfd[0], buf + len, sizeof(buf) - 1 - len)) <= 0) {
-			close(pfd[0]);
-			fprintf(stderr, "dnsd did not start\n");
+		/* "port N\n", within 10 s. */
+		if (test_spawn_line(argv, buf, sizeof(buf), 10000,
+		    &world.pid) == -1)
 			return -1;
-		}
-		len += (size_t)n;
 	}
-	close(pfd[0]);
-	buf[len] = '\0';
-	if ((nl = strchr(buf, '\n')) != NULL)
-		*nl = '\0';
 	if (sscanf(buf, "port %u", &port) != 1 || port == 0 || port > 65535)
 		return -1;
 	snprintf(world.servers, sizeof(world.servers), "127.0.0.1:%u", port);

@@ -179,10 +179,8 @@ sink_start(struct fixture *f, ...)
 {
 	const char *argv[40];
 	char logpath[300], line[128];
-	int pipefd[2], n = 0;
+	int n = 0;
 	va_list ap;
-	struct pollfd pfd;
-	size_t len = 0;
 	char *colon;
 
 	snprintf(logpath, sizeof(logpath), "%s/log", f->dir);
@@ -201,29 +199,8 @@ sink_start(struct fixture *f, ...)
 	va_end(ap);
 	argv[n] = NULL;
 
-	assert_int_equal(pipe(pipefd), 0);
-	f->sink = fork();
-	assert_true(f->sink >= 0);
-	if (f->sink == 0) {
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		execv(argv[0], (char **)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	pfd.fd = pipefd[0];
-	pfd.events = POLLIN;
-	while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL) {
-		ssize_t r;
-
-		assert_int_equal(poll(&pfd, 1, 5000), 1);
-		r = read(pipefd[0], line + len, sizeof(line) - 1 - len);
-		assert_true(r > 0);
-		len += (size_t)r;
-	}
-	close(pipefd[0]);
-	line[len] = '\0';
+	assert_int_not_equal(test_spawn_line(argv, line, sizeof(line), 5000,
+	    &f->sink), -1);
 	colon = strrchr(line, ':');
 	assert_non_null(colon);
 	memset(&f->sin, 0, sizeof(f->sin));
