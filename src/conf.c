@@ -63,7 +63,8 @@ static conf_set_fn set_hostname;	/* char *: a DNS name */
 static conf_set_fn set_name;		/* char *: a user or group name */
 static conf_set_fn set_path;		/* char *: an absolute path */
 static conf_set_fn set_uint;		/* unsigned, within [min, max] */
-static conf_set_fn set_duration;	/* time_t, seconds within [min, max] */
+static conf_set_fn set_duration;	/* int64_t ms; [min, max] in seconds */
+static conf_set_fn set_timeout;		/* unsigned ms; [min, max] in seconds */
 static conf_set_fn set_size;		/* uint64_t, bytes within [min, max] */
 static conf_set_fn set_tls;		/* enum tls_policy */
 static conf_set_fn set_hostports;	/* struct hostport * + size_t count */
@@ -81,7 +82,7 @@ struct conf_key {
 	size_t		 off;		/* offsetof(struct conf, field) */
 	size_t		 countoff;	/* lists: offsetof the count */
 	const char	*def;		/* default as text; NULL = none */
-	uint64_t	 min, max;	/* set_uint, set_duration, set_size */
+	uint64_t	 min, max;	/* set_uint, set_size; seconds for durations */
 	unsigned	 flags;
 };
 
@@ -115,9 +116,9 @@ static const struct conf_key keys[] = {
 	K("tls_cert_file", set_path, tls_cert_file, NULL, 0, 0, CK_OPTIONAL),
 	K("tls_key_file", set_path, tls_key_file, NULL, 0, 0, CK_OPTIONAL),
 	K("auth_users", set_path, auth_users, NULL, 0, 0, CK_OPTIONAL),
-	K("retry_min", set_duration, retry_min, "5m", 1, 7 * DAY, 0),
-	K("retry_max", set_duration, retry_max, "1h", 1, 7 * DAY, 0),
-	K("queue_lifetime", set_duration, queue_lifetime, "5d", 0, 365 * DAY,
+	K("retry_min", set_duration, retry_min_ms, "5m", 1, 7 * DAY, 0),
+	K("retry_max", set_duration, retry_max_ms, "1h", 1, 7 * DAY, 0),
+	K("queue_lifetime", set_duration, queue_lifetime_ms, "5d", 0, 365 * DAY,
 	    0),
 	K("max_message_size", set_size, max_message_size, "35M", 1, 1ULL << 40,
 	    0),
@@ -128,25 +129,25 @@ static const struct conf_key keys[] = {
 	K("max_clients", set_uint, max_clients, "100", 1, 100000, 0),
 	K("user", set_name, user, "mxrelay", 0, 0, 0),
 	K("group", set_name, group, "mxrelay", 0, 0, 0),
-	K("smtp_connect_timeout", set_duration, smtp_connect_timeout, "30s", 1,
+	K("smtp_connect_timeout", set_timeout, smtp_timeouts.connect, "30s", 1,
 	    DAY, 0),
-	K("smtp_greeting_timeout", set_duration, smtp_greeting_timeout, "5m",
+	K("smtp_greeting_timeout", set_timeout, smtp_timeouts.greeting, "5m",
 	    1, DAY, 0),
-	K("smtp_helo_timeout", set_duration, smtp_helo_timeout, "5m", 1, DAY,
+	K("smtp_helo_timeout", set_timeout, smtp_timeouts.helo, "5m", 1, DAY,
 	    0),
-	K("smtp_mail_timeout", set_duration, smtp_mail_timeout, "5m", 1, DAY,
+	K("smtp_mail_timeout", set_timeout, smtp_timeouts.mail, "5m", 1, DAY,
 	    0),
-	K("smtp_rcpt_timeout", set_duration, smtp_rcpt_timeout, "5m", 1, DAY,
+	K("smtp_rcpt_timeout", set_timeout, smtp_timeouts.rcpt, "5m", 1, DAY,
 	    0),
-	K("smtp_data_timeout", set_duration, smtp_data_timeout, "2m", 1, DAY,
+	K("smtp_data_timeout", set_timeout, smtp_timeouts.data, "2m", 1, DAY,
 	    0),
-	K("smtp_block_timeout", set_duration, smtp_block_timeout, "3m", 1, DAY,
+	K("smtp_block_timeout", set_timeout, smtp_timeouts.block, "3m", 1, DAY,
 	    0),
-	K("smtp_dot_timeout", set_duration, smtp_dot_timeout, "10m", 1, DAY,
+	K("smtp_dot_timeout", set_timeout, smtp_timeouts.dot, "10m", 1, DAY,
 	    0),
 	K("connection_reuse_limit", set_uint, connection_reuse_limit, "100", 1,
 	    100000, 0),
-	K("dns_timeout", set_duration, dns_timeout, "5s", 1, 300, 0),
+	K("dns_timeout", set_timeout, dns_timeout_ms, "5s", 1, 300, 0),
 	K("dns_tries", set_uint, dns_tries, "3", 1, 10, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -514,24 +515,25 @@ conf_cidr_match(const struct cidr *c, size_t n, int family, const void *addr)
 }
 
 enum tls_policy
-conf_tls_policy_for(const struct conf *c, const char *domain)
+conf_tls_policy_for(enum tls_policy def, const struct tls_domain_policy *v,
+    size_t n, const char *domain)
 {
 	size_t dlen = strlen(domain), best = 0;
-	enum tls_policy p = c->tls;
+	enum tls_policy p = def;
 
 	if (dlen > 0 && domain[dlen - 1] == '.')
 		dlen--;
-	for (size_t i = 0; i < c->ntls_policies; i++) {
-		const char *d = c->tls_policies[i].domain;
+	for (size_t i = 0; i < n; i++) {
+		const char *d = v[i].domain;
 		size_t len = strlen(d);
 
 		if (d[0] != '.') {
 			if (len == dlen && strncasecmp(d, domain, dlen) == 0)
-				return c->tls_policies[i].policy;
+				return v[i].policy;
 		} else if (dlen > len && len > best &&
 		    strncasecmp(d, domain + dlen - len, len) == 0) {
 			best = len;
-			p = c->tls_policies[i].policy;
+			p = v[i].policy;
 		}
 	}
 	return p;
@@ -637,8 +639,9 @@ set_uint(struct conf *c, const struct conf_key *k, const char *value,
 	return 0;
 }
 
+/* A duration in whole seconds within k's bounds, into *secs. */
 static int
-set_duration(struct conf *c, const struct conf_key *k, const char *value,
+parse_duration(const struct conf_key *k, const char *value, uint64_t *secs,
     char *why, size_t whylen)
 {
 	time_t t;
@@ -659,7 +662,32 @@ set_duration(struct conf *c, const struct conf_key *k, const char *value,
 		    days ? 'd' : 's');
 		return -1;
 	}
-	*FIELD(c, k, time_t) = t;
+	*secs = (uint64_t)t;
+	return 0;
+}
+
+static int
+set_duration(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	uint64_t secs;
+
+	if (parse_duration(k, value, &secs, why, whylen) == -1)
+		return -1;
+	*FIELD(c, k, int64_t) = (int64_t)secs * 1000;
+	return 0;
+}
+
+/* The table keeps timeouts at most a day: ms fit an unsigned. */
+static int
+set_timeout(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	uint64_t secs;
+
+	if (parse_duration(k, value, &secs, why, whylen) == -1)
+		return -1;
+	*FIELD(c, k, unsigned) = (unsigned)(secs * 1000);
 	return 0;
 }
 
@@ -974,19 +1002,20 @@ check_conf(struct conf *c, const struct conf_seen *seen, const char *path,
 	 * When only one bound of a pair is set, the other default follows
 	 * it; when both are set, they must agree.
 	 */
-	if (c->retry_min > c->retry_max) {
-		if (SEEN(retry_min) && SEEN(retry_max)) {
-			util_seterr(err, errlen, "%s:%lu: retry_min: %llds is more "
-			    "than retry_max (%llds)", path,
-			    SEEN(retry_min) > SEEN(retry_max) ?
-			    SEEN(retry_min) : SEEN(retry_max),
-			    (long long)c->retry_min, (long long)c->retry_max);
+	if (c->retry_min_ms > c->retry_max_ms) {
+		if (SEEN(retry_min_ms) && SEEN(retry_max_ms)) {
+			util_seterr(err, errlen, "%s:%lu: retry_min: %llus is more "
+			    "than retry_max (%llus)", path,
+			    SEEN(retry_min_ms) > SEEN(retry_max_ms) ?
+			    SEEN(retry_min_ms) : SEEN(retry_max_ms),
+			    (unsigned long long)(c->retry_min_ms / 1000),
+			    (unsigned long long)(c->retry_max_ms / 1000));
 			return -1;
 		}
-		if (SEEN(retry_min))
-			c->retry_max = c->retry_min;
+		if (SEEN(retry_min_ms))
+			c->retry_max_ms = c->retry_min_ms;
 		else
-			c->retry_min = c->retry_max;
+			c->retry_min_ms = c->retry_max_ms;
 	}
 	if (c->domain_concurrency > c->concurrency) {
 		if (SEEN(domain_concurrency) && SEEN(concurrency)) {

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "confval.h"
+
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
@@ -23,37 +25,6 @@
 #define CONF_DEFAULT_SPOOL	LOCALSTATEDIR "/spool/mxrelay"
 /* mxrelayd.pid and the control socket mxrelayd.sock. */
 #define CONF_DEFAULT_RUNTIME	RUNSTATEDIR "/mxrelay"
-
-enum tls_policy {
-	TLS_NONE = 0,
-	TLS_MAY,
-	TLS_ENCRYPT,
-	TLS_VERIFY,
-};
-
-/*
- * "host:port", "[v6addr]:port", "[host]:port" (bracketed = no MX lookup),
- * "host" or a bare "v6addr" (no port).  conf_load() fills in the port of
- * listen (25) and dns_servers (53) entries that have none; a relayhost
- * without a port keeps 0, meaning smtp_port.
- */
-struct hostport {
-	char		*host;		/* without brackets */
-	unsigned	 port;		/* 0 when none was given */
-	bool		 bracketed;
-};
-
-struct cidr {
-	int		 family;	/* AF_INET or AF_INET6 */
-	unsigned char	 addr[16];	/* network address, host bits cleared */
-	unsigned	 prefix;	/* 0..32 or 0..128 */
-};
-
-/* One "tls_policy = DOMAIN POLICY" line (the key may repeat). */
-struct tls_domain_policy {
-	char		*domain;
-	enum tls_policy	 policy;
-};
 
 struct conf {
 	char		*hostname;	/* default: the host's FQDN */
@@ -81,9 +52,10 @@ struct conf {
 	char		*tls_key_file;
 	char		*auth_users;
 
-	time_t		 retry_min;
-	time_t		 retry_max;
-	time_t		 queue_lifetime;
+	/* Durations are in ms (confval.h). */
+	int64_t		 retry_min_ms;
+	int64_t		 retry_max_ms;
+	int64_t		 queue_lifetime_ms;
 	uint64_t	 max_message_size;
 	unsigned	 concurrency;
 	unsigned	 domain_concurrency;
@@ -92,17 +64,10 @@ struct conf {
 	char		*user;
 	char		*group;
 
-	/* Outbound SMTP (RFC 5321 §4.5.3.2 timeouts) and DNS. */
-	time_t		 smtp_connect_timeout;
-	time_t		 smtp_greeting_timeout;
-	time_t		 smtp_helo_timeout;
-	time_t		 smtp_mail_timeout;
-	time_t		 smtp_rcpt_timeout;
-	time_t		 smtp_data_timeout;
-	time_t		 smtp_block_timeout;
-	time_t		 smtp_dot_timeout;
+	/* Outbound SMTP and DNS. */
+	struct smtpc_timeouts smtp_timeouts;
 	unsigned	 connection_reuse_limit;
-	time_t		 dns_timeout;
+	unsigned	 dns_timeout_ms;
 	unsigned	 dns_tries;
 };
 
@@ -146,18 +111,5 @@ int	 conf_parse_hostport(const char *, struct hostport *);
 int	 conf_parse_cidr(const char *, struct cidr *);
 int	 conf_parse_tls_policy(const char *, enum tls_policy *);
 const char *conf_tls_policy_to_text(enum tls_policy);
-/*
- * Does addr (family + raw bytes: struct in_addr or struct in6_addr) fall
- * within any of the CIDRs?  An IPv4-mapped IPv6 address (::ffff:a.b.c.d,
- * as a dual-stack listener sees IPv4 peers) is also tried as IPv4.
- */
-bool	 conf_cidr_match(const struct cidr *, size_t, int family,
-	    const void *addr);
-/*
- * The outbound TLS policy for a destination domain: a tls_policy entry for
- * exactly that domain (case-insensitive, trailing dot ignored), else the
- * longest ".suffix" entry that matches a subdomain, else c->tls.
- */
-enum tls_policy conf_tls_policy_for(const struct conf *, const char *domain);
 
 #endif

@@ -18,7 +18,7 @@
 #include "util.h"
 
 /* The daemon answers at once; this only bounds a wedged one. */
-#define CONTROL_TIMEOUT_S	10
+#define CONTROL_TIMEOUT_MS	10000
 
 /* The words on the wire, one per code (CONTROL_ERR_OTHER has none). */
 static const struct {
@@ -105,7 +105,8 @@ static int
 control_send(const char *runtime_dir, const char *req)
 {
 	struct sockaddr_un sun;
-	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
+	struct timeval tv = { CONTROL_TIMEOUT_MS / 1000,
+	    (CONTROL_TIMEOUT_MS % 1000) * 1000 };
 	size_t reqlen = strlen(req);
 	int fd, saved;
 

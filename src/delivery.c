@@ -466,12 +466,14 @@ dest_get(struct delivery_engine *e, const char *domain)
 		d->name = xstrdup(rh->host);
 		d->by_mx = !rh->bracketed;
 		d->port = rh->port != 0 ? rh->port : e->c.smtp_port;
-		d->tls = conf_tls_policy_for(e->c.conf, rh->host);
+		d->tls = conf_tls_policy_for(e->c.tls, e->c.tls_policies,
+		    e->c.ntls_policies, rh->host);
 	} else {
 		d->name = xstrdup(domain);
 		d->by_mx = true;
 		d->port = e->c.smtp_port;
-		d->tls = conf_tls_policy_for(e->c.conf, domain);
+		d->tls = conf_tls_policy_for(e->c.tls, e->c.tls_policies,
+		    e->c.ntls_policies, domain);
 	}
 	hash_insert(&e->byname, &d->node, d->key);
 	LIST_INSERT_HEAD(&e->dests, d, link);

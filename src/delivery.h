@@ -26,7 +26,7 @@
 
 #include <openssl/ssl.h>
 
-#include "conf.h"
+#include "confval.h"
 #include "dns.h"
 #include "event.h"
 #include "outcome.h"
@@ -88,11 +88,13 @@ struct delivery_conf {
 	const struct hostport	*relayhost;	/* NULL = by MX */
 	const char		*auth_user;	/* relayhost AUTH; NULL = none */
 	const char		*auth_pass;
-	struct smtpc_timeouts	 timeouts;
+	struct smtpc_timeouts	 timeouts;	/* ms */
 	unsigned		 reuse_limit;
 	unsigned		 concurrency;
 	unsigned		 domain_concurrency;
-	const struct conf	*conf;		/* tls and tls_policy lookups */
+	enum tls_policy		 tls;		/* tls */
+	const struct tls_domain_policy *tls_policies;	/* tls_policy lines */
+	size_t			 ntls_policies;
 	SSL_CTX			*tls_ctx;	/* no verification required */
 	SSL_CTX			*tls_ctx_verify;
 	const struct hostport	*self;		/* our listen addresses */

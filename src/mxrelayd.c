@@ -280,7 +280,7 @@ reload(struct daemon *d)
 	d->cur = g;
 	if (d->smtpd != NULL)
 		smtpd_set_params(d->smtpd, &g->sp);
-	qmgr_set_conf(d->qm, &g->conf, g->dlv->engine);
+	qmgr_set_conf(d->qm, &g->dlv->qc, g->dlv->engine);
 	/* The old engine finishes what it has, and keeps no idle session. */
 	delivery_close_idle(old->dlv->engine);
 	old->next = d->retired;
@@ -815,7 +815,7 @@ drop_pickup(struct daemon *d, const char *name)
 		return;
 	if (name == NULL)
 		d->last_pickup = ev_now(d->loop);
-	pickup_run(d->q, &d->cur->conf, name, on_picked, d);
+	pickup_run(d->q, d->cur->conf.max_message_size, name, on_picked, d);
 }
 
 static void
@@ -1141,7 +1141,7 @@ run(struct daemon *d)
 	memset(&qo, 0, sizeof(qo));
 	qo.daemon = true;
 	qo.fd_reserve = 2 * d->cur->conf.max_clients + (unsigned)d->nlfds + 16;
-	d->qm = qmgr_new(d->loop, d->q, &d->cur->conf, d->cur->dlv->engine, &qo,
+	d->qm = qmgr_new(d->loop, d->q, &d->cur->dlv->qc, d->cur->dlv->engine, &qo,
 	    &d->stats);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	drop_pickup(d, NULL);	/* qmgr_load() below indexes what it queued */

@@ -32,7 +32,7 @@
 
 /* Why the envelope a drop file carries is not acceptable, or NULL. */
 static const char *
-check_env(const struct envelope *env, const struct conf *conf)
+check_env(const struct envelope *env, uint64_t max_size)
 {
 	char err[256];
 
@@ -61,8 +61,7 @@ check_env(const struct envelope *env, const struct conf *conf)
 	 * client's bytes, as RFC 1870 does).  Only what no submitter can
 	 * have written is refused here.
 	 */
-	if (conf->max_message_size != 0 &&
-	    env->size > conf->max_message_size + HEADER_SLACK)
+	if (max_size != 0 && env->size > max_size + HEADER_SLACK)
 		return "larger than max_message_size";
 	return NULL;
 }
@@ -131,7 +130,7 @@ already_in(struct queue *q, const char *name, const struct queue_drop *d)
 }
 
 static bool
-pickup_one(struct queue *q, const struct conf *conf, const char *name,
+pickup_one(struct queue *q, uint64_t max_size, const char *name,
     pickup_cb cb, void *arg)
 {
 	struct queue_drop d;
@@ -153,7 +152,7 @@ pickup_one(struct queue *q, const struct conf *conf, const char *name,
 			log_warn("%s: cannot read drop/%s", name, name);
 		return false;
 	}
-	if ((why = check_env(&d.env, conf)) != NULL) {
+	if ((why = check_env(&d.env, max_size)) != NULL) {
 		queue_drop_close(&d);
 		queue_drop_quarantine(q, name, why);
 		return false;
@@ -222,20 +221,20 @@ pickup_one(struct queue *q, const struct conf *conf, const char *name,
 }
 
 size_t
-pickup_run(struct queue *q, const struct conf *conf, const char *name,
+pickup_run(struct queue *q, uint64_t max_size, const char *name,
     pickup_cb cb, void *arg)
 {
 	struct strlist names = { NULL, 0, 0 };
 	size_t n = 0;
 
 	if (name != NULL)
-		return pickup_one(q, conf, name, cb, arg) ? 1 : 0;
+		return pickup_one(q, max_size, name, cb, arg) ? 1 : 0;
 	if (queue_drop_list(q, &names) == -1) {
 		log_warn("%s/drop: cannot list", queue_dir(q));
 		return 0;
 	}
 	for (size_t i = 0; i < names.n; i++)
-		if (pickup_one(q, conf, names.v[i], cb, arg))
+		if (pickup_one(q, max_size, names.v[i], cb, arg))
 			n++;
 	strlist_free(&names);
 	return n;

@@ -6,7 +6,8 @@
 #ifndef MXRELAY_PICKUP_H
 #define MXRELAY_PICKUP_H
 
-#include "conf.h"
+#include <stdint.h>
+
 #include "envelope.h"
 
 struct queue;
@@ -18,8 +19,9 @@ typedef void (*pickup_cb)(void *arg, const struct envelope *env);
  * Take one drop file (name) or, with name NULL, every one.  Returns how
  * many messages were queued; files that fail the checks are moved to
  * corrupt/ with a log line, unfinished ones are left for later.
+ * max_size is max_message_size (0: none).
  */
-size_t	 pickup_run(struct queue *, const struct conf *, const char *name,
+size_t	 pickup_run(struct queue *, uint64_t max_size, const char *name,
 	    pickup_cb, void *arg);
 
 #endif

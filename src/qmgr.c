@@ -140,14 +140,14 @@ fd_window(unsigned concurrency, unsigned reserve)
 }
 
 static void
-sched_conf_of(const struct qmgr *qm, const struct conf *c,
+sched_conf_of(const struct qmgr *qm, const struct qmgr_conf *c,
     struct sched_conf *sc)
 {
 	memset(sc, 0, sizeof(*sc));
-	sc->retry_min = c->retry_min;
-	sc->retry_max = c->retry_max;
-	sc->lifetime = c->queue_lifetime;
-	sc->relayhost = c->relayhost != NULL;
+	sc->retry_min_ms = c->retry_min_ms;
+	sc->retry_max_ms = c->retry_max_ms;
+	sc->lifetime_ms = c->lifetime_ms;
+	sc->relayhost = c->relayhost;
 	/* See struct sched_conf: one part queued behind each connection. */
 	sc->dest_limit = 2 * (c->domain_concurrency > 0 ?
 	    c->domain_concurrency : 1);
@@ -160,7 +160,7 @@ sched_conf_of(const struct qmgr *qm, const struct conf *c,
  */
 
 struct qmgr *
-qmgr_new(struct ev_loop *loop, struct queue *q, const struct conf *c,
+qmgr_new(struct ev_loop *loop, struct queue *q, const struct qmgr_conf *c,
     struct delivery_engine *engine, const struct qmgr_opts *o,
     struct qmgr_stats *stats)
 {
@@ -169,7 +169,7 @@ qmgr_new(struct ev_loop *loop, struct queue *q, const struct conf *c,
 
 	qm->loop = loop;
 	qm->q = q;
-	qm->conf = c;
+	qm->c = *c;
 	qm->engine = engine;
 	qm->opts = *o;
 	qm->stats = stats;
@@ -256,12 +256,12 @@ qmgr_flush(struct qmgr *qm, const char *id)
 }
 
 void
-qmgr_set_conf(struct qmgr *qm, const struct conf *c,
+qmgr_set_conf(struct qmgr *qm, const struct qmgr_conf *c,
     struct delivery_engine *engine)
 {
 	struct sched_conf sc;
 
-	qm->conf = c;
+	qm->c = *c;
 	qm->engine = engine;
 	sched_conf_of(qm, c, &sc);
 	sched_set_conf(qm->sched, &sc);

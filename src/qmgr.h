@@ -38,7 +38,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf.h"
 #include "delivery.h"
 #include "event.h"
 
@@ -53,6 +52,17 @@ struct qmgr_stats {
 	unsigned	 bounced;
 };
 
+/* What the queue manager takes from the configuration (mxrelay.conf(5)). */
+struct qmgr_conf {
+	const char	*hostname;	/* Reporting-MTA of notifications */
+	int64_t		 retry_min_ms;
+	int64_t		 retry_max_ms;
+	int64_t		 lifetime_ms;	/* queue_lifetime */
+	bool		 relayhost;	/* one destination for every domain */
+	unsigned	 concurrency;
+	unsigned	 domain_concurrency;
+};
+
 struct qmgr_opts {
 	bool		 daemon;
 	bool		 force;		/* one-shot -qf: due or not */
@@ -60,7 +70,7 @@ struct qmgr_opts {
 	unsigned	 fd_reserve;	/* descriptors to leave for others */
 };
 
-struct qmgr	*qmgr_new(struct ev_loop *, struct queue *, const struct conf *,
+struct qmgr	*qmgr_new(struct ev_loop *, struct queue *, const struct qmgr_conf *,
 		    struct delivery_engine *, const struct qmgr_opts *,
 		    struct qmgr_stats *);
 /*
@@ -90,7 +100,7 @@ size_t		 qmgr_submitted_by(const struct qmgr *, uint32_t uid,
  */
 size_t		 qmgr_flush(struct qmgr *, const char *id);
 /* New configuration and engine for the next messages (reload). */
-void		 qmgr_set_conf(struct qmgr *, const struct conf *,
+void		 qmgr_set_conf(struct qmgr *, const struct qmgr_conf *,
 		    struct delivery_engine *);
 /* Start no more deliveries (shutting down). */
 void		 qmgr_stop(struct qmgr *);

@@ -130,7 +130,7 @@ files_time(const struct qmgr *qm, const char *id, time_t now)
 
 /* Record why in the pending recipients; false when there were none. */
 static bool
-strand_record(const struct conf *c, struct envelope *env, const char *why,
+strand_record(const struct qmgr_conf *c, struct envelope *env, const char *why,
     time_t now, time_t *next)
 {
 	bool any = false;
@@ -143,8 +143,8 @@ strand_record(const struct conf *c, struct envelope *env, const char *why,
 			continue;
 		er->attempts++;
 		er->last_try = now;
-		er->next_try = sched_next_try(now, er->attempts, c->retry_min,
-		    c->retry_max, env->arrival, c->queue_lifetime, &x);
+		er->next_try = sched_next_try(now, er->attempts, c->retry_min_ms,
+		    c->retry_max_ms, env->arrival, c->lifetime_ms, &x);
 		qmgr_set_text(&er->last_reply, why);
 		qmgr_set_text(&er->status, "4.3.0");
 		qmgr_set_text(&er->remote_mta, NULL);
@@ -170,7 +170,7 @@ void
 qmgr_strand(struct qmgr *qm, struct sched_msg *sm, struct envelope *env,
     const char *why, bool force)
 {
-	const struct conf *c = qm->conf;
+	const struct qmgr_conf *c = &qm->c;
 	struct qnote *n = qmgr_note(sm);
 	struct envelope own;
 	int64_t now_ms = qmgr_wall_ms();
@@ -214,8 +214,8 @@ qmgr_strand(struct qmgr *qm, struct sched_msg *sm, struct envelope *env,
 			n->strand_since = files_time(qm, sm->id, now);
 		arrival = n->strand_since;
 	}
-	next = sched_next_try(now, n->strand_fails, c->retry_min, c->retry_max,
-	    arrival, c->queue_lifetime, &expired);
+	next = sched_next_try(now, n->strand_fails, c->retry_min_ms,
+	    c->retry_max_ms, arrival, c->lifetime_ms, &expired);
 
 	/* (None pending: finished, but it cannot be removed either.) */
 	if (!expired && env != NULL && strand_record(c, env, why, now, &next)) {
@@ -236,8 +236,8 @@ qmgr_strand(struct qmgr *qm, struct sched_msg *sm, struct envelope *env,
 		    errno == ENOENT)
 			gone = true;
 		else
-			next = now + sched_backoff(n->strand_fails,
-			    c->retry_min, c->retry_max);
+			next = now + sched_ms_to_s(sched_backoff(n->strand_fails,
+			    c->retry_min_ms, c->retry_max_ms));
 		free(qwhy);
 	}
 	if (!gone) {
@@ -381,7 +381,7 @@ qmgr_holds_save(struct qmgr *qm)
 	j = xcalloc(1, sizeof(*j));
 	j->qm = qm;
 	now = qmgr_wall_ms();
-	stale = (int64_t)qm->conf->retry_max * 1000;
+	stale = qm->c.retry_max_ms;
 	while ((it = sched_hold_next(qm->sched, it, &name, &until,
 	    &failures)) != NULL) {
 		/* A hold over for longer than retry_max is not worth keeping. */
@@ -419,8 +419,8 @@ holds_load(struct qmgr *qm)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int64_t max = now + (int64_t)sched_backoff(v[i].failures,
-		    qm->conf->retry_min, qm->conf->retry_max) * 1000;
+		int64_t max = now + sched_backoff(v[i].failures,
+		    qm->c.retry_min_ms, qm->c.retry_max_ms);
 
 		sched_hold_set(qm->sched, v[i].dest,
 		    v[i].until > max ? max : v[i].until, v[i].failures);

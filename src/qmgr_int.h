@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "conf.h"
 #include "delivery.h"
 #include "envelope.h"
 #include "event.h"
@@ -89,7 +88,7 @@ struct qmsg {
 struct qmgr {
 	struct ev_loop		*loop;
 	struct queue		*q;
-	const struct conf	*conf;
+	struct qmgr_conf	 c;		/* hostname: the caller's */
 	struct delivery_engine	*engine;
 	struct qmgr_opts	 opts;
 	struct qmgr_stats	*stats;

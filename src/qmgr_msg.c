@@ -442,15 +442,15 @@ rcpt_apply(struct qmsg *m, size_t i, const struct delivery_rcpt *dr,
     time_t now)
 {
 	struct qmgr *qm = m->qm;
-	const struct conf *c = qm->conf;
+	const struct qmgr_conf *c = &qm->c;
 	struct envelope_rcpt *er = &m->env.rcpt[i];
 
 	qmgr_set_text(&er->last_reply, dr->reply);
 	qmgr_set_text(&er->status, envelope_status_valid(dr->status) ?
 	    dr->status : NULL);
 	qmgr_set_text(&er->remote_mta, dr->remote_mta);
-	switch (sched_rcpt_outcome(er, dr->outcome, now, c->retry_min,
-	    c->retry_max, m->env.arrival, c->queue_lifetime)) {
+	switch (sched_rcpt_outcome(er, dr->outcome, now, c->retry_min_ms,
+	    c->retry_max_ms, m->env.arrival, c->lifetime_ms)) {
 	case SCHED_RCPT_DELIVERED:
 		qm->stats->sent++;
 		break;
@@ -504,7 +504,7 @@ qmsg_close(struct qmsg *m)
 		if (m->report[i])
 			nreport++;
 	if (nreport > 0 && bounce_queue(qm->q, env, m->report, m->body_fd,
-	    qm->conf->hostname, now, newid) == 0) {
+	    qm->c.hostname, now, newid) == 0) {
 		for (size_t i = 0; i < env->nrcpt; i++)
 			if (m->report[i]) {
 				env->rcpt[i].state = RCPT_BOUNCED;
@@ -523,7 +523,8 @@ qmsg_close(struct qmsg *m)
 		    env->id);
 		for (size_t i = 0; i < env->nrcpt; i++)
 			if (m->report[i])
-				env->rcpt[i].next_try = now + qm->conf->retry_min;
+				env->rcpt[i].next_try = now +
+				    sched_ms_to_s(qm->c.retry_min_ms);
 		m->dirty = true;
 	}
 	memset(m->report, 0, env->nrcpt * sizeof(*m->report));

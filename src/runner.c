@@ -87,7 +87,7 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	    auth_load(c->relayhost_auth_file, &d->auth_user, &d->auth_pass) == -1)
 		goto fail;
 	servers = dns_servers_csv(c);
-	d->dns = dns_new(loop, servers, (unsigned)c->dns_timeout * 1000,
+	d->dns = dns_new(loop, servers, c->dns_timeout_ms,
 	    c->dns_tries, err, sizeof(err));
 	free(servers);
 	if (d->dns == NULL) {
@@ -107,23 +107,26 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	dc.relayhost = c->relayhost;
 	dc.auth_user = d->auth_user;
 	dc.auth_pass = d->auth_pass;
-	dc.timeouts.connect = (unsigned)c->smtp_connect_timeout;
-	dc.timeouts.greeting = (unsigned)c->smtp_greeting_timeout;
-	dc.timeouts.helo = (unsigned)c->smtp_helo_timeout;
-	dc.timeouts.mail = (unsigned)c->smtp_mail_timeout;
-	dc.timeouts.rcpt = (unsigned)c->smtp_rcpt_timeout;
-	dc.timeouts.data = (unsigned)c->smtp_data_timeout;
-	dc.timeouts.block = (unsigned)c->smtp_block_timeout;
-	dc.timeouts.dot = (unsigned)c->smtp_dot_timeout;
+	dc.timeouts = c->smtp_timeouts;
 	dc.reuse_limit = c->connection_reuse_limit;
 	dc.concurrency = c->concurrency;
 	dc.domain_concurrency = c->domain_concurrency;
-	dc.conf = c;
+	dc.tls = c->tls;
+	dc.tls_policies = c->tls_policies;
+	dc.ntls_policies = c->ntls_policies;
 	dc.tls_ctx = d->tls_ctx;
 	dc.tls_ctx_verify = d->tls_ctx_verify;
 	dc.self = c->listen;
 	dc.nself = c->nlisten;
 	d->engine = delivery_engine_new(loop, d->dns, &dc);
+
+	d->qc.hostname = c->hostname;
+	d->qc.retry_min_ms = c->retry_min_ms;
+	d->qc.retry_max_ms = c->retry_max_ms;
+	d->qc.lifetime_ms = c->queue_lifetime_ms;
+	d->qc.relayhost = c->relayhost != NULL;
+	d->qc.concurrency = c->concurrency;
+	d->qc.domain_concurrency = c->domain_concurrency;
 	return d;
 fail:
 	runner_setup_free(d);
@@ -168,7 +171,7 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 		return -1;
 	}
 	/* Messages that local users dropped: into the queue first. */
-	pickup_run(q, c, NULL, NULL, NULL);
+	pickup_run(q, c->max_message_size, NULL, NULL, NULL);
 	if ((loop = ev_loop_new()) == NULL) {
 		log_warn("event loop");
 		goto done;
@@ -178,7 +181,7 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 	memset(&qo, 0, sizeof(qo));
 	qo.force = o->force;
 	qo.only_id = o->only_id;
-	qm = qmgr_new(loop, q, c, dlv->engine, &qo, stats);
+	qm = qmgr_new(loop, q, &dlv->qc, dlv->engine, &qo, stats);
 	if (qmgr_load(qm) == -1) {
 		log_warn("%s: scanning the queue", c->spool_dir);
 		goto done;

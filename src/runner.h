@@ -27,6 +27,7 @@ struct runner_setup {
 	char			*auth_user;	/* relayhost_auth_file */
 	char			*auth_pass;
 	struct delivery_engine	*engine;
+	struct qmgr_conf	 qc;		/* for qmgr_new(), qmgr_set_conf() */
 };
 
 /* NULL with the reason logged (bad relayhost_auth_file, TLS, DNS set-up). */

@@ -22,9 +22,11 @@
  * lifetime ignore holds (so that they still expire on time), but not the
  * per-destination limit.
  *
- * Invariants: no I/O and no clock here; every time is an argument.  All
- * additions saturate at the largest time_t, so a huge retry_max or a
- * lifetime near the end of time never wraps into the past.
+ * Invariants: no I/O and no clock here; every time is an argument.
+ * Durations are ms; dates in envelopes are time_t seconds, and a
+ * duration added to one is rounded up to whole seconds.  All additions
+ * saturate at the largest time_t, so a huge retry_max or a lifetime near
+ * the end of time never wraps into the past.
  */
 #include "config.h"
 
@@ -63,10 +65,10 @@ add_sat(time_t a, time_t b)
 	return a + b;
 }
 
-time_t
-sched_backoff(unsigned attempts, time_t retry_min, time_t retry_max)
+int64_t
+sched_backoff(unsigned attempts, int64_t retry_min, int64_t retry_max)
 {
-	time_t v;
+	int64_t v;
 
 	if (retry_min < 0)
 		retry_min = 0;
@@ -89,20 +91,32 @@ sched_backoff(unsigned attempts, time_t retry_min, time_t retry_max)
 }
 
 time_t
-sched_next_try(time_t now, unsigned attempts, time_t retry_min,
-    time_t retry_max, time_t arrival, time_t lifetime, bool *expired)
+sched_ms_to_s(int64_t ms)
+{
+	int64_t s;
+
+	if (ms <= 0)
+		return 0;
+	s = ms / 1000 + (ms % 1000 != 0);
+	return s > (int64_t)time_max() ? time_max() : (time_t)s;
+}
+
+time_t
+sched_next_try(time_t now, unsigned attempts, int64_t retry_min,
+    int64_t retry_max, time_t arrival, int64_t lifetime, bool *expired)
 {
 	time_t deadline, next;
 
 	if (arrival > now)
 		arrival = now;
-	deadline = add_sat(arrival, lifetime);
+	deadline = add_sat(arrival, sched_ms_to_s(lifetime));
 	if (now >= deadline) {
 		*expired = true;
 		return now;
 	}
 	*expired = false;
-	next = add_sat(now, sched_backoff(attempts, retry_min, retry_max));
+	next = add_sat(now, sched_ms_to_s(sched_backoff(attempts, retry_min,
+	    retry_max)));
 	return next < deadline ? next : deadline;
 }
 
@@ -136,7 +150,7 @@ sched_env_next_due(const struct envelope *env, time_t *due)
 
 enum sched_rcpt_next
 sched_rcpt_outcome(struct envelope_rcpt *r, enum outcome o, time_t now,
-    time_t retry_min, time_t retry_max, time_t arrival, time_t lifetime)
+    int64_t retry_min, int64_t retry_max, time_t arrival, int64_t lifetime)
 {
 	bool expired = false;
 
@@ -389,7 +403,8 @@ msg_expired(const struct sched *s, const struct sched_msg *m, int64_t now)
 {
 	time_t t = (time_t)(now / 1000);
 
-	return m->arrival != 0 && t >= add_sat(m->arrival, s->c.lifetime);
+	return m->arrival != 0 && t >= add_sat(m->arrival,
+	    sched_ms_to_s(s->c.lifetime_ms));
 }
 
 struct sched_msg *
@@ -591,7 +606,8 @@ held(const struct sched *s, const struct sched_group *g, int64_t now,
 	 * so that it expires on time (mxrelayd(8)).
 	 */
 	if (g->msg->arrival != 0) {
-		time_t exp = add_sat(g->msg->arrival, s->c.lifetime);
+		time_t exp = add_sat(g->msg->arrival,
+		    sched_ms_to_s(s->c.lifetime_ms));
 		int64_t exp_ms = exp > (time_t)(INT64_MAX / 1000) ? INT64_MAX :
 		    (int64_t)exp * 1000;
 
@@ -701,8 +717,8 @@ sched_group_done(struct sched *s, struct sched_group *g,
 		if (d->hold_until <= now) {
 			if (d->failures < UINT32_MAX)
 				d->failures++;
-			ev->delay = (int64_t)sched_backoff(d->failures,
-			    s->c.retry_min, s->c.retry_max) * 1000;
+			ev->delay = sched_backoff(d->failures,
+			    s->c.retry_min_ms, s->c.retry_max_ms);
 			ev->failures = d->failures;
 			d->hold_until = now + ev->delay;
 			d->probe_until = 0;

@@ -1,9 +1,11 @@
 /*
  * scheduler: when to try what, as pure data.  Two layers:
  *
- *  - retry arithmetic on time_t seconds (sched_backoff, sched_next_try,
- *    sched_rcpt_due, sched_env_next_due, sched_rcpt_outcome); results
- *    saturate instead of overflowing;
+ *  - retry arithmetic on the envelope's time_t seconds, with durations
+ *    (retry_min, retry_max, queue_lifetime) in ms like everywhere else
+ *    in the program (sched_backoff, sched_next_try, sched_rcpt_due,
+ *    sched_env_next_due, sched_rcpt_outcome); results saturate instead
+ *    of overflowing;
  *  - struct sched, the queue's in-memory index: messages by queue id,
  *    each message's pending recipients in groups by destination (the
  *    recipient's domain in lower case, or "" for the relayhost), each
@@ -32,15 +34,19 @@
 
 /*
  * Delay after the attempts-th failed attempt: retry_min * 2^(attempts-1),
+ * in the unit of the bounds (ms in the program),
  * capped at retry_max.  0 attempts give 0 (never tried: at once).
  * Negative bounds count as 0; a retry_max below retry_min is raised to
  * retry_min.  Never overflows, whatever attempts is.
  */
-time_t	 sched_backoff(unsigned attempts, time_t retry_min, time_t retry_max);
+int64_t	 sched_backoff(unsigned attempts, int64_t retry_min, int64_t retry_max);
+
+/* A duration in ms as whole seconds, rounded up; 0 or less gives 0. */
+time_t	 sched_ms_to_s(int64_t ms);
 
 /*
  * After a temporary failure at `now` (attempts counts it), when to try
- * next.  A recipient of a message that arrived at `arrival` expires at
+ * next (seconds; the durations are ms, rounded up to seconds).  A recipient of a message that arrived at `arrival` expires at
  * arrival + lifetime (queue_lifetime; 0 or less: at the first temporary
  * failure).  *expired is set when now has reached that point: the caller
  * must bounce the recipient, and the return value is now.  Otherwise
@@ -49,8 +55,9 @@ time_t	 sched_backoff(unsigned attempts, time_t retry_min, time_t retry_max);
  * rather than up to retry_max after it.  An arrival in the future (a
  * clock that stepped back) counts as now.
  */
-time_t	 sched_next_try(time_t now, unsigned attempts, time_t retry_min,
-	    time_t retry_max, time_t arrival, time_t lifetime, bool *expired);
+time_t	 sched_next_try(time_t now, unsigned attempts, int64_t retry_min_ms,
+	    int64_t retry_max_ms, time_t arrival, int64_t lifetime_ms,
+	    bool *expired);
 
 /*
  * True when the recipient should be attempted now: it is pending and its
@@ -84,8 +91,8 @@ enum sched_rcpt_next {
 	SCHED_RCPT_EXPIRED,
 };
 enum sched_rcpt_next sched_rcpt_outcome(struct envelope_rcpt *, enum outcome,
-	    time_t now, time_t retry_min, time_t retry_max, time_t arrival,
-	    time_t lifetime);
+	    time_t now, int64_t retry_min_ms, int64_t retry_max_ms,
+	    time_t arrival, int64_t lifetime_ms);
 
 /*
  * The index.
@@ -95,9 +102,9 @@ enum sched_rcpt_next sched_rcpt_outcome(struct envelope_rcpt *, enum outcome,
 #define SCHED_PROBE_WAIT_MS	5000
 
 struct sched_conf {
-	time_t		 retry_min;	/* seconds */
-	time_t		 retry_max;
-	time_t		 lifetime;	/* queue_lifetime */
+	int64_t		 retry_min_ms;
+	int64_t		 retry_max_ms;
+	int64_t		 lifetime_ms;	/* queue_lifetime */
 	bool		 relayhost;	/* one destination, "", for every domain */
 	/*
 	 * Groups in flight per destination.  A destination can work on

@@ -478,12 +478,18 @@ open_submit_queue(const struct conf *conf, struct queue **qp)
 static int
 submit_session(const struct conf *conf)
 {
+	struct submit_bs_conf bc;
 	struct queue *q;
 	int rc;
 
 	if ((rc = open_submit_queue(conf, &q)) != 0)
 		return rc;
-	rc = submit_bs(q, conf, (uint32_t)caller_uid, caller_name,
+	memset(&bc, 0, sizeof(bc));
+	bc.hostname = conf->hostname;
+	bc.qualify_domain = conf->qualify_domain;
+	bc.max_size = conf->max_message_size;
+	bc.max_recipients = conf->max_recipients;
+	rc = submit_bs(q, &bc, (uint32_t)caller_uid, caller_name,
 	    STDIN_FILENO, STDOUT_FILENO);
 	queue_close(q);
 	return rc;

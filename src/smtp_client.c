@@ -186,14 +186,14 @@ static const char *smtpc_io_error(struct smtpc *);
 void
 smtpc_timeouts_default(struct smtpc_timeouts *t)
 {
-	t->connect = 30;
-	t->greeting = 300;
-	t->helo = 300;
-	t->mail = 300;
-	t->rcpt = 300;
-	t->data = 120;
-	t->block = 180;
-	t->dot = 600;
+	t->connect = 30 * 1000;
+	t->greeting = 300 * 1000;
+	t->helo = 300 * 1000;
+	t->mail = 300 * 1000;
+	t->rcpt = 300 * 1000;
+	t->data = 120 * 1000;
+	t->block = 180 * 1000;
+	t->dot = 600 * 1000;
 }
 
 struct smtpc *
@@ -238,7 +238,7 @@ smtpc_new(struct ev_loop *loop, const struct sockaddr *sa, socklen_t salen,
 	io_set_line_max(s->io, SMTP_REPLY_LINE_MAX);
 	s->state = SMTPC_CONNECT;
 	if (s->p.timeouts.connect > 0)
-		io_set_timeout(s->io, s->p.timeouts.connect * 1000);
+		io_set_timeout(s->io, s->p.timeouts.connect);
 	if (io_connect(s->io, sa, salen) == -1)
 		smtpc_defer_fail_local(s, SMTPC_CAUSE_CONNECT,
 		    SMTPC_STAGE_CONNECT, "connect failed: %s",
@@ -751,7 +751,7 @@ smtpc_enter_state(struct smtpc *s, enum smtpc_state st)
 
 	s->state = st;
 	if (s->io != NULL)
-		io_set_timeout(s->io, smtpc_timeout_of(s, st) * 1000);
+		io_set_timeout(s->io, smtpc_timeout_of(s, st));
 	switch (st) {
 	case SMTPC_EHLO:
 		smtpc_write(s, "EHLO %s\r\n", s->helo_name);
@@ -915,7 +915,7 @@ smtpc_on_reply(struct smtpc *s)
 				break;
 			}
 			s->state = SMTPC_TLS;
-			io_set_timeout(s->io, s->p.timeouts.helo * 1000);
+			io_set_timeout(s->io, s->p.timeouts.helo);
 			if (io_start_tls(s->io, s->p.tls_ctx, true,
 			    s->peer_name != NULL && !smtpc_is_ip(s->peer_name) ?
 			    s->peer_name : NULL, s->peer_name) == -1)
@@ -1194,7 +1194,7 @@ smtpc_body_fill(struct smtpc *s)
 	ssize_t n;
 
 	/* RFC 5321 §4.5.3.2.5: the block timeout runs per write. */
-	io_set_timeout(s->io, s->p.timeouts.block * 1000);
+	io_set_timeout(s->io, s->p.timeouts.block);
 	while (!s->body_eof && io_queued(s->io) < SMTPC_BODY_HIWAT) {
 		n = pread(s->msg->body_fd, in, sizeof(in), (off_t)s->body_off);
 		if (n == -1 && errno == EINTR)

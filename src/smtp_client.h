@@ -35,24 +35,12 @@
 
 #include <openssl/ssl.h>
 
-#include "conf.h"
+#include "confval.h"
 #include "event.h"
 #include "outcome.h"
 #include "status.h"
 
 #define SMTPC_REPLY_MAX	512
-
-/* RFC 5321 §4.5.3.2 defaults, in seconds. */
-struct smtpc_timeouts {
-	unsigned	 connect;	/* 30 */
-	unsigned	 greeting;	/* 300 */
-	unsigned	 helo;		/* 300 (EHLO, STARTTLS, AUTH, RSET, QUIT too) */
-	unsigned	 mail;		/* 300 */
-	unsigned	 rcpt;		/* 300 */
-	unsigned	 data;		/* 120 (the 354) */
-	unsigned	 block;		/* 180 (each write of the body) */
-	unsigned	 dot;		/* 600 (reply to the final dot) */
-};
 
 struct smtpc_params {
 	const char	*helo_name;	/* our host name for EHLO */
@@ -61,7 +49,7 @@ struct smtpc_params {
 	SSL_CTX		*tls_ctx;	/* client context; NULL when tls == none */
 	const char	*auth_user;	/* AUTH PLAIN/LOGIN over TLS only; NULL = none */
 	const char	*auth_pass;
-	struct smtpc_timeouts timeouts;
+	struct smtpc_timeouts timeouts;	/* ms (confval.h) */
 };
 
 struct smtpc_msg {

@@ -56,7 +56,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conf.h"
+#include "confval.h"
 #include "event.h"
 #include "io.h"
 #include "log.h"

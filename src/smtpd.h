@@ -26,7 +26,7 @@
 
 #include <openssl/ssl.h>
 
-#include "conf.h"
+#include "confval.h"
 #include "envelope.h"
 #include "event.h"
 #include "smtpd_auth.h"

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "conf.h"
 #include "event.h"
 #include "log.h"
 #include "smtpd.h"
@@ -98,7 +97,7 @@ bs_exit(const struct smtpd_local_end *end)
 }
 
 int
-submit_bs(struct queue *q, const struct conf *conf, uint32_t uid,
+submit_bs(struct queue *q, const struct submit_bs_conf *conf, uint32_t uid,
     const char *user, int infd, int outfd)
 {
 	struct smtpd_params p;
@@ -126,7 +125,7 @@ submit_bs(struct queue *q, const struct conf *conf, uint32_t uid,
 	memset(&p, 0, sizeof(p));
 	p.hostname = conf->hostname;
 	p.qualify_domain = conf->qualify_domain;
-	p.max_size = conf->max_message_size;
+	p.max_size = conf->max_size;
 	p.max_recipients = conf->max_recipients;
 	p.max_clients = 1;
 	p.cmd_timeout_ms = SMTPD_CMD_TIMEOUT_MS;

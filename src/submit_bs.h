@@ -12,8 +12,15 @@
 
 #include <stdint.h>
 
-struct conf;
 struct queue;
+
+/* What -bs takes from the configuration (mxrelay.conf(5)). */
+struct submit_bs_conf {
+	const char	*hostname;
+	const char	*qualify_domain;
+	uint64_t	 max_size;		/* max_message_size; 0: none */
+	unsigned	 max_recipients;
+};
 
 /*
  * Run the session to its end (QUIT, the end of the input, a timeout...);
@@ -32,7 +39,7 @@ struct queue;
  * A spool failure wins over the rest: the client was told with 451/452,
  * but the caller may only look at the exit status.
  */
-int	submit_bs(struct queue *q, const struct conf *conf, uint32_t uid,
+int	submit_bs(struct queue *q, const struct submit_bs_conf *conf, uint32_t uid,
 	    const char *user, int infd, int outfd);
 /*
  * What a failed spool operation (its errno) means for a submitter, for

@@ -91,12 +91,8 @@ main(int argc, char **argv)
 		queue_close(q);
 		return n < 0 ? 2 : 0;
 	}
-	if (pickup) {
-		struct conf c;
-
-		memset(&c, 0, sizeof(c));	/* no size limit */
-		pickup_run(q, &c, NULL, NULL, NULL);
-	}
+	if (pickup)
+		pickup_run(q, 0, NULL, NULL, NULL);	/* no size limit */
 	if (queue_scan(q, check_one, NULL) == -1) {
 		fprintf(stderr, "spoolcheck: scan: %s\n", strerror(errno));
 		return 2;

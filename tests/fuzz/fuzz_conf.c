@@ -78,7 +78,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 		(void)conf_cidr_match(c.relay_clients, c.nrelay_clients,
 		    AF_INET6, any);
-		(void)conf_tls_policy_for(&c, "example.com");
+		(void)conf_tls_policy_for(c.tls, c.tls_policies,
+		    c.ntls_policies, "example.com");
 		conf_free(&c);
 	}
 	if (aliases_load(fuzz_path, &al, err, sizeof(err)) == 0) {

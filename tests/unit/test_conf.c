@@ -126,9 +126,9 @@ check_defaults(const struct conf *c)
 	assert_null(c->tls_cert_file);
 	assert_null(c->tls_key_file);
 	assert_null(c->auth_users);
-	assert_int_equal(c->retry_min, 300);
-	assert_int_equal(c->retry_max, 3600);
-	assert_int_equal(c->queue_lifetime, 5 * 86400);
+	assert_int_equal(c->retry_min_ms, 300 * 1000);
+	assert_int_equal(c->retry_max_ms, 3600 * 1000);
+	assert_true(c->queue_lifetime_ms == 5 * 86400 * 1000LL);
 	assert_true(c->max_message_size == 35ULL * 1024 * 1024);
 	assert_int_equal(c->concurrency, 100);
 	assert_int_equal(c->domain_concurrency, 20);
@@ -136,16 +136,16 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->max_clients, 100);
 	assert_string_equal(c->user, "mxrelay");
 	assert_string_equal(c->group, "mxrelay");
-	assert_int_equal(c->smtp_connect_timeout, 30);
-	assert_int_equal(c->smtp_greeting_timeout, 300);
-	assert_int_equal(c->smtp_helo_timeout, 300);
-	assert_int_equal(c->smtp_mail_timeout, 300);
-	assert_int_equal(c->smtp_rcpt_timeout, 300);
-	assert_int_equal(c->smtp_data_timeout, 120);
-	assert_int_equal(c->smtp_block_timeout, 180);
-	assert_int_equal(c->smtp_dot_timeout, 600);
+	assert_int_equal(c->smtp_timeouts.connect, 30 * 1000);
+	assert_int_equal(c->smtp_timeouts.greeting, 300 * 1000);
+	assert_int_equal(c->smtp_timeouts.helo, 300 * 1000);
+	assert_int_equal(c->smtp_timeouts.mail, 300 * 1000);
+	assert_int_equal(c->smtp_timeouts.rcpt, 300 * 1000);
+	assert_int_equal(c->smtp_timeouts.data, 120 * 1000);
+	assert_int_equal(c->smtp_timeouts.block, 180 * 1000);
+	assert_int_equal(c->smtp_timeouts.dot, 600 * 1000);
 	assert_int_equal(c->connection_reuse_limit, 100);
-	assert_int_equal(c->dns_timeout, 5);
+	assert_int_equal(c->dns_timeout_ms, 5000);
 	assert_int_equal(c->dns_tries, 3);
 }
 
@@ -268,7 +268,7 @@ test_numbers(void **state)
 	static const struct {
 		const char	*text;
 		size_t		 off;
-		char		 kind;	/* u: unsigned, d: time_t, s: uint64_t */
+		char		 kind;	/* u: unsigned, d: int64_t ms, s: uint64_t */
 		uint64_t	 want;
 	} t[] = {
 		{ "smtp_port = 2525", offsetof(struct conf, smtp_port), 'u', 2525 },
@@ -282,16 +282,20 @@ test_numbers(void **state)
 		{ "max_recipients = 100", offsetof(struct conf, max_recipients),
 		    'u', 100 },
 		{ "max_clients = 7", offsetof(struct conf, max_clients), 'u', 7 },
-		{ "retry_min = 90", offsetof(struct conf, retry_min), 'd', 90 },
-		{ "retry_min = 1s", offsetof(struct conf, retry_min), 'd', 1 },
-		{ "retry_max = 2h", offsetof(struct conf, retry_max), 'd', 7200 },
-		{ "retry_max = 1d", offsetof(struct conf, retry_max), 'd', 86400 },
-		{ "queue_lifetime = 0", offsetof(struct conf, queue_lifetime),
+		{ "retry_min = 90", offsetof(struct conf, retry_min_ms), 'd',
+		    90000 },
+		{ "retry_min = 1s", offsetof(struct conf, retry_min_ms), 'd',
+		    1000 },
+		{ "retry_max = 2h", offsetof(struct conf, retry_max_ms), 'd',
+		    7200000 },
+		{ "retry_max = 1d", offsetof(struct conf, retry_max_ms), 'd',
+		    86400000 },
+		{ "queue_lifetime = 0", offsetof(struct conf, queue_lifetime_ms),
 		    'd', 0 },
-		{ "queue_lifetime = 2w", offsetof(struct conf, queue_lifetime),
-		    'd', 14 * 86400 },
-		{ "queue_lifetime = 30m", offsetof(struct conf, queue_lifetime),
-		    'd', 1800 },
+		{ "queue_lifetime = 2w", offsetof(struct conf, queue_lifetime_ms),
+		    'd', 14 * 86400000ULL },
+		{ "queue_lifetime = 30m", offsetof(struct conf, queue_lifetime_ms),
+		    'd', 1800000 },
 		{ "max_message_size = 1000",
 		    offsetof(struct conf, max_message_size), 's', 1000 },
 		{ "max_message_size = 512K",
@@ -313,7 +317,7 @@ test_numbers(void **state)
 		p = (const char *)&c + t[i].off;
 		switch (t[i].kind) {
 		case 'u': got = *(const unsigned *)(const void *)p; break;
-		case 'd': got = (uint64_t)*(const time_t *)(const void *)p; break;
+		case 'd': got = (uint64_t)*(const int64_t *)(const void *)p; break;
 		case 's': got = *(const uint64_t *)(const void *)p; break;
 		}
 		if (got != t[i].want)
@@ -321,6 +325,13 @@ test_numbers(void **state)
 			    (unsigned long long)got);
 		conf_free(&c);
 	}
+}
+
+static enum tls_policy
+policy_for(const struct conf *c, const char *domain)
+{
+	return conf_tls_policy_for(c->tls, c->tls_policies, c->ntls_policies,
+	    domain);
 }
 
 static void
@@ -358,17 +369,17 @@ test_tls(void **state)
 	    "tls_policy = Legacy.Example.NET. none\n", &c);
 	assert_int_equal(c.ntls_policies, 4);
 	assert_string_equal(c.tls_policies[3].domain, "legacy.example.net");
-	assert_int_equal(conf_tls_policy_for(&c, "example.com"), TLS_VERIFY);
-	assert_int_equal(conf_tls_policy_for(&c, "EXAMPLE.com."), TLS_VERIFY);
-	assert_int_equal(conf_tls_policy_for(&c, "a.example.com"), TLS_NONE);
-	assert_int_equal(conf_tls_policy_for(&c, "x.mail.example.com"),
+	assert_int_equal(policy_for(&c, "example.com"), TLS_VERIFY);
+	assert_int_equal(policy_for(&c, "EXAMPLE.com."), TLS_VERIFY);
+	assert_int_equal(policy_for(&c, "a.example.com"), TLS_NONE);
+	assert_int_equal(policy_for(&c, "x.mail.example.com"),
 	    TLS_MAY);
-	assert_int_equal(conf_tls_policy_for(&c, "mail.example.com"), TLS_NONE);
-	assert_int_equal(conf_tls_policy_for(&c, "legacy.example.net"),
+	assert_int_equal(policy_for(&c, "mail.example.com"), TLS_NONE);
+	assert_int_equal(policy_for(&c, "legacy.example.net"),
 	    TLS_NONE);
-	assert_int_equal(conf_tls_policy_for(&c, "badexample.com"),
+	assert_int_equal(policy_for(&c, "badexample.com"),
 	    TLS_ENCRYPT);
-	assert_int_equal(conf_tls_policy_for(&c, "other.org"), TLS_ENCRYPT);
+	assert_int_equal(policy_for(&c, "other.org"), TLS_ENCRYPT);
 	conf_free(&c);
 }
 
@@ -553,7 +564,7 @@ test_syntax(void **state)
 	    "retry_min = 1m\t\n", &c);
 	assert_string_equal(c.hostname, "mx.example.com");
 	assert_int_equal(c.smtp_port, 2525);
-	assert_int_equal(c.retry_min, 60);
+	assert_int_equal(c.retry_min_ms, 60 * 1000);
 	conf_free(&c);
 	/* No final newline. */
 	load_ok("max_clients = 3", &c);
@@ -713,12 +724,12 @@ test_cross_defaults(void **state)
 	(void)state;
 	/* Only one bound set: the other default follows it. */
 	load_ok("retry_min = 2h\n", &c);
-	assert_int_equal(c.retry_min, 7200);
-	assert_int_equal(c.retry_max, 7200);
+	assert_int_equal(c.retry_min_ms, 7200 * 1000);
+	assert_int_equal(c.retry_max_ms, 7200 * 1000);
 	conf_free(&c);
 	load_ok("retry_max = 2s\n", &c);
-	assert_int_equal(c.retry_min, 2);
-	assert_int_equal(c.retry_max, 2);
+	assert_int_equal(c.retry_min_ms, 2000);
+	assert_int_equal(c.retry_max_ms, 2000);
 	conf_free(&c);
 	load_ok("retry_min = 1s\nretry_max = 1s\n", &c);
 	conf_free(&c);
@@ -769,8 +780,8 @@ test_full(void **state)
 	assert_int_equal(c.relayhost->port, 2526);
 	assert_int_equal(c.smtp_port, 2527);
 	assert_int_equal(c.tls, TLS_VERIFY);
-	assert_int_equal(c.retry_max, 10);
-	assert_int_equal(c.queue_lifetime, 60);
+	assert_int_equal(c.retry_max_ms, 10 * 1000);
+	assert_int_equal(c.queue_lifetime_ms, 60 * 1000);
 	assert_int_equal(c.domain_concurrency, 2);
 	assert_string_equal(c.group, "nogroup");
 	conf_free(&c);
@@ -1317,9 +1328,9 @@ test_sample(void **state)
 	assert_int_equal(c.smtp_port, d.smtp_port);
 	assert_int_equal(c.tls, d.tls);
 	assert_int_equal(c.ntls_policies, 1);
-	assert_int_equal(c.retry_min, d.retry_min);
-	assert_int_equal(c.retry_max, d.retry_max);
-	assert_int_equal(c.queue_lifetime, d.queue_lifetime);
+	assert_int_equal(c.retry_min_ms, d.retry_min_ms);
+	assert_int_equal(c.retry_max_ms, d.retry_max_ms);
+	assert_true(c.queue_lifetime_ms == d.queue_lifetime_ms);
 	assert_true(c.max_message_size == d.max_message_size);
 	assert_int_equal(c.concurrency, d.concurrency);
 	assert_int_equal(c.domain_concurrency, d.domain_concurrency);

@@ -41,7 +41,6 @@
 #endif
 #include <cmocka.h>
 
-#include "conf.h"
 #include "delivery.h"
 #include "dns.h"
 #include "event.h"
@@ -109,7 +108,7 @@ struct fixture {
 	size_t		 nsink;
 	pid_t		 peer;		/* the scripted STARTTLS peer */
 	int		 peer_report;	/* what it saw, one byte per event */
-	struct conf	 conf;
+	enum tls_policy	 tls;		/* the engine's default policy */
 	SSL_CTX		*tls_ctx;
 	struct ev_loop	*loop;
 	struct dns	*dns;
@@ -208,7 +207,7 @@ setup(void **state)
 		fprintf(stderr, "tls: %s\n", err);
 		return -1;
 	}
-	f->conf.tls = TLS_NONE;
+	f->tls = TLS_NONE;
 	snprintf(path, sizeof(path), "%s/body", f->dir);
 	f->body_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (f->body_fd == -1 ||
@@ -229,16 +228,16 @@ engine_start(struct fixture *f)
 	dc.hostname = "relay.test";
 	dc.smtp_port = f->port;
 	smtpc_timeouts_default(&dc.timeouts);
-	dc.timeouts.connect = 5;
-	dc.timeouts.greeting = 5;
-	dc.timeouts.helo = 1;	/* also bounds a TLS handshake */
-	dc.timeouts.mail = dc.timeouts.rcpt = dc.timeouts.data = 5;
-	dc.timeouts.block = dc.timeouts.dot = 5;
+	dc.timeouts.connect = 5000;
+	dc.timeouts.greeting = 5000;
+	dc.timeouts.helo = 1000;	/* also bounds a TLS handshake */
+	dc.timeouts.mail = dc.timeouts.rcpt = dc.timeouts.data = 5000;
+	dc.timeouts.block = dc.timeouts.dot = 5000;
 	dc.reuse_limit = 10;
 	dc.concurrency = 10;
 	/* one session at a time: routes are tried in a fixed order */
 	dc.domain_concurrency = 1;
-	dc.conf = &f->conf;
+	dc.tls = f->tls;
 	dc.tls_ctx = f->tls_ctx;
 	dc.tls_ctx_verify = f->tls_ctx;
 	f->engine = delivery_engine_new(f->loop, f->dns, &dc);
@@ -612,7 +611,7 @@ tls_may_clear(void **state, enum peer_tls how)
 	char rep[16];
 
 	peer_start(f, "127.0.0.6", how);
-	f->conf.tls = TLS_MAY;
+	f->tls = TLS_MAY;
 	engine_start(f);
 	deliver(f, &p, "tlsfail.test", "x@tlsfail.test", NULL);
 	assert_rcpt(&p.rcpt[0], OUTCOME_OK, SMTPC_CAUSE_REPLY, 250, "2.0.0",
@@ -650,7 +649,7 @@ test_tls_may_protocol_error(void **state)
 	char rep[16];
 
 	peer_start(f, "127.0.0.6", PEER_TLS_INJECT);
-	f->conf.tls = TLS_MAY;
+	f->tls = TLS_MAY;
 	engine_start(f);
 	deliver(f, &p, "tlsfail.test", "x@tlsfail.test", NULL);
 	assert_rcpt(&p.rcpt[0], OUTCOME_TEMPFAIL, SMTPC_CAUSE_PROTOCOL, 0,

@@ -25,7 +25,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "conf.h"
 #include "envelope.h"
 #include "mock_log.h"
 #include "pickup.h"
@@ -37,7 +36,7 @@ struct fx {
 	char		 top[64];
 	char		 spool[128];
 	struct queue	*q;
-	struct conf	 conf;
+	uint64_t	 max_size;	/* max_message_size */
 	struct strlist	 queued;	/* ids the callback saw */
 };
 
@@ -58,7 +57,7 @@ setup(void **state)
 	assert_non_null(test_mkdtemp(fx->top, sizeof(fx->top), "tpickup"));
 	snprintf(fx->spool, sizeof(fx->spool), "%s/spool", fx->top);
 	assert_int_equal(queue_open(fx->spool, true, &fx->q), 0);
-	fx->conf.max_message_size = 1000;
+	fx->max_size = 1000;
 	mock_log_clear();
 	*state = fx;
 	return 0;
@@ -137,7 +136,7 @@ test_take_in(void **state)
 	make_env(&env, "a@example.org", "b@example.net");
 	drop(fx, "Subject: x\r\n\r\nhello\r\n", &env, id);
 	envelope_free(&env);
-	assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, on_queued, fx), 1);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 1);
 	assert_int_equal(fx->queued.n, 1);
 	assert_string_equal(fx->queued.v[0], id);	/* the same id */
 	assert_int_equal(count(fx, "drop"), 0);
@@ -154,7 +153,7 @@ test_take_in(void **state)
 	envelope_free(&got);
 	assert_true(mock_log_contains("(queued from drop/)"));
 	/* Nothing left: a second run takes nothing. */
-	assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, on_queued, fx), 0);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 0);
 }
 
 /* A pickup that stopped after its commit: the drop file comes back. */
@@ -172,9 +171,9 @@ test_taken_in_before(void **state)
 	snprintf(copy, sizeof(copy), "%s/saved", fx->top);
 	snprintf(cmd, sizeof(cmd), "cp -p '%s' '%s'", path, copy);
 	assert_int_equal(system(cmd), 0);
-	assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, on_queued, fx), 1);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 1);
 	assert_int_equal(rename(copy, path), 0);
-	assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, on_queued, fx), 0);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 0);
 	assert_int_equal(count(fx, "drop"), 0);
 	assert_int_equal(count(fx, "env"), 1);	/* not twice */
 	assert_int_equal(fx->queued.n, 1);
@@ -196,7 +195,7 @@ test_killed_pickup(void **state)
 	assert_non_null(f = fopen(path, "w"));
 	fputs("half a cop", f);
 	fclose(f);
-	assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, on_queued, fx), 1);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 1);
 	assert_int_equal(fx->queued.n, 1);
 	assert_string_equal(fx->queued.v[0], id);
 	assert_int_equal(count(fx, "drop"), 0);
@@ -232,7 +231,7 @@ test_refused(void **state)
 			env.rcpt[0].state = RCPT_DELIVERED;
 		drop(fx, bad[i].body, &env, id);
 		envelope_free(&env);
-		assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, on_queued,
+		assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued,
 		    fx), 0);
 		assert_true(mock_log_contains(bad[i].why));
 		assert_int_equal(count(fx, "drop"), 0);
@@ -255,7 +254,7 @@ test_refused(void **state)
 		drop(fx, big, &env, id);
 		envelope_free(&env);
 		free(big);
-		assert_int_equal(pickup_run(fx->q, &fx->conf, NULL, NULL, NULL),
+		assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, NULL, NULL),
 		    over ? 0 : 1);
 		assert_int_equal(mock_log_contains("larger than max_message_size"),
 		    over);

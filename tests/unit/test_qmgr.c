@@ -22,7 +22,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "conf.h"
 #include "delivery.h"
 #include "event.h"
 #include "mock_log.h"
@@ -64,7 +63,7 @@ __wrap_delivery_gc(struct delivery_engine *e)
 struct fx {
 	char		 dir[256];
 	struct queue	*q;
-	struct conf	 conf;
+	struct qmgr_conf conf;
 	struct ev_loop	*loop;
 	struct qmgr	*qm;
 	struct qmgr_stats stats;
@@ -79,9 +78,12 @@ setup(void **state)
 	assert_non_null(test_mkdtemp(fx->dir, sizeof(fx->dir), "test_qmgr"));
 	snprintf(spool, sizeof(spool), "%s/spool", fx->dir);
 	assert_int_equal(queue_open(spool, true, &fx->q), 0);
-	conf_defaults(&fx->conf);
-	fx->conf.retry_min = 60;
-	fx->conf.retry_max = 3600;
+	fx->conf.hostname = "relay.test";
+	fx->conf.retry_min_ms = 60 * 1000;
+	fx->conf.retry_max_ms = 3600 * 1000;
+	fx->conf.lifetime_ms = 5 * 86400 * 1000LL;
+	fx->conf.concurrency = 100;
+	fx->conf.domain_concurrency = 20;
 	assert_non_null(fx->loop = ev_loop_new());
 	memset(&parts, 0, sizeof(parts));
 	mock_log_clear();
@@ -98,7 +100,6 @@ teardown(void **state)
 	qmgr_free(fx->qm);
 	ev_loop_free(fx->loop);
 	queue_close(fx->q);
-	conf_free(&fx->conf);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
 	assert_int_equal(system(cmd), 0);
 	free(fx);

@@ -61,8 +61,10 @@ struct script {
 	size_t			 nsteps;
 };
 
-#define DAEMON(limit, window) { 60, 3600, 86400, false, limit, window, true }
-#define ONESHOT(limit, window) { 60, 3600, 86400, false, limit, window, false }
+#define DAEMON(limit, window) \
+	{ 60000, 3600000, 86400000, false, limit, window, true }
+#define ONESHOT(limit, window) \
+	{ 60000, 3600000, 86400000, false, limit, window, false }
 
 struct running {
 	char			 id[32];
@@ -394,7 +396,8 @@ test_scripts(void **state)
 		SCRIPT("loads", DAEMON(10, 10), loads),
 		SCRIPT("one-shot", ONESHOT(10, 10), oneshot),
 		SCRIPT("expiry during a hold",
-		    ((struct sched_conf){ 60, 3600, 100, false, 10, 10, true }),
+		    ((struct sched_conf){ 60000, 3600000, 100000, false, 10, 10,
+		    true }),
 		    expiry),
 	};
 

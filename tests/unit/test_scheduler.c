@@ -26,6 +26,8 @@
 #define MIN5	300
 #define HOUR	3600
 #define DAY	86400
+/* Durations are ms (sched_backoff, sched_next_try); dates are seconds. */
+#define MS(s)	((int64_t)(s) * 1000)
 #define T0	1700000000
 
 static void
@@ -33,7 +35,7 @@ test_backoff(void **state)
 {
 	static const struct {
 		unsigned	 attempts;
-		time_t		 min, max, want;
+		int64_t		 min, max, want;	/* any unit: ms in the program */
 	} t[] = {
 		{ 0, MIN5, HOUR, 0 },
 		{ 1, MIN5, HOUR, MIN5 },
@@ -61,16 +63,16 @@ test_backoff(void **state)
 		{ 4, HOUR, MIN5, HOUR },
 		{ 2, MIN5, -1, MIN5 },
 		/* The cap is the type's end: doubling must not wrap. */
-		{ 2, TMAX / 2, TMAX, TMAX / 2 * 2 },
-		{ 3, TMAX / 2, TMAX, TMAX },
-		{ 2, TMAX / 2 + 1, TMAX, TMAX },
-		{ UINT_MAX, 1, TMAX, TMAX },
-		{ 1, TMAX, TMAX, TMAX },
-		{ 30, 3, TMAX, (time_t)3 << 29 },
+		{ 2, INT64_MAX / 2, INT64_MAX, INT64_MAX / 2 * 2 },
+		{ 3, INT64_MAX / 2, INT64_MAX, INT64_MAX },
+		{ 2, INT64_MAX / 2 + 1, INT64_MAX, INT64_MAX },
+		{ UINT_MAX, 1, INT64_MAX, INT64_MAX },
+		{ 1, INT64_MAX, INT64_MAX, INT64_MAX },
+		{ 30, 3, INT64_MAX, (int64_t)3 << 29 },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		time_t got = sched_backoff(t[i].attempts, t[i].min, t[i].max);
+		int64_t got = sched_backoff(t[i].attempts, t[i].min, t[i].max);
 
 		if (got != t[i].want)
 			fail_msg("row %zu: backoff(%u, %lld, %lld) = %lld, want %lld",
@@ -84,10 +86,10 @@ test_backoff(void **state)
 static void
 test_backoff_monotonic(void **state)
 {
-	time_t prev = 0;
+	int64_t prev = 0;
 
 	for (unsigned a = 1; a < 200; a++) {
-		time_t v = sched_backoff(a, 7, 100000);
+		int64_t v = sched_backoff(a, 7, 100000);
 
 		assert_true(v >= prev);
 		assert_true(v <= 100000);
@@ -104,38 +106,44 @@ test_next_try(void **state)
 		const char	*name;
 		time_t		 now;
 		unsigned	 attempts;
-		time_t		 arrival, lifetime;
+		time_t		 arrival;
+		int64_t		 lifetime;	/* ms */
 		time_t		 want;
 		bool		 expired;
 	} t[] = {
-		{ "first failure", T0, 1, T0, 5 * DAY, T0 + MIN5, false },
-		{ "second failure", T0 + MIN5, 2, T0, 5 * DAY,
+		{ "first failure", T0, 1, T0, MS(5 * DAY), T0 + MIN5, false },
+		{ "second failure", T0 + MIN5, 2, T0, MS(5 * DAY),
 		    T0 + MIN5 + 600, false },
-		{ "capped", T0 + DAY, 30, T0, 5 * DAY, T0 + DAY + HOUR, false },
-		{ "not tried yet", T0, 0, T0, 5 * DAY, T0, false },
-		{ "pulled in to expiry", T0 + 5 * DAY - 100, 30, T0, 5 * DAY,
-		    T0 + 5 * DAY, false },
-		{ "one second before expiry", T0 + 5 * DAY - 1, 30, T0, 5 * DAY,
-		    T0 + 5 * DAY, false },
-		{ "exactly at expiry", T0 + 5 * DAY, 31, T0, 5 * DAY,
-		    T0 + 5 * DAY, true },
-		{ "past expiry", T0 + 9 * DAY, 40, T0, 5 * DAY, T0 + 9 * DAY, true },
-		{ "lifetime 0", T0, 1, T0, 0, T0, true },
-		{ "lifetime negative", T0 + 5, 1, T0, -7, T0 + 5, true },
-		{ "arrival in the future", T0, 1, T0 + DAY, MIN5, T0 + MIN5,
+		{ "capped", T0 + DAY, 30, T0, MS(5 * DAY), T0 + DAY + HOUR,
 		    false },
-		{ "arrival in the future, short life", T0, 1, T0 + DAY, 10,
+		{ "not tried yet", T0, 0, T0, MS(5 * DAY), T0, false },
+		{ "pulled in to expiry", T0 + 5 * DAY - 100, 30, T0, MS(5 * DAY),
+		    T0 + 5 * DAY, false },
+		{ "one second before expiry", T0 + 5 * DAY - 1, 30, T0,
+		    MS(5 * DAY), T0 + 5 * DAY, false },
+		{ "exactly at expiry", T0 + 5 * DAY, 31, T0, MS(5 * DAY),
+		    T0 + 5 * DAY, true },
+		{ "past expiry", T0 + 9 * DAY, 40, T0, MS(5 * DAY), T0 + 9 * DAY,
+		    true },
+		{ "lifetime 0", T0, 1, T0, 0, T0, true },
+		{ "lifetime 1.5 s, rounded up", T0 + 1, 1, T0, 1500, T0 + 2,
+		    false },
+		{ "lifetime 1 ms, rounded up", T0, 1, T0, 1, T0 + 1, false },
+		{ "lifetime negative", T0 + 5, 1, T0, -7, T0 + 5, true },
+		{ "arrival in the future", T0, 1, T0 + DAY, MS(MIN5), T0 + MIN5,
+		    false },
+		{ "arrival in the future, short life", T0, 1, T0 + DAY, MS(10),
 		    T0 + 10, false },
-		{ "huge lifetime", T0, 1, T0, TMAX, T0 + MIN5, false },
-		{ "end of time", TMAX - 10, 3, TMAX - 20, TMAX, TMAX, false },
-		{ "arrival 0", T0, 1, 0, 5 * DAY, T0, true },
+		{ "huge lifetime", T0, 1, T0, INT64_MAX, T0 + MIN5, false },
+		{ "end of time", TMAX - 10, 3, TMAX - 20, INT64_MAX, TMAX, false },
+		{ "arrival 0", T0, 1, 0, MS(5 * DAY), T0, true },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		bool expired = !t[i].expired;
 		time_t got;
 
-		got = sched_next_try(t[i].now, t[i].attempts, MIN5, HOUR,
+		got = sched_next_try(t[i].now, t[i].attempts, MS(MIN5), MS(HOUR),
 		    t[i].arrival, t[i].lifetime, &expired);
 		if (got != t[i].want || expired != t[i].expired)
 			fail_msg("%s: got %lld%s, want %lld%s", t[i].name,
@@ -163,8 +171,8 @@ test_next_try_lifecycle(void **state)
 		attempts++;
 		tries++;
 		assert_true(tries < 1000);
-		next = sched_next_try(now, attempts, MIN5, HOUR, T0, lifetime,
-		    &expired);
+		next = sched_next_try(now, attempts, MS(MIN5), MS(HOUR), T0,
+		    MS(lifetime), &expired);
 		if (expired) {
 			assert_true(now == T0 + lifetime);
 			break;

@@ -904,7 +904,7 @@ test_timeout_greeting(void **state)
 	uint64_t t0;
 
 	sink_start(f, "--hang=greeting", NULL);
-	f->p.timeouts.greeting = 1;
+	f->p.timeouts.greeting = 1000;
 	t0 = ev_now(f->loop);
 	run(f, &two_rcpts, 1);
 	assert_false(f->ready);
@@ -923,7 +923,7 @@ test_timeout_rcpt(void **state)
 	struct fixture *f = *state;
 
 	sink_start(f, "--hang=rcpt", NULL);
-	f->p.timeouts.rcpt = 1;
+	f->p.timeouts.rcpt = 1000;
 	run(f, &two_rcpts, 1);
 	assert_int_equal(f->ndone, 1);
 	assert_int_equal(f->res[0].why.outcome, OUTCOME_TEMPFAIL);
@@ -1109,8 +1109,8 @@ test_protocol_errors(void **state)
 			peer_start(f, t[i].script, t[i].len);
 		else
 			peer_start(f, longline, sizeof(longline) - 1);
-		f->p.timeouts.helo = 1;
-		f->p.timeouts.mail = f->p.timeouts.rcpt = 1;
+		f->p.timeouts.helo = 1000;
+		f->p.timeouts.mail = f->p.timeouts.rcpt = 1000;
 		run(f, &two_rcpts, 1);
 		if (f->ndone > 0 && strstr(f->res[0].why.text, t[i].want)) {
 			/* an unexpected code at MAIL: that transaction failed */
@@ -1135,7 +1135,7 @@ test_reply_escaped(void **state)
 	struct fixture *f = *state;
 
 	peer_start(f, script, sizeof(script) - 1);
-	f->p.timeouts.helo = 1;
+	f->p.timeouts.helo = 1000;
 	run(f, &two_rcpts, 1);
 	assert_int_equal(f->c_outcome, OUTCOME_PERMFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_GREETING);
@@ -1307,7 +1307,7 @@ handshake_fails(void **state, enum tls_policy pol, bool hang)
 
 	peer_start(f, script, sizeof(script) - 1);
 	f->peer_close = !hang;
-	f->p.timeouts.helo = 1;
+	f->p.timeouts.helo = 1000;
 	tls_setup(f, pol, false);
 	run(f, &two_rcpts, 1);
 	assert_false(f->ready);

@@ -2175,7 +2175,7 @@ bs_run(struct fx *fx, const char *in, size_t inlen, uint32_t uid,
 {
 	char ipath[PATH_MAX + 16], opath[PATH_MAX + 16];
 	char host[] = "mx.example", qual[] = "example.org";
-	struct conf conf;
+	struct submit_bs_conf conf;
 	struct stat st;
 	int ifd, ofd, rc;
 	ssize_t n;
@@ -2191,7 +2191,7 @@ bs_run(struct fx *fx, const char *in, size_t inlen, uint32_t uid,
 	memset(&conf, 0, sizeof(conf));
 	conf.hostname = host;
 	conf.qualify_domain = qual;
-	conf.max_message_size = 10000000;
+	conf.max_size = 10000000;
 	conf.max_recipients = 100;
 	rc = submit_bs(fx->q, &conf, uid, user, ifd, ofd);
 	assert_int_equal(fstat(ofd, &st), 0);
@@ -2291,7 +2291,7 @@ test_submit_bs(void **state)
 	assert_true(fd >= 0);
 	{
 		char host[] = "mx.example";
-		struct conf conf;
+		struct submit_bs_conf conf;
 		int pp[2];
 		char buf[256];
 		ssize_t n;
@@ -2356,7 +2356,7 @@ test_submit_bs_signal(void **state)
 {
 	struct fx *fx = *state;
 	char host[] = "mx.example", buf[256];
-	struct conf conf;
+	struct submit_bs_conf conf;
 	int in[2], out[2], st;
 	ssize_t n;
 	pid_t pid;

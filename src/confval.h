@@ -1,0 +1,79 @@
+/*
+ * confval: the types of configuration values that modules take in their
+ * own options structs (struct delivery_conf, struct smtpd_params, struct
+ * qmgr_opts, ...).  conf.h builds struct conf out of these; only the
+ * programs' mains and runner.c, which wires the delivery side together
+ * for both of them, see struct conf itself (ARCHITECTURE.md, "Layers").
+ *
+ * Durations inside the program are milliseconds.  Points in time that
+ * the spool keeps (arrival, next attempt) stay time_t seconds, as the
+ * envelope stores them.
+ */
+#ifndef MXRELAY_CONFVAL_H
+#define MXRELAY_CONFVAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum tls_policy {
+	TLS_NONE = 0,
+	TLS_MAY,
+	TLS_ENCRYPT,
+	TLS_VERIFY,
+};
+
+/*
+ * "host:port", "[v6addr]:port", "[host]:port" (bracketed = no MX lookup),
+ * "host" or a bare "v6addr" (no port).  conf_load() fills in the port of
+ * listen (25) and dns_servers (53) entries that have none; a relayhost
+ * without a port keeps 0, meaning smtp_port.
+ */
+struct hostport {
+	char		*host;		/* without brackets */
+	unsigned	 port;		/* 0 when none was given */
+	bool		 bracketed;
+};
+
+struct cidr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];	/* network address, host bits cleared */
+	unsigned	 prefix;	/* 0..32 or 0..128 */
+};
+
+/* One "tls_policy = DOMAIN POLICY" line (the key may repeat). */
+struct tls_domain_policy {
+	char		*domain;
+	enum tls_policy	 policy;
+};
+
+/*
+ * Outbound SMTP timeouts (RFC 5321 §4.5.3.2), in ms; the defaults of
+ * mxrelay.conf(5) are in parentheses.
+ */
+struct smtpc_timeouts {
+	unsigned	 connect;	/* 30 s */
+	unsigned	 greeting;	/* 5 min */
+	unsigned	 helo;		/* 5 min (EHLO, STARTTLS, AUTH, RSET, QUIT too) */
+	unsigned	 mail;		/* 5 min */
+	unsigned	 rcpt;		/* 5 min */
+	unsigned	 data;		/* 2 min (the 354) */
+	unsigned	 block;		/* 3 min (each write of the body) */
+	unsigned	 dot;		/* 10 min (reply to the final dot) */
+};
+
+/*
+ * Does addr (family + raw bytes: struct in_addr or struct in6_addr) fall
+ * within any of the CIDRs?  An IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+ * as a dual-stack listener sees IPv4 peers) is also tried as IPv4.
+ */
+bool	 conf_cidr_match(const struct cidr *, size_t, int family,
+	    const void *addr);
+/*
+ * The outbound TLS policy for a destination domain: an entry of v for
+ * exactly that domain (case-insensitive, trailing dot ignored), else the
+ * longest ".suffix" entry that matches a subdomain, else def.
+ */
+enum tls_policy conf_tls_policy_for(enum tls_policy def,
+	    const struct tls_domain_policy *v, size_t n, const char *domain);
+
+#endif
