@@ -9,7 +9,7 @@ src_libmxcommon_a_SOURCES = \
 	src/util.c src/util.h src/hash.c src/hash.h src/heap.c src/heap.h \
 	src/status.c src/status.h src/control.c src/control.h \
 	src/privs.c src/privs.h \
-	src/conf.c src/conf.h src/aliases.c src/aliases.h \
+	src/conf.c src/conf.h src/confval.h src/aliases.c src/aliases.h \
 	src/message.c src/message.h src/msg_addr.c src/msg_addr.h \
 	src/log.h src/outcome.h
 
