@@ -42,6 +42,12 @@
  * loop, so that what is indexed is delivered while the scan goes on.
  */
 #define QMGR_SCAN_SLICE		1000
+/*
+ * Old envelopes (versions 1 and 2) do not record whether the body has
+ * 8-bit bytes: a body up to this size is scanned on the loop when the
+ * message opens, a larger one on the work queue.
+ */
+#define QMGR_SCAN_INLINE_MAX	(64 * 1024)
 
 struct qmsg;
 

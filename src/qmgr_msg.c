@@ -6,7 +6,8 @@
  * runner (mxrelay -q) skips it; the message stays locked and open while
  * any of its groups is in flight.  When the envelope does not say whether
  * the body has 8-bit bytes (written before version 3), the body is read
- * on the work queue first, and groups handed out meanwhile wait for it.
+ * first: at once when it is small (QMGR_SCAN_INLINE_MAX), else on the
+ * work queue, and groups handed out meanwhile wait for it.
  * A group's due recipients go to the engine as one part.  When the part
  * comes back, its outcomes are applied to the envelope
  * (sched_rcpt_outcome: delivered, deferred with backoff, or to be
@@ -20,6 +21,8 @@
  * message is removed only when no write of it is out.
  */
 #include "config.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -104,10 +107,24 @@ open_files(struct qmsg *m)
 }
 
 /*
- * Worker thread: an envelope written before the spool noted 8-bit bodies
- * (version 1 or 2): read the whole body to know.  Touches nothing but
- * m's own fields.
+ * An envelope written before the spool noted 8-bit bodies (version 1 or
+ * 2): read the whole body to know.  Runs on a worker thread, or on the
+ * loop for a small body; touches nothing but m's own fields.
  */
+/*
+ * Is the body small enough to scan at once on the loop?  A trip through
+ * the work queue costs more than reading a few pages (old spools are
+ * mostly small messages); a large body, or one fstat() cannot size, goes
+ * to the work queue.
+ */
+static bool
+scan_is_small(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_size <= QMGR_SCAN_INLINE_MAX;
+}
+
 static void
 scan_work(void *arg)
 {
@@ -341,10 +358,14 @@ qmgr_group_start(struct qmgr *qm, const struct sched_pick *p, int64_t now)
 	if (m->nwaiting > 1)
 		return true;	/* the body scan is out */
 	open_files(m);
-	if (m->failed == OPEN_OK && m->env.eightbit == ENVELOPE_8BIT_UNKNOWN)
-		workq_push(qm->wq, scan_work, open_done, m);
-	else
-		open_done(m);
+	if (m->failed == OPEN_OK && m->env.eightbit == ENVELOPE_8BIT_UNKNOWN) {
+		if (!scan_is_small(m->body_fd)) {
+			workq_push(qm->wq, scan_work, open_done, m);
+			return true;
+		}
+		scan_work(m);
+	}
+	open_done(m);
 	return true;
 }
 
