@@ -9,24 +9,9 @@
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
 
-cat > "$T/zone" <<'EOF'
-up.test MX 10 mx1.up.test
-mx1.up.test A 127.0.0.2
-down.test MX 10 mx.down.test
-mx.down.test A 127.0.0.3
-reuse.test MX 10 mx.reuse.test
-mx.reuse.test A 127.0.0.4
-stale.test MX 10 mx1.stale.test
-stale.test MX 20 mx2.stale.test
-mx1.stale.test A 127.0.0.5
-mx2.stale.test A 127.0.0.6
-grey.test MX 10 mx1.grey.test
-grey.test MX 20 mx2.grey.test
-mx1.grey.test A 127.0.0.7
-mx2.grey.test A 127.0.0.8
-EOF
-start_dnsd "$T/zone"
-pick_port
+world_start "up.test MX 10 mx1.up.test" "mx1.up.test A 127.0.0.2" \
+    down.test=127.0.0.3 reuse.test=127.0.0.4 \
+    stale.test=127.0.0.5,127.0.0.6 grey.test=127.0.0.7,127.0.0.8
 
 # proc_ids PID Uid|Gid: the process's real, effective, saved and
 # filesystem ids, read from /proc/PID/status, separated by spaces.

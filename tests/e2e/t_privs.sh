@@ -19,14 +19,7 @@ PY=/usr/bin/python3
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
 privs_setup
 
-cat > "$T/zone" <<EOF
-site.test MX 10 mx.site.test
-mx.site.test A 127.0.0.2
-slow.test MX 10 mx.slow.test
-mx.slow.test A 127.0.0.3
-EOF
-start_dnsd "$T/zone"
-pick_port
+world_start site.test=127.0.0.2 slow.test=127.0.0.3
 sink 127.0.0.2
 
 # The configuration, where sendmail looks for it by default.

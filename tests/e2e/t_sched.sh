@@ -14,20 +14,8 @@
 SMTPLOAD="$top_builddir/tests/bench/smtpload"
 [ -x "$SMTPLOAD" ] || { echo "# $SMTPLOAD not built"; exit 77; }
 
-cat > "$T/zone" <<'EOF'
-d0.test MX 10 mx.d0.test
-mx.d0.test A 127.0.0.2
-fine.test MX 10 mx.fine.test
-mx.fine.test A 127.0.0.3
-half.test MX 10 mx.half.test
-mx.half.test A 127.0.0.4
-whole.test MX 10 mx.whole.test
-mx.whole.test A 127.0.0.5
-dead.test MX 10 mx.dead.test
-mx.dead.test A 127.0.0.6
-EOF
-start_dnsd "$T/zone"
-pick_port
+world_start d0.test=127.0.0.2 fine.test=127.0.0.3 half.test=127.0.0.4 \
+    whole.test=127.0.0.5 dead.test=127.0.0.6
 
 # daemon_kill: SIGKILL the daemon (one left with hanging deliveries, whose
 # SIGTERM would wait 10 s for them), and forget its pid.
