@@ -172,6 +172,157 @@ spool_problem(int e)
 	}
 }
 
+/* -bX: the mode X; 0, or EX_USAGE with the reason logged. */
+static int
+option_b(const char *arg, struct opts *o)
+{
+	switch (arg[0]) {
+	case 'p':
+		o->mode = MODE_LIST;
+		return 0;
+	case 'm':
+		o->mode = MODE_SUBMIT;
+		return 0;
+	case 'i':
+		o->mode = MODE_NEWALIASES;
+		return 0;
+	case 's':
+		o->mode = MODE_BS;
+		return 0;
+	case 'd':
+	case 'D':
+		log_warnx("-b%s: run mxrelayd for a daemon", arg);
+		return EX_USAGE;
+	default:
+		log_warnx("-b%s: mode not supported", arg);
+		return EX_USAGE;
+	}
+}
+
+/* -q, -qf, -qIID, -q30m; 0, or EX_USAGE with the reason logged. */
+static int
+option_q(const char *arg, struct opts *o)
+{
+	time_t ignored;
+
+	o->mode = MODE_RUN;
+	if (arg == NULL)
+		return 0;
+	if (strcmp(arg, "f") == 0)
+		o->force = true;
+	else if (arg[0] == 'I' && arg[1] != '\0') {
+		o->queue_id = arg + 1;
+		o->force = true;
+	} else if (util_parse_duration(arg, &ignored) == -1) {
+		/* -q30m: a queue run interval; runs once. */
+		log_warnx("-q%s: unknown queue option", arg);
+		return EX_USAGE;
+	}
+	return 0;
+}
+
+/*
+ * The options, up to the first recipient ('+', as in sendmail): 0 with
+ * optind past them, or EX_USAGE with the reason logged.
+ */
+static int
+parse_options(int argc, char **argv, struct opts *o)
+{
+	int ch, rc;
+
+	while ((ch = getopt(argc, argv,
+	    "+B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q::r:tvx")) != -1) {
+		switch (ch) {
+		case 'b':
+			if ((rc = option_b(optarg, o)) != 0)
+				return rc;
+			break;
+		case 'C':
+			o->config = optarg;
+			break;
+		case 'F':
+			o->full_name = optarg;
+			break;
+		case 'f':
+		case 'r':
+			o->sender = optarg;
+			break;
+		case 'I':
+			o->mode = MODE_NEWALIASES;
+			break;
+		case 'i':
+			o->ignore_dots = true;
+			break;
+		case 'o':
+			/* -oi is the only -o option with an effect. */
+			if (strcmp(optarg, "i") == 0)
+				o->ignore_dots = true;
+			break;
+		case 'q':
+			if ((rc = option_q(optarg, o)) != 0)
+				return rc;
+			break;
+		case 't':
+			o->extract = true;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'B': case 'G': case 'L': case 'N': case 'O': case 'R':
+		case 'U': case 'V': case 'X': case 'c': case 'e': case 'h':
+		case 'm': case 'n': case 'p': case 'x':
+			break;	/* accepted for compatibility, no effect */
+		default:
+			usage(EX_USAGE);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The config file to read, and whether it must exist.  One of the
+ * caller's choosing (-C, $MXRELAY_CONFIG) costs the program's privilege
+ * first (root keeps root).  secure_getenv() gives nothing to a
+ * set-group-ID run; the variable is then honoured without the group.
+ */
+static const char *
+config_path(const struct opts *o, bool *must_exist)
+{
+	const char *path = o->config;
+
+	*must_exist = true;
+	if (path == NULL && (path = secure_getenv("MXRELAY_CONFIG")) == NULL)
+		path = getenv("MXRELAY_CONFIG");
+	if (path != NULL && *path == '\0')
+		path = NULL;
+	if (path == NULL) {
+		*must_exist = false;
+		return CONF_DEFAULT_PATH;
+	}
+	if (caller_uid != 0) {
+		privs_lose_setgid();
+		submit_gid = (gid_t)-1;
+	}
+	return path;
+}
+
+/* newaliases: the aliases file is read as it is; there is nothing to build. */
+static int
+check_aliases(const struct conf *conf)
+{
+	struct aliases *al;
+	char err[1024];
+
+	if (conf->aliases == NULL)
+		return EX_OK;
+	if (aliases_load(conf->aliases, &al, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_CONFIG;
+	}
+	aliases_free(al);
+	return EX_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -180,7 +331,7 @@ main(int argc, char **argv)
 	char err[1024];
 	const char *base, *path;
 	bool must_exist;
-	int ch, rc;
+	int rc;
 
 	/*
 	 * Set-group-ID: a caller may start us with 0, 1 or 2 closed, so
@@ -232,110 +383,13 @@ main(int argc, char **argv)
 		printf("mxrelay %s\n", PACKAGE_VERSION);
 		return EX_OK;
 	}
-
-	/* '+': options end at the first recipient, as in sendmail. */
-	while ((ch = getopt(argc, argv,
-	    "+B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q::r:tvx")) != -1) {
-		switch (ch) {
-		case 'b':
-			switch (optarg[0]) {
-			case 'p':
-				o.mode = MODE_LIST;
-				break;
-			case 'm':
-				o.mode = MODE_SUBMIT;
-				break;
-			case 'i':
-				o.mode = MODE_NEWALIASES;
-				break;
-			case 's':
-				o.mode = MODE_BS;
-				break;
-			case 'd':
-			case 'D':
-				log_warnx("-b%s: run mxrelayd for a daemon", optarg);
-				return EX_USAGE;
-			default:
-				log_warnx("-b%s: mode not supported", optarg);
-				return EX_USAGE;
-			}
-			break;
-		case 'C':
-			o.config = optarg;
-			break;
-		case 'F':
-			o.full_name = optarg;
-			break;
-		case 'f':
-		case 'r':
-			o.sender = optarg;
-			break;
-		case 'I':
-			o.mode = MODE_NEWALIASES;
-			break;
-		case 'i':
-			o.ignore_dots = true;
-			break;
-		case 'o':
-			/* -oi is the only -o option with an effect. */
-			if (strcmp(optarg, "i") == 0)
-				o.ignore_dots = true;
-			break;
-		case 'q':
-			o.mode = MODE_RUN;
-			if (optarg == NULL)
-				break;
-			if (strcmp(optarg, "f") == 0)
-				o.force = true;
-			else if (optarg[0] == 'I' && optarg[1] != '\0') {
-				o.queue_id = optarg + 1;
-				o.force = true;
-			} else {
-				time_t ignored;
-
-				/* -q30m: a queue run interval; runs once. */
-				if (util_parse_duration(optarg, &ignored) == -1) {
-					log_warnx("-q%s: unknown queue option", optarg);
-					return EX_USAGE;
-				}
-			}
-			break;
-		case 't':
-			o.extract = true;
-			break;
-		case 'v':
-			o.verbose++;
-			break;
-		case 'B': case 'G': case 'L': case 'N': case 'O': case 'R':
-		case 'U': case 'V': case 'X': case 'c': case 'e': case 'h':
-		case 'm': case 'n': case 'p': case 'x':
-			break;	/* accepted for compatibility, no effect */
-		default:
-			usage(EX_USAGE);
-		}
-	}
+	if ((rc = parse_options(argc, argv, &o)) != 0)
+		return rc;
 	argc -= optind;
 	argv += optind;
 	log_init(progname, LOG_TO_STDERR | LOG_TO_SYSLOG, o.verbose);
 
-	/*
-	 * A configuration of the caller's choosing: the program's privilege
-	 * goes first (root keeps root).  secure_getenv() gives nothing to a
-	 * set-group-ID run; the variable is then honoured without the group.
-	 */
-	path = o.config;
-	must_exist = true;
-	if (path == NULL && (path = secure_getenv("MXRELAY_CONFIG")) == NULL)
-		path = getenv("MXRELAY_CONFIG");
-	if (path != NULL && *path == '\0')
-		path = NULL;
-	if (path == NULL) {
-		path = CONF_DEFAULT_PATH;
-		must_exist = false;
-	} else if (caller_uid != 0) {
-		privs_lose_setgid();
-		submit_gid = (gid_t)-1;
-	}
+	path = config_path(&o, &must_exist);
 	/* Only a submission may use the submit group. */
 	if (o.mode != MODE_SUBMIT && o.mode != MODE_BS) {
 		privs_lose_setgid();
@@ -357,17 +411,7 @@ main(int argc, char **argv)
 		rc = submit_session(&conf);
 		break;
 	case MODE_NEWALIASES:
-		/* The aliases file is read as it is; there is nothing to build. */
-		rc = EX_OK;
-		if (conf.aliases != NULL) {
-			struct aliases *al;
-
-			if (aliases_load(conf.aliases, &al, err, sizeof(err)) == -1) {
-				log_warnx("%s", err);
-				rc = EX_CONFIG;
-			} else
-				aliases_free(al);
-		}
+		rc = check_aliases(&conf);
 		break;
 	default:
 		rc = submit(&o, &conf, argc, argv);
