@@ -63,8 +63,7 @@ static conf_set_fn set_hostname;	/* char *: a DNS name */
 static conf_set_fn set_name;		/* char *: a user or group name */
 static conf_set_fn set_path;		/* char *: an absolute path */
 static conf_set_fn set_uint;		/* unsigned, within [min, max] */
-static conf_set_fn set_duration;	/* int64_t ms; [min, max] in seconds */
-static conf_set_fn set_timeout;		/* unsigned ms; [min, max] in seconds */
+static conf_set_fn set_duration;	/* ms; [min, max] in seconds */
 static conf_set_fn set_size;		/* uint64_t, bytes within [min, max] */
 static conf_set_fn set_tls;		/* enum tls_policy */
 static conf_set_fn set_hostports;	/* struct hostport * + size_t count */
@@ -75,6 +74,9 @@ static conf_set_fn set_tls_policy;	/* struct tls_domain_policy * + count */
 #define CK_OPTIONAL	0x01	/* an empty value means none */
 #define CK_REPEAT	0x02	/* may appear more than once */
 #define CK_IPONLY	0x04	/* set_hostports: IP addresses, no names */
+#define CK_UINT		0x08	/* set_duration: an unsigned field, not int64_t */
+/* A CK_UINT duration is at most a day: its ms fit an unsigned. */
+_Static_assert(86400ULL * 1000 <= UINT_MAX, "a day of ms in an unsigned");
 
 struct conf_key {
 	const char	*name;
@@ -129,25 +131,25 @@ static const struct conf_key keys[] = {
 	K("max_clients", set_uint, max_clients, "100", 1, 100000, 0),
 	K("user", set_name, user, "mxrelay", 0, 0, 0),
 	K("group", set_name, group, "mxrelay", 0, 0, 0),
-	K("smtp_connect_timeout", set_timeout, smtp_timeouts.connect, "30s", 1,
-	    DAY, 0),
-	K("smtp_greeting_timeout", set_timeout, smtp_timeouts.greeting, "5m",
-	    1, DAY, 0),
-	K("smtp_helo_timeout", set_timeout, smtp_timeouts.helo, "5m", 1, DAY,
-	    0),
-	K("smtp_mail_timeout", set_timeout, smtp_timeouts.mail, "5m", 1, DAY,
-	    0),
-	K("smtp_rcpt_timeout", set_timeout, smtp_timeouts.rcpt, "5m", 1, DAY,
-	    0),
-	K("smtp_data_timeout", set_timeout, smtp_timeouts.data, "2m", 1, DAY,
-	    0),
-	K("smtp_block_timeout", set_timeout, smtp_timeouts.block, "3m", 1, DAY,
-	    0),
-	K("smtp_dot_timeout", set_timeout, smtp_timeouts.dot, "10m", 1, DAY,
-	    0),
+	K("smtp_connect_timeout", set_duration, smtp_timeouts.connect, "30s", 1,
+	    DAY, CK_UINT),
+	K("smtp_greeting_timeout", set_duration, smtp_timeouts.greeting, "5m", 1,
+	    DAY, CK_UINT),
+	K("smtp_helo_timeout", set_duration, smtp_timeouts.helo, "5m", 1,
+	    DAY, CK_UINT),
+	K("smtp_mail_timeout", set_duration, smtp_timeouts.mail, "5m", 1,
+	    DAY, CK_UINT),
+	K("smtp_rcpt_timeout", set_duration, smtp_timeouts.rcpt, "5m", 1,
+	    DAY, CK_UINT),
+	K("smtp_data_timeout", set_duration, smtp_timeouts.data, "2m", 1,
+	    DAY, CK_UINT),
+	K("smtp_block_timeout", set_duration, smtp_timeouts.block, "3m", 1,
+	    DAY, CK_UINT),
+	K("smtp_dot_timeout", set_duration, smtp_timeouts.dot, "10m", 1,
+	    DAY, CK_UINT),
 	K("connection_reuse_limit", set_uint, connection_reuse_limit, "100", 1,
 	    100000, 0),
-	K("dns_timeout", set_timeout, dns_timeout_ms, "5s", 1, 300, 0),
+	K("dns_timeout", set_duration, dns_timeout_ms, "5s", 1, 300, CK_UINT),
 	K("dns_tries", set_uint, dns_tries, "3", 1, 10, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -666,6 +668,7 @@ parse_duration(const struct conf_key *k, const char *value, uint64_t *secs,
 	return 0;
 }
 
+/* In ms, into an int64_t, or an unsigned for a CK_UINT key (up to a day). */
 static int
 set_duration(struct conf *c, const struct conf_key *k, const char *value,
     char *why, size_t whylen)
@@ -674,20 +677,10 @@ set_duration(struct conf *c, const struct conf_key *k, const char *value,
 
 	if (parse_duration(k, value, &secs, why, whylen) == -1)
 		return -1;
-	*FIELD(c, k, int64_t) = (int64_t)secs * 1000;
-	return 0;
-}
-
-/* The table keeps timeouts at most a day: ms fit an unsigned. */
-static int
-set_timeout(struct conf *c, const struct conf_key *k, const char *value,
-    char *why, size_t whylen)
-{
-	uint64_t secs;
-
-	if (parse_duration(k, value, &secs, why, whylen) == -1)
-		return -1;
-	*FIELD(c, k, unsigned) = (unsigned)(secs * 1000);
+	if (k->flags & CK_UINT)
+		*FIELD(c, k, unsigned) = (unsigned)(secs * 1000);
+	else
+		*FIELD(c, k, int64_t) = (int64_t)secs * 1000;
 	return 0;
 }
 
