@@ -2,14 +2,20 @@
  * test_qmgr: src/qmgr.c against a real spool in a temporary folder and
  * the real event loop and work queue, with the delivery engine replaced
  * at link time (-Wl,--wrap=delivery_submit,--wrap=delivery_gc): the test
- * sees every part qmgr hands out and answers it when it likes.  Checked:
- * a group's outcomes reach the envelope while another group of the
- * message is still out; a destination that fails as a whole is held,
- * the hold is written to the spool's holds file and kept by the next
- * start; one-shot runs end.
+ * sees every part qmgr hands out and answers it when it likes.  The
+ * envelope writes are wrapped too (--wrap=queue_env_update), so that the
+ * test can hold them and keep a message closing.  Checked: a group's
+ * outcomes reach the envelope while another group of the message is
+ * still out; a destination that fails as a whole is held, the hold is
+ * written to the spool's holds file and kept by the next start; one-shot
+ * runs end; messages still writing their last state count in the window;
+ * the pump reads at most QMGR_SCAN_SLICE envelopes per turn of the loop.
  */
 #include "config.h"
 
+#include <sys/resource.h>
+
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,7 +32,10 @@
 #include "event.h"
 #include "mock_log.h"
 #include "qmgr.h"
+#include "qmgr_int.h"
+#include "scheduler.h"
 #include "spool.h"
+#include "spool_test.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -58,6 +67,39 @@ void
 __wrap_delivery_gc(struct delivery_engine *e)
 {
 	(void)e;
+}
+
+/*
+ * The spool's envelope updates (qmgr's writes, on the work queue) wait
+ * here while the gate is shut: a message whose last group is back then
+ * stays closing, its last state not yet written, until the test opens it.
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	bool		 shut;
+} gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+
+int	__real_queue_env_update(struct queue *, const struct envelope *);
+int	__wrap_queue_env_update(struct queue *, const struct envelope *);
+
+int
+__wrap_queue_env_update(struct queue *q, const struct envelope *env)
+{
+	pthread_mutex_lock(&gate.mu);
+	while (gate.shut)
+		pthread_cond_wait(&gate.cv, &gate.mu);
+	pthread_mutex_unlock(&gate.mu);
+	return __real_queue_env_update(q, env);
+}
+
+static void
+gate_set(bool shut)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.shut = shut;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
 }
 
 struct fx {
@@ -97,6 +139,8 @@ teardown(void **state)
 	struct fx *fx = *state;
 	char cmd[300];
 
+	gate_set(false);	/* qmgr_free() waits for the writes out */
+	queue_test_set_sysops(NULL);
 	qmgr_free(fx->qm);
 	ev_loop_free(fx->loop);
 	queue_close(fx->q);
@@ -107,19 +151,29 @@ teardown(void **state)
 }
 
 static void
+start_opts(struct fx *fx, const struct qmgr_opts *o)
+{
+	fx->qm = qmgr_new(fx->loop, fx->q, &fx->conf, NULL, o, &fx->stats);
+	assert_int_equal(qmgr_load(fx->qm), 0);
+}
+
+static void
 start(struct fx *fx, bool daemon)
 {
 	struct qmgr_opts o;
 
 	memset(&o, 0, sizeof(o));
 	o.daemon = daemon;
-	fx->qm = qmgr_new(fx->loop, fx->q, &fx->conf, NULL, &o, &fx->stats);
-	assert_int_equal(qmgr_load(fx->qm), 0);
+	start_opts(fx, &o);
 }
 
-/* Queue a message for rcpts (NULL-terminated); its id into id. */
+/*
+ * Queue a message for rcpts (NULL-terminated), each due at next_try (0:
+ * at once); its id into id.
+ */
 static void
-queue_msg(struct fx *fx, const char *const *rcpts, char *id)
+queue_msg_at(struct fx *fx, const char *const *rcpts, time_t next_try,
+    char *id)
 {
 	static const char body[] = "Subject: t\r\n\r\nhello\r\n";
 	struct queue_new *qn;
@@ -127,13 +181,21 @@ queue_msg(struct fx *fx, const char *const *rcpts, char *id)
 
 	envelope_init(&env);
 	env.sender = xstrdup("s@sender.test");
-	for (; *rcpts != NULL; rcpts++)
+	for (; *rcpts != NULL; rcpts++) {
 		envelope_add_rcpt(&env, *rcpts, NULL);
+		env.rcpt[env.nrcpt - 1].next_try = next_try;
+	}
 	assert_int_equal(queue_new_begin(fx->q, &qn), 0);
 	assert_int_equal(queue_new_write(qn, body, sizeof(body) - 1), 0);
 	assert_int_equal(queue_new_commit(qn, &env), 0);
 	util_strlcpy(id, env.id, QUEUE_ID_LEN + 1);
 	envelope_free(&env);
+}
+
+static void
+queue_msg(struct fx *fx, const char *const *rcpts, char *id)
+{
+	queue_msg_at(fx, rcpts, 0, id);
 }
 
 /* Run the loop until cond(fx, arg) or about 5 s have gone by. */
@@ -316,6 +378,141 @@ test_hold_persists(void **state)
 	assert_true(run_until(fx, settled, NULL));
 }
 
+/*
+ * The fd_reserve (struct qmgr_opts) that makes fd_window() in qmgr.c give
+ * a window of w messages: the hard limit on descriptors, less the
+ * connections, QMGR_FD_RESERVE and two descriptors per open message.
+ */
+static unsigned
+reserve_for_window(unsigned concurrency, unsigned w)
+{
+	struct rlimit rl;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	/* A finite hard limit: fd_window() raises the soft one up to it. */
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536) {
+		rl.rlim_max = 65536;
+		if (rl.rlim_cur > rl.rlim_max)
+			rl.rlim_cur = rl.rlim_max;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	assert_true(rl.rlim_max > concurrency + QMGR_FD_RESERVE + 2 * w + 64);
+	return (unsigned)rl.rlim_max - concurrency - QMGR_FD_RESERVE - 2 * w;
+}
+
+/* nparts_is(), checking on the way that the open messages fit the window. */
+static bool
+nparts_is_in_window(struct fx *fx, const void *arg)
+{
+	assert_true(qmgr_in_flight(fx->qm) <= fx->qm->window);
+	return nparts_is(fx, arg);
+}
+
+/*
+ * Rule: a message whose last group is back holds its descriptors until
+ * its last state is written (closing); a new message due meanwhile waits
+ * for it to close instead of opening one message past the window (the
+ * scheduler counts only the messages with groups in flight).
+ */
+static void
+test_window_counts_closing(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const first[] = { "r@d0.test", NULL };
+	char id[QUEUE_ID_LEN + 1], addr[32];
+	const char *rcpts[] = { addr, NULL };
+	struct qmgr_opts o;
+	size_t want = 1;
+
+	memset(&o, 0, sizeof(o));
+	o.daemon = true;
+	o.fd_reserve = reserve_for_window(fx->conf.concurrency, 1);
+	queue_msg(fx, first, id);
+	start_opts(fx, &o);
+	assert_int_equal(fx->qm->window, 1);
+	assert_true(run_until(fx, nparts_is_in_window, &want));
+	for (size_t k = 1; k <= 3; k++) {
+		/* Part k-1 comes back deferred: its message closes, write held. */
+		gate_set(true);
+		answer(k - 1, OUTCOME_TEMPFAIL, false);
+		assert_int_equal(qmgr_in_flight(fx->qm), 1);
+		/* A message arrives: the pump runs on the next turn. */
+		snprintf(addr, sizeof(addr), "r@d%zu.test", k);
+		queue_msg(fx, rcpts, id);
+		qmgr_add(fx->qm, id);
+		ev_run_once(fx->loop, 0);
+		assert_true(qmgr_in_flight(fx->qm) <= fx->qm->window);
+		assert_int_equal(parts.n, k);
+		/* Written: the message closes, and the new one opens. */
+		gate_set(false);
+		want = k + 1;
+		assert_true(run_until(fx, nparts_is_in_window, &want));
+		assert_string_equal(parts.domain[k], addr + 2);
+	}
+	answer(3, OUTCOME_OK, false);
+	assert_true(run_until(fx, settled, NULL));
+	assert_int_equal(fx->stats.deferred, 3);
+	assert_int_equal(fx->stats.sent, 1);
+}
+
+/* Messages in the index whose envelope has been read. */
+static size_t
+nread(const struct fx *fx)
+{
+	const struct sched *s = fx->qm->sched;
+	size_t n = 0;
+
+	for (const struct sched_msg *sm = sched_msg_next(s, NULL); sm != NULL;
+	    sm = sched_msg_next(s, sm))
+		if (sm->arrival != 0)
+			n++;
+	return n;
+}
+
+static int
+no_fsync(int fd)
+{
+	(void)fd;
+	return 0;
+}
+
+/*
+ * Rule: the pump reads at most QMGR_SCAN_SLICE envelopes of new messages
+ * per turn of the loop and goes on at the next turns until all are read,
+ * so that a burst of arrivals does not hold the loop for one long turn.
+ */
+static void
+test_load_slice(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const rcpts[] = { "r@later.test", NULL };
+	const size_t total = QMGR_SCAN_SLICE + QMGR_SCAN_SLICE / 2;
+	const size_t max_turns = (total + QMGR_SCAN_SLICE - 1) / QMGR_SCAN_SLICE;
+	struct queue_sysops ops = queue_sysops_default;
+	char id[QUEUE_ID_LEN + 1];
+	size_t turns;
+
+	start(fx, true);
+	/* Queued without fsync (speed), due in an hour: nothing goes out. */
+	ops.fsync = no_fsync;
+	queue_test_set_sysops(&ops);
+	for (size_t i = 0; i < total; i++) {
+		queue_msg_at(fx, rcpts, time(NULL) + 3600, id);
+		qmgr_add(fx->qm, id);
+	}
+	queue_test_set_sysops(NULL);
+	assert_int_equal(qmgr_count(fx->qm), total);
+	assert_int_equal(nread(fx), 0);
+	for (turns = 0; turns < max_turns && nread(fx) < total; turns++) {
+		size_t before = nread(fx);
+
+		ev_run_once(fx->loop, 0);
+		assert_in_range(nread(fx) - before, 1, QMGR_SCAN_SLICE);
+	}
+	assert_int_equal(nread(fx), total);
+	assert_int_equal(parts.n, 0);
+}
+
 int
 main(void)
 {
@@ -323,6 +520,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_recorded_at_once,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_persists, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_window_counts_closing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_slice, setup,
 		    teardown),
 	};
 
