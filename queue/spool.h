@@ -89,7 +89,8 @@ int	 queue_msg_remove(struct queue *, const char *id);
  * body removal happen in queue_flush() (called every QUEUE_REMOVE_BATCH
  * removals, by queue_close(), and by the caller when it likes).  A crash
  * before the flush may bring the message back: for a delivered message
- * that is a second delivery, which SPEC allows only across such a crash.
+ * that is a second delivery, which mxrelayd(8) allows only across such a
+ * crash.
  */
 int	 queue_msg_remove_later(struct queue *, const char *id);
 int	 queue_flush(struct queue *);

@@ -1,5 +1,5 @@
 /*
- * spool_test: a seam for unit tests only.  Every system call of queue/spool.c
+ * spool_test: a seam for unit tests only.  Every system call of queue/spool*.c
  * that changes the spool (or can fail on a full disk) goes through this
  * table, so that tests can make each one fail in turn (ENOSPC, EIO, short
  * writes) or stop the process there to simulate a crash.  Programs never
