@@ -1,6 +1,6 @@
 /*
  * control: the client side of the control socket, and its address.
- * See control.h; the server side is in mxrelayd.c.
+ * See control.h; the server side is in mxrelayd_ctl.c.
  */
 #include "config.h"
 

@@ -74,7 +74,7 @@ struct delivery_msg {
 	 */
 	bool			 dest_down;
 
-	/* private to delivery.c */
+	/* private to delivery.c and delivery_sess.c */
 	size_t			 route_min;	/* first route this part may use */
 	struct delivery_msg	*next;
 	const char		**addrs;

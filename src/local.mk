@@ -20,7 +20,7 @@ src_libmxnet_a_SOURCES = \
 	src/event.c src/event.h src/io.c src/io.h src/tls.c src/tls.h \
 	src/dns.c src/dns.h \
 	src/smtp_proto.c src/smtp_proto.h src/smtp_client.c src/smtp_client.h \
-	src/delivery.c src/delivery.h \
+	src/delivery.c src/delivery.h src/delivery_int.h src/delivery_sess.c \
 	src/scheduler.c src/scheduler.h src/bounce.c src/bounce.h \
 	src/qmgr.c src/qmgr.h src/qmgr_int.h src/qmgr_msg.c src/qmgr_index.c \
 	src/pickup.c src/pickup.h \
@@ -44,7 +44,7 @@ src_mxrelay_SOURCES = src/sendmail.c
 src_mxrelay_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 sbin_PROGRAMS += src/mxrelayd
-src_mxrelayd_SOURCES = src/mxrelayd.c
+src_mxrelayd_SOURCES = src/mxrelayd.c src/mxrelayd.h src/mxrelayd_ctl.c
 src_mxrelayd_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 # Links in the build tree so that argv[0] dispatch can be tried there.

@@ -1,0 +1,108 @@
+/*
+ * delivery_int: what the two files of the delivery engine share, and
+ * nothing for other modules (they use delivery.h).  delivery.c: the
+ * engine, destinations, their queues of parts and the lookup of their
+ * routes; delivery_sess.c: moving parts to sessions, the sessions, and
+ * recipient and part outcomes.
+ */
+#ifndef MXRELAY_DELIVERY_INT_H
+#define MXRELAY_DELIVERY_INT_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "delivery.h"
+#include "hash.h"
+
+enum dest_state {
+	DEST_IDLE,		/* nothing looked up yet */
+	DEST_RESOLVING,		/* MX or address lookups in flight */
+	DEST_READY,		/* routes known */
+	DEST_FAILED,		/* the whole destination fails (DNS, loop) */
+};
+
+struct route {
+	char			*host;
+	unsigned		 pref;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	bool			 failed;	/* connection-level failure */
+	bool			 tls_broken;	/* handshake failed under may */
+};
+
+struct mxent;		/* delivery.c */
+struct dsess;		/* delivery_sess.c */
+
+struct dest {
+	struct delivery_engine	*e;
+	struct hash_node	 node;		/* e->byname, under key */
+	LIST_ENTRY(dest)	 link;		/* e->dests */
+	LIST_ENTRY(dest)	 gclink;	/* e->gcq while gc_queued */
+	bool			 gc_queued;
+	struct dest		*wnext;		/* waiting for a global slot */
+	bool			 waiting;
+	char			*key;		/* lower-case domain; "" relayhost */
+	char			*name;		/* what to look up */
+	bool			 by_mx;
+	unsigned		 port;
+	enum tls_policy		 tls;
+	enum dest_state		 state;
+	struct dns_req		*mxreq;
+	struct mxent		*mx;
+	size_t			 nmx;
+	size_t			 mx_pending;
+	struct route		*routes;
+	size_t			 nroutes;
+
+	/* DEST_FAILED: what every part gets */
+	enum outcome		 fail_outcome;
+	char			 fail_status[16];
+	char			 fail_reply[DELIVERY_REPLY_MAX];
+
+	/* the last route failure, for parts that run out of routes */
+	enum smtpc_cause	 last_cause;
+	int			 last_code;
+	char			 last_status[16];
+	char			 last_reply[DELIVERY_REPLY_MAX];
+	char			 last_mta[256];
+
+	struct delivery_msg	*qhead, *qtail;
+	size_t			 nqueued;
+	struct dsess		*idle;		/* sessions waiting for a part */
+	uint64_t		 ready_ms;	/* when the routes were built */
+	unsigned		 nsess;
+	unsigned		 nconnecting;
+	unsigned		 rr;		/* spreads sessions over equal MXs */
+};
+
+LIST_HEAD(dest_list, dest);
+
+struct delivery_engine {
+	struct ev_loop		*loop;
+	struct dns		*dns;
+	struct delivery_conf	 c;
+	struct hash		 byname;	/* every destination, by key */
+	struct dest_list	 dests;		/* the same, newest first */
+	struct dest_list	 gcq;		/* may have nothing left to do */
+	struct ev_timer		 gc_timer;	/* looks at gcq from the loop */
+	struct dest		*whead, *wtail;	/* waiting for a slot */
+	unsigned		 active;	/* sessions in all */
+	unsigned		 nidle;		/* of which parked */
+	unsigned		 keep_idle_ms;	/* 0: QUIT when the queue is dry */
+	size_t			 pending;	/* parts submitted, not done */
+};
+
+/* delivery.c: the queue of parts, the lookup, the check for an unused d. */
+void		 dest_enqueue(struct dest *, struct delivery_msg *, bool front);
+void		 dest_dequeue(struct dest *, struct delivery_msg *);
+void		 dest_resolve(struct dest *);
+void		 dest_gc_note(struct dest *);
+
+/* delivery_sess.c: move d's parts on, then see whether it has work left. */
+void		 dest_pump(struct dest *);
+
+#endif

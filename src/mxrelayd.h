@@ -1,0 +1,77 @@
+/*
+ * mxrelayd: what the daemon's two files share.  mxrelayd.c: start-up,
+ * generations and reload, new messages, signals and shutdown;
+ * mxrelayd_ctl.c: the control socket.
+ */
+#ifndef MXRELAY_MXRELAYD_H
+#define MXRELAY_MXRELAYD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "event.h"
+#include "qmgr.h"
+#include "smtpd.h"
+
+/* One configuration and everything made from it. */
+struct gen {
+	struct conf		 conf;
+	struct runner_setup		*dlv;
+	SSL_CTX			*srv_ctx;	/* STARTTLS; NULL = none */
+	struct smtpd_users	*users;		/* AUTH; NULL = none */
+	struct smtpd_params	 sp;
+	struct gen		*next;		/* retired list */
+};
+
+struct ctl_conn;	/* mxrelayd_ctl.c */
+
+struct daemon {
+	const char		*conf_path;
+	bool			 conf_must_exist;
+	bool			 foreground;
+	bool			 prepare_only;	/* -i */
+	int			 verbose;
+
+	struct ev_loop		*loop;
+	struct queue		*q;
+	struct gen		*cur;
+	struct gen		*retired;
+	struct smtpd		*smtpd;
+	struct qmgr		*qm;
+	struct qmgr_stats	 stats;
+
+	int			 pidfd;
+	char			*pid_path;
+	int			*lfds;		/* listening sockets until smtpd */
+	size_t			 nlfds;
+	int			 sigfd;
+	int			 ctlfd;
+	char			*ctl_path;
+	struct ctl_conn		*ctls;		/* open control connections */
+	struct ev_timer		 ctl_pause;	/* accepting again after EMFILE */
+	int			 inofd;
+	int			 wd_drop;	/* inotify watch of drop/ */
+	uint64_t		 last_pickup;
+	char			*env_dir;
+	struct ev_timer		 housekeeping;
+
+	bool			 stopping;
+	uint64_t		 stop_deadline;
+	int			 exit_code;
+};
+
+/*
+ * mxrelayd_ctl.c.  ctl_open: bind the control socket in runtime_dir and
+ * accept on it (0 without one: mxrelay -q then runs the queue itself;
+ * -1 on error).  ctl_close: close one connection.  ctl_resume: the timer
+ * (d->ctl_pause) that accepts again after EMFILE.
+ */
+int		 ctl_open(struct daemon *);
+void		 ctl_close(struct ctl_conn *);
+void		 ctl_resume(void *);
+
+#endif
