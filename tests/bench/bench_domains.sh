@@ -20,12 +20,8 @@
 set -eu
 B=$(cd "${1:-.}" && pwd)
 N=${2:-20000}
-T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-bench.XXXXXX")
-pids=""
-. "$(dirname "$0")/loopfs.sh"
-trap 'for p in $pids; do kill $p 2>/dev/null || true; done; bench_unloop; rm -rf "$T"' EXIT
-bench_loopfs "$T"
-spool=${M:-$T}/spool
+. "$(dirname "$0")/world.sh"
+bench_begin
 
 : > "$T/zone"
 g=0
@@ -34,29 +30,8 @@ while [ $g -lt 10 ]; do
 	echo "mx$g.bench A 127.0.0.$((10 + g))" >> "$T/zone"
 	g=$((g + 1))
 done
-"$B/tests/world/dnsd" -l 127.0.0.1:0 -z "$T/zone" -t 1800 > "$T/dnsd.out" 2>&1 &
-pids="$pids $!"
-while ! grep -q '^port ' "$T/dnsd.out"; do sleep 0.05; done
-dport=$(sed -n 's/^port //p' "$T/dnsd.out")
-port=$((20000 + $$ % 20000))
-ls=""
-for a in 10 11 12 13 14 15 16 17 18 19; do ls="$ls -l 127.0.0.$a:$port"; done
-mkdir "$T/sink"
-# shellcheck disable=SC2086
-"$B/tests/world/smtpsink" $ls -d "$T/sink" -L "$T/sink.log" -t 1800 > /dev/null &
-pids="$pids $!"
-while ! grep -q 'listen addr=127.0.0.19' "$T/sink.log" 2>/dev/null; do sleep 0.05; done
-
-cat > "$T/conf" <<EOC
-hostname = relay.bench
-spool_dir = $spool
-runtime_dir = $T/run
-dns_servers = 127.0.0.1:$dport
-smtp_port = $port
-listen =
-concurrency = 100
-domain_concurrency = 20
-EOC
+# dnsd and the sinks for 1800 s, and $T/conf (tests/bench/world.sh)
+bench_world 1800
 # smtp K: an SMTP session for mxrelay -bs that submits messages K, K+4,
 # K+8, ... (four sessions at once; one process per message is ten times
 # slower to queue).

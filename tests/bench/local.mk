@@ -7,5 +7,5 @@
 #   sh tests/bench/bench_domains.sh BUILDDIR [N] mxrelay -q, one domain per message (issue 10)
 check_PROGRAMS += tests/bench/smtpload
 tests_bench_smtpload_SOURCES = tests/bench/smtpload.c
-EXTRA_DIST += tests/bench/loopfs.sh tests/bench/bench_queue.sh tests/bench/bench_smtpd.sh tests/bench/bench_submit.sh \
+EXTRA_DIST += tests/bench/loopfs.sh tests/bench/world.sh tests/bench/bench_queue.sh tests/bench/bench_smtpd.sh tests/bench/bench_submit.sh \
 	tests/bench/bench_domains.sh
