@@ -1,7 +1,7 @@
 /*
  * confval: the types of configuration values that modules take in their
  * own options structs (struct delivery_conf, struct smtpd_params, struct
- * qmgr_opts, ...).  conf.h builds struct conf out of these; only the
+ * qmgr_conf, ...).  conf.h builds struct conf out of these; only the
  * programs' mains and runner.c, which wires the delivery side together
  * for both of them, see struct conf itself (ARCHITECTURE.md, "Layers").
  *

@@ -749,8 +749,8 @@ run(struct daemon *d)
 	memset(&qo, 0, sizeof(qo));
 	qo.daemon = true;
 	qo.fd_reserve = 2 * d->cur->conf.max_clients + (unsigned)d->nlfds + 16;
-	d->qm = qmgr_new(d->loop, d->q, &d->cur->dlv->qc, d->cur->dlv->engine, &qo,
-	    &d->stats);
+	d->qm = qmgr_new(d->loop, d->q, &d->cur->dlv->qc, d->cur->dlv->engine,
+	    &qo, &d->stats);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	drop_pickup(d, NULL);	/* qmgr_load() below indexes what it queued */
 	if (qmgr_load(d->qm) == -1) {

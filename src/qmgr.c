@@ -87,6 +87,7 @@ on_tick(void *arg)
 
 	if (qm->opts.daemon)
 		delivery_gc(qm->engine);
+	qm->scan_left = QMGR_SCAN_INLINE_TURN;
 	while (!qm->stopped) {
 		switch (sched_next(qm->sched, now, &p, &wake)) {
 		case SCHED_LOAD:

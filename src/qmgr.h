@@ -70,9 +70,9 @@ struct qmgr_opts {
 	unsigned	 fd_reserve;	/* descriptors to leave for others */
 };
 
-struct qmgr	*qmgr_new(struct ev_loop *, struct queue *, const struct qmgr_conf *,
-		    struct delivery_engine *, const struct qmgr_opts *,
-		    struct qmgr_stats *);
+struct qmgr	*qmgr_new(struct ev_loop *, struct queue *,
+		    const struct qmgr_conf *, struct delivery_engine *,
+		    const struct qmgr_opts *, struct qmgr_stats *);
 /*
  * Abandon what is in flight and free (envelope writes already started
  * are finished first).

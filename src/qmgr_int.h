@@ -44,10 +44,14 @@
 #define QMGR_SCAN_SLICE		1000
 /*
  * Old envelopes (versions 1 and 2) do not record whether the body has
- * 8-bit bytes: a body up to this size is scanned on the loop when the
- * message opens, a larger one on the work queue.
+ * 8-bit bytes: a body up to QMGR_SCAN_INLINE_MAX is scanned on the loop
+ * when the message opens, as long as the bodies scanned so in this turn
+ * of the loop stay within QMGR_SCAN_INLINE_TURN (so that a cold spool of
+ * old messages cannot stall the listener); the others on the work queue.
+ * The answer goes into the envelope at its next write (version 3).
  */
 #define QMGR_SCAN_INLINE_MAX	(64 * 1024)
+#define QMGR_SCAN_INLINE_TURN	(1024 * 1024)
 
 struct qmsg;
 
@@ -112,6 +116,7 @@ struct qmgr {
 	struct ev_timer		 scan_next;
 	bool			 holds_writing;
 	bool			 holds_dirty;
+	uint64_t		 scan_left;	/* QMGR_SCAN_INLINE_TURN's rest */
 };
 
 /* qmgr.c */

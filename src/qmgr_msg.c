@@ -6,8 +6,9 @@
  * runner (mxrelay -q) skips it; the message stays locked and open while
  * any of its groups is in flight.  When the envelope does not say whether
  * the body has 8-bit bytes (written before version 3), the body is read
- * first: at once when it is small (QMGR_SCAN_INLINE_MAX), else on the
- * work queue, and groups handed out meanwhile wait for it.
+ * first: at once when it is small (QMGR_SCAN_INLINE_MAX and _TURN), else
+ * on the work queue, and groups handed out meanwhile wait for it; the
+ * envelope keeps the answer from its next write on.
  * A group's due recipients go to the engine as one part.  When the part
  * comes back, its outcomes are applied to the envelope
  * (sched_rcpt_outcome: delivered, deferred with backoff, or to be
@@ -107,24 +108,28 @@ open_files(struct qmsg *m)
 }
 
 /*
+ * May the body be scanned at once on the loop?  A trip through the work
+ * queue costs more than reading a few pages (old spools are mostly small
+ * messages); a large body, one that fstat() cannot size, or one past this
+ * turn's share (QMGR_SCAN_INLINE_TURN) goes to the work queue.
+ */
+static bool
+scan_inline(struct qmgr *qm, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1 || st.st_size > QMGR_SCAN_INLINE_MAX ||
+	    (uint64_t)st.st_size > qm->scan_left)
+		return false;
+	qm->scan_left -= (uint64_t)st.st_size;
+	return true;
+}
+
+/*
  * An envelope written before the spool noted 8-bit bodies (version 1 or
  * 2): read the whole body to know.  Runs on a worker thread, or on the
  * loop for a small body; touches nothing but m's own fields.
  */
-/*
- * Is the body small enough to scan at once on the loop?  A trip through
- * the work queue costs more than reading a few pages (old spools are
- * mostly small messages); a large body, or one fstat() cannot size, goes
- * to the work queue.
- */
-static bool
-scan_is_small(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && st.st_size <= QMGR_SCAN_INLINE_MAX;
-}
-
 static void
 scan_work(void *arg)
 {
@@ -291,6 +296,10 @@ open_done(void *arg)
 		open_failed(m, now);
 		return;
 	}
+	/* A scanned old envelope keeps the answer from its next write on. */
+	if (m->env.eightbit == ENVELOPE_8BIT_UNKNOWN)
+		m->env.eightbit = m->eightbit ? ENVELOPE_8BIT_YES :
+		    ENVELOPE_8BIT_NO;
 	sm->lock_tries = 0;
 	n = qmgr_note(sm);
 	qmgr_note_submitter(sm, &m->env);
@@ -359,7 +368,7 @@ qmgr_group_start(struct qmgr *qm, const struct sched_pick *p, int64_t now)
 		return true;	/* the body scan is out */
 	open_files(m);
 	if (m->failed == OPEN_OK && m->env.eightbit == ENVELOPE_8BIT_UNKNOWN) {
-		if (!scan_is_small(m->body_fd)) {
+		if (!scan_inline(qm, m->body_fd)) {
 			workq_push(qm->wq, scan_work, open_done, m);
 			return true;
 		}

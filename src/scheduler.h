@@ -46,7 +46,8 @@ time_t	 sched_ms_to_s(int64_t ms);
 
 /*
  * After a temporary failure at `now` (attempts counts it), when to try
- * next (seconds; the durations are ms, rounded up to seconds).  A recipient of a message that arrived at `arrival` expires at
+ * next (seconds; the durations are ms, rounded up to seconds).  A
+ * recipient of a message that arrived at `arrival` expires at
  * arrival + lifetime (queue_lifetime; 0 or less: at the first temporary
  * failure).  *expired is set when now has reached that point: the caller
  * must bounce the recipient, and the return value is now.  Otherwise

@@ -39,12 +39,13 @@ struct submit_bs_conf {
  * A spool failure wins over the rest: the client was told with 451/452,
  * but the caller may only look at the exit status.
  */
-int	submit_bs(struct queue *q, const struct submit_bs_conf *conf, uint32_t uid,
-	    const char *user, int infd, int outfd);
+int	submit_bs(struct queue *q, const struct submit_bs_conf *conf,
+	    uint32_t uid, const char *user, int infd, int outfd);
 /*
  * What a failed spool operation (its errno) means for a submitter, for
- * plain submission and -bs alike (mxrelay(8), EXIT STATUS): EX_TEMPFAIL for a full
- * or busy system, EX_CANTCREAT when the spool refuses, else EX_IOERR.
+ * plain submission and -bs alike (mxrelay(8), EXIT STATUS): EX_TEMPFAIL
+ * for a full or busy system, EX_CANTCREAT when the spool refuses, else
+ * EX_IOERR.
  */
 int	submit_exit_for_errno(int);
 

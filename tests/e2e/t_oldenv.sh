@@ -185,4 +185,36 @@ daemon_stop
 check_all
 ok "mxrelayd: version 1 and 2 envelopes delivered, BODY=8BITMIME for the 8-bit bodies only, bytes unchanged"
 
+# 3. The scan's answer is kept: an old envelope that is deferred is
+# written back as version 3 with its body line, and the next run sends
+# the same BODY= parameter without reading the body again.
+fresh
+world_conf
+send first@old.test
+run_queue
+sinks_stop
+plant 1 v1b8 a b8
+plant 2 v2b7 d b7
+run_queue	# the exchanger is down: both deferred
+for pair in "v1b8 8bit" "v2b7 7bit"; do
+	# shellcheck disable=SC2086
+	set -- $pair
+	f=$(grep -l "^sender =$1@sender.test\$" "$SPOOL"/env/*) ||
+	    fail "$1: no envelope left after the deferral"
+	[ "$(head -n 1 "$f")" = "mxrelay-envelope 3" ] && grep -qx "body $2" "$f" ||
+	    fail "$1: not written back as version 3 with body $2: $(head -n 1 "$f"), $(grep '^body' "$f")"
+done
+sink 127.0.0.2
+run_queue -qf
+lines=$(grep -F " from=<v1b8@sender.test> " "$SINKDIR.log")
+case $lines in
+*" BODY=8BITMIME") ;;
+*) fail "v1b8 after the write-back: '$lines'";;
+esac
+lines=$(grep -F " from=<v2b7@sender.test> " "$SINKDIR.log")
+case $lines in
+*"params=SIZE="*" BODY="*|"") fail "v2b7 after the write-back: '$lines'";;
+esac
+ok "a deferred old envelope is written back as version 3 with the scan's answer, which the next run uses"
+
 echo "1..$NOK"
