@@ -20,6 +20,7 @@ src_libmxnet_a_SOURCES = \
 	src/event.c src/event.h src/io.c src/io.h src/tls.c src/tls.h \
 	src/dns.c src/dns.h \
 	src/smtp_proto.c src/smtp_proto.h src/smtp_client.c src/smtp_client.h \
+	src/smtp_client_int.h src/smtp_client_start.c src/smtp_client_tx.c \
 	src/delivery.c src/delivery.h src/delivery_int.h src/delivery_sess.c \
 	src/scheduler.c src/scheduler.h src/bounce.c src/bounce.h \
 	src/qmgr.c src/qmgr.h src/qmgr_int.h src/qmgr_msg.c src/qmgr_index.c \

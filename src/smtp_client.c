@@ -3,8 +3,12 @@
  *
  * Shape of OpenSMTPD's mta_session.c: an enum of states, one
  * smtpc_enter_state() that sends what a state needs and arms its timeout,
- * one smtpc_on_reply() that interprets a complete reply in the current
- * state.  Replies are parsed by smtp_proto.c; bytes move through io.c.
+ * one smtpc_on_reply() that hands a complete reply to the handler of the
+ * current state.  Replies are parsed by smtp_proto.c; bytes move through
+ * io.c.  This file has the interface, the event entry points, the state
+ * machine, reasons and the end of a session; the handlers are in
+ * smtp_client_start.c (greeting to ready) and smtp_client_tx.c (the
+ * transactions), with what the three share in smtp_client_int.h.
  *
  * Invariants:
  *  - every owner callback runs from the event loop (an io event or the
@@ -22,166 +26,34 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io.h"
 #include "log.h"
-#include "smtp_client.h"
+#include "smtp_client_int.h"
 #include "smtp_proto.h"
 #include "util.h"
-
-/* Keep this much stuffed body queued; refill below io's low mark. */
-#define SMTPC_BODY_HIWAT	(64 * 1024)
-#define SMTPC_BODY_CHUNK	(16 * 1024)
-
-enum smtpc_state {
-	SMTPC_INIT,
-	SMTPC_CONNECT,
-	SMTPC_GREETING,
-	SMTPC_EHLO,
-	SMTPC_HELO,
-	SMTPC_STARTTLS,
-	SMTPC_TLS,		/* handshake running */
-	SMTPC_AUTH_PLAIN,
-	SMTPC_AUTH_LOGIN,
-	SMTPC_AUTH_USER,
-	SMTPC_AUTH_PASS,
-	SMTPC_READY,
-	SMTPC_RSET,
-	SMTPC_MAIL,
-	SMTPC_RCPT,
-	SMTPC_DATA,
-	SMTPC_BODY,
-	SMTPC_DOT,
-	SMTPC_QUIT,
-	SMTPC_CLOSED,
-};
-
-/* Per recipient, during a transaction. */
-enum smtpc_rstate {
-	SMTPC_R_PENDING,
-	SMTPC_R_ACCEPTED,
-	SMTPC_R_REFUSED,
-	SMTPC_R_INVALID,	/* never sent: not a usable path */
-};
-
-struct smtpc {
-	struct ev_loop		*loop;
-	struct io		*io;
-	const struct smtpc_ops	*ops;
-	void			*arg;
-	struct smtpc_params	 p;	/* strings below are our copies */
-	char			*helo_name;
-	char			*peer_name;
-	char			*auth_user;
-	char			*auth_pass;
-	char			 peer_text[NI_MAXHOST * 2 + NI_MAXSERV + 8];
-
-	enum smtpc_state	 state;
-	struct smtp_reply	 reply;
-	/* The last complete reply: its code, status and text. */
-	int			 last_code;
-	char			 last_status[STATUS_MAX];
-	char			 last_reply[SMTPC_REPLY_MAX];
-	struct smtp_ehlo	 ehlo;
-	bool			 starttls_refused;	/* 4xx/5xx under may */
-	bool			 server_closing;	/* got a 421 */
-	char			 tls_version[32];
-	bool			 tls_active;
-	bool			 tls_verified;
-	unsigned		 msgs_sent;
-	bool			 need_rset;
-
-	/* The transaction, while msg != NULL. */
-	const struct smtpc_msg	*msg;
-	struct smtpc_result	 res;
-	struct smtpc_rcpt_result *rcpt;
-	unsigned char		*rstate;	/* enum smtpc_rstate */
-	size_t			 rcpt_next;	/* next reply is for this one */
-	size_t			 rcpt_send;	/* unpipelined: next to send */
-	size_t			 naccepted;
-	bool			 pipelined;
-	bool			 mail_ok;
-	bool			 dot_abort;	/* "." sent only to end a 354 */
-	uint64_t		 body_off;
-	bool			 body_eof;
-	struct smtp_stuff	 stuff;
-
-	/* A failure to report when QUIT is answered, or from `defer`. */
-	struct smtpc_reason	 fail;
-	bool			 failing;
-	char			 errbuf[SMTPC_REPLY_MAX / 2];
-
-	struct ev_timer		 defer;
-	unsigned		 defer_what;
-#define SMTPC_DEFER_DONE	0x01	/* tx result ready without I/O */
-#define SMTPC_DEFER_FAIL	0x02	/* close with fail_* */
-
-	unsigned		 busy;
-	bool			 dead;
-};
 
 static void	 smtpc_io_cb(struct io *, enum io_event, void *);
 static void	 smtpc_on_io(struct smtpc *, enum io_event);
 static void	 smtpc_on_datain(struct smtpc *);
 static void	 smtpc_on_defer(void *);
-static void	 smtpc_enter_state(struct smtpc *, enum smtpc_state);
 static void	 smtpc_on_reply(struct smtpc *);
-static void	 smtpc_after_ehlo(struct smtpc *);
-static void	 smtpc_after_tls(struct smtpc *);
-static void	 smtpc_on_tls_done(struct smtpc *);
-static void	 smtpc_ready(struct smtpc *);
-static void	 smtpc_on_mail(struct smtpc *);
-static void	 smtpc_on_rcpt(struct smtpc *);
-static void	 smtpc_on_data(struct smtpc *);
-static void	 smtpc_on_dot(struct smtpc *);
-static void	 smtpc_body_fill(struct smtpc *);
-static void	 smtpc_send_mail(struct smtpc *);
-static void	 smtpc_send_rcpt(struct smtpc *, size_t);
-static size_t	 smtpc_next_valid(const struct smtpc *, size_t);
-static void	 smtpc_reason_reply(const struct smtpc *, enum outcome,
-		    enum smtpc_stage, struct smtpc_reason *);
-static void	 smtpc_reason_set(struct smtpc_reason *, enum outcome,
-		    enum smtpc_stage, enum smtpc_cause, const char *, ...)
-		    __attribute__((format(printf, 5, 6)));
 static void	 smtpc_reason_vset(struct smtpc_reason *, enum outcome,
 		    enum smtpc_stage, enum smtpc_cause, const char *, va_list)
 		    __attribute__((format(printf, 5, 0)));
-static void	 smtpc_tx_fail(struct smtpc *, const struct smtpc_reason *);
-static void	 smtpc_tx_fail_reply(struct smtpc *, enum outcome,
-		    enum smtpc_stage);
-static void	 smtpc_tx_refused(struct smtpc *);
-static void	 smtpc_tx_done(struct smtpc *);
 static void	 smtpc_close(struct smtpc *, const struct smtpc_reason *);
-static void	 smtpc_fail(struct smtpc *, enum smtpc_cause, enum smtpc_stage,
-		    const char *, ...) __attribute__((format(printf, 4, 5)));
-static void	 smtpc_fail_reply(struct smtpc *, enum smtpc_stage);
 static void	 smtpc_quit_fail(struct smtpc *, const struct smtpc_reason *);
-static void	 smtpc_quit_fail_reply(struct smtpc *, enum outcome,
-		    enum smtpc_stage);
-static void	 smtpc_quit_fail_local(struct smtpc *, enum smtpc_cause,
-		    enum smtpc_stage, const char *);
 static void	 smtpc_defer_fail(struct smtpc *, const struct smtpc_reason *);
-static void	 smtpc_defer_fail_local(struct smtpc *, enum smtpc_cause,
-		    enum smtpc_stage, const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
-static void	 smtpc_write(struct smtpc *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static void	 smtpc_write_secret(struct smtpc *, const char *);
 static void	 smtpc_destroy(struct smtpc *);
-static enum outcome smtpc_outcome_of(int);
 static enum smtpc_stage smtpc_stage_of(enum smtpc_state);
 static const char *smtpc_waiting_for(enum smtpc_state);
 static unsigned	 smtpc_timeout_of(const struct smtpc *, enum smtpc_state);
-static bool	 smtpc_is_ip(const char *);
-static const char *smtpc_io_error(struct smtpc *);
 
 void
 smtpc_timeouts_default(struct smtpc_timeouts *t)
@@ -244,70 +116,6 @@ smtpc_new(struct ev_loop *loop, const struct sockaddr *sa, socklen_t salen,
 		    SMTPC_STAGE_CONNECT, "connect failed: %s",
 		    smtpc_io_error(s));
 	return s;
-}
-
-int
-smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
-{
-	struct smtpc_reason why;
-	size_t nvalid = 0;
-
-	if (s->state != SMTPC_READY || s->msg != NULL || s->server_closing ||
-	    s->dead || msg->nrcpt == 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	s->msg = msg;
-	memset(&s->res, 0, sizeof(s->res));
-	s->res.why.outcome = OUTCOME_TEMPFAIL;
-	s->res.why.stage = SMTPC_STAGE_MAIL;
-	s->rcpt = xcalloc(msg->nrcpt, sizeof(*s->rcpt));
-	s->rstate = xcalloc(msg->nrcpt, sizeof(*s->rstate));
-	for (size_t i = 0; i < msg->nrcpt; i++) {
-		s->rcpt[i].why.outcome = OUTCOME_TEMPFAIL;
-		s->rcpt[i].why.stage = SMTPC_STAGE_RCPT;
-		if (!smtp_path_ok(msg->rcpts[i]) || msg->rcpts[i][0] == '\0') {
-			s->rstate[i] = SMTPC_R_INVALID;
-			smtpc_reason_set(&s->rcpt[i].why, OUTCOME_PERMFAIL,
-			    SMTPC_STAGE_RCPT, SMTPC_CAUSE_LOCAL,
-			    "invalid recipient address, not sent");
-		} else
-			nvalid++;
-	}
-	s->rcpt_next = s->rcpt_send = smtpc_next_valid(s, 0);
-	s->naccepted = 0;
-	s->mail_ok = false;
-	s->dot_abort = false;
-	s->pipelined = (s->ehlo.ext & SMTP_EXT_PIPELINING) != 0;
-
-	if (!smtp_path_ok(msg->sender)) {
-		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
-		    SMTPC_CAUSE_LOCAL, "invalid sender address, not sent");
-		smtpc_tx_fail(s, &why);
-		goto defer;
-	}
-	/* RFC 1870 §6: do not send what the server said it will refuse. */
-	if ((s->ehlo.ext & SMTP_EXT_SIZE) && s->ehlo.size_max > 0 &&
-	    msg->size > s->ehlo.size_max) {
-		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
-		    SMTPC_CAUSE_LOCAL, "552 5.3.4 message size exceeds fixed "
-		    "limit of the server");
-		/* RFC 3463: 5.3.4, message too big for system */
-		util_strlcpy(why.status, "5.3.4", sizeof(why.status));
-		smtpc_tx_fail(s, &why);
-		goto defer;
-	}
-	if (nvalid == 0) {
-		smtpc_tx_refused(s);
-		goto defer;
-	}
-	smtpc_enter_state(s, s->need_rset ? SMTPC_RSET : SMTPC_MAIL);
-	return 0;
-
- defer:
-	s->defer_what |= SMTPC_DEFER_DONE;
-	ev_timer_add(s->loop, &s->defer, 0);
-	return 0;
 }
 
 void
@@ -653,7 +461,7 @@ smtpc_waiting_for(enum smtpc_state st)
 	return "after close";
 }
 
-static enum outcome
+enum outcome
 smtpc_outcome_of(int code)
 {
 	switch (code / 100) {
@@ -692,7 +500,7 @@ smtpc_cause_to_text(enum smtpc_cause c)
 }
 
 /* io's error text, escaped: TLS errors may quote what the peer sent. */
-static const char *
+const char *
 smtpc_io_error(struct smtpc *s)
 {
 	const char *e = s->io != NULL ? io_error(s->io) : NULL;
@@ -702,16 +510,7 @@ smtpc_io_error(struct smtpc *s)
 	return smtp_escape(s->errbuf, sizeof(s->errbuf), e, strlen(e));
 }
 
-static bool
-smtpc_is_ip(const char *name)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, name, buf) == 1 ||
-	    inet_pton(AF_INET6, name, buf) == 1;
-}
-
-static void
+void
 smtpc_write(struct smtpc *s, const char *fmt, ...)
 {
 	char buf[SMTP_PATH_MAX + 128];
@@ -732,23 +531,10 @@ smtpc_write(struct smtpc *s, const char *fmt, ...)
 		    smtpc_io_error(s));
 }
 
-/* One AUTH line (RFC 4954 allows them long); never logged. */
-static void
-smtpc_write_secret(struct smtpc *s, const char *line)
-{
-	if (io_write(s->io, line, strlen(line)) == -1 ||
-	    io_write(s->io, "\r\n", 2) == -1)
-		smtpc_defer_fail_local(s, SMTPC_CAUSE_LOST, SMTPC_STAGE_AUTH,
-		    "write failed: %s", smtpc_io_error(s));
-}
-
 /* Send what a state needs and arm its timeout. */
-static void
+void
 smtpc_enter_state(struct smtpc *s, enum smtpc_state st)
 {
-	char *buf, *raw;
-	size_t ulen, plen, blen;
-
 	s->state = st;
 	if (s->io != NULL)
 		io_set_timeout(s->io, smtpc_timeout_of(s, st));
@@ -763,37 +549,14 @@ smtpc_enter_state(struct smtpc *s, enum smtpc_state st)
 		smtpc_write(s, "STARTTLS\r\n");
 		break;
 	case SMTPC_AUTH_PLAIN:
-		/* RFC 4616: authzid NUL authcid NUL passwd, initial response */
-		ulen = strlen(s->auth_user);
-		plen = strlen(s->auth_pass);
-		raw = xmalloc(ulen + plen + 2);
-		raw[0] = '\0';
-		memcpy(raw + 1, s->auth_user, ulen);
-		raw[ulen + 1] = '\0';
-		memcpy(raw + ulen + 2, s->auth_pass, plen);
-		blen = 11 + (ulen + plen + 2 + 2) / 3 * 4 + 3;
-		buf = xmalloc(blen);
-		memcpy(buf, "AUTH PLAIN ", 11);
-		(void)smtp_base64_encode(raw, ulen + plen + 2, buf + 11,
-		    blen - 11);
-		smtpc_write_secret(s, buf);
-		explicit_bzero(raw, ulen + plen + 2);
-		explicit_bzero(buf, blen);
-		free(raw);
-		free(buf);
+		smtpc_send_auth_plain(s);
 		break;
 	case SMTPC_AUTH_LOGIN:
 		smtpc_write(s, "AUTH LOGIN\r\n");
 		break;
 	case SMTPC_AUTH_USER:
 	case SMTPC_AUTH_PASS:
-		raw = st == SMTPC_AUTH_USER ? s->auth_user : s->auth_pass;
-		blen = (strlen(raw) + 2) / 3 * 4 + 1;
-		buf = xmalloc(blen);
-		(void)smtp_base64_encode(raw, strlen(raw), buf, blen);
-		smtpc_write_secret(s, buf);
-		explicit_bzero(buf, blen);
-		free(buf);
+		smtpc_send_auth_login(s, st);
 		break;
 	case SMTPC_RSET:
 		smtpc_write(s, "RSET\r\n");
@@ -832,128 +595,35 @@ smtpc_enter_state(struct smtpc *s, enum smtpc_state st)
 	}
 }
 
-static void
-smtpc_send_mail(struct smtpc *s)
-{
-	const struct smtpc_msg *m = s->msg;
-	char size[40] = "";
-	const char *body = "";
-
-	if (s->ehlo.ext & SMTP_EXT_SIZE)
-		snprintf(size, sizeof(size), " SIZE=%llu",
-		    (unsigned long long)m->size);
-	if (m->eightbit && (s->ehlo.ext & SMTP_EXT_8BITMIME))
-		body = " BODY=8BITMIME";
-	smtpc_write(s, "MAIL FROM:<%s>%s%s\r\n", m->sender, size, body);
-	if (!s->pipelined)
-		return;
-	/* RFC 2920 §3.1: MAIL, the RCPTs and DATA in one group. */
-	for (size_t i = smtpc_next_valid(s, 0); i < m->nrcpt;
-	    i = smtpc_next_valid(s, i + 1))
-		smtpc_send_rcpt(s, i);
-	smtpc_write(s, "DATA\r\n");
-}
-
-static void
-smtpc_send_rcpt(struct smtpc *s, size_t i)
-{
-	smtpc_write(s, "RCPT TO:<%s>\r\n", s->msg->rcpts[i]);
-}
-
-static size_t
-smtpc_next_valid(const struct smtpc *s, size_t i)
-{
-	while (i < s->msg->nrcpt && s->rstate[i] == SMTPC_R_INVALID)
-		i++;
-	return i;
-}
-
-/* Interpret a complete reply in the current state. */
+/* A complete reply: to the handler of the current state. */
 static void
 smtpc_on_reply(struct smtpc *s)
 {
 	struct smtpc_reason why;
-	int code = s->reply.code;
 
 	switch (s->state) {
 	case SMTPC_GREETING:
-		if (code / 100 == 2)
-			smtpc_enter_state(s, SMTPC_EHLO);
-		else if (code == 421)
-			smtpc_fail_reply(s, SMTPC_STAGE_GREETING);
-		else
-			/* RFC 5321 §3.1: after a 554 greeting, QUIT. */
-			smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
-			    SMTPC_STAGE_GREETING);
+		smtpc_on_greeting(s);
 		break;
 	case SMTPC_EHLO:
-		if (code / 100 == 2) {
-			smtp_ehlo_parse(&s->reply, &s->ehlo);
-			smtpc_after_ehlo(s);
-		} else if (code / 100 == 5 && !s->server_closing)
-			/* RFC 5321 §3.2: an old server, try HELO. */
-			smtpc_enter_state(s, SMTPC_HELO);
-		else
-			smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
-			    SMTPC_STAGE_EHLO);
+		smtpc_on_ehlo(s);
 		break;
 	case SMTPC_HELO:
-		if (code / 100 == 2) {
-			memset(&s->ehlo, 0, sizeof(s->ehlo));
-			smtpc_after_ehlo(s);
-		} else
-			smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
-			    SMTPC_STAGE_EHLO);
+		smtpc_on_helo(s);
 		break;
 	case SMTPC_STARTTLS:
-		if (code == 220) {
-			/* RFC 3207 §4.2: nothing may precede TLS. */
-			if (io_pending(s->io) > 0) {
-				smtpc_fail(s, SMTPC_CAUSE_PROTOCOL,
-				    SMTPC_STAGE_STARTTLS, "protocol error: "
-				    "data after the STARTTLS reply");
-				break;
-			}
-			s->state = SMTPC_TLS;
-			io_set_timeout(s->io, s->p.timeouts.helo);
-			if (io_start_tls(s->io, s->p.tls_ctx, true,
-			    s->peer_name != NULL && !smtpc_is_ip(s->peer_name) ?
-			    s->peer_name : NULL, s->peer_name) == -1)
-				smtpc_fail(s, SMTPC_CAUSE_TLS,
-				    SMTPC_STAGE_STARTTLS,
-				    "TLS handshake failed: %s", smtpc_io_error(s));
-		} else if (s->p.tls == TLS_MAY && !s->server_closing) {
-			/* RFC 3207 §4: opportunistic, go on in clear. */
-			s->starttls_refused = true;
-			smtpc_after_tls(s);
-		} else
-			smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
-			    SMTPC_STAGE_STARTTLS);
+		smtpc_on_starttls(s);
 		break;
 	case SMTPC_AUTH_PLAIN:
 	case SMTPC_AUTH_PASS:
-		if (code == 235)
-			smtpc_ready(s);
-		else
-			/* a wrong password is our problem: defer, not bounce */
-			smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
-			    SMTPC_STAGE_AUTH);
+		smtpc_on_auth(s);
 		break;
 	case SMTPC_AUTH_LOGIN:
 	case SMTPC_AUTH_USER:
-		if (code == 334)
-			smtpc_enter_state(s, s->state == SMTPC_AUTH_LOGIN ?
-			    SMTPC_AUTH_USER : SMTPC_AUTH_PASS);
-		else
-			smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
-			    SMTPC_STAGE_AUTH);
+		smtpc_on_auth_login(s);
 		break;
 	case SMTPC_RSET:
-		if (code / 100 == 2) {
-			s->need_rset = false;
-			smtpc_enter_state(s, SMTPC_MAIL);
-		} else
-			smtpc_fail_reply(s, SMTPC_STAGE_MAIL);
+		smtpc_on_rset(s);
 		break;
 	case SMTPC_MAIL:
 		smtpc_on_mail(s);
@@ -998,237 +668,12 @@ smtpc_on_reply(struct smtpc *s)
 	}
 }
 
-/* EHLO/HELO answered: STARTTLS per policy, then AUTH, then ready. */
-static void
-smtpc_after_ehlo(struct smtpc *s)
-{
-	if (s->p.tls != TLS_NONE && !io_tls_active(s->io) &&
-	    !s->starttls_refused) {
-		if (s->p.tls_ctx == NULL) {
-			smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL,
-			    SMTPC_STAGE_STARTTLS, "no TLS client context");
-			return;
-		}
-		if (s->ehlo.ext & SMTP_EXT_STARTTLS) {
-			smtpc_enter_state(s, SMTPC_STARTTLS);
-			return;
-		}
-		if (s->p.tls != TLS_MAY) {
-			smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS,
-			    SMTPC_STAGE_STARTTLS, "STARTTLS not offered");
-			return;
-		}
-	}
-	smtpc_after_tls(s);
-}
-
-static void
-smtpc_after_tls(struct smtpc *s)
-{
-	if (s->auth_user == NULL) {
-		smtpc_ready(s);
-		return;
-	}
-	/* Credentials never go out in clear. */
-	if (!io_tls_active(s->io)) {
-		smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_AUTH,
-		    "AUTH needs TLS: credentials are never sent in clear");
-		return;
-	}
-	if (!(s->ehlo.ext & SMTP_EXT_AUTH) ||
-	    !(s->ehlo.auth & (SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN))) {
-		smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_AUTH,
-		    "server offers no AUTH PLAIN or LOGIN");
-		return;
-	}
-	smtpc_enter_state(s, (s->ehlo.auth & SMTP_AUTH_PLAIN) ?
-	    SMTPC_AUTH_PLAIN : SMTPC_AUTH_LOGIN);
-}
-
-static void
-smtpc_on_tls_done(struct smtpc *s)
-{
-	const char *v = io_tls_version(s->io);
-
-	util_strlcpy(s->tls_version, v != NULL ? v : "unknown",
-	    sizeof(s->tls_version));
-	s->tls_active = true;
-	s->tls_verified = io_tls_verified(s->io);
-	if (s->p.tls == TLS_VERIFY && !s->tls_verified) {
-		char why[SMTPC_REPLY_MAX], esc[SMTPC_REPLY_MAX / 2];
-		const char *vt = io_tls_verify_text(s->io);
-
-		smtp_escape(esc, sizeof(esc), vt != NULL ? vt : "?",
-		    vt != NULL ? strlen(vt) : 1);
-		snprintf(why, sizeof(why), "certificate not verified: %s", esc);
-		smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS, SMTPC_STAGE_STARTTLS,
-		    why);
-		return;
-	}
-	/* RFC 3207 §4.2: forget what was learnt in clear, ask again. */
-	memset(&s->ehlo, 0, sizeof(s->ehlo));
-	smtpc_enter_state(s, SMTPC_EHLO);
-}
-
-static void
-smtpc_ready(struct smtpc *s)
-{
-	s->state = SMTPC_READY;
-	io_set_timeout(s->io, 0);
-	s->ops->ready(s->arg, s);
-}
-
-static void
-smtpc_on_mail(struct smtpc *s)
-{
-	int code = s->reply.code;
-
-	s->mail_ok = code / 100 == 2;
-	if (!s->mail_ok)
-		smtpc_tx_fail_reply(s, smtpc_outcome_of(code),
-		    SMTPC_STAGE_MAIL);
-	if (s->pipelined) {
-		/* RFC 2920 §3.1: the RCPT and DATA replies follow anyway. */
-		smtpc_enter_state(s, s->rcpt_next < s->msg->nrcpt ?
-		    SMTPC_RCPT : SMTPC_DATA);
-		return;
-	}
-	if (!s->mail_ok) {
-		smtpc_tx_done(s);
-		return;
-	}
-	smtpc_enter_state(s, SMTPC_RCPT);
-}
-
-static void
-smtpc_on_rcpt(struct smtpc *s)
-{
-	size_t i = s->rcpt_next;
-	int code = s->reply.code;
-
-	if (s->mail_ok) {
-		smtpc_reason_reply(s, smtpc_outcome_of(code), SMTPC_STAGE_RCPT,
-		    &s->rcpt[i].why);
-		if (code / 100 == 2) {
-			s->rstate[i] = SMTPC_R_ACCEPTED;
-			s->naccepted++;
-		} else
-			s->rstate[i] = SMTPC_R_REFUSED;
-	}
-	s->rcpt_next = smtpc_next_valid(s, i + 1);
-	if (s->pipelined) {
-		if (s->rcpt_next >= s->msg->nrcpt)
-			smtpc_enter_state(s, SMTPC_DATA);
-		return;
-	}
-	if (s->rcpt_next < s->msg->nrcpt && !s->server_closing) {
-		s->rcpt_send = s->rcpt_next;
-		smtpc_enter_state(s, SMTPC_RCPT);
-	} else if (s->naccepted > 0 && !s->server_closing)
-		smtpc_enter_state(s, SMTPC_DATA);
-	else {
-		if (s->rcpt_next < s->msg->nrcpt)
-			smtpc_tx_fail_reply(s, OUTCOME_TEMPFAIL,
-			    SMTPC_STAGE_RCPT);
-		else
-			smtpc_tx_refused(s);
-		smtpc_tx_done(s);
-	}
-}
-
-static void
-smtpc_on_data(struct smtpc *s)
-{
-	int code = s->reply.code;
-
-	if (!s->mail_ok || s->naccepted == 0) {
-		/*
-		 * RFC 2920 §3.1: DATA went out in the group although nothing
-		 * was accepted; the server should refuse it (503/554).  One
-		 * that says 354 gets an empty message ended at once.
-		 */
-		if (s->mail_ok)
-			smtpc_tx_refused(s);
-		if (code == 354) {
-			s->dot_abort = true;
-			smtpc_enter_state(s, SMTPC_DOT);
-			return;
-		}
-		smtpc_tx_done(s);
-		return;
-	}
-	if (code == 354) {
-		smtpc_enter_state(s, SMTPC_BODY);
-		return;
-	}
-	smtpc_tx_fail_reply(s, smtpc_outcome_of(code), SMTPC_STAGE_DATA);
-	smtpc_tx_done(s);
-}
-
-static void
-smtpc_on_dot(struct smtpc *s)
-{
-	int code = s->reply.code;
-
-	if (s->dot_abort) {
-		smtpc_tx_done(s);
-		return;
-	}
-	if (code / 100 == 2) {
-		s->msgs_sent++;
-		smtpc_reason_reply(s, OUTCOME_OK, SMTPC_STAGE_DOT, &s->res.why);
-		for (size_t i = 0; i < s->msg->nrcpt; i++)
-			if (s->rstate[i] == SMTPC_R_ACCEPTED)
-				s->rcpt[i].why = s->res.why;
-	} else
-		smtpc_tx_fail_reply(s, smtpc_outcome_of(code), SMTPC_STAGE_DOT);
-	smtpc_tx_done(s);
-}
-
-/* Queue stuffed body until the high mark, then the end of data. */
-static void
-smtpc_body_fill(struct smtpc *s)
-{
-	char in[SMTPC_BODY_CHUNK], out[2 * SMTPC_BODY_CHUNK + 4];
-	size_t used, w;
-	ssize_t n;
-
-	/* RFC 5321 §4.5.3.2.5: the block timeout runs per write. */
-	io_set_timeout(s->io, s->p.timeouts.block);
-	while (!s->body_eof && io_queued(s->io) < SMTPC_BODY_HIWAT) {
-		n = pread(s->msg->body_fd, in, sizeof(in), (off_t)s->body_off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			/* No end of data: the server discards what it has. */
-			smtpc_fail(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_DATA,
-			    "error reading message body: %s", strerror(errno));
-			return;
-		}
-		if (n == 0) {
-			s->body_eof = true;
-			w = smtp_stuff_finish(&s->stuff, out, sizeof(out));
-		} else {
-			s->body_off += (uint64_t)n;
-			w = smtp_stuff_encode(&s->stuff, in, (size_t)n, out,
-			    sizeof(out), &used);
-		}
-		if (io_write(s->io, out, w) == -1) {
-			smtpc_fail(s, SMTPC_CAUSE_LOST, SMTPC_STAGE_DOT,
-			    "write failed: %s", smtpc_io_error(s));
-			return;
-		}
-	}
-	if (s->body_eof)
-		smtpc_enter_state(s, SMTPC_DOT);
-}
-
 /*
  * Reasons.  A reason from the last reply carries its code and status; one
  * of our own carries a cause and a text (already escaped where it quotes
  * the peer: replies, smtpc_io_error()).
  */
-static void
+void
 smtpc_reason_reply(const struct smtpc *s, enum outcome o,
     enum smtpc_stage stage, struct smtpc_reason *r)
 {
@@ -1253,7 +698,7 @@ smtpc_reason_vset(struct smtpc_reason *r, enum outcome o,
 	vsnprintf(r->text, sizeof(r->text), fmt, ap);
 }
 
-static void
+void
 smtpc_reason_set(struct smtpc_reason *r, enum outcome o,
     enum smtpc_stage stage, enum smtpc_cause cause, const char *fmt, ...)
 {
@@ -1262,83 +707,6 @@ smtpc_reason_set(struct smtpc_reason *r, enum outcome o,
 	va_start(ap, fmt);
 	smtpc_reason_vset(r, o, stage, cause, fmt, ap);
 	va_end(ap);
-}
-
-/*
- * The transaction failed at a stage: recipients still waiting and those
- * accepted get this reason; refused ones keep their own.
- */
-static void
-smtpc_tx_fail(struct smtpc *s, const struct smtpc_reason *why)
-{
-	s->res.why = *why;
-	for (size_t i = 0; i < s->msg->nrcpt; i++) {
-		if (s->rstate[i] == SMTPC_R_PENDING ||
-		    s->rstate[i] == SMTPC_R_ACCEPTED ||
-		    why->stage == SMTPC_STAGE_MAIL) {
-			if (s->rstate[i] == SMTPC_R_INVALID)
-				continue;
-			s->rcpt[i].why = *why;
-		}
-	}
-}
-
-/* The transaction failed with the reply just read. */
-static void
-smtpc_tx_fail_reply(struct smtpc *s, enum outcome o, enum smtpc_stage stage)
-{
-	struct smtpc_reason why;
-
-	smtpc_reason_reply(s, o, stage, &why);
-	smtpc_tx_fail(s, &why);
-}
-
-/* Every recipient refused: TEMPFAIL if any was temporary. */
-static void
-smtpc_tx_refused(struct smtpc *s)
-{
-	enum outcome o = OUTCOME_PERMFAIL;
-
-	for (size_t i = 0; i < s->msg->nrcpt; i++) {
-		if (s->rcpt[i].why.outcome == OUTCOME_TEMPFAIL)
-			o = OUTCOME_TEMPFAIL;
-		/* the transaction says what the last recipient got */
-		s->res.why = s->rcpt[i].why;
-	}
-	s->res.why.outcome = o;
-	s->res.why.stage = SMTPC_STAGE_RCPT;
-}
-
-/*
- * Hand the results over; the session is idle again.  A reply to the end
- * of data closes the transaction (RFC 5321 §4.1.1.4); one that stopped
- * before it (MAIL, RCPT or DATA refused) is reset with RSET before the
- * next, as OpenSMTPD's mta does.
- */
-static void
-smtpc_tx_done(struct smtpc *s)
-{
-	struct smtpc_rcpt_result *rcpt = s->rcpt;
-	unsigned char *rstate = s->rstate;
-	struct smtpc_result res = s->res;
-
-	for (size_t i = 0; i < s->msg->nrcpt; i++)
-		rcpt[i].accepted = rstate[i] == SMTPC_R_ACCEPTED;
-	res.rcpt = rcpt;
-	res.nrcpt = s->msg->nrcpt;
-	s->msg = NULL;
-	s->rcpt = NULL;
-	s->rstate = NULL;
-	s->need_rset = s->state != SMTPC_DOT;
-	if (s->state != SMTPC_CLOSED) {
-		s->state = SMTPC_READY;
-		if (s->io != NULL)
-			io_set_timeout(s->io, 0);
-	}
-	if (!s->dead)
-		s->ops->done(s->arg, s, &res);
-	free(rcpt);
-	free(rstate);
 }
 
 /* The end: drop the connection, finish an open transaction, closed(). */
@@ -1366,7 +734,7 @@ smtpc_close(struct smtpc *s, const struct smtpc_reason *reason)
 }
 
 /* A failure of ours or of the connection (TEMPFAIL): close now. */
-static void
+void
 smtpc_fail(struct smtpc *s, enum smtpc_cause cause, enum smtpc_stage stage,
     const char *fmt, ...)
 {
@@ -1381,7 +749,7 @@ smtpc_fail(struct smtpc *s, enum smtpc_cause cause, enum smtpc_stage stage,
 }
 
 /* The reply just read ends the session (TEMPFAIL): close now. */
-static void
+void
 smtpc_fail_reply(struct smtpc *s, enum smtpc_stage stage)
 {
 	struct smtpc_reason why;
@@ -1404,7 +772,7 @@ smtpc_quit_fail(struct smtpc *s, const struct smtpc_reason *why)
 	smtpc_enter_state(s, SMTPC_QUIT);
 }
 
-static void
+void
 smtpc_quit_fail_reply(struct smtpc *s, enum outcome o, enum smtpc_stage stage)
 {
 	struct smtpc_reason why;
@@ -1413,7 +781,7 @@ smtpc_quit_fail_reply(struct smtpc *s, enum outcome o, enum smtpc_stage stage)
 	smtpc_quit_fail(s, &why);
 }
 
-static void
+void
 smtpc_quit_fail_local(struct smtpc *s, enum smtpc_cause cause,
     enum smtpc_stage stage, const char *text)
 {
@@ -1434,7 +802,7 @@ smtpc_defer_fail(struct smtpc *s, const struct smtpc_reason *why)
 	ev_timer_add(s->loop, &s->defer, 0);
 }
 
-static void
+void
 smtpc_defer_fail_local(struct smtpc *s, enum smtpc_cause cause,
     enum smtpc_stage stage, const char *fmt, ...)
 {

@@ -1,0 +1,271 @@
+/*
+ * smtp_client: setting a session up, from the greeting to ready (the
+ * model is at the top of smtp_client.c; smtp_client_int.h has what the
+ * three files share).  Greeting, EHLO (HELO when an old server refuses
+ * it), STARTTLS per policy and EHLO again over TLS, then AUTH PLAIN or
+ * LOGIN, over TLS only.  A failure here ends the session before any
+ * transaction: with QUIT when the server still listens.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "smtp_client_int.h"
+#include "smtp_proto.h"
+#include "util.h"
+
+static void	 smtpc_after_ehlo(struct smtpc *);
+static void	 smtpc_after_tls(struct smtpc *);
+static void	 smtpc_ready(struct smtpc *);
+static void	 smtpc_write_secret(struct smtpc *, const char *);
+static bool	 smtpc_is_ip(const char *);
+
+void
+smtpc_on_greeting(struct smtpc *s)
+{
+	int code = s->reply.code;
+
+	if (code / 100 == 2)
+		smtpc_enter_state(s, SMTPC_EHLO);
+	else if (code == 421)
+		smtpc_fail_reply(s, SMTPC_STAGE_GREETING);
+	else
+		/* RFC 5321 §3.1: after a 554 greeting, QUIT. */
+		smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
+		    SMTPC_STAGE_GREETING);
+}
+
+void
+smtpc_on_ehlo(struct smtpc *s)
+{
+	int code = s->reply.code;
+
+	if (code / 100 == 2) {
+		smtp_ehlo_parse(&s->reply, &s->ehlo);
+		smtpc_after_ehlo(s);
+	} else if (code / 100 == 5 && !s->server_closing)
+		/* RFC 5321 §3.2: an old server, try HELO. */
+		smtpc_enter_state(s, SMTPC_HELO);
+	else
+		smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
+		    SMTPC_STAGE_EHLO);
+}
+
+void
+smtpc_on_helo(struct smtpc *s)
+{
+	int code = s->reply.code;
+
+	if (code / 100 == 2) {
+		memset(&s->ehlo, 0, sizeof(s->ehlo));
+		smtpc_after_ehlo(s);
+	} else
+		smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
+		    SMTPC_STAGE_EHLO);
+}
+
+void
+smtpc_on_starttls(struct smtpc *s)
+{
+	int code = s->reply.code;
+
+	if (code == 220) {
+		/* RFC 3207 §4.2: nothing may precede TLS. */
+		if (io_pending(s->io) > 0) {
+			smtpc_fail(s, SMTPC_CAUSE_PROTOCOL,
+			    SMTPC_STAGE_STARTTLS, "protocol error: "
+			    "data after the STARTTLS reply");
+			return;
+		}
+		s->state = SMTPC_TLS;
+		io_set_timeout(s->io, s->p.timeouts.helo);
+		if (io_start_tls(s->io, s->p.tls_ctx, true,
+		    s->peer_name != NULL && !smtpc_is_ip(s->peer_name) ?
+		    s->peer_name : NULL, s->peer_name) == -1)
+			smtpc_fail(s, SMTPC_CAUSE_TLS,
+			    SMTPC_STAGE_STARTTLS,
+			    "TLS handshake failed: %s", smtpc_io_error(s));
+	} else if (s->p.tls == TLS_MAY && !s->server_closing) {
+		/* RFC 3207 §4: opportunistic, go on in clear. */
+		s->starttls_refused = true;
+		smtpc_after_tls(s);
+	} else
+		smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
+		    SMTPC_STAGE_STARTTLS);
+}
+
+/* AUTH PLAIN, or the password of AUTH LOGIN, answered. */
+void
+smtpc_on_auth(struct smtpc *s)
+{
+	int code = s->reply.code;
+
+	if (code == 235)
+		smtpc_ready(s);
+	else
+		/* a wrong password is our problem: defer, not bounce */
+		smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
+		    SMTPC_STAGE_AUTH);
+}
+
+/* AUTH LOGIN, or its user name, answered: 334 asks for the next. */
+void
+smtpc_on_auth_login(struct smtpc *s)
+{
+	int code = s->reply.code;
+
+	if (code == 334)
+		smtpc_enter_state(s, s->state == SMTPC_AUTH_LOGIN ?
+		    SMTPC_AUTH_USER : SMTPC_AUTH_PASS);
+	else
+		smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
+		    SMTPC_STAGE_AUTH);
+}
+
+/* EHLO/HELO answered: STARTTLS per policy, then AUTH, then ready. */
+static void
+smtpc_after_ehlo(struct smtpc *s)
+{
+	if (s->p.tls != TLS_NONE && !io_tls_active(s->io) &&
+	    !s->starttls_refused) {
+		if (s->p.tls_ctx == NULL) {
+			smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL,
+			    SMTPC_STAGE_STARTTLS, "no TLS client context");
+			return;
+		}
+		if (s->ehlo.ext & SMTP_EXT_STARTTLS) {
+			smtpc_enter_state(s, SMTPC_STARTTLS);
+			return;
+		}
+		if (s->p.tls != TLS_MAY) {
+			smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS,
+			    SMTPC_STAGE_STARTTLS, "STARTTLS not offered");
+			return;
+		}
+	}
+	smtpc_after_tls(s);
+}
+
+static void
+smtpc_after_tls(struct smtpc *s)
+{
+	if (s->auth_user == NULL) {
+		smtpc_ready(s);
+		return;
+	}
+	/* Credentials never go out in clear. */
+	if (!io_tls_active(s->io)) {
+		smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_AUTH,
+		    "AUTH needs TLS: credentials are never sent in clear");
+		return;
+	}
+	if (!(s->ehlo.ext & SMTP_EXT_AUTH) ||
+	    !(s->ehlo.auth & (SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN))) {
+		smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_AUTH,
+		    "server offers no AUTH PLAIN or LOGIN");
+		return;
+	}
+	smtpc_enter_state(s, (s->ehlo.auth & SMTP_AUTH_PLAIN) ?
+	    SMTPC_AUTH_PLAIN : SMTPC_AUTH_LOGIN);
+}
+
+void
+smtpc_on_tls_done(struct smtpc *s)
+{
+	const char *v = io_tls_version(s->io);
+
+	util_strlcpy(s->tls_version, v != NULL ? v : "unknown",
+	    sizeof(s->tls_version));
+	s->tls_active = true;
+	s->tls_verified = io_tls_verified(s->io);
+	if (s->p.tls == TLS_VERIFY && !s->tls_verified) {
+		char why[SMTPC_REPLY_MAX], esc[SMTPC_REPLY_MAX / 2];
+		const char *vt = io_tls_verify_text(s->io);
+
+		smtp_escape(esc, sizeof(esc), vt != NULL ? vt : "?",
+		    vt != NULL ? strlen(vt) : 1);
+		snprintf(why, sizeof(why), "certificate not verified: %s", esc);
+		smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS, SMTPC_STAGE_STARTTLS,
+		    why);
+		return;
+	}
+	/* RFC 3207 §4.2: forget what was learnt in clear, ask again. */
+	memset(&s->ehlo, 0, sizeof(s->ehlo));
+	smtpc_enter_state(s, SMTPC_EHLO);
+}
+
+static void
+smtpc_ready(struct smtpc *s)
+{
+	s->state = SMTPC_READY;
+	io_set_timeout(s->io, 0);
+	s->ops->ready(s->arg, s);
+}
+
+/* RFC 4616: authzid NUL authcid NUL passwd, initial response */
+void
+smtpc_send_auth_plain(struct smtpc *s)
+{
+	char *buf, *raw;
+	size_t ulen, plen, blen;
+
+	ulen = strlen(s->auth_user);
+	plen = strlen(s->auth_pass);
+	raw = xmalloc(ulen + plen + 2);
+	raw[0] = '\0';
+	memcpy(raw + 1, s->auth_user, ulen);
+	raw[ulen + 1] = '\0';
+	memcpy(raw + ulen + 2, s->auth_pass, plen);
+	blen = 11 + (ulen + plen + 2 + 2) / 3 * 4 + 3;
+	buf = xmalloc(blen);
+	memcpy(buf, "AUTH PLAIN ", 11);
+	(void)smtp_base64_encode(raw, ulen + plen + 2, buf + 11,
+	    blen - 11);
+	smtpc_write_secret(s, buf);
+	explicit_bzero(raw, ulen + plen + 2);
+	explicit_bzero(buf, blen);
+	free(raw);
+	free(buf);
+}
+
+/* AUTH LOGIN: the user name or the password, in base64. */
+void
+smtpc_send_auth_login(struct smtpc *s, enum smtpc_state st)
+{
+	char *buf, *raw;
+	size_t blen;
+
+	raw = st == SMTPC_AUTH_USER ? s->auth_user : s->auth_pass;
+	blen = (strlen(raw) + 2) / 3 * 4 + 1;
+	buf = xmalloc(blen);
+	(void)smtp_base64_encode(raw, strlen(raw), buf, blen);
+	smtpc_write_secret(s, buf);
+	explicit_bzero(buf, blen);
+	free(buf);
+}
+
+/* One AUTH line (RFC 4954 allows them long); never logged. */
+static void
+smtpc_write_secret(struct smtpc *s, const char *line)
+{
+	if (io_write(s->io, line, strlen(line)) == -1 ||
+	    io_write(s->io, "\r\n", 2) == -1)
+		smtpc_defer_fail_local(s, SMTPC_CAUSE_LOST, SMTPC_STAGE_AUTH,
+		    "write failed: %s", smtpc_io_error(s));
+}
+
+static bool
+smtpc_is_ip(const char *name)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, name, buf) == 1 ||
+	    inet_pton(AF_INET6, name, buf) == 1;
+}
