@@ -101,15 +101,4 @@ const char *conf_default_path(bool *must_exist);
  */
 const char *conf_key_name(size_t i, const char **def);
 
-/*
- * Parsers for single values, also used by the tests. 0 or -1 (nothing
- * allocated on -1).  conf_parse_hostport() allocates hp->host: free() it.
- * conf_parse_cidr() takes "addr/prefix" or a bare address (/32, /128);
- * an address with host bits set beyond the prefix is an error.
- */
-int	 conf_parse_hostport(const char *, struct hostport *);
-int	 conf_parse_cidr(const char *, struct cidr *);
-int	 conf_parse_tls_policy(const char *, enum tls_policy *);
-const char *conf_tls_policy_to_text(enum tls_policy);
-
 #endif

@@ -14,6 +14,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* The longest host name (RFC 1035 2.3.4), without the final dot. */
+#define CONF_HOSTNAME_MAX	253
 
 enum tls_policy {
 	TLS_NONE = 0,
@@ -75,5 +79,31 @@ bool	 conf_cidr_match(const struct cidr *, size_t, int family,
  */
 enum tls_policy conf_tls_policy_for(enum tls_policy def,
 	    const struct tls_domain_policy *v, size_t n, const char *domain);
+
+/*
+ * Parsers for single values, also used by the tests. 0 or -1 (nothing
+ * allocated on -1).  conf_parse_hostport() allocates hp->host: free() it.
+ * conf_parse_cidr() takes "addr/prefix" or a bare address (/32, /128);
+ * an address with host bits set beyond the prefix is an error.
+ */
+int	 conf_parse_hostport(const char *, struct hostport *);
+int	 conf_parse_cidr(const char *, struct cidr *);
+int	 conf_parse_tls_policy(const char *, enum tls_policy *);
+const char *conf_tls_policy_to_text(enum tls_policy);
+
+/*
+ * What conf.c builds its keys' parsers on.  conf_hostport_parse() and
+ * conf_cidr_parse() are the two above for s[0..len), one word of a list,
+ * saying in why (may be NULL) what is wrong.  conf_valid_hostname(): 0
+ * for a DNS name (with leading_dot, ".example.com" too).
+ * conf_parse_uint(): decimal digits only (no sign, no space), within
+ * [min, max].
+ */
+int	 conf_hostport_parse(const char *s, size_t len, struct hostport *,
+	    char *why, size_t whylen);
+int	 conf_cidr_parse(const char *s, size_t len, struct cidr *, char *why,
+	    size_t whylen);
+int	 conf_valid_hostname(const char *, bool leading_dot);
+int	 conf_parse_uint(const char *, uint64_t min, uint64_t max, uint64_t *);
 
 #endif

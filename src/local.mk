@@ -9,7 +9,8 @@ src_libmxcommon_a_SOURCES = \
 	src/util.c src/util.h src/hash.c src/hash.h src/heap.c src/heap.h \
 	src/status.c src/status.h src/control.c src/control.h \
 	src/privs.c src/privs.h \
-	src/conf.c src/conf.h src/confval.h src/aliases.c src/aliases.h \
+	src/conf.c src/conf.h src/confval.c src/confval.h \
+	src/aliases.c src/aliases.h \
 	src/message.c src/message.h src/msg_addr.c src/msg_addr.h \
 	src/log.h src/outcome.h
 
@@ -41,7 +42,8 @@ src_libmxlog_a_SOURCES = src/log.c
 MX_LIBS = src/libmxnet.a queue/libqueue.a src/libmxcommon.a
 
 sbin_PROGRAMS += src/mxrelay
-src_mxrelay_SOURCES = src/sendmail.c
+src_mxrelay_SOURCES = src/sendmail.c src/sendmail_int.h \
+	src/sendmail_submit.c src/sendmail_queue.c
 src_mxrelay_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 sbin_PROGRAMS += src/mxrelayd

@@ -1,0 +1,62 @@
+/*
+ * sendmail_int: what the three files of mxrelay share.  sendmail.c: main,
+ * the options, and every decision about privileges (who may use which
+ * queue); sendmail_submit.c: a submission from stdin, or -bs;
+ * sendmail_queue.c: -bp (mailq) and -q.
+ */
+#ifndef MXRELAY_SENDMAIL_INT_H
+#define MXRELAY_SENDMAIL_INT_H
+
+#include <sys/types.h>
+
+#include <stdbool.h>
+
+#include "conf.h"
+
+struct queue;
+
+enum mode {
+	MODE_SUBMIT,
+	MODE_LIST,
+	MODE_RUN,
+	MODE_NEWALIASES,
+	MODE_BS,
+};
+
+struct opts {
+	enum mode	 mode;
+	bool		 extract;	/* -t */
+	bool		 ignore_dots;	/* -i, -oi */
+	bool		 force;		/* -qf */
+	int		 verbose;	/* -v */
+	const char	*sender;	/* -f, -r */
+	const char	*full_name;	/* -F */
+	const char	*config;	/* -C */
+	const char	*queue_id;	/* -qI */
+};
+
+/* Who called us, before any change of identity (set in main()). */
+extern uid_t	 caller_uid;
+extern char	*caller_name;
+
+/*
+ * sendmail.c: where the caller may work (mxrelay(8) SECURITY).
+ * spool_problem: what an errno of the spool means for the user.
+ * as_spool_owner: root becomes the spool's owner.  owns_spool: the caller
+ * may use the spool itself.  open_submit_queue: the spool or the drop
+ * folder, for a submission.
+ */
+const char *spool_problem(int);
+int	 as_spool_owner(const struct conf *, bool create, bool *missing);
+bool	 owns_spool(const struct conf *);
+int	 open_submit_queue(const struct conf *, struct queue **);
+
+/* sendmail_submit.c: the message on stdin; -bs. */
+int	 submit(const struct opts *, struct conf *, int, char **);
+int	 submit_session(const struct conf *);
+
+/* sendmail_queue.c: -bp; -q, -qf, -qI. */
+int	 list_queue(struct conf *);
+int	 run_queue(const struct opts *, struct conf *, int, char **);
+
+#endif
