@@ -66,10 +66,11 @@ TESTS += tests/unit/test_scheduler
 check_PROGRAMS += tests/unit/test_qmgr
 tests_unit_test_qmgr_SOURCES = tests/unit/test_qmgr.c $(TEST_COMMON)
 tests_unit_test_qmgr_CFLAGS = $(TEST_CFLAGS)
-# The delivery engine is the test's, and it can hold the envelope writes
-# (see the top of test_qmgr.c).
+# The delivery engine is the test's, it can hold the envelope writes, and
+# it watches the body reads (see the top of test_qmgr.c).
 tests_unit_test_qmgr_LDFLAGS = \
-	-Wl,--wrap=delivery_submit,--wrap=delivery_gc,--wrap=queue_env_update
+	-Wl,--wrap=delivery_submit,--wrap=delivery_gc,--wrap=queue_env_update \
+	-Wl,--wrap=pread
 tests_unit_test_qmgr_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_qmgr
 check_PROGRAMS += tests/unit/test_sched

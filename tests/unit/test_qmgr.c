@@ -10,11 +10,22 @@
  * written to the spool's holds file and kept by the next start; one-shot
  * runs end; messages still writing their last state count in the window;
  * the pump reads at most QMGR_SCAN_SLICE envelopes per turn of the loop.
+ * Old envelopes (versions 1 and 2, which do not say whether the body has
+ * 8-bit bytes) are planted by rewriting a queued message's envelope as
+ * those versions wrote it; pread is wrapped too (--wrap=pread), so that
+ * the test sees on which thread each body is read, and can make the
+ * reads of a body fail.  Checked: the scan's answer at both sides of
+ * QMGR_SCAN_INLINE_MAX, on the loop or the work queue; the per-turn
+ * budget QMGR_SCAN_INLINE_TURN; the answer written back (version 3) at
+ * the next write and not read again; a read error strands the message.
  */
 #include "config.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,7 +50,7 @@
 #include "testutil.h"
 #include "util.h"
 
-#define MAXPARTS	16
+#define MAXPARTS	32
 
 /* The parts qmgr handed to the (wrapped) engine, in order. */
 static struct {
@@ -102,6 +113,91 @@ gate_set(bool shut)
 	pthread_mutex_unlock(&gate.mu);
 }
 
+/*
+ * Reads of the bodies the test watches (pread, which the old-envelope
+ * scan uses, is wrapped): how many ran on the loop's thread (the test's)
+ * and how many on a worker, and whether they fail (EIO).  Other reads go
+ * through untouched.  A read counts for every watch of its file (after a
+ * removal, a new body may have an old one's inode).
+ */
+#define MAXBODIES	32
+
+struct body_watch {
+	dev_t		 dev;
+	ino_t		 ino;
+	bool		 fail;
+	unsigned	 on_loop;
+	unsigned	 off_loop;
+};
+
+static struct {
+	pthread_mutex_t		 mu;
+	pthread_t		 loop;
+	struct body_watch	 w[MAXBODIES];
+	size_t			 n;
+} bodies = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+ssize_t	__real_pread(int, void *, size_t, off_t);
+ssize_t	__wrap_pread(int, void *, size_t, off_t);
+
+ssize_t
+__wrap_pread(int fd, void *buf, size_t len, off_t off)
+{
+	struct stat st;
+	bool fail = false;
+
+	if (fstat(fd, &st) == 0) {
+		pthread_mutex_lock(&bodies.mu);
+		for (size_t i = 0; i < bodies.n; i++) {
+			struct body_watch *w = &bodies.w[i];
+
+			if (w->dev != st.st_dev || w->ino != st.st_ino)
+				continue;
+			if (pthread_equal(pthread_self(), bodies.loop))
+				w->on_loop++;
+			else
+				w->off_loop++;
+			fail = w->fail;
+		}
+		pthread_mutex_unlock(&bodies.mu);
+	}
+	if (fail) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_pread(fd, buf, len, off);
+}
+
+/* A copy of body k's counts (taken under the lock: workers write them). */
+static struct body_watch
+body_reads(size_t k)
+{
+	struct body_watch w;
+
+	pthread_mutex_lock(&bodies.mu);
+	w = bodies.w[k];
+	pthread_mutex_unlock(&bodies.mu);
+	return w;
+}
+
+/* Body k was read, only on the loop's thread. */
+static bool
+read_on_loop(size_t k)
+{
+	struct body_watch w = body_reads(k);
+
+	return w.on_loop > 0 && w.off_loop == 0;
+}
+
+/* Body k was read, only on the work queue. */
+static bool
+read_off_loop(size_t k)
+{
+	struct body_watch w = body_reads(k);
+
+	return w.on_loop == 0 && w.off_loop > 0;
+}
+
 struct fx {
 	char		 dir[256];
 	struct queue	*q;
@@ -128,6 +224,10 @@ setup(void **state)
 	fx->conf.domain_concurrency = 20;
 	assert_non_null(fx->loop = ev_loop_new());
 	memset(&parts, 0, sizeof(parts));
+	pthread_mutex_lock(&bodies.mu);
+	bodies.loop = pthread_self();
+	bodies.n = 0;
+	pthread_mutex_unlock(&bodies.mu);
 	mock_log_clear();
 	*state = fx;
 	return 0;
@@ -168,14 +268,13 @@ start(struct fx *fx, bool daemon)
 }
 
 /*
- * Queue a message for rcpts (NULL-terminated), each due at next_try (0:
- * at once); its id into id.
+ * Queue a message with body (len bytes) for rcpts (NULL-terminated),
+ * each due at next_try (0: at once); its id into id.
  */
 static void
-queue_msg_at(struct fx *fx, const char *const *rcpts, time_t next_try,
-    char *id)
+queue_msg_body(struct fx *fx, const char *const *rcpts, time_t next_try,
+    const void *body, size_t len, char *id)
 {
-	static const char body[] = "Subject: t\r\n\r\nhello\r\n";
 	struct queue_new *qn;
 	struct envelope env;
 
@@ -186,10 +285,19 @@ queue_msg_at(struct fx *fx, const char *const *rcpts, time_t next_try,
 		env.rcpt[env.nrcpt - 1].next_try = next_try;
 	}
 	assert_int_equal(queue_new_begin(fx->q, &qn), 0);
-	assert_int_equal(queue_new_write(qn, body, sizeof(body) - 1), 0);
+	assert_int_equal(queue_new_write(qn, body, len), 0);
 	assert_int_equal(queue_new_commit(qn, &env), 0);
 	util_strlcpy(id, env.id, QUEUE_ID_LEN + 1);
 	envelope_free(&env);
+}
+
+static void
+queue_msg_at(struct fx *fx, const char *const *rcpts, time_t next_try,
+    char *id)
+{
+	static const char body[] = "Subject: t\r\n\r\nhello\r\n";
+
+	queue_msg_body(fx, rcpts, next_try, body, sizeof(body) - 1, id);
 }
 
 static void
@@ -513,6 +621,379 @@ test_load_slice(void **state)
 	assert_int_equal(parts.n, 0);
 }
 
+/*
+ * Old envelopes (versions 1 and 2): see the top of this file.
+ */
+
+/*
+ * A body of len bytes: a header, then 72-byte lines of ASCII; when
+ * eightbit, its last byte is 0xE9, so the scan must read to the end.
+ */
+static char *
+make_body(size_t len, bool eightbit)
+{
+	static const char head[] = "Subject: t\r\n\r\n";
+	char *b = xmalloc(len);
+
+	assert_true(len > sizeof(head));
+	memset(b, 'a', len);
+	memcpy(b, head, sizeof(head) - 1);
+	for (size_t i = sizeof(head) - 1 + 70; i + 1 < len; i += 72) {
+		b[i] = '\r';
+		b[i + 1] = '\n';
+	}
+	b[len - 1] = eightbit ? (char)0xe9 : 'a';
+	return b;
+}
+
+/*
+ * Rewrite the envelope of the queued message id as version 1 or 2 wrote
+ * it (queue/envelope.c; version 2 with a submitter, www-data, uid 33):
+ * there is no body line, so qmgr must read the body to know.  Its
+ * recipients are fresh, due at once.
+ */
+static void
+env_make_old(struct fx *fx, const char *id, int version)
+{
+	struct envelope env;
+	char path[400];
+	FILE *f;
+
+	assert_int_equal(queue_env_load(fx->q, id, &env), 0);
+	snprintf(path, sizeof(path), "%s/env/%s", queue_dir(fx->q), id);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "mxrelay-envelope %d\nid %s\nsender =%s\narrival %lld\n"
+	    "size %llu\n", version, id, env.sender, (long long)env.arrival,
+	    (unsigned long long)env.size);
+	if (version == 2)
+		fprintf(f, "submitter 33 =www-data\n");
+	fprintf(f, "rcpts %zu\n", env.nrcpt);
+	for (size_t i = 0; i < env.nrcpt; i++)
+		fprintf(f, "rcpt =%s - pending 0 0 0 - - -\n", env.rcpt[i].addr);
+	fprintf(f, "end\n");
+	assert_int_equal(fclose(f), 0);
+	envelope_free(&env);
+	/* Read back: an old envelope, with its version's fields. */
+	assert_int_equal(queue_env_load(fx->q, id, &env), 0);
+	assert_int_equal(env.eightbit, ENVELOPE_8BIT_UNKNOWN);
+	assert_int_equal(env.submit_user != NULL, version == 2);
+	envelope_free(&env);
+}
+
+/* Watch the reads of message id's body; the number of its body_watch. */
+static size_t
+watch_body(struct fx *fx, const char *id)
+{
+	char path[400];
+	struct stat st;
+	size_t k;
+
+	snprintf(path, sizeof(path), "%s/data/%s", queue_dir(fx->q), id);
+	assert_int_equal(stat(path, &st), 0);
+	pthread_mutex_lock(&bodies.mu);
+	assert_true(bodies.n < MAXBODIES);
+	k = bodies.n++;
+	memset(&bodies.w[k], 0, sizeof(bodies.w[k]));
+	bodies.w[k].dev = st.st_dev;
+	bodies.w[k].ino = st.st_ino;
+	pthread_mutex_unlock(&bodies.mu);
+	return k;
+}
+
+/* From now on, the reads of body k fail with EIO. */
+static void
+body_fail(size_t k)
+{
+	pthread_mutex_lock(&bodies.mu);
+	bodies.w[k].fail = true;
+	pthread_mutex_unlock(&bodies.mu);
+}
+
+/*
+ * Queue a message for rcpt with a body of len bytes (see make_body), its
+ * envelope then made of version 1 or 2, and watch its body's reads.  Its
+ * id into id; returns its body_watch.
+ */
+static size_t
+queue_old(struct fx *fx, int version, const char *rcpt, size_t len,
+    bool eightbit, char *id)
+{
+	const char *rcpts[] = { rcpt, NULL };
+	char *body = make_body(len, eightbit);
+
+	queue_msg_body(fx, rcpts, 0, body, len, id);
+	free(body);
+	env_make_old(fx, id, version);
+	return watch_body(fx, id);
+}
+
+/* The envelope file of id, as text (in a static buffer). */
+static const char *
+env_text(struct fx *fx, const char *id)
+{
+	static char buf[4096];
+	char path[400];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/env/%s", queue_dir(fx->q), id);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	assert_int_equal(ferror(f), 0);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * Rule: an old envelope's body is read to know whether it has 8-bit
+ * bytes (one byte over 0x7f anywhere: here the last, past the scan's
+ * first 64 KiB read in the larger bodies), and the parts carry the
+ * answer.  A body of at most QMGR_SCAN_INLINE_MAX bytes is read on the
+ * loop in the turn that opens it (its part goes out before the loop
+ * turns again); a larger one on the work queue.
+ */
+static void
+test_oldenv_scan_bounds(void **state)
+{
+	struct fx *fx = *state;
+	static const struct {
+		const char	*rcpt;
+		size_t		 len;
+		bool		 eightbit;
+	} msgs[] = {
+		{ "a@in8.test", QMGR_SCAN_INLINE_MAX, true },
+		{ "b@in7.test", QMGR_SCAN_INLINE_MAX, false },
+		{ "c@out8.test", QMGR_SCAN_INLINE_MAX + 1, true },
+		{ "d@out7.test", QMGR_SCAN_INLINE_MAX + 1, false },
+	};
+	const size_t nmsgs = sizeof(msgs) / sizeof(msgs[0]);
+	char id[QUEUE_ID_LEN + 1];
+	size_t k[sizeof(msgs) / sizeof(msgs[0])];
+
+	for (size_t i = 0; i < nmsgs; i++)
+		k[i] = queue_old(fx, 2, msgs[i].rcpt, msgs[i].len,
+		    msgs[i].eightbit, id);
+	start(fx, true);
+
+	/* The first turn: the two small ones are read and handed out. */
+	ev_run_once(fx->loop, 0);
+	assert_int_equal(parts.n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_true(read_on_loop(k[i]));
+		(void)part_for(strchr(msgs[i].rcpt, '@') + 1);
+	}
+	/* Then the large ones, from the work queue. */
+	assert_true(run_until(fx, nparts_is, &nmsgs));
+	for (size_t i = 2; i < nmsgs; i++)
+		assert_true(read_off_loop(k[i]));
+	for (size_t i = 0; i < nmsgs; i++) {
+		const char *dom = strchr(msgs[i].rcpt, '@') + 1;
+
+		if (parts.dm[part_for(dom)]->eightbit != msgs[i].eightbit)
+			fail_msg("%s, %zu bytes: eightbit %d, want %d", dom,
+			    msgs[i].len, parts.dm[part_for(dom)]->eightbit,
+			    msgs[i].eightbit);
+	}
+	for (size_t i = 0; i < nmsgs; i++)
+		answer(i, OUTCOME_OK, false);
+	assert_true(run_until(fx, settled, NULL));
+	assert_int_equal(fx->stats.sent, nmsgs);
+}
+
+/*
+ * Rule: the bodies read on the loop in one turn add up to at most
+ * QMGR_SCAN_INLINE_TURN.  Of 20 old messages of 60 KiB due together
+ * (each small enough for the loop), the first turn reads and hands out
+ * 17 (17 x 60 KiB fit in 1 MiB, 18 do not); the other 3 are read on the
+ * work queue.  The next turn has its whole budget again.
+ */
+static void
+test_oldenv_scan_turn(void **state)
+{
+	struct fx *fx = *state;
+	enum { NMSGS = 20 };
+	const size_t len = 60 * 1024, fit = QMGR_SCAN_INLINE_TURN / len;
+	const size_t all = NMSGS, more = NMSGS + 1;
+	struct queue_sysops ops = queue_sysops_default;
+	char id[QUEUE_ID_LEN + 1], addr[32];
+	size_t k[NMSGS], on = 0, off = 0, last;
+
+	assert_int_equal(fit, 17);
+	assert_true(len <= QMGR_SCAN_INLINE_MAX);
+	ops.fsync = no_fsync;		/* speed */
+	queue_test_set_sysops(&ops);
+	for (size_t i = 0; i < NMSGS; i++) {
+		snprintf(addr, sizeof(addr), "r@t%zu.test", i);
+		k[i] = queue_old(fx, 2, addr, len, false, id);
+	}
+	queue_test_set_sysops(NULL);
+	start(fx, true);
+
+	/* The first turn: as many as fit. */
+	ev_run_once(fx->loop, 0);
+	assert_int_equal(parts.n, fit);
+	assert_true(run_until(fx, nparts_is, &all));
+	for (size_t i = 0; i < NMSGS; i++) {
+		if (read_on_loop(k[i]))
+			on++;
+		else if (read_off_loop(k[i]))
+			off++;
+		assert_false(parts.dm[i]->eightbit);
+	}
+	assert_int_equal(on, fit);
+	assert_int_equal(off, NMSGS - fit);
+	for (size_t i = 0; i < NMSGS; i++)
+		answer(i, OUTCOME_OK, false);
+	assert_true(run_until(fx, settled, NULL));
+
+	/* A later turn: one more is read on the loop again. */
+	last = queue_old(fx, 2, "r@later.test", len, false, id);
+	qmgr_add(fx->qm, id);
+	ev_run_once(fx->loop, 0);
+	assert_int_equal(parts.n, more);
+	assert_true(read_on_loop(last));
+	answer(NMSGS, OUTCOME_OK, false);
+	assert_true(run_until(fx, settled, NULL));
+	assert_int_equal(fx->stats.sent, more);
+}
+
+/*
+ * Rule: the scan's answer goes into the envelope at its next write: a
+ * deferred old message (version 1 or 2) is written back as version 3
+ * with its body line (its submitter kept), and its next attempt carries
+ * the same answer without reading the body again.
+ */
+static void
+test_oldenv_written_back(void **state)
+{
+	struct fx *fx = *state;
+	char id8[QUEUE_ID_LEN + 1], id7[QUEUE_ID_LEN + 1];
+	struct rcpt_want w8, w7;
+	struct body_watch r8, r7;
+	size_t k8, k7, two = 2, four = 4;
+	const char *t;
+
+	k8 = queue_old(fx, 1, "a@v1.test", 1000, true, id8);
+	k7 = queue_old(fx, 2, "b@v2.test", 1000, false, id7);
+	start(fx, true);
+	assert_true(run_until(fx, nparts_is, &two));
+	assert_true(parts.dm[part_for("v1.test")]->eightbit);
+	assert_false(parts.dm[part_for("v2.test")]->eightbit);
+	answer(0, OUTCOME_TEMPFAIL, false);
+	answer(1, OUTCOME_TEMPFAIL, false);
+	w8 = (struct rcpt_want){ id8, "a@v1.test", RCPT_PENDING, 1 };
+	w7 = (struct rcpt_want){ id7, "b@v2.test", RCPT_PENDING, 1 };
+	assert_true(run_until(fx, env_shows, &w8));
+	assert_true(run_until(fx, env_shows, &w7));
+	assert_true(run_until(fx, settled, NULL));
+
+	t = env_text(fx, id8);
+	if (strncmp(t, "mxrelay-envelope 3\n", 19) != 0 ||
+	    strstr(t, "\nbody 8bit\n") == NULL ||
+	    strstr(t, "\nsubmitter ") != NULL)
+		fail_msg("version 1, 8-bit, deferred:\n%s", t);
+	t = env_text(fx, id7);
+	if (strncmp(t, "mxrelay-envelope 3\n", 19) != 0 ||
+	    strstr(t, "\nbody 7bit\n") == NULL ||
+	    strstr(t, "\nsubmitter 33 =www-data\n") == NULL)
+		fail_msg("version 2, 7-bit, deferred:\n%s", t);
+
+	/* The next attempt: the same answer, the bodies not read again. */
+	r8 = body_reads(k8);
+	r7 = body_reads(k7);
+	assert_int_equal(qmgr_flush(fx->qm, NULL), 2);
+	assert_true(run_until(fx, nparts_is, &four));
+	for (size_t i = 2; i < 4; i++)
+		assert_int_equal(parts.dm[i]->eightbit,
+		    strcmp(parts.domain[i], "v1.test") == 0);
+	assert_int_equal(body_reads(k8).on_loop + body_reads(k8).off_loop,
+	    r8.on_loop + r8.off_loop);
+	assert_int_equal(body_reads(k7).on_loop + body_reads(k7).off_loop,
+	    r7.on_loop + r7.off_loop);
+	answer(2, OUTCOME_OK, false);
+	answer(3, OUTCOME_OK, false);
+	assert_true(run_until(fx, settled, NULL));
+	assert_int_equal(fx->stats.sent, 2);
+}
+
+/*
+ * The message id, stranded once for the reason why (see qmgr_strand in
+ * qmgr_index.c): still in the spool, not locked, its envelope still of
+ * version 2 (nothing learnt), its recipient pending with one attempt,
+ * the reason and a retry after retry_min recorded, and all that logged.
+ */
+static void
+assert_stranded(struct fx *fx, const char *id, const char *why)
+{
+	struct envelope env;
+	char path[400], *line;
+	struct stat st;
+	int lockfd;
+
+	snprintf(path, sizeof(path), "%s/data/%s", queue_dir(fx->q), id);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(queue_msg_lock(fx->q, id, &lockfd), 0);
+	queue_msg_unlock(lockfd);
+	assert_int_equal(strncmp(env_text(fx, id), "mxrelay-envelope 2\n", 19),
+	    0);
+	assert_int_equal(queue_env_load(fx->q, id, &env), 0);
+	assert_int_equal(env.eightbit, ENVELOPE_8BIT_UNKNOWN);
+	assert_int_equal(env.nrcpt, 1);
+	assert_int_equal(env.rcpt[0].state, RCPT_PENDING);
+	assert_int_equal(env.rcpt[0].attempts, 1);
+	assert_string_equal(env.rcpt[0].last_reply, why);
+	assert_string_equal(env.rcpt[0].status, "4.3.0");
+	assert_int_equal(env.rcpt[0].next_try - env.rcpt[0].last_try, 60);
+	envelope_free(&env);
+	line = xasprintf("%s: %s; next try in 60s (failure 1 in a row)", id,
+	    why);
+	assert_true(mock_log_contains(line));
+	free(line);
+}
+
+/*
+ * Rule: a body that cannot be read (EIO; on the loop for a small body,
+ * on the work queue for a large one) fails the open: the message goes to
+ * no delivery, nothing of it stays open (lock and body closed), and it
+ * is not lost but stranded: kept in the spool and in the index, the
+ * reason and the retry written into its envelope and logged.
+ */
+static void
+test_oldenv_read_error(void **state)
+{
+	struct fx *fx = *state;
+	char ids[QUEUE_ID_LEN + 1], idb[QUEUE_ID_LEN + 1];
+	struct rcpt_want ws, wb;
+	char *why;
+	size_t ks, kb;
+
+	ks = queue_old(fx, 2, "a@small.test", 1000, true, ids);
+	kb = queue_old(fx, 2, "b@big.test", QMGR_SCAN_INLINE_MAX + 1, true, idb);
+	body_fail(ks);
+	body_fail(kb);
+	start(fx, true);
+	ws = (struct rcpt_want){ ids, "a@small.test", RCPT_PENDING, 1 };
+	wb = (struct rcpt_want){ idb, "b@big.test", RCPT_PENDING, 1 };
+	assert_true(run_until(fx, env_shows, &ws));
+	assert_true(run_until(fx, env_shows, &wb));
+	assert_true(run_until(fx, settled, NULL));
+	assert_int_equal(qmgr_in_flight(fx->qm), 0);
+	assert_true(read_on_loop(ks));
+	assert_true(read_off_loop(kb));
+
+	why = qmgr_why_errno("cannot read the message", EIO);
+	assert_stranded(fx, ids, why);
+	assert_stranded(fx, idb, why);
+	free(why);
+	assert_int_equal(qmgr_count(fx->qm), 2);
+	/* Half a second more: no part, the retry is a minute away. */
+	for (int i = 0; i < 50; i++)
+		ev_run_once(fx->loop, 10);
+	assert_int_equal(parts.n, 0);
+	assert_int_equal(qmgr_in_flight(fx->qm), 0);
+}
+
 int
 main(void)
 {
@@ -524,6 +1005,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_window_counts_closing,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_slice, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_oldenv_scan_bounds, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_oldenv_scan_turn, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_oldenv_written_back, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_oldenv_read_error, setup,
 		    teardown),
 	};
 
