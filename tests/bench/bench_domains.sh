@@ -21,17 +21,7 @@ set -eu
 B=$(cd "${1:-.}" && pwd)
 N=${2:-20000}
 . "$(dirname "$0")/world.sh"
-bench_begin
-
-: > "$T/zone"
-g=0
-while [ $g -lt 10 ]; do
-	echo "*.g$g.bench MX 10 mx$g.bench" >> "$T/zone"
-	echo "mx$g.bench A 127.0.0.$((10 + g))" >> "$T/zone"
-	g=$((g + 1))
-done
-# dnsd and the sinks for 1800 s, and $T/conf (tests/bench/world.sh)
-bench_world 1800
+bench_world 1800 10 '*.g%d.bench' 'mx%d.bench'
 # smtp K: an SMTP session for mxrelay -bs that submits messages K, K+4,
 # K+8, ... (four sessions at once; one process per message is ten times
 # slower to queue).

@@ -17,17 +17,7 @@ set -eu
 B=$(cd "${1:-.}" && pwd)
 N=${2:-10000}
 . "$(dirname "$0")/world.sh"
-bench_begin
-
-: > "$T/zone"
-i=0
-while [ $i -lt 100 ]; do
-	echo "d$i.bench MX 10 mx.d$i.bench" >> "$T/zone"
-	echo "mx.d$i.bench A 127.0.0.$((10 + i % 10))" >> "$T/zone"
-	i=$((i + 1))
-done
-# dnsd and the sinks for 900 s, and $T/conf (tests/bench/world.sh)
-bench_world 900
+bench_world 900 100 'd%d.bench' 'mx.d%d.bench'
 echo "queueing $N messages for 100 domains..."
 start=$(date +%s.%N)
 i=0

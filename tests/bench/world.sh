@@ -1,34 +1,24 @@
 # shellcheck shell=sh
 # tests/bench/world.sh: sourced by bench_queue.sh and bench_domains.sh,
-# which run `mxrelay -q` against a test world on loopback: dnsd serving
-# the caller's zone and smtpsink listening on 127.0.0.10-19 (the caller's
-# MX hosts), each with a lifetime so that it stops by itself.  Uses B, the
-# build directory.
+# which run `mxrelay -q` against a test world on loopback: dnsd and
+# smtpsink on 127.0.0.10-19, each with a lifetime so that it stops by
+# itself.  Uses B, the build directory.
 #
-# bench_begin: T (a temporary directory, removed on exit with the helpers
-# stopped), the filesystem of BENCH_LOOPFS (tests/bench/loopfs.sh) and
-# spool, the spool's path on it.  The caller then writes its zone in
-# $T/zone and calls bench_world LIFETIME: dnsd and the sinks are up
-# (dport, port) and $T/conf is written for mxrelay, concurrency 100.
+# bench_world LIFETIME COUNT NAME HOST: the world for COUNT domains, NAME
+# and HOST being printf formats of domain k (0 .. COUNT-1) and of its
+# exchanger, which is at 127.0.0.(10 + k % 10).  Sets T (a temporary
+# directory, removed on exit with the helpers stopped), spool (on the
+# filesystem of BENCH_LOOPFS: tests/bench/loopfs.sh), dport and port (of
+# dnsd and of the sinks, which store in $T/sink and log to $T/sink.log),
+# and writes $T/conf for mxrelay: concurrency 100, 20 per domain.
 . "$(dirname "$0")/loopfs.sh"
 pids=""
-bench_begin() {
+bench_world() {
 	T=$(mktemp -d "${TMPDIR:-/tmp}/mxrelay-bench.XXXXXX")
 	trap bench_end EXIT
 	bench_loopfs "$T"
 	spool=${M:-$T}/spool
-}
-
-# shellcheck disable=SC2317	# called from the trap
-bench_end() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	bench_unloop
-	rm -rf "$T"
-}
-
-# bench_world LIFETIME: dnsd on 127.0.0.1 (a free port, dport), the sinks
-# on 127.0.0.10-19 (port) storing in $T/sink, logging to $T/sink.log.
-bench_world() {
+	bench_zone "$2" "$3" "$4" > "$T/zone"
 	"$B/tests/world/dnsd" -l 127.0.0.1:0 -z "$T/zone" -t "$1" > "$T/dnsd.out" 2>&1 &
 	pids="$pids $!"
 	while ! grep -q '^port ' "$T/dnsd.out"; do sleep 0.05; done
@@ -51,4 +41,21 @@ listen =
 concurrency = 100
 domain_concurrency = 20
 EOC
+}
+
+# bench_zone COUNT NAME HOST: an MX and an A record for each domain.
+bench_zone() {
+	k=0
+	while [ $k -lt "$1" ]; do
+		# shellcheck disable=SC2059	# the formats are the caller's
+		printf "$2 MX 10 $3\n$3 A 127.0.0.%d\n" "$k" "$k" "$k" $((10 + k % 10))
+		k=$((k + 1))
+	done
+}
+
+# shellcheck disable=SC2317	# called from the trap
+bench_end() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	bench_unloop
+	rm -rf "$T"
 }
