@@ -100,6 +100,12 @@ static int	 parse_str(const char *, size_t, bool, char **, const char **);
 static int	 parse_kv(struct ibuf *, const char *, const char **, size_t *);
 static int	 parse_rcpt(const char *, size_t, struct envelope_rcpt *,
 		    const char **);
+static int	 decode_version(struct ibuf *, uint64_t *, const char **);
+static int	 decode_fields(struct ibuf *, struct envelope *, const char **);
+static int	 decode_body(struct ibuf *, struct envelope *, const char **);
+static int	 decode_submitter(struct ibuf *, struct envelope *,
+		    const char **);
+static int	 decode_rcpts(struct ibuf *, struct envelope *, const char **);
 
 void
 envelope_init(struct envelope *env)
@@ -593,37 +599,38 @@ parse_rcpt(const char *s, size_t n, struct envelope_rcpt *r, const char **err)
 	return parse_str(w[8], wn[8], true, &r->remote_mta, err);
 }
 
-int
-envelope_decode(const char *buf, size_t len, struct envelope *env,
-    const char **err)
+/* The first line: the magic word and a version this decoder knows. */
+static int
+decode_version(struct ibuf *ib, uint64_t *version, const char **err)
 {
-	struct ibuf ib = { buf, buf + len };
-	const char *v, *line;
+	const char *line;
 	size_t n, magic = strlen(ENVELOPE_MAGIC);
-	uint64_t num, nrcpt, version;
 
-	envelope_init(env);
-	*err = NULL;
-	if (buf == NULL && len != 0) {
-		*err = "no input";
-		goto fail;
-	}
-	if (ib_line(&ib, &line, &n) == -1 || n < magic + 2 ||
+	if (ib_line(ib, &line, &n) == -1 || n < magic + 2 ||
 	    memcmp(line, ENVELOPE_MAGIC " ", magic + 1) != 0) {
 		*err = "not an envelope";
-		goto fail;
+		return -1;
 	}
-	if (parse_num(line + magic + 1, n - magic - 1, UINT32_MAX, &version) == -1 ||
-	    (version != ENVELOPE_VERSION &&
-	    version != ENVELOPE_VERSION_SUBMITTER &&
-	    version != ENVELOPE_VERSION_BODY)) {
+	if (parse_num(line + magic + 1, n - magic - 1, UINT32_MAX,
+	    version) == -1 || (*version != ENVELOPE_VERSION &&
+	    *version != ENVELOPE_VERSION_SUBMITTER &&
+	    *version != ENVELOPE_VERSION_BODY)) {
 		*err = "unsupported envelope version";
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
 
-	if (parse_kv(&ib, "id", &v, &n) == -1) {
+/* The lines every version has: id, sender, arrival and size. */
+static int
+decode_fields(struct ibuf *ib, struct envelope *env, const char **err)
+{
+	const char *v;
+	size_t n;
+
+	if (parse_kv(ib, "id", &v, &n) == -1) {
 		*err = "missing id";
-		goto fail;
+		return -1;
 	}
 	if (n == 1 && v[0] == '-')
 		env->id[0] = '\0';
@@ -632,85 +639,134 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 		env->id[n] = '\0';
 	} else {
 		*err = "bad id";
-		goto fail;
+		return -1;
 	}
 
-	if (parse_kv(&ib, "sender", &v, &n) == -1) {
+	if (parse_kv(ib, "sender", &v, &n) == -1) {
 		*err = "missing sender";
-		goto fail;
+		return -1;
 	}
 	if (parse_str(v, n, false, &env->sender, err) == -1)
-		goto fail;
+		return -1;
 
-	if (parse_kv(&ib, "arrival", &v, &n) == -1 ||
+	if (parse_kv(ib, "arrival", &v, &n) == -1 ||
 	    parse_time(v, n, &env->arrival) == -1) {
 		*err = "missing or bad arrival";
-		goto fail;
+		return -1;
 	}
-	if (parse_kv(&ib, "size", &v, &n) == -1 ||
+	if (parse_kv(ib, "size", &v, &n) == -1 ||
 	    parse_num(v, n, UINT64_MAX, &env->size) == -1) {
 		*err = "missing or bad size";
-		goto fail;
+		return -1;
 	}
-	if (version == ENVELOPE_VERSION_BODY) {
-		if (parse_kv(&ib, "body", &v, &n) == -1 || n != 4 ||
-		    (memcmp(v, "7bit", 4) != 0 && memcmp(v, "8bit", 4) != 0)) {
-			*err = "missing or bad body";
-			goto fail;
-		}
-		env->eightbit = v[0] == '8' ? ENVELOPE_8BIT_YES :
-		    ENVELOPE_8BIT_NO;
-	}
-	if (version == ENVELOPE_VERSION_SUBMITTER ||
-	    (version == ENVELOPE_VERSION_BODY && ib_peek(&ib, "submitter "))) {
-		const char *w;
-		size_t wn;
+	return 0;
+}
 
-		if (parse_kv(&ib, "submitter", &v, &n) == -1 ||
-		    split_word(&v, &n, &w, &wn) == -1 ||
-		    parse_num(w, wn, UINT32_MAX, &num) == -1) {
-			*err = "missing or bad submitter";
-			goto fail;
-		}
-		env->submit_uid = (uint32_t)num;
-		if (parse_str(v, n, false, &env->submit_user, err) == -1)
-			goto fail;
+/* The body line of version 3. */
+static int
+decode_body(struct ibuf *ib, struct envelope *env, const char **err)
+{
+	const char *v;
+	size_t n;
+
+	if (parse_kv(ib, "body", &v, &n) == -1 || n != 4 ||
+	    (memcmp(v, "7bit", 4) != 0 && memcmp(v, "8bit", 4) != 0)) {
+		*err = "missing or bad body";
+		return -1;
 	}
-	/*
-	 * The count is only checked against the lines that follow; the array
-	 * grows one line at a time, so a huge count in a small file cannot
-	 * make us allocate much.
-	 */
-	if (parse_kv(&ib, "rcpts", &v, &n) == -1 ||
+	env->eightbit = v[0] == '8' ? ENVELOPE_8BIT_YES : ENVELOPE_8BIT_NO;
+	return 0;
+}
+
+/* The submitter line of version 2 (always) and 3 (when there is one). */
+static int
+decode_submitter(struct ibuf *ib, struct envelope *env, const char **err)
+{
+	const char *v, *w;
+	size_t n, wn;
+	uint64_t num;
+
+	if (parse_kv(ib, "submitter", &v, &n) == -1 ||
+	    split_word(&v, &n, &w, &wn) == -1 ||
+	    parse_num(w, wn, UINT32_MAX, &num) == -1) {
+		*err = "missing or bad submitter";
+		return -1;
+	}
+	env->submit_uid = (uint32_t)num;
+	return parse_str(v, n, false, &env->submit_user, err);
+}
+
+/*
+ * The recipient count, exactly that many rcpt lines, and the end line.
+ * The count is only checked against the lines that follow; the array
+ * grows one line at a time, so a huge count in a small file cannot make
+ * us allocate much.
+ */
+static int
+decode_rcpts(struct ibuf *ib, struct envelope *env, const char **err)
+{
+	const char *v, *line;
+	size_t n;
+	uint64_t nrcpt;
+
+	if (parse_kv(ib, "rcpts", &v, &n) == -1 ||
 	    parse_num(v, n, SIZE_MAX, &nrcpt) == -1) {
 		*err = "missing or bad recipient count";
-		goto fail;
+		return -1;
 	}
 	for (;;) {
 		struct envelope_rcpt *r;
 
-		if (ib_line(&ib, &line, &n) == -1) {
+		if (ib_line(ib, &line, &n) == -1) {
 			*err = "truncated envelope";
-			goto fail;
+			return -1;
 		}
 		if (n == 3 && memcmp(line, "end", 3) == 0)
 			break;
 		if (n < 5 || memcmp(line, "rcpt ", 5) != 0) {
 			*err = "unknown record";
-			goto fail;
+			return -1;
 		}
 		if (env->nrcpt == nrcpt) {
 			*err = "more recipients than counted";
-			goto fail;
+			return -1;
 		}
 		r = rcpt_append(env);
 		if (parse_rcpt(line + 5, n - 5, r, err) == -1)
-			goto fail;
+			return -1;
 	}
 	if (env->nrcpt != nrcpt) {
 		*err = "fewer recipients than counted";
+		return -1;
+	}
+	return 0;
+}
+
+int
+envelope_decode(const char *buf, size_t len, struct envelope *env,
+    const char **err)
+{
+	struct ibuf ib = { buf, buf + len };
+	uint64_t version;
+
+	envelope_init(env);
+	*err = NULL;
+	if (buf == NULL && len != 0) {
+		*err = "no input";
 		goto fail;
 	}
+	if (decode_version(&ib, &version, err) == -1 ||
+	    decode_fields(&ib, env, err) == -1)
+		goto fail;
+	if (version == ENVELOPE_VERSION_BODY &&
+	    decode_body(&ib, env, err) == -1)
+		goto fail;
+	if ((version == ENVELOPE_VERSION_SUBMITTER ||
+	    (version == ENVELOPE_VERSION_BODY && ib_peek(&ib, "submitter "))) &&
+	    decode_submitter(&ib, env, err) == -1)
+		goto fail;
+	if (decode_rcpts(&ib, env, err) == -1)
+		goto fail;
 	if (ib.p != ib.end) {
 		*err = "data after end";
 		goto fail;

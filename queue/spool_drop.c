@@ -39,6 +39,12 @@ static int	 parse_u64(const char *, size_t, uint64_t *);
 static int	 pread_all(int, void *, size_t, off_t);
 static void	 drop_unfinished(struct queue *, const char *,
 		    const struct stat *);
+static int	 drop_look(struct queue *, const char *, const char **);
+static int	 drop_lock(int, struct stat *, const char **);
+static int	 drop_read_header(int, const struct stat *, uint64_t *,
+		    uint64_t *, const char **);
+static int	 drop_read_envelope(int, const char *, uint64_t, uint64_t,
+		    struct envelope *, const char **);
 
 /* The submit group's id, or (gid_t)-1 when there is no such group. */
 static gid_t
@@ -331,25 +337,15 @@ drop_unfinished(struct queue *q, const char *name, const struct stat *st)
 		close(fd);
 }
 
-int
-queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
-    const char **why)
+/*
+ * Look before opening: a file being written is not for us yet (an old
+ * one is removed, see drop_unfinished()).
+ */
+static int
+drop_look(struct queue *q, const char *name, const char **why)
 {
-	char hdr[DROP_HDR_LEN], *ebuf = NULL;
 	struct stat st;
-	uint64_t blen, elen;
-	size_t ml = strlen(DROP_MAGIC);
-	int fd, saved;
 
-	memset(d, 0, sizeof(*d));
-	d->fd = -1;
-	envelope_init(&d->env);
-	*why = NULL;
-	if (q->drop_mode || q->dropfd == -1 || !queue_id_valid(name)) {
-		errno = EINVAL;
-		return -1;
-	}
-	/* Look before opening: a file being written is not for us yet. */
 	if (fstatat(q->dropfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return -1;
 	if (S_ISLNK(st.st_mode)) {
@@ -361,6 +357,116 @@ queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
 		errno = EAGAIN;
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Lock the open file and look at it again: one link, whole.  The writer
+ * holds its lock until it has fsync'd, checked and closed the file;
+ * another pickup holds it until the file is gone.  Ours is held until
+ * queue_drop_close().
+ */
+static int
+drop_lock(int fd, struct stat *st, const char **why)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			errno = EAGAIN;
+		return -1;
+	}
+	if (fstat(fd, st) == -1)
+		return -1;
+	if (st->st_nlink == 0) {
+		errno = ENOENT;	/* another pickup took it while we waited */
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode) || st->st_nlink != 1) {
+		*why = "not a regular file with one link";
+		return QUEUE_LOAD_CORRUPT;
+	}
+	if ((st->st_mode & 07777) != DROP_READY_MODE) {
+		errno = EAGAIN;	/* changed since we looked */
+		return -1;
+	}
+	return 0;
+}
+
+/* The header: the body and envelope lengths, which must add up. */
+static int
+drop_read_header(int fd, const struct stat *st, uint64_t *blen,
+    uint64_t *elen, const char **why)
+{
+	char hdr[DROP_HDR_LEN];
+	size_t ml = strlen(DROP_MAGIC);
+
+	if (st->st_size < DROP_HDR_LEN ||
+	    pread_all(fd, hdr, sizeof(hdr), 0) == -1 ||
+	    memcmp(hdr, DROP_MAGIC, ml) != 0 || hdr[DROP_HDR_LEN - 1] != '\n' ||
+	    parse_u64(hdr + ml, 20, blen) == -1 || hdr[ml + 20] != ' ' ||
+	    parse_u64(hdr + ml + 21, 20, elen) == -1) {
+		*why = "bad drop file header";
+		return QUEUE_LOAD_CORRUPT;
+	}
+	for (size_t i = ml + 41; i < DROP_HDR_LEN - 1; i++)
+		if (hdr[i] != ' ') {
+			*why = "bad drop file header";
+			return QUEUE_LOAD_CORRUPT;
+		}
+	if (*elen > QUEUE_ENV_MAX || *blen > (uint64_t)st->st_size ||
+	    (uint64_t)st->st_size != DROP_HDR_LEN + *blen + *elen) {
+		*why = "drop file size differs from its header";
+		return QUEUE_LOAD_CORRUPT;
+	}
+	return 0;
+}
+
+/* The envelope after the body; it must name this file and this body. */
+static int
+drop_read_envelope(int fd, const char *name, uint64_t blen, uint64_t elen,
+    struct envelope *env, const char **why)
+{
+	char *ebuf = xmalloc(elen + 1);
+	int rc = 0, saved;
+
+	if (pread_all(fd, ebuf, elen, (off_t)(DROP_HDR_LEN + blen)) == -1)
+		rc = -1;
+	else if (envelope_decode(ebuf, elen, env, why) == -1)
+		rc = QUEUE_LOAD_CORRUPT;
+	else if (strcmp(env->id, name) != 0 || env->size != blen) {
+		*why = "drop envelope does not match its file";
+		rc = QUEUE_LOAD_CORRUPT;
+	}
+	saved = errno;
+	if (rc != 0)
+		envelope_free(env);
+	free(ebuf);
+	errno = saved;
+	return rc;
+}
+
+/*
+ * Pickup, in this order: look, open without following a link, lock and
+ * look again, read the header, read the envelope (what it returns: see
+ * spool.h).
+ */
+int
+queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
+    const char **why)
+{
+	struct stat st;
+	uint64_t blen, elen;
+	int fd, rc, saved;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	envelope_init(&d->env);
+	*why = NULL;
+	if (q->drop_mode || q->dropfd == -1 || !queue_id_valid(name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((rc = drop_look(q, name, why)) != 0)
+		return rc;
 	if ((fd = openat(q->dropfd, name,
 	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1) {
 		if (errno == ELOOP) {
@@ -369,82 +475,23 @@ queue_drop_open(struct queue *q, const char *name, struct queue_drop *d,
 		}
 		return -1;
 	}
-	/*
-	 * The writer holds its lock until it has fsync'd, checked and closed
-	 * the file; another pickup holds it until the file is gone.  Ours is
-	 * held until queue_drop_close().
-	 */
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		if (errno != EWOULDBLOCK)
-			goto fail;
+	rc = drop_lock(fd, &st, why);
+	if (rc == 0)
+		rc = drop_read_header(fd, &st, &blen, &elen, why);
+	if (rc == 0)
+		rc = drop_read_envelope(fd, name, blen, elen, &d->env, why);
+	if (rc != 0) {
+		saved = errno;
 		close(fd);
-		errno = EAGAIN;
-		return -1;
+		errno = rc == QUEUE_LOAD_CORRUPT ? EBADMSG : saved;
+		return rc;
 	}
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (st.st_nlink == 0) {
-		close(fd);	/* another pickup took it while we waited */
-		errno = ENOENT;
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
-		*why = "not a regular file with one link";
-		goto corrupt;
-	}
-	if ((st.st_mode & 07777) != DROP_READY_MODE) {
-		close(fd);	/* changed since we looked */
-		errno = EAGAIN;
-		return -1;
-	}
-	if (st.st_size < DROP_HDR_LEN ||
-	    pread_all(fd, hdr, sizeof(hdr), 0) == -1 ||
-	    memcmp(hdr, DROP_MAGIC, ml) != 0 || hdr[DROP_HDR_LEN - 1] != '\n' ||
-	    parse_u64(hdr + ml, 20, &blen) == -1 || hdr[ml + 20] != ' ' ||
-	    parse_u64(hdr + ml + 21, 20, &elen) == -1) {
-		*why = "bad drop file header";
-		goto corrupt;
-	}
-	for (size_t i = ml + 41; i < DROP_HDR_LEN - 1; i++)
-		if (hdr[i] != ' ') {
-			*why = "bad drop file header";
-			goto corrupt;
-		}
-	if (elen > QUEUE_ENV_MAX || blen > (uint64_t)st.st_size ||
-	    (uint64_t)st.st_size != DROP_HDR_LEN + blen + elen) {
-		*why = "drop file size differs from its header";
-		goto corrupt;
-	}
-	ebuf = xmalloc(elen + 1);
-	if (pread_all(fd, ebuf, elen, (off_t)(DROP_HDR_LEN + blen)) == -1)
-		goto fail;
-	if (envelope_decode(ebuf, elen, &d->env, why) == -1)
-		goto corrupt;
-	if (strcmp(d->env.id, name) != 0 || d->env.size != blen) {
-		*why = "drop envelope does not match its file";
-		goto corrupt;
-	}
-	free(ebuf);
 	util_strlcpy(d->name, name, sizeof(d->name));
 	d->fd = fd;
 	d->uid = st.st_uid;
 	d->body_off = DROP_HDR_LEN;
 	d->body_len = blen;
 	return 0;
-
-corrupt:
-	envelope_free(&d->env);
-	free(ebuf);
-	close(fd);
-	errno = EBADMSG;
-	return QUEUE_LOAD_CORRUPT;
-fail:
-	saved = errno;
-	envelope_free(&d->env);
-	free(ebuf);
-	close(fd);
-	errno = saved;
-	return -1;
 }
 
 void

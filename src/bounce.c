@@ -58,6 +58,21 @@ struct buf {
 	size_t	 cap;
 };
 
+/* A report being built: what its parts and its header need. */
+struct draft {
+	const struct envelope	*env;
+	const char		*hostname;
+	time_t			 now;
+	char			 date[64];	/* now, for Date: */
+	size_t			 first;		/* first recipient reported */
+	struct buf		 text;		/* part 1 */
+	struct buf		 status;	/* part 2 */
+	struct buf		 hdrs;		/* part 3 */
+	bool			 with_hdrs;	/* part 3 is there */
+	bool			 eightbit;	/* part 3 has 8-bit bytes */
+	char			 boundary[80];
+};
+
 static void	 buf_add(struct buf *, const void *, size_t);
 static void	 buf_str(struct buf *, const char *);
 static void	 buf_fmt(struct buf *, const char *, ...)
@@ -77,6 +92,11 @@ static void	 make_status(struct buf *, const struct envelope *,
 		    const bool *, const char *);
 static int	 read_headers(int, struct buf *, bool *);
 static uint64_t	 fnv1a(uint64_t, const void *, size_t);
+static bool	 draft_begin(struct draft *, const struct envelope *,
+		    const bool *, const char *, time_t);
+static int	 draft_boundary(struct draft *);
+static void	 put_head(struct buf *, const struct draft *);
+static void	 put_parts(struct buf *, const struct draft *);
 
 static void
 buf_add(struct buf *b, const void *s, size_t n)
@@ -478,102 +498,134 @@ fnv1a(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+/*
+ * Whether a report can be built, with the first recipient reported (it
+ * names the Message-ID) and the Date: of now filled in.
+ */
+static bool
+draft_begin(struct draft *d, const struct envelope *env, const bool *report,
+    const char *hostname, time_t now)
+{
+	d->env = env;
+	d->hostname = hostname;
+	d->now = now;
+	d->first = SIZE_MAX;
+	if (env == NULL || report == NULL || hostname == NULL ||
+	    env->sender == NULL || !sender_ok(env->sender) ||
+	    !hostname_ok(hostname) || (env->nrcpt > 0 && env->rcpt == NULL) ||
+	    fmt_date(now, d->date, sizeof(d->date)) == -1)
+		return false;
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		if (env->rcpt[i].addr == NULL)
+			return false;
+		if (report[i] && d->first == SIZE_MAX)
+			d->first = i;
+	}
+	return d->first != SIZE_MAX;
+}
+
+/*
+ * RFC 2046 section 5.1.1: the boundary must not occur in any part.
+ * Derived from the content, so a sender cannot plant it in the headers
+ * we copy; checked all the same.
+ */
+static int
+draft_boundary(struct draft *d)
+{
+	for (unsigned k = 0; k < BOUNDARY_TRIES; k++) {
+		uint64_t h = UINT64_C(0xcbf29ce484222325);
+		size_t blen;
+
+		h = fnv1a(h, &k, sizeof(k));
+		h = fnv1a(h, d->text.p, d->text.len);
+		h = fnv1a(h, d->status.p, d->status.len);
+		h = fnv1a(h, d->hdrs.p, d->hdrs.len);
+		snprintf(d->boundary, sizeof(d->boundary), "=_%s/%lld/%016llx",
+		    d->env->id[0] != '\0' ? d->env->id : "noid",
+		    (long long)d->now, (unsigned long long)h);
+		blen = strlen(d->boundary);
+		if (!find(d->text.p, d->text.len, d->boundary, blen) &&
+		    !find(d->status.p, d->status.len, d->boundary, blen) &&
+		    !find(d->hdrs.p, d->hdrs.len, d->boundary, blen))
+			return 0;
+	}
+	return -1;	/* not reachable in practice */
+}
+
+/* The header section of the report and the preamble. */
+static void
+put_head(struct buf *msg, const struct draft *d)
+{
+	const struct envelope *env = d->env;
+
+	buf_fmt(msg, "Date: %s\r\n", d->date);
+	buf_fmt(msg, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
+	    d->hostname);
+	buf_str(msg, "Subject: Undelivered Mail Returned to Sender\r\n");
+	buf_str(msg, "To: ");
+	buf_str(msg, env->sender);
+	buf_str(msg, "\r\n");
+	/* RFC 3834 section 5: so that vacation responders stay quiet. */
+	buf_str(msg, "Auto-Submitted: auto-replied\r\n");
+	buf_fmt(msg, "Message-ID: <%s.%lld.%zu.bounce@%s>\r\n",
+	    env->id[0] != '\0' ? env->id : "noid", (long long)d->now, d->first,
+	    d->hostname);
+	buf_str(msg, "MIME-Version: 1.0\r\n");
+	buf_str(msg, "Content-Type: multipart/report; "
+	    "report-type=delivery-status;\r\n");
+	buf_fmt(msg, "\tboundary=\"%s\"\r\n", d->boundary);
+	if (d->eightbit)
+		buf_str(msg, "Content-Transfer-Encoding: 8bit\r\n");
+	buf_str(msg, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
+}
+
+/* The parts, each after its boundary line, and the closing boundary. */
+static void
+put_parts(struct buf *msg, const struct draft *d)
+{
+	buf_fmt(msg, "--%s\r\n", d->boundary);
+	buf_str(msg, "Content-Description: Notification\r\n"
+	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
+	buf_add(msg, d->text.p, d->text.len);
+	buf_fmt(msg, "\r\n--%s\r\n", d->boundary);
+	buf_str(msg, "Content-Description: Delivery report\r\n"
+	    "Content-Type: message/delivery-status\r\n\r\n");
+	buf_add(msg, d->status.p, d->status.len);
+	if (d->with_hdrs) {
+		buf_fmt(msg, "\r\n--%s\r\n", d->boundary);
+		buf_str(msg,
+		    "Content-Description: Undelivered Message Headers\r\n"
+		    "Content-Type: text/rfc822-headers\r\n");
+		if (d->eightbit)
+			buf_str(msg, "Content-Transfer-Encoding: 8bit\r\n");
+		buf_str(msg, "\r\n");
+		buf_add(msg, d->hdrs.p, d->hdrs.len);
+	}
+	buf_fmt(msg, "\r\n--%s--\r\n", d->boundary);
+}
+
 int
 bounce_build(const struct envelope *env, const bool *report, int body_fd,
     const char *hostname, time_t now, char **out, size_t *outlen)
 {
-	struct buf msg = { NULL, 0, 0 }, text = { NULL, 0, 0 },
-	    status = { NULL, 0, 0 }, hdrs = { NULL, 0, 0 };
-	char date[64], boundary[80];
-	size_t first = SIZE_MAX;
-	bool eightbit = false;
+	struct draft d;
+	struct buf msg = { NULL, 0, 0 };
 	int rc = -1, saved;
 
 	*out = NULL;
 	*outlen = 0;
-	if (env == NULL || report == NULL || hostname == NULL ||
-	    env->sender == NULL || !sender_ok(env->sender) ||
-	    !hostname_ok(hostname) || (env->nrcpt > 0 && env->rcpt == NULL) ||
-	    fmt_date(now, date, sizeof(date)) == -1)
+	memset(&d, 0, sizeof(d));
+	if (!draft_begin(&d, env, report, hostname, now))
 		goto invalid;
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		if (env->rcpt[i].addr == NULL)
-			goto invalid;
-		if (report[i] && first == SIZE_MAX)
-			first = i;
-	}
-	if (first == SIZE_MAX)
-		goto invalid;
-
-	make_text(&text, env, report, hostname);
-	make_status(&status, env, report, hostname);
-	if (body_fd != -1 && read_headers(body_fd, &hdrs, &eightbit) == -1)
+	make_text(&d.text, env, report, hostname);
+	make_status(&d.status, env, report, hostname);
+	d.with_hdrs = body_fd != -1;
+	if (d.with_hdrs && read_headers(body_fd, &d.hdrs, &d.eightbit) == -1)
 		goto done;
-
-	/*
-	 * RFC 2046 section 5.1.1: the boundary must not occur in any part.
-	 * Derived from the content, so a sender cannot plant it in the
-	 * headers we copy; checked all the same.
-	 */
-	for (unsigned k = 0;; k++) {
-		uint64_t h = UINT64_C(0xcbf29ce484222325);
-		size_t blen;
-
-		if (k == BOUNDARY_TRIES)
-			goto invalid;	/* not reachable in practice */
-		h = fnv1a(h, &k, sizeof(k));
-		h = fnv1a(h, text.p, text.len);
-		h = fnv1a(h, status.p, status.len);
-		h = fnv1a(h, hdrs.p, hdrs.len);
-		snprintf(boundary, sizeof(boundary), "=_%s/%lld/%016llx",
-		    env->id[0] != '\0' ? env->id : "noid", (long long)now,
-		    (unsigned long long)h);
-		blen = strlen(boundary);
-		if (!find(text.p, text.len, boundary, blen) &&
-		    !find(status.p, status.len, boundary, blen) &&
-		    !find(hdrs.p, hdrs.len, boundary, blen))
-			break;
-	}
-
-	buf_fmt(&msg, "Date: %s\r\n", date);
-	buf_fmt(&msg, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
-	    hostname);
-	buf_str(&msg, "Subject: Undelivered Mail Returned to Sender\r\n");
-	buf_str(&msg, "To: ");
-	buf_str(&msg, env->sender);
-	buf_str(&msg, "\r\n");
-	/* RFC 3834 section 5: so that vacation responders stay quiet. */
-	buf_str(&msg, "Auto-Submitted: auto-replied\r\n");
-	buf_fmt(&msg, "Message-ID: <%s.%lld.%zu.bounce@%s>\r\n",
-	    env->id[0] != '\0' ? env->id : "noid", (long long)now, first,
-	    hostname);
-	buf_str(&msg, "MIME-Version: 1.0\r\n");
-	buf_str(&msg, "Content-Type: multipart/report; "
-	    "report-type=delivery-status;\r\n");
-	buf_fmt(&msg, "\tboundary=\"%s\"\r\n", boundary);
-	if (eightbit)
-		buf_str(&msg, "Content-Transfer-Encoding: 8bit\r\n");
-	buf_str(&msg, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
-
-	buf_fmt(&msg, "--%s\r\n", boundary);
-	buf_str(&msg, "Content-Description: Notification\r\n"
-	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
-	buf_add(&msg, text.p, text.len);
-	buf_fmt(&msg, "\r\n--%s\r\n", boundary);
-	buf_str(&msg, "Content-Description: Delivery report\r\n"
-	    "Content-Type: message/delivery-status\r\n\r\n");
-	buf_add(&msg, status.p, status.len);
-	if (body_fd != -1) {
-		buf_fmt(&msg, "\r\n--%s\r\n", boundary);
-		buf_str(&msg, "Content-Description: Undelivered Message Headers\r\n"
-		    "Content-Type: text/rfc822-headers\r\n");
-		if (eightbit)
-			buf_str(&msg, "Content-Transfer-Encoding: 8bit\r\n");
-		buf_str(&msg, "\r\n");
-		buf_add(&msg, hdrs.p, hdrs.len);
-	}
-	buf_fmt(&msg, "\r\n--%s--\r\n", boundary);
-
+	if (draft_boundary(&d) == -1)
+		goto invalid;
+	put_head(&msg, &d);
+	put_parts(&msg, &d);
 	buf_add(&msg, "", 1);	/* a NUL past the end, for callers' ease */
 	*out = msg.p;
 	*outlen = msg.len - 1;
@@ -586,9 +638,9 @@ invalid:
 done:
 	saved = errno;
 	free(msg.p);
-	free(text.p);
-	free(status.p);
-	free(hdrs.p);
+	free(d.text.p);
+	free(d.status.p);
+	free(d.hdrs.p);
 	errno = saved;
 	return rc;
 }
