@@ -19,9 +19,11 @@
  *
  * Exit codes are from sysexits.h; nothing else in mxrelay exits.
  *
- * This file has main(), the options and every decision about privileges;
- * submit and bs are in sendmail_submit.c, list and run in
- * sendmail_queue.c (what they share: sendmail_int.h).
+ * This file has main(), the options, every change of identity (the
+ * submit group, the spool owner) and the choice of queue; submit and bs
+ * are in sendmail_submit.c, list and run in sendmail_queue.c, which also
+ * decides who may run the queue or see the spool directly (what they
+ * share: sendmail_int.h).
  */
 #include "config.h"
 

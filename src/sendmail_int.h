@@ -1,8 +1,8 @@
 /*
  * sendmail_int: what the three files of mxrelay share.  sendmail.c: main,
- * the options, and every decision about privileges (who may use which
- * queue); sendmail_submit.c: a submission from stdin, or -bs;
- * sendmail_queue.c: -bp (mailq) and -q.
+ * the options, every change of identity and which queue a submission
+ * uses; sendmail_submit.c: a submission from stdin, or -bs;
+ * sendmail_queue.c: -bp (mailq) and -q, with who may run the queue.
  */
 #ifndef MXRELAY_SENDMAIL_INT_H
 #define MXRELAY_SENDMAIL_INT_H

@@ -4,7 +4,7 @@
  * Shape of OpenSMTPD's mta_session.c: an enum of states, one
  * smtpc_enter_state() that sends what a state needs and arms its timeout,
  * one smtpc_on_reply() that hands a complete reply to the handler of the
- * current state.  Replies are parsed by smtp_proto.c; bytes move through
+ * current state (the short ones stay in its switch).  Replies are parsed by smtp_proto.c; bytes move through
  * io.c.  This file has the interface, the event entry points, the state
  * machine, reasons and the end of a session; the handlers are in
  * smtp_client_start.c (greeting to ready) and smtp_client_tx.c (the

@@ -5,8 +5,8 @@
  * A code is class "." subject "." detail: the class is 2, 4 or 5, subject
  * and detail are 1 to 3 digits each (RFC 3463 section 2).  smtp_proto.c
  * reads them from the first line of a reply, queue/envelope.c checks the
- * ones it stores, and delivery.c falls back on the class default when a
- * reply had none.
+ * ones it stores, and delivery (delivery_sess.c) falls back on the class
+ * default when a reply had none.
  */
 #ifndef MXRELAY_STATUS_H
 #define MXRELAY_STATUS_H

@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/delivery.c: a real delivery engine on the real event
+ * Unit tests for src/delivery*.c: a real delivery engine on the real event
  * loop, with the real resolver against tests/world/dnsd (one for the whole
  * run, as in test_dns.c) and the exchangers played by tests/world/smtpsink
  * on loopback addresses 127.0.0.2-7, all on one port picked per test (the

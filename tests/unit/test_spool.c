@@ -1,5 +1,5 @@
 /*
- * test_spool: queue/spool.c against a real directory under $TMPDIR.
+ * test_spool: queue/spool*.c against a real directory under $TMPDIR.
  *
  * Failure injection goes through the system-call table of
  * queue/spool_test.h: every call of a commit, an update and a removal is
@@ -8,8 +8,8 @@
  * exactly the messages it held before (plus the new one, whole, when the
  * call succeeded or the crash came after the point of no return), with
  * the same bytes, and no temporary file may be left behind by a failure.
- * The wrappers count their calls, so a test fails if spool.c stops using
- * them.
+ * The wrappers count their calls, so a test fails if the spool stops
+ * using them.
  */
 #include "config.h"
 
