@@ -137,11 +137,18 @@ gen_new(struct daemon *d)
 		return NULL;
 	}
 	/* conf_load() saw to it that both or neither are set. */
-	if (c->tls_cert_file != NULL &&
-	    (g->srv_ctx = tls_server_ctx_new(c->tls_cert_file, c->tls_key_file,
-	    err, sizeof(err))) == NULL) {
-		log_warnx("TLS: %s", err);
-		goto fail;
+	if (c->tls_cert_file != NULL) {
+		int kfd = runner_secret_open(c, c->tls_key_file);
+
+		if (kfd == -1)
+			goto fail;
+		g->srv_ctx = tls_server_ctx_new_fd(c->tls_cert_file,
+		    c->tls_key_file, kfd, err, sizeof(err));
+		close(kfd);
+		if (g->srv_ctx == NULL) {
+			log_warnx("TLS: %s", err);
+			goto fail;
+		}
 	}
 	if (c->auth_users != NULL) {
 		if ((g->users = smtpd_users_load(c->auth_users, err,

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,18 +42,58 @@ dns_servers_csv(const struct conf *c)
 	return s;
 }
 
+void
+runner_daemon_ids(const struct conf *c, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (c->user != NULL && (pw = getpwnam(c->user)) != NULL)
+		*uid = pw->pw_uid;
+	if (c->group != NULL && (gr = getgrnam(c->group)) != NULL)
+		*gid = gr->gr_gid;
+}
+
+int
+runner_secret_open(const struct conf *c, const char *path)
+{
+	char err[512];
+	uid_t uid;
+	gid_t gid;
+	bool loose;
+	int fd;
+
+	runner_daemon_ids(c, &uid, &gid);
+	if ((fd = util_secret_open(path, uid, gid, &loose, err,
+	    sizeof(err))) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if (loose)
+		log_warnx("%s: readable by others than root and %s (chmod "
+		    "o-r, and g-r unless its group is %s)", path,
+		    c->user != NULL ? c->user : "the daemon's user",
+		    c->group != NULL ? c->group : "the daemon's group");
+	return fd;
+}
+
 /* relayhost_auth_file: the first line that is not a comment, "user:password". */
 static int
-auth_load(const char *path, char **user, char **pass)
+auth_load(const struct conf *c, const char *path, char **user, char **pass)
 {
 	FILE *f;
 	char *line = NULL, *colon;
 	size_t cap = 0;
 	ssize_t len;
-	int rc = -1;
+	int fd, rc = -1;
 
-	if ((f = fopen(path, "r")) == NULL) {
+	if ((fd = runner_secret_open(c, path)) == -1)
+		return -1;
+	if ((f = fdopen(fd, "r")) == NULL) {
 		log_warn("%s", path);
+		close(fd);
 		return -1;
 	}
 	while ((len = getline(&line, &cap, f)) != -1) {
@@ -84,7 +126,8 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	char err[512], *servers;
 
 	if (c->relayhost != NULL && c->relayhost_auth_file != NULL &&
-	    auth_load(c->relayhost_auth_file, &d->auth_user, &d->auth_pass) == -1)
+	    auth_load(c, c->relayhost_auth_file, &d->auth_user,
+	    &d->auth_pass) == -1)
 		goto fail;
 	servers = dns_servers_csv(c);
 	d->dns = dns_new(loop, servers, c->dns_timeout_ms,

@@ -7,6 +7,7 @@
 #define MXRELAY_RUNNER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include <openssl/ssl.h>
 
@@ -34,6 +35,16 @@ struct runner_setup {
 struct runner_setup	*runner_setup_new(struct ev_loop *, const struct conf *);
 /* The engine must be idle, or the loop about to go. */
 void		 runner_setup_free(struct runner_setup *);
+/*
+ * The ids of the configured user and group ((uid_t)-1, (gid_t)-1 when
+ * there is no such one): who besides root may own a secret file.
+ */
+void		 runner_daemon_ids(const struct conf *, uid_t *, gid_t *);
+/*
+ * Open a secret file named in the configuration (util_secret_open() with
+ * the daemon's ids); a loose mode is logged.  -1 with the reason logged.
+ */
+int		 runner_secret_open(const struct conf *, const char *path);
 
 /*
  * Returns 0 when the run completed (whatever the outcomes), -1 when it

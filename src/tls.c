@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "tls.h"
@@ -90,11 +91,40 @@ fail:
 	return NULL;
 }
 
+/* The PEM private key on fd, with the context's passphrase callback. */
+static int
+use_key_fd(SSL_CTX *ctx, int fd)
+{
+	BIO *b;
+	EVP_PKEY *pk;
+	int ok;
+
+	if ((b = BIO_new_fd(fd, BIO_NOCLOSE)) == NULL)
+		return 0;
+	pk = PEM_read_bio_PrivateKey(b, NULL,
+	    SSL_CTX_get_default_passwd_cb(ctx),
+	    SSL_CTX_get_default_passwd_cb_userdata(ctx));
+	BIO_free(b);
+	if (pk == NULL)
+		return 0;
+	ok = SSL_CTX_use_PrivateKey(ctx, pk);
+	EVP_PKEY_free(pk);
+	return ok;
+}
+
 SSL_CTX *
 tls_server_ctx_new(const char *cert_file, const char *key_file, char *err,
     size_t errlen)
 {
+	return tls_server_ctx_new_fd(cert_file, key_file, -1, err, errlen);
+}
+
+SSL_CTX *
+tls_server_ctx_new_fd(const char *cert_file, const char *key_file, int key_fd,
+    char *err, size_t errlen)
+{
 	SSL_CTX *ctx;
+	int ok;
 
 	ERR_clear_error();
 	if ((ctx = ctx_common(TLS_server_method(), err, errlen)) == NULL)
@@ -103,7 +133,10 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char *err,
 		tls_seterr(err, errlen, "certificate", cert_file);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+	ok = key_fd == -1 ?
+	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) :
+	    use_key_fd(ctx, key_fd);
+	if (ok != 1) {
 		tls_seterr(err, errlen, "private key", key_file);
 		goto fail;
 	}

@@ -21,6 +21,13 @@ SSL_CTX	*tls_client_ctx_new(const char *ca_file, bool verify, char *err,
 /* A server context with this certificate chain and key. */
 SSL_CTX	*tls_server_ctx_new(const char *cert_file, const char *key_file,
 	    char *err, size_t errlen);
+/*
+ * The same with the key read from key_fd (opened by the caller with the
+ * checks of a secret file; not closed here); key_file names it in
+ * messages.
+ */
+SSL_CTX	*tls_server_ctx_new_fd(const char *cert_file, const char *key_file,
+	    int key_fd, char *err, size_t errlen);
 void	 tls_ctx_free(SSL_CTX *);
 
 #endif

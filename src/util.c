@@ -4,14 +4,18 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -316,4 +320,49 @@ util_now_ms(void)
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
 		fatal("clock_gettime");
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+util_secret_open(const char *path, uid_t owner, gid_t group, bool *loose,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	bool group_ok;
+	int fd;
+
+	*loose = false;
+	/* O_NONBLOCK: a FIFO planted in its place must not hang us. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1) {
+		util_seterr(err, errlen, "%s: %s", path, errno == ELOOP ?
+		    "a symbolic link; refusing to use it" : strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto refuse;
+	}
+	group_ok = st.st_gid == 0 || (group != (gid_t)-1 && st.st_gid == group);
+	if (!S_ISREG(st.st_mode))
+		util_seterr(err, errlen, "%s: not a regular file; refusing to "
+		    "use it", path);
+	else if (st.st_uid != 0 && st.st_uid != geteuid() &&
+	    (owner == (uid_t)-1 || st.st_uid != owner))
+		util_seterr(err, errlen, "%s: owned by uid %lu, not by root or "
+		    "the daemon's user; refusing to use it", path,
+		    (unsigned long)st.st_uid);
+	else if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) &&
+	    !group_ok))
+		util_seterr(err, errlen, "%s: writable by %s; refusing to use "
+		    "it", path, (st.st_mode & S_IWOTH) ? "everyone" :
+		    "its group");
+	else {
+		*loose = (st.st_mode & S_IROTH) ||
+		    ((st.st_mode & S_IRGRP) && !group_ok);
+		return fd;
+	}
+refuse:
+	close(fd);
+	return -1;
 }

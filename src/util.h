@@ -78,4 +78,18 @@ int	 util_parse_size(const char *, uint64_t *);
  */
 char	*util_escape(char *dst, size_t dstsize, const char *src);
 
+/*
+ * Open a secret (a password file, a private key) for reading, as root
+ * may: a regular file, not reached through a symbolic link, owned by
+ * root, by the effective user or by owner (the daemon's user; (uid_t)-1
+ * for none), and writable by nobody else: not by the world, and by its
+ * group only when that is root's group or group (the daemon's; (gid_t)-1
+ * for none).  Returns a descriptor (O_CLOEXEC), or -1 with a message
+ * "PATH: why; refusing to use it" in err.  *loose is set when others may
+ * read it (the world, or a group other than root's and the daemon's):
+ * the caller warns.
+ */
+int	 util_secret_open(const char *path, uid_t owner, gid_t group,
+	    bool *loose, char *err, size_t errlen);
+
 #endif

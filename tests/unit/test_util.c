@@ -4,7 +4,10 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "util.h"
@@ -149,6 +153,96 @@ test_strlist(void **state)
 	assert_int_equal(l.n, 0);
 }
 
+/* Secrets: what root may read, what it refuses, and when it warns. */
+static void
+test_secret_open(void **state)
+{
+	static const struct {
+		const char	*rule;
+		mode_t		 mode;
+		bool		 daemon_group;	/* chown to the daemon's group */
+		bool		 ok, loose;
+	} t[] = {
+		{ "0600: read, no warning", 0600, false, true, false },
+		{ "0400: read, no warning", 0400, false, true, false },
+		{ "0644: read, with a warning", 0644, false, true, true },
+		{ "0604: read, with a warning", 0604, false, true, true },
+		{ "0640 to the daemon's group: no warning", 0640, true, true,
+		    false },
+		{ "0660 to the daemon's group: read", 0660, true, true, false },
+		{ "0602: world-writable, refused", 0602, false, false, false },
+		{ "0666: world-writable, refused", 0666, false, false, false },
+	};
+	char dir[] = "/tmp/test_util.XXXXXX", path[64], link[64], fifo[64];
+	char err[256];
+	gid_t other = getgid() == 0 ? 1 : getgid();
+	bool loose;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	snprintf(link, sizeof(link), "%s/link", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		(void)unlink(path);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "u:p\n", 4), 4);
+		close(fd);
+		assert_int_equal(chmod(path, t[i].mode), 0);
+		/*
+		 * The file's group is ours (root's when we are root): as the
+		 * "daemon's group" it is trusted, and as another it is not
+		 * (a group other than 0 when we run as root).
+		 */
+		if (getuid() == 0 && !t[i].daemon_group)
+			assert_int_equal(chown(path, (uid_t)-1, other), 0);
+		loose = !t[i].loose;
+		fd = util_secret_open(path, (uid_t)-1, t[i].daemon_group ?
+		    getgid() : (gid_t)-1, &loose, err, sizeof(err));
+		if (t[i].ok && (fd < 0 || loose != t[i].loose))
+			fail_msg("%s: fd %d loose %d (%s)", t[i].rule, fd, loose,
+			    fd < 0 ? err : "");
+		if (!t[i].ok && fd >= 0)
+			fail_msg("%s: opened", t[i].rule);
+		if (!t[i].ok && strstr(err, "refusing to use it") == NULL)
+			fail_msg("%s: %s", t[i].rule, err);
+		if (fd >= 0) {
+			/* Closed on exec. */
+			assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+			close(fd);
+		}
+	}
+	/* No symbolic link, no FIFO, no directory. */
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(util_secret_open(link, (uid_t)-1, (gid_t)-1, &loose,
+	    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "a symbolic link; refusing to use it"));
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(util_secret_open(fifo, (uid_t)-1, (gid_t)-1, &loose,
+	    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_int_equal(util_secret_open(dir, (uid_t)-1, (gid_t)-1, &loose,
+	    err, sizeof(err)), -1);
+	/* Owned by someone else: refused unless that is the daemon's user. */
+	if (getuid() == 0) {
+		assert_int_equal(chown(path, 1, (gid_t)-1), 0);
+		assert_int_equal(util_secret_open(path, (uid_t)-1, (gid_t)-1,
+		    &loose, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "owned by uid 1, not by root"));
+		fd = util_secret_open(path, 1, (gid_t)-1, &loose, err,
+		    sizeof(err));
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	unlink(link);
+	unlink(fifo);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -160,6 +254,7 @@ main(void)
 		cmocka_unit_test(test_date),
 		cmocka_unit_test(test_now_ms),
 		cmocka_unit_test(test_strlist),
+		cmocka_unit_test(test_secret_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
