@@ -199,7 +199,7 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 	*out = NULL;
 	memset(&cur, 0, sizeof(cur));
 	al = xcalloc(1, sizeof(*al));
-	if ((f = fopen(path, "r")) == NULL) {
+	if ((f = fopen(path, "re")) == NULL) {
 		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}

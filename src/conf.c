@@ -792,7 +792,7 @@ conf_load(const char *path, bool must_exist, struct conf *c, char *err,
 
 	memset(&seen, 0, sizeof(seen));
 	set_defaults(c);
-	if ((f = fopen(path, "r")) == NULL) {
+	if ((f = fopen(path, "re")) == NULL) {
 		if (errno == ENOENT && !must_exist)
 			goto checks;
 		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
