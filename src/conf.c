@@ -150,6 +150,8 @@ static const struct conf_key keys[] = {
 	    DAY, CK_UINT),
 	K("connection_reuse_limit", set_uint, connection_reuse_limit, "100", 1,
 	    100000, 0),
+	K("mx_host_limit", set_uint, mx_host_limit, "10", 0, 1000, 0),
+	K("mx_address_limit", set_uint, mx_address_limit, "5", 0, 1000, 0),
 	K("dns_timeout", set_duration, dns_timeout_ms, "5s", 1, 300, CK_UINT),
 	K("dns_tries", set_uint, dns_tries, "3", 1, 10, 0),
 };

@@ -67,6 +67,8 @@ struct conf {
 	/* Outbound SMTP and DNS. */
 	struct smtpc_timeouts smtp_timeouts;
 	unsigned	 connection_reuse_limit;
+	unsigned	 mx_host_limit;		/* MX hosts looked up; 0: all */
+	unsigned	 mx_address_limit;	/* addresses tried; 0: all */
 	unsigned	 dns_timeout_ms;
 	unsigned	 dns_tries;
 };

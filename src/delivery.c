@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -49,6 +50,7 @@
 #include <strings.h>
 
 #include "delivery_int.h"
+#include "log.h"
 #include "util.h"
 
 struct mxent {
@@ -72,6 +74,8 @@ static void	 on_mx(void *, enum dns_status, const struct dns_mx *, size_t,
 static void	 on_mx_addrs(void *, enum dns_status,
 		    const struct sockaddr_storage *, size_t, const char *);
 static void	 routes_build(struct dest *);
+static bool	 is_wildcard(const char *);
+static void	 local_addrs(struct delivery_engine *);
 
 /*
  * Engine.
@@ -96,7 +100,43 @@ delivery_engine_new(struct ev_loop *loop, struct dns *dns,
 	LIST_INIT(&e->dests);
 	LIST_INIT(&e->gcq);
 	ev_timer_init(&e->gc_timer, engine_on_gc, e);
+	for (size_t i = 0; i < e->c.nself; i++)
+		if (is_wildcard(e->c.self[i].host)) {
+			local_addrs(e);
+			break;
+		}
 	return e;
+}
+
+static bool
+is_wildcard(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+/* The addresses of the host's interfaces, into e->local. */
+static void
+local_addrs(struct delivery_engine *e)
+{
+	struct ifaddrs *ifa, *i;
+
+	if (getifaddrs(&ifa) == -1) {
+		log_warn("getifaddrs: mail loops through a wildcard listener "
+		    "are seen on loopback only");
+		return;
+	}
+	for (i = ifa; i != NULL; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
+		    i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		e->local = xreallocarray(e->local, e->nlocal + 1,
+		    sizeof(*e->local));
+		memset(&e->local[e->nlocal], 0, sizeof(*e->local));
+		memcpy(&e->local[e->nlocal++], i->ifa_addr,
+		    i->ifa_addr->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+	}
+	freeifaddrs(ifa);
 }
 
 static void
@@ -147,6 +187,7 @@ delivery_engine_free(struct delivery_engine *e)
 		dest_free(d);
 	}
 	hash_free(&e->byname);
+	free(e->local);
 	free(e);
 }
 
@@ -461,6 +502,9 @@ on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
 			    d->name);
 		return;
 	}
+	/* mx_host_limit: the best ones (equal preferences came shuffled). */
+	if (d->e->c.mx_host_limit > 0 && keep > d->e->c.mx_host_limit)
+		keep = d->e->c.mx_host_limit;
 	d->mx = xcalloc(keep, sizeof(*d->mx));
 	d->nmx = d->mx_pending = keep;
 	for (size_t i = 0; i < keep; i++) {
@@ -493,25 +537,79 @@ on_mx_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *addrs,
 		routes_build(d);
 }
 
+/* The raw address of ss (4 or 16 bytes) and its length. */
+static const unsigned char *
+addr_bytes(const struct sockaddr_storage *ss, size_t *len)
+{
+	if (ss->ss_family == AF_INET) {
+		*len = 4;
+		return (const unsigned char *)
+		    &((const struct sockaddr_in *)ss)->sin_addr;
+	}
+	*len = 16;
+	return (const unsigned char *)
+	    &((const struct sockaddr_in6 *)ss)->sin6_addr;
+}
+
+/* 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104. */
+static bool
+addr_is_loopback(const struct sockaddr_storage *ss)
+{
+	static const unsigned char v6lo[16] = { [15] = 1 };
+	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+	size_t len;
+	const unsigned char *a = addr_bytes(ss, &len);
+
+	if (len == 4)
+		return a[0] == 127;
+	return memcmp(a, v6lo, 16) == 0 ||
+	    (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+}
+
+static bool
+addr_is_local(const struct delivery_engine *e,
+    const struct sockaddr_storage *ss)
+{
+	size_t len, llen;
+	const unsigned char *a = addr_bytes(ss, &len);
+
+	if (addr_is_loopback(ss))
+		return true;
+	for (size_t i = 0; i < e->nlocal; i++)
+		if (e->local[i].ss_family == ss->ss_family &&
+		    memcmp(addr_bytes(&e->local[i], &llen), a, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Is ss on port one of our listeners: the same address, or any address
+ * of this host (its interfaces, loopback) when the listener on that port
+ * is a wildcard?
+ */
 static bool
 addr_is_self(const struct dest *d, const struct sockaddr_storage *ss,
     unsigned port)
 {
 	const struct delivery_conf *c = &d->e->c;
+	size_t len;
+	const unsigned char *a = addr_bytes(ss, &len);
 
+	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+		return false;
 	for (size_t i = 0; i < c->nself; i++) {
 		unsigned char buf[16];
+		int af = ss->ss_family;
 
 		if (c->self[i].port != port)
 			continue;
-		if (ss->ss_family == AF_INET &&
-		    inet_pton(AF_INET, c->self[i].host, buf) == 1 &&
-		    memcmp(buf, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0)
-			return true;
-		if (ss->ss_family == AF_INET6 &&
-		    inet_pton(AF_INET6, c->self[i].host, buf) == 1 &&
-		    memcmp(buf, &((const struct sockaddr_in6 *)ss)->sin6_addr,
-		    16) == 0)
+		if (is_wildcard(c->self[i].host)) {
+			if (addr_is_local(d->e, ss))
+				return true;
+			continue;
+		}
+		if (inet_pton(af, c->self[i].host, buf) == 1 &&
+		    memcmp(buf, a, len) == 0)
 			return true;
 	}
 	return false;
@@ -538,6 +636,9 @@ routes_build(struct dest *d)
 		if (d->mx[i].st == DNS_TEMPFAIL)
 			temp = true;
 	}
+	/* mx_address_limit: the first ones in preference order. */
+	if (d->e->c.mx_address_limit > 0 && n > d->e->c.mx_address_limit)
+		n = d->e->c.mx_address_limit;
 	if (n == 0) {
 		if (cut)
 			dest_fail(d, OUTCOME_PERMFAIL, "5.4.6", "mail for %s loops "
@@ -554,7 +655,7 @@ routes_build(struct dest *d)
 	}
 	d->routes = xcalloc(n, sizeof(*d->routes));
 	for (size_t i = 0; i < keep; i++)
-		for (size_t j = 0; j < d->mx[i].naddrs; j++) {
+		for (size_t j = 0; j < d->mx[i].naddrs && d->nroutes < n; j++) {
 			struct route *r = &d->routes[d->nroutes++];
 
 			r->host = xstrdup(d->mx[i].host);

@@ -90,6 +90,8 @@ struct delivery_conf {
 	const char		*auth_pass;
 	struct smtpc_timeouts	 timeouts;	/* ms */
 	unsigned		 reuse_limit;
+	unsigned		 mx_host_limit;		/* 0: no limit */
+	unsigned		 mx_address_limit;	/* 0: no limit */
 	unsigned		 concurrency;
 	unsigned		 domain_concurrency;
 	enum tls_policy		 tls;		/* tls */

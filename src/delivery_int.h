@@ -94,6 +94,12 @@ struct delivery_engine {
 	unsigned		 nidle;		/* of which parked */
 	unsigned		 keep_idle_ms;	/* 0: QUIT when the queue is dry */
 	size_t			 pending;	/* parts submitted, not done */
+	/*
+	 * With a wildcard listener (0.0.0.0, ::): the host's interface
+	 * addresses, which are this host on that port (loopback always is).
+	 */
+	struct sockaddr_storage	*local;
+	size_t			 nlocal;
 };
 
 /* delivery.c: the queue of parts, the lookup, the check for an unused d. */

@@ -152,6 +152,8 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	dc.auth_pass = d->auth_pass;
 	dc.timeouts = c->smtp_timeouts;
 	dc.reuse_limit = c->connection_reuse_limit;
+	dc.mx_host_limit = c->mx_host_limit;
+	dc.mx_address_limit = c->mx_address_limit;
 	dc.concurrency = c->concurrency;
 	dc.domain_concurrency = c->domain_concurrency;
 	dc.tls = c->tls;

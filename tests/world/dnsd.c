@@ -58,7 +58,7 @@
 
 #define NAME_TEXT_MAX	256	/* 253 characters + slack, NUL included */
 #define UDP_MAX		512	/* RFC 1035 4.2.1; no EDNS */
-#define MSG_MAX		8192	/* largest answer we build (TCP) */
+#define MSG_MAX		65535	/* largest answer we build (TCP: RFC 1035 4.2.2) */
 #define TCP_QUERY_MAX	1024
 #define MAX_TCP		16
 #define MAX_PENDING	64
