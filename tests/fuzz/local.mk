@@ -1,6 +1,12 @@
 # tests/fuzz/: libFuzzer targets for the parsers of untrusted input.
 # `make check` builds each with replay.c and runs it over its corpus; see
-# tests/fuzz/fuzz_addrlist.c for a real libFuzzer build.
+# tests/fuzz/fuzz_addrlist.c for a real libFuzzer build.  Targets that need
+# the libraries (fuzz_smtpd_auth): configure a build dir with CC=clang
+# CFLAGS='-g -O1 -fsanitize=fuzzer-no-link,address,undefined', make its
+# libraries, then link: clang -fsanitize=fuzzer,address,undefined ... -I$B
+# -Isrc -Itests TARGET.c tests/mock_log.c $B/src/libmxnet.a
+# $B/queue/libqueue.a $B/src/libmxcommon.a -lcares -lssl -lcrypto -lcrypt
+# -lcmocka; run it as ./fuzz_x -max_len=4096 NEW_DIR tests/fuzz/corpus/x.
 FUZZ_CFLAGS = $(TEST_CFLAGS)
 
 check_PROGRAMS += tests/fuzz/fuzz_conf
@@ -43,7 +49,20 @@ tests_fuzz_fuzz_dnsd_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_dnsd_LDADD = $(TEST_LDADD)
 TESTS += tests/fuzz/run-dnsd.sh
 
+# The listener: command lines, MAIL/RCPT paths and parameters, AUTH.
+check_PROGRAMS += tests/fuzz/fuzz_smtpd_cmd tests/fuzz/fuzz_smtpd_auth
+tests_fuzz_fuzz_smtpd_cmd_SOURCES = tests/fuzz/fuzz_smtpd_cmd.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_smtpd_cmd_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_smtpd_cmd_LDADD = $(TEST_LDADD)
+tests_fuzz_fuzz_smtpd_auth_SOURCES = tests/fuzz/fuzz_smtpd_auth.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_smtpd_auth_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_smtpd_auth_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-smtpd.sh
+
 EXTRA_DIST += tests/fuzz/replay.c \
 	tests/fuzz/run-conf.sh tests/fuzz/run-message.sh \
 	tests/fuzz/run-envelope.sh tests/fuzz/run-reply.sh tests/fuzz/run-dnsd.sh \
+	tests/fuzz/run-smtpd.sh \
 	tests/fuzz/corpus
