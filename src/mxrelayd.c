@@ -151,8 +151,14 @@ gen_new(struct daemon *d)
 		}
 	}
 	if (c->auth_users != NULL) {
-		if ((g->users = smtpd_users_load(c->auth_users, err,
-		    sizeof(err))) == NULL) {
+		int ufd = runner_secret_open(c, c->auth_users);
+
+		if (ufd == -1)
+			goto fail;
+		g->users = smtpd_users_load_fd(c->auth_users, ufd, err,
+		    sizeof(err));
+		close(ufd);
+		if (g->users == NULL) {
 			log_warnx("%s", err);
 			goto fail;
 		}

@@ -18,11 +18,13 @@
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "io.h"
 #include "log.h"
@@ -382,6 +384,12 @@ fail:
 struct smtpd_users *
 smtpd_users_load(const char *path, char *err, size_t errlen)
 {
+	return smtpd_users_load_fd(path, -1, err, errlen);
+}
+
+struct smtpd_users *
+smtpd_users_load_fd(const char *path, int fd, char *err, size_t errlen)
+{
 	struct smtpd_users *u;
 	struct crypt_data *cd;
 	FILE *f;
@@ -390,8 +398,15 @@ smtpd_users_load(const char *path, char *err, size_t errlen)
 	unsigned long lineno = 0;
 	ssize_t n;
 	bool ok = false;
+	int dfd;
 
-	if ((f = fopen(path, "re")) == NULL) {
+	if (fd == -1)
+		f = fopen(path, "re");
+	else if ((dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		f = NULL;
+	else if ((f = fdopen(dfd, "r")) == NULL)
+		close(dfd);
+	if (f == NULL) {
 		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}

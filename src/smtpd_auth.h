@@ -25,6 +25,12 @@ struct smtpd_users;
  */
 struct smtpd_users *smtpd_users_load(const char *path, char *err,
 		    size_t errlen);
+/*
+ * The same from fd (opened by the caller with the checks of a secret
+ * file; not closed here); path names it in messages.
+ */
+struct smtpd_users *smtpd_users_load_fd(const char *path, int fd, char *err,
+		    size_t errlen);
 /* Frees u (NULL is fine), clearing the hashes. */
 void		 smtpd_users_free(struct smtpd_users *u);
 /*

@@ -1,6 +1,6 @@
 #!/bin/sh
 # End to end: secret files named in the configuration (relayhost_auth_file,
-# tls_key_file) are opened as secrets (mxrelay.conf(5)): a symbolic link,
+# tls_key_file, auth_users) are opened as secrets (mxrelay.conf(5)): a symbolic link,
 # a file writable by others, or one owned by another user is refused with
 # its reason, and one that others may read is used with a warning.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
@@ -85,5 +85,23 @@ wait "$DPID"; DRC=$?; DPID=""
 grep -q "$T/key: writable by everyone; refusing to use it" "$T/d.log" ||
     { cat "$T/d.log" >&2; fail "no refusal logged for the key"; }
 ok "tls_key_file writable by everyone: mxrelayd does not start (exit $DRC)"
+
+# 6. The same for an auth_users file writable by everyone.
+chmod 600 "$T/key"
+printf 'app:%s\n' "$(openssl passwd -6 's3cret')" > "$T/users"
+chmod 666 "$T/users"
+fresh
+world_conf "listen = 127.0.0.1:$SMTP_PORT" "user = $DUSER" "group = $DGROUP" \
+    "tls_cert_file = $C/good.pem" "tls_key_file = $T/key" \
+    "auth_users = $T/users"
+"$MXRELAYD" -f -C "$CONF" > "$T/d.log" 2>&1 &
+DPID=$!
+PIDS="$PIDS $DPID"
+within 10 sh -c "! kill -0 $DPID 2>/dev/null" || { kill "$DPID"; fail "mxrelayd started with a world-writable users file"; }
+wait "$DPID"; DRC=$?; DPID=""
+[ "$DRC" != 0 ] || fail "mxrelayd exit 0"
+grep -q "$T/users: writable by everyone; refusing to use it" "$T/d.log" ||
+    { cat "$T/d.log" >&2; fail "no refusal logged for the users file"; }
+ok "auth_users writable by everyone: mxrelayd does not start (exit $DRC)"
 
 echo "1..$NOK"
