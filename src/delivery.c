@@ -74,7 +74,7 @@ static void	 on_mx(void *, enum dns_status, const struct dns_mx *, size_t,
 static void	 on_mx_addrs(void *, enum dns_status,
 		    const struct sockaddr_storage *, size_t, const char *);
 static void	 routes_build(struct dest *);
-static bool	 is_wildcard(const char *);
+static int	 wildcard_family(const char *);
 static void	 local_addrs(struct delivery_engine *);
 
 /*
@@ -101,17 +101,29 @@ delivery_engine_new(struct ev_loop *loop, struct dns *dns,
 	LIST_INIT(&e->gcq);
 	ev_timer_init(&e->gc_timer, engine_on_gc, e);
 	for (size_t i = 0; i < e->c.nself; i++)
-		if (is_wildcard(e->c.self[i].host)) {
+		if (wildcard_family(e->c.self[i].host) != 0) {
 			local_addrs(e);
 			break;
 		}
 	return e;
 }
 
-static bool
-is_wildcard(const char *host)
+/*
+ * AF_INET for a listener on 0.0.0.0, AF_INET6 for one on :: (however it
+ * is spelt), else 0.  mxrelayd sets IPV6_V6ONLY: each covers its own
+ * family only.
+ */
+static int
+wildcard_family(const char *host)
 {
-	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+	static const unsigned char zero[16];
+	unsigned char buf[16];
+
+	if (inet_pton(AF_INET, host, buf) == 1)
+		return memcmp(buf, zero, 4) == 0 ? AF_INET : 0;
+	if (inet_pton(AF_INET6, host, buf) == 1)
+		return memcmp(buf, zero, 16) == 0 ? AF_INET6 : 0;
+	return 0;
 }
 
 /* The addresses of the host's interfaces, into e->local. */
@@ -551,21 +563,44 @@ addr_bytes(const struct sockaddr_storage *ss, size_t *len)
 	    &((const struct sockaddr_in6 *)ss)->sin6_addr;
 }
 
-/* 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104. */
+/*
+ * Where a connection to ss really goes: an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d) is that IPv4 address.
+ */
+static void
+addr_unmap(const struct sockaddr_storage *ss, struct sockaddr_storage *out)
+{
+	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+
+	*out = *ss;
+	if (ss->ss_family != AF_INET6 ||
+	    memcmp(&s6->sin6_addr, mapped, sizeof(mapped)) != 0)
+		return;
+	memset(out, 0, sizeof(*out));
+	s4->sin_family = AF_INET;
+	memcpy(&s4->sin_addr, (const unsigned char *)&s6->sin6_addr + 12, 4);
+}
+
+/*
+ * 127.0.0.0/8, ::1, and the unspecified 0.0.0.0/8 and :: (a connection
+ * to those reaches this host too).
+ */
 static bool
 addr_is_loopback(const struct sockaddr_storage *ss)
 {
 	static const unsigned char v6lo[16] = { [15] = 1 };
-	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+	static const unsigned char zero[16];
 	size_t len;
 	const unsigned char *a = addr_bytes(ss, &len);
 
 	if (len == 4)
-		return a[0] == 127;
-	return memcmp(a, v6lo, 16) == 0 ||
-	    (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+		return a[0] == 127 || a[0] == 0;
+	return memcmp(a, v6lo, 16) == 0 || memcmp(a, zero, 16) == 0;
 }
 
+/* Loopback, or one of the host's interface addresses (same family). */
 static bool
 addr_is_local(const struct delivery_engine *e,
     const struct sockaddr_storage *ss)
@@ -583,32 +618,35 @@ addr_is_local(const struct delivery_engine *e,
 }
 
 /*
- * Is ss on port one of our listeners: the same address, or any address
- * of this host (its interfaces, loopback) when the listener on that port
- * is a wildcard?
+ * Is a connection to address on port one of our listeners: the same
+ * address, or any address of this host (loopback, an interface) of the
+ * family of a wildcard listener on that port?
  */
 static bool
-addr_is_self(const struct dest *d, const struct sockaddr_storage *ss,
+addr_is_self(const struct dest *d, const struct sockaddr_storage *address,
     unsigned port)
 {
 	const struct delivery_conf *c = &d->e->c;
+	struct sockaddr_storage ss;
 	size_t len;
-	const unsigned char *a = addr_bytes(ss, &len);
+	const unsigned char *a;
 
-	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+	addr_unmap(address, &ss);
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
 		return false;
+	a = addr_bytes(&ss, &len);
 	for (size_t i = 0; i < c->nself; i++) {
 		unsigned char buf[16];
-		int af = ss->ss_family;
+		int wf;
 
 		if (c->self[i].port != port)
 			continue;
-		if (is_wildcard(c->self[i].host)) {
-			if (addr_is_local(d->e, ss))
+		if ((wf = wildcard_family(c->self[i].host)) != 0) {
+			if (wf == ss.ss_family && addr_is_local(d->e, &ss))
 				return true;
 			continue;
 		}
-		if (inet_pton(af, c->self[i].host, buf) == 1 &&
+		if (inet_pton(ss.ss_family, c->self[i].host, buf) == 1 &&
 		    memcmp(buf, a, len) == 0)
 			return true;
 	}

@@ -327,13 +327,23 @@ util_secret_open(const char *path, uid_t owner, gid_t group, bool *loose,
     char *err, size_t errlen)
 {
 	struct stat st;
-	bool group_ok;
+	bool group_ok, link;
 	int fd;
 
 	*loose = false;
+	/*
+	 * A symbolic link is followed only when root owns it (certbot's
+	 * live/ links); the file it leads to is checked below.
+	 */
+	link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+	if (link && st.st_uid != 0) {
+		util_seterr(err, errlen, "%s: a symbolic link owned by uid %lu; "
+		    "refusing to use it", path, (unsigned long)st.st_uid);
+		return -1;
+	}
 	/* O_NONBLOCK: a FIFO planted in its place must not hang us. */
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
-	    O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC |
+	    (link ? 0 : O_NOFOLLOW));
 	if (fd == -1) {
 		util_seterr(err, errlen, "%s: %s", path, errno == ELOOP ?
 		    "a symbolic link; refusing to use it" : strerror(errno));

@@ -80,7 +80,8 @@ char	*util_escape(char *dst, size_t dstsize, const char *src);
 
 /*
  * Open a secret (a password file, a private key) for reading, as root
- * may: a regular file, not reached through a symbolic link, owned by
+ * may: a regular file, reached through a symbolic link only when root
+ * owns the link, owned by
  * root, by the effective user or by owner (the daemon's user; (uid_t)-1
  * for none), and writable by nobody else: not by the world, and by its
  * group only when that is root's group or group (the daemon's; (gid_t)-1

@@ -4,8 +4,10 @@
 #    exchangers, all of them failing, costs one attempt at most 5
 #    connections (the default), not 500;
 #  - a wildcard listener (listen = 0.0.0.0:PORT) is this host on every
-#    local address: an MX that points to 127.0.0.1 on that port is a mail
-#    loop, bounced at once (5.4.6), not a delivery to ourselves.
+#    local address of its family: an MX that points to 127.0.0.1 (or
+#    0.0.0.0, or ::ffff:127.0.0.1) on that port is a mail loop, bounced at
+#    once (5.4.6), not a delivery to ourselves; with [::]:PORT, 127.0.0.1
+#    is another MTA.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -18,7 +20,8 @@ while [ $i -le 500 ]; do
 	set -- "$@" "many.test MX $i mx$i.many.test" "mx$i.many.test A 127.0.0.2"
 	i=$((i + 1))
 done
-world_start "$@" self.test=127.0.0.1 ok.test=127.0.0.3
+world_start "$@" self.test=127.0.0.1 ok.test=127.0.0.3 zero.test=0.0.0.0 \
+    "mapped.test MX 10 mx.mapped.test" "mx.mapped.test AAAA ::ffff:127.0.0.1"
 
 # connects ADDR: connections the sink at ADDR has seen.
 connects() { grep -c '^connect' "$T/sink/$1.log" || true; }
@@ -57,11 +60,24 @@ send y@ok.test; run_queue
 log_has "to=<y@ok.test>" "status=sent"
 ok "wildcard listener, MX on 127.0.0.1: bounced at once as a mail loop (5.4.6)"
 
-# 4. The same with [::]:PORT.
+# 4. The other spellings of this host for a 0.0.0.0 listener: the
+# unspecified address, and 127.0.0.1 as an IPv4-mapped IPv6 address.
+for dom in zero.test mapped.test; do
+	sinks_stop; fresh
+	world_conf "listen = 0.0.0.0:$SMTP_PORT"
+	send "x@$dom"; run_queue
+	log_has "to=<x@$dom>" "dsn=5.4.6" "status=bounced"
+done
+ok "wildcard listener 0.0.0.0: an MX on 0.0.0.0 or ::ffff:127.0.0.1 is this host too"
+
+# 5. A wildcard covers its own family only (mxrelayd sets IPV6_V6ONLY):
+# with listen = [::]:PORT, 127.0.0.1 on that port is another MTA (a local
+# smarthost, say), and mail goes there.
 sinks_stop; fresh
 world_conf "listen = [::]:$SMTP_PORT"
+sink 127.0.0.1
 send x@self.test; run_queue
-log_has "to=<x@self.test>" "dsn=5.4.6" "status=bounced"
-ok "wildcard listener [::]: an MX on 127.0.0.1 is this host too"
+log_has "to=<x@self.test>" "relay=mx.self.test[127.0.0.1]" "status=sent"
+ok "wildcard listener [::]: an exchanger on 127.0.0.1 is not this host"
 
 echo "1..$NOK"
