@@ -77,20 +77,27 @@ else
 	ok "# SKIP relayhost_auth_file owned by another user (needs root)"
 fi
 
+# daemon_refuses FILE WHAT: mxrelayd, with $CONF, exits at start with
+# the refusal of FILE logged.
+daemon_refuses() {
+	"$MXRELAYD" -f -C "$CONF" > "$T/d.log" 2>&1 &
+	DPID=$!
+	PIDS="$PIDS $DPID"
+	within 10 sh -c "! kill -0 $DPID 2>/dev/null" ||
+	    { kill "$DPID"; fail "mxrelayd started with a world-writable $2"; }
+	wait "$DPID"; DRC=$?; DPID=""
+	[ "$DRC" != 0 ] || fail "mxrelayd exit 0"
+	grep -q "$1: writable by everyone; refusing to use it" "$T/d.log" ||
+	    { cat "$T/d.log" >&2; fail "no refusal logged for the $2"; }
+}
+
 # 5. mxrelayd with a TLS key writable by everyone does not start.
 cp "$C/good.key" "$T/key"
 chmod 666 "$T/key"
 fresh
 world_conf "listen = 127.0.0.1:$SMTP_PORT" "user = $DUSER" "group = $DGROUP" \
     "tls_cert_file = $C/good.pem" "tls_key_file = $T/key"
-"$MXRELAYD" -f -C "$CONF" > "$T/d.log" 2>&1 &
-DPID=$!
-PIDS="$PIDS $DPID"
-within 10 sh -c "! kill -0 $DPID 2>/dev/null" || { kill "$DPID"; fail "mxrelayd started with a world-writable key"; }
-wait "$DPID"; DRC=$?; DPID=""
-[ "$DRC" != 0 ] || fail "mxrelayd exit 0"
-grep -q "$T/key: writable by everyone; refusing to use it" "$T/d.log" ||
-    { cat "$T/d.log" >&2; fail "no refusal logged for the key"; }
+daemon_refuses "$T/key" key
 ok "tls_key_file writable by everyone: mxrelayd does not start (exit $DRC)"
 
 # 6. The same for an auth_users file writable by everyone.
@@ -101,14 +108,7 @@ fresh
 world_conf "listen = 127.0.0.1:$SMTP_PORT" "user = $DUSER" "group = $DGROUP" \
     "tls_cert_file = $C/good.pem" "tls_key_file = $T/key" \
     "auth_users = $T/users"
-"$MXRELAYD" -f -C "$CONF" > "$T/d.log" 2>&1 &
-DPID=$!
-PIDS="$PIDS $DPID"
-within 10 sh -c "! kill -0 $DPID 2>/dev/null" || { kill "$DPID"; fail "mxrelayd started with a world-writable users file"; }
-wait "$DPID"; DRC=$?; DPID=""
-[ "$DRC" != 0 ] || fail "mxrelayd exit 0"
-grep -q "$T/users: writable by everyone; refusing to use it" "$T/d.log" ||
-    { cat "$T/d.log" >&2; fail "no refusal logged for the users file"; }
+daemon_refuses "$T/users" "users file"
 ok "auth_users writable by everyone: mxrelayd does not start (exit $DRC)"
 
 echo "1..$NOK"
