@@ -61,6 +61,14 @@ struct conf {
 	unsigned	 domain_concurrency;
 	unsigned	 max_recipients;
 	unsigned	 max_clients;
+	/* The listener's limits per client (mxrelay.conf(5), Listener). */
+	unsigned	 max_clients_per_address;	/* 0: none */
+	unsigned	 smtpd_idle_timeout_ms;
+	unsigned	 smtpd_command_timeout_ms;
+	unsigned	 smtpd_data_timeout_ms;
+	unsigned	 smtpd_tls_timeout_ms;
+	unsigned	 smtpd_session_deadline_ms;	/* 0: none */
+	unsigned	 smtpd_junk_command_limit;	/* 0: none */
 	char		*user;
 	char		*group;
 

@@ -171,8 +171,13 @@ gen_new(struct daemon *d)
 	g->sp.max_size = c->max_message_size;
 	g->sp.max_recipients = c->max_recipients;
 	g->sp.max_clients = c->max_clients;
-	g->sp.cmd_timeout_ms = SMTPD_CMD_TIMEOUT_MS;
-	g->sp.data_timeout_ms = SMTPD_DATA_TIMEOUT_MS;
+	g->sp.cmd_timeout_ms = c->smtpd_command_timeout_ms;
+	g->sp.data_timeout_ms = c->smtpd_data_timeout_ms;
+	g->sp.idle_timeout_ms = c->smtpd_idle_timeout_ms;
+	g->sp.tls_timeout_ms = c->smtpd_tls_timeout_ms;
+	g->sp.session_deadline_ms = c->smtpd_session_deadline_ms;
+	g->sp.max_per_address = c->max_clients_per_address;
+	g->sp.junk_limit = c->smtpd_junk_command_limit;
 	g->sp.relay_clients = c->relay_clients;
 	g->sp.nrelay_clients = c->nrelay_clients;
 	g->sp.tls_ctx = g->srv_ctx;

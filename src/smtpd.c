@@ -75,6 +75,14 @@
 #define SMTPD_ERRORS_MAX	20	/* bad commands before 421 (Postfix) */
 #define SMTPD_CLOSE_WAIT_MS	2000	/* bound on flushing the last reply */
 #define SMTPD_ACCEPT_PAUSE_MS	1000	/* after EMFILE/ENFILE */
+#define SMTPD_DEADLINE_RETRY_MS	1000	/* deadline during a commit */
+
+/* How many sessions one client address holds (smtpd->addrs). */
+struct addr_count {
+	struct hash_node node;
+	unsigned	 n;
+	char		 key[INET6_ADDRSTRLEN];
+};
 
 struct listener {
 	struct smtpd	*sd;
@@ -91,6 +99,12 @@ static void	 listeners_watch(struct smtpd *, bool);
 static void	 listeners_close(struct smtpd *);
 static void	 on_pause_timer(void *);
 static void	 session_new(struct smtpd *, int, const struct sockaddr_storage *);
+static void	 session_refuse(struct smtpd *, int, const char *);
+static bool	 session_make_room(struct smtpd *);
+static struct addr_count *addr_count_get(struct smtpd *, const char *);
+static void	 addr_count_put(struct smtpd *, struct addr_count *);
+static void	 session_on_deadline(void *);
+static bool	 session_junk(struct session *);
 static void	 session_input_run(struct session *);
 static void	 session_free(struct session *);
 static void	 session_on_io(struct io *, enum io_event, void *);
@@ -98,6 +112,7 @@ static void	 session_on_close_timer(void *);
 static void	 session_line(struct session *, char *, size_t, bool);
 static void	 session_after_reply(struct session *);
 static bool	 session_relay_ok(const struct session *);
+static bool	 addr_relay_ok(const struct smtpd *, int, const void *);
 static void	 vreply(struct session *, const char *, va_list)
 		    __attribute__((format(printf, 2, 0)));
 static void	 cmd_helo(struct session *, char *);
@@ -160,6 +175,10 @@ params_set(struct smtpd *sd, const struct smtpd_params *p)
 		sd->p.cmd_timeout_ms = SMTPD_CMD_TIMEOUT_MS;
 	if (sd->p.data_timeout_ms == 0)
 		sd->p.data_timeout_ms = SMTPD_DATA_TIMEOUT_MS;
+	if (sd->p.idle_timeout_ms == 0)
+		sd->p.idle_timeout_ms = SMTPD_IDLE_TIMEOUT_MS;
+	if (sd->p.tls_timeout_ms == 0)
+		sd->p.tls_timeout_ms = SMTPD_TLS_TIMEOUT_MS;
 }
 
 int
@@ -176,13 +195,12 @@ smtpd_set_params(struct smtpd *sd, const struct smtpd_params *p)
 	struct session *s;
 
 	params_set(sd, p);
-	/* The timeouts apply at once; the other values at their next use. */
-	TAILQ_FOREACH(s, &sd->sessions, entry) {
-		if (s->state == S_DATA)
-			io_set_timeout(s->io, sd->p.data_timeout_ms);
-		else if (s->state != S_CLOSING)
-			io_set_timeout(s->io, sd->p.cmd_timeout_ms);
-	}
+	/*
+	 * The timeouts apply at once; the other values at their next use
+	 * (a session's deadline was set when it began).
+	 */
+	TAILQ_FOREACH(s, &sd->sessions, entry)
+		smtpd_session_timeout(s);
 }
 
 static void
@@ -220,6 +238,7 @@ smtpd_free(struct smtpd *sd)
 	/* Commits in flight finish (their messages are queued, unanswered). */
 	sd->freeing = true;
 	workq_free(sd->wq);
+	hash_free(&sd->addrs);
 	free(sd);
 }
 
@@ -387,50 +406,141 @@ static void
 session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 {
 	struct session *s;
+	struct addr_count *ac;
 	char addr[INET6_ADDRSTRLEN] = "unknown";
+	unsigned char raw[16] = { 0 };
 	unsigned port = 0;
+	bool relay;
 
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const void *)ss;
 
 		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		memcpy(raw, &sin->sin_addr, 4);
 		port = ntohs(sin->sin_port);
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const void *)ss;
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		memcpy(raw, &sin6->sin6_addr, 16);
 		port = ntohs(sin6->sin6_port);
 	}
-	if (sd->p.max_clients > 0 && sd->nsessions >= sd->p.max_clients) {
-		char buf[512];
-		int n;
-
+	relay = addr_relay_ok(sd, ss->ss_family, raw);
+	/*
+	 * A full listener still takes a relay client: the oldest outsider
+	 * makes room.  An outsider gets what relay clients leave, and no
+	 * more than max_per_address of it from one address.
+	 */
+	if (sd->p.max_clients > 0 && sd->nsessions >= sd->p.max_clients &&
+	    (!relay || !session_make_room(sd))) {
 		log_warnx("smtpd: too many connections, refused [%s]:%u",
 		    addr, port);
-		n = snprintf(buf, sizeof(buf), "421 4.7.0 %s Too many "
-		    "connections, try again later\r\n", sd->p.hostname);
-		/* A fresh socket's send buffer takes this at once. */
-		if (n > 0 && (size_t)n < sizeof(buf))
-			(void)send(fd, buf, (size_t)n,
-			    MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)shutdown(fd, SHUT_WR);
-		close(fd);
+		session_refuse(sd, fd, "Too many connections");
+		return;
+	}
+	ac = addr_count_get(sd, addr);
+	if (!relay && sd->p.max_per_address > 0 &&
+	    ac->n >= sd->p.max_per_address) {
+		log_warnx("smtpd: too many connections from [%s], refused "
+		    "[%s]:%u", addr, addr, port);
+		addr_count_put(sd, ac);
+		session_refuse(sd, fd, "Too many connections from your address");
 		return;
 	}
 
 	s = smtpd_session_alloc(sd, fd);
+	s->ac = ac;
+	ac->n++;
 	util_strlcpy(s->addr, addr, sizeof(s->addr));
 	s->port = port;
 	s->family = ss->ss_family;
-	if (ss->ss_family == AF_INET)
-		memcpy(s->rawaddr, &((const struct sockaddr_in *)
-		    (const void *)ss)->sin_addr, 4);
-	else if (ss->ss_family == AF_INET6)
-		memcpy(s->rawaddr, &((const struct sockaddr_in6 *)
-		    (const void *)ss)->sin6_addr, 16);
+	memcpy(s->rawaddr, raw, sizeof(s->rawaddr));
 	snprintf(s->peer, sizeof(s->peer), "[%s]:%u", s->addr, s->port);
+	if (sd->p.session_deadline_ms > 0)
+		ev_timer_add(sd->loop, &s->deadline_timer,
+		    sd->p.session_deadline_ms);
+	smtpd_session_timeout(s);
 	log_info("connect from %s", s->peer);
 	smtpd_reply(s, "220 %s ESMTP mxrelay", sd->p.hostname);
+}
+
+/* 421 on a socket that gets no session, and close it. */
+static void
+session_refuse(struct smtpd *sd, int fd, const char *why)
+{
+	char buf[512];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "421 4.7.0 %s %s, try again later\r\n",
+	    sd->p.hostname, why);
+	/* A fresh socket's send buffer takes this at once. */
+	if (n > 0 && (size_t)n < sizeof(buf))
+		(void)send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+/*
+ * The listener is full and a relay client knocks: close the oldest
+ * outsider's session that waits for a command or a handshake.  False when
+ * there is none (every slot is held by relay clients, authenticated users
+ * or messages on their way).
+ */
+static bool
+session_make_room(struct smtpd *sd)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &sd->sessions, entry) {
+		if (s->lc != NULL || session_relay_ok(s))
+			continue;
+		switch (s->state) {
+		case S_TLS:
+			log_warnx("smtpd: listener full: closing %s (an "
+			    "outsider, in its TLS handshake) for a relay "
+			    "client", s->peer);
+			session_free(s);
+			return true;
+		case S_CMD:
+		case S_AUTH:
+			log_warnx("smtpd: listener full: closing %s (an "
+			    "outsider) for a relay client", s->peer);
+			smtpd_reply(s, "421 4.7.0 %s Too many connections, "
+			    "closing", sd->p.hostname);
+			smtpd_session_closing(s);
+			return true;
+		case S_DATA:
+		case S_COMMIT:
+		case S_CLOSING:
+			break;
+		}
+	}
+	return false;
+}
+
+/* The count of sessions from addr, made when there is none (n = 0). */
+static struct addr_count *
+addr_count_get(struct smtpd *sd, const char *addr)
+{
+	struct hash_node *hn;
+	struct addr_count *ac;
+
+	if ((hn = hash_find(&sd->addrs, addr)) != NULL)
+		return HASH_ENTRY(hn, struct addr_count, node);
+	ac = xcalloc(1, sizeof(*ac));
+	util_strlcpy(ac->key, addr, sizeof(ac->key));
+	hash_insert(&sd->addrs, &ac->node, ac->key);
+	return ac;
+}
+
+/* Forget a count that no session holds any more. */
+static void
+addr_count_put(struct smtpd *sd, struct addr_count *ac)
+{
+	if (ac->n > 0)
+		return;
+	hash_remove(&sd->addrs, &ac->node);
+	free(ac);
 }
 
 /* A new session in S_CMD on a connected socket (taken over by its io). */
@@ -443,6 +553,7 @@ smtpd_session_alloc(struct smtpd *sd, int fd)
 	s->sd = sd;
 	s->state = S_CMD;
 	ev_timer_init(&s->close_timer, session_on_close_timer, s);
+	ev_timer_init(&s->deadline_timer, session_on_deadline, s);
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
 	sd->nsessions++;
 
@@ -465,6 +576,11 @@ session_free(struct session *s)
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	sd->nsessions--;
 	ev_timer_del(sd->loop, &s->close_timer);
+	ev_timer_del(sd->loop, &s->deadline_timer);
+	if (s->ac != NULL) {
+		s->ac->n--;
+		addr_count_put(sd, s->ac);
+	}
 	if (s->commit != NULL)
 		smtpd_commit_detach(s->commit);
 	io_free(s->io);
@@ -481,6 +597,7 @@ smtpd_session_closing(struct session *s)
 	s->state = S_CLOSING;
 	smtpd_data_drop(s);
 	io_set_timeout(s->io, 0);
+	ev_timer_del(s->sd->loop, &s->deadline_timer);
 	/* IO_LOWAT now means "all sent". */
 	io_set_lowat(s->io, 1);
 	ev_timer_add(s->sd->loop, &s->close_timer,
@@ -491,6 +608,70 @@ static void
 session_on_close_timer(void *arg)
 {
 	session_free(arg);
+}
+
+/* The whole session took too long: 421, whatever it is doing. */
+static void
+session_on_deadline(void *arg)
+{
+	struct session *s = arg;
+	struct smtpd *sd = s->sd;
+
+	switch (s->state) {
+	case S_COMMIT:
+		/* Its reply comes first; look again soon. */
+		ev_timer_add(sd->loop, &s->deadline_timer,
+		    SMTPD_DEADLINE_RETRY_MS);
+		return;
+	case S_CLOSING:
+		return;
+	case S_TLS:
+		log_info("session deadline exceeded during TLS handshake "
+		    "from %s", s->peer);
+		session_free(s);
+		return;
+	case S_CMD:
+	case S_AUTH:
+	case S_DATA:
+		break;
+	}
+	log_info("session deadline exceeded %s from %s",
+	    s->state == S_DATA ? "in DATA" : "after command", s->peer);
+	smtpd_reply(s, "421 4.4.2 %s Error: session deadline exceeded",
+	    sd->p.hostname);
+	smtpd_session_closing(s);
+}
+
+/*
+ * The io timeout for the session's state: a TLS handshake, DATA, or a
+ * command; an outsider that has no transaction waits the shorter
+ * idle_timeout (RFC 5321 §4.5.3.2.7 asks 5 minutes of the server for a
+ * client that sends mail; an outsider cannot).
+ */
+void
+smtpd_session_timeout(struct session *s)
+{
+	const struct smtpd_params *p = &s->sd->p;
+	unsigned ms;
+
+	switch (s->state) {
+	case S_TLS:
+		ms = p->tls_timeout_ms;
+		break;
+	case S_DATA:
+		ms = p->data_timeout_ms;
+		break;
+	case S_COMMIT:
+	case S_CMD:
+	case S_AUTH:
+		ms = s->sender == NULL && !session_relay_ok(s) ?
+		    p->idle_timeout_ms : p->cmd_timeout_ms;
+		break;
+	case S_CLOSING:
+	default:
+		return;
+	}
+	io_set_timeout(s->io, ms);
 }
 
 /* Forget the mail transaction (RSET, EHLO, end of DATA). */
@@ -537,6 +718,7 @@ session_on_io(struct io *io, enum io_event ev, void *arg)
 		free(s->auth_user);
 		s->auth_user = NULL;
 		smtpd_session_reset_txn(s);
+		smtpd_session_timeout(s);
 		log_info("STARTTLS from %s: %s", s->peer,
 		    io_tls_version(s->io) != NULL ? io_tls_version(s->io) :
 		    "?");
@@ -620,18 +802,44 @@ session_input_run(struct session *s)
 	}
 }
 
-/* After each command: the error limit. */
+/* After each command: the error and junk limits, the next timeout. */
 static void
 session_after_reply(struct session *s)
 {
-	if (s->state == S_CLOSING || s->errors < SMTPD_ERRORS_MAX)
+	const struct smtpd_params *p = &s->sd->p;
+
+	if (s->state == S_CLOSING)
 		return;
-	log_warnx("too many errors from %s", s->peer);
-	if (s->lc != NULL)
-		s->lc->end.error_limit = true;
-	smtpd_reply(s, "421 4.7.0 %s Error: too many errors",
-	    s->sd->p.hostname);
+	if (s->errors >= SMTPD_ERRORS_MAX) {
+		log_warnx("too many errors from %s", s->peer);
+		if (s->lc != NULL)
+			s->lc->end.error_limit = true;
+		smtpd_reply(s, "421 4.7.0 %s Error: too many errors",
+		    p->hostname);
+		smtpd_session_closing(s);
+		return;
+	}
+	if (s->state == S_CMD || s->state == S_AUTH)
+		smtpd_session_timeout(s);
+}
+
+/*
+ * NOOP, RSET, HELP, VRFY or an unknown command: a client of the listener
+ * may send junk_limit of them between two messages (local sessions have
+ * no limit).  The one over the limit gets 421 instead of its reply: false.
+ */
+static bool
+session_junk(struct session *s)
+{
+	const struct smtpd_params *p = &s->sd->p;
+
+	if (s->lc != NULL || p->junk_limit == 0 || ++s->junk <= p->junk_limit)
+		return true;
+	log_warnx("too many junk commands from %s", s->peer);
+	smtpd_reply(s, "421 4.7.0 %s Error: too many commands without mail",
+	    p->hostname);
 	smtpd_session_closing(s);
+	return false;
 }
 
 static void
@@ -656,7 +864,9 @@ session_line(struct session *s, char *line, size_t len, bool too_long)
 	case SMTPD_CMD_UNKNOWN:
 		log_debug("unknown command from %s: %s", s->peer,
 		    smtp_escape(esc, sizeof(esc), line, len));
-		smtpd_reply_error(s, "500 5.5.2 Error: command not recognized");
+		if (session_junk(s))
+			smtpd_reply_error(s, "500 5.5.2 Error: command "
+			    "not recognized");
 		break;
 	case SMTPD_CMD_EXTRA_ARG:
 		smtpd_reply_error(s, "501 5.5.4 Syntax: %s", cmd.name);
@@ -716,10 +926,17 @@ session_relay_ok(const struct session *s)
 
 	if (s->auth_user != NULL || s->lc != NULL)
 		return true;
-	if (s->family != AF_INET && s->family != AF_INET6)
+	return addr_relay_ok(sd, s->family, s->rawaddr);
+}
+
+/* A client address inside relay_clients. */
+static bool
+addr_relay_ok(const struct smtpd *sd, int family, const void *raw)
+{
+	if (family != AF_INET && family != AF_INET6)
 		return false;
 	return conf_cidr_match(sd->p.relay_clients, sd->p.nrelay_clients,
-	    s->family, s->rawaddr);
+	    family, raw);
 }
 
 /* ------------------------------------------------------------------ */
@@ -882,6 +1099,8 @@ static void
 cmd_rset(struct session *s, char *arg)
 {
 	(void)arg;
+	if (!session_junk(s))
+		return;
 	smtpd_session_reset_txn(s);
 	smtpd_reply(s, "250 2.0.0 Ok");
 }
@@ -890,6 +1109,8 @@ static void
 cmd_noop(struct session *s, char *arg)
 {
 	(void)arg;
+	if (!session_junk(s))
+		return;
 	smtpd_reply(s, "250 2.0.0 Ok");
 }
 
@@ -907,6 +1128,8 @@ static void
 cmd_help(struct session *s, char *arg)
 {
 	(void)arg;
+	if (!session_junk(s))
+		return;
 	/* A local session (mxrelay -bs) has neither STARTTLS nor AUTH. */
 	if (s->lc != NULL)
 		smtpd_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA "
@@ -920,6 +1143,8 @@ static void
 cmd_vrfy(struct session *s, char *arg)
 {
 	(void)arg;
+	if (!session_junk(s))
+		return;
 	/* RFC 5321 §3.5.3: 252 rather than reveal anything. */
 	smtpd_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message "
 	    "and attempt delivery");
@@ -966,4 +1191,5 @@ cmd_starttls(struct session *s, char *arg)
 		return;
 	}
 	s->state = S_TLS;
+	smtpd_session_timeout(s);
 }

@@ -42,6 +42,19 @@ struct smtpd_params {
 	unsigned		 max_clients;	/* more: 421 4.7.0 and close */
 	unsigned		 cmd_timeout_ms;	/* waiting for a command */
 	unsigned		 data_timeout_ms;	/* waiting for DATA bytes */
+	/*
+	 * The limits that keep the listener's slots for those it serves
+	 * (mxrelay.conf(5), Listener).  An outsider is a client of the
+	 * listener that is neither in relay_clients nor authenticated.
+	 */
+	unsigned		 idle_timeout_ms;	/* an outsider, before MAIL */
+	unsigned		 tls_timeout_ms;	/* the STARTTLS handshake */
+	unsigned		 session_deadline_ms;	/* whole session; 0: none */
+	unsigned		 max_per_address;	/* outsiders' connections
+						   per address; 0: none */
+	unsigned		 junk_limit;	/* NOOP RSET HELP VRFY and unknown
+					   commands between two messages;
+					   0: none */
 	const struct cidr	*relay_clients;
 	size_t			 nrelay_clients;
 	SSL_CTX			*tls_ctx;	/* NULL: no STARTTLS */
@@ -51,14 +64,20 @@ struct smtpd_params {
 /*
  * The struct is copied; what it points to (strings, CIDRs, SSL_CTX, users)
  * must stay valid until the next smtpd_set_params() or smtpd_free().
- * max_recipients and max_clients 0 mean no limit; a timeout of 0 means its
- * default below; hostname NULL is "localhost", qualify_domain NULL is
- * hostname.
+ * max_recipients, max_clients, session_deadline_ms, max_per_address and
+ * junk_limit 0 mean no limit; a timeout of 0 means its default below;
+ * hostname NULL is "localhost", qualify_domain NULL is hostname.
  */
 
-/* Defaults for the two timeouts (RFC 5321 §4.5.3.2.7: at least 5 minutes). */
+/*
+ * Defaults for the timeouts (RFC 5321 §4.5.3.2.7: at least 5 minutes for
+ * commands and data; outsiders that have not begun a transaction, and
+ * TLS handshakes, get less).
+ */
 #define SMTPD_CMD_TIMEOUT_MS	(300 * 1000)
 #define SMTPD_DATA_TIMEOUT_MS	(300 * 1000)
+#define SMTPD_IDLE_TIMEOUT_MS	(60 * 1000)
+#define SMTPD_TLS_TIMEOUT_MS	(60 * 1000)
 
 /*
  * A message was committed to the spool (env->id is set), before the 250.

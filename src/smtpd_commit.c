@@ -130,7 +130,7 @@ smtpd_data_begin(struct session *s, char *arg)
 	smtp_unstuff_init(&s->unstuff, SMTPD_TEXT_LINE_MAX);
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	s->state = S_DATA;
-	io_set_timeout(s->io, sd->p.data_timeout_ms);
+	smtpd_session_timeout(s);
 	io_set_raw(s->io, true);
 }
 
@@ -213,8 +213,8 @@ data_end(struct session *s, enum smtp_unstuff_status st)
 	const char *why = NULL;
 
 	io_set_raw(s->io, false);
-	io_set_timeout(s->io, sd->p.cmd_timeout_ms);
 	s->state = S_CMD;
+	smtpd_session_timeout(s);
 	switch (st) {
 	case SMTP_UNSTUFF_BARE_LF:
 		why = "bare LF";
@@ -335,6 +335,7 @@ commit_reply(struct session *s, struct commit *c)
 		    "client=%s, tls=%s", env->id, esc, env->size,
 		    env->nrcpt, s->peer, tls != NULL ? tls : "none");
 	smtpd_reply(s, "250 2.0.0 Ok: queued as %s", env->id);
+	s->junk = 0;
 }
 
 static void

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "hash.h"
 #include "message.h"
 #include "smtp_proto.h"
 #include "smtpd.h"
@@ -47,6 +48,8 @@ enum auth_step {
 	AUTH_LOGIN_PASS,	/* waiting for the LOGIN password */
 };
 
+struct addr_count;
+
 struct session {
 	TAILQ_ENTRY(session) entry;
 	struct smtpd	*sd;
@@ -66,7 +69,9 @@ struct session {
 	char		*auth_login;	/* LOGIN: the user name given */
 	unsigned	 auth_fails;
 	unsigned	 errors;
+	unsigned	 junk;		/* junk commands since the last message */
 	unsigned	 ncmds;
+	struct addr_count *ac;	/* its address's count; NULL if local */
 	bool		 blocked;	/* too many replies waiting */
 	bool		 closing_pending;	/* shutdown after this message */
 
@@ -85,6 +90,7 @@ struct session {
 	struct commit	*commit;	/* S_COMMIT: the job in a worker */
 
 	struct ev_timer	 close_timer;
+	struct ev_timer	 deadline_timer;	/* session_deadline_ms */
 };
 
 /*
@@ -128,6 +134,7 @@ struct smtpd {
 	bool		 shutting_down;
 	TAILQ_HEAD(, session) sessions;
 	unsigned	 nsessions;
+	struct hash	 addrs;		/* struct addr_count by client address */
 	struct workq	*wq;		/* commits off the loop; NULL = inline */
 	bool		 freeing;
 	struct local	*local;		/* the local session, if one runs */
@@ -139,6 +146,8 @@ struct session	*smtpd_session_alloc(struct smtpd *, int fd);
 void		 smtpd_session_input(struct session *);
 void		 smtpd_session_closing(struct session *);
 void		 smtpd_session_reset_txn(struct session *);
+/* Set the io timeout that the session's state and client call for. */
+void		 smtpd_session_timeout(struct session *);
 /* A reply line (CRLF added) queued on the session's io. */
 void		 smtpd_reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
