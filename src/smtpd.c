@@ -81,7 +81,7 @@
 struct addr_count {
 	struct hash_node node;
 	unsigned	 n;
-	char		 key[INET6_ADDRSTRLEN];
+	char		 key[SMTPD_CLIENT_KEY_MAX];
 };
 
 struct listener {
@@ -101,7 +101,8 @@ static void	 on_pause_timer(void *);
 static void	 session_new(struct smtpd *, int, const struct sockaddr_storage *);
 static void	 session_refuse(struct smtpd *, int, const char *);
 static bool	 session_make_room(struct smtpd *);
-static struct addr_count *addr_count_get(struct smtpd *, const char *);
+static struct addr_count *addr_count_get(struct smtpd *, int, const void *,
+		    const char *);
 static void	 addr_count_put(struct smtpd *, struct addr_count *);
 static void	 session_on_deadline(void *);
 static bool	 session_junk(struct session *);
@@ -438,11 +439,11 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 		session_refuse(sd, fd, "Too many connections");
 		return;
 	}
-	ac = addr_count_get(sd, addr);
+	ac = addr_count_get(sd, ss->ss_family, raw, addr);
 	if (!relay && sd->p.max_per_address > 0 &&
 	    ac->n >= sd->p.max_per_address) {
 		log_warnx("smtpd: too many connections from [%s], refused "
-		    "[%s]:%u", addr, addr, port);
+		    "[%s]:%u", ac->key, addr, port);
 		addr_count_put(sd, ac);
 		session_refuse(sd, fd, "Too many connections from your address");
 		return;
@@ -518,17 +519,22 @@ session_make_room(struct smtpd *sd)
 	return false;
 }
 
-/* The count of sessions from addr, made when there is none (n = 0). */
+/*
+ * The count of sessions from a client (smtpd_client_key()), made when
+ * there is none (n = 0).  addr is the printed address.
+ */
 static struct addr_count *
-addr_count_get(struct smtpd *sd, const char *addr)
+addr_count_get(struct smtpd *sd, int family, const void *raw, const char *addr)
 {
 	struct hash_node *hn;
 	struct addr_count *ac;
+	char key[SMTPD_CLIENT_KEY_MAX];
 
-	if ((hn = hash_find(&sd->addrs, addr)) != NULL)
+	smtpd_client_key(family, raw, addr, key);
+	if ((hn = hash_find(&sd->addrs, key)) != NULL)
 		return HASH_ENTRY(hn, struct addr_count, node);
 	ac = xcalloc(1, sizeof(*ac));
-	util_strlcpy(ac->key, addr, sizeof(ac->key));
+	util_strlcpy(ac->key, key, sizeof(ac->key));
 	hash_insert(&sd->addrs, &ac->node, ac->key);
 	return ac;
 }

@@ -9,9 +9,12 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -248,4 +251,25 @@ enum smtpd_param_status
 smtpd_rcpt_params_parse(const char *params)
 {
 	return *params == '\0' ? SMTPD_PARAM_OK : SMTPD_PARAM_UNKNOWN;
+}
+
+void
+smtpd_client_key(int family, const void *raw, const char *addr,
+    char key[SMTPD_CLIENT_KEY_MAX])
+{
+	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const unsigned char *b = raw;
+
+	if (family == AF_INET)
+		snprintf(key, SMTPD_CLIENT_KEY_MAX, "%u.%u.%u.%u", b[0], b[1],
+		    b[2], b[3]);
+	else if (family == AF_INET6 && memcmp(b, mapped, sizeof(mapped)) == 0)
+		snprintf(key, SMTPD_CLIENT_KEY_MAX, "%u.%u.%u.%u", b[12], b[13],
+		    b[14], b[15]);
+	else if (family == AF_INET6)
+		snprintf(key, SMTPD_CLIENT_KEY_MAX, "%x:%x:%x:%x::/64",
+		    (unsigned)(b[0] << 8 | b[1]), (unsigned)(b[2] << 8 | b[3]),
+		    (unsigned)(b[4] << 8 | b[5]), (unsigned)(b[6] << 8 | b[7]));
+	else
+		util_strlcpy(key, addr, SMTPD_CLIENT_KEY_MAX);
 }

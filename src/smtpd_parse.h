@@ -146,4 +146,16 @@ enum smtpd_param_status smtpd_mail_params_parse(char *params,
  */
 enum smtpd_param_status smtpd_rcpt_params_parse(const char *params);
 
+/*
+ * The key under which the listener counts a client's connections: the
+ * IPv4 address; an IPv6 client by its /64 ("2001:db8:1:2::/64"), what one
+ * site usually holds (RFC 6177), so that hopping addresses inside it
+ * gains nothing; an IPv4-mapped IPv6 address as its IPv4 address.  raw is
+ * the in_addr or in6_addr; for another family, addr (the printed address,
+ * cut to fit) is the key.
+ */
+#define SMTPD_CLIENT_KEY_MAX	48
+void		 smtpd_client_key(int family, const void *raw, const char *addr,
+		    char key[SMTPD_CLIENT_KEY_MAX]);
+
 #endif

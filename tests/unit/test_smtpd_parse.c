@@ -7,6 +7,9 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -568,6 +571,39 @@ test_rcpt_params(void **state)
 	assert_int_equal(smtpd_rcpt_params_parse(" "), P_UNK);
 }
 
+/* One /64 for an IPv6 client, an IPv4-mapped address as IPv4. */
+static void
+test_client_key(void **state)
+{
+	static const struct {
+		int	 family;
+		const char *addr;
+		const char *key;
+	} t[] = {
+		{ AF_INET, "192.0.2.7", "192.0.2.7" },
+		{ AF_INET, "0.0.0.0", "0.0.0.0" },
+		{ AF_INET6, "2001:db8:1:2::1", "2001:db8:1:2::/64" },
+		{ AF_INET6, "2001:db8:1:2:ffff:ffff:ffff:ffff",
+		    "2001:db8:1:2::/64" },
+		{ AF_INET6, "2001:db8:1:3::1", "2001:db8:1:3::/64" },
+		{ AF_INET6, "::1", "0:0:0:0::/64" },
+		{ AF_INET6, "ffff:ffff:ffff:ffff::", "ffff:ffff:ffff:ffff::/64" },
+		{ AF_INET6, "::ffff:198.51.100.9", "198.51.100.9" },
+	};
+	unsigned char raw[16];
+	char key[SMTPD_CLIENT_KEY_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(raw, 0, sizeof(raw));
+		assert_int_equal(inet_pton(t[i].family, t[i].addr, raw), 1);
+		smtpd_client_key(t[i].family, raw, t[i].addr, key);
+		assert_string_equal(key, t[i].key);
+	}
+	smtpd_client_key(AF_UNIX, raw, "unknown", key);
+	assert_string_equal(key, "unknown");
+}
+
 int
 main(void)
 {
@@ -582,6 +618,7 @@ main(void)
 		cmocka_unit_test(test_mail_params),
 		cmocka_unit_test(test_mail_params_many),
 		cmocka_unit_test(test_rcpt_params),
+		cmocka_unit_test(test_client_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
