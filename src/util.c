@@ -367,6 +367,17 @@ util_secret_open(const char *path, uid_t owner, gid_t group, bool *loose,
 		util_seterr(err, errlen, "%s: writable by %s; refusing to use "
 		    "it", path, (st.st_mode & S_IWOTH) ? "everyone" :
 		    "its group");
+	/*
+	 * Another name of the file: someone who can write the directory
+	 * may have linked a root file (/etc/shadow) in under our name.
+	 */
+	else if (st.st_nlink != 1)
+		util_seterr(err, errlen, "%s: has %lu hard links; refusing to "
+		    "use it", path, (unsigned long)st.st_nlink);
+	else if (st.st_size > UTIL_SECRET_MAX)
+		util_seterr(err, errlen, "%s: %lld bytes, more than a secret "
+		    "file may hold (%d); refusing to use it", path,
+		    (long long)st.st_size, UTIL_SECRET_MAX);
 	else {
 		*loose = (st.st_mode & S_IROTH) ||
 		    ((st.st_mode & S_IRGRP) && !group_ok);

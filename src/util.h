@@ -86,10 +86,12 @@ char	*util_escape(char *dst, size_t dstsize, const char *src);
  * for none), and writable by nobody else: not by the world, and by its
  * group only when that is root's group or group (the daemon's; (gid_t)-1
  * for none).  Returns a descriptor (O_CLOEXEC), or -1 with a message
- * "PATH: why; refusing to use it" in err.  *loose is set when others may
- * read it (the world, or a group other than root's and the daemon's):
- * the caller warns.
+ * "PATH: why; refusing to use it" in err.  A file with more than one
+ * hard link, or larger than UTIL_SECRET_MAX, is refused too.  *loose is
+ * set when others may read it (the world, or a group other than root's
+ * and the daemon's): the caller warns.
  */
+#define UTIL_SECRET_MAX	(4 * 1024 * 1024)
 int	 util_secret_open(const char *path, uid_t owner, gid_t group,
 	    bool *loose, char *err, size_t errlen);
 

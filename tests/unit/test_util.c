@@ -174,6 +174,7 @@ test_secret_open(void **state)
 		{ "0666: world-writable, refused", 0666, false, false, false },
 	};
 	char dir[] = "/tmp/test_util.XXXXXX", path[64], link[64], fifo[64];
+	char hard[64];
 	char err[256];
 	gid_t other = getgid() == 0 ? 1 : getgid();
 	bool loose;
@@ -244,6 +245,28 @@ test_secret_open(void **state)
 		assert_true(fd >= 0);
 		close(fd);
 	}
+	/* A second name (a hard link), a file too large. */
+	if (getuid() == 0)
+		assert_int_equal(chown(path, 0, (gid_t)-1), 0);
+	fd = util_secret_open(path, (uid_t)-1, (gid_t)-1, &loose, err,
+	    sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(hard, sizeof(hard), "%s/hard", dir);
+	assert_int_equal(linkat(AT_FDCWD, path, AT_FDCWD, hard, 0), 0);
+	assert_int_equal(util_secret_open(hard, (uid_t)-1, (gid_t)-1, &loose,
+	    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "has 2 hard links; refusing to use it"));
+	assert_int_equal(unlink(hard), 0);
+	assert_int_equal(truncate(path, UTIL_SECRET_MAX + 1), 0);
+	assert_int_equal(util_secret_open(path, (uid_t)-1, (gid_t)-1, &loose,
+	    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "more than a secret file may hold"));
+	assert_int_equal(truncate(path, UTIL_SECRET_MAX), 0);
+	fd = util_secret_open(path, (uid_t)-1, (gid_t)-1, &loose, err,
+	    sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
 	unlink(link);
 	unlink(fifo);
 	unlink(path);
