@@ -653,6 +653,64 @@ addr_is_self(const struct dest *d, const struct sockaddr_storage *address,
 	return false;
 }
 
+/* A route to exchanger i's address j. */
+static void
+route_add(struct dest *d, size_t i, size_t j)
+{
+	struct route *r = &d->routes[d->nroutes++];
+
+	r->host = xstrdup(d->mx[i].host);
+	r->pref = d->mx[i].pref;
+	r->ss = d->mx[i].addrs[j];
+	if (r->ss.ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)&r->ss)->sin6_port =
+		    htons((uint16_t)d->port);
+		r->sslen = sizeof(struct sockaddr_in6);
+	} else {
+		((struct sockaddr_in *)&r->ss)->sin_port =
+		    htons((uint16_t)d->port);
+		r->sslen = sizeof(struct sockaddr_in);
+	}
+}
+
+/*
+ * The routes: the n addresses of the first keep exchangers, in preference
+ * order, cut at mx_address_limit.  When the cut would leave out every
+ * address of one family (a host with many AAAA records tried first, on a
+ * machine without IPv6), the last place goes to the first address of that
+ * family, so that both are tried (Postfix's smtp_balance_inet_protocols).
+ */
+static void
+routes_pick(struct dest *d, size_t keep, size_t n)
+{
+	size_t lim = d->e->c.mx_address_limit, k = 0, late_i = 0, late_j = 0;
+	bool have[2] = { false, false }, late = false;
+
+	if (lim == 0 || lim > n)
+		lim = n;
+	d->routes = xcalloc(lim, sizeof(*d->routes));
+	/* late: the first address after the cut of a family before it lacks. */
+	for (size_t i = 0; i < keep; i++)
+		for (size_t j = 0; j < d->mx[i].naddrs; j++, k++) {
+			bool v6 = d->mx[i].addrs[j].ss_family == AF_INET6;
+
+			if (k < lim)
+				have[v6] = true;
+			else if (!have[v6] && !late && lim > 1) {
+				late = true;
+				late_i = i;
+				late_j = j;
+			}
+		}
+	k = 0;
+	for (size_t i = 0; i < keep; i++)
+		for (size_t j = 0; j < d->mx[i].naddrs; j++)
+			if (k++ < lim - late)
+				route_add(d, i, j);
+	if (late)
+		route_add(d, late_i, late_j);
+}
+
 static void
 routes_build(struct dest *d)
 {
@@ -674,9 +732,6 @@ routes_build(struct dest *d)
 		if (d->mx[i].st == DNS_TEMPFAIL)
 			temp = true;
 	}
-	/* mx_address_limit: the first ones in preference order. */
-	if (d->e->c.mx_address_limit > 0 && n > d->e->c.mx_address_limit)
-		n = d->e->c.mx_address_limit;
 	if (n == 0) {
 		if (cut)
 			dest_fail(d, OUTCOME_PERMFAIL, "5.4.6", "mail for %s loops "
@@ -691,24 +746,7 @@ routes_build(struct dest *d)
 			    "(%s)", d->name, d->mx[0].host);
 		return;
 	}
-	d->routes = xcalloc(n, sizeof(*d->routes));
-	for (size_t i = 0; i < keep; i++)
-		for (size_t j = 0; j < d->mx[i].naddrs && d->nroutes < n; j++) {
-			struct route *r = &d->routes[d->nroutes++];
-
-			r->host = xstrdup(d->mx[i].host);
-			r->pref = d->mx[i].pref;
-			r->ss = d->mx[i].addrs[j];
-			if (r->ss.ss_family == AF_INET6) {
-				((struct sockaddr_in6 *)&r->ss)->sin6_port =
-				    htons((uint16_t)d->port);
-				r->sslen = sizeof(struct sockaddr_in6);
-			} else {
-				((struct sockaddr_in *)&r->ss)->sin_port =
-				    htons((uint16_t)d->port);
-				r->sslen = sizeof(struct sockaddr_in);
-			}
-		}
+	routes_pick(d, keep, n);
 	d->state = DEST_READY;
 	d->ready_ms = ev_now(d->e->loop);
 	dest_pump(d);

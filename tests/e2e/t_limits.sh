@@ -7,7 +7,8 @@
 #    local address of its family: an MX that points to 127.0.0.1 (or
 #    0.0.0.0, or ::ffff:127.0.0.1) on that port is a mail loop, bounced at
 #    once (5.4.6), not a delivery to ourselves; with [::]:PORT, 127.0.0.1
-#    is another MTA.
+#    is another MTA;
+#  - the cut keeps a place for IPv4 when a host's AAAA records come first.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -21,7 +22,10 @@ while [ $i -le 500 ]; do
 	i=$((i + 1))
 done
 world_start "$@" self.test=127.0.0.1 ok.test=127.0.0.3 zero.test=0.0.0.0 \
-    "mapped.test MX 10 mx.mapped.test" "mx.mapped.test AAAA ::ffff:127.0.0.1"
+    "mapped.test MX 10 mx.mapped.test" "mx.mapped.test AAAA ::ffff:127.0.0.1" \
+    "v6.test MX 10 mx.v6.test" "mx.v6.test AAAA 100::1" "mx.v6.test AAAA 100::2" \
+    "mx.v6.test AAAA 100::3" "mx.v6.test AAAA 100::4" "mx.v6.test AAAA 100::5" \
+    "mx.v6.test AAAA 100::6" "mx.v6.test A 127.0.0.3"
 
 # connects ADDR: connections the sink at ADDR has seen.
 connects() { grep -c '^connect' "$T/sink/$1.log" || true; }
@@ -79,5 +83,15 @@ sink 127.0.0.1
 send x@self.test; run_queue
 log_has "to=<x@self.test>" "relay=mx.self.test[127.0.0.1]" "status=sent"
 ok "wildcard listener [::]: an exchanger on 127.0.0.1 is not this host"
+
+# 6. Both families within the cut: v6.test's one exchanger has six AAAA
+# records (in the discard prefix 100::/64, unreachable) before its A
+# record.  The first five would all be IPv6; the fifth place goes to the
+# IPv4 address, as Postfix's smtp_balance_inet_protocols does.
+sinks_stop; fresh; world_conf
+sink 127.0.0.3
+send x@v6.test; run_queue
+log_has "to=<x@v6.test>" "relay=mx.v6.test[127.0.0.3]" "status=sent"
+ok "mx_address_limit keeps a place for IPv4 behind many AAAA records"
 
 echo "1..$NOK"
