@@ -76,6 +76,7 @@
 #define SMTPD_CLOSE_WAIT_MS	2000	/* bound on flushing the last reply */
 #define SMTPD_ACCEPT_PAUSE_MS	1000	/* after EMFILE/ENFILE */
 #define SMTPD_DEADLINE_RETRY_MS	1000	/* deadline during a commit */
+#define SMTPD_OUTSIDER_GRACE_MS	10000	/* an outsider's, before eviction */
 
 /* How many sessions one client address holds (smtpd->addrs). */
 struct addr_count {
@@ -100,7 +101,7 @@ static void	 listeners_close(struct smtpd *);
 static void	 on_pause_timer(void *);
 static void	 session_new(struct smtpd *, int, const struct sockaddr_storage *);
 static void	 session_refuse(struct smtpd *, int, const char *);
-static bool	 session_make_room(struct smtpd *);
+static bool	 session_make_room(struct smtpd *, bool);
 static struct addr_count *addr_count_get(struct smtpd *, int, const void *,
 		    const char *);
 static void	 addr_count_put(struct smtpd *, struct addr_count *);
@@ -429,11 +430,14 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 	relay = addr_relay_ok(sd, ss->ss_family, raw);
 	/*
 	 * A full listener still takes a relay client: the oldest outsider
-	 * makes room.  An outsider gets what relay clients leave, and no
-	 * more than max_per_address of it from one address.
+	 * makes room.  It takes a new outsider when the oldest outsider has
+	 * had its grace time, so that one who holds every slot cannot keep
+	 * out someone who would authenticate.  Outsiders get what relay
+	 * clients leave, and no more than max_per_address of it from one
+	 * address.
 	 */
 	if (sd->p.max_clients > 0 && sd->nsessions >= sd->p.max_clients &&
-	    (!relay || !session_make_room(sd))) {
+	    !session_make_room(sd, relay)) {
 		log_warnx("smtpd: too many connections, refused [%s]:%u",
 		    addr, port);
 		session_refuse(sd, fd, "Too many connections");
@@ -482,30 +486,37 @@ session_refuse(struct smtpd *sd, int fd, const char *why)
 }
 
 /*
- * The listener is full and a relay client knocks: close the oldest
- * outsider's session that waits for a command or a handshake.  False when
- * there is none (every slot is held by relay clients, authenticated users
- * or messages on their way).
+ * The listener is full: close the oldest outsider's session that waits
+ * for a command or a handshake, for a relay client, or for an outsider
+ * when that session is older than SMTPD_OUTSIDER_GRACE_MS.  False when
+ * there is none (every slot is held by relay clients, authenticated users,
+ * messages on their way, or young outsiders).
  */
 static bool
-session_make_room(struct smtpd *sd)
+session_make_room(struct smtpd *sd, bool for_relay)
 {
 	struct session *s;
 
 	TAILQ_FOREACH(s, &sd->sessions, entry) {
 		if (s->lc != NULL || session_relay_ok(s))
 			continue;
+		/* The list is in the order of arrival: none older follows. */
+		if (!for_relay &&
+		    ev_now(sd->loop) - s->start_ms < SMTPD_OUTSIDER_GRACE_MS)
+			return false;
 		switch (s->state) {
 		case S_TLS:
 			log_warnx("smtpd: listener full: closing %s (an "
-			    "outsider, in its TLS handshake) for a relay "
-			    "client", s->peer);
+			    "outsider, in its TLS handshake) for a %s",
+			    s->peer, for_relay ? "relay client" :
+			    "new client");
 			session_free(s);
 			return true;
 		case S_CMD:
 		case S_AUTH:
 			log_warnx("smtpd: listener full: closing %s (an "
-			    "outsider) for a relay client", s->peer);
+			    "outsider) for a %s", s->peer, for_relay ?
+			    "relay client" : "new client");
 			smtpd_reply(s, "421 4.7.0 %s Too many connections, "
 			    "closing", sd->p.hostname);
 			smtpd_session_closing(s);
@@ -558,6 +569,7 @@ smtpd_session_alloc(struct smtpd *sd, int fd)
 	s = xcalloc(1, sizeof(*s));
 	s->sd = sd;
 	s->state = S_CMD;
+	s->start_ms = ev_now(sd->loop);
 	ev_timer_init(&s->close_timer, session_on_close_timer, s);
 	ev_timer_init(&s->deadline_timer, session_on_deadline, s);
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);

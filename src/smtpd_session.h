@@ -72,6 +72,7 @@ struct session {
 	unsigned	 junk;		/* junk commands since the last message */
 	unsigned	 ncmds;
 	struct addr_count *ac;	/* its address's count; NULL if local */
+	uint64_t	 start_ms;	/* connected (ev_now) */
 	bool		 blocked;	/* too many replies waiting */
 	bool		 closing_pending;	/* shutdown after this message */
 

@@ -5,7 +5,8 @@
 # not authenticated) and a relay client (127.0.0.1):
 #  1. an outsider that holds every slot it may gets max_clients_per_address
 #     of them, and a relay client still gets 220 on a full listener (the
-#     oldest outsider is closed for it) and its mail is delivered;
+#     oldest outsider is closed for it) and its mail is delivered; a new
+#     outsider gets the slot of one that has held it for 10 s;
 #  2. a client that trickles a byte at a time is closed at
 #     smtpd_session_deadline, in commands and in DATA;
 #  3. a NOOP flood is ended with 421 after smtpd_junk_command_limit, while
@@ -41,6 +42,7 @@ secs() { sed -n 's/^end \([0-9]*\)\..*/\1/p' "$1"; }
 fresh; abuse_conf "max_clients = 6" "max_clients_per_address = 3"
 sink 127.0.0.5
 daemon_start
+H2_START=$(date +%s)
 $ABUSE hold "$SMTP_PORT" --src 127.0.0.2 --count 5 --stop "$T/stop" \
     > "$T/h2.out" 2>&1 &
 H2=$!
@@ -59,7 +61,8 @@ H3=$!
 within 10 grep -q '^greet 3' "$T/h3.out" || fail "outsider 127.0.0.3 did not finish connecting"
 [ "$(count "$T/h3.out" '^greet [0-9] 220 ')" = 3 ] ||
     { cat "$T/h3.out" >&2; fail "want 3 connections of 127.0.0.3 accepted"; }
-# Six outsiders fill the listener: a third outsider gets nothing.
+# Six outsiders fill the listener: a third outsider gets nothing while
+# they are young.
 $ABUSE hold "$SMTP_PORT" --src 127.0.0.4 --count 1 --stop "$T/stop" \
     --max 1 > "$T/h4.out" 2>&1
 c_has "$T/h4.out" "greet 0 421 4.7.0 relay.test Too many connections"
@@ -73,9 +76,23 @@ within 5 grep -q '^closed 0 421 4.7.0' "$T/h2.out" ||
     { cat "$T/h2.out" >&2; fail "the oldest outsider was not closed for the relay client"; }
 grep -q 'listener full: closing \[127.0.0.2\]' "$T/d.log" ||
     fail "no log line for the outsider closed to make room"
+ok "full listener: a relay client still gets 220 and its mail is delivered"
+# A new outsider (who might authenticate) is let in once the oldest
+# outsider has had its 10 s of grace: that one is closed for it.
+while [ $(( $(date +%s) - H2_START )) -le 11 ]; do sleep 0.5; done
+# (The relay client has gone: the first takes its place, the second
+# finds the listener full.)
+$ABUSE hold "$SMTP_PORT" --src 127.0.0.4 --count 2 --stop "$T/stop" \
+    --max 1 > "$T/h4.out" 2>&1
+c_has "$T/h4.out" "greet 0 220 "
+c_has "$T/h4.out" "greet 1 220 "
+within 5 grep -q '^closed 1 421 4.7.0' "$T/h2.out" ||
+    { cat "$T/h2.out" >&2; fail "the oldest outsider was not closed for a new one"; }
+grep -q 'listener full: closing \[127.0.0.2\]:[0-9]* (an outsider) for a new client' \
+    "$T/d.log" || fail "no log line for the outsider closed for a new one"
 : > "$T/stop"
 wait $H2 $H3
-ok "full listener: a relay client still gets 220 and its mail is delivered"
+ok "full listener: a new outsider gets the slot of one that held it for 10 s"
 daemon_stop
 
 # 2. A session deadline of 3 s: a trickle of commands, a trickle of DATA.
