@@ -402,6 +402,7 @@ drop_privileges(struct daemon *d)
 	}
 	log_info("running as %s (uid %lu, gid %lu)", c->user,
 	    (unsigned long)uid, (unsigned long)gid);
+	runner_daemon_ids_fix(uid, gid);
 	return EX_OK;
 }
 

@@ -42,16 +42,36 @@ dns_servers_csv(const struct conf *c)
 	return s;
 }
 
+/* Set once mxrelayd runs as its user: a reload cannot change them. */
+static bool	 ids_fixed;
+static uid_t	 fixed_uid;
+static gid_t	 fixed_gid;
+
+void
+runner_daemon_ids_fix(uid_t uid, gid_t gid)
+{
+	ids_fixed = true;
+	fixed_uid = uid;
+	fixed_gid = gid;
+}
+
 void
 runner_daemon_ids(const struct conf *c, uid_t *uid, gid_t *gid)
 {
 	struct passwd *pw;
 	struct group *gr;
 
+	if (ids_fixed) {
+		*uid = fixed_uid;
+		*gid = fixed_gid;
+		return;
+	}
 	*uid = (uid_t)-1;
 	*gid = (gid_t)-1;
-	if (c->user != NULL && (pw = getpwnam(c->user)) != NULL)
+	if (c->user != NULL && (pw = getpwnam(c->user)) != NULL) {
 		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;	/* with no group, mxrelayd takes this */
+	}
 	if (c->group != NULL && (gr = getgrnam(c->group)) != NULL)
 		*gid = gr->gr_gid;
 }

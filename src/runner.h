@@ -37,9 +37,13 @@ struct runner_setup	*runner_setup_new(struct ev_loop *, const struct conf *);
 void		 runner_setup_free(struct runner_setup *);
 /*
  * The ids of the configured user and group ((uid_t)-1, (gid_t)-1 when
- * there is no such one): who besides root may own a secret file.
+ * there is no such one; with no group, the user's own): who besides root
+ * may own a secret file.  Once runner_daemon_ids_fix() was called (by
+ * mxrelayd, when it runs as its user), its ids instead: a reload that
+ * names another user does not change who the daemon is.
  */
 void		 runner_daemon_ids(const struct conf *, uid_t *, gid_t *);
+void		 runner_daemon_ids_fix(uid_t, gid_t);
 /*
  * Open a secret file named in the configuration (util_secret_open() with
  * the daemon's ids); a loose mode is logged.  -1 with the reason logged.

@@ -2,7 +2,8 @@
 # End to end: secret files named in the configuration (relayhost_auth_file,
 # tls_key_file, auth_users) are opened as secrets (mxrelay.conf(5)): a symbolic link,
 # a file writable by others, or one owned by another user is refused with
-# its reason, and one that others may read is used with a warning.
+# its reason, and one that others may read is used with a warning; a
+# reload checks them against the user the daemon runs as.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -110,5 +111,30 @@ world_conf "listen = 127.0.0.1:$SMTP_PORT" "user = $DUSER" "group = $DGROUP" \
     "auth_users = $T/users"
 daemon_refuses "$T/users" "users file"
 ok "auth_users writable by everyone: mxrelayd does not start (exit $DRC)"
+
+# 7. A reload checks secrets against the user the daemon runs as, not a
+# user the new configuration names (a change of user needs a restart):
+# an auth_users file owned by that other user is refused (as root only).
+if [ "$(id -u)" = 0 ] && [ "$DUSER" = nobody ] && id daemon > /dev/null 2>&1; then
+	chmod 644 "$T/key"
+	printf 'app:%s\n' "$(openssl passwd -6 's3cret')" > "$T/users2"
+	chmod 644 "$T/users2"
+	chown daemon "$T/users2"
+	fresh
+	world_conf "listen = 127.0.0.1:$SMTP_PORT" "user = $DUSER" \
+	    "group = $DGROUP" "tls_cert_file = $C/good.pem" "tls_key_file = $T/key"
+	daemon_start
+	world_conf "listen = 127.0.0.1:$SMTP_PORT" "user = daemon" \
+	    "group = $DGROUP" "tls_cert_file = $C/good.pem" "tls_key_file = $T/key" \
+	    "auth_users = $T/users2"
+	kill -HUP "$DPID"
+	wait_for "$T/d.log" 'reload failed'
+	grep -q "$T/users2: owned by uid $(id -u daemon), not by root" "$T/d.log" ||
+	    { cat "$T/d.log" >&2; fail "reload trusted the new configuration's user"; }
+	daemon_stop
+	ok "reload: a secret owned by the user a new configuration names is refused"
+else
+	ok "# SKIP reload and a new user (needs root, users nobody and daemon)"
+fi
 
 echo "1..$NOK"
