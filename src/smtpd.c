@@ -429,22 +429,12 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 	}
 	relay = addr_relay_ok(sd, ss->ss_family, raw);
 	/*
-	 * A full listener still takes a relay client: the oldest outsider
-	 * makes room.  It takes a new outsider when the oldest outsider has
-	 * had its grace time, so that one who holds every slot cannot keep
-	 * out someone who would authenticate.  Outsiders get what relay
-	 * clients leave, and no more than max_per_address of it from one
-	 * address.
+	 * An outsider gets no more than max_per_address connections from
+	 * one address (relay clients are not counted).  Checked first: one
+	 * at its limit must not close another's session for nothing.
 	 */
-	if (sd->p.max_clients > 0 && sd->nsessions >= sd->p.max_clients &&
-	    !session_make_room(sd, relay)) {
-		log_warnx("smtpd: too many connections, refused [%s]:%u",
-		    addr, port);
-		session_refuse(sd, fd, "Too many connections");
-		return;
-	}
-	ac = addr_count_get(sd, ss->ss_family, raw, addr);
-	if (!relay && sd->p.max_per_address > 0 &&
+	ac = relay ? NULL : addr_count_get(sd, ss->ss_family, raw, addr);
+	if (ac != NULL && sd->p.max_per_address > 0 &&
 	    ac->n >= sd->p.max_per_address) {
 		log_warnx("smtpd: too many connections from [%s], refused "
 		    "[%s]:%u", ac->key, addr, port);
@@ -452,10 +442,26 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 		session_refuse(sd, fd, "Too many connections from your address");
 		return;
 	}
+	/*
+	 * A full listener still takes a relay client: the oldest outsider
+	 * makes room.  It takes a new outsider when the oldest outsider has
+	 * had its grace time, so that one who holds every slot cannot keep
+	 * out someone who would authenticate.  Outsiders get what relay
+	 * clients leave.
+	 */
+	if (sd->p.max_clients > 0 && sd->nsessions >= sd->p.max_clients &&
+	    !session_make_room(sd, relay)) {
+		log_warnx("smtpd: too many connections, refused [%s]:%u",
+		    addr, port);
+		if (ac != NULL)
+			addr_count_put(sd, ac);
+		session_refuse(sd, fd, "Too many connections");
+		return;
+	}
 
 	s = smtpd_session_alloc(sd, fd);
-	s->ac = ac;
-	ac->n++;
+	if ((s->ac = ac) != NULL)
+		ac->n++;
 	util_strlcpy(s->addr, addr, sizeof(s->addr));
 	s->port = port;
 	s->family = ss->ss_family;
@@ -488,46 +494,53 @@ session_refuse(struct smtpd *sd, int fd, const char *why)
 /*
  * The listener is full: close the oldest outsider's session that waits
  * for a command or a handshake, for a relay client, or for an outsider
- * when that session is older than SMTPD_OUTSIDER_GRACE_MS.  False when
- * there is none (every slot is held by relay clients, authenticated users,
- * messages on their way, or young outsiders).
+ * when that session is older than SMTPD_OUTSIDER_GRACE_MS.  When there
+ * is none, drop an outsider's session that is flushing its last reply
+ * (it holds its slot up to SMTPD_CLOSE_WAIT_MS).  False when nothing can
+ * go (every slot is held by relay clients, authenticated users, or young
+ * outsiders).
  */
 static bool
 session_make_room(struct smtpd *sd, bool for_relay)
 {
-	struct session *s;
+	const char *whom = for_relay ? "a relay client" : "a new client";
+	struct session *s, *closing = NULL;
 
 	TAILQ_FOREACH(s, &sd->sessions, entry) {
 		if (s->lc != NULL || session_relay_ok(s))
 			continue;
+		if (s->state == S_CLOSING) {
+			if (closing == NULL)
+				closing = s;
+			continue;
+		}
+		if (s->state != S_CMD && s->state != S_AUTH && s->state != S_TLS)
+			continue;
 		/* The list is in the order of arrival: none older follows. */
 		if (!for_relay &&
 		    ev_now(sd->loop) - s->start_ms < SMTPD_OUTSIDER_GRACE_MS)
-			return false;
-		switch (s->state) {
-		case S_TLS:
+			break;
+		if (s->state == S_TLS) {
+			/* Nothing can be said in clear now. */
 			log_warnx("smtpd: listener full: closing %s (an "
-			    "outsider, in its TLS handshake) for a %s",
-			    s->peer, for_relay ? "relay client" :
-			    "new client");
+			    "outsider, in its TLS handshake) for %s", s->peer,
+			    whom);
 			session_free(s);
 			return true;
-		case S_CMD:
-		case S_AUTH:
-			log_warnx("smtpd: listener full: closing %s (an "
-			    "outsider) for a %s", s->peer, for_relay ?
-			    "relay client" : "new client");
-			smtpd_reply(s, "421 4.7.0 %s Too many connections, "
-			    "closing", sd->p.hostname);
-			smtpd_session_closing(s);
-			return true;
-		case S_DATA:
-		case S_COMMIT:
-		case S_CLOSING:
-			break;
 		}
+		log_warnx("smtpd: listener full: closing %s (an outsider) for "
+		    "%s", s->peer, whom);
+		smtpd_reply(s, "421 4.7.0 %s Too many connections, closing",
+		    sd->p.hostname);
+		smtpd_session_closing(s);
+		return true;
 	}
-	return false;
+	if (closing == NULL)
+		return false;
+	log_info("smtpd: listener full: dropping %s (an outsider, closing) "
+	    "for %s", closing->peer, whom);
+	session_free(closing);
+	return true;
 }
 
 /*
@@ -548,6 +561,20 @@ addr_count_get(struct smtpd *sd, int family, const void *raw, const char *addr)
 	util_strlcpy(ac->key, key, sizeof(ac->key));
 	hash_insert(&sd->addrs, &ac->node, ac->key);
 	return ac;
+}
+
+/*
+ * The session's client authenticated: it no longer counts against its
+ * address's max_per_address (an office behind one NAT address).
+ */
+void
+smtpd_session_trusted(struct session *s)
+{
+	if (s->ac == NULL)
+		return;
+	s->ac->n--;
+	addr_count_put(s->sd, s->ac);
+	s->ac = NULL;
 }
 
 /* Forget a count that no session holds any more. */
@@ -662,9 +689,9 @@ session_on_deadline(void *arg)
 
 /*
  * The io timeout for the session's state: a TLS handshake, DATA, or a
- * command; an outsider that has no transaction waits the shorter
- * idle_timeout (RFC 5321 §4.5.3.2.7 asks 5 minutes of the server for a
- * client that sends mail; an outsider cannot).
+ * command; an outsider waits the shorter idle_timeout (RFC 5321
+ * §4.5.3.2.7 asks 5 minutes of the server for a client that sends mail;
+ * an outsider cannot: every RCPT of its gets 554).
  */
 void
 smtpd_session_timeout(struct session *s)
@@ -682,8 +709,8 @@ smtpd_session_timeout(struct session *s)
 	case S_COMMIT:
 	case S_CMD:
 	case S_AUTH:
-		ms = s->sender == NULL && !session_relay_ok(s) ?
-		    p->idle_timeout_ms : p->cmd_timeout_ms;
+		ms = session_relay_ok(s) ? p->cmd_timeout_ms :
+		    p->idle_timeout_ms;
 		break;
 	case S_CLOSING:
 	default:

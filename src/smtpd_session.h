@@ -149,6 +149,8 @@ void		 smtpd_session_closing(struct session *);
 void		 smtpd_session_reset_txn(struct session *);
 /* Set the io timeout that the session's state and client call for. */
 void		 smtpd_session_timeout(struct session *);
+/* It authenticated: out of its address's connection count. */
+void		 smtpd_session_trusted(struct session *);
 /* A reply line (CRLF added) queued on the session's io. */
 void		 smtpd_reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));

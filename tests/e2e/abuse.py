@@ -13,9 +13,11 @@ most by default): nothing here can hang a test.
       when it closes.  Ends with "held K" (connections still open).
   abuse.py send PORT --src A --to RCPT
       One message with smtplib: prints "CMD CODE TEXT"; exit 0 when queued.
-  abuse.py junk PORT --src A --cmd LINE --count N [--mail-every K --to R]
-      Send LINE (e.g. NOOP) N times, one at a time, each after the reply to
-      the last; with --mail-every K, a whole message after every K of them.
+  abuse.py junk PORT --src A --cmd LINE[,LINE...] --count N
+          [--mail-every K --to R]
+      Send N command lines (e.g. NOOP), one at a time, each after the reply
+      to the last, taking the LINEs in turn; with --mail-every K, a whole
+      message after every K of them.
       Prints "replies N" (replies to LINE), "queued M" and the last line
       the server sent, as "last CODE TEXT" (or "last eof").
   abuse.py trickle PORT --src A --interval S [--max S] [--data --to R]
@@ -24,9 +26,10 @@ most by default): nothing here can hang a test.
       Prints "end SECONDS CODE TEXT" when the server sends a line that is
       not a reply to a finished NOOP (or "end SECONDS eof"), or "end
       SECONDS still-open" after --max.
-  abuse.py idle PORT --src A [--max S] [--starttls] [--ehlo]
-      Connect (with --ehlo say EHLO; with --starttls say EHLO and STARTTLS
-      and then never start the handshake), then wait in silence.  Prints
+  abuse.py idle PORT --src A [--max S] [--starttls] [--ehlo] [--mail]
+      Connect (with --ehlo say EHLO; with --mail EHLO and MAIL FROM:<>;
+      with --starttls EHLO and STARTTLS, and then never start the
+      handshake), then wait in silence.  Prints
       "end SECONDS CODE TEXT" or "end SECONDS eof" when the server speaks
       or closes, or "end SECONDS still-open" after --max.
 """
@@ -174,11 +177,12 @@ def cmd_junk(a):
     s.sendall(b"EHLO client.test\r\n")
     last = lr.reply()
     replies = queued = 0
+    cmds = a.cmd.split(",")
     end = time.monotonic() + a.max
     for n in range(a.count):
         if time.monotonic() > end:
             break
-        s.sendall(a.cmd.encode() + b"\r\n")
+        s.sendall(cmds[n % len(cmds)].encode() + b"\r\n")
         last = lr.reply()
         if last is None or last.startswith("421"):
             break
@@ -241,9 +245,12 @@ def cmd_idle(a):
     s = connect(a.port, a.src)
     lr = Lines(s)
     lr.reply()
-    if a.ehlo or a.starttls:
+    if a.ehlo or a.starttls or a.mail:
         s.sendall(b"EHLO client.test\r\n")
         lr.reply()
+    if a.mail:
+        s.sendall(b"MAIL FROM:<>\r\n")
+        print("mail", show(lr.reply()))
     if a.starttls:
         s.sendall(b"STARTTLS\r\n")
         print("starttls", show(lr.reply()))
@@ -280,6 +287,7 @@ def main():
         if name == "idle":
             p.add_argument("--starttls", action="store_true")
             p.add_argument("--ehlo", action="store_true")
+            p.add_argument("--mail", action="store_true")
     a = ap.parse_args()
     a.max = min(a.max, 60)
     return {"hold": cmd_hold, "send": cmd_send, "junk": cmd_junk,

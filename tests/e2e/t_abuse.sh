@@ -62,10 +62,15 @@ within 10 grep -q '^greet 3' "$T/h3.out" || fail "outsider 127.0.0.3 did not fin
 [ "$(count "$T/h3.out" '^greet [0-9] 220 ')" = 3 ] ||
     { cat "$T/h3.out" >&2; fail "want 3 connections of 127.0.0.3 accepted"; }
 # Six outsiders fill the listener: a third outsider gets nothing while
-# they are young.
+# they are young (under 10 s: on a machine too slow for that, the check
+# says nothing).
 $ABUSE hold "$SMTP_PORT" --src 127.0.0.4 --count 1 --stop "$T/stop" \
     --max 1 > "$T/h4.out" 2>&1
-c_has "$T/h4.out" "greet 0 421 4.7.0 relay.test Too many connections"
+if [ $(( $(date +%s) - H2_START )) -lt 8 ]; then
+	c_has "$T/h4.out" "greet 0 421 4.7.0 relay.test Too many connections"
+else
+	echo "# slow machine: the outsiders may be past their grace already"
+fi
 # The relay client: 220, its message queued and delivered.
 $ABUSE send "$SMTP_PORT" --src 127.0.0.1 --to rcpt@dest.test > "$T/s.out" 2>&1 ||
     { cat "$T/s.out" >&2; fail "relay client not served on a full listener"; }
@@ -79,20 +84,38 @@ grep -q 'listener full: closing \[127.0.0.2\]' "$T/d.log" ||
 ok "full listener: a relay client still gets 220 and its mail is delivered"
 # A new outsider (who might authenticate) is let in once the oldest
 # outsider has had its 10 s of grace: that one is closed for it.
-while [ $(( $(date +%s) - H2_START )) -le 11 ]; do sleep 0.5; done
+while [ $(( $(date +%s) - H2_START )) -le 12 ]; do sleep 0.5; done
 # (The relay client has gone: the first takes its place, the second
 # finds the listener full.)
 $ABUSE hold "$SMTP_PORT" --src 127.0.0.4 --count 2 --stop "$T/stop" \
-    --max 1 > "$T/h4.out" 2>&1
+    > "$T/h4.out" 2>&1 &
+H4=$!
+within 10 grep -q '^greet 1' "$T/h4.out" || fail "outsider 127.0.0.4 did not finish connecting"
 c_has "$T/h4.out" "greet 0 220 "
 c_has "$T/h4.out" "greet 1 220 "
 within 5 grep -q '^closed 1 421 4.7.0' "$T/h2.out" ||
     { cat "$T/h2.out" >&2; fail "the oldest outsider was not closed for a new one"; }
 grep -q 'listener full: closing \[127.0.0.2\]:[0-9]* (an outsider) for a new client' \
     "$T/d.log" || fail "no log line for the outsider closed for a new one"
+# The listener is full again: one more from 127.0.0.3, at its limit of
+# 3, is refused for its address and closes no one.
+$ABUSE hold "$SMTP_PORT" --src 127.0.0.3 --count 1 --stop "$T/stop" \
+    --max 1 > "$T/h3b.out" 2>&1
+c_has "$T/h3b.out" "greet 0 421 4.7.0 relay.test Too many connections from your address"
+sleep 1
+[ "$(count "$T/h2.out" '^closed')" = 2 ] && [ "$(count "$T/h3.out" '^closed')" = 0 ] &&
+    [ "$(count "$T/h4.out" '^closed')" = 0 ] ||
+    { cat "$T/h2.out" "$T/h3.out" "$T/h4.out" >&2; fail "a client at its address's limit closed another's session"; }
 : > "$T/stop"
-wait $H2 $H3
+wait $H2 $H3 $H4
 ok "full listener: a new outsider gets the slot of one that held it for 10 s"
+# The counts go down as connections close: 127.0.0.2 may hold 3 again.
+rm -f "$T/stop"
+$ABUSE hold "$SMTP_PORT" --src 127.0.0.2 --count 3 --stop "$T/stop" \
+    --max 1 > "$T/h2.out" 2>&1
+[ "$(count "$T/h2.out" '^greet [0-9] 220 ')" = 3 ] ||
+    { cat "$T/h2.out" >&2; fail "127.0.0.2's closed connections still count"; }
+ok "an address's count goes down as its connections close"
 daemon_stop
 
 # 2. A session deadline of 3 s: a trickle of commands, a trickle of DATA.
@@ -120,8 +143,12 @@ c_has "$T/j.out" "last 421 4.7.0 relay.test Error: too many commands without mai
 c_has "$T/j.out" "replies 50"
 grep -q 'too many junk commands from \[127.0.0.2\]' "$T/d.log" ||
     fail "no log line for the NOOP flood"
-$ABUSE junk "$SMTP_PORT" --src 127.0.0.2 --cmd 'XYZZY' --count 500 > "$T/j.out" 2>&1
-c_has "$T/j.out" "last 421 4.7.0"
+# Unknown commands are junk too (12 of these 50, under the limit of 20
+# bad commands).
+$ABUSE junk "$SMTP_PORT" --src 127.0.0.2 --cmd 'NOOP,VRFY x,HELP,XYZZY' \
+    --count 500 > "$T/j.out" 2>&1
+c_has "$T/j.out" "last 421 4.7.0 relay.test Error: too many commands without mail"
+c_has "$T/j.out" "replies 50"
 # A relay client that sends mail between its junk is not cut off.
 $ABUSE junk "$SMTP_PORT" --src 127.0.0.1 --cmd RSET --count 120 \
     --mail-every 40 > "$T/j.out" 2>&1
@@ -144,6 +171,11 @@ $ABUSE idle "$SMTP_PORT" --src 127.0.0.2 --ehlo --max 20 > "$T/i.out" 2>&1
 c_has "$T/i.out" "421 4.4.2 relay.test Error: timeout exceeded"
 wait $R
 c_has "$T/r.out" "still-open"
+# MAIL FROM:<> does not buy an outsider the longer wait.
+$ABUSE idle "$SMTP_PORT" --src 127.0.0.2 --mail --max 20 > "$T/i.out" 2>&1
+c_has "$T/i.out" "mail 250 2.1.0"
+c_has "$T/i.out" "421 4.4.2 relay.test Error: timeout exceeded"
+[ "$(secs "$T/i.out")" -lt 15 ] || { cat "$T/i.out" >&2; fail "an outsider after MAIL waited the command timeout"; }
 $ABUSE idle "$SMTP_PORT" --src 127.0.0.2 --starttls --max 20 > "$T/i.out" 2>&1
 c_has "$T/i.out" "starttls 220 2.0.0"
 c_has "$T/i.out" " eof"
