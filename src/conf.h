@@ -51,6 +51,9 @@ struct conf {
 	char		*tls_cert_file;
 	char		*tls_key_file;
 	char		*auth_users;
+	unsigned	 auth_fail_limit;	/* per client address; 0: none */
+	unsigned	 auth_fail_window_ms;	/* failures forgotten after */
+	unsigned	 auth_fail_delay_max_ms;	/* 0: no delay */
 
 	/* Durations are in ms (confval.h). */
 	int64_t		 retry_min_ms;

@@ -29,6 +29,7 @@ src_libmxnet_a_SOURCES = \
 	src/runner.c src/runner.h \
 	src/smtpd.c src/smtpd.h src/smtpd_session.h src/smtpd_local.c \
 	src/smtpd_commit.c src/smtpd_auth.c src/smtpd_auth.h \
+	src/smtpd_authfail.c src/smtpd_authfail.h \
 	src/smtpd_parse.c src/smtpd_parse.h src/workq.c src/workq.h \
 	src/submit_bs.c src/submit_bs.h
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)

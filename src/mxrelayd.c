@@ -182,6 +182,9 @@ gen_new(struct daemon *d)
 	g->sp.nrelay_clients = c->nrelay_clients;
 	g->sp.tls_ctx = g->srv_ctx;
 	g->sp.users = g->users;
+	g->sp.auth_fail_limit = c->auth_fail_limit;
+	g->sp.auth_fail_window_ms = c->auth_fail_window_ms;
+	g->sp.auth_fail_delay_max_ms = c->auth_fail_delay_max_ms;
 	return g;
 fail:
 	gen_free(g);

@@ -14,6 +14,9 @@
  *			streaming unstuffer (smtp_proto.c) into the spool
  *	S_COMMIT	the message is being made durable in a worker
  *			thread; no input is taken until its reply is queued
+ *	S_AUTH_WAIT	AUTH: the password is being checked in a worker
+ *			thread, or the reply to a failure is delayed; no
+ *			input is taken until the reply is queued
  *	S_TLS		STARTTLS handshake running (no input is looked at)
  *	S_CLOSING	a last reply (221, 421) is being flushed; input ignored;
  *			the session goes when the write queue is empty or after
@@ -64,6 +67,7 @@
 #include "smtp_proto.h"
 #include "smtpd.h"
 #include "smtpd_auth.h"
+#include "smtpd_authfail.h"
 #include "smtpd_parse.h"
 #include "smtpd_session.h"
 #include "workq.h"
@@ -241,6 +245,7 @@ smtpd_free(struct smtpd *sd)
 	sd->freeing = true;
 	workq_free(sd->wq);
 	hash_free(&sd->addrs);
+	authfail_free(sd->authfail);
 	free(sd);
 }
 
@@ -385,6 +390,10 @@ smtpd_shutdown(struct smtpd *sd)
 			break;
 		case S_CLOSING:
 			break;
+		case S_AUTH_WAIT:
+			/* The 421 answers the AUTH. */
+			smtpd_auth_detach(s);
+			/* FALLTHROUGH */
 		case S_CMD:
 		case S_AUTH:
 			smtpd_reply(s, "421 4.3.2 %s Service shutting down",
@@ -514,7 +523,8 @@ session_make_room(struct smtpd *sd, bool for_relay)
 				closing = s;
 			continue;
 		}
-		if (s->state != S_CMD && s->state != S_AUTH && s->state != S_TLS)
+		if (s->state != S_CMD && s->state != S_AUTH &&
+		    s->state != S_AUTH_WAIT && s->state != S_TLS)
 			continue;
 		/* The list is in the order of arrival: none older follows. */
 		if (!for_relay &&
@@ -530,6 +540,8 @@ session_make_room(struct smtpd *sd, bool for_relay)
 		}
 		log_warnx("smtpd: listener full: closing %s (an outsider) for "
 		    "%s", s->peer, whom);
+		if (s->state == S_AUTH_WAIT)
+			smtpd_auth_detach(s);	/* the 421 answers the AUTH */
 		smtpd_reply(s, "421 4.7.0 %s Too many connections, closing",
 		    sd->p.hostname);
 		smtpd_session_closing(s);
@@ -628,6 +640,7 @@ session_free(struct session *s)
 	}
 	if (s->commit != NULL)
 		smtpd_commit_detach(s->commit);
+	smtpd_auth_detach(s);
 	io_free(s->io);
 	smtpd_session_reset_txn(s);
 	free(s->auth_user);
@@ -675,6 +688,10 @@ session_on_deadline(void *arg)
 		    "from %s", s->peer);
 		session_free(s);
 		return;
+	case S_AUTH_WAIT:
+		/* The 421 answers the AUTH. */
+		smtpd_auth_detach(s);
+		break;
 	case S_CMD:
 	case S_AUTH:
 	case S_DATA:
@@ -705,6 +722,10 @@ smtpd_session_timeout(struct session *s)
 		break;
 	case S_DATA:
 		ms = p->data_timeout_ms;
+		break;
+	case S_AUTH_WAIT:
+		/* We keep the client waiting (a delay of up to a minute). */
+		ms = 0;
 		break;
 	case S_COMMIT:
 	case S_CMD:
@@ -824,6 +845,7 @@ session_input_run(struct session *s)
 		switch (s->state) {
 		case S_TLS:
 		case S_COMMIT:
+		case S_AUTH_WAIT:
 		case S_CLOSING:
 			return;
 		case S_DATA:

@@ -59,6 +59,9 @@ struct smtpd_params {
 	size_t			 nrelay_clients;
 	SSL_CTX			*tls_ctx;	/* NULL: no STARTTLS */
 	const struct smtpd_users *users;	/* NULL: no AUTH */
+	unsigned		 auth_fail_limit;	/* per address; 0: none */
+	unsigned		 auth_fail_window_ms;	/* 0: the default */
+	unsigned		 auth_fail_delay_max_ms;	/* 0: no delay */
 };
 
 /*
@@ -67,6 +70,12 @@ struct smtpd_params {
  * max_recipients, max_clients, session_deadline_ms, max_per_address and
  * junk_limit 0 mean no limit; a timeout of 0 means its default below;
  * hostname NULL is "localhost", qualify_domain NULL is hostname.
+ *
+ * AUTH failures are counted per client address, and forgotten
+ * auth_fail_window_ms after the last one (0: SMTPD_AUTH_FAIL_WINDOW_MS).
+ * The reply to the n-th failure is delayed by 2^(n-1) s, at most
+ * auth_fail_delay_max_ms; an address with auth_fail_limit failures gets
+ * 454 4.7.0 to AUTH until they are forgotten.
  */
 
 /*
@@ -78,6 +87,7 @@ struct smtpd_params {
 #define SMTPD_DATA_TIMEOUT_MS	(300 * 1000)
 #define SMTPD_IDLE_TIMEOUT_MS	(60 * 1000)
 #define SMTPD_TLS_TIMEOUT_MS	(60 * 1000)
+#define SMTPD_AUTH_FAIL_WINDOW_MS	(30 * 60 * 1000)
 
 /*
  * A message was committed to the spool (env->id is set), before the 250.

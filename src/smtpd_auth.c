@@ -12,6 +12,22 @@
  * timing does not tell who exists.  Every buffer that held a password
  * or a hash is cleared with explicit_bzero() before it is freed or goes
  * out of scope.
+ *
+ * Under attack (mxrelayd(8), AUTH FAILURES):
+ * - crypt_r() runs in a worker thread (the smtpd's workq) with copies
+ *   of the password and of the hash, never on the loop; the session
+ *   waits in S_AUTH_WAIT, taking no input, so that replies stay in
+ *   order.  A session that goes meanwhile is detached from its check,
+ *   whose failure still counts.  Without a workq the check runs inline.
+ * - Failures are counted per client address in the smtpd's table
+ *   (smtpd_authfail.c), across connections.  The reply to a failure is
+ *   delayed by a timer (1 s, 2 s, 4 s ... up to auth_fail_delay_max_ms;
+ *   other sessions go on), and an address at auth_fail_limit gets 454
+ *   to AUTH until its failures are forgotten.  Each failure and each
+ *   refusal is one log line in a fixed format:
+ *	auth failure from [ADDR]:PORT count=N mech=MECH user=NAME
+ *	auth refused from [ADDR]:PORT count=N limit=L
+ *   (NAME escaped and last, since the client chose it).
  */
 #include "config.h"
 
@@ -26,16 +42,21 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "io.h"
 #include "log.h"
 #include "smtp_proto.h"
 #include "smtpd.h"
 #include "smtpd_auth.h"
+#include "smtpd_authfail.h"
 #include "smtpd_session.h"
 #include "util.h"
+#include "workq.h"
 
-#define SMTPD_AUTH_FAILS_MAX	3
+#define SMTPD_AUTH_FAILS_MAX	3	/* per connection, then 421 */
 #define SMTPD_USERS_LINE_MAX	4096
+#define SMTPD_AUTH_DELAY_MS	1000	/* after a first failure; doubles */
+#define SMTPD_AUTHFAIL_MAX	4096	/* client addresses remembered */
 
 /* Checked against when a user is unknown, so that timing does not tell. */
 #define SMTPD_DUMMY_HASH \
@@ -52,12 +73,44 @@ struct smtpd_users {
 	size_t		 n;
 };
 
+/* One password check (in a worker thread, or inline) and its reply. */
+struct auth_check {
+	struct smtpd	*sd;
+	struct session	*s;		/* NULL once the session is gone */
+	struct authfail_addr addr;
+	char		 peer[160];	/* the session's, for the logs */
+	const char	*mech;
+	char		*user;		/* NULL: malformed credentials */
+	char		*hash;		/* checked against; NULL: malformed */
+	char		*pass;
+	bool		 known;		/* the user exists */
+	bool		 ok;
+	bool		 in_worker;
+	struct ev_timer	 timer;		/* the delayed reply to a failure */
+};
+
 static bool	 auth_decode(struct session *, const char *, size_t, char *,
 		    size_t);
 static void	 auth_line(struct session *, char *, size_t, bool);
 static void	 auth_plain(struct session *, const char *, size_t);
 static void	 auth_finish(struct session *, const char *, const char *,
 		    const char *);
+static struct authfail *auth_table(struct smtpd *);
+static uint64_t	 auth_window(const struct smtpd *);
+static void	 auth_addr(const struct session *, struct authfail_addr *);
+static bool	 auth_refused(struct session *, bool);
+static struct auth_check *check_new(struct session *, const char *,
+		    const char *, const char *);
+static void	 check_free(struct auth_check *);
+static void	 check_work(void *);
+static void	 check_done(void *);
+static void	 check_result(struct auth_check *, bool);
+static void	 check_on_timer(void *);
+static void	 check_reply_fail(struct auth_check *, bool);
+static void	 check_end(struct auth_check *, bool);
+static const char *users_setting(const struct smtpd_users *, const char *,
+		    bool *);
+static bool	 hash_check(const char *, const char *, bool);
 static int	 users_line(struct smtpd_users *, char *, size_t,
 		    struct crypt_data *, const char *, unsigned long, char *,
 		    size_t);
@@ -95,6 +148,8 @@ smtpd_auth_begin(struct session *s, char *arg)
 		    "progress");
 		return;
 	}
+	if (auth_refused(s, false))
+		return;
 	if (smtpd_auth_cmd_parse(arg, &ac) == -1) {
 		smtpd_reply_error(s, "501 5.5.4 Syntax: AUTH mechanism "
 		    "[initial-response]");
@@ -218,33 +273,271 @@ auth_plain(struct session *s, const char *b64, size_t len)
 	explicit_bzero(&pl, sizeof(pl));
 }
 
-/* user/pass NULL: malformed, a failure. */
+/*
+ * The credentials are in (user/pass NULL: malformed, a failure): unless
+ * the address is refused, the session waits for their check.
+ */
 static void
 auth_finish(struct session *s, const char *mech, const char *user,
     const char *pass)
 {
-	const struct smtpd_params *p = &s->sd->p;
-	char esc[128];
+	struct smtpd *sd = s->sd;
+	struct auth_check *c;
 
-	util_escape(esc, sizeof(esc), user != NULL ? user : "");
-	if (user != NULL && pass != NULL && user[0] != '\0' &&
-	    p->users != NULL && smtpd_users_check(p->users, user, pass)) {
-		s->auth_user = xstrdup(user);
-		log_info("AUTH %s ok: user=%s client=%s", mech, esc,
-		    s->peer);
+	if (auth_refused(s, true))
+		return;
+	c = check_new(s, mech, user, pass);
+	s->state = S_AUTH_WAIT;
+	s->auth_check = c;
+	smtpd_session_timeout(s);
+	if (sd->wq != NULL && c->hash != NULL) {
+		c->in_worker = true;
+		workq_push(sd->wq, check_work, check_done, c);
+		return;
+	}
+	check_work(c);
+	check_result(c, true);
+}
+
+void
+smtpd_auth_detach(struct session *s)
+{
+	struct auth_check *c = s->auth_check;
+
+	if (c == NULL)
+		return;
+	s->auth_check = NULL;
+	if (c->in_worker) {
+		c->s = NULL;	/* check_done() counts it and frees it */
+		return;
+	}
+	ev_timer_del(s->sd->loop, &c->timer);
+	check_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Failures per client address. */
+
+/* The smtpd's table, made at its first use. */
+static struct authfail *
+auth_table(struct smtpd *sd)
+{
+	if (sd->authfail == NULL)
+		sd->authfail = authfail_new(SMTPD_AUTHFAIL_MAX);
+	return sd->authfail;
+}
+
+static uint64_t
+auth_window(const struct smtpd *sd)
+{
+	return sd->p.auth_fail_window_ms > 0 ? sd->p.auth_fail_window_ms :
+	    SMTPD_AUTH_FAIL_WINDOW_MS;
+}
+
+/*
+ * The key of the client's failures: as for its connection count
+ * (smtpd_client_key()), an IPv6 client by its /64 and an IPv4-mapped one
+ * as IPv4, so that hopping addresses inside a /64 gains no tries.
+ */
+static void
+auth_addr(const struct session *s, struct authfail_addr *a)
+{
+	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	memset(a, 0, sizeof(*a));
+	a->family = s->family;
+	if (s->family == AF_INET6 &&
+	    memcmp(s->rawaddr, mapped, sizeof(mapped)) == 0) {
+		a->family = AF_INET;
+		memcpy(a->addr, s->rawaddr + 12, 4);
+	} else if (s->family == AF_INET6)
+		memcpy(a->addr, s->rawaddr, 8);
+	else
+		memcpy(a->addr, s->rawaddr, sizeof(a->addr));
+}
+
+/*
+ * Whether the client's address has had its auth_fail_limit failures
+ * (then 454, logged).  With begin, a check starts unless it is refused:
+ * it counts against the limit until check_result().
+ */
+static bool
+auth_refused(struct session *s, bool begin)
+{
+	struct smtpd *sd = s->sd;
+	struct authfail_addr a;
+	unsigned limit = sd->p.auth_fail_limit, n;
+
+	auth_addr(s, &a);
+	if (begin) {
+		if (authfail_begin(auth_table(sd), &a, limit, auth_window(sd),
+		    ev_now(sd->loop), &n))
+			return false;
+	} else {
+		n = authfail_count(auth_table(sd), &a, auth_window(sd),
+		    ev_now(sd->loop));
+		if (limit == 0 || n < limit)
+			return false;
+	}
+	smtpd_auth_reset(s);
+	log_warnx("auth refused from %s count=%u limit=%u", s->peer, n, limit);
+	smtpd_reply_error(s, "454 4.7.0 Error: too many authentication "
+	    "failures, try again later");
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The check of a password, off the loop. */
+
+static struct auth_check *
+check_new(struct session *s, const char *mech, const char *user,
+    const char *pass)
+{
+	struct auth_check *c = xcalloc(1, sizeof(*c));
+	const struct smtpd_users *u = s->sd->p.users;
+
+	c->sd = s->sd;
+	c->s = s;
+	auth_addr(s, &c->addr);
+	util_strlcpy(c->peer, s->peer, sizeof(c->peer));
+	c->mech = mech;
+	ev_timer_init(&c->timer, check_on_timer, c);
+	if (user == NULL || pass == NULL || user[0] == '\0' || u == NULL)
+		return c;
+	c->user = xstrdup(user);
+	c->pass = xstrdup(pass);
+	c->hash = xstrdup(users_setting(u, user, &c->known));
+	return c;
+}
+
+static void
+check_free(struct auth_check *c)
+{
+	free(c->user);
+	if (c->pass != NULL) {
+		explicit_bzero(c->pass, strlen(c->pass));
+		free(c->pass);
+	}
+	if (c->hash != NULL) {
+		explicit_bzero(c->hash, strlen(c->hash));
+		free(c->hash);
+	}
+	free(c);
+}
+
+/* crypt_r(): in a worker thread; touches nothing but c. */
+static void
+check_work(void *arg)
+{
+	struct auth_check *c = arg;
+
+	if (c->hash == NULL)
+		return;
+	c->ok = hash_check(c->hash, c->pass, c->known);
+	explicit_bzero(c->pass, strlen(c->pass));
+}
+
+static void
+check_done(void *arg)
+{
+	struct auth_check *c = arg;
+
+	c->in_worker = false;
+	if (c->sd->freeing) {
+		check_free(c);
+		return;
+	}
+	check_result(c, false);
+}
+
+/*
+ * The check is over (from_input: inline, inside the session's input):
+ * count and log it, then the reply, a failure's after its delay.
+ */
+static void
+check_result(struct auth_check *c, bool from_input)
+{
+	struct smtpd *sd = c->sd;
+	struct session *s = c->s;
+	char esc[128];
+	uint64_t delay = SMTPD_AUTH_DELAY_MS;
+	unsigned n;
+
+	n = authfail_end(auth_table(sd), &c->addr, c->ok, auth_window(sd),
+	    ev_now(sd->loop));
+	util_escape(esc, sizeof(esc), c->user != NULL ? c->user : "");
+	if (c->ok)
+		log_info("AUTH %s ok: user=%s client=%s", c->mech, esc,
+		    c->peer);
+	else
+		log_warnx("auth failure from %s count=%u mech=%s user=%s",
+		    c->peer, n, c->mech, esc);
+	if (s == NULL) {		/* the client left */
+		check_free(c);
+		return;
+	}
+	if (s->state == S_CLOSING) {	/* timed out meanwhile */
+		check_end(c, true);
+		return;
+	}
+	if (c->ok) {
+		s->auth_user = xstrdup(c->user);
+		smtpd_session_trusted(s);
 		smtpd_reply(s, "235 2.7.0 Authentication successful");
+		check_end(c, from_input);
 		return;
 	}
 	s->auth_fails++;
-	log_warnx("AUTH %s failed: user=%s client=%s", mech, esc,
-	    s->peer);
-	if (s->auth_fails >= SMTPD_AUTH_FAILS_MAX) {
-		smtpd_reply(s, "421 4.7.0 %s Error: too many authentication "
-		    "failures", p->hostname);
-		smtpd_session_closing(s);
+	for (unsigned i = 1; i < n && delay < sd->p.auth_fail_delay_max_ms;
+	    i++)
+		delay *= 2;
+	if (delay > sd->p.auth_fail_delay_max_ms)
+		delay = sd->p.auth_fail_delay_max_ms;
+	if (delay > 0) {
+		ev_timer_add(sd->loop, &c->timer, delay);
 		return;
 	}
-	smtpd_reply(s, "535 5.7.8 Authentication credentials invalid");
+	check_reply_fail(c, from_input);
+}
+
+static void
+check_on_timer(void *arg)
+{
+	check_reply_fail(arg, false);
+}
+
+static void
+check_reply_fail(struct auth_check *c, bool from_input)
+{
+	struct session *s = c->s;
+
+	if (s->state == S_CLOSING) {	/* timed out meanwhile */
+		check_end(c, from_input);
+		return;
+	}
+	if (s->auth_fails >= SMTPD_AUTH_FAILS_MAX) {
+		smtpd_reply(s, "421 4.7.0 %s Error: too many authentication "
+		    "failures", s->sd->p.hostname);
+		smtpd_session_closing(s);
+	} else
+		smtpd_reply(s, "535 5.7.8 Authentication credentials invalid");
+	check_end(c, from_input);
+}
+
+/* The reply is queued: back to commands, and to the input waiting. */
+static void
+check_end(struct auth_check *c, bool from_input)
+{
+	struct session *s = c->s;
+
+	s->auth_check = NULL;
+	check_free(c);
+	if (s->state != S_AUTH_WAIT)
+		return;
+	s->state = S_CMD;
+	smtpd_session_timeout(s);
+	if (!from_input)
+		smtpd_session_input(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -466,30 +759,48 @@ ct_equal(const char *a, const char *b)
 	return d == 0;
 }
 
+/*
+ * The hash to check a password of user against: the user's (*known),
+ * else the first user's, so that an unknown user costs the same (same
+ * algorithm and cost as real checks), else a fixed SHA-512 one.
+ */
+static const char *
+users_setting(const struct smtpd_users *u, const char *user, bool *known)
+{
+	*known = false;
+	for (size_t i = 0; i < u->n; i++)
+		if (strcmp(u->v[i].name, user) == 0) {
+			*known = true;
+			return u->v[i].hash;
+		}
+	return u->n > 0 ? u->v[0].hash : SMTPD_DUMMY_HASH;
+}
+
+/* crypt_r(): safe in any thread, with its own crypt_data. */
+static bool
+hash_check(const char *hash, const char *pass, bool known)
+{
+	struct crypt_data *cd;
+	const char *r;
+	bool ok;
+
+	cd = xcalloc(1, sizeof(*cd));
+	r = crypt_r(pass, hash, cd);
+	ok = known && r != NULL && r[0] != '*' && ct_equal(r, hash);
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}
+
 bool
 smtpd_users_check(const struct smtpd_users *u, const char *user,
     const char *pass)
 {
-	struct crypt_data *cd;
-	const char *hash = NULL, *r;
-	bool ok;
+	const char *hash;
+	bool known;
 
 	if (u == NULL || user == NULL || pass == NULL)
 		return false;
-	for (size_t i = 0; i < u->n; i++)
-		if (strcmp(u->v[i].name, user) == 0) {
-			hash = u->v[i].hash;
-			break;
-		}
-	/*
-	 * Unknown user: hash anyway, with the first user's setting (same
-	 * algorithm and cost as real checks), else a fixed SHA-512 one.
-	 */
-	cd = xcalloc(1, sizeof(*cd));
-	r = crypt_r(pass, hash != NULL ? hash : u->n > 0 ? u->v[0].hash :
-	    SMTPD_DUMMY_HASH, cd);
-	ok = hash != NULL && r != NULL && r[0] != '*' && ct_equal(r, hash);
-	explicit_bzero(cd, sizeof(*cd));
-	free(cd);
-	return ok;
+	hash = users_setting(u, user, &known);
+	return hash_check(hash, pass, known);
 }

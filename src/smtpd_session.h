@@ -39,6 +39,7 @@ enum session_state {
 	S_DATA,
 	S_TLS,
 	S_COMMIT,	/* the message is being made durable (worker thread) */
+	S_AUTH_WAIT,	/* AUTH: the password checked (worker), or a delay */
 	S_CLOSING,
 };
 
@@ -68,6 +69,7 @@ struct session {
 	enum auth_step	 auth_step;
 	char		*auth_login;	/* LOGIN: the user name given */
 	unsigned	 auth_fails;
+	struct auth_check *auth_check;	/* S_AUTH_WAIT: the check */
 	unsigned	 errors;
 	unsigned	 junk;		/* junk commands since the last message */
 	unsigned	 ncmds;
@@ -137,6 +139,7 @@ struct smtpd {
 	unsigned	 nsessions;
 	struct hash	 addrs;		/* struct addr_count by client address */
 	struct workq	*wq;		/* commits off the loop; NULL = inline */
+	struct authfail	*authfail;	/* AUTH failures per address */
 	bool		 freeing;
 	struct local	*local;		/* the local session, if one runs */
 	char		 dbuf[SMTPD_DATA_CHUNK + 1];	/* unstuffer output */
@@ -177,5 +180,7 @@ void		 smtpd_auth_begin(struct session *, char *arg);
 void		 smtpd_auth_input(struct session *, char *line, size_t len,
 		    bool too_long);
 void		 smtpd_auth_reset(struct session *);
+/* The session goes (or shuts down) while its AUTH waits: forget it. */
+void		 smtpd_auth_detach(struct session *);
 
 #endif

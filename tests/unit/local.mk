@@ -145,6 +145,8 @@ check_PROGRAMS += tests/unit/test_smtpd
 tests_unit_test_smtpd_SOURCES = tests/unit/test_smtpd.c $(TEST_COMMON)
 tests_unit_test_smtpd_CPPFLAGS = $(AM_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_test_smtpd_CFLAGS = $(TEST_CFLAGS) $(CRYPT_CFLAGS)
+# Which thread runs crypt_r() (see test_auth_abuse).
+tests_unit_test_smtpd_LDFLAGS = -Wl,--wrap=crypt_r
 tests_unit_test_smtpd_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_smtpd
 
@@ -160,6 +162,12 @@ tests_unit_test_smtpd_auth_SOURCES = tests/unit/test_smtpd_auth.c $(TEST_COMMON)
 tests_unit_test_smtpd_auth_CFLAGS = $(TEST_CFLAGS) $(CRYPT_CFLAGS)
 tests_unit_test_smtpd_auth_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_smtpd_auth
+check_PROGRAMS += tests/unit/test_smtpd_authfail
+tests_unit_test_smtpd_authfail_SOURCES = tests/unit/test_smtpd_authfail.c \
+	$(TEST_COMMON)
+tests_unit_test_smtpd_authfail_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_smtpd_authfail_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_smtpd_authfail
 
 # The commit threads' queue on its own: real threads and a real loop.
 check_PROGRAMS += tests/unit/test_workq

@@ -126,6 +126,9 @@ check_defaults(const struct conf *c)
 	assert_null(c->tls_cert_file);
 	assert_null(c->tls_key_file);
 	assert_null(c->auth_users);
+	assert_int_equal(c->auth_fail_limit, 10);
+	assert_int_equal(c->auth_fail_window_ms, 30 * 60 * 1000);
+	assert_int_equal(c->auth_fail_delay_max_ms, 8 * 1000);
 	assert_int_equal(c->retry_min_ms, 300 * 1000);
 	assert_int_equal(c->retry_max_ms, 3600 * 1000);
 	assert_true(c->queue_lifetime_ms == 5 * 86400 * 1000LL);
@@ -281,6 +284,14 @@ test_numbers(void **state)
 		    offsetof(struct conf, domain_concurrency), 'u', 5 },
 		{ "max_recipients = 100", offsetof(struct conf, max_recipients),
 		    'u', 100 },
+		{ "auth_fail_limit = 0", offsetof(struct conf, auth_fail_limit),
+		    'u', 0 },
+		{ "auth_fail_window = 1h",
+		    offsetof(struct conf, auth_fail_window_ms), 'u', 3600000 },
+		{ "auth_fail_delay_max = 0",
+		    offsetof(struct conf, auth_fail_delay_max_ms), 'u', 0 },
+		{ "auth_fail_delay_max = 1m",
+		    offsetof(struct conf, auth_fail_delay_max_ms), 'u', 60000 },
 		{ "max_clients = 7", offsetof(struct conf, max_clients), 'u', 7 },
 		{ "retry_min = 90", offsetof(struct conf, retry_min_ms), 'd',
 		    90000 },

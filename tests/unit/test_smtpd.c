@@ -22,10 +22,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <crypt.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -97,6 +99,25 @@ struct client {
 };
 
 static struct fx *cur;
+
+/*
+ * crypt_r() wrapped (-Wl,--wrap=crypt_r): how often it ran on the
+ * thread of the loop and how often elsewhere (a worker).
+ */
+static pthread_t main_thread;
+static _Atomic unsigned crypt_on_loop, crypt_off_loop;
+char	*__real_crypt_r(const char *, const char *, struct crypt_data *);
+char	*__wrap_crypt_r(const char *, const char *, struct crypt_data *);
+
+char *
+__wrap_crypt_r(const char *key, const char *setting, struct crypt_data *cd)
+{
+	if (pthread_equal(pthread_self(), main_thread))
+		crypt_on_loop++;
+	else
+		crypt_off_loop++;
+	return __real_crypt_r(key, setting, cd);
+}
 
 static void
 on_queued(void *arg, const struct envelope *env)
@@ -1658,7 +1679,8 @@ test_auth(void **state)
 	free(body);
 	assert_true(mock_log_contains("AUTH PLAIN ok: user=alice client=["
 	    "127.0.0.1]:"));
-	assert_true(mock_log_contains("AUTH PLAIN failed: user=alice"));
+	assert_true(mock_log_contains("auth failure from [127.0.0.1]:"));
+	assert_true(mock_log_contains(" mech=PLAIN user=alice"));
 	assert_true(mock_log_contains(", auth=alice"));
 
 	/* LOGIN, and the user name as initial response. */
@@ -1707,11 +1729,144 @@ test_auth(void **state)
 	EXPECT(&c, "421 4.7.0");
 	cl_wait_eof(&c);
 	cl_close(&c);
-	assert_true(mock_log_contains("failed: user=mallory"));
+	assert_true(mock_log_contains(" mech=PLAIN user=mallory"));
 	/* Passwords are never logged. */
 	assert_false(mock_log_contains("secret"));
 	assert_false(mock_log_contains("wrong"));
 	assert_int_equal(spool_count(fx, NULL), 1);
+}
+
+/* TLS and EHLO on a new connection. */
+static void
+cl_tls_hello(struct fx *fx, struct client *c)
+{
+	cl_hello(fx, c);
+	cl_sends(c, "STARTTLS\r\n");
+	EXPECT(c, "220 ");
+	cl_tls(c);
+	cl_sends(c, "EHLO c.example\r\n");
+	EXPECT(c, "250-");
+}
+
+/*
+ * AUTH under attack, with worker threads: crypt_r() never runs on the
+ * loop's thread; failures are counted per address across connections,
+ * their replies delayed by a timer (1 s, then 2 s) while another
+ * session is served at once, replies stay in order behind the wait, and
+ * at auth_fail_limit the address gets 454 even on a new connection.
+ */
+static void
+test_auth_abuse(void **state)
+{
+	struct fx *fx = *state;
+	struct client a, b, other;
+	char bad[128], line[300];
+	uint64_t t0, t;
+
+	if (!have_certs || secret_hash[0] == '\0')
+		skip();
+	tls_setup(fx);
+	users_setup(fx);
+	fx->p.auth_fail_limit = 3;
+	fx->p.auth_fail_delay_max_ms = 2000;
+	fx_start(fx);
+	assert_int_equal(smtpd_commit_threads(fx->sd, 2), 0);
+	crypt_on_loop = crypt_off_loop = 0;
+	b64("\0alice\0wrong", 12, bad, sizeof(bad));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\nNOOP\r\n", bad);
+
+	cl_hello(fx, &other);
+	cl_tls_hello(fx, &a);
+	t0 = util_now_ms();
+	cl_sends(&a, line);
+	/* Meanwhile another session is answered at once. */
+	run_for(fx, 100);
+	cl_sends(&other, "NOOP\r\n");
+	EXPECT(&other, "250 ");
+	assert_true(util_now_ms() - t0 < 900);
+	EXPECT(&a, "535 5.7.8");
+	t = util_now_ms() - t0;
+	if (t < 950)
+		fail_msg("first failure answered after %llu ms, want 1 s",
+		    (unsigned long long)t);
+	EXPECT(&a, "250 2.0.0");	/* the NOOP, after the 535 */
+	t0 = util_now_ms();
+	cl_sends(&a, line);
+	EXPECT(&a, "535 5.7.8");
+	t = util_now_ms() - t0;
+	if (t < 1950)
+		fail_msg("second failure answered after %llu ms, want 2 s",
+		    (unsigned long long)t);
+	EXPECT(&a, "250 2.0.0");
+	cl_close(&a);
+
+	/* A new connection: the third failure, then refusals. */
+	cl_tls_hello(fx, &b);
+	cl_sends(&b, line);
+	EXPECT(&b, "535 5.7.8");
+	EXPECT(&b, "250 2.0.0");
+	cl_sends(&b, line);
+	EXPECT(&b, "454 4.7.0");
+	EXPECT(&b, "250 2.0.0");
+	cl_close(&b);
+	cl_tls_hello(fx, &b);
+	b64("\0alice\0secret", 13, bad, sizeof(bad));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", bad);
+	cl_sends(&b, line);		/* even the right password */
+	EXPECT(&b, "454 4.7.0");
+	cl_sends(&b, "AUTH LOGIN\r\n");
+	EXPECT(&b, "454 4.7.0");
+	cl_close(&b);
+	cl_close(&other);
+	assert_true(mock_log_contains("auth failure from [127.0.0.1]:"));
+	assert_true(mock_log_contains(" count=2 mech=PLAIN user=alice"));
+	assert_true(mock_log_contains(" count=3 mech=PLAIN user=alice"));
+	assert_true(mock_log_contains("auth refused from [127.0.0.1]:"));
+	assert_true(mock_log_contains(" count=3 limit=3"));
+	assert_false(mock_log_contains("AUTH PLAIN ok"));
+	assert_int_equal(crypt_on_loop, 0);
+	assert_int_equal(crypt_off_loop, 3);
+}
+
+/* A session that goes while its password is checked or its reply waits. */
+static void
+test_auth_gone(void **state)
+{
+	struct fx *fx = *state;
+	struct client a;
+	char bad[128], line[300];
+
+	if (!have_certs || secret_hash[0] == '\0')
+		skip();
+	tls_setup(fx);
+	users_setup(fx);
+	fx->p.auth_fail_delay_max_ms = 5000;
+	fx_start(fx);
+	assert_int_equal(smtpd_commit_threads(fx->sd, 1), 0);
+	b64("\0alice\0wrong", 12, bad, sizeof(bad));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", bad);
+	/* Gone at once: the check finishes alone, and counts. */
+	cl_tls_hello(fx, &a);
+	cl_sends(&a, line);
+	cl_close(&a);
+	run_for(fx, 300);
+	assert_true(mock_log_contains(" count=1 mech=PLAIN user=alice"));
+	/* Gone during the delay (the timer is dropped with the session). */
+	cl_tls_hello(fx, &a);
+	cl_sends(&a, line);
+	run_for(fx, 300);
+	assert_true(mock_log_contains(" count=2 mech=PLAIN user=alice"));
+	cl_close(&a);
+	run_for(fx, 100);
+	assert_int_equal(smtpd_nsessions(fx->sd), 0);
+	/* Shut down during the delay: 421 at once. */
+	cl_tls_hello(fx, &a);
+	cl_sends(&a, line);
+	run_for(fx, 300);
+	smtpd_shutdown(fx->sd);
+	EXPECT(&a, "421 4.3.2");
+	cl_wait_eof(&a);
+	cl_close(&a);
 }
 
 static void
@@ -2437,6 +2592,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_starttls, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_abuse, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_gone, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth_unconfigured, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_local_session, setup,
@@ -2476,6 +2635,7 @@ main(void)
 	if (!have_certs)
 		fprintf(stderr, "openssl command or tls-certs.sh failed: "
 		    "TLS tests skipped\n");
+	main_thread = pthread_self();
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (certdir[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", certdir);
