@@ -93,5 +93,27 @@ grep -qE 'auth refused from \[127\.0\.0\.1\]:[0-9]+ count=4 limit=4$' "$T/d.log"
 grep -q 'auth .* from \[127\.0\.0\.4\]' "$T/d.log" && fail "127.0.0.4 counted"
 grep -q 's3cret\|wrong' "$T/d.log" && fail "a password in the log"
 ok "every failure and refusal logged with the address, in the fail2ban format"
+
+# 5. Where fail2ban is installed: its own matcher, with the filter as
+# mxrelayd(8) shows it, on the daemon's lines dated as syslog would.
+if command -v fail2ban-regex > /dev/null &&
+    [ -f /etc/fail2ban/filter.d/common.conf ]; then
+	mkdir "$T/f2b"
+	cp /etc/fail2ban/filter.d/common.conf "$T/f2b/"
+	sed -n '/^\[INCLUDES\]/,/^ignoreregex/p' \
+	    "${top_srcdir:-.}/man/mxrelayd.8" | sed 's/\\e/\\/g' \
+	    > "$T/f2b/mxrelayd-auth.conf"
+	sed -n 's/^mxrelayd: /Dec  1 23:59:01 relay mxrelayd[42]: /p' \
+	    "$T/d.log" > "$T/f2b/log"
+	fail2ban-regex -v "$T/f2b/log" "$T/f2b/mxrelayd-auth.conf" \
+	    > "$T/f2b/out" 2>&1
+	grep -q '^Lines: .* 6 matched' "$T/f2b/out" ||
+	    { cat "$T/f2b/out" >&2; fail "fail2ban-regex: want 6 lines matched"; }
+	[ "$(grep -c '^|  *127\.0\.0\.1  ' "$T/f2b/out")" = 6 ] ||
+	    { cat "$T/f2b/out" >&2; fail "fail2ban-regex: want 127.0.0.1 six times"; }
+	ok "fail2ban-regex with the filter of mxrelayd(8): the six lines, all 127.0.0.1"
+else
+	echo "# fail2ban-regex not installed: the filter is not run"
+fi
 daemon_stop
 [ "$DRC" = 0 ] || fail "mxrelayd exited $DRC"
