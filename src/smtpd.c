@@ -891,16 +891,18 @@ session_after_reply(struct session *s)
 }
 
 /*
- * NOOP, RSET, HELP, VRFY or an unknown command: a client of the listener
- * may send junk_limit of them between two messages (local sessions have
- * no limit).  The one over the limit gets 421 instead of its reply: false.
+ * NOOP, RSET, HELP, VRFY or an unknown command: an outsider may send
+ * junk_limit of them in a session (relay clients, authenticated users and
+ * local sessions, which may keep a connection alive with NOOP, have no
+ * limit).  The one over the limit gets 421 instead of its reply: false.
  */
 static bool
 session_junk(struct session *s)
 {
 	const struct smtpd_params *p = &s->sd->p;
 
-	if (s->lc != NULL || p->junk_limit == 0 || ++s->junk <= p->junk_limit)
+	if (p->junk_limit == 0 || session_relay_ok(s) ||
+	    ++s->junk <= p->junk_limit)
 		return true;
 	log_warnx("too many junk commands from %s", s->peer);
 	smtpd_reply(s, "421 4.7.0 %s Error: too many commands without mail",

@@ -52,8 +52,8 @@ struct smtpd_params {
 	unsigned		 session_deadline_ms;	/* whole session; 0: none */
 	unsigned		 max_per_address;	/* outsiders' connections
 						   per address; 0: none */
-	unsigned		 junk_limit;	/* NOOP RSET HELP VRFY and unknown
-					   commands between two messages;
+	unsigned		 junk_limit;	/* an outsider's NOOP RSET HELP
+					   VRFY and unknown commands;
 					   0: none */
 	const struct cidr	*relay_clients;
 	size_t			 nrelay_clients;

@@ -335,7 +335,6 @@ commit_reply(struct session *s, struct commit *c)
 		    "client=%s, tls=%s", env->id, esc, env->size,
 		    env->nrcpt, s->peer, tls != NULL ? tls : "none");
 	smtpd_reply(s, "250 2.0.0 Ok: queued as %s", env->id);
-	s->junk = 0;
 }
 
 static void

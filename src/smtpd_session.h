@@ -71,7 +71,7 @@ struct session {
 	unsigned	 auth_fails;
 	struct auth_check *auth_check;	/* S_AUTH_WAIT: the check */
 	unsigned	 errors;
-	unsigned	 junk;		/* junk commands since the last message */
+	unsigned	 junk;		/* junk commands (an outsider's) */
 	unsigned	 ncmds;
 	struct addr_count *ac;	/* its address's count; NULL if local */
 	uint64_t	 start_ms;	/* connected (ev_now) */
