@@ -1,14 +1,20 @@
 #!/bin/sh
 # certs.sh DIR NAME...: make a test CA and certificates in DIR.
 #   DIR/ca.pem                 the CA certificate
-#   DIR/good.pem, good.key     signed by the CA for every NAME (SAN)
+#   DIR/good.pem, good.key     signed by the CA for every NAME (SAN; an
+#                              IPv4 address is an IP SAN)
 #   DIR/self.pem, self.key     self-signed for the first NAME
 #   DIR/wrong.pem, wrong.key   signed by the CA for another name
 set -e
 dir=$1
 shift
 san=""
-for n in "$@"; do san="${san:+$san,}DNS:$n"; done
+for n in "$@"; do
+	case $n in
+	*[!0-9.]*)	san="${san:+$san,}DNS:$n" ;;
+	*)		san="${san:+$san,}IP:$n" ;;
+	esac
+done
 cd "$dir"
 q() { "$@" > /dev/null 2>&1; }
 q openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \

@@ -1101,6 +1101,10 @@ conn_line(struct conn *c, char *line, size_t len, bool more)
 	} else if (VERB("AUTH")) {
 		char *mech = arg, *ir;
 
+		/* Every AUTH that arrives, even one refused: tests check
+		 * that credentials never reached a server. */
+		sink_log("auth-cmd id=%u tls=%s", c->id,
+		    c->ssl != NULL ? "yes" : "no");
 		if (opt.auth_user == NULL || c->ssl == NULL || c->authed) {
 			conn_out(c, "503 5.5.1 no AUTH here\r\n");
 			return;
