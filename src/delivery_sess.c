@@ -444,6 +444,11 @@ sess_start(struct dest *d, size_t ri)
 	if (p.tls_ctx == NULL)
 		p.tls = TLS_NONE;
 	if (e->c.relayhost != NULL) {
+		/*
+		 * The certificate must match the configured name, not the
+		 * name of an MX record that unauthenticated DNS gave.
+		 */
+		p.verify_name = e->c.relayhost->host;
 		p.auth_user = e->c.auth_user;
 		p.auth_pass = e->c.auth_pass;
 	}

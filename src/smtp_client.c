@@ -84,12 +84,16 @@ smtpc_new(struct ev_loop *loop, const struct sockaddr *sa, socklen_t salen,
 	    params->helo_name : "localhost.localdomain");
 	s->peer_name = params->peer_name != NULL ?
 	    xstrdup(params->peer_name) : NULL;
+	s->verify_name = params->verify_name != NULL ?
+	    xstrdup(params->verify_name) : params->peer_name != NULL ?
+	    xstrdup(params->peer_name) : NULL;
 	s->auth_user = params->auth_user != NULL ?
 	    xstrdup(params->auth_user) : NULL;
 	s->auth_pass = xstrdup(params->auth_pass != NULL ?
 	    params->auth_pass : "");
 	s->p.helo_name = s->helo_name;
 	s->p.peer_name = s->peer_name;
+	s->p.verify_name = s->verify_name;
 	s->p.auth_user = s->auth_user;
 	s->p.auth_pass = s->auth_pass;
 	if (s->p.tls_ctx == NULL)
@@ -161,6 +165,7 @@ smtpc_destroy(struct smtpc *s)
 	free(s->rstate);
 	free(s->helo_name);
 	free(s->peer_name);
+	free(s->verify_name);
 	free(s->auth_user);
 	if (s->auth_pass != NULL) {
 		explicit_bzero(s->auth_pass, strlen(s->auth_pass));

@@ -47,6 +47,11 @@ struct smtpc_params {
 	const char	*peer_name;	/* MX host name: SNI, verify, logs */
 	enum tls_policy	 tls;		/* none, may, encrypt, verify */
 	SSL_CTX		*tls_ctx;	/* client context; NULL when tls == none */
+	/*
+	 * The name the certificate must match under verify (a relayhost's
+	 * configured name); also sent as SNI.  NULL: peer_name.
+	 */
+	const char	*verify_name;
 	const char	*auth_user;	/* AUTH PLAIN/LOGIN over TLS only; NULL = none */
 	const char	*auth_pass;
 	struct smtpc_timeouts timeouts;	/* ms (confval.h) */

@@ -60,6 +60,7 @@ struct smtpc {
 	struct smtpc_params	 p;	/* strings below are our copies */
 	char			*helo_name;
 	char			*peer_name;
+	char			*verify_name;	/* p.verify_name or peer_name */
 	char			*auth_user;
 	char			*auth_pass;
 	char			 peer_text[NI_MAXHOST * 2 + NI_MAXSERV + 8];

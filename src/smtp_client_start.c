@@ -23,6 +23,7 @@
 
 static void	 smtpc_after_ehlo(struct smtpc *);
 static void	 smtpc_after_tls(struct smtpc *);
+static void	 smtpc_unverified_text(struct smtpc *, char *, size_t);
 static void	 smtpc_ready(struct smtpc *);
 static void	 smtpc_write_secret(struct smtpc *, const char *);
 static bool	 smtpc_is_ip(const char *);
@@ -86,9 +87,10 @@ smtpc_on_starttls(struct smtpc *s)
 		}
 		s->state = SMTPC_TLS;
 		io_set_timeout(s->io, s->p.timeouts.helo);
+		/* SNI asks for the certificate of the name we check. */
 		if (io_start_tls(s->io, s->p.tls_ctx, true,
-		    s->peer_name != NULL && !smtpc_is_ip(s->peer_name) ?
-		    s->peer_name : NULL, s->peer_name) == -1)
+		    s->verify_name != NULL && !smtpc_is_ip(s->verify_name) ?
+		    s->verify_name : NULL, s->verify_name) == -1)
 			smtpc_fail(s, SMTPC_CAUSE_TLS,
 			    SMTPC_STAGE_STARTTLS,
 			    "TLS handshake failed: %s", smtpc_io_error(s));
@@ -176,6 +178,23 @@ smtpc_after_tls(struct smtpc *s)
 	    SMTPC_AUTH_PLAIN : SMTPC_AUTH_LOGIN);
 }
 
+/* "name (OpenSSL's reason)", escaped: what the peer is not verified for. */
+static void
+smtpc_unverified_text(struct smtpc *s, char *buf, size_t len)
+{
+	const char *vt = io_tls_verify_text(s->io);
+	const char *name = s->verify_name;
+	char ename[SMTPC_REPLY_MAX / 4], evt[SMTPC_REPLY_MAX / 4];
+
+	smtp_escape(ename, sizeof(ename), name != NULL ? name : "?",
+	    name != NULL ? strlen(name) : 1);
+	smtp_escape(evt, sizeof(evt), vt != NULL ? vt : "?",
+	    vt != NULL ? strlen(vt) : 1);
+	/* cut short rather than fail: it is only for reading */
+	if (snprintf(buf, len, "%s (%s)", ename, evt) < 0)
+		util_strlcpy(buf, "?", len);
+}
+
 void
 smtpc_on_tls_done(struct smtpc *s)
 {
@@ -186,12 +205,11 @@ smtpc_on_tls_done(struct smtpc *s)
 	s->tls_active = true;
 	s->tls_verified = io_tls_verified(s->io);
 	if (s->p.tls == TLS_VERIFY && !s->tls_verified) {
-		char why[SMTPC_REPLY_MAX], esc[SMTPC_REPLY_MAX / 2];
-		const char *vt = io_tls_verify_text(s->io);
+		char why[SMTPC_REPLY_MAX], what[SMTPC_REPLY_MAX / 2];
 
-		smtp_escape(esc, sizeof(esc), vt != NULL ? vt : "?",
-		    vt != NULL ? strlen(vt) : 1);
-		snprintf(why, sizeof(why), "certificate not verified: %s", esc);
+		smtpc_unverified_text(s, what, sizeof(what));
+		snprintf(why, sizeof(why), "certificate not verified for %s",
+		    what);
 		smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS, SMTPC_STAGE_STARTTLS,
 		    why);
 		return;

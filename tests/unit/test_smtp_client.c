@@ -1375,6 +1375,53 @@ test_auth(void **state)
 	free(log);
 }
 
+/*
+ * Under verify the certificate is checked against verify_name, not
+ * peer_name (the name of an MX record): a certificate for mx.test fails
+ * for verify_name other.test, and passes for verify_name mx.test whatever
+ * peer_name says.
+ */
+static void
+test_verify_name(void **state)
+{
+	struct fixture *f = *state;
+	char cert[300], key[300], err[256];
+
+	make_cert(f, cert, key, sizeof(cert));
+	sink_start(f, "-c", cert, "-k", key, NULL);
+	f->ctx = tls_client_ctx_new(cert, true, err, sizeof(err));
+	assert_non_null(f->ctx);
+	f->p.tls = TLS_VERIFY;
+	f->p.tls_ctx = f->ctx;
+	f->p.verify_name = "other.test";
+	run(f, &two_rcpts, 1);
+	assert_false(f->ready);
+	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	/* a verify context ends the handshake itself */
+	assert_non_null(strstr(f->c_reply, "TLS handshake failed"));
+	assert_non_null(strstr(f->c_reply, "hostname mismatch"));
+}
+
+static void
+test_verify_name_not_peer_name(void **state)
+{
+	struct fixture *f = *state;
+	char cert[300], key[300], err[256];
+
+	make_cert(f, cert, key, sizeof(cert));
+	sink_start(f, "-c", cert, "-k", key, NULL);
+	f->ctx = tls_client_ctx_new(cert, true, err, sizeof(err));
+	assert_non_null(f->ctx);
+	f->p.tls = TLS_VERIFY;
+	f->p.tls_ctx = f->ctx;
+	f->p.peer_name = "mx1.elsewhere.test";
+	f->p.verify_name = "mx.test";
+	run(f, &two_rcpts, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_true(f->tls_verified);
+}
+
 static void
 test_auth_bad_password(void **state)
 {
@@ -1460,6 +1507,8 @@ main(void)
 		T(test_verify_with_ca),
 		T(test_auth),
 		T(test_auth_bad_password),
+		T(test_verify_name),
+		T(test_verify_name_not_peer_name),
 #endif
 		T(test_auth_never_in_clear),
 #undef T
