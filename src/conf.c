@@ -67,6 +67,7 @@ static conf_set_fn set_uint;		/* unsigned, within [min, max] */
 static conf_set_fn set_duration;	/* ms; [min, max] in seconds */
 static conf_set_fn set_size;		/* uint64_t, bytes within [min, max] */
 static conf_set_fn set_tls;		/* enum tls_policy */
+static conf_set_fn set_auth_tls;	/* enum tls_policy: encrypt, verify */
 static conf_set_fn set_hostports;	/* struct hostport * + size_t count */
 static conf_set_fn set_cidrs;		/* struct cidr * + size_t count */
 static conf_set_fn set_relayhost;	/* struct hostport *, NULL = none */
@@ -109,6 +110,8 @@ static const struct conf_key keys[] = {
 	K("relayhost", set_relayhost, relayhost, NULL, 0, 0, CK_OPTIONAL),
 	K("relayhost_auth_file", set_path, relayhost_auth_file, NULL, 0, 0,
 	    CK_OPTIONAL),
+	K("relayhost_auth_tls", set_auth_tls, relayhost_auth_tls, "verify", 0,
+	    0, 0),
 	KL("dns_servers", set_hostports, dns_servers, ndns_servers, NULL,
 	    CK_OPTIONAL | CK_IPONLY),
 	K("smtp_port", set_uint, smtp_port, "25", 1, 65535, 0),
@@ -392,6 +395,22 @@ set_tls(struct conf *c, const struct conf_key *k, const char *value,
 
 	if (conf_parse_tls_policy(value, &p) == -1) {
 		util_seterr(why, whylen, "must be none, may, encrypt or verify");
+		return -1;
+	}
+	*FIELD(c, k, enum tls_policy) = p;
+	return 0;
+}
+
+/* The TLS that credentials need: encrypt or verify (never none or may). */
+static int
+set_auth_tls(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	enum tls_policy p;
+
+	if (conf_parse_tls_policy(value, &p) == -1 ||
+	    (p != TLS_ENCRYPT && p != TLS_VERIFY)) {
+		util_seterr(why, whylen, "must be encrypt or verify");
 		return -1;
 	}
 	*FIELD(c, k, enum tls_policy) = p;

@@ -40,6 +40,7 @@ struct conf {
 
 	struct hostport	*relayhost;	/* NULL = deliver by MX */
 	char		*relayhost_auth_file;
+	enum tls_policy	 relayhost_auth_tls;	/* verify, or encrypt */
 	struct hostport	*dns_servers;
 	size_t		 ndns_servers;
 	unsigned	 smtp_port;

@@ -88,6 +88,8 @@ struct delivery_conf {
 	const struct hostport	*relayhost;	/* NULL = by MX */
 	const char		*auth_user;	/* relayhost AUTH; NULL = none */
 	const char		*auth_pass;
+	/* AUTH over TLS not verified for the relayhost's name too */
+	bool			 auth_unverified;
 	struct smtpc_timeouts	 timeouts;	/* ms */
 	unsigned		 reuse_limit;
 	unsigned		 mx_host_limit;		/* 0: no limit */

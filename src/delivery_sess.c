@@ -451,6 +451,7 @@ sess_start(struct dest *d, size_t ri)
 		p.verify_name = e->c.relayhost->host;
 		p.auth_user = e->c.auth_user;
 		p.auth_pass = e->c.auth_pass;
+		p.auth_unverified = e->c.auth_unverified;
 	}
 	p.timeouts = e->c.timeouts;
 	e->active++;

@@ -170,6 +170,7 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	dc.relayhost = c->relayhost;
 	dc.auth_user = d->auth_user;
 	dc.auth_pass = d->auth_pass;
+	dc.auth_unverified = c->relayhost_auth_tls != TLS_VERIFY;
 	dc.timeouts = c->smtp_timeouts;
 	dc.reuse_limit = c->connection_reuse_limit;
 	dc.mx_host_limit = c->mx_host_limit;

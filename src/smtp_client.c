@@ -48,7 +48,6 @@ static void	 smtpc_reason_vset(struct smtpc_reason *, enum outcome,
 		    enum smtpc_stage, enum smtpc_cause, const char *, va_list)
 		    __attribute__((format(printf, 5, 0)));
 static void	 smtpc_close(struct smtpc *, const struct smtpc_reason *);
-static void	 smtpc_quit_fail(struct smtpc *, const struct smtpc_reason *);
 static void	 smtpc_defer_fail(struct smtpc *, const struct smtpc_reason *);
 static void	 smtpc_destroy(struct smtpc *);
 static enum smtpc_stage smtpc_stage_of(enum smtpc_state);
@@ -765,7 +764,7 @@ smtpc_fail_reply(struct smtpc *s, enum smtpc_stage stage)
 }
 
 /* A failure before any transaction: say QUIT, then closed(). */
-static void
+void
 smtpc_quit_fail(struct smtpc *s, const struct smtpc_reason *why)
 {
 	s->failing = true;

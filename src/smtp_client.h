@@ -48,12 +48,20 @@ struct smtpc_params {
 	enum tls_policy	 tls;		/* none, may, encrypt, verify */
 	SSL_CTX		*tls_ctx;	/* client context; NULL when tls == none */
 	/*
-	 * The name the certificate must match under verify (a relayhost's
-	 * configured name); also sent as SNI.  NULL: peer_name.
+	 * The name the certificate must match, under verify and for AUTH
+	 * (a relayhost's configured name); also sent as SNI.  NULL: peer_name.
 	 */
 	const char	*verify_name;
 	const char	*auth_user;	/* AUTH PLAIN/LOGIN over TLS only; NULL = none */
 	const char	*auth_pass;
+	/*
+	 * false: AUTH only over TLS whose chain was verified and whose
+	 * certificate matched verify_name; otherwise the session ends before
+	 * AUTH (TEMPFAIL, stage AUTH, cause TLS, 4.7.0).  true: over any TLS,
+	 * with a warning in the log (relayhost_auth_tls = encrypt).  Never in
+	 * clear either way.
+	 */
+	bool		 auth_unverified;
 	struct smtpc_timeouts timeouts;	/* ms (confval.h) */
 };
 
@@ -91,8 +99,9 @@ enum smtpc_cause {
 	SMTPC_CAUSE_CONNECT,	/* the TCP connection could not be made
 				 * (refused, unreachable, timed out) */
 	SMTPC_CAUSE_TLS,	/* TLS: the handshake failed or timed out,
-				 * STARTTLS missing under encrypt/verify, or
-				 * the peer not verified under verify */
+				 * STARTTLS missing under encrypt/verify, the
+				 * peer not verified under verify, or not
+				 * verified enough for our credentials */
 	SMTPC_CAUSE_TIMEOUT,	/* no reply, or no progress sending the
 				 * body, in time (RFC 5321 §4.5.3.2) */
 	SMTPC_CAUSE_LOST,	/* the connection closed or failed */

@@ -123,6 +123,7 @@ void		 smtpc_reason_set(struct smtpc_reason *, enum outcome,
 void		 smtpc_fail(struct smtpc *, enum smtpc_cause, enum smtpc_stage,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
 void		 smtpc_fail_reply(struct smtpc *, enum smtpc_stage);
+void		 smtpc_quit_fail(struct smtpc *, const struct smtpc_reason *);
 void		 smtpc_quit_fail_reply(struct smtpc *, enum outcome,
 		    enum smtpc_stage);
 void		 smtpc_quit_fail_local(struct smtpc *, enum smtpc_cause,

@@ -17,12 +17,14 @@
 #include <string.h>
 
 #include "io.h"
+#include "log.h"
 #include "smtp_client_int.h"
 #include "smtp_proto.h"
 #include "util.h"
 
 static void	 smtpc_after_ehlo(struct smtpc *);
 static void	 smtpc_after_tls(struct smtpc *);
+static bool	 smtpc_auth_tls_ok(struct smtpc *);
 static void	 smtpc_unverified_text(struct smtpc *, char *, size_t);
 static void	 smtpc_ready(struct smtpc *);
 static void	 smtpc_write_secret(struct smtpc *, const char *);
@@ -168,6 +170,8 @@ smtpc_after_tls(struct smtpc *s)
 		    "AUTH needs TLS: credentials are never sent in clear");
 		return;
 	}
+	if (!smtpc_auth_tls_ok(s))
+		return;
 	if (!(s->ehlo.ext & SMTP_EXT_AUTH) ||
 	    !(s->ehlo.auth & (SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN))) {
 		smtpc_quit_fail_local(s, SMTPC_CAUSE_LOCAL, SMTPC_STAGE_AUTH,
@@ -176,6 +180,36 @@ smtpc_after_tls(struct smtpc *s)
 	}
 	smtpc_enter_state(s, (s->ehlo.auth & SMTP_AUTH_PLAIN) ?
 	    SMTPC_AUTH_PLAIN : SMTPC_AUTH_LOGIN);
+}
+
+/*
+ * May the credentials go over this TLS session?  Only when its chain was
+ * verified and its certificate matched verify_name (a man in the middle
+ * with any other certificate would get them), unless the caller allows
+ * unverified TLS: then with a warning.  Otherwise the session ends here
+ * (4.7.0, as RFC 3463 has for a security condition) and false.
+ */
+static bool
+smtpc_auth_tls_ok(struct smtpc *s)
+{
+	struct smtpc_reason why;
+	char what[SMTPC_REPLY_MAX / 2];
+
+	if (s->tls_verified && s->verify_name != NULL)
+		return true;
+	smtpc_unverified_text(s, what, sizeof(what));
+	if (s->p.auth_unverified) {
+		log_warnx("smtp %s: sending credentials over TLS that is not "
+		    "verified for %s: relayhost_auth_tls = encrypt allows it",
+		    s->peer_text, what);
+		return true;
+	}
+	smtpc_reason_set(&why, OUTCOME_TEMPFAIL, SMTPC_STAGE_AUTH,
+	    SMTPC_CAUSE_TLS, "4.7.0 credentials withheld: TLS certificate not "
+	    "verified for %s", what);
+	util_strlcpy(why.status, "4.7.0", sizeof(why.status));
+	smtpc_quit_fail(s, &why);
+	return false;
 }
 
 /* "name (OpenSSL's reason)", escaped: what the peer is not verified for. */

@@ -118,6 +118,7 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->relay_clients[1].prefix, 128);
 	assert_null(c->relayhost);
 	assert_null(c->relayhost_auth_file);
+	assert_int_equal(c->relayhost_auth_tls, TLS_VERIFY);
 	assert_int_equal(c->ndns_servers, 0);
 	assert_int_equal(c->smtp_port, 25);
 	assert_int_equal(c->tls, TLS_MAY);
@@ -367,6 +368,12 @@ test_tls(void **state)
 		    t[i].text + 6), 0);
 		conf_free(&c);
 	}
+	load_ok("relayhost_auth_tls = encrypt", &c);
+	assert_int_equal(c.relayhost_auth_tls, TLS_ENCRYPT);
+	conf_free(&c);
+	load_ok("relayhost_auth_tls = Verify", &c);
+	assert_int_equal(c.relayhost_auth_tls, TLS_VERIFY);
+	conf_free(&c);
 	assert_int_equal(conf_parse_tls_policy("encrypt", &p), 0);
 	assert_int_equal(p, TLS_ENCRYPT);
 	assert_int_equal(conf_parse_tls_policy("sometimes", &p), -1);
@@ -639,6 +646,12 @@ test_errors(void **state)
 		{ "tls = sometimes\n", ":1: tls: \"sometimes\": must be none, "
 		    "may, encrypt or verify" },
 		{ "tls =\n", ":1: tls: \"\": missing value" },
+		{ "relayhost_auth_tls = may\n", ":1: relayhost_auth_tls: "
+		    "\"may\": must be encrypt or verify" },
+		{ "relayhost_auth_tls = none\n", ":1: relayhost_auth_tls: "
+		    "\"none\": must be encrypt or verify" },
+		{ "relayhost_auth_tls =\n", ":1: relayhost_auth_tls: \"\": "
+		    "missing value" },
 		{ "tls_policy = example.com\n", ":1: tls_policy: "
 		    "\"example.com\": expected DOMAIN POLICY" },
 		{ "tls_policy = example.com verify extra\n", ":1: tls_policy: " },

@@ -40,6 +40,7 @@
 #include <openssl/x509.h>
 
 #include "event.h"
+#include "mock_log.h"
 #include "smtp_client.h"
 #include "status.h"
 #include "tls.h"
@@ -1356,8 +1357,113 @@ test_starttls_injected(void **state)
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_PROTOCOL);
 }
 
+/*
+ * A context that trusts the self-signed certificate (its own CA) without
+ * requiring it: the verification result is there for AUTH to look at.
+ */
+static void
+tls_setup_trusting(struct fixture *f, const char *cert, enum tls_policy pol)
+{
+	char err[256];
+
+	f->ctx = tls_client_ctx_new(cert, false, err, sizeof(err));
+	assert_non_null(f->ctx);
+	f->p.tls = pol;
+	f->p.tls_ctx = f->ctx;
+}
+
+/* Over TLS verified for mx.test (peer_name), AUTH goes. */
 static void
 test_auth(void **state)
+{
+	struct fixture *f = *state;
+	char cert[300], key[300], *log;
+
+	make_cert(f, cert, key, sizeof(cert));
+	sink_start(f, "-c", cert, "-k", key, "-a", "joe:secret", NULL);
+	tls_setup_trusting(f, cert, TLS_MAY);
+	f->p.auth_user = "joe";
+	f->p.auth_pass = "secret";
+	run(f, &two_rcpts, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_true(f->tls_verified);
+	log = sink_log(f);
+	assert_non_null(strstr(log, "auth id=1 user=joe result=ok"));
+	assert_null(strstr(log, "secret"));
+	free(log);
+	assert_false(mock_log_contains("sending credentials"));
+}
+
+/*
+ * Unverified TLS (a self-signed certificate, as a man in the middle would
+ * show under may or encrypt; or a trusted one for another name than
+ * verify_name): no AUTH command at all, a TEMPFAIL at stage AUTH, cause
+ * TLS, 4.7.0, and QUIT.
+ */
+static void
+auth_withheld(void **state, bool trusted, enum tls_policy pol,
+    const char *verify_name, const char *why)
+{
+	struct fixture *f = *state;
+	char cert[300], key[300], *log;
+
+	make_cert(f, cert, key, sizeof(cert));
+	sink_start(f, "-c", cert, "-k", key, "-a", "joe:secret", NULL);
+	if (trusted)
+		tls_setup_trusting(f, cert, pol);
+	else
+		tls_setup(f, pol, false);
+	f->p.verify_name = verify_name;
+	f->p.auth_user = "joe";
+	f->p.auth_pass = "secret";
+	run(f, &two_rcpts, 1);
+	assert_false(f->ready);
+	assert_int_equal(f->ndone, 0);
+	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->c_stage, SMTPC_STAGE_AUTH);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	assert_int_equal(f->c_why.code, 0);
+	assert_string_equal(f->c_why.status, "4.7.0");
+	assert_non_null(strstr(f->c_reply, "4.7.0 credentials withheld: TLS "
+	    "certificate not verified for "));
+	assert_non_null(strstr(f->c_reply, verify_name != NULL ? verify_name :
+	    "mx.test"));
+	assert_non_null(strstr(f->c_reply, why));
+	assert_true(strncmp(f->tls_version, "TLSv1.", 6) == 0);
+	assert_false(f->tls_verified);
+	log = sink_log(f);
+	assert_non_null(strstr(log, "tls id=1 version=TLSv1."));
+	assert_int_equal(count(log, "auth-cmd id="), 0);
+	assert_int_equal(count(log, "auth id="), 0);
+	assert_int_equal(count(log, "mail id="), 0);
+	assert_non_null(strstr(log, "quit id=1"));
+	free(log);
+}
+
+static void
+test_auth_self_signed_may(void **state)
+{
+	auth_withheld(state, false, TLS_MAY, NULL, "self-signed certificate");
+}
+
+static void
+test_auth_self_signed_encrypt(void **state)
+{
+	auth_withheld(state, false, TLS_ENCRYPT, NULL,
+	    "self-signed certificate");
+}
+
+/* The chain verifies, but not for the name the caller asked for. */
+static void
+test_auth_wrong_name(void **state)
+{
+	auth_withheld(state, true, TLS_MAY, "smarthost.test",
+	    "mismatch");
+}
+
+/* auth_unverified: over any TLS, with a warning naming the peer. */
+static void
+test_auth_unverified_allowed(void **state)
 {
 	struct fixture *f = *state;
 	char cert[300], key[300], *log;
@@ -1367,12 +1473,17 @@ test_auth(void **state)
 	tls_setup(f, TLS_ENCRYPT, false);
 	f->p.auth_user = "joe";
 	f->p.auth_pass = "secret";
+	f->p.auth_unverified = true;
 	run(f, &two_rcpts, 1);
 	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_false(f->tls_verified);
 	log = sink_log(f);
 	assert_non_null(strstr(log, "auth id=1 user=joe result=ok"));
-	assert_null(strstr(log, "secret"));
 	free(log);
+	assert_true(mock_log_contains("sending credentials over TLS that is "
+	    "not verified for mx.test (self-signed certificate): "
+	    "relayhost_auth_tls = encrypt allows it"));
+	assert_false(mock_log_contains("secret"));
 }
 
 /*
@@ -1430,7 +1541,7 @@ test_auth_bad_password(void **state)
 
 	make_cert(f, cert, key, sizeof(cert));
 	sink_start(f, "-c", cert, "-k", key, "-a", "joe:secret", NULL);
-	tls_setup(f, TLS_MAY, false);
+	tls_setup_trusting(f, cert, TLS_MAY);
 	f->p.auth_user = "joe";
 	f->p.auth_pass = "wrong";
 	run(f, &two_rcpts, 1);
@@ -1507,6 +1618,10 @@ main(void)
 		T(test_verify_with_ca),
 		T(test_auth),
 		T(test_auth_bad_password),
+		T(test_auth_self_signed_may),
+		T(test_auth_self_signed_encrypt),
+		T(test_auth_wrong_name),
+		T(test_auth_unverified_allowed),
 		T(test_verify_name),
 		T(test_verify_name_not_peer_name),
 #endif
