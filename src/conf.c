@@ -68,6 +68,7 @@ static conf_set_fn set_duration;	/* ms; [min, max] in seconds */
 static conf_set_fn set_size;		/* uint64_t, bytes within [min, max] */
 static conf_set_fn set_tls;		/* enum tls_policy */
 static conf_set_fn set_auth_tls;	/* enum tls_policy: encrypt, verify */
+static conf_set_fn set_bare_lf;		/* enum bare_lf_policy */
 static conf_set_fn set_hostports;	/* struct hostport * + size_t count */
 static conf_set_fn set_cidrs;		/* struct cidr * + size_t count */
 static conf_set_fn set_relayhost;	/* struct hostport *, NULL = none */
@@ -137,6 +138,7 @@ static const struct conf_key keys[] = {
 	K("domain_concurrency", set_uint, domain_concurrency, "20", 1, 10000,
 	    0),
 	K("max_recipients", set_uint, max_recipients, "1000", 1, 1000000, 0),
+	K("bare_lf", set_bare_lf, bare_lf, "normalize", 0, 0, 0),
 	K("max_clients", set_uint, max_clients, "100", 1, 100000, 0),
 	K("max_clients_per_address", set_uint, max_clients_per_address, "10",
 	    0, 100000, 0),
@@ -414,6 +416,24 @@ set_auth_tls(struct conf *c, const struct conf_key *k, const char *value,
 		return -1;
 	}
 	*FIELD(c, k, enum tls_policy) = p;
+	return 0;
+}
+
+static int
+set_bare_lf(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	enum bare_lf_policy p;
+
+	if (strcasecmp(value, "normalize") == 0)
+		p = BARE_LF_NORMALIZE;
+	else if (strcasecmp(value, "reject") == 0)
+		p = BARE_LF_REJECT;
+	else {
+		util_seterr(why, whylen, "must be normalize or reject");
+		return -1;
+	}
+	*FIELD(c, k, enum bare_lf_policy) = p;
 	return 0;
 }
 

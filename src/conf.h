@@ -64,6 +64,7 @@ struct conf {
 	unsigned	 concurrency;
 	unsigned	 domain_concurrency;
 	unsigned	 max_recipients;
+	enum bare_lf_policy bare_lf;
 	unsigned	 max_clients;
 	/* The listener's limits per client (mxrelay.conf(5), Listener). */
 	unsigned	 max_clients_per_address;	/* 0: none */

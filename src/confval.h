@@ -26,6 +26,12 @@ enum tls_policy {
 	TLS_VERIFY,
 };
 
+/* bare_lf: a bare LF in DATA from a relay client or a user (smtpd.h). */
+enum bare_lf_policy {
+	BARE_LF_REJECT = 0,	/* 554 5.6.0, as from anyone else */
+	BARE_LF_NORMALIZE,	/* a line end, stored as CRLF */
+};
+
 /*
  * "host:port", "[v6addr]:port", "[host]:port" (bracketed = no MX lookup),
  * "host" or a bare "v6addr" (no port).  conf_load() fills in the port of

@@ -169,6 +169,7 @@ gen_new(struct daemon *d)
 	g->sp.hostname = c->hostname;
 	g->sp.qualify_domain = c->qualify_domain;
 	g->sp.max_size = c->max_message_size;
+	g->sp.bare_lf = c->bare_lf;
 	g->sp.max_recipients = c->max_recipients;
 	g->sp.max_clients = c->max_clients;
 	g->sp.cmd_timeout_ms = c->smtpd_command_timeout_ms;

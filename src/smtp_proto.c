@@ -6,8 +6,9 @@
  * line's text, never more than SMTP_REPLY_LINES_MAX lines or
  * SMTP_REPLY_SIZE_MAX bytes; the stuffing encoder never emits a bare CR,
  * a bare LF or a line that starts with an unstuffed '.'; the unstuffing
- * decoder ends data only on CRLF "." CRLF and writes no byte after its
- * first violation.
+ * decoder ends data only on CRLF "." CRLF (a bare LF that it stores as
+ * CRLF included) and writes no byte after its first violation, nor a bare
+ * CR or LF.
  */
 #include "config.h"
 
@@ -392,7 +393,7 @@ smtp_stuff_finish(struct smtp_stuff *st, char *dst, size_t dstsize)
 }
 
 void
-smtp_unstuff_init(struct smtp_unstuff *u, size_t line_max)
+smtp_unstuff_init(struct smtp_unstuff *u, size_t line_max, unsigned flags)
 {
 	u->line_max = line_max < 3 ? 3 : line_max;
 	u->col = 0;
@@ -400,6 +401,8 @@ smtp_unstuff_init(struct smtp_unstuff *u, size_t line_max)
 	u->cr = false;
 	u->dotline = false;
 	u->done = false;
+	u->lfline = false;
+	u->flags = flags;
 	u->err = SMTP_UNSTUFF_MORE;
 }
 
@@ -431,13 +434,14 @@ smtp_unstuff_feed(struct smtp_unstuff *u, const char *in, size_t len,
 	for (i = 0; i < len; i++) {
 		c = (unsigned char)in[i];
 		/* Worst case for this byte: a held CR and its LF. */
-		need = c == '\r' ? 0 : (c == '\n' && u->cr) ? 2 : 1;
+		need = c == '\r' ? 0 : (c == '\n' && (u->cr ||
+		    (u->flags & SMTP_UNSTUFF_LF))) ? 2 : 1;
 		if (u->err == SMTP_UNSTUFF_MORE && outsize - o < need)
 			break;
 		if (u->cr) {
 			u->cr = false;
 			if (c == '\n') {
-				if (u->dotline) {
+				if (u->dotline && !u->lfline) {
 					/* CRLF "." CRLF: the end of data. */
 					u->done = true;
 					*used = i + 1;
@@ -448,7 +452,13 @@ smtp_unstuff_feed(struct smtp_unstuff *u, const char *in, size_t len,
 					out[o++] = '\r';
 					out[o++] = '\n';
 				}
+				/*
+				 * A line end; a "." line that started after a
+				 * bare LF was an empty line, not the end.
+				 */
 				u->bol = true;
+				u->lfline = false;
+				u->dotline = false;
 				u->col = 0;
 				continue;
 			}
@@ -459,6 +469,22 @@ smtp_unstuff_feed(struct smtp_unstuff *u, const char *in, size_t len,
 		}
 		if (c == '\r') {
 			u->cr = true;
+			continue;
+		}
+		if (c == '\n' && (u->flags & SMTP_UNSTUFF_LF)) {
+			/*
+			 * A line end, stored as CRLF; the "." line it may end
+			 * is an empty line, and the next line cannot end the
+			 * data either: only CRLF "." CRLF does.
+			 */
+			if (u->err == SMTP_UNSTUFF_MORE) {
+				out[o++] = '\r';
+				out[o++] = '\n';
+			}
+			u->bol = true;
+			u->lfline = true;
+			u->dotline = false;
+			u->col = 0;
 			continue;
 		}
 		if (c == '\n') {

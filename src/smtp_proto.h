@@ -143,6 +143,14 @@ size_t		 smtp_stuff_finish(struct smtp_stuff *, char *dst,
  * more output is written (the caller drops the message), but the input is
  * still consumed up to the real end of data, so the session answers one
  * error and stays in sync with the client's next command.
+ *
+ * With SMTP_UNSTUFF_LF (for trusted clients, as Postfix's
+ * smtpd_forbid_bare_newline = normalize) a bare LF is no violation but a
+ * line end, stored as CRLF.  The line after it is a line like any other:
+ * its leading '.' is removed ("\n..x" -> "\r\n.x").  Still only CRLF "."
+ * CRLF ends the data: a "." line that starts after a bare LF or ends in
+ * one ("\n.\n", "\n.\r\n", "\r\n.\n") is an empty line of the message,
+ * so what follows it stays message text.  A bare CR is still a violation.
  */
 enum smtp_unstuff_status {
 	SMTP_UNSTUFF_MORE = 0,	/* give more input (or more output room) */
@@ -160,17 +168,25 @@ struct smtp_unstuff {
 	bool		 cr;		/* a CR is held back */
 	bool		 dotline;	/* the line so far is just its '.' */
 	bool		 done;		/* end of data seen */
+	bool		 lfline;	/* this line started after a bare LF */
+	unsigned	 flags;
+#define SMTP_UNSTUFF_LF	0x01	/* a bare LF ends a line (stored as CRLF) */
 	enum smtp_unstuff_status err;	/* first violation, or MORE if none */
 };
-/* line_max: SMTP_TEXT_LINE_MAX + 2 (1000) per RFC 5321; below 3 means 3. */
-void		 smtp_unstuff_init(struct smtp_unstuff *, size_t line_max);
+/*
+ * line_max: SMTP_TEXT_LINE_MAX + 2 (1000) per RFC 5321; below 3 means 3.
+ * flags: 0 or SMTP_UNSTUFF_LF.
+ */
+void		 smtp_unstuff_init(struct smtp_unstuff *, size_t line_max,
+		    unsigned flags);
 /*
  * Decode from in (len bytes; any bytes, NULs included) into out.  *used
  * gets the input bytes taken, *outlen the bytes written (both set on every
  * call).  Returns:
  *  - SMTP_UNSTUFF_MORE: all input taken (*used == len), or out is full
  *    (*used < len: call again with the rest); outsize >= len + 1 always
- *    takes all of it.  A violation may already be recorded in ->err.
+ *    takes all of it (with SMTP_UNSTUFF_LF: outsize >= 2 * len).  A
+ *    violation may already be recorded in ->err.
  *  - SMTP_UNSTUFF_END or the first violation's status: the end of data
  *    was read; *used counts up to and including its final LF, and
  *    in + *used is the next (pipelined) command.

@@ -117,7 +117,6 @@ static void	 session_on_io(struct io *, enum io_event, void *);
 static void	 session_on_close_timer(void *);
 static void	 session_line(struct session *, char *, size_t, bool);
 static void	 session_after_reply(struct session *);
-static bool	 session_relay_ok(const struct session *);
 static bool	 addr_relay_ok(const struct smtpd *, int, const void *);
 static void	 vreply(struct session *, const char *, va_list)
 		    __attribute__((format(printf, 2, 0)));
@@ -516,7 +515,7 @@ session_make_room(struct smtpd *sd, bool for_relay)
 	struct session *s, *closing = NULL;
 
 	TAILQ_FOREACH(s, &sd->sessions, entry) {
-		if (s->lc != NULL || session_relay_ok(s))
+		if (s->lc != NULL || smtpd_session_relay_ok(s))
 			continue;
 		if (s->state == S_CLOSING) {
 			if (closing == NULL)
@@ -730,7 +729,7 @@ smtpd_session_timeout(struct session *s)
 	case S_COMMIT:
 	case S_CMD:
 	case S_AUTH:
-		ms = session_relay_ok(s) ? p->cmd_timeout_ms :
+		ms = smtpd_session_relay_ok(s) ? p->cmd_timeout_ms :
 		    p->idle_timeout_ms;
 		break;
 	case S_CLOSING:
@@ -901,7 +900,7 @@ session_junk(struct session *s)
 {
 	const struct smtpd_params *p = &s->sd->p;
 
-	if (p->junk_limit == 0 || session_relay_ok(s) ||
+	if (p->junk_limit == 0 || smtpd_session_relay_ok(s) ||
 	    ++s->junk <= p->junk_limit)
 		return true;
 	log_warnx("too many junk commands from %s", s->peer);
@@ -988,8 +987,8 @@ smtpd_reply_error(struct session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool
-session_relay_ok(const struct session *s)
+bool
+smtpd_session_relay_ok(const struct session *s)
 {
 	const struct smtpd *sd = s->sd;
 
@@ -1131,7 +1130,7 @@ cmd_rcpt(struct session *s, char *arg)
 		smtpd_reply_error(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (!session_relay_ok(s)) {
+	if (!smtpd_session_relay_ok(s)) {
 		log_info("reject: RCPT from %s: 554 5.7.1 Relay access "
 		    "denied: %s", s->peer,
 		    smtp_escape(esc, sizeof(esc), arg, strlen(arg)));

@@ -38,6 +38,8 @@ struct smtpd_params {
 	const char		*hostname;	/* greeting, EHLO, Received: by */
 	const char		*qualify_domain;/* for RCPT TO:<user> without @ */
 	uint64_t		 max_size;	/* SIZE; the DATA limit (0 = none) */
+	/* a bare LF in DATA from a relay client, a user or a local session */
+	enum bare_lf_policy	 bare_lf;
 	unsigned		 max_recipients;
 	unsigned		 max_clients;	/* more: 421 4.7.0 and close */
 	unsigned		 cmd_timeout_ms;	/* waiting for a command */

@@ -127,7 +127,10 @@ smtpd_data_begin(struct session *s, char *arg)
 	s->too_big = false;
 	s->spool_err = 0;
 	msg_hops_init(&s->hops);
-	smtp_unstuff_init(&s->unstuff, SMTPD_TEXT_LINE_MAX);
+	/* Postfix's smtpd_forbid_bare_newline = normalize, for trusted ones. */
+	smtp_unstuff_init(&s->unstuff, SMTPD_TEXT_LINE_MAX,
+	    sd->p.bare_lf == BARE_LF_NORMALIZE && smtpd_session_relay_ok(s) ?
+	    SMTP_UNSTUFF_LF : 0);
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	s->state = S_DATA;
 	smtpd_session_timeout(s);

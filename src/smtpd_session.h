@@ -154,6 +154,8 @@ void		 smtpd_session_reset_txn(struct session *);
 void		 smtpd_session_timeout(struct session *);
 /* It authenticated: out of its address's connection count. */
 void		 smtpd_session_trusted(struct session *);
+/* May it give recipients: a relay client, a user or a local session? */
+bool		 smtpd_session_relay_ok(const struct session *);
 /* A reply line (CRLF added) queued on the session's io. */
 void		 smtpd_reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));

@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "confval.h"
+
 struct queue;
 
 /* What -bs takes from the configuration (mxrelay.conf(5)). */
@@ -20,6 +22,7 @@ struct submit_bs_conf {
 	const char	*qualify_domain;
 	uint64_t	 max_size;		/* max_message_size; 0: none */
 	unsigned	 max_recipients;
+	enum bare_lf_policy bare_lf;		/* the local user is trusted */
 };
 
 /*

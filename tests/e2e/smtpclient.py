@@ -3,9 +3,11 @@
 
   smtpclient.py send PORT --to ADDR [--from ADDR] [--subject S] [--body-size N]
       [--starttls --cafile F] [--auth USER:PASS] [--size-param N]
+      [--upload FILE]
       One message; prints every reply as "CMD CODE TEXT"; exit 0 when the
       message was queued, 1 when refused (the refusal is printed), 2 on
-      connection errors.
+      connection errors.  --upload sends FILE's bytes as the message, as
+      `curl --upload-file` does (an LF-only file stays LF-only).
   smtpclient.py burst PORT --count N --conns C --to-domain D --acked FILE
       N messages over C sequential connections (each message on its own
       transaction); after each 250 to DATA, "N ID" is appended to FILE
@@ -78,7 +80,10 @@ def cmd_send(a):
         if code not in (250, 251):
             return 1
         try:
-            code, text = s.data(message(a.subject, a.to, a.body_size))
+            if a.upload:
+                code, text = upload(s, a.upload)
+            else:
+                code, text = s.data(message(a.subject, a.to, a.body_size))
         except smtplib.SMTPDataError as e:
             print("DATA", e.smtp_code, e.smtp_error.decode())
             return 1
@@ -88,6 +93,23 @@ def cmd_send(a):
     except (OSError, smtplib.SMTPException) as e:
         print("error", e)
         return 2
+
+
+def upload(s, path):
+    """DATA with FILE's bytes as curl sends them (smtplib's data() would
+    turn bare LFs into CRLF): a dot is doubled only at the start and after
+    CRLF, and CRLF "." CRLF ends it, after a CRLF of its own when the file
+    does not end in one."""
+    body = open(path, "rb").read()
+    code, text = s.docmd("DATA")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, text)
+    wire = body.replace(b"\r\n.", b"\r\n..")
+    if wire.startswith(b"."):
+        wire = b"." + wire
+    wire += b".\r\n" if wire.endswith(b"\r\n") or not wire else b"\r\n.\r\n"
+    s.send(wire)
+    return s.getreply()
 
 
 def cmd_burst(a):
@@ -205,6 +227,7 @@ def main():
     s.add_argument("--cafile")
     s.add_argument("--auth")
     s.add_argument("--size-param", type=int, default=0)
+    s.add_argument("--upload")
     b = sub.add_parser("burst")
     b.add_argument("port", type=int)
     b.add_argument("--count", type=int, required=True)

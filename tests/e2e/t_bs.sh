@@ -4,7 +4,8 @@
 # `sendmail -bs -i`), driven by a Python client over pipes as those PHP
 # libraries do: two messages in one session (the second pipelined), a
 # remote recipient accepted for the local user, no STARTTLS or AUTH, a
-# smuggling attempt refused with nothing queued, an input that ends inside
+# smuggling attempt refused with nothing queued under bare_lf = reject and
+# one message under normalize (bare LFs stored as CRLF), an input that ends inside
 # DATA (nothing queued, exit 65), and non-interactive use with a pipe, a
 # file and /dev/null on stdin.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
@@ -128,14 +129,14 @@ if scenario == "two":
     expect("250 2.0.0 Ok: queued as ")
     expect("221 2.0.0")
     finish(0)
-elif scenario == "smuggle":
+elif scenario in ("smuggle", "smuggle-normalize"):
     send("MAIL FROM:<app@client.test>\r\nRCPT TO:<a@remote.example>\r\nDATA\r\n")
     expect("250 2.1.0")
     expect("250 2.1.5")
     expect("354 ")
     send("Subject: x\r\n\r\nhello\n.\r\nMAIL FROM:<evil@client.test>\r\n"
          "RCPT TO:<victim@remote.example>\r\nDATA\r\nsmuggled\r\n.\r\n")
-    expect("554 5.6.0")
+    expect("554 5.6.0" if scenario == "smuggle" else "250 2.0.0 Ok: queued")
     send("NOOP\r\n")
     expect("250 2.0.0")
     send("QUIT\r\n")
@@ -179,13 +180,34 @@ id=$(grep ' someone@remote.example$' "$T/list" | cut -d' ' -f1)
 body_of "$id" | grep -q '^\.dotted' || fail "dot-stuffing not undone"
 ok "-bs: two messages in one session (pipelined), remote recipients taken, Received: names the user"
 
-# 2. Smuggling: 554 5.6.0, the session stays in step, nothing queued.
+# 2. Smuggling under bare_lf = reject: 554 5.6.0, the session stays in
+# step, nothing queued.
 rm -rf "$SPOOL"
+NCONF=$CONF
+CONF="$T/reject.conf"
+{ cat "$NCONF"; echo "bare_lf = reject"; } > "$CONF"
 bs smuggle
+CONF=$NCONF
 [ "$BRC" = 0 ] || bs_fail "-bs smuggling scenario"
 grep -q '< 554 5.6.0 .*bare LF' "$T/bs.out" || bs_fail "no 554 5.6.0 for a bare LF"
 [ "$(spool_count)" = 0 ] || fail "a smuggled message was queued: $(cat "$T/list")"
-ok "-bs: a bare-LF smuggling attempt gets 554 5.6.0 and nothing is queued"
+ok "-bs, bare_lf = reject: a bare-LF smuggling attempt gets 554 5.6.0 and nothing is queued"
+
+# 2b. Under bare_lf = normalize (the default): one message, whose text
+# holds the smuggled commands, with CRLF line ends.
+bs smuggle-normalize
+[ "$BRC" = 0 ] || bs_fail "-bs smuggling scenario under normalize"
+[ "$(grep -c '< 250 2.0.0 Ok: queued' "$T/bs.out")" = 1 ] || bs_fail "not one 250 for the message"
+[ "$(spool_count)" = 1 ] || fail "want one message, have: $(cat "$T/list")"
+grep -q ' a@remote.example$' "$T/list" || fail "envelope: $(cat "$T/list")"
+body_of "$(last_id)" > "$T/body"
+[ "$(grep -c "$(printf '\r')\$" "$T/body")" = "$(tr -cd '\n' < "$T/body" | wc -c | tr -d ' ')" ] ||
+    fail "a line without CRLF: $(od -c "$T/body" | tail -n 5)"
+tr -d '\r' < "$T/body" | sed -n '/^hello$/,$p' | tr '\n' '|' > "$T/tail"
+[ "$(cat "$T/tail")" = "hello||MAIL FROM:<evil@client.test>|RCPT TO:<victim@remote.example>|DATA|smuggled|" ] ||
+    fail "stored text: $(cat "$T/tail")"
+ok "-bs, bare_lf = normalize: the same attempt is one message, the smuggled commands its text, CRLF line ends"
+rm -rf "$SPOOL"
 
 # 3. The input ends inside DATA: nothing queued, exit 65 (EX_DATAERR).
 bs cut

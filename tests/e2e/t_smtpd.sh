@@ -2,9 +2,10 @@
 # End to end: mxrelayd's SMTP listener driven by a real client (Python's
 # smtplib and ssl, tests/e2e/smtpclient.py), delivering to exchangers on
 # loopback: a relay client's message delivered by MX preference, an
-# outsider refused, AUTH over TLS only, SMTP smuggling payloads, commands
-# pipelined before STARTTLS, oversize messages, and kill -9 in the middle
-# of a 1,000-message burst.
+# outsider refused, AUTH over TLS only, SMTP smuggling payloads under
+# bare_lf = reject and normalize, an LF-only file as curl --upload-file
+# sends it, commands pipelined before STARTTLS, oversize messages, and
+# kill -9 in the middle of a 1,000-message burst.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -95,7 +96,8 @@ ok "outsider refused with 554 5.7.1 and nothing queued; AUTH over TLS: 535 for a
 daemon_stop
 
 # 4. SMTP smuggling: each payload yields one message or an error, never two.
-sinks_stop; fresh; listener_conf
+# Under bare_lf = reject, each is refused whole.
+sinks_stop; fresh; listener_conf "bare_lf = reject"
 sink 127.0.0.2
 daemon_start
 n=0
@@ -127,7 +129,92 @@ for mid in '\n' '\r'; do
 	grep -q '^554 5.6.0' "$T/c.out" || { cat "$T/c.out" >&2; fail "bare $mid mid-body: no 554 5.6.0"; }
 	[ "$(grep -c '^250 2.0.0 Ok: queued' "$T/c.out")" = 1 ] || { cat "$T/c.out" >&2; fail "bare $mid mid-body: the clean message after it was not queued once"; }
 done
-ok "SMTP smuggling: $n payloads and a bare LF/CR mid-body: 554 5.6.0, nothing queued, never a second message"
+ok "SMTP smuggling, bare_lf = reject: $n payloads and a bare LF/CR mid-body: 554 5.6.0, nothing queued, never a second message"
+daemon_stop
+
+# sink_msg RCPT: the file of the message the exchanger 127.0.0.2 stored for
+# RCPT (up to 5 s); its body after the first empty line.
+sink_msg() {
+	within 5 sh -c "grep -l '^RCPT TO:<$1>\$' '$T/sink/127.0.0.2'/msg.* > '$T/msgf' 2>/dev/null" ||
+	    return 1
+	head -n 1 "$T/msgf"
+}
+crlf_only() { [ "$(grep -c "$(printf '\r')\$" "$1")" = "$(wc -l < "$1" | tr -d ' ')" ]; }
+
+# 4b. Under bare_lf = normalize (the default), from a relay client: a
+# payload with a bare CR is refused whole; in the others the bare LF is a
+# line end, the fake end is an empty line and the smuggled commands are
+# the text of the one message delivered.
+sinks_stop; fresh; listener_conf
+sink 127.0.0.2
+daemon_start
+n=0 queued=0 base=$(received 127.0.0.2)
+for end in '\n.\r\n' '\r.\n' '\n.\n' '\r.\r\n' '\r\n.\n' '\n.\r' \
+    '\n..\n.\n' '\n.\n.\r\n' '\r\n.\n.\n' '\n\r\n.\n' '\n.\n\r\n.\n' \
+    '\n.\r\n\r\n'; do
+	n=$((n + 1))
+	printf "EHLO client.test\r\nMAIL FROM:<app@client.test>\r\nRCPT TO:<n$n@up.test>\r\nDATA\r\n" > "$T/raw"
+	printf "Subject: carrier $n\r\n\r\nbody$end" >> "$T/raw"
+	printf "MAIL FROM:<evil@client.test>\r\nRCPT TO:<victim$n@up.test>\r\nDATA\r\n" >> "$T/raw"
+	printf "Subject: smuggled $n\r\n\r\nevil\r\n.\r\nQUIT\r\n" >> "$T/raw"
+	client raw "$LPORT" "$T/raw"
+	case $end in
+	*'\r.'*|*'.\r') 	# a bare CR
+		grep -q '^554 5.6.0 Error: message contains a bare CR' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: no 554 5.6.0 for its bare CR"; }
+		! grep -q '^250 2.0.0 Ok: queued' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: a message was queued"; }
+		;;
+	*)
+		queued=$((queued + 1))
+		[ "$(grep -c '^250 2.0.0 Ok: queued' "$T/c.out")" = 1 ] || { cat "$T/c.out" >&2; fail "payload $n: not one message queued"; }
+		! grep -q '^554' "$T/c.out" || { cat "$T/c.out" >&2; fail "payload $n: refused"; }
+		f=$(sink_msg "n$n@up.test") || fail "payload $n: not delivered"
+		sed '1,/^$/d' "$f" | tr -d '\r' | sed -n '/^body$/,$p' | tr '\n' '|' > "$T/tail"
+		case $(cat "$T/tail") in
+		"body|"*"|MAIL FROM:<evil@client.test>|RCPT TO:<victim$n@up.test>|DATA|Subject: smuggled $n||evil|") ;;
+		*) fail "payload $n: stored text: $(cat "$T/tail")" ;;
+		esac
+		sed '1,/^$/d' "$f" > "$T/got"
+		crlf_only "$T/got" || fail "payload $n: a line without CRLF reached the exchanger"
+		;;
+	esac
+	sleep 0.3
+	[ "$(received 127.0.0.2)" = $((base + queued)) ] ||
+	    fail "payload $n: $(( $(received 127.0.0.2) - base )) messages delivered for $queued queued"
+	! grep -qs "victim$n@up.test" "$T/sink/127.0.0.2.log" || fail "payload $n: smuggled recipient reached the exchanger"
+done
+ok "SMTP smuggling, bare_lf = normalize: $n payloads, $queued delivered as one message each with the smuggled lines as text, the others 554 5.6.0 (bare CR), never a second message"
+
+# 4c. An LF-only file sent as curl --upload-file sends it: from a relay
+# client, and from a user who is not one after AUTH; delivered with CRLF
+# line ends (554 5.6.0 before bare_lf).
+lf_check() {
+	f=$(sink_msg "$1") || fail "LF-only file to $1 not delivered"
+	sed '1,/^$/d' "$f" > "$T/lf.got"
+	crlf_only "$T/lf.got" ||
+	    fail "a line without CRLF reached the exchanger: $(od -c "$T/lf.got" | head -n 20)"
+	tr -d '\r' < "$T/lf.got" | sed -n '/^Subject: lf only$/,$p' > "$T/lf.tail"
+	printf 'Subject: lf only\n\nfirst line\ndot line\n\nlast line\n\n' | cmp -s - "$T/lf.tail" ||
+	    fail "$1: stored: $(cat "$T/lf.tail")"
+}
+printf 'From: <app@client.test>\nTo: <lf@up.test>\nSubject: lf only\n\nfirst line\n.dot line\n\nlast line\n' > "$T/lf.txt"
+client send "$LPORT" --to lf1@up.test --upload "$T/lf.txt"
+[ "$CRC" = 0 ] || { cat "$T/c.out" >&2; fail "LF-only file from a relay client refused"; }
+c_has "DATA 250 2.0.0"
+lf_check lf1@up.test
+daemon_stop
+sinks_stop; fresh; listener_conf "relay_clients = 10.99.0.0/16"
+sink 127.0.0.2
+daemon_start
+client send "$LPORT" --to lf2@up.test --upload "$T/lf.txt" --starttls \
+    --cafile "$T/certs/ca.pem" --auth "app:s3cret pass"
+[ "$CRC" = 0 ] || { cat "$T/c.out" >&2; fail "LF-only file from an authenticated user refused"; }
+c_has "DATA 250 2.0.0"
+lf_check lf2@up.test
+ok "an LF-only file (curl --upload-file) from a relay client and from an authenticated user: 250, delivered with CRLF line ends"
+daemon_stop
+sinks_stop; fresh; listener_conf
+sink 127.0.0.2
+daemon_start
 
 # 5. Commands pipelined after STARTTLS, before the handshake, are dropped.
 printf "EHLO client.test\r\nSTARTTLS\r\nMAIL FROM:<injected@client.test>\r\n" > "$T/raw"

@@ -137,6 +137,7 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->concurrency, 100);
 	assert_int_equal(c->domain_concurrency, 20);
 	assert_int_equal(c->max_recipients, 1000);
+	assert_int_equal(c->bare_lf, BARE_LF_NORMALIZE);
 	assert_int_equal(c->max_clients, 100);
 	assert_string_equal(c->user, "mxrelay");
 	assert_string_equal(c->group, "mxrelay");
@@ -337,6 +338,20 @@ test_numbers(void **state)
 			    (unsigned long long)got);
 		conf_free(&c);
 	}
+}
+
+static void
+test_bare_lf(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	load_ok("bare_lf = reject", &c);
+	assert_int_equal(c.bare_lf, BARE_LF_REJECT);
+	conf_free(&c);
+	load_ok("bare_lf = Normalize", &c);
+	assert_int_equal(c.bare_lf, BARE_LF_NORMALIZE);
+	conf_free(&c);
 }
 
 static enum tls_policy
@@ -652,6 +667,9 @@ test_errors(void **state)
 		    "\"none\": must be encrypt or verify" },
 		{ "relayhost_auth_tls =\n", ":1: relayhost_auth_tls: \"\": "
 		    "missing value" },
+		{ "bare_lf = strip\n", ":1: bare_lf: \"strip\": must be "
+		    "normalize or reject" },
+		{ "bare_lf =\n", ":1: bare_lf: \"\": missing value" },
 		{ "tls_policy = example.com\n", ":1: tls_policy: "
 		    "\"example.com\": expected DOMAIN POLICY" },
 		{ "tls_policy = example.com verify extra\n", ":1: tls_policy: " },
@@ -1375,6 +1393,7 @@ main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_bare_lf),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_hostport_lists),
 		cmocka_unit_test(test_cidr),

@@ -586,14 +586,15 @@ test_base64(void **state)
  * *used gets the input bytes taken in all, out and *outlen the output.
  */
 static enum smtp_unstuff_status
-unstuff_run(size_t line_max, const char *in, size_t len, size_t chunk,
-    size_t outcap, char *out, size_t outsize, size_t *used, size_t *outlen)
+unstuff_run(unsigned flags, size_t line_max, const char *in, size_t len,
+    size_t chunk, size_t outcap, char *out, size_t outsize, size_t *used,
+    size_t *outlen)
 {
 	struct smtp_unstuff u;
 	enum smtp_unstuff_status st = SMTP_UNSTUFF_MORE;
 	size_t pos = 0, o = 0, n, k, w;
 
-	smtp_unstuff_init(&u, line_max);
+	smtp_unstuff_init(&u, line_max, flags);
 	while (pos < len) {
 		size_t end = pos + chunk < len ? pos + chunk : len;
 
@@ -632,14 +633,14 @@ done:
 
 /* Feed in[0..len) as two pieces split at cut. */
 static enum smtp_unstuff_status
-unstuff_cut(size_t line_max, const char *in, size_t len, size_t cut,
-    char *out, size_t outsize, size_t *used, size_t *outlen)
+unstuff_cut(unsigned flags, size_t line_max, const char *in, size_t len,
+    size_t cut, char *out, size_t outsize, size_t *used, size_t *outlen)
 {
 	struct smtp_unstuff u;
 	enum smtp_unstuff_status st;
 	size_t n, w;
 
-	smtp_unstuff_init(&u, line_max);
+	smtp_unstuff_init(&u, line_max, flags);
 	st = smtp_unstuff_feed(&u, in, cut, &n, out, outsize, &w);
 	*outlen = w;
 	*used = n;
@@ -655,17 +656,21 @@ unstuff_cut(size_t line_max, const char *in, size_t len, size_t cut,
 
 #define UNSTUFF_ALL	((size_t)-1)	/* used: the whole input */
 
+struct unstuff_case {
+	const char *in;
+	size_t len;		/* 0: strlen(in) */
+	size_t line_max;	/* 0: 1000 */
+	enum smtp_unstuff_status st;
+	size_t used;		/* UNSTUFF_ALL: len */
+	const char *out;
+};
+
+static void	unstuff_check(unsigned, const struct unstuff_case *, size_t);
+
 static void
 test_unstuff(void **state)
 {
-	static const struct {
-		const char *in;
-		size_t len;		/* 0: strlen(in) */
-		size_t line_max;	/* 0: 1000 */
-		enum smtp_unstuff_status st;
-		size_t used;		/* UNSTUFF_ALL: len */
-		const char *out;
-	} t[] = {
+	static const struct unstuff_case t[] = {
 		/* plain end; what follows is the next command */
 		{ "a\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, 6, "a\r\n" },
 		{ "a\r\n.\r\nMAIL FROM:<x>\r\n", 0, 0, SMTP_UNSTUFF_END, 6,
@@ -733,11 +738,106 @@ test_unstuff(void **state)
 		{ "a\n.\r\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL, "a" },
 		{ "", 0, 0, SMTP_UNSTUFF_MORE, 0, "" },
 	};
+
+	(void)state;
+	unstuff_check(0, t, sizeof(t) / sizeof(t[0]));
+}
+
+/*
+ * SMTP_UNSTUFF_LF (bare_lf = normalize): a bare LF is a line end stored
+ * as CRLF, and still only CRLF "." CRLF ends the data.
+ */
+static void
+test_unstuff_lf(void **state)
+{
+	static const struct unstuff_case t[] = {
+		/* an LF-only body, as curl --upload-file sends a file */
+		{ "a\nb\n\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "a\r\nb\r\n\r\n" },
+		{ "a\nb\r\n.\r\nQUIT\r\n", 0, 0, SMTP_UNSTUFF_END, 8,
+		  "a\r\nb\r\n" },
+		{ "\n\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "\r\n\r\n" },
+		/* CRLF as before */
+		{ "a\r\n.\r\nMAIL FROM:<x>\r\n", 0, 0, SMTP_UNSTUFF_END, 6,
+		  "a\r\n" },
+		{ ".\r\nRSET\r\n", 0, 0, SMTP_UNSTUFF_END, 3, "" },
+		/*
+		 * SMTP smuggling: a "." line next to a bare LF is an empty
+		 * line, and what follows it is message text.
+		 */
+		{ "a\n.\r\nMAIL FROM:<x>\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END,
+		  UNSTUFF_ALL, "a\r\n\r\nMAIL FROM:<x>\r\n" },
+		{ "a\r\n.\nRCPT TO:<y>\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END,
+		  UNSTUFF_ALL, "a\r\n\r\nRCPT TO:<y>\r\n" },
+		{ "a\n.\nDATA\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END,
+		  UNSTUFF_ALL, "a\r\n\r\nDATA\r\n" },
+		{ "\n.\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "\r\n\r\nX\r\n" },
+		{ "\n.\r\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "\r\n\r\nX\r\n" },
+		{ ".\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "\r\nX\r\n" },
+		{ "a\n.\n.\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "a\r\n\r\n\r\n" },
+		{ "a\r\n.\n\r\n.\r\nX", 0, 0, SMTP_UNSTUFF_END, 10,
+		  "a\r\n\r\n\r\n" },
+		/* found by fuzz_smtpd_data: LF "." CRLF CRLF is no end */
+		{ "a\n.\r\n\r\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END,
+		  UNSTUFF_ALL, "a\r\n\r\n\r\nX\r\n" },
+		{ "a\n.\r\n\r\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL,
+		  "a\r\n\r\n\r\n" },
+		/* dot-unstuffing: a line after a bare LF loses its first '.' */
+		{ "..a\n..\n.x\n...\n\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END,
+		  UNSTUFF_ALL, ".a\r\n.\r\nx\r\n..\r\n\r\n" },
+		{ "a\n..\r\n.\r\n", 0, 0, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "a\r\n.\r\n" },
+		/* bare CR, NUL and long lines are still violations */
+		{ "\r.\r\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR,
+		  UNSTUFF_ALL, "" },
+		{ "a\n\r.\r\nX\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR,
+		  UNSTUFF_ALL, "a\r\n" },
+		{ "a\n.\r.\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL,
+		  "a\r\n" },
+		{ "a\r\r\n.\r\n", 0, 0, SMTP_UNSTUFF_BARE_CR, UNSTUFF_ALL,
+		  "a" },
+		{ "a\nb\rc\0\r\n.\r\n", 11, 0, SMTP_UNSTUFF_BARE_CR,
+		  UNSTUFF_ALL, "a\r\nb" },
+		{ "a\n\0\r\n.\r\n", 8, 0, SMTP_UNSTUFF_NUL, UNSTUFF_ALL,
+		  "a\r\n" },
+		{ "abcd\nabcd\r\n.\r\n", 0, 6, SMTP_UNSTUFF_END, UNSTUFF_ALL,
+		  "abcd\r\nabcd\r\n" },
+		{ "abcd\nabcde\r\n.\r\n", 0, 6, SMTP_UNSTUFF_LONG_LINE,
+		  UNSTUFF_ALL, "abcd\r\nabcd" },
+		{ "abcd\n..bcd\n.\r\n.\r\n", 0, 6, SMTP_UNSTUFF_LONG_LINE,
+		  UNSTUFF_ALL, "abcd\r\n.bc" },
+		/* no end yet */
+		{ "a\n.\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL,
+		  "a\r\n\r\n" },
+		{ "a\r\n.\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL,
+		  "a\r\n\r\n" },
+		{ "a\n.\r\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL,
+		  "a\r\n\r\n" },
+		{ "a\r\n.\r", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL, "a\r\n" },
+		{ "\n\n\n\n", 0, 0, SMTP_UNSTUFF_MORE, UNSTUFF_ALL,
+		  "\r\n\r\n\r\n\r\n" },
+	};
+
+	(void)state;
+	unstuff_check(SMTP_UNSTUFF_LF, t, sizeof(t) / sizeof(t[0]));
+}
+
+/*
+ * Each case through the decoder in every chunk size (with room enough
+ * and with 2-byte room), and split in two at every point.
+ */
+static void
+unstuff_check(unsigned flags, const struct unstuff_case *t, size_t nt)
+{
 	char out[256];
 	size_t used, olen;
 
-	(void)state;
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+	for (size_t i = 0; i < nt; i++) {
 		size_t len = t[i].len != 0 ? t[i].len : strlen(t[i].in);
 		size_t lm = t[i].line_max != 0 ? t[i].line_max : 1000;
 		size_t wused = t[i].used == UNSTUFF_ALL ? len : t[i].used;
@@ -749,8 +849,9 @@ test_unstuff(void **state)
 			    cap = cap == 2 ? sizeof(out) : cap + 1) {
 				enum smtp_unstuff_status st;
 
-				st = unstuff_run(lm, t[i].in, len, chunk, cap,
-				    out, sizeof(out), &used, &olen);
+				st = unstuff_run(flags, lm, t[i].in, len,
+				    chunk, cap, out, sizeof(out), &used,
+				    &olen);
 				if (st != t[i].st || used != wused ||
 				    olen != wout)
 					print_message("case %zu chunk %zu "
@@ -766,7 +867,7 @@ test_unstuff(void **state)
 		for (size_t cut = 0; cut <= len; cut++) {
 			enum smtp_unstuff_status st;
 
-			st = unstuff_cut(lm, t[i].in, len, cut, out,
+			st = unstuff_cut(flags, lm, t[i].in, len, cut, out,
 			    sizeof(out), &used, &olen);
 			if (st != t[i].st || used != wused || olen != wout)
 				print_message("case %zu cut %zu: st %d "
@@ -793,7 +894,7 @@ test_unstuff_line_max(void **state)
 
 		memset(in, 'x', n);
 		memcpy(in + n, "\r\n.\r\n", 5);
-		st = unstuff_run(SMTP_TEXT_LINE_MAX + 2, in, n + 5, 7, 4096,
+		st = unstuff_run(0, SMTP_TEXT_LINE_MAX + 2, in, n + 5, 7, 4096,
 		    out, sizeof(out), &used, &olen);
 		assert_int_equal(used, n + 5);
 		if (n <= 998) {
@@ -806,12 +907,12 @@ test_unstuff_line_max(void **state)
 	in[0] = '.';
 	memset(in + 1, '.', 997);
 	memcpy(in + 998, "\r\n.\r\n", 5);
-	assert_int_equal(unstuff_run(1000, in, 1003, 1003, 4096, out,
+	assert_int_equal(unstuff_run(0, 1000, in, 1003, 1003, 4096, out,
 	    sizeof(out), &used, &olen), SMTP_UNSTUFF_END);
 	assert_int_equal(olen, 997 + 2);
 	memset(in, '.', 999);
 	memcpy(in + 999, "\r\n.\r\n", 5);
-	assert_int_equal(unstuff_run(1000, in, 1004, 1004, 4096, out,
+	assert_int_equal(unstuff_run(0, 1000, in, 1004, 1004, 4096, out,
 	    sizeof(out), &used, &olen), SMTP_UNSTUFF_LONG_LINE);
 	assert_int_equal(used, 1004);
 }
@@ -838,7 +939,7 @@ test_unstuff_roundtrip(void **state)
 		assert_int_equal(n, len);
 		w += smtp_stuff_finish(&st, wire + w, sizeof(wire) - w);
 		for (size_t chunk = 1; chunk <= w; chunk++) {
-			assert_int_equal(unstuff_run(1000, wire, w, chunk,
+			assert_int_equal(unstuff_run(0, 1000, wire, w, chunk,
 			    sizeof(out), out, sizeof(out), &used, &olen),
 			    SMTP_UNSTUFF_END);
 			assert_int_equal(used, w);
@@ -863,6 +964,7 @@ main(void)
 		cmocka_unit_test(test_stuff_long_lines),
 		cmocka_unit_test(test_stuff_roundtrip),
 		cmocka_unit_test(test_unstuff),
+		cmocka_unit_test(test_unstuff_lf),
 		cmocka_unit_test(test_unstuff_line_max),
 		cmocka_unit_test(test_unstuff_roundtrip),
 		cmocka_unit_test(test_escape),

@@ -967,6 +967,7 @@ test_smuggling(void **state)
 	struct client c;
 	char buf[512];
 
+	fx->p.bare_lf = BARE_LF_REJECT;
 	fx_start(fx);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cl_hello(fx, &c);
@@ -986,6 +987,96 @@ test_smuggling(void **state)
 		assert_int_equal(spool_count(fx, NULL), 0);
 		assert_int_equal(fx->nqueued, 0);
 	}
+	run_for(fx, 20);
+	assert_int_equal(tmp_count(fx), 0);
+}
+
+/* Does message id end in tail, and has it CRLF line ends only? */
+static void
+body_check(struct fx *fx, const char *id, const char *tail)
+{
+	size_t len, tlen = strlen(tail);
+	char *body = spool_body(fx, id, &len);
+
+	if (len < tlen || memcmp(body + len - tlen, tail, tlen) != 0)
+		fail_msg("stored: %s", body);
+	for (size_t i = 0; i < len; i++)
+		if ((body[i] == '\n' && (i == 0 || body[i - 1] != '\r')) ||
+		    (body[i] == '\r' && (i + 1 == len || body[i + 1] != '\n')))
+			fail_msg("bare CR or LF at %zu: %s", i, body);
+	free(body);
+}
+
+/*
+ * bare_lf = normalize, a relay client: a bare LF is a line end stored as
+ * CRLF, and only CRLF "." CRLF ends the data, so each smuggling payload
+ * is one message with the smuggled commands as its text, or one 554 when
+ * it has a bare CR.
+ */
+static void
+test_smuggling_normalize(void **state)
+{
+	struct fx *fx = *state;
+	static const char smuggled[] = "MAIL FROM:<evil@example.org>\r\n"
+	    "RCPT TO:<v@example.net>\r\nDATA\r\nsmuggled\r\n";
+	static const struct {
+		const char	*end;
+		const char	*stored; /* before smuggled[]; NULL: a 554 */
+		const char	*why;
+	} cases[] = {
+		{ "\n.\r\n", "hello\r\n\r\n", NULL },
+		{ "\r.\r\n", NULL, "bare CR" },
+		{ "\n.\n", "hello\r\n\r\n", NULL },
+		{ "\r\n.\n", "hello\r\n\r\n", NULL },
+		{ "\r.\n", NULL, "bare CR" },
+		{ "\n.\r", NULL, "bare CR" },
+		{ "\n..\n.\n", "hello\r\n.\r\n\r\n", NULL },
+		{ "\n.\n.\r\n", "hello\r\n\r\n\r\n", NULL },
+		{ "\r\n.\n.\n", "hello\r\n\r\n\r\n", NULL },
+		{ "\n\r\n.\n", "hello\r\n\r\n\r\n", NULL },
+		{ "\n.\r\n\r\n", "hello\r\n\r\n\r\n", NULL },
+	};
+	struct client c;
+	char buf[512];
+	size_t queued = 0;
+
+	fx->p.bare_lf = BARE_LF_NORMALIZE;
+	fx_start(fx);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cl_hello(fx, &c);
+		cl_txn(&c, "a@example.org", "b@example.net");
+		snprintf(buf, sizeof(buf), "Subject: x\r\n\r\nhello%s%s"
+		    ".\r\n", cases[i].end, smuggled);
+		cl_sends(&c, buf);
+		cl_reply(&c);
+		if (cases[i].stored != NULL) {
+			if (strncmp(c.reply, "250 2.0.0", 9) != 0)
+				fail_msg("case %zu: %s", i, c.reply);
+			queued++;
+			snprintf(buf, sizeof(buf), "\r\nSubject: x\r\n\r\n"
+			    "%s%s", cases[i].stored, smuggled);
+			body_check(fx, fx->last_id, buf);
+		} else if (strncmp(c.reply, "554 5.6.0", 9) != 0 ||
+		    strstr(c.reply, cases[i].why) == NULL)
+			fail_msg("case %zu: %s", i, c.reply);
+		/* In step: the next command is a command again. */
+		cl_sends(&c, "NOOP\r\n");
+		EXPECT(&c, "250 2.0.0");
+		cl_close(&c);
+		assert_int_equal(spool_count(fx, NULL), queued);
+		assert_int_equal(fx->nqueued, queued);
+	}
+	/* An LF-only body; the client's CRLF "." CRLF adds an empty line. */
+	cl_hello(fx, &c);
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "Subject: lf\n\n..stuffed\n.unstuffed\nline\n\r\n.\r\n"
+	    "NOOP\r\n");
+	EXPECT(&c, "250 2.0.0");
+	EXPECT(&c, "250 2.0.0");
+	body_check(fx, fx->last_id, "\r\nSubject: lf\r\n\r\n.stuffed\r\n"
+	    "unstuffed\r\nline\r\n\r\n");
+	cl_close(&c);
+	assert_int_equal(spool_count(fx, NULL), queued + 1);
 	run_for(fx, 20);
 	assert_int_equal(tmp_count(fx), 0);
 }
@@ -1594,6 +1685,45 @@ users_setup(struct fx *fx)
 	fx->users = smtpd_users_load(path, err, sizeof(err));
 	assert_non_null(fx->users);
 	fx->p.users = fx->users;
+}
+
+/*
+ * bare_lf = normalize: an authenticated user that is not a relay client
+ * may send bare LFs too (outsiders cannot reach DATA: no recipients).
+ */
+static void
+test_auth_bare_lf(void **state)
+{
+	struct fx *fx = *state;
+	struct client c;
+	char good[128], line[256];
+
+	if (!have_certs || secret_hash[0] == '\0')
+		skip();
+	tls_setup(fx);
+	users_setup(fx);
+	assert_int_equal(conf_parse_cidr("10.0.0.0/8", &fx->relay[0]), 0);
+	fx->p.nrelay_clients = 1;
+	fx->p.bare_lf = BARE_LF_NORMALIZE;
+	fx_start(fx);
+	b64("\0alice\0secret", 13, good, sizeof(good));
+	cl_hello(fx, &c);
+	cl_sends(&c, "STARTTLS\r\n");
+	EXPECT(&c, "220 ");
+	cl_tls(&c);
+	cl_sends(&c, "EHLO c.example\r\n");
+	EXPECT(&c, "250-");
+	snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n", good);
+	cl_sends(&c, line);
+	EXPECT(&c, "235 2.7.0");
+	cl_txn(&c, "a@example.org", "b@example.net");
+	cl_sends(&c, "Subject: lf\n\nbody\n.\nMAIL FROM:<e@example.org>\r\n"
+	    ".\r\n");
+	EXPECT(&c, "250 2.0.0");
+	cl_close(&c);
+	body_check(fx, fx->last_id, "\r\nSubject: lf\r\n\r\nbody\r\n\r\n"
+	    "MAIL FROM:<e@example.org>\r\n");
+	assert_int_equal(spool_count(fx, NULL), 1);
 }
 
 static void
@@ -2350,6 +2480,7 @@ bs_run(struct fx *fx, const char *in, size_t inlen, uint32_t uid,
 	conf.qualify_domain = qual;
 	conf.max_size = 10000000;
 	conf.max_recipients = 100;
+	conf.bare_lf = fx->p.bare_lf;
 	rc = submit_bs(fx->q, &conf, uid, user, ifd, ofd);
 	assert_int_equal(fstat(ofd, &st), 0);
 	*out = malloc((size_t)st.st_size + 1);
@@ -2469,6 +2600,33 @@ test_submit_bs(void **state)
 	close(fd);
 }
 
+/*
+ * bare_lf = normalize in -bs: the local user is trusted, its bare LFs are
+ * line ends, and a smuggling payload is one message.
+ */
+static void
+test_submit_bs_bare_lf(void **state)
+{
+	struct fx *fx = *state;
+	struct collected col;
+	char *out;
+	int rc;
+
+	fx->p.bare_lf = BARE_LF_NORMALIZE;
+	rc = bs_runs(fx, "HELO a\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@"
+	    "example.net>\r\nDATA\r\nx\n\n.\r\nMAIL FROM:<e@example.org>\r\n"
+	    "RCPT TO:<v@example.net>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n",
+	    &out);
+	assert_int_equal(rc, EX_OK);
+	assert_int_equal(count_str(out, "250 2.0.0 Ok: queued"), 1);
+	assert_non_null(strstr(out, "\r\n221 2.0.0 Bye\r\n"));
+	free(out);
+	assert_int_equal(spool_count(fx, &col), 1);
+	body_check(fx, col.id[0], "\r\nx\r\n\r\n\r\nMAIL FROM:<e@example.org>"
+	    "\r\nRCPT TO:<v@example.net>\r\nDATA\r\nsmuggled\r\n");
+	assert_int_equal(tmp_count(fx), 0);
+}
+
 /* The spool fails: 452/451 to the client, and the exit status says so. */
 static void
 test_submit_bs_spool(void **state)
@@ -2565,6 +2723,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_smuggling, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_smuggling_normalize, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_data_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_size, setup, teardown),
@@ -2598,6 +2758,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth_gone, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_bare_lf, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth_unconfigured, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_local_session, setup,
@@ -2613,6 +2775,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_local_pty, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_submit_bs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_submit_bs_bare_lf, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_submit_bs_spool, setup,
 		    teardown),
