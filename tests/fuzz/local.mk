@@ -66,3 +66,12 @@ EXTRA_DIST += tests/fuzz/replay.c \
 	tests/fuzz/run-envelope.sh tests/fuzz/run-reply.sh tests/fuzz/run-dnsd.sh \
 	tests/fuzz/run-smtpd.sh \
 	tests/fuzz/corpus
+
+# The listener's DATA decoder, cut where the fuzzer says.
+check_PROGRAMS += tests/fuzz/fuzz_smtpd_data
+tests_fuzz_fuzz_smtpd_data_SOURCES = tests/fuzz/fuzz_smtpd_data.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_smtpd_data_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_smtpd_data_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-data.sh
+EXTRA_DIST += tests/fuzz/run-data.sh
