@@ -33,7 +33,9 @@ static bool	 key_equal(const struct authfail_addr *,
 static struct authfail_entry *entry_find(struct authfail *,
 		    const struct authfail_addr *, uint64_t, uint64_t);
 static struct authfail_entry *entry_make(struct authfail *,
-		    const struct authfail_addr *, uint64_t);
+		    const struct authfail_addr *, uint64_t, uint64_t);
+static bool	 entry_before(const struct authfail_entry *,
+		    const struct authfail_entry *, uint64_t, uint64_t);
 
 struct authfail *
 authfail_new(size_t max)
@@ -84,12 +86,31 @@ entry_find(struct authfail *t, const struct authfail_addr *a,
 }
 
 /*
- * A new entry: appended while there is room, else in the place of the
- * entry with the oldest last_ms, one without a check under way if any.
+ * Should c give way before e when the table is full?  One without a check
+ * under way first, then the one with the fewest failures within the
+ * window, then the oldest: an address at the limit, which only gets
+ * refusals and so stops moving its last_ms, is the last to be forgotten
+ * (else fresh addresses that fail once each would push it out and give
+ * it its tries again).
  */
+static bool
+entry_before(const struct authfail_entry *c, const struct authfail_entry *e,
+    uint64_t window_ms, uint64_t now_ms)
+{
+	unsigned cf = now_ms - c->last_ms >= window_ms ? 0 : c->fails;
+	unsigned ef = now_ms - e->last_ms >= window_ms ? 0 : e->fails;
+
+	if ((c->pending == 0) != (e->pending == 0))
+		return c->pending == 0;
+	if (cf != ef)
+		return cf < ef;
+	return c->last_ms < e->last_ms;
+}
+
+/* A new entry: appended while there is room, else in the place of one. */
 static struct authfail_entry *
 entry_make(struct authfail *t, const struct authfail_addr *a,
-    uint64_t now_ms)
+    uint64_t window_ms, uint64_t now_ms)
 {
 	struct authfail_entry *e = NULL;
 
@@ -97,14 +118,10 @@ entry_make(struct authfail *t, const struct authfail_addr *a,
 		t->v = xreallocarray(t->v, t->n + 1, sizeof(*t->v));
 		e = &t->v[t->n++];
 	} else
-		for (size_t i = 0; i < t->n; i++) {
-			struct authfail_entry *c = &t->v[i];
-
-			if (e == NULL || (c->pending == 0 && e->pending > 0) ||
-			    ((c->pending == 0) == (e->pending == 0) &&
-			    c->last_ms < e->last_ms))
-				e = c;
-		}
+		for (size_t i = 0; i < t->n; i++)
+			if (e == NULL || entry_before(&t->v[i], e, window_ms,
+			    now_ms))
+				e = &t->v[i];
 	memset(e, 0, sizeof(*e));
 	e->key.family = a->family;
 	memcpy(e->key.addr, a->addr, sizeof(e->key.addr));
@@ -131,7 +148,7 @@ authfail_begin(struct authfail *t, const struct authfail_addr *a,
 	if (limit > 0 && *count >= limit)
 		return false;
 	if (e == NULL)
-		e = entry_make(t, a, now_ms);
+		e = entry_make(t, a, window_ms, now_ms);
 	e->pending++;
 	return true;
 }
@@ -145,16 +162,16 @@ authfail_end(struct authfail *t, const struct authfail_addr *a, bool ok,
 	if (e == NULL) {		/* it made room for another meanwhile */
 		if (ok)
 			return 0;
-		e = entry_make(t, a, now_ms);
+		e = entry_make(t, a, window_ms, now_ms);
 	}
 	if (e->pending > 0)
 		e->pending--;
-	if (ok) {
-		e->fails = 0;
-		if (e->pending == 0)	/* forget it: the last one moves */
-			*e = t->v[--t->n];
-		return 0;
-	}
+	/*
+	 * A success forgets nothing: one valid account must not buy an
+	 * address more tries at the others' passwords.
+	 */
+	if (ok)
+		return e->fails;
 	e->fails++;
 	e->last_ms = now_ms;
 	return e->fails;

@@ -7,7 +7,8 @@
  * yet compared) counts against the limit too, so that connections in
  * parallel cannot try more passwords than the limit between them.  The
  * table holds at most max addresses; a new one then takes the place of
- * the one whose last failure is the oldest.
+ * the one with the fewest failures within the window (the oldest of
+ * those), so that addresses at the limit are the last to go.
  */
 #ifndef MXRELAY_SMTPD_AUTHFAIL_H
 #define MXRELAY_SMTPD_AUTHFAIL_H
@@ -38,7 +39,7 @@ bool		 authfail_begin(struct authfail *, const struct authfail_addr *,
 		    unsigned limit, uint64_t window_ms, uint64_t now_ms,
 		    unsigned *count);
 /*
- * The check ended: a success forgets the address, a failure is counted.
+ * The check ended: a failure is counted (a success forgets nothing).
  * Returns the address's failures within the window after it.
  */
 unsigned	 authfail_end(struct authfail *, const struct authfail_addr *,

@@ -83,14 +83,14 @@ test_steps(void **state)
 		{ "forgotten a window after the last failure", 'b', 4,
 		    4000 + WINDOW, 1, 0 },
 		{ "counting starts again", 'f', 4, 4000 + WINDOW, 0, 1 },
-		{ "a success of the other address forgets it", 'o', 5, 6000,
-		    0, 0 },
+		{ "a success of the other address", 'o', 5, 6000, 0, 0 },
 		{ "which has no failures then", 'c', 5, 6000, 0, 0 },
 		{ "IPv6: a failure", 'b', 6, 7000, 1, 0 },
 		{ "IPv6: counted", 'f', 6, 7000, 0, 1 },
-		{ "IPv6: a success resets", 'b', 6, 7000, 1, 1 },
-		{ "IPv6: reset", 'o', 6, 7000, 0, 0 },
-		{ "the end of a check that was forgotten counts", 'f', 5, 8000,
+		{ "IPv6: a success after it", 'b', 6, 7000, 1, 1 },
+		{ "IPv6: a success forgets nothing", 'o', 6, 7000, 0, 1 },
+		{ "IPv6: still counted", 'c', 6, 7000, 0, 1 },
+		{ "an end without a check under way still counts", 'f', 5, 8000,
 		    0, 1 },
 	};
 	struct authfail *tab = authfail_new(16);
@@ -149,7 +149,7 @@ test_no_limit(void **state)
 /*
  * Bounded: 1,000 addresses in a table of 8 keep it at 8, and the
  * address whose last failure is the oldest gives way, unless it has a
- * check under way.
+ * check under way or more failures.
  */
 static void
 test_bound(void **state)
@@ -184,6 +184,40 @@ test_bound(void **state)
 	authfail_free(tab);
 }
 
+/*
+ * An address at the limit stays refused while fresh addresses that fail
+ * once each pass through a full table; once its window is over it is the
+ * first to go.
+ */
+static void
+test_bound_keeps_locked(void **state)
+{
+	struct authfail *tab = authfail_new(8);
+	struct authfail_addr a, locked;
+	unsigned n;
+
+	(void)state;
+	addr4(&locked, 77);
+	for (unsigned i = 0; i < LIMIT; i++) {
+		assert_true(authfail_begin(tab, &locked, LIMIT, WINDOW, 1, &n));
+		(void)authfail_end(tab, &locked, false, WINDOW, 1);
+	}
+	for (unsigned i = 0; i < 100; i++) {
+		addr4(&a, (unsigned char)(100 + i));
+		assert_true(authfail_begin(tab, &a, LIMIT, WINDOW, 10 + i, &n));
+		(void)authfail_end(tab, &a, false, WINDOW, 10 + i);
+	}
+	assert_false(authfail_begin(tab, &locked, LIMIT, WINDOW, 200, &n));
+	assert_int_equal(n, LIMIT);
+	/* Past its window, the next new address takes its place. */
+	addr4(&a, 250);
+	assert_true(authfail_begin(tab, &a, LIMIT, WINDOW, 1 + WINDOW + 200,
+	    &n));
+	assert_int_equal(authfail_count(tab, &locked, WINDOW,
+	    1 + WINDOW + 200), 0);
+	authfail_free(tab);
+}
+
 int
 main(void)
 {
@@ -191,6 +225,7 @@ main(void)
 		cmocka_unit_test(test_steps),
 		cmocka_unit_test(test_no_limit),
 		cmocka_unit_test(test_bound),
+		cmocka_unit_test(test_bound_keeps_locked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
