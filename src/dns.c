@@ -164,6 +164,10 @@ static void	 dns_on_ares_timer(void *);
 static void	 dns_on_deliver(void *);
 static void	 dns_on_mx(void *, int, int, unsigned char *, int);
 static void	 dns_on_addr(void *, int, int, struct ares_addrinfo *);
+static struct dns_result *mx_result(int, const unsigned char *, int, long *);
+static void	 mx_shuffle(struct dns_mx *, size_t);
+static struct dns_result *addr_result(int, const struct ares_addrinfo *,
+		    long *);
 static struct dns_req *dns_lookup(struct dns *, int, const char *,
 		    dns_mx_cb, dns_addr_cb, void *);
 static void	 dns_start_waiting(struct dns *);
@@ -636,20 +640,7 @@ dns_req_deliver(struct dns_req *r)
 			n = res->nmx;
 			mx = xreallocarray(NULL, n, sizeof(*mx));
 			memcpy(mx, res->mx, n * sizeof(*mx));
-			/* RFC 5321 5.1: equal preferences in random order. */
-			for (size_t i = 0, j; i < n; i = j) {
-				for (j = i + 1; j < n && mx[j].pref == mx[i].pref;
-				    j++)
-					;
-				for (size_t k = j - 1; k > i; k--) {
-					size_t pick = i + dns_random(
-					    (uint32_t)(k - i + 1));
-					struct dns_mx t = mx[k];
-
-					mx[k] = mx[pick];
-					mx[pick] = t;
-				}
-			}
+			mx_shuffle(mx, n);
 		}
 		mxcb(arg, res->status, mx, n, res->errtext);
 		free(mx);
@@ -658,6 +649,23 @@ dns_req_deliver(struct dns_req *r)
 		    res->status == DNS_OK ? res->addrs : NULL,
 		    res->status == DNS_OK ? res->naddrs : 0, res->errtext);
 	dns_result_unref(res);
+}
+
+/* RFC 5321 5.1: equal preferences in random order (mx is sorted). */
+static void
+mx_shuffle(struct dns_mx *mx, size_t n)
+{
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && mx[j].pref == mx[i].pref; j++)
+			;
+		for (size_t k = j - 1; k > i; k--) {
+			size_t pick = i + dns_random((uint32_t)(k - i + 1));
+			struct dns_mx t = mx[k];
+
+			mx[k] = mx[pick];
+			mx[pick] = t;
+		}
+	}
 }
 
 static void
@@ -743,23 +751,38 @@ dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
 {
 	struct dns_entry *e = arg;
 	struct dns_result *res;
-	struct ares_mx_reply *reply = NULL, *m;
-	size_t n = 0, nnull = 0;
 	long ttl;
 
 	(void)timeouts;
 	if (status == ARES_EDESTRUCTION || e->dns->dead)
 		return;
+	res = mx_result(status, abuf, alen, &ttl);
+	dns_entry_done(e, res, ttl);
+	dns_result_unref(res);
+}
+
+/*
+ * What an MX query that c-ares ended with status and the answer (abuf,
+ * alen; may be NULL) means: the result, and in *ttl how many seconds to
+ * keep it.  Pure: tests/fuzz/fuzz_dns_answer.c feeds it raw answers.
+ */
+static struct dns_result *
+mx_result(int status, const unsigned char *abuf, int alen, long *ttl)
+{
+	struct dns_result *res;
+	struct ares_mx_reply *reply = NULL, *m;
+	size_t n = 0, nnull = 0;
+
 	if (status == ARES_SUCCESS)
 		status = ares_parse_mx_reply(abuf, alen, &reply);
 	if (status != ARES_SUCCESS) {
 		res = dns_result_new(dns_map_status(status),
 		    dns_status_errtext(status));
-		ttl = abuf != NULL && alen > 0 ?
+		*ttl = abuf != NULL && alen > 0 ?
 		    wire_ttl(abuf, (size_t)alen, true) : -1;
-		if (ttl < 0 || ttl > DNS_TTL_NEG)
-			ttl = DNS_TTL_NEG;
-		goto done;
+		if (*ttl < 0 || *ttl > DNS_TTL_NEG)
+			*ttl = DNS_TTL_NEG;
+		return res;
 	}
 
 	for (m = reply; m != NULL; m = m->next)
@@ -784,12 +807,9 @@ dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
 		res->errtext = "null MX (RFC 7505): domain accepts no mail";
 	} else
 		qsort(res->mx, res->nmx, sizeof(*res->mx), dns_mx_cmp);
-	if ((ttl = wire_ttl(abuf, (size_t)alen, false)) < 0)
-		ttl = DNS_TTL_DEFAULT;
-
-done:
-	dns_entry_done(e, res, ttl);
-	dns_result_unref(res);
+	if ((*ttl = wire_ttl(abuf, (size_t)alen, false)) < 0)
+		*ttl = DNS_TTL_DEFAULT;
+	return res;
 }
 
 static void
@@ -797,10 +817,7 @@ dns_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
 	struct dns_entry *e = arg;
 	struct dns_result *res;
-	struct ares_addrinfo_node *node;
-	struct ares_addrinfo_cname *cn;
-	size_t n = 0;
-	long ttl = -1;
+	long ttl;
 
 	(void)timeouts;
 	if (status == ARES_EDESTRUCTION || e->dns->dead) {
@@ -808,11 +825,32 @@ dns_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 			ares_freeaddrinfo(ai);
 		return;
 	}
+	res = addr_result(status, ai, &ttl);
+	if (ai != NULL)
+		ares_freeaddrinfo(ai);
+	dns_entry_done(e, res, ttl);
+	dns_result_unref(res);
+}
+
+/*
+ * What an address lookup that c-ares ended with status and ai (may be
+ * NULL; not freed here) means: the result, and in *ttl how many seconds
+ * to keep it.  Pure: tests/fuzz/fuzz_dns_answer.c feeds it what c-ares
+ * makes of raw answers.
+ */
+static struct dns_result *
+addr_result(int status, const struct ares_addrinfo *ai, long *ttl)
+{
+	struct dns_result *res;
+	struct ares_addrinfo_node *node;
+	struct ares_addrinfo_cname *cn;
+	size_t n = 0;
+
+	*ttl = -1;
 	if (status != ARES_SUCCESS || ai == NULL) {
-		res = dns_result_new(dns_map_status(status),
+		*ttl = DNS_TTL_NEG;
+		return dns_result_new(dns_map_status(status),
 		    dns_status_errtext(status));
-		ttl = DNS_TTL_NEG;
-		goto done;
 	}
 
 	for (node = ai->nodes; node != NULL; node = node->ai_next)
@@ -835,23 +873,19 @@ dns_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 			else
 				((struct sockaddr_in *)ss)->sin_port = 0;
 			res->naddrs++;
-			if (ttl < 0 || node->ai_ttl < ttl)
-				ttl = node->ai_ttl;
+			if (*ttl < 0 || node->ai_ttl < *ttl)
+				*ttl = node->ai_ttl;
 		}
 	}
 	for (cn = ai->cnames; cn != NULL; cn = cn->next)
-		if (ttl < 0 || cn->ttl < ttl)
-			ttl = cn->ttl;
-	ares_freeaddrinfo(ai);
+		if (*ttl < 0 || cn->ttl < *ttl)
+			*ttl = cn->ttl;
 	if (res->naddrs == 0) {
 		res->status = DNS_NODATA;
 		res->errtext = dns_status_errtext(ARES_ENODATA);
-		ttl = DNS_TTL_NEG;
+		*ttl = DNS_TTL_NEG;
 	}
-
-done:
-	dns_entry_done(e, res, ttl);
-	dns_result_unref(res);
+	return res;
 }
 
 static enum dns_status

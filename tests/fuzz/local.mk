@@ -49,6 +49,15 @@ tests_fuzz_fuzz_dnsd_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_dnsd_LDADD = $(TEST_LDADD)
 TESTS += tests/fuzz/run-dnsd.sh
 
+# A DNS answer as delivery gets it: c-ares' parsers, then dns.c's mapping.
+check_PROGRAMS += tests/fuzz/fuzz_dns_answer
+tests_fuzz_fuzz_dns_answer_SOURCES = tests/fuzz/fuzz_dns_answer.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_dns_answer_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_dns_answer_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-dns-answer.sh
+EXTRA_DIST += tests/fuzz/run-dns-answer.sh
+
 # The listener: command lines, MAIL/RCPT paths and parameters, AUTH.
 check_PROGRAMS += tests/fuzz/fuzz_smtpd_cmd tests/fuzz/fuzz_smtpd_auth
 tests_fuzz_fuzz_smtpd_cmd_SOURCES = tests/fuzz/fuzz_smtpd_cmd.c \
