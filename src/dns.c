@@ -47,9 +47,10 @@
  * ev_loop_free(), and requests must not be cancelled after dns_free().
  *
  * Status mapping (once, here): ARES_SUCCESS -> DNS_OK, ARES_ENODATA ->
- * DNS_NODATA, ARES_ENOTFOUND and ARES_EBADNAME -> DNS_NXDOMAIN, anything
- * else (SERVFAIL, REFUSED, timeout, connection errors, bad responses) ->
- * DNS_TEMPFAIL.  An MX answer whose records are all "." is DNS_NULLMX
+ * DNS_NODATA, ARES_ENOTFOUND and ARES_EBADNAME (of the name asked; a
+ * name in an answer that cannot be read makes a bad response) ->
+ * DNS_NXDOMAIN, anything else (SERVFAIL, REFUSED, timeout, connection
+ * errors, bad responses) -> DNS_TEMPFAIL.  An MX answer whose records are all "." is DNS_NULLMX
  * (RFC 7505); a "." mixed with real exchangers is ignored.
  */
 #include "config.h"
@@ -773,8 +774,13 @@ mx_result(int status, const unsigned char *abuf, int alen, long *ttl)
 	struct ares_mx_reply *reply = NULL, *m;
 	size_t n = 0, nnull = 0;
 
-	if (status == ARES_SUCCESS)
-		status = ares_parse_mx_reply(abuf, alen, &reply);
+	/*
+	 * A name the parser cannot read is a bad answer, not a name that
+	 * cannot exist: ARES_EBADNAME would bounce the mail as NXDOMAIN.
+	 */
+	if (status == ARES_SUCCESS &&
+	    (status = ares_parse_mx_reply(abuf, alen, &reply)) == ARES_EBADNAME)
+		status = ARES_EBADRESP;
 	if (status != ARES_SUCCESS) {
 		res = dns_result_new(dns_map_status(status),
 		    dns_status_errtext(status));
