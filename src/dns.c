@@ -30,7 +30,8 @@
  *   - MX: the smallest TTL in the raw answer section (ares_parse_mx_reply
  *     drops TTLs, so we walk the message ourselves, bounds-checked);
  *     DNS_TTL_DEFAULT when it cannot be read;
- *   - addresses: the smallest ai_ttl of the nodes and CNAMEs;
+ *   - addresses: the smallest ai_ttl of the nodes and CNAMEs (one over
+ *     2^31 - 1 counts as 0, RFC 2181 8);
  *   - NXDOMAIN / NODATA: RFC 2308 section 5, min(SOA TTL, SOA MINIMUM)
  *     when the answer carries an SOA, never more than DNS_TTL_NEG;
  *   - TEMPFAIL: never cached; the entry goes as soon as its waiters have
@@ -169,6 +170,7 @@ static struct dns_result *mx_result(int, const unsigned char *, int, long *);
 static void	 mx_shuffle(struct dns_mx *, size_t);
 static struct dns_result *addr_result(int, const struct ares_addrinfo *,
 		    long *);
+static void	 addr_ttl_min(long *, int);
 static struct dns_req *dns_lookup(struct dns *, int, const char *,
 		    dns_mx_cb, dns_addr_cb, void *);
 static void	 dns_start_waiting(struct dns *);
@@ -879,19 +881,30 @@ addr_result(int status, const struct ares_addrinfo *ai, long *ttl)
 			else
 				((struct sockaddr_in *)ss)->sin_port = 0;
 			res->naddrs++;
-			if (*ttl < 0 || node->ai_ttl < *ttl)
-				*ttl = node->ai_ttl;
+			addr_ttl_min(ttl, node->ai_ttl);
 		}
 	}
 	for (cn = ai->cnames; cn != NULL; cn = cn->next)
-		if (*ttl < 0 || cn->ttl < *ttl)
-			*ttl = cn->ttl;
+		addr_ttl_min(ttl, cn->ttl);
 	if (res->naddrs == 0) {
 		res->status = DNS_NODATA;
 		res->errtext = dns_status_errtext(ARES_ENODATA);
 		*ttl = DNS_TTL_NEG;
 	}
 	return res;
+}
+
+/*
+ * *ttl (-1: none yet) becomes the smaller of it and t.  c-ares gives a
+ * TTL over 2^31 - 1 as a negative int: it means 0 (RFC 2181 8).
+ */
+static void
+addr_ttl_min(long *ttl, int t)
+{
+	if (t < 0)
+		t = 0;
+	if (*ttl < 0 || t < *ttl)
+		*ttl = t;
 }
 
 static enum dns_status
