@@ -810,6 +810,11 @@ mx_result(int status, const unsigned char *abuf, int alen, long *ttl)
 		res->mx[res->nmx++].pref = m->priority;
 	}
 	ares_free_data(reply);
+	if (res->nmx == 0 && nnull == 0) {
+		/* No MX record in the answer (a CNAME alone): NODATA. */
+		dns_result_unref(res);
+		return mx_result(ARES_ENODATA, abuf, alen, ttl);
+	}
 	if (res->nmx == 0) {
 		res->status = DNS_NULLMX;
 		res->errtext = "null MX (RFC 7505): domain accepts no mail";

@@ -25,6 +25,8 @@ d.eq.test A 127.0.0.8
 implicit.test A 127.0.0.2
 nullmx.test MX 0 .
 nullmx.test A 127.0.0.2
+cnamed.test CNAME host.cnamed.test
+host.cnamed.test A 127.0.0.2
 servfail.test SERVFAIL
 mxfail.test SERVFAIL MX
 mxfail.test A 127.0.0.2
@@ -90,6 +92,14 @@ sinks_stop; fresh; world_conf; sink 127.0.0.2
 send x@implicit.test; run_queue
 [ "$(received 127.0.0.2)" = 1 ] || fail "implicit MX not used"
 ok "no MX, A record: delivered to the domain's address"
+
+# 3b. The domain is a CNAME to a host without MX: the MX answer holds the
+# CNAME alone, which is no MX (implicit MX), not a null MX.
+sinks_stop; fresh; world_conf; sink 127.0.0.2
+send x@cnamed.test; run_queue
+log_has "to=<x@cnamed.test>" "status=sent"
+[ "$(received 127.0.0.2)" = 1 ] || fail "CNAME'd domain without MX not delivered"
+ok "domain CNAME'd to a host without MX: implicit MX, delivered"
 
 # 4. Null MX (with an A record): bounce 5.1.10 at once, DSN to the sender.
 sinks_stop; fresh; world_conf; sink 127.0.0.2; sink 127.0.0.4
