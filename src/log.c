@@ -35,6 +35,9 @@ log_verbosity(void)
 	return log_verbose;
 }
 
+static void	log_vemit(int, const char *, const char *, va_list)
+		    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vemit(int pri, const char *errtext, const char *fmt, va_list ap)
 {

@@ -21,6 +21,9 @@
 static char	*lines[MOCK_LOG_KEEP];
 static size_t	 nlines;
 
+static void	record(const char *, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
+
 static void
 record(const char *errtext, const char *fmt, va_list ap)
 {
