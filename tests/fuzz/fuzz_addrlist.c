@@ -3,12 +3,8 @@
  * Checks the parser's promises: on success every address passes
  * msg_addr_check(addr, true); on error nothing is appended.
  *
- * libFuzzer build (from the top source directory; $B is a configured
- * build directory, for its config.h):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$B -Isrc -Itests \
- *       tests/fuzz/fuzz_addrlist.c src/message.c src/msg_addr.c \
- *       src/util.c tests/mock_log.c -lcmocka -o fuzz_addrlist
- *   ./fuzz_addrlist -max_len=4096 NEW_DIR tests/fuzz/corpus/addrlist
+ * libFuzzer build: CC=clang ./configure --enable-fuzzing; make fuzz
+ * (tests/fuzz/local.mk) gives tests/fuzz/lf/fuzz_addrlist.
  */
 #include "config.h"
 

@@ -5,7 +5,7 @@
  * responses c-ares hands us (wire_ttl(), in fuzz_dnsd_wire.c).
  *
  * make check replays tests/fuzz/corpus/dnsd through tests/fuzz/replay.c;
- * build with clang -fsanitize=fuzzer (without replay.c) for real fuzzing.
+ * configure --enable-fuzzing builds tests/fuzz/lf/fuzz_dnsd.
  */
 #define main dnsd_main
 int	dnsd_main(int, char **);

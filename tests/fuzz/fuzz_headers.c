@@ -4,7 +4,8 @@
  * lines, every extracted recipient a valid (possibly unqualified) address,
  * nothing added on error.
  *
- * libFuzzer build: as in fuzz_addrlist.c, with this file instead.
+ * libFuzzer build: CC=clang ./configure --enable-fuzzing; make fuzz
+ * (tests/fuzz/local.mk) gives tests/fuzz/lf/fuzz_headers.
  */
 #include "config.h"
 

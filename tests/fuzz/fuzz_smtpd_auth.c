@@ -11,10 +11,8 @@
  * SMTPD_AUTH_BUF octets or of a size taken from the second octet.
  *
  * make check replays tests/fuzz/corpus/smtpd_auth through replay.c.
- * libFuzzer build: the same as fuzz_smtpd_cmd.c's, with this file and
- * the libraries compiled with clang -fsanitize=fuzzer-no-link,address,
- * undefined (smtpd_auth.c holds the session's exchange too); see
- * tests/fuzz/local.mk.
+ * libFuzzer build: CC=clang ./configure --enable-fuzzing; make fuzz
+ * (tests/fuzz/local.mk) gives tests/fuzz/lf/fuzz_smtpd_auth.
  */
 #include "config.h"
 

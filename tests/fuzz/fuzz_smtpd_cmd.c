@@ -11,14 +11,8 @@
  * exercise truncation); the rest is the line without its CRLF.
  *
  * make check replays tests/fuzz/corpus/smtpd_cmd through replay.c.
- * libFuzzer build (from the top source directory; $B is a configured
- * build directory, for its config.h):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$B -Isrc -Itests \
- *       tests/fuzz/fuzz_smtpd_cmd.c src/smtpd_parse.c src/smtp_proto.c \
- *       src/status.c src/message.c src/msg_addr.c src/util.c \
- *       tests/mock_log.c \
- *       -lcmocka -o fuzz_smtpd_cmd
- *   ./fuzz_smtpd_cmd -max_len=4096 NEW_DIR tests/fuzz/corpus/smtpd_cmd
+ * libFuzzer build: CC=clang ./configure --enable-fuzzing; make fuzz
+ * (tests/fuzz/local.mk) gives tests/fuzz/lf/fuzz_smtpd_cmd.
  */
 #include "config.h"
 

@@ -1,13 +1,85 @@
 # tests/fuzz/: libFuzzer targets for the parsers of untrusted input.
-# `make check` builds each with replay.c and runs it over its corpus; see
-# tests/fuzz/fuzz_addrlist.c for a real libFuzzer build.  Targets that need
-# the libraries (fuzz_smtpd_auth): configure a build dir with CC=clang
-# CFLAGS='-g -O1 -fsanitize=fuzzer-no-link,address,undefined', make its
-# libraries, then link: clang -fsanitize=fuzzer,address,undefined ... -I$B
-# -Isrc -Itests TARGET.c tests/mock_log.c $B/src/libmxnet.a
-# $B/queue/libqueue.a $B/src/libmxcommon.a -lcares -lssl -lcrypto -lcrypt
-# -lcmocka; run it as ./fuzz_x -max_len=4096 NEW_DIR tests/fuzz/corpus/x.
+# `make check` builds each with replay.c and runs it over its corpus.  For
+# real fuzzing: CC=clang ./configure --enable-fuzzing (the libraries get
+# -fsanitize=fuzzer-no-link,address,undefined), then `make fuzz` builds
+# each target as tests/fuzz/lf/fuzz_NAME, linked with libFuzzer instead of
+# replay.c; run it as tests/fuzz/lf/fuzz_NAME -max_len=4096 NEW_DIR
+# tests/fuzz/corpus/NAME.  A new target: its replay program and run
+# script as below, and a FUZZ_LF block like those that follow.
 FUZZ_CFLAGS = $(TEST_CFLAGS)
+
+# libFuzzer programs (configure --enable-fuzzing): the same sources without
+# replay.c, linked with -fsanitize=fuzzer.  A target adds its program to
+# FUZZ_LF and its sources, with these CFLAGS, LDFLAGS and LDADD.
+FUZZ_LF =
+FUZZ_LF_LINK = $(AM_LDFLAGS) -fsanitize=fuzzer
+EXTRA_PROGRAMS = $(FUZZ_LF)
+CLEANFILES += $(FUZZ_LF)
+.PHONY: fuzz
+if FUZZING
+fuzz: $(FUZZ_LF)
+else
+fuzz:
+	@echo "make fuzz: configure with --enable-fuzzing CC=clang" >&2; exit 1
+endif
+
+FUZZ_LF += tests/fuzz/lf/fuzz_conf
+tests_fuzz_lf_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c $(TEST_COMMON)
+tests_fuzz_lf_fuzz_conf_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_conf_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_conf_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_addrlist
+tests_fuzz_lf_fuzz_addrlist_SOURCES = tests/fuzz/fuzz_addrlist.c $(TEST_COMMON)
+tests_fuzz_lf_fuzz_addrlist_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_addrlist_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_addrlist_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_headers
+tests_fuzz_lf_fuzz_headers_SOURCES = tests/fuzz/fuzz_headers.c $(TEST_COMMON)
+tests_fuzz_lf_fuzz_headers_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_headers_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_headers_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_envelope
+tests_fuzz_lf_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c $(TEST_COMMON)
+tests_fuzz_lf_fuzz_envelope_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_envelope_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_envelope_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_reply
+tests_fuzz_lf_fuzz_reply_SOURCES = tests/fuzz/fuzz_reply.c $(TEST_COMMON)
+tests_fuzz_lf_fuzz_reply_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_reply_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_reply_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_dnsd
+tests_fuzz_lf_fuzz_dnsd_SOURCES = tests/fuzz/fuzz_dnsd.c \
+	tests/fuzz/fuzz_dnsd_wire.c $(TEST_COMMON)
+tests_fuzz_lf_fuzz_dnsd_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_dnsd_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_dnsd_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_dns_answer
+tests_fuzz_lf_fuzz_dns_answer_SOURCES = tests/fuzz/fuzz_dns_answer.c \
+	$(TEST_COMMON)
+tests_fuzz_lf_fuzz_dns_answer_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_dns_answer_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_dns_answer_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_smtpd_cmd
+tests_fuzz_lf_fuzz_smtpd_cmd_SOURCES = tests/fuzz/fuzz_smtpd_cmd.c \
+	$(TEST_COMMON)
+tests_fuzz_lf_fuzz_smtpd_cmd_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_smtpd_cmd_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_smtpd_cmd_LDADD = $(TEST_LDADD)
+
+FUZZ_LF += tests/fuzz/lf/fuzz_smtpd_auth
+tests_fuzz_lf_fuzz_smtpd_auth_SOURCES = tests/fuzz/fuzz_smtpd_auth.c \
+	$(TEST_COMMON)
+tests_fuzz_lf_fuzz_smtpd_auth_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_smtpd_auth_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_smtpd_auth_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/fuzz/fuzz_conf
 tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c tests/fuzz/replay.c \
