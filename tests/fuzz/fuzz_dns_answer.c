@@ -17,7 +17,7 @@
  * REFUSED.
  *
  * Promises checked: MX results are sorted by preference, names are
- * printable ASCII without a trailing dot, no more exchangers than
+ * printable ASCII without the root's trailing dot, no more exchangers than
  * records; a null MX result comes only from an answer whose MX records
  * are all "."; equal preferences are shuffled among themselves only;
  * addresses are IPv6 then IPv4 with port 0; NXDOMAIN (a bounce) only
@@ -234,9 +234,12 @@ fz_answer(const struct fz_msg *q, struct fz_msg *r)
 static bool
 printable_name(const char *s)
 {
-	size_t len = strlen(s);
+	size_t len = strlen(s), bs = 0;
 
-	if (len == 0 || s[len - 1] == '.')
+	/* A last "." after an odd number of backslashes is in the label. */
+	while (bs + 1 < len && s[len - 2 - bs] == '\\')
+		bs++;
+	if (len == 0 || (s[len - 1] == '.' && bs % 2 == 0))
 		return false;
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < ' ' || (unsigned char)*s >= 0x7f)
