@@ -104,6 +104,9 @@ num(const char *s, long min, long max, const char *what)
 	return v;
 }
 
+static void	vlog(long, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 static void
 vlog(long client, const char *fmt, ...)
 {

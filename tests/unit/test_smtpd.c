@@ -2414,7 +2414,7 @@ test_local_pty(void **state)
 	struct localrun r;
 	struct smtpd_local lo = { 0 };
 	struct termios tio;
-	int m, sl;
+	int m, sl = -1;
 
 	if ((m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1 ||
 	    grantpt(m) == -1 || unlockpt(m) == -1 ||
