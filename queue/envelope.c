@@ -746,7 +746,7 @@ int
 envelope_decode(const char *buf, size_t len, struct envelope *env,
     const char **err)
 {
-	struct ibuf ib = { buf, buf + len };
+	struct ibuf ib = { buf, buf != NULL ? buf + len : NULL };
 	uint64_t version;
 
 	envelope_init(env);

@@ -404,7 +404,8 @@ conn_out(struct conn *c, const char *fmt, ...)
 		size_t room = c->outcap - c->outlen;
 
 		va_start(ap, fmt);
-		n = vsnprintf(c->out + c->outlen, room, fmt, ap);
+		n = vsnprintf(c->out != NULL ? c->out + c->outlen : NULL, room,
+		    fmt, ap);
 		va_end(ap);
 		if (n < 0)
 			return;
