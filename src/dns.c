@@ -51,8 +51,9 @@
  * DNS_NODATA, ARES_ENOTFOUND and ARES_EBADNAME (of the name asked; a
  * name in an answer that cannot be read makes a bad response) ->
  * DNS_NXDOMAIN, anything else (SERVFAIL, REFUSED, timeout, connection
- * errors, bad responses) -> DNS_TEMPFAIL.  An MX answer whose records are all "." is DNS_NULLMX
- * (RFC 7505); a "." mixed with real exchangers is ignored.
+ * errors, bad responses) -> DNS_TEMPFAIL.  An MX answer whose records are
+ * all "." is DNS_NULLMX (RFC 7505); a "." mixed with real exchangers is
+ * ignored; one without MX records (a CNAME alone) is DNS_NODATA.
  */
 #include "config.h"
 
