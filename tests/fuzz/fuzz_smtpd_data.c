@@ -26,12 +26,10 @@
  * sees a write past it.
  *
  * make check replays tests/fuzz/corpus/smtpd_data (run-data.sh).
- * libFuzzer build (from the top source directory; $B is a configured
- * build directory, for its config.h):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$B -Isrc -Itests \
- *       tests/fuzz/fuzz_smtpd_data.c src/smtp_proto.c src/status.c \
- *       src/util.c tests/mock_log.c -lcmocka -o fuzz_smtpd_data
- *   ./fuzz_smtpd_data -max_len=4096 NEW_DIR tests/fuzz/corpus/smtpd_data
+ * libFuzzer build: CC=clang ./configure --enable-fuzzing; make fuzz
+ * (tests/fuzz/local.mk) gives tests/fuzz/lf/fuzz_smtpd_data, to run as
+ *   tests/fuzz/lf/fuzz_smtpd_data -max_len=4096 NEW_DIR \
+ *       tests/fuzz/corpus/smtpd_data
  */
 #include "config.h"
 

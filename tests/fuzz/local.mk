@@ -81,6 +81,13 @@ tests_fuzz_lf_fuzz_smtpd_auth_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_lf_fuzz_smtpd_auth_LDFLAGS = $(FUZZ_LF_LINK)
 tests_fuzz_lf_fuzz_smtpd_auth_LDADD = $(TEST_LDADD)
 
+FUZZ_LF += tests/fuzz/lf/fuzz_smtpd_data
+tests_fuzz_lf_fuzz_smtpd_data_SOURCES = tests/fuzz/fuzz_smtpd_data.c \
+	$(TEST_COMMON)
+tests_fuzz_lf_fuzz_smtpd_data_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_smtpd_data_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_smtpd_data_LDADD = $(TEST_LDADD)
+
 check_PROGRAMS += tests/fuzz/fuzz_conf
 tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c tests/fuzz/replay.c \
 	$(TEST_COMMON)
