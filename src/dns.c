@@ -120,6 +120,18 @@ struct dns_req {
 };
 TAILQ_HEAD(dns_reqs, dns_req);
 
+/*
+ * One family's half of an address lookup.  AAAA and A are asked apart
+ * (two ares_getaddrinfo calls): asked together, c-ares reports one status
+ * for both, that of the answer that came last, so a SERVFAIL for A
+ * followed by "no AAAA" read as no address at all and bounced the mail.
+ */
+struct addr_half {
+	struct dns_entry	*e;
+	int			 status;
+	struct ares_addrinfo	*ai;		/* NULL: none (yet) */
+};
+
 struct dns_entry {
 	TAILQ_ENTRY(dns_entry)	 bucket;
 	TAILQ_ENTRY(dns_entry)	 age;		/* oldest first */
@@ -132,6 +144,8 @@ struct dns_entry {
 	struct dns_reqs		 waiters;	/* while pending */
 	struct dns_result	*res;		/* once done */
 	uint64_t		 expires;	/* ev_now() ms */
+	struct addr_half	 half[2];	/* DNS_Q_ADDR: AAAA, A */
+	unsigned		 halves_left;	/* answers still to come */
 };
 TAILQ_HEAD(dns_entries, dns_entry);
 
@@ -167,6 +181,8 @@ static void	 dns_on_ares_timer(void *);
 static void	 dns_on_deliver(void *);
 static void	 dns_on_mx(void *, int, int, unsigned char *, int);
 static void	 dns_on_addr(void *, int, int, struct ares_addrinfo *);
+static struct dns_result *addr_result_pair(int, const struct ares_addrinfo *,
+		    int, const struct ares_addrinfo *, long *);
 static struct dns_result *mx_result(int, const unsigned char *, int, long *);
 static void	 mx_shuffle(struct dns_mx *, size_t);
 static struct dns_result *addr_result(int, const struct ares_addrinfo *,
@@ -430,14 +446,23 @@ dns_query_start(struct dns *dns, struct dns_entry *e)
 	struct ares_addrinfo_hints hints;
 
 	util_strlcpy(name, e->name, sizeof(name));
-	if (e->type == DNS_Q_MX)
+	if (e->type == DNS_Q_MX) {
 		ares_query(dns->ch, name, ns_c_in, ns_t_mx, dns_on_mx, e);
-	else {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_flags = ARES_AI_NOSORT;
-		ares_getaddrinfo(dns->ch, name, NULL, &hints, dns_on_addr, e);
+		return;
 	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = ARES_AI_NOSORT;
+	e->halves_left = 2;
+	for (int i = 0; i < 2; i++) {
+		e->half[i].e = e;
+		e->half[i].status = ARES_ENODATA;
+		e->half[i].ai = NULL;
+	}
+	/* e stays until both halves are in: the first call cannot end it. */
+	hints.ai_family = AF_INET6;
+	ares_getaddrinfo(dns->ch, name, NULL, &hints, dns_on_addr, &e->half[0]);
+	hints.ai_family = AF_INET;
+	ares_getaddrinfo(dns->ch, name, NULL, &hints, dns_on_addr, &e->half[1]);
 }
 
 /* Lower case, one trailing dot dropped, printable ASCII, length checked. */
@@ -829,21 +854,84 @@ mx_result(int status, const unsigned char *abuf, int alen, long *ttl)
 static void
 dns_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
-	struct dns_entry *e = arg;
+	struct addr_half *h = arg;
+	struct dns_entry *e = h->e;
 	struct dns_result *res;
 	long ttl;
 
 	(void)timeouts;
+	h->status = status;
+	h->ai = ai;
+	if (--e->halves_left > 0 && status != ARES_EDESTRUCTION &&
+	    !e->dns->dead)
+		return;
 	if (status == ARES_EDESTRUCTION || e->dns->dead) {
-		if (ai != NULL)
-			ares_freeaddrinfo(ai);
+		/* Going away: free what either half holds. */
+		for (int i = 0; i < 2; i++)
+			if (e->half[i].ai != NULL) {
+				ares_freeaddrinfo(e->half[i].ai);
+				e->half[i].ai = NULL;
+			}
 		return;
 	}
-	res = addr_result(status, ai, &ttl);
-	if (ai != NULL)
-		ares_freeaddrinfo(ai);
+	res = addr_result_pair(e->half[0].status, e->half[0].ai,
+	    e->half[1].status, e->half[1].ai, &ttl);
+	for (int i = 0; i < 2; i++)
+		if (e->half[i].ai != NULL) {
+			ares_freeaddrinfo(e->half[i].ai);
+			e->half[i].ai = NULL;
+		}
 	dns_entry_done(e, res, ttl);
 	dns_result_unref(res);
+}
+
+/*
+ * The two halves of an address lookup (AAAA: s6/ai6, A: s4/ai4) as one
+ * result: the addresses of both (IPv6 first) when either has some, kept
+ * no longer than DNS_TTL_NEG when the other failed for now; else a
+ * temporary failure when either failed for now (never "no address", which
+ * bounces), NXDOMAIN when both said so, else no data.  Pure, like
+ * addr_result().
+ */
+static struct dns_result *
+addr_result_pair(int s6, const struct ares_addrinfo *ai6, int s4,
+    const struct ares_addrinfo *ai4, long *ttl)
+{
+	struct dns_result *r[2], *res;
+	long t[2];
+
+	r[0] = addr_result(s6, ai6, &t[0]);
+	r[1] = addr_result(s4, ai4, &t[1]);
+	if (r[0]->status == DNS_OK || r[1]->status == DNS_OK) {
+		res = dns_result_new(DNS_OK, "");
+		res->addrs = xcalloc(r[0]->naddrs + r[1]->naddrs,
+		    sizeof(*res->addrs));
+		*ttl = -1;
+		for (int i = 0; i < 2; i++) {
+			if (r[i]->status == DNS_OK) {
+				memcpy(res->addrs + res->naddrs, r[i]->addrs,
+				    r[i]->naddrs * sizeof(*res->addrs));
+				res->naddrs += r[i]->naddrs;
+				if (*ttl < 0 || t[i] < *ttl)
+					*ttl = t[i];
+			}
+		}
+		if (r[0]->status == DNS_TEMPFAIL || r[1]->status == DNS_TEMPFAIL)
+			if (*ttl > DNS_TTL_NEG)
+				*ttl = DNS_TTL_NEG;
+	} else {
+		int i = r[0]->status == DNS_TEMPFAIL ? 0 :
+		    r[1]->status == DNS_TEMPFAIL ? 1 :
+		    r[0]->status == DNS_NXDOMAIN && r[1]->status ==
+		    DNS_NXDOMAIN ? 0 : r[0]->status == DNS_NODATA ? 0 : 1;
+
+		res = r[i];
+		res->refs++;
+		*ttl = DNS_TTL_NEG;
+	}
+	dns_result_unref(r[0]);
+	dns_result_unref(r[1]);
+	return res;
 }
 
 /*

@@ -30,6 +30,11 @@ host.cnamed.test A 127.0.0.2
 servfail.test SERVFAIL
 mxfail.test SERVFAIL MX
 mxfail.test A 127.0.0.2
+afail.test MX 10 mx.afail.test
+mx.afail.test SERVFAIL A
+a6fail.test MX 10 mx.a6fail.test
+mx.a6fail.test SERVFAIL AAAA
+mx.a6fail.test A 127.0.0.2
 dead.test DROP
 slow.test DELAY 3000 MX
 slow.test MX 10 mx1.up.test
@@ -149,6 +154,17 @@ for d in servfail.test mxfail.test dead.test; do
 	mx -bp | grep -q "x@$d (pending, 1 attempt, next try" || fail "$d: mailq state"
 done
 ok "SERVFAIL, SERVFAIL for MX only, DNS timeout (waited for, asked once): defer 4.4.3, no A fallback"
+
+# 8b. The exchanger's A query fails (SERVFAIL) and it has no AAAA: that is
+# a temporary failure, deferred, not "no address" (asked together, c-ares
+# reported the status of whichever answer came last, and the mail
+# bounced 5.4.4).  With AAAA failing and an A record, mail goes there.
+sinks_stop; fresh; world_conf; sink 127.0.0.2; sink 127.0.0.4
+send x@afail.test; send y@a6fail.test; run_queue
+log_has "to=<x@afail.test>" "dsn=4.4.3" "status=deferred"
+log_has "to=<y@a6fail.test>" "relay=mx.a6fail.test[127.0.0.2]" "status=sent"
+[ "$(received 127.0.0.4)" = 0 ] || fail "afail.test: bounced"
+ok "A query SERVFAIL, no AAAA: deferred; AAAA SERVFAIL, an A record: delivered"
 
 # 9. The MX answer comes after 3 s: delivered, with the default timeout.
 sinks_stop; fresh; world_conf "dns_timeout = 5s"; sink 127.0.0.2
