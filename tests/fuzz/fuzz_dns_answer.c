@@ -339,6 +339,34 @@ fz_on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	dns_result_unref(res);
 }
 
+/*
+ * This answer as one half of an address lookup (addr_result_pair()):
+ * with the other half failing for now, never a permanent "no address";
+ * with the other half saying "no data", what this half says alone, and
+ * its addresses in the same order.
+ */
+static void
+check_pair(int status, const struct ares_addrinfo *ai)
+{
+	struct dns_result *one, *p;
+	long t1, tp;
+
+	one = addr_result(status, ai, &t1);
+	p = addr_result_pair(status, ai, ARES_ESERVFAIL, NULL, &tp);
+	if (p->status != (one->status == DNS_OK ? DNS_OK : DNS_TEMPFAIL) ||
+	    tp > DNS_TTL_NEG)
+		abort();
+	dns_result_unref(p);
+	p = addr_result_pair(ARES_ENODATA, NULL, status, ai, &tp);
+	if ((one->status == DNS_NXDOMAIN ? DNS_NODATA : one->status) !=
+	    p->status || p->naddrs != one->naddrs || (one->naddrs > 0 &&
+	    memcmp(p->addrs, one->addrs, one->naddrs * sizeof(*p->addrs))
+	    != 0))
+		abort();
+	dns_result_unref(p);
+	dns_result_unref(one);
+}
+
 static void
 fz_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
@@ -353,6 +381,7 @@ fz_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 			ares_freeaddrinfo(ai);
 		return;
 	}
+	check_pair(status, ai);
 	res = addr_result(status, ai, &ttl);
 	if (ai != NULL)
 		ares_freeaddrinfo(ai);
