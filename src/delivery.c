@@ -570,13 +570,11 @@ addr_bytes(const struct sockaddr_storage *ss, size_t *len)
 static void
 addr_unmap(const struct sockaddr_storage *ss, struct sockaddr_storage *out)
 {
-	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)out;
 
 	*out = *ss;
-	if (ss->ss_family != AF_INET6 ||
-	    memcmp(&s6->sin6_addr, mapped, sizeof(mapped)) != 0)
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
 		return;
 	memset(out, 0, sizeof(*out));
 	s4->sin_family = AF_INET;

@@ -335,25 +335,20 @@ auth_window(const struct smtpd *sd)
 }
 
 /*
- * The key of the client's failures: as for its connection count
- * (smtpd_client_key()), an IPv6 client by its /64 and an IPv4-mapped one
- * as IPv4, so that hopping addresses inside a /64 gains no tries.
+ * The key of the client's failures: its network as for its connection
+ * count (smtpd_client_net()), an IPv6 client by its /64 and an
+ * IPv4-mapped one as IPv4, so that hopping addresses inside a /64 gains
+ * no tries.
  */
 static void
 auth_addr(const struct session *s, struct authfail_addr *a)
 {
-	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
-
 	memset(a, 0, sizeof(*a));
-	a->family = s->family;
-	if (s->family == AF_INET6 &&
-	    memcmp(s->rawaddr, mapped, sizeof(mapped)) == 0) {
-		a->family = AF_INET;
-		memcpy(a->addr, s->rawaddr + 12, 4);
-	} else if (s->family == AF_INET6)
-		memcpy(a->addr, s->rawaddr, 8);
-	else
+	if ((a->family = smtpd_client_net(s->family, s->rawaddr,
+	    a->addr)) == 0) {
+		a->family = s->family;
 		memcpy(a->addr, s->rawaddr, sizeof(a->addr));
+	}
 }
 
 /*

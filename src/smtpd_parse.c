@@ -11,6 +11,8 @@
 
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -253,23 +255,44 @@ smtpd_rcpt_params_parse(const char *params)
 	return *params == '\0' ? SMTPD_PARAM_OK : SMTPD_PARAM_UNKNOWN;
 }
 
+int
+smtpd_client_net(int family, const void *raw, unsigned char net[16])
+{
+	const struct in6_addr *a6 = raw;
+
+	memset(net, 0, 16);
+	if (family == AF_INET) {
+		memcpy(net, raw, 4);
+		return AF_INET;
+	}
+	if (family != AF_INET6)
+		return 0;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		memcpy(net, (const unsigned char *)raw + 12, 4);
+		return AF_INET;
+	}
+	memcpy(net, raw, 8);
+	return AF_INET6;
+}
+
 void
 smtpd_client_key(int family, const void *raw, const char *addr,
     char key[SMTPD_CLIENT_KEY_MAX])
 {
-	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
-	const unsigned char *b = raw;
+	unsigned char b[16];
 
-	if (family == AF_INET)
+	switch (smtpd_client_net(family, raw, b)) {
+	case AF_INET:
 		snprintf(key, SMTPD_CLIENT_KEY_MAX, "%u.%u.%u.%u", b[0], b[1],
 		    b[2], b[3]);
-	else if (family == AF_INET6 && memcmp(b, mapped, sizeof(mapped)) == 0)
-		snprintf(key, SMTPD_CLIENT_KEY_MAX, "%u.%u.%u.%u", b[12], b[13],
-		    b[14], b[15]);
-	else if (family == AF_INET6)
+		break;
+	case AF_INET6:
 		snprintf(key, SMTPD_CLIENT_KEY_MAX, "%x:%x:%x:%x::/64",
 		    (unsigned)(b[0] << 8 | b[1]), (unsigned)(b[2] << 8 | b[3]),
 		    (unsigned)(b[4] << 8 | b[5]), (unsigned)(b[6] << 8 | b[7]));
-	else
+		break;
+	default:
 		util_strlcpy(key, addr, SMTPD_CLIENT_KEY_MAX);
+		break;
+	}
 }

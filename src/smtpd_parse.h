@@ -157,5 +157,13 @@ enum smtpd_param_status smtpd_rcpt_params_parse(const char *params);
 #define SMTPD_CLIENT_KEY_MAX	48
 void		 smtpd_client_key(int family, const void *raw, const char *addr,
 		    char key[SMTPD_CLIENT_KEY_MAX]);
+/*
+ * The same network as bytes (the connection counts print it, the AUTH
+ * failure table compares it): AF_INET with the 4 octets of the IPv4 (or
+ * IPv4-mapped) address, or AF_INET6 with the /64's 8 octets, the rest of
+ * net zero; 0 for another family (net all zero).
+ */
+int		 smtpd_client_net(int family, const void *raw,
+		    unsigned char net[16]);
 
 #endif

@@ -590,7 +590,7 @@ test_client_key(void **state)
 		{ AF_INET6, "ffff:ffff:ffff:ffff::", "ffff:ffff:ffff:ffff::/64" },
 		{ AF_INET6, "::ffff:198.51.100.9", "198.51.100.9" },
 	};
-	unsigned char raw[16];
+	unsigned char raw[16], net[16];
 	char key[SMTPD_CLIENT_KEY_MAX];
 
 	(void)state;
@@ -602,6 +602,16 @@ test_client_key(void **state)
 	}
 	smtpd_client_key(AF_UNIX, raw, "unknown", key);
 	assert_string_equal(key, "unknown");
+	/* The same networks as bytes. */
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:2:3:4:5:6", raw), 1);
+	assert_int_equal(smtpd_client_net(AF_INET6, raw, net), AF_INET6);
+	assert_memory_equal(net, "\x20\x01\x0d\xb8\x00\x01\x00\x02"
+	    "\0\0\0\0\0\0\0\0", 16);
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:198.51.100.9", raw), 1);
+	assert_int_equal(smtpd_client_net(AF_INET6, raw, net), AF_INET);
+	assert_memory_equal(net, "\xc6\x33\x64\x09\0\0\0\0\0\0\0\0\0\0\0\0",
+	    16);
+	assert_int_equal(smtpd_client_net(AF_UNIX, raw, net), 0);
 }
 
 int
