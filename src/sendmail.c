@@ -52,6 +52,14 @@
 
 static void	usage(int) __attribute__((noreturn));
 
+/*
+ * mxrelay COMMAND (sendmail_int.h, struct command).  Each command lives
+ * in a file of its own and adds one row here.
+ */
+static const struct command commands[] = {
+	{ NULL, NULL, NULL }
+};
+
 static const char *progname = "mxrelay";
 
 #ifdef MXRELAY_SANITIZERS
@@ -101,6 +109,11 @@ usage(int code)
 	    "  -o options other than -oi, -bm (the default), -bi (no alias database).\n"
 	    "Exit status: 0 once the message is in the spool; sysexits(3) codes otherwise.\n",
 	    progname, progname, progname, progname);
+	if (commands[0].name != NULL)
+		fprintf(code == EX_OK ? stdout : stderr, "Commands:\n");
+	for (const struct command *c = commands; c->name != NULL; c++)
+		fprintf(code == EX_OK ? stdout : stderr, "  mxrelay %s\n",
+		    c->usage);
 	exit(code);
 }
 
@@ -251,6 +264,35 @@ config_path(const struct opts *o, bool *must_exist)
 	return path;
 }
 
+/*
+ * For a command: load the configuration named by -C (path, or NULL for
+ * $MXRELAY_CONFIG or the default).  Returns EX_OK or EX_CONFIG, logged.
+ */
+int
+command_conf(const char *path, struct conf *conf)
+{
+	struct opts o = { .config = path };
+	char err[1024];
+	bool must_exist;
+
+	path = config_path(&o, &must_exist);
+	if (conf_load(path, must_exist, conf, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return EX_CONFIG;
+	}
+	return EX_OK;
+}
+
+/* The command called name, or NULL. */
+static const struct command *
+command_find(const char *name)
+{
+	for (const struct command *c = commands; c->name != NULL; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
 /* newaliases: the aliases file is read as it is; there is nothing to build. */
 static int
 check_aliases(const struct conf *conf)
@@ -276,6 +318,7 @@ main(int argc, char **argv)
 	char err[1024];
 	const char *base, *path;
 	bool must_exist;
+	const struct command *cmd;
 	int rc;
 
 	/*
@@ -327,6 +370,14 @@ main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
 		printf("mxrelay %s\n", PACKAGE_VERSION);
 		return EX_OK;
+	}
+	if (strcmp(progname, "mxrelay") == 0 && o.mode == MODE_SUBMIT &&
+	    argc > 1 && (cmd = command_find(argv[1])) != NULL) {
+		privs_lose_setgid();
+		submit_gid = (gid_t)-1;
+		rc = cmd->run(argc - 1, argv + 1);
+		free(caller_name);
+		return rc;
 	}
 	if ((rc = parse_options(argc, argv, &o)) != 0)
 		return rc;

@@ -55,6 +55,21 @@ int	 open_submit_queue(const struct conf *, struct queue **);
 int	 submit(const struct opts *, struct conf *, int, char **);
 int	 submit_session(const struct conf *);
 
+/*
+ * Commands: `mxrelay COMMAND [args]`, only when called as mxrelay (never
+ * as sendmail or mailq, where a first argument is a recipient).  main()
+ * has already lost the submit group.  run() gets argv[0] = the command's
+ * name, parses its own options (getopt: -C FILE by convention), loads the
+ * configuration with command_conf() and returns a sysexits(3) code.  One
+ * row each in commands[] (sendmail.c); usage() prints each usage line.
+ */
+struct command {
+	const char	*name;
+	int		(*run)(int argc, char **argv);
+	const char	*usage;		/* "route DOMAIN [--json] [-C file]" */
+};
+int	 command_conf(const char *path, struct conf *);
+
 /* sendmail_queue.c: -bp; -q, -qf, -qI. */
 int	 list_queue(struct conf *);
 int	 run_queue(const struct opts *, struct conf *, int, char **);
