@@ -48,6 +48,16 @@
  * submitter line is then there exactly when there is a submitter.  An
  * envelope that does not know (eightbit UNKNOWN: read from version 1 or
  * 2) is written as before, so older envelopes keep their version.
+ *
+ * Version 4 adds the flags line, after the submitter line, with the
+ * message's flags (ENVELOPE_F_*) as words in the order of their bits:
+ *
+ *	flags <word>[ <word>]...		(version 4 only)
+ *
+ * The words are hold, smtputf8 and warned; each at most once, none
+ * unknown.  An envelope is version 4 exactly when it has a flag; its body
+ * line is then there when the body is known (as in version 3), and so is
+ * the submitter line.  Without flags it is written as before.
  */
 #include "config.h"
 
@@ -68,6 +78,11 @@
 #define ENVELOPE_VERSION	1
 #define ENVELOPE_VERSION_SUBMITTER	2
 #define ENVELOPE_VERSION_BODY	3
+#define ENVELOPE_VERSION_FLAGS	4
+
+/* The words of the flags line, one per bit from the lowest. */
+static const char *const flag_words[] = { "hold", "smtputf8", "warned" };
+#define NFLAG_WORDS	(sizeof(flag_words) / sizeof(flag_words[0]))
 
 /* A growable output buffer; allocation failure is fatal (xmalloc). */
 struct obuf {
@@ -320,8 +335,12 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 			goto invalid;
 	}
 
+	if ((env->flags & ~ENVELOPE_F_ALL) != 0)
+		goto invalid;
 	ob_str(&ob, ENVELOPE_MAGIC " ");
-	if (env->eightbit != ENVELOPE_8BIT_UNKNOWN)
+	if (env->flags != 0)
+		ob_num(&ob, ENVELOPE_VERSION_FLAGS);
+	else if (env->eightbit != ENVELOPE_8BIT_UNKNOWN)
 		ob_num(&ob, ENVELOPE_VERSION_BODY);
 	else
 		ob_num(&ob, env->submit_user != NULL ?
@@ -345,6 +364,14 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 		ob_num(&ob, env->submit_uid);
 		ob_str(&ob, " ");
 		ob_field(&ob, env->submit_user);
+	}
+	if (env->flags != 0) {
+		ob_str(&ob, "\nflags");
+		for (size_t b = 0; b < NFLAG_WORDS; b++)
+			if (env->flags & (1u << b)) {
+				ob_str(&ob, " ");
+				ob_str(&ob, flag_words[b]);
+			}
 	}
 	ob_str(&ob, "\nrcpts ");
 	ob_num(&ob, env->nrcpt);
@@ -614,7 +641,8 @@ decode_version(struct ibuf *ib, uint64_t *version, const char **err)
 	if (parse_num(line + magic + 1, n - magic - 1, UINT32_MAX,
 	    version) == -1 || (*version != ENVELOPE_VERSION &&
 	    *version != ENVELOPE_VERSION_SUBMITTER &&
-	    *version != ENVELOPE_VERSION_BODY)) {
+	    *version != ENVELOPE_VERSION_BODY &&
+	    *version != ENVELOPE_VERSION_FLAGS)) {
 		*err = "unsupported envelope version";
 		return -1;
 	}
@@ -697,6 +725,39 @@ decode_submitter(struct ibuf *ib, struct envelope *env, const char **err)
 }
 
 /*
+ * The flags line of version 4: known words, in bit order, at least one,
+ * each once (so that the form stays canonical).
+ */
+static int
+decode_flags(struct ibuf *ib, struct envelope *env, const char **err)
+{
+	const char *v, *w;
+	size_t n, wn, next = 0;
+
+	if (parse_kv(ib, "flags", &v, &n) == -1)
+		goto bad;
+	while (n > 0) {
+		size_t b;
+
+		if (split_word(&v, &n, &w, &wn) == -1)
+			goto bad;
+		for (b = next; b < NFLAG_WORDS; b++)
+			if (strlen(flag_words[b]) == wn &&
+			    memcmp(flag_words[b], w, wn) == 0)
+				break;
+		if (b == NFLAG_WORDS)
+			goto bad;
+		env->flags |= 1u << b;
+		next = b + 1;
+	}
+	if (env->flags != 0)
+		return 0;
+bad:
+	*err = "missing or bad flags";
+	return -1;
+}
+
+/*
  * The recipient count, exactly that many rcpt lines, and the end line.
  * The count is only checked against the lines that follow; the array
  * grows one line at a time, so a huge count in a small file cannot make
@@ -758,12 +819,16 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 	if (decode_version(&ib, &version, err) == -1 ||
 	    decode_fields(&ib, env, err) == -1)
 		goto fail;
-	if (version == ENVELOPE_VERSION_BODY &&
+	if ((version == ENVELOPE_VERSION_BODY ||
+	    (version == ENVELOPE_VERSION_FLAGS && ib_peek(&ib, "body "))) &&
 	    decode_body(&ib, env, err) == -1)
 		goto fail;
 	if ((version == ENVELOPE_VERSION_SUBMITTER ||
-	    (version == ENVELOPE_VERSION_BODY && ib_peek(&ib, "submitter "))) &&
+	    (version >= ENVELOPE_VERSION_BODY && ib_peek(&ib, "submitter "))) &&
 	    decode_submitter(&ib, env, err) == -1)
+		goto fail;
+	if (version == ENVELOPE_VERSION_FLAGS &&
+	    decode_flags(&ib, env, err) == -1)
 		goto fail;
 	if (decode_rcpts(&ib, env, err) == -1)
 		goto fail;

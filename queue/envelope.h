@@ -27,6 +27,15 @@ enum envelope_8bit {
 	ENVELOPE_8BIT_YES,
 };
 
+/*
+ * Message flags (struct envelope, flags), each stored as one word of the
+ * flags line (envelope.c) in the order of the bits.
+ */
+#define ENVELOPE_F_HOLD		0x01u	/* "hold": on hold, never attempted */
+#define ENVELOPE_F_SMTPUTF8	0x02u	/* "smtputf8": needs RFC 6531 SMTPUTF8 */
+#define ENVELOPE_F_WARNED	0x04u	/* "warned": the delay DSN has gone */
+#define ENVELOPE_F_ALL		0x07u
+
 struct envelope_rcpt {
 	char		*addr;		/* addr-spec, as given to RCPT TO */
 	char		*orig;		/* as the user wrote it before alias/qualify; may be NULL */
@@ -57,6 +66,11 @@ struct envelope {
 	 * version 3: the reader scans the body.
 	 */
 	enum envelope_8bit	 eightbit;
+	/*
+	 * ENVELOPE_F_*: what an administrator or the queue manager noted
+	 * about the whole message.  0 in envelopes before version 4.
+	 */
+	unsigned		 flags;
 	size_t			 nrcpt;
 	struct envelope_rcpt	*rcpt;
 	size_t			 rcpt_cap;	/* private: rcpt's allocated length */

@@ -328,8 +328,29 @@ static const struct bad bad[] = {
 	{ "garbage", "hello world\n", 0, "not an envelope" },
 	{ "no newline", "mxrelay-envelope 1", 0, "not an envelope" },
 	{ "magic only", "mxrelay-envelope\n", 0, "not an envelope" },
-	{ "version 4", "mxrelay-envelope 4\nid -\n", 0,
+	{ "version 5", "mxrelay-envelope 5\nid -\n", 0,
 	    "unsupported envelope version" },
+	{ "v4 without flags", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nbody 7bit\nrcpts 0\nend\n", 0,
+	    "missing or bad flags" },
+	{ "v4 empty flags", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags \nrcpts 0\nend\n", 0,
+	    "missing or bad flags" },
+	{ "v4 unknown flag", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags hold frozen\nrcpts 0\nend\n", 0,
+	    "missing or bad flags" },
+	{ "v4 flag twice", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags hold hold\nrcpts 0\nend\n", 0,
+	    "missing or bad flags" },
+	{ "v4 flags out of order", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags warned hold\nrcpts 0\nend\n", 0,
+	    "missing or bad flags" },
+	{ "v4 two spaces", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags hold  warned\nrcpts 0\nend\n", 0,
+	    "missing or bad flags" },
+	{ "v4 flags before submitter", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags hold\nsubmitter 33 =www\nrcpts 0\n"
+	    "end\n", 0, "missing or bad recipient count" },
 	{ "v3 without body", "mxrelay-envelope 3\nid -\nsender =\n"
 	    "arrival 0\nsize 0\nrcpts 0\nend\n", 0, "missing or bad body" },
 	{ "v3 bad body", "mxrelay-envelope 3\nid -\nsender =\n"
@@ -693,6 +714,58 @@ test_body_8bit(void **state)
 	}
 }
 
+/*
+ * Version 4: the flags line.  Each flag, and all of them, read back and
+ * write the same bytes; with the body and submitter lines or without.
+ * An envelope without flags keeps its older version; a flag outside
+ * ENVELOPE_F_ALL cannot be written.
+ */
+static void
+test_flags(void **state)
+{
+	static const struct {
+		const char	*text;
+		unsigned	 want;
+	} t[] = {
+		{ "mxrelay-envelope 4\nid -\nsender =\narrival 0\nsize 0\n"
+		    "flags hold\nrcpts 0\nend\n", ENVELOPE_F_HOLD },
+		{ "mxrelay-envelope 4\nid -\nsender =\narrival 0\nsize 0\n"
+		    "body 8bit\nsubmitter 33 =www\nflags smtputf8\nrcpts 0\n"
+		    "end\n", ENVELOPE_F_SMTPUTF8 },
+		{ "mxrelay-envelope 4\nid -\nsender =\narrival 0\nsize 0\n"
+		    "body 7bit\nflags hold smtputf8 warned\nrcpts 0\nend\n",
+		    ENVELOPE_F_ALL },
+		{ "mxrelay-envelope 4\nid -\nsender =\narrival 0\nsize 0\n"
+		    "submitter 33 =www\nflags warned\nrcpts 1\n"
+		    "rcpt =a@b - pending 0 0 0 - - -\nend\n", ENVELOPE_F_WARNED },
+	};
+	struct envelope env;
+	const char *err;
+	char *buf;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (envelope_decode(t[i].text, strlen(t[i].text), &env,
+		    &err) != 0)
+			fail_msg("row %zu: %s", i, err);
+		assert_int_equal(env.flags, t[i].want);
+		assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+		assert_int_equal(len, strlen(t[i].text));
+		assert_memory_equal(buf, t[i].text, len);
+		free(buf);
+		/* Without its flags it is an older version again. */
+		env.flags = 0;
+		assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+		assert_null(memmem(buf, len, "flags", 5));
+		assert_memory_not_equal(buf, "mxrelay-envelope 4", 18);
+		free(buf);
+		env.flags = 0x80;
+		assert_int_equal(envelope_encode(&env, &buf, &len), -1);
+		envelope_free(&env);
+	}
+}
+
 static void
 test_copy_deep(void **state)
 {
@@ -729,6 +802,7 @@ main(void)
 		cmocka_unit_test(test_status_valid),
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_body_8bit),
+		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_copy_deep),
 	};
 
