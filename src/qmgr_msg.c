@@ -540,11 +540,10 @@ qmsg_close(struct qmsg *m)
 				env->rcpt[i].state = RCPT_BOUNCED;
 				qm->stats->bounced++;
 			}
-		if (newid[0] != '\0') {
-			log_info("%s: sender non-delivery notification: %s",
-			    env->id, newid);
+		/* bounce_queue() logged the notification. */
+		if (newid[0] != '\0')
 			qmgr_add(qm, newid);
-		} else
+		else
 			log_info("%s: no notification: null sender", env->id);
 		m->dirty = true;
 	} else if (nreport > 0) {
