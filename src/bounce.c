@@ -16,6 +16,9 @@
  *	     wrote something else), Action: failed, Status, Remote-MTA (when a
  *	     remote server gave the reply), Diagnostic-Code (smtp; for a
  *	     remote reply, X-mxrelay; for a local reason), Last-Attempt-Date
+ *	     (a delay warning: Action: delayed, Status 4.x.x and
+ *	     Will-Retry-Until; a notice that combines several messages: no
+ *	     Arrival-Date, and X-mxrelay-Queue-ID per recipient)
  *	  3. text/rfc822-headers: the original header section (when a body
  *	     fd is given), labelled 8bit when it holds 8-bit bytes
  *
@@ -61,6 +64,7 @@ struct buf {
 /* A report being built: what its parts and its header need. */
 struct draft {
 	const struct envelope	*env;
+	const struct bounce_notice *n;	/* never NULL */
 	const char		*hostname;
 	time_t			 now;
 	char			 date[64];	/* now, for Date: */
@@ -85,11 +89,14 @@ static void	 put_folded(struct buf *, const char *, const char *,
 static bool	 hostname_ok(const char *);
 static bool	 sender_ok(const char *);
 static const char *rcpt_status(const struct envelope_rcpt *);
+static const char *rcpt_delay_status(const struct envelope_rcpt *);
 static bool	 orig_differs(const struct envelope_rcpt *);
-static void	 make_text(struct buf *, const struct envelope *, const bool *,
+static void	 make_intro(struct buf *, const struct bounce_notice *,
 		    const char *);
+static void	 make_text(struct buf *, const struct envelope *, const bool *,
+		    const struct bounce_notice *, const char *);
 static void	 make_status(struct buf *, const struct envelope *,
-		    const bool *, const char *);
+		    const bool *, const struct bounce_notice *, const char *);
 static int	 read_headers(int, struct buf *, bool *);
 static uint64_t	 fnv1a(uint64_t, const void *, size_t);
 static bool	 draft_begin(struct draft *, const struct envelope *,
@@ -310,6 +317,16 @@ rcpt_status(const struct envelope_rcpt *r)
 	return r->status;
 }
 
+/* The Status: of a delayed recipient: its last one when temporary. */
+static const char *
+rcpt_delay_status(const struct envelope_rcpt *r)
+{
+	if (r->status == NULL || !envelope_status_valid(r->status) ||
+	    r->status[0] != '4')
+		return "4.0.0";
+	return r->status;
+}
+
 static bool
 orig_differs(const struct envelope_rcpt *r)
 {
@@ -317,37 +334,73 @@ orig_differs(const struct envelope_rcpt *r)
 	    strcmp(r->orig, r->addr) != 0;
 }
 
+/* Part 1's first paragraphs: what kind of notice this is. */
+static void
+make_intro(struct buf *b, const struct bounce_notice *n,
+    const char *hostname)
+{
+	char date[64];
+
+	buf_fmt(b, "This is the mail relay at %s.\r\n\r\n", hostname);
+	if (n->kind == BOUNCE_DELAYED) {
+		buf_str(b, "Your message has not been delivered yet to the "
+		    "recipients listed below.\r\n");
+		if (n->until > 0 && fmt_date(n->until, date, sizeof(date)) == 0)
+			buf_fmt(b, "The relay keeps trying until %s.\r\n",
+			    date);
+		else
+			buf_str(b, "The relay keeps trying.\r\n");
+		buf_str(b, "You do not need to send it again; you will be told "
+		    "if it fails.\r\n");
+	} else if (n->rcpt_ids != NULL)
+		buf_str(b, "Your messages could not be delivered to the "
+		    "recipients listed below,\r\neach with the queue id of "
+		    "its message.  A delivery status report and\r\nthe "
+		    "header of the first of these messages follow.\r\n");
+	else
+		buf_str(b, "Your message could not be delivered to the "
+		    "recipients listed below.\r\nA delivery status report "
+		    "and the header of your message follow.\r\n");
+}
+
 /* Part 1: for people. */
 static void
 make_text(struct buf *b, const struct envelope *env, const bool *report,
-    const char *hostname)
+    const struct bounce_notice *n, const char *hostname)
 {
-	buf_fmt(b, "This is the mail relay at %s.\r\n\r\n", hostname);
-	buf_str(b, "Your message could not be delivered to the recipients "
-	    "listed below.\r\nA delivery status report and the header of "
-	    "your message follow.\r\n");
+	make_intro(b, n, hostname);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct envelope_rcpt *r = &env->rcpt[i];
-		char *addr, *line, *reply, *mta = NULL;
+		char *addr, *line, *reply, *mta = NULL, *from = NULL;
 
 		if (!report[i])
 			continue;
 		addr = clean_text(r->addr);
+		if (n->rcpt_ids != NULL && n->rcpt_ids[i] != NULL) {
+			char *id = clean_text(n->rcpt_ids[i]);
+
+			from = xasprintf(" (queue id %s)", id);
+			free(id);
+		}
 		if (orig_differs(r)) {
 			char *orig = clean_text(r->orig);
 
-			line = xasprintf("<%s> (originally %s):", addr, orig);
+			line = xasprintf("<%s> (originally %s)%s:", addr, orig,
+			    from != NULL ? from : "");
 			free(orig);
 		} else
-			line = xasprintf("<%s>:", addr);
+			line = xasprintf("<%s>%s:", addr,
+			    from != NULL ? from : "");
 		buf_str(b, "\r\n");
 		put_folded(b, "", line, "    ");
 		free(line);
 		free(addr);
+		free(from);
 
 		reply = clean_text(r->last_reply != NULL ? r->last_reply :
 		    "no reason was recorded");
-		if (r->status != NULL && r->status[0] == '4')
+		if (n->kind == BOUNCE_FAILED && r->status != NULL &&
+		    r->status[0] == '4')
 			put_folded(b, "    ", "Delivery kept failing "
 			    "temporarily until the queue lifetime ran out.",
 			    "    ");
@@ -366,14 +419,15 @@ make_text(struct buf *b, const struct envelope *env, const bool *report,
 /* Part 2: RFC 3464 section 2, for programs. */
 static void
 make_status(struct buf *b, const struct envelope *env, const bool *report,
-    const char *hostname)
+    const struct bounce_notice *n, const char *hostname)
 {
 	char date[64];
 
 	buf_fmt(b, "Reporting-MTA: dns; %s\r\n", hostname);
-	if (env->id[0] != '\0')
+	if (n->rcpt_ids == NULL && env->id[0] != '\0')
 		buf_fmt(b, "X-mxrelay-Queue-ID: %s\r\n", env->id);
-	if (env->arrival > 0 && fmt_date(env->arrival, date, sizeof(date)) == 0)
+	if (n->rcpt_ids == NULL && env->arrival > 0 &&
+	    fmt_date(env->arrival, date, sizeof(date)) == 0)
 		buf_fmt(b, "Arrival-Date: %s\r\n", date);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct envelope_rcpt *r = &env->rcpt[i];
@@ -390,8 +444,13 @@ make_status(struct buf *b, const struct envelope *env, const bool *report,
 			put_folded(b, "Original-Recipient: rfc822; ", s, " ");
 			free(s);
 		}
-		buf_str(b, "Action: failed\r\n");
-		buf_fmt(b, "Status: %s\r\n", rcpt_status(r));
+		if (n->kind == BOUNCE_DELAYED) {
+			buf_str(b, "Action: delayed\r\n");
+			buf_fmt(b, "Status: %s\r\n", rcpt_delay_status(r));
+		} else {
+			buf_str(b, "Action: failed\r\n");
+			buf_fmt(b, "Status: %s\r\n", rcpt_status(r));
+		}
 		if (r->remote_mta != NULL) {
 			s = clean_text(r->remote_mta);
 			put_folded(b, "Remote-MTA: dns; ", s, " ");
@@ -407,6 +466,14 @@ make_status(struct buf *b, const struct envelope *env, const bool *report,
 		}
 		if (r->last_try > 0 && fmt_date(r->last_try, date, sizeof(date)) == 0)
 			buf_fmt(b, "Last-Attempt-Date: %s\r\n", date);
+		if (n->kind == BOUNCE_DELAYED && n->until > 0 &&
+		    fmt_date(n->until, date, sizeof(date)) == 0)
+			buf_fmt(b, "Will-Retry-Until: %s\r\n", date);
+		if (n->rcpt_ids != NULL && n->rcpt_ids[i] != NULL) {
+			s = clean_text(n->rcpt_ids[i]);
+			put_folded(b, "X-mxrelay-Queue-ID: ", s, " ");
+			free(s);
+		}
 	}
 }
 
@@ -561,15 +628,18 @@ put_head(struct buf *msg, const struct draft *d)
 	buf_fmt(msg, "Date: %s\r\n", d->date);
 	buf_fmt(msg, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
 	    d->hostname);
-	buf_str(msg, "Subject: Undelivered Mail Returned to Sender\r\n");
+	buf_str(msg, d->n->kind == BOUNCE_DELAYED ?
+	    "Subject: Delayed Mail (still being retried)\r\n" :
+	    "Subject: Undelivered Mail Returned to Sender\r\n");
 	buf_str(msg, "To: ");
 	buf_str(msg, env->sender);
 	buf_str(msg, "\r\n");
 	/* RFC 3834 section 5: so that vacation responders stay quiet. */
 	buf_str(msg, "Auto-Submitted: auto-replied\r\n");
-	buf_fmt(msg, "Message-ID: <%s.%lld.%zu.bounce@%s>\r\n",
+	buf_fmt(msg, "Message-ID: <%s.%lld.%zu.%s@%s>\r\n",
 	    env->id[0] != '\0' ? env->id : "noid", (long long)d->now, d->first,
-	    d->hostname);
+	    d->n->kind == BOUNCE_DELAYED ? "delay" :
+	    d->n->rcpt_ids != NULL ? "bounces" : "bounce", d->hostname);
 	buf_str(msg, "MIME-Version: 1.0\r\n");
 	buf_str(msg, "Content-Type: multipart/report; "
 	    "report-type=delivery-status;\r\n");
@@ -605,9 +675,40 @@ put_parts(struct buf *msg, const struct draft *d)
 }
 
 int
+bounce_read_headers(int fd, char **out, size_t *outlen, bool *eightbit)
+{
+	struct buf b = { NULL, 0, 0 };
+
+	*out = NULL;
+	*outlen = 0;
+	if (read_headers(fd, &b, eightbit) == -1) {
+		int saved = errno;
+
+		free(b.p);
+		errno = saved;
+		return -1;
+	}
+	buf_add(&b, "", 1);
+	*out = b.p;
+	*outlen = b.len - 1;
+	return 0;
+}
+
+int
 bounce_build(const struct envelope *env, const bool *report, int body_fd,
     const char *hostname, time_t now, char **out, size_t *outlen)
 {
+	return bounce_build_notice(env, report, body_fd, NULL, hostname, now,
+	    out, outlen);
+}
+
+int
+bounce_build_notice(const struct envelope *env, const bool *report,
+    int body_fd, const struct bounce_notice *n, const char *hostname,
+    time_t now, char **out, size_t *outlen)
+{
+	static const struct bounce_notice failed = { BOUNCE_FAILED, 0, NULL,
+	    NULL, 0, false };
 	struct draft d;
 	struct buf msg = { NULL, 0, 0 };
 	int rc = -1, saved;
@@ -615,13 +716,21 @@ bounce_build(const struct envelope *env, const bool *report, int body_fd,
 	*out = NULL;
 	*outlen = 0;
 	memset(&d, 0, sizeof(d));
+	d.n = n != NULL ? n : &failed;
 	if (!draft_begin(&d, env, report, hostname, now))
 		goto invalid;
-	make_text(&d.text, env, report, hostname);
-	make_status(&d.status, env, report, hostname);
-	d.with_hdrs = body_fd != -1;
-	if (d.with_hdrs && read_headers(body_fd, &d.hdrs, &d.eightbit) == -1)
-		goto done;
+	make_text(&d.text, env, report, d.n, hostname);
+	make_status(&d.status, env, report, d.n, hostname);
+	if (d.n->hdrs != NULL) {
+		d.with_hdrs = true;
+		d.eightbit = d.n->hdrs8bit;
+		buf_add(&d.hdrs, d.n->hdrs, d.n->hdrslen);
+	} else {
+		d.with_hdrs = body_fd != -1;
+		if (d.with_hdrs &&
+		    read_headers(body_fd, &d.hdrs, &d.eightbit) == -1)
+			goto done;
+	}
 	if (draft_boundary(&d) == -1)
 		goto invalid;
 	put_head(&msg, &d);
@@ -649,6 +758,25 @@ int
 bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
     int body_fd, const char *hostname, time_t now, char *newid)
 {
+	size_t n = 0;
+
+	if (bounce_queue_notice(q, env, report, body_fd, NULL, hostname, now,
+	    newid) == -1)
+		return -1;
+	if (newid[0] == '\0')
+		return 0;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		n += report[i];
+	log_info("%s: sender non-delivery notification: %s (%zu recipient%s)",
+	    env->id[0] != '\0' ? env->id : "-", newid, n, n == 1 ? "" : "s");
+	return 0;
+}
+
+int
+bounce_queue_notice(struct queue *q, const struct envelope *env,
+    const bool *report, int body_fd, const struct bounce_notice *notice,
+    const char *hostname, time_t now, char *newid)
+{
 	struct queue_new *qn = NULL;
 	struct envelope dsn;
 	char *buf = NULL;
@@ -669,7 +797,8 @@ bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
 	if (n == 0)
 		return 0;
 
-	if (bounce_build(env, report, body_fd, hostname, now, &buf, &len) == -1)
+	if (bounce_build_notice(env, report, body_fd, notice, hostname, now,
+	    &buf, &len) == -1)
 		goto done;
 	if (queue_new_begin(q, &qn) == -1)
 		goto done;
@@ -683,8 +812,6 @@ bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
 	if (queue_new_commit(qn, &dsn) == -1)
 		goto done;
 	util_strlcpy(newid, dsn.id, QUEUE_ID_LEN + 1);
-	log_info("%s: sender non-delivery notification: %s (%zu recipient%s)",
-	    env->id[0] != '\0' ? env->id : "-", newid, n, n == 1 ? "" : "s");
 	rc = 0;
 
 done:

@@ -59,4 +59,48 @@ int	 bounce_queue(struct queue *, const struct envelope *env,
 	    const bool *report, int body_fd, const char *hostname, time_t now,
 	    char *newid);
 
+/*
+ * A notice other than bounce_build()'s single "failed" report.
+ *  - kind BOUNCE_DELAYED: the recipients are still being retried (RFC
+ *    3464 "Action: delayed", Status 4.x.x: the recipient's last one
+ *    when it is temporary, else 4.0.0); until, when not 0, is the
+ *    Will-Retry-Until date.
+ *  - rcpt_ids, when not NULL, holds for each recipient of env the queue
+ *    id of the message it came from (a notice that combines several
+ *    messages: the text part names it, each recipient block has an
+ *    X-mxrelay-Queue-ID field, and there is no message-wide queue id or
+ *    Arrival-Date).
+ *  - hdrs, when not NULL, is a header section read before (by
+ *    bounce_read_headers()), used instead of body_fd's.
+ */
+enum bounce_kind {
+	BOUNCE_FAILED,
+	BOUNCE_DELAYED,
+};
+
+struct bounce_notice {
+	enum bounce_kind	 kind;
+	time_t			 until;
+	const char *const	*rcpt_ids;
+	const char		*hdrs;
+	size_t			 hdrslen;
+	bool			 hdrs8bit;
+};
+
+/* bounce_build() and bounce_queue() with a notice (NULL: failed). */
+int	 bounce_build_notice(const struct envelope *env, const bool *report,
+	    int body_fd, const struct bounce_notice *, const char *hostname,
+	    time_t now, char **out, size_t *outlen);
+/* As bounce_queue(), but logs nothing: the caller says what it sent. */
+int	 bounce_queue_notice(struct queue *, const struct envelope *env,
+	    const bool *report, int body_fd, const struct bounce_notice *,
+	    const char *hostname, time_t now, char *newid);
+/*
+ * The header section of the message in fd as part 3 carries it (see
+ * bounce_build()): *out (caller frees), *outlen, *eightbit.  0, or -1
+ * with errno from reading.
+ */
+int	 bounce_read_headers(int fd, char **out, size_t *outlen,
+	    bool *eightbit);
+
 #endif

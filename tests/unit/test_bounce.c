@@ -1032,6 +1032,128 @@ test_queue_full(void **state)
 	envelope_free(&env);
 }
 
+/*
+ * A delay notice: Action delayed, the recipient's 4.x.x Status (4.0.0
+ * when its last one is not temporary), Will-Retry-Until, its own Subject
+ * and Message-ID.
+ */
+static void
+test_delayed_notice(void **state)
+{
+	static const char orig[] = ORIG_HEADERS ORIG_BODY;
+	struct bounce_notice n = { BOUNCE_DELAYED, NOW + 86400, NULL, NULL, 0,
+	    false };
+	struct envelope env;
+	struct dsn d;
+	struct fields blk[8];
+	const bool report[4] = { true, false, false, true };
+	char *out, *text;
+	size_t len, nb;
+	int fd;
+
+	(void)state;
+	make_env(&env);
+	fd = body_file(orig, sizeof(orig) - 1);
+	assert_int_equal(bounce_build_notice(&env, report, fd, &n, HOST, NOW,
+	    &out, &len), 0);
+	check_lines(out, len, false);
+	parse_dsn(out, len, &d);
+	assert_string_equal(get(&d.h, "Subject"),
+	    "Delayed Mail (still being retried)");
+	assert_non_null(strstr(get(&d.h, "Message-ID"), ".delay@" HOST ">"));
+	assert_int_equal(d.nparts, 3);
+	text = unwrap(d.part[0].body);
+	assert_non_null(strstr(text, "has not been delivered yet"));
+	assert_non_null(strstr(text, "until Wed, 15 Nov 2023 22:13:20 +0000"));
+	assert_null(strstr(text, "queue lifetime ran out"));
+	free(text);
+	nb = status_blocks(&d.part[1], blk, 8);
+	assert_int_equal(nb, 3);
+	assert_string_equal(get(&blk[1], "Action"), "delayed");
+	assert_string_equal(get(&blk[1], "Status"), "4.0.0");	/* was 5.1.1 */
+	assert_string_equal(get(&blk[2], "Action"), "delayed");
+	assert_string_equal(get(&blk[2], "Status"), "4.4.1");
+	for (size_t i = 1; i < nb; i++)
+		assert_string_equal(get(&blk[i], "Will-Retry-Until"),
+		    "Wed, 15 Nov 2023 22:13:20 +0000");
+	assert_string_equal(d.part[2].body, ORIG_HEADERS);
+	for (size_t i = 0; i < nb; i++)
+		fields_free(&blk[i]);
+	dsn_free(&d);
+	free(out);
+
+	/* No until: no Will-Retry-Until. */
+	n.until = 0;
+	assert_int_equal(bounce_build_notice(&env, report, -1, &n, HOST, NOW,
+	    &out, &len), 0);
+	parse_dsn(out, len, &d);
+	nb = status_blocks(&d.part[1], blk, 8);
+	assert_null(get(&blk[1], "Will-Retry-Until"));
+	for (size_t i = 0; i < nb; i++)
+		fields_free(&blk[i]);
+	dsn_free(&d);
+	free(out);
+	close(fd);
+	envelope_free(&env);
+}
+
+/*
+ * A combined notice: each recipient with the queue id of its message in
+ * both parts, no message-wide queue id or Arrival-Date, and the header
+ * section given (not read from a file).
+ */
+static void
+test_combined_notice(void **state)
+{
+	static const char hdrs[] = "Subject: first\r\n";
+	const char *ids[4] = { "aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbb",
+	    NULL, "cccccccccccccccccccc" };
+	struct bounce_notice n = { BOUNCE_FAILED, 0, ids, hdrs,
+	    sizeof(hdrs) - 1, false };
+	struct envelope env;
+	struct dsn d;
+	struct fields blk[8];
+	const bool report[4] = { true, true, false, true };
+	char *out, *text;
+	size_t len, nb;
+
+	(void)state;
+	make_env(&env);
+	assert_int_equal(bounce_build_notice(&env, report, -1, &n, HOST, NOW,
+	    &out, &len), 0);
+	check_lines(out, len, false);
+	parse_dsn(out, len, &d);
+	assert_string_equal(get(&d.h, "Subject"),
+	    "Undelivered Mail Returned to Sender");
+	assert_non_null(strstr(get(&d.h, "Message-ID"), ".bounces@" HOST ">"));
+	text = unwrap(d.part[0].body);
+	assert_non_null(strstr(text, "<bob@example.org> (queue id "
+	    "aaaaaaaaaaaaaaaaaaaa):"));
+	assert_non_null(strstr(text, "<carol@example.net> (originally carol) "
+	    "(queue id bbbbbbbbbbbbbbbbbbbb):"));
+	assert_non_null(strstr(text, "<erin@example.org> (queue id "
+	    "cccccccccccccccccccc):"));
+	free(text);
+	nb = status_blocks(&d.part[1], blk, 8);
+	assert_int_equal(nb, 4);
+	assert_null(get(&blk[0], "X-mxrelay-Queue-ID"));
+	assert_null(get(&blk[0], "Arrival-Date"));
+	assert_string_equal(get(&blk[1], "X-mxrelay-Queue-ID"),
+	    "aaaaaaaaaaaaaaaaaaaa");
+	assert_string_equal(get(&blk[2], "X-mxrelay-Queue-ID"),
+	    "bbbbbbbbbbbbbbbbbbbb");
+	assert_string_equal(get(&blk[3], "X-mxrelay-Queue-ID"),
+	    "cccccccccccccccccccc");
+	assert_string_equal(get(&blk[3], "Action"), "failed");
+	assert_int_equal(d.nparts, 3);
+	assert_string_equal(d.part[2].body, hdrs);
+	for (size_t i = 0; i < nb; i++)
+		fields_free(&blk[i]);
+	dsn_free(&d);
+	free(out);
+	envelope_free(&env);
+}
+
 int
 main(void)
 {
@@ -1048,6 +1170,8 @@ main(void)
 		    setup_spool, teardown_spool),
 		cmocka_unit_test_setup_teardown(test_queue_full,
 		    setup_spool, teardown_spool),
+		cmocka_unit_test(test_delayed_notice),
+		cmocka_unit_test(test_combined_notice),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
