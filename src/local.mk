@@ -13,6 +13,7 @@ src_libmxcommon_a_SOURCES = \
 	src/aliases.c src/aliases.h \
 	src/message.c src/message.h src/msg_addr.c src/msg_addr.h \
 	src/log.h src/outcome.h
+src_libmxcommon_a_SOURCES += src/metrics.c src/metrics.h
 
 # The network side: event loop, io, TLS, DNS, SMTP protocol and client,
 # delivery, scheduling, the queue manager, bounces, the listener.

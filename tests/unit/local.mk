@@ -177,3 +177,9 @@ tests_unit_test_workq_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_workq
 
 EXTRA_DIST += tests/unit/tls-certs.sh
+
+check_PROGRAMS += tests/unit/test_metrics
+tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c $(TEST_COMMON)
+tests_unit_test_metrics_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_metrics_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_metrics
