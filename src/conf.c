@@ -178,6 +178,8 @@ static const struct conf_key keys[] = {
 	K("mx_address_limit", set_uint, mx_address_limit, "5", 0, 1000, 0),
 	K("dns_timeout", set_duration, dns_timeout_ms, "5s", 1, 300, CK_UINT),
 	K("dns_tries", set_uint, dns_tries, "3", 1, 10, 0),
+	KL("metrics_listen", set_hostports, metrics_listen, nmetrics_listen,
+	    NULL, CK_OPTIONAL | CK_IPONLY),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -708,6 +710,13 @@ check_conf(struct conf *c, const struct conf_seen *seen, const char *path,
 	for (size_t i = 0; i < c->ndns_servers; i++)
 		if (c->dns_servers[i].port == 0)
 			c->dns_servers[i].port = 53;
+	for (size_t i = 0; i < c->nmetrics_listen; i++)
+		if (c->metrics_listen[i].port == 0) {
+			util_seterr(err, errlen, "%s:%lu: metrics_listen: %s: "
+			    "a port is needed", path, SEEN(metrics_listen),
+			    c->metrics_listen[i].host);
+			return -1;
+		}
 
 	/*
 	 * When only one bound of a pair is set, the other default follows
@@ -909,6 +918,7 @@ conf_free(struct conf *c)
 	free(c->auth_users);
 	free(c->user);
 	free(c->group);
+	hostports_free(c->metrics_listen, c->nmetrics_listen);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -84,6 +84,8 @@ struct conf {
 	unsigned	 mx_address_limit;	/* addresses tried; 0: all */
 	unsigned	 dns_timeout_ms;
 	unsigned	 dns_tries;
+	struct hostport	*metrics_listen;	/* mxrelayd's GET /metrics */
+	size_t		 nmetrics_listen;
 };
 
 /*

@@ -12,6 +12,8 @@
  *			envelope text (queue/envelope.c): the caller's own
  *			messages, or all of them for root and the daemon's
  *			user
+ *	stats		"ok N", then N bytes of metrics in the Prometheus
+ *			text format (metrics.h); root and the daemon's user
  *
  * A refusal is "error CODE TEXT": CODE is one word that clients act on
  * (enum control_code), TEXT is for people.  flush and status are for root

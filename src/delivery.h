@@ -50,6 +50,7 @@ struct delivery_rcpt {
 	char		 remote_mta[256];		/* out: "" when the reason is local */
 	bool		 final;				/* private */
 	bool		 noted;				/* private */
+	const char	*tls_use;	/* out: "none", "unverified", "verified" */
 };
 
 struct delivery_msg;

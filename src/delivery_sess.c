@@ -210,6 +210,8 @@ rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
 		return;
 	r->final = true;
 	r->outcome = o;
+	r->tls_use = s == NULL || s->s == NULL || !smtpc_tls_active(s->s) ?
+	    "none" : smtpc_tls_verified(s->s) ? "verified" : "unverified";
 
 	if (s != NULL && s->s != NULL) {
 		util_strlcpy(relay, smtpc_peer_text(s->s), sizeof(relay));

@@ -76,6 +76,7 @@
 #include "dns.h"
 #include "event.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define DNS_Q_MX		1
@@ -786,6 +787,8 @@ dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
 	if (status == ARES_EDESTRUCTION || e->dns->dead)
 		return;
 	res = mx_result(status, abuf, alen, &ttl);
+	metrics_inc(METRIC_DNS, (const char *[]){ "MX",
+	    dns_status_to_text(res->status) });
 	dns_entry_done(e, res, ttl);
 	dns_result_unref(res);
 }
@@ -876,6 +879,9 @@ dns_on_addr(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 	}
 	res = addr_result_pair(e->half[0].status, e->half[0].ai,
 	    e->half[1].status, e->half[1].ai, &ttl);
+	for (int i = 0; i < 2; i++)
+		metrics_inc(METRIC_DNS, (const char *[]){ i == 0 ? "AAAA" : "A",
+		    dns_status_to_text(dns_map_status(e->half[i].status)) });
 	for (int i = 0; i < 2; i++)
 		if (e->half[i].ai != NULL) {
 			ares_freeaddrinfo(e->half[i].ai);

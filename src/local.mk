@@ -46,10 +46,12 @@ MX_LIBS = src/libmxnet.a queue/libqueue.a src/libmxcommon.a
 sbin_PROGRAMS += src/mxrelay
 src_mxrelay_SOURCES = src/sendmail.c src/sendmail_int.h \
 	src/sendmail_submit.c src/sendmail_queue.c
+src_mxrelay_SOURCES += src/sendmail_stats.c
 src_mxrelay_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 sbin_PROGRAMS += src/mxrelayd
 src_mxrelayd_SOURCES = src/mxrelayd.c src/mxrelayd.h src/mxrelayd_ctl.c
+src_mxrelayd_SOURCES += src/mxrelayd_metrics.c
 src_mxrelayd_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 # Links in the build tree so that argv[0] dispatch can be tried there.

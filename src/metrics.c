@@ -175,6 +175,22 @@ metrics_inc(enum metric_id id, const char *const *labels)
 }
 
 void
+metrics_inc1(enum metric_id id, const char *label)
+{
+	metrics_add(id, &label, 1);
+}
+
+void
+metrics_rcpt(const char *addr, const char *result, const char *tls)
+{
+	char buf[METRICS_DOMAIN_LEN];
+
+	metrics_inc(METRIC_RCPT, (const char *[]){
+	    metrics_domain(addr, buf, sizeof(buf)), result,
+	    tls != NULL ? tls : "none" });
+}
+
+void
 metrics_set(enum metric_id id, const char *const *labels, double v)
 {
 	struct series *s;

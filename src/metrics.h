@@ -44,6 +44,8 @@ enum metric_id {
  * A NULL value is written as "".
  */
 void	 metrics_inc(enum metric_id, const char *const *labels);
+/* A family with one label. */
+void	 metrics_inc1(enum metric_id, const char *label);
 void	 metrics_add(enum metric_id, const char *const *labels, double);
 /* Gauges: the value now. */
 void	 metrics_set(enum metric_id, const char *const *labels, double);
@@ -55,6 +57,12 @@ void	 metrics_observe(enum metric_id, const char *const *labels, double);
  * METRICS_DOMAINS_MAX other domains have been seen; "none" for empty.
  */
 const char *metrics_domain(const char *addr, char *buf, size_t len);
+/*
+ * A recipient's attempt ended (mxrelay_recipients_total): result "sent",
+ * "deferred" or "bounced"; tls "none", "unverified", "verified" (NULL:
+ * "none").
+ */
+void	 metrics_rcpt(const char *addr, const char *result, const char *tls);
 /* The whole text (allocated, NUL-ended); *len its length. */
 char	*metrics_render(size_t *len);
 /* Back to nothing counted (tests). */

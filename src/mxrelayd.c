@@ -757,6 +757,9 @@ run(struct daemon *d)
 	for (size_t i = 0; i < d->cur->conf.nlisten; i++)
 		if (listen_one(d, &d->cur->conf.listen[i]) == -1)
 			return EX_UNAVAILABLE;
+	if (mhttp_open(d, d->cur->conf.metrics_listen,
+	    d->cur->conf.nmetrics_listen) == -1)
+		return EX_UNAVAILABLE;
 	if ((rc = drop_privileges(d)) != EX_OK)
 		return rc;
 	if ((rc = pidfile_lock(d)) != EX_OK)
@@ -843,6 +846,7 @@ cleanup(struct daemon *d)
 	free(d->lfds);
 	while (d->ctls != NULL)
 		ctl_close(d->ctls);
+	mhttp_close(d);
 	if (d->ctlfd != -1) {
 		close(d->ctlfd);
 		(void)unlink(d->ctl_path);

@@ -28,6 +28,7 @@ struct gen {
 };
 
 struct ctl_conn;	/* mxrelayd_ctl.c */
+struct mhttp;		/* mxrelayd_metrics.c */
 
 struct daemon {
 	const char		*conf_path;
@@ -62,6 +63,7 @@ struct daemon {
 	bool			 stopping;
 	uint64_t		 stop_deadline;
 	int			 exit_code;
+	struct mhttp		*mhttp;		/* metrics_listen; NULL: none */
 };
 
 /*
@@ -73,5 +75,14 @@ struct daemon {
 int		 ctl_open(struct daemon *);
 void		 ctl_close(struct ctl_conn *);
 void		 ctl_resume(void *);
+
+/*
+ * mxrelayd_metrics.c.  daemon_metrics: the metrics text now (allocated;
+ * *len its length).  mhttp_open: listen for GET /metrics on each address
+ * (none: nothing), -1 logged on error.  mhttp_close: stop and free.
+ */
+char		*daemon_metrics(struct daemon *, size_t *len);
+int		 mhttp_open(struct daemon *, const struct hostport *, size_t);
+void		 mhttp_close(struct daemon *);
 
 #endif

@@ -193,6 +193,31 @@ ctl_list(struct ctl_conn *cc)
 	ctl_write(cc->fd, EV_WRITE, cc);
 }
 
+/* "stats": "ok N\n" and then the N bytes of the metrics text. */
+static void
+ctl_stats(struct ctl_conn *cc)
+{
+	char *text, *head;
+	size_t tlen, hlen;
+
+	text = daemon_metrics(cc->d, &tlen);
+	head = xasprintf("ok %zu\n", tlen);
+	hlen = strlen(head);
+	cc->out = xmalloc(hlen + tlen);
+	memcpy(cc->out, head, hlen);
+	memcpy(cc->out + hlen, text, tlen);
+	free(head);
+	free(text);
+	cc->outlen = hlen + tlen;
+	cc->outoff = 0;
+	ev_fd_del(cc->d->loop, cc->fd);
+	if (ev_fd_add(cc->d->loop, cc->fd, EV_WRITE, ctl_write, cc) == -1) {
+		ctl_close(cc);
+		return;
+	}
+	ctl_write(cc->fd, EV_WRITE, cc);
+}
+
 static void
 ctl_timeout(void *arg)
 {
@@ -230,6 +255,9 @@ ctl_answer(struct ctl_conn *cc, const char *req)
 			log_info("control: flush of %s requested", id);
 			snprintf(reply, sizeof(reply), "ok %zu\n", n);
 		}
+	} else if (strcmp(req, "stats") == 0) {
+		ctl_stats(cc);	/* it closes cc */
+		return;
 	} else if (strcmp(req, "status") == 0)
 		snprintf(reply, sizeof(reply),
 		    "ok messages=%zu in_flight=%zu clients=%u\n",

@@ -296,3 +296,18 @@ qmgr_in_flight(const struct qmgr *qm)
 {
 	return qm->nopen;
 }
+
+void
+qmgr_queue_ages(const struct qmgr *qm, time_t now, time_t *oldest_age,
+    size_t *deferred)
+{
+	const struct sched_msg *sm = NULL;
+
+	*oldest_age = 0;
+	*deferred = 0;
+	while ((sm = sched_msg_next(qm->sched, sm)) != NULL) {
+		if (sm->arrival != 0 && now - sm->arrival > *oldest_age)
+			*oldest_age = now - sm->arrival;
+		*deferred += sm->deferred;
+	}
+}

@@ -108,5 +108,12 @@ void		 qmgr_stop(struct qmgr *);
 bool		 qmgr_done(const struct qmgr *);
 size_t		 qmgr_count(const struct qmgr *);	/* messages indexed */
 size_t		 qmgr_in_flight(const struct qmgr *);
+/*
+ * For the metrics: the age in seconds of the oldest message indexed (0
+ * without one whose envelope was read) and the pending recipients that
+ * were tried before, as of the last time each envelope was read.
+ */
+void		 qmgr_queue_ages(const struct qmgr *, time_t now,
+		    time_t *oldest_age, size_t *deferred);
 
 #endif

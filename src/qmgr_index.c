@@ -98,6 +98,11 @@ qmgr_index_set(struct qmgr *qm, struct sched_msg *sm, const struct envelope *env
     int64_t now)
 {
 	qmgr_note_submitter(sm, env);
+	sm->deferred = 0;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].state == RCPT_PENDING &&
+		    env->rcpt[i].attempts > 0)
+			sm->deferred++;
 	if (sched_msg_set(qm->sched, sm, env, now) == 0)
 		qmgr_index_forget(qm, sm);
 }

@@ -35,6 +35,7 @@
 #include "bounce.h"
 #include "delivery.h"
 #include "log.h"
+#include "metrics.h"
 #include "qmgr_int.h"
 #include "scheduler.h"
 #include "spool.h"
@@ -483,19 +484,35 @@ rcpt_apply(struct qmsg *m, size_t i, const struct delivery_rcpt *dr,
 	    c->retry_max_ms, m->env.arrival, c->lifetime_ms)) {
 	case SCHED_RCPT_DELIVERED:
 		qm->stats->sent++;
+		metrics_rcpt(er->addr, "sent", dr->tls_use);
+		metrics_observe(METRIC_DELAY, NULL, now > m->env.arrival ?
+		    (double)(now - m->env.arrival) : 0);
 		break;
 	case SCHED_RCPT_EXPIRED:
 		log_info("%s: to=<%s>, status=expired (queued longer than "
 		    "queue_lifetime)", m->env.id, er->addr);
 		m->report[i] = true;
+		metrics_rcpt(er->addr, "bounced", dr->tls_use);
 		break;
 	case SCHED_RCPT_BOUNCE:
 		m->report[i] = true;
+		metrics_rcpt(er->addr, "bounced", dr->tls_use);
 		break;
 	case SCHED_RCPT_DEFERRED:
 		qm->stats->deferred++;
+		metrics_rcpt(er->addr, "deferred", dr->tls_use);
 		break;
 	}
+}
+
+/* A message done: whether any recipient was not delivered (metrics). */
+static bool
+msg_bounced(const struct envelope *env)
+{
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].state == RCPT_BOUNCED)
+			return true;
+	return false;
 }
 
 static void
@@ -592,6 +609,8 @@ qmsg_settle(struct qmsg *m)
 		log_warn("%s: cannot remove", m->env.id);
 	else {
 		log_info("%s: removed", m->env.id);
+		metrics_inc1(METRIC_MSG, msg_bounced(&m->env) ?
+		    "bounced" : "sent");
 		qmgr_kick_flush(qm);
 	}
 	qmsg_discard(m);

@@ -148,6 +148,8 @@ struct sched_msg {
 	uint32_t		 submit_uid;
 	unsigned char		 lock_tries;	/* the caller's */
 	void			*udata;		/* the caller's */
+	/* The caller's: pending recipients tried before (metrics). */
+	unsigned		 deferred;
 	/* private */
 	struct hash_node	 node;
 	struct sched_group	*groups;

@@ -57,6 +57,7 @@ static void	usage(int) __attribute__((noreturn));
  * in a file of its own and adds one row here.
  */
 static const struct command commands[] = {
+	{ "stats", cmd_stats, "stats [-C file]" },
 	{ NULL, NULL, NULL }
 };
 

@@ -70,6 +70,9 @@ struct command {
 };
 int	 command_conf(const char *path, struct conf *);
 
+/* sendmail_stats.c: mxrelay stats. */
+int	 cmd_stats(int, char **);
+
 /* sendmail_queue.c: -bp; -q, -qf, -qI. */
 int	 list_queue(struct conf *);
 int	 run_queue(const struct opts *, struct conf *, int, char **);

@@ -35,6 +35,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtp_client_int.h"
 #include "smtp_proto.h"
 #include "util.h"
@@ -52,6 +53,7 @@ static void	 smtpc_defer_fail(struct smtpc *, const struct smtpc_reason *);
 static void	 smtpc_destroy(struct smtpc *);
 static enum smtpc_stage smtpc_stage_of(enum smtpc_state);
 static const char *smtpc_waiting_for(enum smtpc_state);
+static const char *smtpc_fail_reason(const struct smtpc_reason *);
 static unsigned	 smtpc_timeout_of(const struct smtpc *, enum smtpc_state);
 
 void
@@ -112,6 +114,7 @@ smtpc_new(struct ev_loop *loop, const struct sockaddr *sa, socklen_t salen,
 	s->io = io_new(loop, smtpc_io_cb, s);
 	io_set_line_max(s->io, SMTP_REPLY_LINE_MAX);
 	s->state = SMTPC_CONNECT;
+	metrics_inc(METRIC_CONN, NULL);
 	if (s->p.timeouts.connect > 0)
 		io_set_timeout(s->io, s->p.timeouts.connect);
 	if (io_connect(s->io, sa, salen) == -1)
@@ -503,6 +506,29 @@ smtpc_cause_to_text(enum smtpc_cause c)
 	return "unknown";
 }
 
+/*
+ * Why a session failed before it was up, for the metrics: the cause, or
+ * for a reply the stage that got it ("greeting", "ehlo", ...).
+ */
+static const char *
+smtpc_fail_reason(const struct smtpc_reason *why)
+{
+	if (why->cause != SMTPC_CAUSE_REPLY)
+		return smtpc_cause_to_text(why->cause);
+	switch (why->stage) {
+	case SMTPC_STAGE_GREETING:
+		return "greeting";
+	case SMTPC_STAGE_EHLO:
+		return "ehlo";
+	case SMTPC_STAGE_STARTTLS:
+		return "starttls";
+	case SMTPC_STAGE_AUTH:
+		return "auth";
+	default:
+		return "reply";
+	}
+}
+
 /* io's error text, escaped: TLS errors may quote what the peer sent. */
 const char *
 smtpc_io_error(struct smtpc *s)
@@ -734,6 +760,8 @@ smtpc_close(struct smtpc *s, const struct smtpc_reason *reason)
 	}
 	if (s->dead)
 		return;
+	if (!s->up && why.outcome != OUTCOME_OK)
+		metrics_inc1(METRIC_CONN_FAIL, smtpc_fail_reason(&why));
 	s->ops->closed(s->arg, s, &why);
 }
 

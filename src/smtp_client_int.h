@@ -107,6 +107,7 @@ struct smtpc {
 
 	unsigned		 busy;
 	bool			 dead;
+	bool			 up;		/* was ready once (metrics) */
 };
 
 /* smtp_client.c: the state machine, reasons, the end of a session. */

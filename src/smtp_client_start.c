@@ -257,6 +257,7 @@ static void
 smtpc_ready(struct smtpc *s)
 {
 	s->state = SMTPC_READY;
+	s->up = true;
 	io_set_timeout(s->io, 0);
 	s->ops->ready(s->arg, s);
 }

@@ -63,6 +63,7 @@
 #include "event.h"
 #include "io.h"
 #include "log.h"
+#include "metrics.h"
 #include "message.h"
 #include "smtp_proto.h"
 #include "smtpd.h"
@@ -447,6 +448,7 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 		log_warnx("smtpd: too many connections from [%s], refused "
 		    "[%s]:%u", ac->key, addr, port);
 		addr_count_put(sd, ac);
+		metrics_inc1(METRIC_SMTPD_REFUSED, "max_per_address");
 		session_refuse(sd, fd, "Too many connections from your address");
 		return;
 	}
@@ -463,6 +465,7 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 		    addr, port);
 		if (ac != NULL)
 			addr_count_put(sd, ac);
+		metrics_inc1(METRIC_SMTPD_REFUSED, "max_clients");
 		session_refuse(sd, fd, "Too many connections");
 		return;
 	}
@@ -480,6 +483,7 @@ session_new(struct smtpd *sd, int fd, const struct sockaddr_storage *ss)
 		    sd->p.session_deadline_ms);
 	smtpd_session_timeout(s);
 	log_info("connect from %s", s->peer);
+	metrics_inc(METRIC_SMTPD_CONN, NULL);
 	smtpd_reply(s, "220 %s ESMTP mxrelay", sd->p.hostname);
 }
 
@@ -534,11 +538,13 @@ session_make_room(struct smtpd *sd, bool for_relay)
 			log_warnx("smtpd: listener full: closing %s (an "
 			    "outsider, in its TLS handshake) for %s", s->peer,
 			    whom);
+			metrics_inc1(METRIC_SMTPD_REFUSED, "evicted");
 			session_free(s);
 			return true;
 		}
 		log_warnx("smtpd: listener full: closing %s (an outsider) for "
 		    "%s", s->peer, whom);
+		metrics_inc1(METRIC_SMTPD_REFUSED, "evicted");
 		if (s->state == S_AUTH_WAIT)
 			smtpd_auth_detach(s);	/* the 421 answers the AUTH */
 		smtpd_reply(s, "421 4.7.0 %s Too many connections, closing",
@@ -550,6 +556,7 @@ session_make_room(struct smtpd *sd, bool for_relay)
 		return false;
 	log_info("smtpd: listener full: dropping %s (an outsider, closing) "
 	    "for %s", closing->peer, whom);
+	metrics_inc1(METRIC_SMTPD_REFUSED, "evicted");
 	session_free(closing);
 	return true;
 }
@@ -685,6 +692,7 @@ session_on_deadline(void *arg)
 	case S_TLS:
 		log_info("session deadline exceeded during TLS handshake "
 		    "from %s", s->peer);
+		metrics_inc1(METRIC_SMTPD_REFUSED, "deadline");
 		session_free(s);
 		return;
 	case S_AUTH_WAIT:
@@ -698,6 +706,7 @@ session_on_deadline(void *arg)
 	}
 	log_info("session deadline exceeded %s from %s",
 	    s->state == S_DATA ? "in DATA" : "after command", s->peer);
+	metrics_inc1(METRIC_SMTPD_REFUSED, "deadline");
 	smtpd_reply(s, "421 4.4.2 %s Error: session deadline exceeded",
 	    sd->p.hostname);
 	smtpd_session_closing(s);
@@ -794,11 +803,13 @@ session_on_io(struct io *io, enum io_event ev, void *arg)
 			log_info("timeout during %s from %s",
 			    s->state == S_TLS ? "TLS handshake" : "close",
 			    s->peer);
+			metrics_inc1(METRIC_SMTPD_REFUSED, "timeout");
 			session_free(s);
 			break;
 		}
 		log_info("timeout after %s from %s",
 		    s->state == S_DATA ? "DATA" : "command", s->peer);
+		metrics_inc1(METRIC_SMTPD_REFUSED, "timeout");
 		if (s->lc != NULL)
 			s->lc->end.timeout = true;
 		smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded",
@@ -878,6 +889,7 @@ session_after_reply(struct session *s)
 		return;
 	if (s->errors >= SMTPD_ERRORS_MAX) {
 		log_warnx("too many errors from %s", s->peer);
+		metrics_inc1(METRIC_SMTPD_REFUSED, "errors");
 		if (s->lc != NULL)
 			s->lc->end.error_limit = true;
 		smtpd_reply(s, "421 4.7.0 %s Error: too many errors",
@@ -904,6 +916,7 @@ session_junk(struct session *s)
 	    ++s->junk <= p->junk_limit)
 		return true;
 	log_warnx("too many junk commands from %s", s->peer);
+	metrics_inc1(METRIC_SMTPD_REFUSED, "junk");
 	smtpd_reply(s, "421 4.7.0 %s Error: too many commands without mail",
 	    p->hostname);
 	smtpd_session_closing(s);

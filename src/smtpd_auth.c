@@ -45,6 +45,7 @@
 #include "event.h"
 #include "io.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtp_proto.h"
 #include "smtpd.h"
 #include "smtpd_auth.h"
@@ -376,6 +377,7 @@ auth_refused(struct session *s, bool begin)
 	}
 	smtpd_auth_reset(s);
 	log_warnx("auth refused from %s count=%u limit=%u", s->peer, n, limit);
+	metrics_inc1(METRIC_SMTPD_REFUSED, "auth_limit");
 	smtpd_reply_error(s, "454 4.7.0 Error: too many authentication "
 	    "failures, try again later");
 	return true;
@@ -467,6 +469,8 @@ check_result(struct auth_check *c, bool from_input)
 	else
 		log_warnx("auth failure from %s count=%u mech=%s user=%s",
 		    c->peer, n, c->mech, esc);
+	if (!c->ok)
+		metrics_inc(METRIC_SMTPD_AUTHFAIL, NULL);
 	if (s == NULL) {		/* the client left */
 		check_free(c);
 		return;

@@ -152,6 +152,7 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->connection_reuse_limit, 100);
 	assert_int_equal(c->dns_timeout_ms, 5000);
 	assert_int_equal(c->dns_tries, 3);
+	assert_int_equal(c->nmetrics_listen, 0);
 }
 
 static void
@@ -488,6 +489,11 @@ test_hostport_lists(void **state)
 	assert_int_equal(c.relayhost->port, 587);
 	assert_true(c.relayhost->bracketed);
 	conf_free(&c);
+	load_ok("metrics_listen = 127.0.0.1:9100 [::1]:9100\n", &c);
+	assert_int_equal(c.nmetrics_listen, 2);
+	assert_string_equal(c.metrics_listen[1].host, "::1");
+	assert_int_equal(c.metrics_listen[1].port, 9100);
+	conf_free(&c);
 
 	/* Empty lists: no listener, no relay clients; no relayhost. */
 	load_ok("listen =\nrelay_clients =\nrelayhost =\n", &c);
@@ -722,6 +728,11 @@ test_errors(void **state)
 		    ":3: auth_users: needs tls_cert_file and tls_key_file" },
 		{ "\001\002\003 = 1\n", ":1: control character" },
 		{ "\xff\xfe = 1\n", ":1: \\xff\\xfe: unknown key" },
+		{ "\nmetrics_listen = 127.0.0.1\n",
+		    ":2: metrics_listen: 127.0.0.1: a port is needed" },
+		{ "metrics_listen = localhost:9100\n", ":1: metrics_listen: "
+		    "\"localhost:9100\": localhost: an IP address is needed "
+		    "here, not a name" },
 	};
 
 	(void)state;
