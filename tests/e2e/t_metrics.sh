@@ -5,7 +5,8 @@
 # the bounce's own DSN sent), then the counters, the delay histogram's
 # count and the queue gauges, read over HTTP (metrics_listen) and with
 # `mxrelay stats` over the control socket; the listener's counters; the
-# HTTP server's refusals; and `promtool check metrics` on the text.
+# HTTP server's refusals; `promtool check metrics` on the text; then the
+# TLS label (verified, unverified) and a TLS connection failure.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -16,7 +17,8 @@ if ! command -v promtool > /dev/null 2>&1; then
 fi
 
 world_start ok.test=127.0.0.2 sender.test=127.0.0.2 soft.test=127.0.0.3 \
-    hard.test=127.0.0.4 refused.test=127.0.0.5
+    hard.test=127.0.0.4 refused.test=127.0.0.5 tv.test=127.0.0.6 \
+    tu.test=127.0.0.7 tw.test=127.0.0.8
 
 # A free loopback port for the metrics listener.
 MPORT=$(python3 -c 'import socket
@@ -183,3 +185,37 @@ daemon_stop
 expect_rc 69 "mxrelay stats without the daemon" "$MXRELAY" stats -C "$CONF"
 expect_err "mxrelayd is not running"
 ok "mxrelay stats without a daemon: exit 69"
+
+# 9. TLS use: a verified exchanger, an unverified one (self-signed, under
+# may), and one whose certificate is for another name under verify (the
+# connection fails for TLS, the recipient is deferred).
+command -v openssl > /dev/null || { echo "# openssl not installed"; exit 0; }
+mkdir "$T/certs"
+sh "${top_srcdir:-.}/tests/e2e/certs.sh" "$T/certs" mx.tv.test mx.tu.test \
+    mx.tw.test || fail "making certificates"
+C="$T/certs"
+sinks_stop; fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" \
+    "metrics_listen = 127.0.0.1:$MPORT" "tls_ca_file = $C/ca.pem" \
+    "tls_policy = tw.test verify"
+sink 127.0.0.2
+sink 127.0.0.6 -c "$C/good.pem" -k "$C/good.key"
+sink 127.0.0.7 -c "$C/self.pem" -k "$C/self.key"
+sink 127.0.0.8 -c "$C/wrong.pem" -k "$C/wrong.key"
+chmod 644 "$C"/*
+daemon_start
+send v@tv.test; send u@tu.test; send w@tw.test
+within 10 got 127.0.0.6 1 || fail "not delivered to the verified exchanger"
+within 10 got 127.0.0.7 1 || fail "not delivered to the unverified exchanger"
+wait_for "$T/d.log" 'to=<w@tw.test>.*status=deferred'
+get /metrics
+sed 1,2d "$T/http" > "$T/m.txt"
+has "$T/m.txt" 'mxrelay_recipients_total{domain="tv.test",result="sent",tls="verified"} 1'
+has "$T/m.txt" 'mxrelay_recipients_total{domain="tu.test",result="sent",tls="unverified"} 1'
+has "$T/m.txt" 'mxrelay_recipients_total{domain="tw.test",result="deferred",tls="none"} 1'
+has "$T/m.txt" 'mxrelay_smtp_connection_failures_total{reason="tls"} 1'
+has "$T/m.txt" 'mxrelay_delivery_delay_seconds_count 2'
+promtool check metrics < "$T/m.txt" > "$T/promtool.out" 2>&1 ||
+    { cat "$T/promtool.out" >&2; fail "promtool check metrics failed"; }
+daemon_stop
+ok "TLS use: verified, unverified; a certificate for another name counts as a TLS failure"
