@@ -726,6 +726,15 @@ smtpc_reason_vset(struct smtpc_reason *r, enum outcome o,
 	r->stage = stage;
 	r->cause = cause;
 	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+	/*
+	 * A TLS failure is a security one (RFC 3463 X.7.x): a handshake that
+	 * fails or never ends, a certificate not verified, X.7.5
+	 * "Cryptographic failure" as Postfix has it; the callers that know
+	 * better set their own (STARTTLS not offered: X.7.4).
+	 */
+	if (cause == SMTPC_CAUSE_TLS)
+		util_strlcpy(r->status, o == OUTCOME_PERMFAIL ? "5.7.5" :
+		    "4.7.5", sizeof(r->status));
 }
 
 void

@@ -23,6 +23,7 @@
 #include "util.h"
 
 static void	 smtpc_after_ehlo(struct smtpc *);
+static void	 smtpc_not_offered(struct smtpc *);
 static void	 smtpc_after_tls(struct smtpc *);
 static bool	 smtpc_auth_tls_ok(struct smtpc *);
 static void	 smtpc_unverified_text(struct smtpc *, char *, size_t);
@@ -133,6 +134,21 @@ smtpc_on_auth_login(struct smtpc *s)
 		    SMTPC_STAGE_AUTH);
 }
 
+/*
+ * TLS required and STARTTLS not offered: deferred 4.7.4, "Security
+ * features not supported" (Postfix's code for it too).
+ */
+static void
+smtpc_not_offered(struct smtpc *s)
+{
+	struct smtpc_reason why;
+
+	smtpc_reason_set(&why, OUTCOME_TEMPFAIL, SMTPC_STAGE_STARTTLS,
+	    SMTPC_CAUSE_TLS, "STARTTLS not offered");
+	util_strlcpy(why.status, "4.7.4", sizeof(why.status));
+	smtpc_quit_fail(s, &why);
+}
+
 /* EHLO/HELO answered: STARTTLS per policy, then AUTH, then ready. */
 static void
 smtpc_after_ehlo(struct smtpc *s)
@@ -149,8 +165,7 @@ smtpc_after_ehlo(struct smtpc *s)
 			return;
 		}
 		if (s->p.tls != TLS_MAY) {
-			smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS,
-			    SMTPC_STAGE_STARTTLS, "STARTTLS not offered");
+			smtpc_not_offered(s);
 			return;
 		}
 	}

@@ -31,18 +31,22 @@ server() {
 	esac
 }
 
-# policy kind -> expected result: "clear", "tls", "tls/verified" or "deferred"
+# policy kind -> expected result: "clear", "tls/verified", "tls/unverified"
+# or "deferred/STATUS": RFC 3463 X.7.4 "Security features not supported"
+# when STARTTLS is not offered, X.7.5 "Cryptographic failure" for a
+# certificate not verified (Postfix's codes for both)
 expect() {
 	case "$1/$2" in
 	none/*)			echo clear ;;
 	may/plain)		echo clear ;;
 	may/good)		echo tls/verified ;;
 	may/*)			echo tls/unverified ;;
-	encrypt/plain)		echo deferred ;;
+	encrypt/plain)		echo deferred/4.7.4 ;;
 	encrypt/good)		echo tls/verified ;;
 	encrypt/*)		echo tls/unverified ;;
 	verify/good)		echo tls/verified ;;
-	verify/*)		echo deferred ;;
+	verify/plain)		echo deferred/4.7.4 ;;
+	verify/*)		echo deferred/4.7.5 ;;
 	esac
 }
 
@@ -61,8 +65,8 @@ for policy in none may encrypt verify; do
 		tls/*)
 			log_has "to=<x@tls.test>" "tls=TLSv1.3/${want#tls/}" "status=sent"
 			grep -q '^TLS: TLSv1' "$T/sink/127.0.0.2"/* || fail "$policy/$kind: sent in clear" ;;
-		deferred)
-			log_has "to=<x@tls.test>" "status=deferred"
+		deferred/*)
+			log_has "to=<x@tls.test>" "dsn=${want#deferred/}" "status=deferred"
 			[ "$(received 127.0.0.2)" = 0 ] || fail "$policy/$kind: mail sent"
 			grep -q '^mail ' "$T/sink/127.0.0.2.log" && fail "$policy/$kind: MAIL sent in clear" ;;
 		esac
@@ -75,7 +79,7 @@ sinks_stop; fresh
 world_conf "tls = may" "tls_policy = tls.test verify" "tls_ca_file = $C/ca.pem"
 server self
 send x@tls.test; run_queue
-log_has "to=<x@tls.test>" "status=deferred"
+log_has "to=<x@tls.test>" "dsn=4.7.5" "status=deferred"
 ok "tls_policy = tls.test verify overrides tls = may"
 
 # Smarthost: [host]:port skips the MX lookup, AUTH only over TLS verified

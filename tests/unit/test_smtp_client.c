@@ -1251,6 +1251,7 @@ test_encrypt_not_offered(void **state)
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
 	assert_string_equal(f->c_reply, "STARTTLS not offered");
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	assert_string_equal(f->c_why.status, "4.7.4");
 	log = sink_log(f);
 	assert_int_equal(count(log, "mail id="), 0);
 	assert_non_null(strstr(log, "quit id=1"));
@@ -1271,6 +1272,8 @@ test_verify_self_signed(void **state)
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	/* RFC 3463 X.7.5, "Cryptographic failure", as Postfix says. */
+	assert_string_equal(f->c_why.status, "4.7.5");
 	log = sink_log(f);
 	assert_int_equal(count(log, "mail id="), 0);
 	free(log);
@@ -1316,6 +1319,7 @@ handshake_fails(void **state, enum tls_policy pol, bool hang)
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
 	assert_int_equal(f->c_why.code, 0);
+	assert_string_equal(f->c_why.status, "4.7.5");
 	assert_non_null(strstr(f->c_reply, hang ? "timeout during TLS handshake" :
 	    "TLS handshake failed"));
 }
@@ -1509,6 +1513,7 @@ test_verify_name(void **state)
 	assert_false(f->ready);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	assert_string_equal(f->c_why.status, "4.7.5");
 	/* a verify context ends the handshake itself */
 	assert_non_null(strstr(f->c_reply, "TLS handshake failed"));
 	assert_non_null(strstr(f->c_reply, "hostname mismatch"));
