@@ -71,7 +71,7 @@ static conf_set_fn set_auth_tls;	/* enum tls_policy: encrypt, verify */
 static conf_set_fn set_bare_lf;		/* enum bare_lf_policy */
 static conf_set_fn set_hostports;	/* struct hostport * + size_t count */
 static conf_set_fn set_cidrs;		/* struct cidr * + size_t count */
-static conf_set_fn set_relayhost;	/* struct hostport *, NULL = none */
+static conf_set_fn set_fallback;	/* bool: relayhost_fallback = mx */
 static conf_set_fn set_tls_policy;	/* struct tls_domain_policy * + count */
 
 #define CK_OPTIONAL	0x01	/* an empty value means none */
@@ -108,7 +108,7 @@ static const struct conf_key keys[] = {
 	    CK_OPTIONAL),
 	KL("relay_clients", set_cidrs, relay_clients, nrelay_clients,
 	    "127.0.0.0/8 ::1", CK_OPTIONAL),
-	K("relayhost", set_relayhost, relayhost, NULL, 0, 0, CK_OPTIONAL),
+	KL("relayhost", set_hostports, relayhost, nrelayhost, NULL, CK_OPTIONAL),
 	K("relayhost_auth_file", set_path, relayhost_auth_file, NULL, 0, 0,
 	    CK_OPTIONAL),
 	K("relayhost_auth_tls", set_auth_tls, relayhost_auth_tls, "verify", 0,
@@ -180,6 +180,8 @@ static const struct conf_key keys[] = {
 	K("dns_tries", set_uint, dns_tries, "3", 1, 10, 0),
 	KL("metrics_listen", set_hostports, metrics_listen, nmetrics_listen,
 	    NULL, CK_OPTIONAL | CK_IPONLY),
+	K("relayhost_fallback", set_fallback, relayhost_fallback, "none", 0, 0,
+	    0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -439,30 +441,22 @@ set_bare_lf(struct conf *c, const struct conf_key *k, const char *value,
 	return 0;
 }
 
-/* One host, or none (NULL) when value has no word. */
+/* relayhost_fallback: none, or mx (by MX when every relayhost fails). */
 static int
-set_relayhost(struct conf *c, const struct conf_key *k, const char *value,
+set_fallback(struct conf *c, const struct conf_key *k, const char *value,
     char *why, size_t whylen)
 {
-	struct hostport **hpp = FIELD(c, k, struct hostport *), hp;
-	const char *w, *rest = value;
-	size_t wlen, len;
+	bool mx;
 
-	if ((w = next_word(&rest, &wlen)) != NULL) {
-		if (next_word(&rest, &len) != NULL) {
-			util_seterr(why, whylen, "only one host is allowed");
-			return -1;
-		}
-		if (conf_hostport_parse(w, wlen, &hp, why, whylen) == -1)
-			return -1;
+	if (strcasecmp(value, "mx") == 0)
+		mx = true;
+	else if (strcasecmp(value, "none") == 0)
+		mx = false;
+	else {
+		util_seterr(why, whylen, "must be none or mx");
+		return -1;
 	}
-	if (*hpp != NULL)
-		hostports_free(*hpp, 1);
-	*hpp = NULL;
-	if (w != NULL) {
-		*hpp = xmalloc(sizeof(**hpp));
-		**hpp = hp;
-	}
+	*FIELD(c, k, bool) = mx;
 	return 0;
 }
 
@@ -905,8 +899,7 @@ conf_free(struct conf *c)
 	free(c->aliases);
 	hostports_free(c->listen, c->nlisten);
 	free(c->relay_clients);
-	if (c->relayhost != NULL)
-		hostports_free(c->relayhost, 1);
+	hostports_free(c->relayhost, c->nrelayhost);
 	free(c->relayhost_auth_file);
 	hostports_free(c->dns_servers, c->ndns_servers);
 	for (size_t i = 0; i < c->ntls_policies; i++)

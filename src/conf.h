@@ -39,6 +39,7 @@ struct conf {
 	size_t		 nrelay_clients;
 
 	struct hostport	*relayhost;	/* NULL = deliver by MX */
+	size_t		 nrelayhost;	/* tried in this order */
 	char		*relayhost_auth_file;
 	enum tls_policy	 relayhost_auth_tls;	/* verify, or encrypt */
 	struct hostport	*dns_servers;
@@ -86,6 +87,7 @@ struct conf {
 	unsigned	 dns_tries;
 	struct hostport	*metrics_listen;	/* mxrelayd's GET /metrics */
 	size_t		 nmetrics_listen;
+	bool		 relayhost_fallback;	/* = mx: by MX when all fail */
 };
 
 /*

@@ -5,7 +5,8 @@
  * carry the parts and the outcomes they give; delivery_int.h what the two
  * share.
  *
- * A destination (struct dest) is a recipient domain, or the relayhost.
+ * A destination (struct dest) is a recipient domain, or a relayhost (one
+ * each of the list; delivery_relay.c passes parts from one to the next).
  * Its routes are the addresses of its exchangers in the order to try
  * them: MX preference (equal preferences shuffled by dns.c), then each
  * exchanger's addresses as DNS gave them (IPv6 first).  Message parts
@@ -15,13 +16,13 @@
  * domain_concurrency connections share one destination (the sessions,
  * and how they wait idle for more, are described in delivery_sess.c).
  *
- * Destinations are found by a hash of the lower-case domain ("" for the
- * relayhost).  One left with nothing queued and no session is freed from
- * the loop soon after (engine_on_gc), so that a queue run over many
- * domains holds only those it is working on; one that failed as a whole
- * or has a failed route is kept, so that the rest of the run does not
- * wait for that failure again, until delivery_gc() forgets it (the
- * daemon, before each round of new work).
+ * Destinations are found by a hash of the lower-case domain ("[relayhost
+ * N]" for the relayhost N of the list).  One left with nothing queued and
+ * no session is freed from the loop soon after (engine_on_gc), so that a
+ * queue run over many domains holds only those it is working on; one that
+ * failed as a whole or has a failed route is kept, so that the rest of
+ * the run does not wait for that failure again, until delivery_gc()
+ * forgets it (the daemon, before each round of new work).
  *
  * Rules of the lookup, each pinned by a test in tests/e2e/t_delivery.sh
  * (those of the sessions are in delivery_sess.c):
@@ -96,6 +97,11 @@ delivery_engine_new(struct ev_loop *loop, struct dns *dns,
 		e->c.domain_concurrency = 1;
 	if (e->c.reuse_limit == 0)
 		e->c.reuse_limit = 1;
+	if (e->c.relayhost == NULL)
+		e->c.nrelayhost = 0;
+	else if (e->c.nrelayhost == 0)
+		e->c.nrelayhost = 1;
+	LIST_INIT(&e->fallbacks);
 	hash_init(&e->byname);
 	LIST_INIT(&e->dests);
 	LIST_INIT(&e->gcq);
@@ -194,6 +200,7 @@ delivery_engine_free(struct delivery_engine *e)
 	/* Sessions are owned by the smtpc layer's callbacks; the caller
 	 * only frees an idle engine or is exiting. */
 	ev_timer_del(e->loop, &e->gc_timer);
+	delivery_relay_free(e);
 	while ((d = LIST_FIRST(&e->dests)) != NULL) {
 		LIST_REMOVE(d, link);
 		dest_free(d);
@@ -288,16 +295,23 @@ delivery_idle(const struct delivery_engine *e)
 	return e->pending == 0 && e->active == 0;
 }
 
-/* The destination of domain (any case), or of the relayhost: made on demand. */
-static struct dest *
-dest_get(struct delivery_engine *e, const char *domain)
+/*
+ * The destination of domain (any case) by MX (rhi DEST_BY_MX), or of the
+ * relayhost rhi (domain unused): made on demand.
+ */
+struct dest *
+dest_get(struct delivery_engine *e, const char *domain, size_t rhi)
 {
-	const struct hostport *rh = e->c.relayhost;
+	const struct hostport *rh = NULL;
 	struct hash_node *n;
 	struct dest *d;
 	char *key;
 
-	key = xstrdup(rh != NULL ? "" : domain);
+	if (rhi != DEST_BY_MX) {
+		rh = &e->c.relayhost[rhi];
+		key = xasprintf("[relayhost %zu]", rhi);
+	} else
+		key = xstrdup(domain);
 	for (char *p = key; *p != '\0'; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if ((n = hash_find(&e->byname, key)) != NULL) {
@@ -307,6 +321,8 @@ dest_get(struct delivery_engine *e, const char *domain)
 	d = xcalloc(1, sizeof(*d));
 	d->e = e;
 	d->key = key;
+	d->rh = rh;
+	d->rhi = rhi;
 	if (rh != NULL) {
 		d->name = xstrdup(rh->host);
 		d->by_mx = !rh->bracketed;
@@ -329,13 +345,20 @@ void
 delivery_submit(struct delivery_engine *e, const char *domain,
     struct delivery_msg *m)
 {
-	struct dest *d = dest_get(e, domain);
+	part_submit(dest_get(e, domain, e->c.nrelayhost > 0 ? 0 : DEST_BY_MX),
+	    m);
+}
 
+/* A new part for d: every recipient pending, not tried yet. */
+void
+part_submit(struct dest *d, struct delivery_msg *m)
+{
 	m->route_min = 0;
 	m->dest_down = false;
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		m->rcpt[i].final = false;
 		m->rcpt[i].noted = false;
+		m->rcpt[i].own_reply = false;
 		m->rcpt[i].outcome = OUTCOME_TEMPFAIL;
 		m->rcpt[i].cause = SMTPC_CAUSE_NONE;
 		m->rcpt[i].code = 0;
@@ -344,7 +367,7 @@ delivery_submit(struct delivery_engine *e, const char *domain,
 		m->rcpt[i].reply[0] = '\0';
 		m->rcpt[i].remote_mta[0] = '\0';
 	}
-	e->pending++;
+	d->e->pending++;
 	dest_enqueue(d, m, false);
 	dest_pump(d);
 }
@@ -403,6 +426,15 @@ dest_fail(struct dest *d, enum outcome o, const char *status,
 	vsnprintf(d->fail_reply, sizeof(d->fail_reply), fmt, ap);
 	va_end(ap);
 	util_strlcpy(d->fail_status, status, sizeof(d->fail_status));
+	/*
+	 * One relayhost of several that cannot be looked up (or is this
+	 * host) is down like one that does not answer: the mail goes on to
+	 * the others and is never bounced for it.
+	 */
+	if (d->rh != NULL && d->e->c.nrelayhost > 1 && o == OUTCOME_PERMFAIL) {
+		o = OUTCOME_TEMPFAIL;
+		d->fail_status[0] = '4';
+	}
 	d->fail_outcome = o;
 	d->state = DEST_FAILED;
 	dest_pump(d);

@@ -5,8 +5,10 @@
  * failover, the next-MX rules, STARTTLS policy, several messages per
  * connection, and global and per-destination connection limits.
  *
- * The engine owns one destination per domain (or one for the relayhost),
- * found by a hash of the lower-case domain.  A caller submits message
+ * The engine owns one destination per domain (or one per relayhost),
+ * found by a hash of the lower-case domain.  With a list of relayhosts a
+ * part that none of them could take goes on to the next one, then, with
+ * relayhost_fallback, by MX (delivery_relay.c).  A caller submits message
  * parts; each part comes back through its done callback once every
  * recipient in it has an outcome for this attempt.  A destination left
  * with nothing queued and no session is freed by the engine soon after,
@@ -51,6 +53,7 @@ struct delivery_rcpt {
 	bool		 final;				/* private */
 	bool		 noted;				/* private */
 	const char	*tls_use;	/* out: "none", "unverified", "verified" */
+	bool		 own_reply;			/* private: own 4xx */
 };
 
 struct delivery_msg;
@@ -87,7 +90,10 @@ struct delivery_conf {
 	const char		*hostname;	/* EHLO name; loop detection */
 	unsigned		 smtp_port;
 	const struct hostport	*relayhost;	/* NULL = by MX */
-	const char		*auth_user;	/* relayhost AUTH; NULL = none */
+	size_t			 nrelayhost;	/* tried in order; 0 = 1 */
+	bool			 relayhost_fallback;	/* then by MX */
+	/* relayhost AUTH, never sent to an exchanger found by MX; NULL = none */
+	const char		*auth_user;
 	const char		*auth_pass;
 	/* AUTH over TLS not verified for the relayhost's name too */
 	bool			 auth_unverified;

@@ -3,7 +3,8 @@
  * nothing for other modules (they use delivery.h).  delivery.c: the
  * engine, destinations, their queues of parts and the lookup of their
  * routes; delivery_sess.c: moving parts to sessions, the sessions, and
- * recipient and part outcomes.
+ * recipient and part outcomes; delivery_relay.c: a part that a relayhost
+ * could not take, on to the next one or by MX.
  */
 #ifndef MXRELAY_DELIVERY_INT_H
 #define MXRELAY_DELIVERY_INT_H
@@ -36,6 +37,11 @@ struct route {
 
 struct mxent;		/* delivery.c */
 struct dsess;		/* delivery_sess.c */
+struct fallback;	/* delivery_relay.c */
+LIST_HEAD(fallback_list, fallback);
+
+/* dest_get(): the destination of a domain by MX, not of a relayhost. */
+#define DEST_BY_MX	((size_t)-1)
 
 struct dest {
 	struct delivery_engine	*e;
@@ -45,8 +51,10 @@ struct dest {
 	bool			 gc_queued;
 	struct dest		*wnext;		/* waiting for a global slot */
 	bool			 waiting;
-	char			*key;		/* lower-case domain; "" relayhost */
+	char			*key;		/* domain; "[relayhost N]" */
 	char			*name;		/* what to look up */
+	const struct hostport	*rh;		/* relayhost rhi; NULL: by MX */
+	size_t			 rhi;
 	bool			 by_mx;
 	unsigned		 port;
 	enum tls_policy		 tls;
@@ -100,9 +108,13 @@ struct delivery_engine {
 	 */
 	struct sockaddr_storage	*local;
 	size_t			 nlocal;
+	struct fallback_list	 fallbacks;	/* parts gone by MX */
 };
 
 /* delivery.c: the queue of parts, the lookup, the check for an unused d. */
+struct dest	*dest_get(struct delivery_engine *, const char *domain,
+		    size_t rhi);
+void		 part_submit(struct dest *, struct delivery_msg *);
 void		 dest_enqueue(struct dest *, struct delivery_msg *, bool front);
 void		 dest_dequeue(struct dest *, struct delivery_msg *);
 void		 dest_resolve(struct dest *);
@@ -110,5 +122,20 @@ void		 dest_gc_note(struct dest *);
 
 /* delivery_sess.c: move d's parts on, then see whether it has work left. */
 void		 dest_pump(struct dest *);
+/*
+ * A recipient of a part that ran out of routes: deferred with its own 4xx
+ * or the destination's last error (one log line).  A part done: callback.
+ */
+void		 rcpt_defer_last(struct dest *, struct delivery_msg *, size_t);
+void		 part_done(struct delivery_engine *, struct delivery_msg *);
+
+/*
+ * delivery_relay.c: m (out of d's queue) ran out of routes at a relayhost:
+ * pass it on to the next relayhost, or by MX, and say true; false: the
+ * caller defers it as usual.  delivery_relay_free(): drop the parts gone
+ * by MX (engine free).
+ */
+bool		 part_pass_on(struct dest *, struct delivery_msg *);
+void		 delivery_relay_free(struct delivery_engine *);
 
 #endif

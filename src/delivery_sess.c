@@ -23,7 +23,8 @@
  *   deferred/bounced, never resent elsewhere in the same attempt (it may
  *   have been delivered).
  * - Every route failed: the part's pending recipients are deferred with
- *   the last error (4.4.1 for a refused connection).
+ *   the last error (4.4.1 for a refused connection); at a relayhost, the
+ *   part goes on to the next one or by MX first (delivery_relay.c).
  *
  * Every rule decides on the typed results of smtp_client.c (outcome,
  * stage, cause, reply code, enhanced status, accepted at RCPT), never on
@@ -184,6 +185,7 @@ rcpt_note(struct delivery_rcpt *r, const struct smtpc_reason *why,
     bool accepted, const char *status, const char *text, const char *mta)
 {
 	r->noted = true;
+	r->own_reply = false;
 	r->cause = why != NULL ? why->cause : SMTPC_CAUSE_NONE;
 	r->code = why != NULL ? why->code : 0;
 	r->accepted = accepted;
@@ -243,8 +245,12 @@ part_finished(const struct delivery_msg *m)
 static void
 part_complete(struct dest *d, struct delivery_msg *m)
 {
-	struct delivery_engine *e = d->e;
+	part_done(d->e, m);
+}
 
+void
+part_done(struct delivery_engine *e, struct delivery_msg *m)
+{
 	free(m->addrs);
 	free(m->addr_idx);
 	m->addrs = NULL;
@@ -270,6 +276,29 @@ part_fail(struct dest *d, struct dsess *s, struct delivery_msg *m,
 		rcpt_final(d, s, m, i, o);
 	}
 	part_complete(d, m);
+}
+
+void
+rcpt_defer_last(struct dest *d, struct delivery_msg *m, size_t i)
+{
+	struct delivery_rcpt *r = &m->rcpt[i];
+
+	if (r->final)
+		return;
+	/* A recipient that got its own 4xx keeps that reply. */
+	if (!r->noted) {
+		struct smtpc_reason last;
+
+		memset(&last, 0, sizeof(last));
+		last.cause = d->last_cause;
+		last.code = d->last_code;
+		m->dest_down = true;
+		rcpt_note(r, &last, false, d->last_status[0] ?
+		    d->last_status : "4.4.1", d->last_reply[0] ?
+		    d->last_reply : "no exchanger could be reached",
+		    d->last_mta);
+	}
+	rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL);
 }
 
 /*
@@ -365,6 +394,8 @@ dest_pump_parts(struct dest *d)
 	case DEST_FAILED:
 		while ((m = d->qhead) != NULL) {
 			dest_dequeue(d, m);
+			if (part_pass_on(d, m))
+				continue;
 			m->dest_down = d->fail_outcome == OUTCOME_TEMPFAIL;
 			part_fail(d, NULL, m, d->fail_outcome, NULL,
 			    d->fail_status, d->fail_reply, NULL);
@@ -380,26 +411,10 @@ dest_pump_parts(struct dest *d)
 		if (route_from(d, m->route_min) < d->nroutes)
 			continue;
 		dest_dequeue(d, m);
-		for (size_t i = 0; i < m->nrcpt; i++) {
-			struct delivery_rcpt *r = &m->rcpt[i];
-
-			if (r->final)
-				continue;
-			/* A recipient that got its own 4xx keeps that reply. */
-			if (!r->noted) {
-				struct smtpc_reason last;
-
-				memset(&last, 0, sizeof(last));
-				last.cause = d->last_cause;
-				last.code = d->last_code;
-				m->dest_down = true;
-				rcpt_note(r, &last, false, d->last_status[0] ?
-				    d->last_status : "4.4.1", d->last_reply[0] ?
-				    d->last_reply : "no exchanger could be reached",
-				    d->last_mta);
-			}
-			rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL);
-		}
+		if (part_pass_on(d, m))
+			continue;
+		for (size_t i = 0; i < m->nrcpt; i++)
+			rcpt_defer_last(d, m, i);
 		part_complete(d, m);
 	}
 
@@ -445,12 +460,13 @@ sess_start(struct dest *d, size_t ri)
 	p.tls_ctx = p.tls == TLS_VERIFY ? e->c.tls_ctx_verify : e->c.tls_ctx;
 	if (p.tls_ctx == NULL)
 		p.tls = TLS_NONE;
-	if (e->c.relayhost != NULL) {
+	if (d->rh != NULL) {
 		/*
 		 * The certificate must match the configured name, not the
-		 * name of an MX record that unauthenticated DNS gave.
+		 * name of an MX record that unauthenticated DNS gave.  The
+		 * credentials go to a relayhost only, never by MX.
 		 */
-		p.verify_name = e->c.relayhost->host;
+		p.verify_name = d->rh->host;
 		p.auth_user = e->c.auth_user;
 		p.auth_pass = e->c.auth_pass;
 		p.auth_unverified = e->c.auth_unverified;
@@ -665,6 +681,7 @@ sess_on_done(void *arg, struct smtpc *sc, const struct smtpc_result *res)
 			rcpt_note(r, why, rr->accepted,
 			    why->cause == SMTPC_CAUSE_REPLY ? NULL : "4.4.2",
 			    NULL, mta);
+			r->own_reply = true;
 			retry_next = true;
 			break;
 		}

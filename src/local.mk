@@ -32,7 +32,8 @@ src_libmxnet_a_SOURCES = \
 	src/smtpd_commit.c src/smtpd_auth.c src/smtpd_auth.h \
 	src/smtpd_authfail.c src/smtpd_authfail.h \
 	src/smtpd_parse.c src/smtpd_parse.h src/workq.c src/workq.h \
-	src/submit_bs.c src/submit_bs.h
+	src/submit_bs.c src/submit_bs.h \
+	src/delivery_relay.c
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
 # Logging to syslog or stderr; kept apart so that the unit tests can link

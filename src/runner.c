@@ -168,6 +168,8 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	dc.hostname = c->hostname;
 	dc.smtp_port = c->smtp_port;
 	dc.relayhost = c->relayhost;
+	dc.nrelayhost = c->nrelayhost;
+	dc.relayhost_fallback = c->relayhost_fallback;
 	dc.auth_user = d->auth_user;
 	dc.auth_pass = d->auth_pass;
 	dc.auth_unverified = c->relayhost_auth_tls != TLS_VERIFY;

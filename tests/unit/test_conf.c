@@ -699,8 +699,12 @@ test_errors(void **state)
 		    "needed here, not a name" },
 		{ "dns_servers = 127.0.0.1:53 1.2.3:53\n", ":1: dns_servers: "
 		    "\"127.0.0.1:53 1.2.3:53\": not an IPv4 address" },
-		{ "relayhost = a.example b.example\n", ":1: relayhost: "
-		    "\"a.example b.example\": only one host is allowed" },
+		{ "relayhost = a.example, [b.example]:smtp\n",
+		    ":1: relayhost: " },
+		{ "relayhost_fallback = a\n", ":1: relayhost_fallback: \"a\": "
+		    "must be none or mx" },
+		{ "relayhost_fallback =\n", ":1: relayhost_fallback: \"\": "
+		    "missing value" },
 		{ "relayhost = [a.example]:smtp\n", ":1: relayhost: " },
 		{ "relay_clients = 10.0.0.1/8\n", ":1: relay_clients: "
 		    "\"10.0.0.1/8\": host bits set (the network is 10.0.0.0/8)" },
@@ -1395,6 +1399,38 @@ test_sample(void **state)
 	conf_free(&d);
 }
 
+/*
+ * relayhost takes a list (commas or spaces), tried in order, each with
+ * its own port and brackets; relayhost_fallback is none or mx.
+ */
+static void
+test_relayhost_list(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	load_ok("relayhost = [a.example]:587, b.example [127.0.0.1]:2525\n", &c);
+	assert_int_equal(c.nrelayhost, 3);
+	assert_string_equal(c.relayhost[0].host, "a.example");
+	assert_int_equal(c.relayhost[0].port, 587);
+	assert_true(c.relayhost[0].bracketed);
+	assert_string_equal(c.relayhost[1].host, "b.example");
+	assert_int_equal(c.relayhost[1].port, 0);
+	assert_false(c.relayhost[1].bracketed);
+	assert_string_equal(c.relayhost[2].host, "127.0.0.1");
+	assert_int_equal(c.relayhost[2].port, 2525);
+	assert_false(c.relayhost_fallback);
+	conf_free(&c);
+	load_ok("relayhost = b.example\nrelayhost_fallback = MX\n", &c);
+	assert_int_equal(c.nrelayhost, 1);
+	assert_true(c.relayhost_fallback);
+	conf_free(&c);
+	load_ok("relayhost_fallback = none\n", &c);
+	assert_false(c.relayhost_fallback);
+	assert_int_equal(c.nrelayhost, 0);
+	conf_free(&c);
+}
+
 int
 main(void)
 {
@@ -1419,6 +1455,7 @@ main(void)
 		cmocka_unit_test(test_key_ranges),
 		cmocka_unit_test(test_sample_keys),
 		cmocka_unit_test(test_sample),
+		cmocka_unit_test(test_relayhost_list),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
