@@ -2,9 +2,11 @@
 # End to end: relayhost as a list, tried in order, and relayhost_fallback
 # = mx (mxrelay(8), Relayhosts).  Smarthosts: 127.0.0.6 (first), .7
 # (second); the recipients' exchangers: 127.0.0.2 (dest.test), .3
-# (other.test).  A smarthost that is "down" has nothing listening.
+# (other.test).  A smarthost that is "down" has nothing listening.  The
+# last case runs mxrelayd.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
+. "${top_srcdir:-.}/tests/e2e/daemon.sh"
 
 cat > "$T/zone" <<'EOF2'
 dest.test MX 10 mx.dest.test
@@ -137,4 +139,25 @@ send x@dest.test; run_queue
 log_has "to=<x@dest.test>" "relay=127.0.0.7" "status=sent"
 log_lacks "status=bounced"
 ok "a relayhost name that does not exist: the next one"
+
+# 8. The same in mxrelayd: every relayhost down, relayhost_fallback = mx;
+# messages that keep coming are delivered by MX, not held back with the
+# relayhost; SIGTERM exits cleanly.
+sinks_stop; fresh
+world_conf "relayhost = $RH" "relayhost_fallback = mx" "listen =" \
+    "user = $DUSER" "group = $DGROUP" "retry_min = 1s" "retry_max = 4s"
+sink 127.0.0.7 -r greeting=421; sink 127.0.0.2; sink 127.0.0.3
+daemon_start
+send a@dest.test
+within 10 got 127.0.0.2 1 || fail "mxrelayd did not deliver by MX"
+send b@other.test; send c@dest.test
+within 10 got 127.0.0.3 1 || fail "mxrelayd: the second message not by MX"
+within 10 got 127.0.0.2 2 || fail "mxrelayd: the third message not by MX"
+within 5 queue_empty || fail "delivered messages still queued"
+grep -q 'delivering by MX' "$T/d.log" || fail "no fallback line in the log"
+! grep -q 'relayhost: destination unreachable' "$T/d.log" ||
+    fail "the relayhost destination held back though the MX took the mail"
+daemon_stop
+[ "$DRC" = 0 ] || { cat "$T/d.log" >&2; fail "mxrelayd exited $DRC"; }
+ok "mxrelayd: every relayhost down, relayhost_fallback = mx: by MX"
 echo "1..$NOK"
