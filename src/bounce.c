@@ -44,6 +44,7 @@
 #include "bounce.h"
 #include "envelope.h"
 #include "log.h"
+#include "record.h"
 #include "spool.h"
 #include "util.h"
 
@@ -767,8 +768,18 @@ bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
 		return 0;
 	for (size_t i = 0; i < env->nrcpt; i++)
 		n += report[i];
-	log_info("%s: sender non-delivery notification: %s (%zu recipient%s)",
-	    env->id[0] != '\0' ? env->id : "-", newid, n, n == 1 ? "" : "s");
+	{
+		const struct record_field f[] = {
+			{ "event", "%s", RECORD_STR,
+			    "sender non-delivery notification", 0 },
+			{ "notification", ": %s", RECORD_STR, newid, 0 },
+			{ "recipients", n == 1 ? " (%s recipient)" :
+			    " (%s recipients)", RECORD_NUM, NULL, (long long)n },
+		};
+
+		record_log(env->id[0] != '\0' ? env->id : "-", f,
+		    sizeof(f) / sizeof(f[0]));
+	}
 	return 0;
 }
 

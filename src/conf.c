@@ -73,6 +73,7 @@ static conf_set_fn set_hostports;	/* struct hostport * + size_t count */
 static conf_set_fn set_cidrs;		/* struct cidr * + size_t count */
 static conf_set_fn set_fallback;	/* bool: relayhost_fallback = mx */
 static conf_set_fn set_tls_policy;	/* struct tls_domain_policy * + count */
+static conf_set_fn set_log_format;	/* enum record_format */
 
 #define CK_OPTIONAL	0x01	/* an empty value means none */
 #define CK_REPEAT	0x02	/* may appear more than once */
@@ -182,6 +183,7 @@ static const struct conf_key keys[] = {
 	    NULL, CK_OPTIONAL | CK_IPONLY),
 	K("relayhost_fallback", set_fallback, relayhost_fallback, "none", 0, 0,
 	    0),
+	K("log_format", set_log_format, log_format, "text", 0, 0, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -438,6 +440,20 @@ set_bare_lf(struct conf *c, const struct conf_key *k, const char *value,
 		return -1;
 	}
 	*FIELD(c, k, enum bare_lf_policy) = p;
+	return 0;
+}
+
+static int
+set_log_format(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	enum record_format f;
+
+	if (record_format_parse(value, &f) == -1) {
+		util_seterr(why, whylen, "must be text or json");
+		return -1;
+	}
+	*FIELD(c, k, enum record_format) = f;
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "confval.h"
+#include "record.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -88,6 +89,8 @@ struct conf {
 	struct hostport	*metrics_listen;	/* mxrelayd's GET /metrics */
 	size_t		 nmetrics_listen;
 	bool		 relayhost_fallback;	/* = mx: by MX when all fail */
+
+	enum record_format log_format;	/* delivery records: text or JSON */
 };
 
 /*

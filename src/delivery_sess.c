@@ -40,6 +40,7 @@
 
 #include "delivery_int.h"
 #include "log.h"
+#include "record.h"
 #include "status.h"
 #include "util.h"
 
@@ -205,7 +206,7 @@ rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
     enum outcome o)
 {
 	struct delivery_rcpt *r = &m->rcpt[i];
-	char relay[512], tls[64], esc[DELIVERY_REPLY_MAX * 2];
+	char relay[512], tls[64];
 	long long delay;
 
 	if (r->final)
@@ -227,9 +228,20 @@ rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
 	delay = (long long)(time(NULL) - m->arrival);
 	if (delay < 0)
 		delay = 0;
-	log_info("%s: to=<%s>, relay=%s, tls=%s, delay=%llds, dsn=%s, "
-	    "status=%s (%s)", m->id, r->addr, relay, tls, delay, r->status,
-	    outcome_to_text(o), util_escape(esc, sizeof(esc), r->reply));
+	{
+		const struct record_field f[] = {
+			{ "to", "to=<%s>", RECORD_STR, r->addr, 0 },
+			{ "relay", ", relay=%s", RECORD_STR, relay, 0 },
+			{ "tls", ", tls=%s", RECORD_STR, tls, 0 },
+			{ "delay", ", delay=%ss", RECORD_NUM, NULL, delay },
+			{ "dsn", ", dsn=%s", RECORD_STR, r->status, 0 },
+			{ "status", ", status=%s", RECORD_STR,
+			    outcome_to_text(o), 0 },
+			{ "reply", " (%s)", RECORD_PEER, r->reply, 0 },
+		};
+
+		record_log(m->id, f, sizeof(f) / sizeof(f[0]));
+	}
 	(void)d;
 }
 

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "qmgr_int.h"
+#include "record.h"
 #include "scheduler.h"
 #include "spool.h"
 #include "util.h"
@@ -467,6 +468,20 @@ part_start(struct qmsg *m, const struct sched_pick *p, int64_t now)
 	delivery_submit(qm->engine, p->dest, &part->dm);
 }
 
+/* The record of a recipient given up on (record.h). */
+static void
+log_expired(const char *id, const char *addr)
+{
+	const struct record_field f[] = {
+		{ "to", "to=<%s>", RECORD_STR, addr, 0 },
+		{ "status", ", status=%s", RECORD_STR, "expired", 0 },
+		{ "reason", " (%s)", RECORD_STR,
+		    "queued longer than queue_lifetime", 0 },
+	};
+
+	record_log(id, f, sizeof(f) / sizeof(f[0]));
+}
+
 /* One recipient's outcome into the envelope. */
 static void
 rcpt_apply(struct qmsg *m, size_t i, const struct delivery_rcpt *dr,
@@ -489,8 +504,7 @@ rcpt_apply(struct qmsg *m, size_t i, const struct delivery_rcpt *dr,
 		    (double)(now - m->env.arrival) : 0);
 		break;
 	case SCHED_RCPT_EXPIRED:
-		log_info("%s: to=<%s>, status=expired (queued longer than "
-		    "queue_lifetime)", m->env.id, er->addr);
+		log_expired(m->env.id, er->addr);
 		m->report[i] = true;
 		metrics_rcpt(er->addr, "bounced", dr->tls_use);
 		break;

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "pickup.h"
 #include "qmgr.h"
+#include "record.h"
 #include "runner.h"
 #include "smtp_client.h"
 #include "spool.h"
@@ -195,6 +196,8 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	d->qc.relayhost = c->relayhost != NULL;
 	d->qc.concurrency = c->concurrency;
 	d->qc.domain_concurrency = c->domain_concurrency;
+	/* The delivery records of this configuration's runs (record.h). */
+	record_set_format(c->log_format);
 	return d;
 fail:
 	runner_setup_free(d);

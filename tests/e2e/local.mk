@@ -12,9 +12,10 @@ E2E_TESTS = tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests/e2e/t_crash.sh \
 	tests/e2e/t_abuse.sh tests/e2e/t_auth.sh tests/e2e/t_relayauth.sh \
 	tests/e2e/t_dsn.sh \
 	tests/e2e/t_metrics.sh \
-	tests/e2e/t_failover.sh
+	tests/e2e/t_failover.sh \
+	tests/e2e/t_json.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh \
 	tests/e2e/certs.sh tests/e2e/privs.sh tests/e2e/smtpclient.py \
-	tests/e2e/abuse.py tests/e2e/authclient.py \
+	tests/e2e/abuse.py tests/e2e/authclient.py tests/e2e/jsoncheck.py \
 	$(E2E_TESTS)

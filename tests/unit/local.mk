@@ -183,3 +183,9 @@ tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c $(TEST_COMMON)
 tests_unit_test_metrics_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_metrics_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_metrics
+
+check_PROGRAMS += tests/unit/test_record
+tests_unit_test_record_SOURCES = tests/unit/test_record.c $(TEST_COMMON)
+tests_unit_test_record_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_record_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_record

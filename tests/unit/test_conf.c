@@ -153,6 +153,7 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->dns_timeout_ms, 5000);
 	assert_int_equal(c->dns_tries, 3);
 	assert_int_equal(c->nmetrics_listen, 0);
+	assert_int_equal(c->log_format, RECORD_TEXT);
 }
 
 static void
@@ -1431,6 +1432,23 @@ test_relayhost_list(void **state)
 	conf_free(&c);
 }
 
+static void
+test_log_format(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	load_ok("log_format = json", &c);
+	assert_int_equal(c.log_format, RECORD_JSON);
+	conf_free(&c);
+	load_ok("log_format = Text", &c);
+	assert_int_equal(c.log_format, RECORD_TEXT);
+	conf_free(&c);
+	load_err("log_format = yaml\n", ":1: log_format: \"yaml\": must be "
+	    "text or json");
+	load_err("log_format =\n", ":1: log_format: \"\": missing value");
+}
+
 int
 main(void)
 {
@@ -1456,6 +1474,7 @@ main(void)
 		cmocka_unit_test(test_sample_keys),
 		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_relayhost_list),
+		cmocka_unit_test(test_log_format),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
