@@ -52,6 +52,8 @@
 
 static void	usage(int) __attribute__((noreturn));
 
+#define OPT_JSON	0x100	/* --json, a long option only */
+
 /*
  * mxrelay COMMAND (sendmail_int.h, struct command).  Each command lives
  * in a file of its own and adds one row here.
@@ -89,7 +91,7 @@ usage(int code)
 {
 	fprintf(code == EX_OK ? stdout : stderr,
 	    "usage: %s [-itv] [-C file] [-F name] [-f sender] [recipient ...]\n"
-	    "       %s -bp | mailq [-C file]\n"
+	    "       %s -bp | mailq [-C file] [--json]\n"
 	    "       %s -q | -qf | -qI id [-C file] [-v]\n"
 	    "       %s -bs [-C file]\n"
 	    "\n"
@@ -100,6 +102,7 @@ usage(int code)
 	    "  -C FILE    configuration file (default " CONF_DEFAULT_PATH ")\n"
 	    "  -bp        list the queue (as mailq does; others' messages only for\n"
 	    "             root and the spool's owner)\n"
+	    "  --json     with -bp or mailq: a JSON object per message and line\n"
 	    "  -bs        one SMTP session on stdin and stdout\n"
 	    "  -q         deliver every message that is due, then exit (root and\n"
 	    "             the spool's owner only)\n"
@@ -187,11 +190,19 @@ option_q(const char *arg, struct opts *o)
 static int
 parse_options(int argc, char **argv, struct opts *o)
 {
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ NULL, 0, NULL, 0 }
+	};
 	int ch, rc;
 
-	while ((ch = getopt(argc, argv,
-	    "+B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q::r:tvx")) != -1) {
+	while ((ch = getopt_long(argc, argv,
+	    "+B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q::r:tvx", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
+		case OPT_JSON:
+			o->json = true;
+			break;
 		case 'b':
 			if ((rc = option_b(optarg, o)) != 0)
 				return rc;
@@ -234,6 +245,10 @@ parse_options(int argc, char **argv, struct opts *o)
 		default:
 			usage(EX_USAGE);
 		}
+	}
+	if (o->json && o->mode != MODE_LIST) {
+		log_warnx("--json: only with -bp or as mailq");
+		return EX_USAGE;
 	}
 	return 0;
 }
@@ -399,7 +414,7 @@ main(int argc, char **argv)
 
 	switch (o.mode) {
 	case MODE_LIST:
-		rc = list_queue(&conf);
+		rc = list_queue(&conf, o.json);
 		break;
 	case MODE_RUN:
 		rc = run_queue(&o, &conf, argc, argv);

@@ -33,6 +33,7 @@ struct opts {
 	const char	*full_name;	/* -F */
 	const char	*config;	/* -C */
 	const char	*queue_id;	/* -qI */
+	bool		 json;		/* --json: -bp as JSON Lines */
 };
 
 /* Who called us, before any change of identity (set in main()). */
@@ -74,7 +75,11 @@ int	 command_conf(const char *path, struct conf *);
 int	 cmd_stats(int, char **);
 
 /* sendmail_queue.c: -bp; -q, -qf, -qI. */
-int	 list_queue(struct conf *);
+int	 list_queue(struct conf *, bool json);
 int	 run_queue(const struct opts *, struct conf *, int, char **);
+
+/* sendmail_json.c: one message of -bp --json, a line on stdout. */
+struct envelope;
+void	 list_json(const struct envelope *);
 
 #endif

@@ -33,6 +33,7 @@
 struct listing {
 	unsigned	 count;
 	uint64_t	 bytes;
+	bool		 json;		/* JSON Lines (sendmail_json.c) */
 };
 
 static int
@@ -43,6 +44,11 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 	struct tm tm;
 
 	(void)q;
+	if (l->json) {
+		list_json(env);
+		l->count++;
+		return 0;
+	}
 	if (l->count == 0)
 		printf("%-20s %8s %-20s  %s\n", "-Queue ID-", "--Size--",
 		    "----Arrival Time----", "-Sender/Recipient-------");
@@ -76,6 +82,8 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 static void
 list_end(const struct listing *l)
 {
+	if (l->json)
+		return;		/* an empty queue is no line at all */
 	if (l->count == 0)
 		printf("Mail queue is empty\n");
 	else
@@ -90,9 +98,9 @@ list_end(const struct listing *l)
  * only root and the spool's owner can read the queue.
  */
 static int
-list_from_daemon(const struct conf *conf)
+list_from_daemon(const struct conf *conf, bool json)
 {
-	struct listing l = { 0, 0 };
+	struct listing l = { 0, 0, json };
 	const char *rest;
 	char *buf, *p, *end;
 	size_t len;
@@ -141,9 +149,9 @@ bad:
 }
 
 int
-list_queue(struct conf *conf)
+list_queue(struct conf *conf, bool json)
 {
-	struct listing l = { 0, 0 };
+	struct listing l = { 0, 0, json };
 	struct queue *q;
 	bool missing;
 	int rc;
@@ -151,10 +159,11 @@ list_queue(struct conf *conf)
 	if ((rc = as_spool_owner(conf, false, &missing)) != 0)
 		return rc;
 	if (!missing && !owns_spool(conf))
-		return list_from_daemon(conf);
+		return list_from_daemon(conf, json);
 	if (missing || queue_open(conf->spool_dir, false, &q) == -1) {
 		if (missing || errno == ENOENT) {
-			printf("Mail queue is empty\n");
+			if (!json)
+				printf("Mail queue is empty\n");
 			return EX_OK;
 		}
 		log_warn("%s", conf->spool_dir);

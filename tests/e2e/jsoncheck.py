@@ -1,5 +1,5 @@
-"""Checks for t_json.sh: JSON delivery records, parsed with Python's json
-module and held field by field to the text form.
+"""Checks for t_json.sh: JSON delivery records and the JSON queue listing,
+parsed with Python's json module and held field by field to the text form.
 
     jsoncheck.py log TEXTLOG JSONLOG
         Every delivery record of JSONLOG is one JSON object with the fields
@@ -9,10 +9,15 @@ module and held field by field to the text form.
     jsoncheck.py records LOG MIN
         LOG has at least MIN JSON delivery records and no text record;
         prints each as "status to".
+    jsoncheck.py queue TEXT JSON SPOOL
+        mailq --json (JSON) against mailq (TEXT) and the envelopes in
+        SPOOL/env: one object per message, every field.
 """
 import json
+import os
 import re
 import sys
+import time
 
 # The text records (mxrelay(8), Log lines), after the program's "name: ".
 DELIVERY = re.compile(
@@ -184,11 +189,137 @@ def cmd_records(log, minimum):
              (log, len(pairs), minimum))
 
 
+# The queue listing.
+
+def unescape_env(s):
+    """An envelope <str>: None for "-", else "=" and %XX-escaped bytes."""
+    if s == "-":
+        return None
+    if not s.startswith("="):
+        fail("envelope string %r" % s)
+    b = re.sub(rb"%([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]),
+               s[1:].encode("ascii"))
+    return b.decode("utf-8", "surrogateescape")
+
+
+def read_envelope(path):
+    env = {"rcpts": [], "flags": []}
+    with open(path, encoding="ascii") as f:
+        for line in f:
+            w = line.rstrip("\n").split(" ")
+            if w[0] in ("id",):
+                env["id"] = w[1]
+            elif w[0] == "sender":
+                env["sender"] = unescape_env(w[1])
+            elif w[0] in ("arrival", "size"):
+                env[w[0]] = int(w[1])
+            elif w[0] == "flags":
+                env["flags"] = w[1:]
+            elif w[0] == "rcpt":
+                env["rcpts"].append({
+                    "address": unescape_env(w[1]),
+                    "original": unescape_env(w[2]),
+                    "state": w[3],
+                    "attempts": int(w[4]),
+                    "next_attempt": int(w[5]) if w[3] == "pending" else None,
+                    "last_attempt": int(w[6]) or None,
+                    "last_reply": unescape_env(w[7]),
+                    "status": unescape_env(w[8]),
+                    "remote_mta": unescape_env(w[9]),
+                })
+    return env
+
+
+def text_listing(path):
+    """mailq's text: {id: {size, when, sender, rcpts: [(addr, rest, reply)]}}"""
+    msgs, cur = {}, None
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            m = re.match(r"^([0-9a-f]{20}) +(\d+) (.{20})  (.*)$", line)
+            if m:
+                cur = {"size": int(m.group(2)), "when": m.group(3).rstrip(),
+                       "sender": m.group(4), "rcpts": []}
+                msgs[m.group(1)] = cur
+            elif line.startswith(" " * 56) and cur and cur["rcpts"]:
+                a, r, _ = cur["rcpts"][-1]
+                cur["rcpts"][-1] = (a, r, line[56:])
+            elif line.startswith(" " * 52) and cur is not None:
+                m = re.match(r"^(.*) \((.*)\)$", line[52:])
+                cur["rcpts"].append((m.group(1), m.group(2), None))
+    return msgs
+
+
+def cmd_queue(textpath, jsonpath, spool):
+    text = text_listing(textpath)
+    objs = []
+    with open(jsonpath, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                objs.append(json.loads(line))
+            except ValueError as e:
+                fail("%s:%d: not JSON (%s): %r" % (jsonpath, n, e, line))
+    top = ["queue_id", "arrival_time", "message_size", "sender", "held",
+           "recipients"]
+    rkeys = ["address", "original", "state", "attempts", "next_attempt",
+             "last_attempt", "last_reply", "status", "remote_mta"]
+    envdir = os.path.join(spool, "env")
+    ids = sorted(os.listdir(envdir)) if os.path.isdir(envdir) else []
+    if sorted(o["queue_id"] for o in objs) != ids:
+        fail("JSON ids %s, spool %s" % ([o["queue_id"] for o in objs], ids))
+    if sorted(text) != ids:
+        fail("text ids %s, spool %s" % (sorted(text), ids))
+    nrcpt = 0
+    for o in objs:
+        if list(o.keys()) != top:
+            fail("keys %s: %r" % (list(o.keys()), o))
+        qid = o["queue_id"]
+        env = read_envelope(os.path.join(envdir, qid))
+        t = text[qid]
+        # Against the envelope, every field.
+        if (o["arrival_time"], o["message_size"], o["sender"]) != \
+                (env["arrival"], env["size"], env["sender"]):
+            fail("%s: header fields %r, envelope %r" % (qid, o, env))
+        if o["held"] is not ("hold" in env["flags"]):
+            fail("%s: held %r, flags %r" % (qid, o["held"], env["flags"]))
+        got = o["recipients"]
+        for r in got:
+            if list(r.keys()) != rkeys:
+                fail("recipient keys %s" % list(r.keys()))
+        if got != env["rcpts"]:
+            fail("%s: recipients\n %r\nenvelope\n %r" %
+                 (qid, got, env["rcpts"]))
+        # Against the text listing.
+        when = time.strftime("%a %b %e %H:%M:%S",
+                             time.localtime(o["arrival_time"]))
+        if t["size"] != o["message_size"] or t["when"] != when or \
+                t["sender"] != (escape(o["sender"]) or "<>"):
+            fail("%s: text %r, JSON %r" % (qid, t, o))
+        if len(t["rcpts"]) != len(got):
+            fail("%s: %d recipients in text" % (qid, len(t["rcpts"])))
+        for (addr, rest, reply), r in zip(t["rcpts"], got):
+            want = "%s, %d attempt%s" % (r["state"], r["attempts"],
+                                         "" if r["attempts"] == 1 else "s")
+            if r["next_attempt"]:
+                want += time.strftime(", next try %b %e %H:%M:%S",
+                                      time.localtime(r["next_attempt"]))
+            if addr != escape(r["address"]) or rest != want:
+                fail("%s: text %r (%s), JSON %r" % (qid, addr, rest, r))
+            if reply != (None if r["last_reply"] is None
+                         else escape(r["last_reply"])):
+                fail("%s: text reply %r, JSON %r" % (qid, reply, r))
+            nrcpt += 1
+    print("%d messages, %d recipients alike in JSON, text and spool" %
+          (len(objs), nrcpt))
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "log":
         cmd_log(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "records":
         cmd_records(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "queue":
+        cmd_queue(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         fail("usage: see the top of the file")
 
