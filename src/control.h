@@ -14,6 +14,9 @@
  *			user
  *	stats		"ok N", then N bytes of metrics in the Prometheus
  *			text format (metrics.h); root and the daemon's user
+ *	hold|release|requeue|delete|bounce ID|domain D|all
+ *			queue administration (mxrelayd_admin.c):
+ *			"ok N noop=N busy=N failed=N"
  *
  * A refusal is "error CODE TEXT": CODE is one word that clients act on
  * (enum control_code), TEXT is for people.  flush and status are for root

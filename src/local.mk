@@ -34,7 +34,8 @@ src_libmxnet_a_SOURCES = \
 	src/smtpd_authfail.c src/smtpd_authfail.h \
 	src/smtpd_parse.c src/smtpd_parse.h src/workq.c src/workq.h \
 	src/submit_bs.c src/submit_bs.h \
-	src/delivery_relay.c
+	src/delivery_relay.c \
+	src/qadmin.c src/qadmin.h src/qmgr_admin.c
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
 # Logging to syslog or stderr; kept apart so that the unit tests can link
@@ -47,13 +48,14 @@ MX_LIBS = src/libmxnet.a queue/libqueue.a src/libmxcommon.a
 
 sbin_PROGRAMS += src/mxrelay
 src_mxrelay_SOURCES = src/sendmail.c src/sendmail_int.h \
-	src/sendmail_submit.c src/sendmail_queue.c
+	src/sendmail_submit.c src/sendmail_queue.c src/sendmail_admin.c
 src_mxrelay_SOURCES += src/sendmail_stats.c
 src_mxrelay_SOURCES += src/sendmail_json.c
 src_mxrelay_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 sbin_PROGRAMS += src/mxrelayd
-src_mxrelayd_SOURCES = src/mxrelayd.c src/mxrelayd.h src/mxrelayd_ctl.c
+src_mxrelayd_SOURCES = src/mxrelayd.c src/mxrelayd.h src/mxrelayd_ctl.c \
+	src/mxrelayd_admin.c
 src_mxrelayd_SOURCES += src/mxrelayd_metrics.c
 src_mxrelayd_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 

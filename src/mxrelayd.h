@@ -75,6 +75,13 @@ struct daemon {
 int		 ctl_open(struct daemon *);
 void		 ctl_close(struct ctl_conn *);
 void		 ctl_resume(void *);
+/*
+ * mxrelayd_admin.c: a queue administration request (hold, release,
+ * requeue, delete, bounce) of a privileged caller answered into reply;
+ * false when req is none.
+ */
+bool		 ctl_admin(struct daemon *, const char *req, char *reply,
+		    size_t len);
 
 /*
  * mxrelayd_metrics.c.  daemon_metrics: the metrics text now (allocated;

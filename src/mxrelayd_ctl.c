@@ -263,6 +263,8 @@ ctl_answer(struct ctl_conn *cc, const char *req)
 		    "ok messages=%zu in_flight=%zu clients=%u\n",
 		    qmgr_count(d->qm), qmgr_in_flight(d->qm),
 		    d->smtpd != NULL ? smtpd_nsessions(d->smtpd) : 0);
+	else if (ctl_admin(d, req, reply, sizeof(reply)))
+		;	/* hold, release, requeue, delete, bounce */
 	else
 		control_reply_format(reply, sizeof(reply), CONTROL_ERR_BADREQ,
 		    "unknown request");

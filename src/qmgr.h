@@ -99,6 +99,18 @@ size_t		 qmgr_submitted_by(const struct qmgr *, uint32_t uid,
  * message (id NULL) or one.  Returns how many were scheduled.
  */
 size_t		 qmgr_flush(struct qmgr *, const char *id);
+/*
+ * Queue administration (qadmin.h, mxrelay hold|release|requeue|delete):
+ * message id, or (id NULL) every message in the spool that req selects.
+ * A message being delivered now is changed when its attempt is over
+ * (hold, release, requeue) or left alone as busy (delete); see
+ * qmgr_admin.c.  Counts in *c.  0, or -1 (errno) when the spool cannot
+ * be scanned.
+ */
+struct qadmin_req;
+struct qadmin_count;
+int		 qmgr_admin(struct qmgr *, const char *id,
+		    const struct qadmin_req *, struct qadmin_count *);
 /* New configuration and engine for the next messages (reload). */
 void		 qmgr_set_conf(struct qmgr *, const struct qmgr_conf *,
 		    struct delivery_engine *);

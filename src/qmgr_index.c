@@ -90,6 +90,17 @@ qmgr_note_submitter(struct sched_msg *sm, const struct envelope *env)
 }
 
 /*
+ * A message on hold stays in the daemon's index without groups, so that
+ * mailq (through the control socket) and status count it; one-shot runs
+ * forget it.
+ */
+static bool
+kept_held(const struct qmgr *qm, const struct envelope *env)
+{
+	return qm->opts.daemon && (env->flags & ENVELOPE_F_HOLD);
+}
+
+/*
  * After a look at the envelope: index its groups, or forget the message
  * when nothing of it is left to try in this run.
  */
@@ -103,7 +114,7 @@ qmgr_index_set(struct qmgr *qm, struct sched_msg *sm, const struct envelope *env
 		if (env->rcpt[i].state == RCPT_PENDING &&
 		    env->rcpt[i].attempts > 0)
 			sm->deferred++;
-	if (sched_msg_set(qm->sched, sm, env, now) == 0)
+	if (sched_msg_set(qm->sched, sm, env, now) == 0 && !kept_held(qm, env))
 		qmgr_index_forget(qm, sm);
 }
 
@@ -461,7 +472,8 @@ scan_one(struct queue *q, const struct envelope *env, void *arg)
 	if (!sched_env_next_due(env, &due))
 		return 0;	/* nothing pending: index_load removes it */
 	qmgr_note_submitter(sm, env);
-	if (sched_msg_set(qm->sched, sm, env, sa->now) == 0) {
+	if (sched_msg_set(qm->sched, sm, env, sa->now) == 0 &&
+	    !kept_held(qm, env)) {
 		/* One-shot: only what is due now. */
 		sched_msg_remove(qm->sched, sm);
 		strlist_add(&sa->seen, env->id);

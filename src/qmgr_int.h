@@ -132,6 +132,8 @@ void		 qmgr_kick_flush(struct qmgr *);
  */
 bool		 qmgr_group_start(struct qmgr *, const struct sched_pick *,
 		    int64_t now);
+/* qmgr_msg.c: m's envelope was changed in memory: write it (qmgr_admin.c). */
+void		 qmgr_msg_changed(struct qmsg *);
 
 /* qmgr_index.c */
 struct qnote	*qmgr_note(struct sched_msg *);		/* made when missing */

@@ -323,6 +323,17 @@ open_done(void *arg)
 		qmgr_index_forget(qm, sm);
 		return;
 	}
+	if (m->env.flags & ENVELOPE_F_HOLD) {
+		/* Held since it was indexed (mxrelay hold without mxrelayd). */
+		struct envelope env = m->env;
+
+		abort_waiting(m, now);
+		envelope_init(&m->env);
+		qmsg_discard(m);
+		qmgr_index_set(qm, sm, &env, now);
+		envelope_free(&env);
+		return;
+	}
 	m->busy = xcalloc(m->env.nrcpt, sizeof(*m->busy));
 	m->report = xcalloc(m->env.nrcpt, sizeof(*m->report));
 	qm->stats->messages++;
@@ -436,6 +447,7 @@ part_start(struct qmsg *m, const struct sched_pick *p, int64_t now)
 		const struct envelope_rcpt *r = &m->env.rcpt[i];
 
 		if (m->busy[i] || m->report[i] ||
+		    (m->env.flags & ENVELOPE_F_HOLD) ||
 		    !sched_rcpt_due(r, now_s, p->force) ||
 		    !sched_rcpt_in(qm->sched, r->addr, p->dest))
 			continue;
@@ -684,4 +696,16 @@ qmsg_write(struct qmsg *m)
 	m->dirty = false;
 	m->writing = true;
 	workq_push(m->qm->wq, write_work, write_done, j);
+}
+
+/*
+ * Queue administration changed the open message's envelope in memory
+ * (qmgr_admin.c): written after any write still out, or by the close.
+ */
+void
+qmgr_msg_changed(struct qmsg *m)
+{
+	m->dirty = true;
+	if (!m->closing)
+		qmsg_write(m);
 }

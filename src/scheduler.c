@@ -480,7 +480,7 @@ sched_msg_set(struct sched *s, struct sched_msg *m, const struct envelope *env,
 		struct sched_dest *d;
 		int64_t due;
 
-		if (r->state != RCPT_PENDING)
+		if (r->state != RCPT_PENDING || (env->flags & ENVELOPE_F_HOLD))
 			continue;
 		/* One-shot: a destination is tried once per message and run. */
 		if (!s->c.daemon && m->tried.n > 0 &&
@@ -575,11 +575,11 @@ sched_flush(struct sched *s, struct sched_msg *m)
 
 	if (m != NULL) {
 		msg_flush(s, m);
-		return 1;
+		return m->groups != NULL;
 	}
 	for (m = sched_msg_next(s, NULL); m != NULL; m = sched_msg_next(s, m)) {
 		msg_flush(s, m);
-		n++;
+		n += m->groups != NULL;
 	}
 	return n;
 }

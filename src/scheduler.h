@@ -186,7 +186,8 @@ struct sched_msg *sched_msg_add(struct sched *, const char *id, int64_t due,
  * recipients, due at the earliest next_try among them (forced groups at
  * once).  Groups in flight are kept as they are, and their destination's
  * recipients are theirs.  One-shot mode keeps only the groups due by now
- * or forced.  Returns the number of groups waiting.
+ * or forced.  A message on hold (ENVELOPE_F_HOLD) gets none.  Returns
+ * the number of groups waiting.
  */
 size_t		 sched_msg_set(struct sched *, struct sched_msg *,
 		    const struct envelope *, int64_t now);
@@ -196,7 +197,8 @@ void		 sched_msg_delay(struct sched *, struct sched_msg *, int64_t due);
 void		 sched_msg_remove(struct sched *, struct sched_msg *);
 /*
  * Flush: the waiting groups of m (NULL: of every message) due at once,
- * bypassing holds and retry times.  Returns how many messages it named.
+ * bypassing holds and retry times.  Returns how many messages it named
+ * that have groups (a message on hold has none).
  */
 size_t		 sched_flush(struct sched *, struct sched_msg *);
 

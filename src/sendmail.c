@@ -60,6 +60,11 @@ static void	usage(int) __attribute__((noreturn));
  */
 static const struct command commands[] = {
 	{ "stats", cmd_stats, "stats [-C file]" },
+	{ "hold", admin_run, "hold [-C file] (ID ... | -d DOMAIN | -a)" },
+	{ "release", admin_run, "release [-C file] (ID ... | -d DOMAIN | -a)" },
+	{ "requeue", admin_run, "requeue [-C file] (ID ... | -d DOMAIN | -a)" },
+	{ "delete", admin_run,
+	    "delete [-C file] [--bounce] (ID ... | -d DOMAIN | -a)" },
 	{ NULL, NULL, NULL }
 };
 

@@ -77,6 +77,11 @@ int	 cmd_stats(int, char **);
 /* sendmail_queue.c: -bp; -q, -qf, -qI. */
 int	 list_queue(struct conf *, bool json);
 int	 run_queue(const struct opts *, struct conf *, int, char **);
+/* A running mxrelayd holds the spool's lock (then ask it, not the spool). */
+bool	 daemon_holds_spool(const struct conf *);
+
+/* sendmail_admin.c: mxrelay hold|release|requeue|delete. */
+int	 admin_run(int, char **);
 
 /* sendmail_json.c: one message of -bp --json, a line on stdout. */
 struct envelope;

@@ -40,7 +40,8 @@ static int
 list_one(struct queue *q, const struct envelope *env, void *arg)
 {
 	struct listing *l = arg;
-	char when[64], esc[1024];
+	char when[64], esc[1024], id[QUEUE_ID_LEN + 2];
+	bool held = (env->flags & ENVELOPE_F_HOLD) != 0;
 	struct tm tm;
 
 	(void)q;
@@ -54,19 +55,22 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 		    "----Arrival Time----", "-Sender/Recipient-------");
 	localtime_r(&env->arrival, &tm);
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
-	printf("%-20s %8llu %-20s  %s\n", env->id, (unsigned long long)env->size,
+	/* A held message: "!" after its id, as Postfix marks it. */
+	snprintf(id, sizeof(id), "%s%s", env->id, held ? "!" : "");
+	printf("%-20s %8llu %-20s  %s\n", id, (unsigned long long)env->size,
 	    when, env->sender[0] ? util_escape(esc, sizeof(esc), env->sender) :
 	    "<>");
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct envelope_rcpt *r = &env->rcpt[i];
 		char next[64] = "";
 
-		if (r->state == RCPT_PENDING && r->next_try != 0) {
+		if (r->state == RCPT_PENDING && r->next_try != 0 && !held) {
 			localtime_r(&r->next_try, &tm);
 			strftime(next, sizeof(next), ", next try %b %e %H:%M:%S", &tm);
 		}
 		printf("%52s%s (%s, %u attempt%s%s)\n", "",
 		    util_escape(esc, sizeof(esc), r->addr),
+		    held && r->state == RCPT_PENDING ? "held" :
 		    envelope_state_to_text(r->state), r->attempts,
 		    r->attempts == 1 ? "" : "s", next);
 		if (r->last_reply != NULL)
@@ -225,7 +229,7 @@ ask_daemon(const struct conf *conf, const char *id)
  * the control socket in runtime_dir asked, so that a queue run on another
  * spool never flushes the system's daemon instead.
  */
-static bool
+bool
 daemon_holds_spool(const struct conf *conf)
 {
 	struct queue *q;
@@ -234,6 +238,27 @@ daemon_holds_spool(const struct conf *conf)
 	if (queue_open(conf->spool_dir, false, &q) == -1)
 		return false;
 	held = queue_lock_spool(q) == -1 && errno == EWOULDBLOCK;
+	queue_close(q);
+	return held;
+}
+
+/*
+ * -qI of a message on hold: nothing is delivered (mxrelay(8), QUEUE
+ * ADMINISTRATION); say why instead of "no such message".
+ */
+static bool
+queue_id_held(const struct conf *conf, const char *id)
+{
+	struct envelope env;
+	struct queue *q;
+	bool held = false;
+
+	if (queue_open(conf->spool_dir, false, &q) == -1)
+		return false;
+	if (queue_env_load(q, id, &env) == 0) {
+		held = (env.flags & ENVELOPE_F_HOLD) != 0;
+		envelope_free(&env);
+	}
 	queue_close(q);
 	return held;
 }
@@ -273,6 +298,11 @@ run_queue(const struct opts *o, struct conf *conf, int argc, char **argv)
 			return EX_TEMPFAIL;
 		}
 		return EX_OK;	/* no spool, nothing to deliver */
+	}
+	if (ro.only_id != NULL && queue_id_held(conf, ro.only_id)) {
+		log_warnx("%s: on hold: nothing delivered (mxrelay release %s "
+		    "first)", ro.only_id, ro.only_id);
+		return EX_TEMPFAIL;
 	}
 	if (daemon_holds_spool(conf) &&
 	    (rc = ask_daemon(conf, ro.only_id)) != -1)
