@@ -176,6 +176,13 @@ tests_unit_test_workq_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_workq_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_workq
 
+# Queue administration of one message: tables, then a real spool.
+check_PROGRAMS += tests/unit/test_qadmin
+tests_unit_test_qadmin_SOURCES = tests/unit/test_qadmin.c $(TEST_COMMON)
+tests_unit_test_qadmin_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_qadmin_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_qadmin
+
 EXTRA_DIST += tests/unit/tls-certs.sh
 
 check_PROGRAMS += tests/unit/test_metrics

@@ -533,6 +533,39 @@ test_hold_state(void **state)
 	sched_free(s);
 }
 
+/*
+ * A message on hold (ENVELOPE_F_HOLD) gets no groups, in either mode,
+ * and a flush does not name it; released, its groups come back.
+ */
+static void
+test_held(void **state)
+{
+	struct sched_conf confs[] = { DAEMON(10, 10), ONESHOT(10, 10) };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(confs) / sizeof(confs[0]); i++) {
+		struct sched *s = sched_new(&confs[i]);
+		struct sched_msg *m = sched_msg_add(s, "m1", MS(0), false);
+		struct envelope env;
+		struct sched_pick p;
+		int64_t wake;
+
+		env_from(&env, "m1", "u@a.org=0,v@b.org=0", T0);
+		env.flags = ENVELOPE_F_HOLD;
+		assert_int_equal(sched_msg_set(s, m, &env, MS(0)), 0);
+		assert_int_equal(sched_flush(s, m), 0);
+		assert_int_equal(sched_flush(s, NULL), 0);
+		assert_int_equal(sched_next(s, MS(0), &p, &wake), SCHED_NONE);
+		assert_int_equal(wake, -1);
+		env.flags = 0;
+		assert_int_equal(sched_msg_set(s, m, &env, MS(0)), 2);
+		assert_int_equal(sched_flush(s, m), 1);
+		assert_int_equal(sched_next(s, MS(0), &p, &wake), SCHED_RUN);
+		envelope_free(&env);
+		sched_free(s);
+	}
+}
+
 int
 main(void)
 {
@@ -541,6 +574,7 @@ main(void)
 		cmocka_unit_test(test_no_head_of_line),
 		cmocka_unit_test(test_many_ordered),
 		cmocka_unit_test(test_hold_state),
+		cmocka_unit_test(test_held),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
