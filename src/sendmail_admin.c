@@ -41,19 +41,23 @@ struct admin_opts {
 	int			 nids;
 };
 
+/* --help: the usage on stdout, and success; -1 for an error. */
 static int
-admin_usage(const char *name)
+admin_usage(const char *name, int code)
 {
-	log_warnx("usage: mxrelay %s [-C file]%s (ID ... | -d DOMAIN | -a)",
+	fprintf(code == EX_OK ? stdout : stderr,
+	    "usage: mxrelay %s [-C file]%s (ID ... | -d DOMAIN | -a)\n",
 	    name, strcmp(name, "delete") == 0 ? " [--bounce]" : "");
-	return EX_USAGE;
+	return code;
 }
 
+/* 0, an exit code, or -1 after --help. */
 static int
 admin_parse(int argc, char **argv, struct admin_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "bounce", no_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool bounce;
@@ -62,7 +66,7 @@ admin_parse(int argc, char **argv, struct admin_opts *o)
 	memset(o, 0, sizeof(*o));
 	if (qadmin_action_from_text(argv[0], &o->req.action, &bounce) == -1 ||
 	    bounce)
-		return admin_usage(argv[0]);
+		return admin_usage(argv[0], EX_USAGE);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+C:ad:", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -77,17 +81,20 @@ admin_parse(int argc, char **argv, struct admin_opts *o)
 			break;
 		case 'b':
 			if (o->req.action != QADMIN_DELETE)
-				return admin_usage(argv[0]);
+				return admin_usage(argv[0], EX_USAGE);
 			o->req.bounce = true;
 			break;
+		case 'h':
+			admin_usage(argv[0], EX_OK);
+			return -1;
 		default:
-			return admin_usage(argv[0]);
+			return admin_usage(argv[0], EX_USAGE);
 		}
 	}
 	o->ids = argv + optind;
 	o->nids = argc - optind;
 	if ((o->nids > 0) + o->all + (o->req.domain != NULL) != 1)
-		return admin_usage(argv[0]);
+		return admin_usage(argv[0], EX_USAGE);
 	if (o->req.domain != NULL && !qadmin_domain_valid(o->req.domain)) {
 		log_warnx("%s: not a domain", o->req.domain);
 		return EX_USAGE;
@@ -273,7 +280,7 @@ admin_run(int argc, char **argv)
 	int rc;
 
 	if ((rc = admin_parse(argc, argv, &o)) != 0)
-		return rc;
+		return rc == -1 ? EX_OK : rc;
 	if ((rc = command_conf(o.config, &conf)) != EX_OK)
 		return rc;
 	memset(&c, 0, sizeof(c));

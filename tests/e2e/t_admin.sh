@@ -141,6 +141,9 @@ admin 0 delete "$ID"
 ok "requeue: a deferred message goes at the next run; a held one stays held"
 
 # 6. Usage, unknown ids, other users.
+expect_rc 0 "--help" mxc delete --help
+"$MXRELAY" delete --help | grep -qF "usage: mxrelay delete [-C file] [--bounce] (ID ... | -d DOMAIN | -a)" ||
+    fail "delete --help"
 expect_rc 64 "no selection" mxc hold
 expect_rc 64 "two selections" mxc hold -a -d up.test
 expect_rc 64 "--bounce without delete" mxc hold --bounce -a
