@@ -236,10 +236,12 @@ def text_listing(path):
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             line = line.rstrip("\n")
-            m = re.match(r"^([0-9a-f]{20}) +(\d+) (.{20})  (.*)$", line)
+            # A held message has "!" after its id.
+            m = re.match(r"^([0-9a-f]{20})(!?) +(\d+) (.{20})  (.*)$", line)
             if m:
-                cur = {"size": int(m.group(2)), "when": m.group(3).rstrip(),
-                       "sender": m.group(4), "rcpts": []}
+                cur = {"held": m.group(2) == "!", "size": int(m.group(3)),
+                       "when": m.group(4).rstrip(),
+                       "sender": m.group(5), "rcpts": []}
                 msgs[m.group(1)] = cur
             elif line.startswith(" " * 56) and cur and cur["rcpts"]:
                 a, r, _ = cur["rcpts"][-1]
@@ -292,15 +294,21 @@ def cmd_queue(textpath, jsonpath, spool):
         # Against the text listing.
         when = time.strftime("%a %b %e %H:%M:%S",
                              time.localtime(o["arrival_time"]))
+        if t["held"] is not o["held"]:
+            fail("%s: held in text %r, JSON %r" % (qid, t["held"], o["held"]))
         if t["size"] != o["message_size"] or t["when"] != when or \
                 t["sender"] != (escape(o["sender"]) or "<>"):
             fail("%s: text %r, JSON %r" % (qid, t, o))
         if len(t["rcpts"]) != len(got):
             fail("%s: %d recipients in text" % (qid, len(t["rcpts"])))
         for (addr, rest, reply), r in zip(t["rcpts"], got):
-            want = "%s, %d attempt%s" % (r["state"], r["attempts"],
+            # mailq shows a held message's pending recipients as held,
+            # without a next try.
+            held = o["held"] and r["state"] == "pending"
+            want = "%s, %d attempt%s" % ("held" if held else r["state"],
+                                         r["attempts"],
                                          "" if r["attempts"] == 1 else "s")
-            if r["next_attempt"]:
+            if r["next_attempt"] and not o["held"]:
                 want += time.strftime(", next try %b %e %H:%M:%S",
                                       time.localtime(r["next_attempt"]))
             if addr != escape(r["address"]) or rest != want:
