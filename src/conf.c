@@ -184,6 +184,9 @@ static const struct conf_key keys[] = {
 	K("relayhost_fallback", set_fallback, relayhost_fallback, "none", 0, 0,
 	    0),
 	K("log_format", set_log_format, log_format, "text", 0, 0, 0),
+	K("bounce_interval", set_duration, bounce_interval_ms, "0", 0, DAY, 0),
+	K("bounce_limit_per_sender", set_uint, bounce_limit_per_sender, "10",
+	    0, 100000, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 

@@ -91,6 +91,10 @@ struct conf {
 	bool		 relayhost_fallback;	/* = mx: by MX when all fail */
 
 	enum record_format log_format;	/* delivery records: text or JSON */
+
+	/* Notifications to senders (mxrelay.conf(5), Queue). */
+	int64_t		 bounce_interval_ms;	/* 0: each bounce at once */
+	unsigned	 bounce_limit_per_sender;	/* per hour; 0: none */
 };
 
 /*

@@ -35,7 +35,8 @@ src_libmxnet_a_SOURCES = \
 	src/smtpd_parse.c src/smtpd_parse.h src/workq.c src/workq.h \
 	src/submit_bs.c src/submit_bs.h \
 	src/delivery_relay.c \
-	src/qadmin.c src/qadmin.h src/qmgr_admin.c
+	src/qadmin.c src/qadmin.h src/qmgr_admin.c \
+	src/bounce_batch.c src/bounce_batch.h src/qmgr_dsn.c
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
 # Logging to syslog or stderr; kept apart so that the unit tests can link

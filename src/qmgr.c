@@ -182,6 +182,7 @@ qmgr_new(struct ev_loop *loop, struct queue *q, const struct qmgr_conf *c,
 	ev_timer_init(&qm->tick, on_tick, qm);
 	ev_timer_init(&qm->flush, on_flush, qm);
 	ev_timer_init(&qm->scan_next, qmgr_on_scan, qm);
+	qmgr_dsn_init(qm);
 	return qm;
 }
 
@@ -199,6 +200,8 @@ qmgr_free(struct qmgr *qm)
 	ev_timer_del(qm->loop, &qm->flush);
 	ev_timer_del(qm->loop, &qm->scan_next);
 	queue_scan_end(qm->scan);
+	qmgr_dsn_flush(qm);
+	qmgr_dsn_free(qm);
 	on_flush(qm);
 	for (sm = sched_msg_next(qm->sched, NULL); sm != NULL; sm = next) {
 		next = sched_msg_next(qm->sched, sm);
@@ -266,6 +269,7 @@ qmgr_set_conf(struct qmgr *qm, const struct qmgr_conf *c,
 	qm->engine = engine;
 	sched_conf_of(qm, c, &sc);
 	sched_set_conf(qm->sched, &sc);
+	qmgr_dsn_conf(qm);
 	qmgr_kick(qm, 0);
 }
 
@@ -275,6 +279,8 @@ qmgr_stop(struct qmgr *qm)
 	qm->stopped = true;
 	ev_timer_del(qm->loop, &qm->tick);
 	ev_timer_del(qm->loop, &qm->scan_next);
+	/* What bounce_interval collected is queued now, not lost. */
+	qmgr_dsn_flush(qm);
 }
 
 bool

@@ -61,6 +61,9 @@ struct qmgr_conf {
 	bool		 relayhost;	/* one destination for every domain */
 	unsigned	 concurrency;
 	unsigned	 domain_concurrency;
+	/* Notifications (mxrelay(8), "Retries and bounces"). */
+	int64_t		 bounce_interval_ms;	/* 0: at once (one-shot: always) */
+	unsigned	 bounce_limit;		/* per sender an hour; 0: none */
 };
 
 struct qmgr_opts {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "bounce_batch.h"
 #include "delivery.h"
 #include "envelope.h"
 #include "event.h"
@@ -117,6 +118,8 @@ struct qmgr {
 	bool			 holds_writing;
 	bool			 holds_dirty;
 	uint64_t		 scan_left;	/* QMGR_SCAN_INLINE_TURN's rest */
+	struct bounce_batch	*bounces;	/* qmgr_dsn.c */
+	struct ev_timer		 bounce_timer;
 };
 
 /* qmgr.c */
@@ -151,5 +154,20 @@ void		 qmgr_strand(struct qmgr *, struct sched_msg *,
 		    struct envelope *, const char *why, bool force);
 char		*qmgr_why_errno(const char *what, int err);
 void		 qmgr_holds_save(struct qmgr *);
+
+/*
+ * qmgr_dsn.c: the notifications to senders.  qmgr_dsn_init/_conf/_free
+ * with qmgr_new, qmgr_set_conf and qmgr_free; qmgr_dsn_flush(qm) sends
+ * what bounce_interval collected (at qmgr_stop and qmgr_free).
+ * qmgr_dsn_failed: the recipients with report[i] set failed: 0 when they
+ * may be marked bounced (notice queued, collected, or not to be sent),
+ * -1 when they must be kept.
+ */
+void		 qmgr_dsn_init(struct qmgr *);
+void		 qmgr_dsn_conf(struct qmgr *);
+void		 qmgr_dsn_flush(struct qmgr *);
+void		 qmgr_dsn_free(struct qmgr *);
+int		 qmgr_dsn_failed(struct qmgr *, const struct envelope *,
+		    const bool *report, int body_fd);
 
 #endif

@@ -16,7 +16,9 @@
  * written at once on the work queue, so that a crash does not send a
  * delivered group again.  When the last group is back the message
  * closes: permanent failures and expired recipients go into one DSN
- * (never for the null sender) and are marked bounced, the envelope is
+ * (never for the null sender; qmgr_dsn.c: or into the sender's combined
+ * one, or none past the sender's limit) and are marked bounced, the
+ * envelope is
  * written a last time (or the message removed when nothing is pending),
  * and it is unlocked.  Writes of one message never overlap, and a
  * message is removed only when no write of it is out.
@@ -568,7 +570,6 @@ qmsg_close(struct qmsg *m)
 {
 	struct qmgr *qm = m->qm;
 	struct envelope *env = &m->env;
-	char newid[QUEUE_ID_LEN + 1] = "";
 	time_t now = time(NULL);
 	size_t nreport = 0;
 
@@ -576,18 +577,14 @@ qmsg_close(struct qmsg *m)
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (m->report[i])
 			nreport++;
-	if (nreport > 0 && bounce_queue(qm->q, env, m->report, m->body_fd,
-	    qm->c.hostname, now, newid) == 0) {
+	/* qmgr_dsn_failed() queues, collects or drops the notice, and logs. */
+	if (nreport > 0 && qmgr_dsn_failed(qm, env, m->report,
+	    m->body_fd) == 0) {
 		for (size_t i = 0; i < env->nrcpt; i++)
 			if (m->report[i]) {
 				env->rcpt[i].state = RCPT_BOUNCED;
 				qm->stats->bounced++;
 			}
-		/* bounce_queue() logged the notification. */
-		if (newid[0] != '\0')
-			qmgr_add(qm, newid);
-		else
-			log_info("%s: no notification: null sender", env->id);
 		m->dirty = true;
 	} else if (nreport > 0) {
 		/* Keep them: a bounce must not be lost either. */

@@ -1,8 +1,7 @@
 #!/bin/sh
 # End to end: the notifications to senders (mxrelay(8), "Retries and
-# bounces"): one log line per non-delivery notification, the delay
-# warning (delay_warning_time), and bounce-storm protection
-# (bounce_interval, bounce_limit_per_sender).  Exchangers: 127.0.0.2
+# bounces"): one log line per non-delivery notification, and
+# bounce-storm protection (bounce_interval, bounce_limit_per_sender).  Exchangers: 127.0.0.2
 # refuses every recipient (550), 127.0.0.3 defers them (450), 127.0.0.4
 # is the sender's domain and receives the notifications.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
@@ -60,3 +59,57 @@ n=$(grep -c 'sender non-delivery notification' "$T/log")
 [ "$n" = 2 ] || { cat "$T/log" >&2; fail "2 bounces logged in $n lines"; }
 [ "$(dsns | grep -c '^failed 1 ')" = 2 ] || fail "not two DSNs: $(dsns)"
 ok "each non-delivery notification is logged once"
+
+# 2. Bounce storm: 200 messages from one sender to a domain that refuses
+# them give at most bounce_limit_per_sender notices, which name every
+# recipient.
+sinks_stop; fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" \
+    "bounce_interval = 10s" "bounce_limit_per_sender = 5"
+sink 127.0.0.2 -r rcpt=550; sink 127.0.0.4
+i=0
+while [ $i -lt 200 ]; do send "s$i@fail.test"; i=$((i + 1)); done
+bounced() { grep -c 'status=bounced' "$T/d.log"; }
+daemon_start
+within 120 eval '[ "$(bounced)" = 200 ]' || fail "$(bounced) of 200 bounced"
+notified() { grep -c 'sender non-delivery notification' "$T/d.log"; }
+within 60 eval '[ "$(notified)" = 200 ]' || fail "$(notified) of 200 notified"
+within 20 queue_empty || fail "notices not delivered"
+n=$(received 127.0.0.4)
+[ "$n" -ge 1 ] && [ "$n" -le 5 ] || fail "$n notices for 200 messages"
+dsns > "$T/storm"
+named=$(cut -d' ' -f3- "$T/storm" | tr ' ' '\n' | sort -u | grep -c '@fail.test')
+[ "$named" = 200 ] || fail "$named of 200 recipients named: $(cat "$T/storm")"
+[ "$(cut -d' ' -f1 "$T/storm" | sort -u)" = failed ] || fail "not all failed"
+grep -q '^X-mxrelay-Queue-ID: ' "$T/sink/127.0.0.4"/* || fail "no queue id per recipient"
+daemon_stop
+ok "bounce storm: 200 failed messages, $n notices naming all 200 recipients"
+
+# 3. The limit: past bounce_limit_per_sender an hour, the failures are
+# logged and removed, and the sender is told no more.
+sinks_stop; fresh; world_conf "bounce_limit_per_sender = 2"
+sink 127.0.0.2 -r rcpt=550; sink 127.0.0.4
+for i in 1 2 3 4 5; do send "l$i@fail.test"; done
+run_queue
+[ "$(received 127.0.0.4)" = 2 ] || fail "$(received 127.0.0.4) notices, limit 2"
+[ "$(grep -c 'no non-delivery notification to <sender@sender.test>: 2 sent this hour (bounce_limit_per_sender)' "$T/log")" = 3 ] ||
+    { cat "$T/log" >&2; fail "the 3 notices over the limit not logged"; }
+[ "$(spool_count)" = 0 ] || fail "messages over the limit kept"
+ok "bounce_limit_per_sender: 5 failures, 2 notices, 3 logged as over the limit"
+
+# 4. What bounce_interval collected is queued when the daemon stops.
+sinks_stop; fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" "bounce_interval = 1h"
+sink 127.0.0.2 -r rcpt=550
+for i in 1 2 3; do send "h$i@fail.test"; done
+daemon_start
+within 30 eval '[ "$(bounced)" = 3 ]' || fail "$(bounced) of 3 bounced"
+[ "$(grep -c 'collected' "$T/d.log")" = 3 ] || fail "not collected"
+daemon_stop
+[ "$(spool_count)" = 1 ] || fail "$(spool_count) messages after the stop, want the one notice"
+sink 127.0.0.4
+run_queue
+# The recipients in the order their messages failed.
+[ "$(dsns | tr ' ' '\n' | sort | tr '\n' ' ')" = "3 failed h1@fail.test h2@fail.test h3@fail.test " ] ||
+    fail "at stop: $(dsns)"
+ok "bounce_interval: what is collected is queued as one notice when the daemon stops"

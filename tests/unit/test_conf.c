@@ -320,6 +320,12 @@ test_numbers(void **state)
 		    10 * 1024 * 1024 },
 		{ "max_message_size = 1G",
 		    offsetof(struct conf, max_message_size), 's', 1ULL << 30 },
+		{ "bounce_interval = 5m",
+		    offsetof(struct conf, bounce_interval_ms), 'd', 300000 },
+		{ "bounce_limit_per_sender = 0",
+		    offsetof(struct conf, bounce_limit_per_sender), 'u', 0 },
+		{ "bounce_limit_per_sender = 25",
+		    offsetof(struct conf, bounce_limit_per_sender), 'u', 25 },
 	};
 	struct conf c;
 
