@@ -187,6 +187,8 @@ static const struct conf_key keys[] = {
 	K("bounce_interval", set_duration, bounce_interval_ms, "0", 0, DAY, 0),
 	K("bounce_limit_per_sender", set_uint, bounce_limit_per_sender, "10",
 	    0, 100000, 0),
+	K("delay_warning_time", set_duration, delay_warning_time_ms, "0", 0,
+	    365 * DAY, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 

@@ -92,9 +92,10 @@ struct conf {
 
 	enum record_format log_format;	/* delivery records: text or JSON */
 
-	/* Notifications to senders (mxrelay.conf(5), Queue). */
+	/* Notifications to senders (mxrelay.conf(5), Delivery). */
 	int64_t		 bounce_interval_ms;	/* 0: each bounce at once */
 	unsigned	 bounce_limit_per_sender;	/* per hour; 0: none */
+	int64_t		 delay_warning_time_ms;	/* 0: no delay warning */
 };
 
 /*

@@ -62,6 +62,7 @@ struct qmgr_conf {
 	unsigned	 concurrency;
 	unsigned	 domain_concurrency;
 	/* Notifications (mxrelay(8), "Retries and bounces"). */
+	int64_t		 delay_warning_ms;	/* 0: no delay warning */
 	int64_t		 bounce_interval_ms;	/* 0: at once (one-shot: always) */
 	unsigned	 bounce_limit;		/* per sender an hour; 0: none */
 };

@@ -2,20 +2,28 @@
  * qmgr_dsn: the queue manager's notifications to senders (see
  * qmgr_int.h): non-delivery notices through bounce_batch (at once, or
  * collected per sender for bounce_interval in the daemon; at most
- * bounce_limit_per_sender an hour).  A notice sent at once is queued
- * before the envelope that marks its recipients bounced is written: a
- * crash in between may send it twice, never lose it.
+ * bounce_limit_per_sender an hour), and the one delay warning per
+ * message (delay_warning_time), recorded in the envelope with
+ * ENVELOPE_F_WARNED so that neither a later attempt nor a restart sends
+ * it again.  A notice sent at once is queued before the envelope that
+ * records it is written: a crash in between may send it twice, never
+ * lose it.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
 
+#include "bounce.h"
 #include "bounce_batch.h"
 #include "envelope.h"
 #include "log.h"
 #include "qmgr_int.h"
+#include "scheduler.h"
+#include "util.h"
 
 static void	 batch_conf(const struct qmgr *, struct bounce_batch_conf *);
 static void	 on_bounce_timer(void *);
@@ -113,4 +121,59 @@ qmgr_dsn_failed(struct qmgr *qm, const struct envelope *env,
 	default:
 		return -1;
 	}
+}
+
+/*
+ * The recipients a delay warning names: pending ones that were tried and
+ * deferred.  Returns how many.
+ */
+static size_t
+delayed_rcpts(const struct envelope *env, bool *report)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &env->rcpt[i];
+
+		report[i] = r->state == RCPT_PENDING && r->attempts > 0;
+		n += report[i];
+	}
+	return n;
+}
+
+bool
+qmgr_dsn_delay(struct qmgr *qm, struct envelope *env, int body_fd)
+{
+	const struct qmgr_conf *c = &qm->c;
+	struct bounce_notice notice = { BOUNCE_DELAYED, 0, NULL, NULL, 0,
+	    false };
+	char newid[QUEUE_ID_LEN + 1];
+	time_t now = time(NULL);
+	bool *report;
+	size_t n;
+	bool sent = false;
+
+	if (c->delay_warning_ms <= 0 || (env->flags & ENVELOPE_F_WARNED) ||
+	    env->sender == NULL || env->sender[0] == '\0' ||
+	    now < env->arrival + sched_ms_to_s(c->delay_warning_ms))
+		return false;
+	report = xcalloc(env->nrcpt > 0 ? env->nrcpt : 1, sizeof(*report));
+	if ((n = delayed_rcpts(env, report)) == 0)
+		goto done;
+	if (c->lifetime_ms > 0)
+		notice.until = env->arrival + sched_ms_to_s(c->lifetime_ms);
+	if (bounce_queue_notice(qm->q, env, report, body_fd, &notice,
+	    c->hostname, now, newid) == -1) {
+		/* The next attempt tries again. */
+		log_warn("%s: cannot queue the delay notification", env->id);
+		goto done;
+	}
+	env->flags |= ENVELOPE_F_WARNED;
+	sent = true;
+	log_info("%s: sender delay notification: %s (%zu recipient%s)",
+	    env->id, newid, n, n == 1 ? "" : "s");
+	qmgr_add(qm, newid);
+done:
+	free(report);
+	return sent;
 }

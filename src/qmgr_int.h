@@ -161,7 +161,8 @@ void		 qmgr_holds_save(struct qmgr *);
  * what bounce_interval collected (at qmgr_stop and qmgr_free).
  * qmgr_dsn_failed: the recipients with report[i] set failed: 0 when they
  * may be marked bounced (notice queued, collected, or not to be sent),
- * -1 when they must be kept.
+ * -1 when they must be kept.  qmgr_dsn_delay: after an attempt, the
+ * delay warning when it is due (true: env changed, to be written).
  */
 void		 qmgr_dsn_init(struct qmgr *);
 void		 qmgr_dsn_conf(struct qmgr *);
@@ -169,5 +170,6 @@ void		 qmgr_dsn_flush(struct qmgr *);
 void		 qmgr_dsn_free(struct qmgr *);
 int		 qmgr_dsn_failed(struct qmgr *, const struct envelope *,
 		    const bool *report, int body_fd);
+bool		 qmgr_dsn_delay(struct qmgr *, struct envelope *, int body_fd);
 
 #endif

@@ -17,8 +17,8 @@
  * delivered group again.  When the last group is back the message
  * closes: permanent failures and expired recipients go into one DSN
  * (never for the null sender; qmgr_dsn.c: or into the sender's combined
- * one, or none past the sender's limit) and are marked bounced, the
- * envelope is
+ * one, or none past the sender's limit) and are marked bounced, a delay
+ * warning goes out when due, the envelope is
  * written a last time (or the message removed when nothing is pending),
  * and it is unlocked.  Writes of one message never overlap, and a
  * message is removed only when no write of it is out.
@@ -597,6 +597,8 @@ qmsg_close(struct qmsg *m)
 		m->dirty = true;
 	}
 	memset(m->report, 0, env->nrcpt * sizeof(*m->report));
+	if (qmgr_dsn_delay(qm, env, m->body_fd))
+		m->dirty = true;
 	qmsg_settle(m);
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # End to end: the notifications to senders (mxrelay(8), "Retries and
-# bounces"): one log line per non-delivery notification, and
-# bounce-storm protection (bounce_interval, bounce_limit_per_sender).  Exchangers: 127.0.0.2
+# bounces"): one log line per non-delivery notification, the delay
+# warning (delay_warning_time), and bounce-storm protection
+# (bounce_interval, bounce_limit_per_sender).  Exchangers: 127.0.0.2
 # refuses every recipient (550), 127.0.0.3 defers them (450), 127.0.0.4
 # is the sender's domain and receives the notifications.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
@@ -113,3 +114,29 @@ run_queue
 [ "$(dsns | tr ' ' '\n' | sort | tr '\n' ' ')" = "3 failed h1@fail.test h2@fail.test h3@fail.test " ] ||
     fail "at stop: $(dsns)"
 ok "bounce_interval: what is collected is queued as one notice when the daemon stops"
+
+# 5. Delay warning: a message deferred past delay_warning_time gets one
+# "delayed" notice (RFC 3464, Status 4.x.x), and no second one at the
+# next attempts or after a restart (the envelope records it).
+deferrals() { grep -c 'to=<w@slow.test>.*status=deferred' "$T/d.log"; }
+sinks_stop; fresh
+world_conf "listen =" "user = $DUSER" "group = $DGROUP" "retry_min = 1s" \
+    "retry_max = 1s" "queue_lifetime = 1h" "delay_warning_time = 2s"
+sink 127.0.0.3 -r rcpt=450; sink 127.0.0.4
+daemon_start
+send w@slow.test
+within 20 got 127.0.0.4 1 || fail "no delay warning within 20 s"
+wait_for "$T/d.log" 'sender delay notification'
+d=$(deferrals)
+within 30 eval '[ "$(deferrals)" -ge $((d + 3)) ]' || fail "no more attempts"
+[ "$(received 127.0.0.4)" = 1 ] || fail "$(received 127.0.0.4) delay warnings"
+[ "$(dsns)" = "delayed 1 w@slow.test" ] || fail "delay warning: $(dsns)"
+grep -q '^Will-Retry-Until: ' "$T/sink/127.0.0.4"/* || fail "no Will-Retry-Until"
+grep -q '^Status: 4\.' "$T/sink/127.0.0.4"/* || fail "no Status 4.x.x"
+[ "$(grep -c 'sender delay notification' "$T/d.log")" = 1 ] || fail "delay warning logged more than once"
+daemon_stop
+daemon_start
+within 30 eval '[ "$(deferrals)" -ge 2 ]' || fail "no attempts after the restart"
+[ "$(received 127.0.0.4)" = 1 ] || fail "a second delay warning after the restart"
+daemon_stop
+ok "delay warning: one RFC 3464 delayed notice, none again at later attempts or after a restart"
