@@ -196,11 +196,11 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	d->qc.relayhost = c->relayhost != NULL;
 	d->qc.concurrency = c->concurrency;
 	d->qc.domain_concurrency = c->domain_concurrency;
-	/* The delivery records of this configuration's runs (record.h). */
-	record_set_format(c->log_format);
 	d->qc.delay_warning_ms = c->delay_warning_time_ms;
 	d->qc.bounce_interval_ms = c->bounce_interval_ms;
 	d->qc.bounce_limit = c->bounce_limit_per_sender;
+	/* The delivery records of this configuration's runs (record.h). */
+	record_set_format(c->log_format);
 	return d;
 fail:
 	runner_setup_free(d);
