@@ -277,5 +277,21 @@ else
 	ok "# SKIP another user: needs root and setpriv"
 fi
 
+# 13. Held without the daemon, then started: it stays held.
+daemon_stop
+[ "$DRC" = 0 ] || fail "daemon exit $DRC"
+sinks_stop; sink 127.0.0.3
+send_id q@other.test
+admin 0 hold "$ID"
+daemon_start
+grep -q 'started (pid [0-9]*): 1 messages in the queue' "$T/d.log" || fail "held message not indexed"
+expect_rc 0 "flush" mx -q
+sleep 1.5
+[ "$(received 127.0.0.3)" = 0 ] || fail "the daemon delivered a message held before its start"
+admin 0 release -d other.test
+out_has "1 message released"
+within 5 got 127.0.0.3 1 || fail "released message not delivered after a restart"
+ok "daemon: a message held without the daemon stays held when it starts; release delivers it"
+
 daemon_stop
 [ "$DRC" = 0 ] || fail "daemon exit $DRC"
