@@ -95,6 +95,9 @@ struct delivery_conf {
 	/* relayhost AUTH, never sent to an exchanger found by MX; NULL = none */
 	const char		*auth_user;
 	const char		*auth_pass;
+	/* per relayhost (nrelayhost of each, NULL: the above); NULL: none */
+	char *const		*rh_auth_user;
+	char *const		*rh_auth_pass;
 	/* AUTH over TLS not verified for the relayhost's name too */
 	bool			 auth_unverified;
 	struct smtpc_timeouts	 timeouts;	/* ms */

@@ -481,6 +481,11 @@ sess_start(struct dest *d, size_t ri)
 		p.verify_name = d->rh->host;
 		p.auth_user = e->c.auth_user;
 		p.auth_pass = e->c.auth_pass;
+		if (e->c.rh_auth_user != NULL &&
+		    e->c.rh_auth_user[d->rhi] != NULL) {
+			p.auth_user = e->c.rh_auth_user[d->rhi];
+			p.auth_pass = e->c.rh_auth_pass[d->rhi];
+		}
 		p.auth_unverified = e->c.auth_unverified;
 	}
 	p.timeouts = e->c.timeouts;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "delivery.h"
@@ -100,14 +101,55 @@ runner_secret_open(const struct conf *c, const char *path)
 	return fd;
 }
 
-/* relayhost_auth_file: the first line that is not a comment, "user:password". */
+/*
+ * A "HOST user:password" line of relayhost_auth_file: is the first word
+ * (up to white space) a relayhost of the list, [host] or host, with or
+ * without a port (one given must be the entry's)?  Its credentials go to
+ * every such entry that has none yet.  False: not a host of the list.
+ */
+static bool
+auth_host_line(const struct conf *c, struct runner_setup *d, const char *line)
+{
+	size_t wlen = strcspn(line, " \t");
+	const char *rest = line + wlen, *colon;
+	struct hostport hp;
+	char why[128];
+	bool named = false;
+
+	if (line[wlen] == '\0' ||
+	    conf_hostport_parse(line, wlen, &hp, why, sizeof(why)) == -1)
+		return false;
+	rest += strspn(rest, " \t");
+	for (size_t i = 0; i < c->nrelayhost; i++) {
+		const struct hostport *rh = &c->relayhost[i];
+
+		if (strcasecmp(hp.host, rh->host) != 0 ||
+		    (hp.port != 0 && hp.port != rh->port))
+			continue;
+		named = true;
+		if (d->rh_auth_user[i] != NULL ||
+		    (colon = strchr(rest, ':')) == NULL || colon == rest)
+			continue;
+		d->rh_auth_user[i] = xstrndup(rest, (size_t)(colon - rest));
+		d->rh_auth_pass[i] = xstrdup(colon + 1);
+	}
+	free(hp.host);
+	return named;
+}
+
+/*
+ * relayhost_auth_file: "user:password" for every relayhost (the first such
+ * line), and "HOST user:password" lines for one of the list; '#' comments
+ * and empty lines are skipped.
+ */
 static int
-auth_load(const struct conf *c, const char *path, char **user, char **pass)
+auth_load(const struct conf *c, const char *path, struct runner_setup *d)
 {
 	FILE *f;
 	char *line = NULL, *colon;
 	size_t cap = 0;
 	ssize_t len;
+	bool any = false;
 	int fd, rc = -1;
 
 	if ((fd = runner_secret_open(c, path)) == -1)
@@ -117,26 +159,48 @@ auth_load(const struct conf *c, const char *path, char **user, char **pass)
 		close(fd);
 		return -1;
 	}
+	d->nrh = c->nrelayhost;
+	d->rh_auth_user = xcalloc(c->nrelayhost, sizeof(*d->rh_auth_user));
+	d->rh_auth_pass = xcalloc(c->nrelayhost, sizeof(*d->rh_auth_pass));
 	while ((len = getline(&line, &cap, f)) != -1) {
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = '\0';
 		if (len == 0 || line[0] == '#')
 			continue;
+		if (auth_host_line(c, d, line)) {
+			any = true;
+			continue;
+		}
 		if ((colon = strchr(line, ':')) == NULL || colon == line) {
 			log_warnx("%s: expected user:password", path);
-			break;
+			goto done;
 		}
+		if (d->auth_user != NULL)
+			continue;
 		*colon = '\0';
-		*user = xstrdup(line);
-		*pass = xstrdup(colon + 1);
-		rc = 0;
-		break;
+		d->auth_user = xstrdup(line);
+		d->auth_pass = xstrdup(colon + 1);
+		any = true;
 	}
-	if (rc == -1 && len == -1)
+	if (!any)
 		log_warnx("%s: no user:password line", path);
+	else
+		rc = 0;
+done:
+	if (line != NULL)
+		explicit_bzero(line, cap);
 	free(line);
 	fclose(f);
 	return rc;
+}
+
+static void
+secret_free(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
 }
 
 struct runner_setup *
@@ -147,8 +211,7 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	char err[512], *servers;
 
 	if (c->relayhost != NULL && c->relayhost_auth_file != NULL &&
-	    auth_load(c, c->relayhost_auth_file, &d->auth_user,
-	    &d->auth_pass) == -1)
+	    auth_load(c, c->relayhost_auth_file, d) == -1)
 		goto fail;
 	servers = dns_servers_csv(c);
 	d->dns = dns_new(loop, servers, c->dns_timeout_ms,
@@ -173,6 +236,8 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	dc.relayhost_fallback = c->relayhost_fallback;
 	dc.auth_user = d->auth_user;
 	dc.auth_pass = d->auth_pass;
+	dc.rh_auth_user = d->rh_auth_user;
+	dc.rh_auth_pass = d->rh_auth_pass;
 	dc.auth_unverified = c->relayhost_auth_tls != TLS_VERIFY;
 	dc.timeouts = c->smtp_timeouts;
 	dc.reuse_limit = c->connection_reuse_limit;
@@ -217,10 +282,13 @@ runner_setup_free(struct runner_setup *d)
 	tls_ctx_free(d->tls_ctx);
 	tls_ctx_free(d->tls_ctx_verify);
 	free(d->auth_user);
-	if (d->auth_pass != NULL) {
-		explicit_bzero(d->auth_pass, strlen(d->auth_pass));
-		free(d->auth_pass);
+	secret_free(d->auth_pass);
+	for (size_t i = 0; d->rh_auth_user != NULL && i < d->nrh; i++) {
+		free(d->rh_auth_user[i]);
+		secret_free(d->rh_auth_pass[i]);
 	}
+	free(d->rh_auth_user);
+	free(d->rh_auth_pass);
 	free(d);
 }
 

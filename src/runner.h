@@ -27,6 +27,10 @@ struct runner_setup {
 	SSL_CTX			*tls_ctx_verify;
 	char			*auth_user;	/* relayhost_auth_file */
 	char			*auth_pass;
+	/* per relayhost of the list ("HOST user:password"); NULL: none */
+	char			**rh_auth_user;
+	char			**rh_auth_pass;
+	size_t			 nrh;
 	struct delivery_engine	*engine;
 	struct qmgr_conf	 qc;		/* for qmgr_new(), qmgr_set_conf() */
 };

@@ -160,4 +160,32 @@ grep -q 'delivering by MX' "$T/d.log" || fail "no fallback line in the log"
 daemon_stop
 [ "$DRC" = 0 ] || { cat "$T/d.log" >&2; fail "mxrelayd exited $DRC"; }
 ok "mxrelayd: every relayhost down, relayhost_fallback = mx: by MX"
+
+# 9. Credentials per relayhost ("HOST user:password" lines): each smarthost
+# gets its own, the MX fallback none.
+if [ -n "$TLSOPT" ]; then
+	cat > "$T/auth2" <<EOF2
+# comment
+[127.0.0.6] one:pw1
+127.0.0.7:$SMTP_PORT two:pw2
+EOF2
+	chmod 600 "$T/auth2"
+	sinks_stop; fresh
+	world_conf "relayhost = $RH" "relayhost_auth_file = $T/auth2" \
+	    "relayhost_auth_tls = encrypt"
+	# shellcheck disable=SC2086
+	sink 127.0.0.6 $TLSOPT -a one:pw1
+	send x@dest.test; run_queue
+	grep -q 'auth id=1 user=one result=ok' "$T/sink/127.0.0.6.log" ||
+	    { cat "$T/sink/127.0.0.6.log" >&2; fail "no AUTH as one"; }
+	[ "$(received 127.0.0.6)" = 1 ] || fail "the first smarthost did not get it"
+	sinks_stop
+	# shellcheck disable=SC2086
+	sink 127.0.0.7 $TLSOPT -a two:pw2
+	send y@dest.test; run_queue
+	grep -q 'auth id=1 user=two result=ok' "$T/sink/127.0.0.7.log" ||
+	    { cat "$T/sink/127.0.0.7.log" >&2; fail "no AUTH as two"; }
+	[ "$(received 127.0.0.7)" = 1 ] || fail "the second smarthost did not get it"
+	ok "relayhost_auth_file: credentials per relayhost"
+fi
 echo "1..$NOK"
