@@ -188,4 +188,15 @@ EOF2
 	[ "$(received 127.0.0.7)" = 1 ] || fail "the second smarthost did not get it"
 	ok "relayhost_auth_file: credentials per relayhost"
 fi
+
+# 10. One relayhost whose name does not exist, relayhost_fallback = mx: by
+# MX, never bounced.
+sinks_stop; fresh
+world_conf "relayhost = missing.test:$SMTP_PORT" "relayhost_fallback = mx"
+sink 127.0.0.2
+send x@dest.test; run_queue
+[ "$(received 127.0.0.2)" = 1 ] || fail "dest.test's MX did not get it"
+log_has "to=<x@dest.test>" "relay=mx.dest.test" "status=sent"
+log_lacks "status=bounced"
+ok "a single relayhost without a name, relayhost_fallback = mx: by MX"
 echo "1..$NOK"
