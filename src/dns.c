@@ -106,6 +106,7 @@ struct dns_result {
 	size_t			 nmx;
 	struct sockaddr_storage	*addrs;
 	size_t			 naddrs;
+	uint64_t		 at;		/* ev_now() when answered */
 };
 
 struct dns_req {
@@ -549,6 +550,7 @@ dns_entry_done(struct dns_entry *e, struct dns_result *res, long ttl)
 
 	dns->inflight--;
 	e->pending = false;
+	res->at = ev_now(dns->loop);
 	res->refs++;
 	e->res = res;
 	dns->ndone++;
@@ -653,11 +655,15 @@ dns_on_deliver(void *arg)
 		ev_timer_add(dns->loop, &dns->deliver_timer, 0);
 }
 
-/* Free r, then call its callback; equal MX preferences are shuffled anew. */
+/*
+ * Free r, then call its callback; equal MX preferences are shuffled anew,
+ * and their TTL is what is left of it.
+ */
 static void
 dns_req_deliver(struct dns_req *r)
 {
 	struct dns_result *res = r->res;
+	uint64_t age = (ev_now(r->dns->loop) - res->at) / 1000;
 	dns_mx_cb mxcb = r->mxcb;
 	dns_addr_cb addrcb = r->addrcb;
 	void *arg = r->arg;
@@ -670,6 +676,9 @@ dns_req_deliver(struct dns_req *r)
 			n = res->nmx;
 			mx = xreallocarray(NULL, n, sizeof(*mx));
 			memcpy(mx, res->mx, n * sizeof(*mx));
+			for (size_t i = 0; i < n; i++)
+				mx[i].ttl = mx[i].ttl > age ?
+				    mx[i].ttl - (unsigned)age : 0;
 			mx_shuffle(mx, n);
 		}
 		mxcb(arg, res->status, mx, n, res->errtext);
@@ -851,6 +860,8 @@ mx_result(int status, const unsigned char *abuf, int alen, long *ttl)
 		qsort(res->mx, res->nmx, sizeof(*res->mx), dns_mx_cmp);
 	if ((*ttl = wire_ttl(abuf, (size_t)alen, false)) < 0)
 		*ttl = DNS_TTL_DEFAULT;
+	for (size_t i = 0; i < res->nmx; i++)
+		res->mx[i].ttl = (unsigned)*ttl;
 	return res;
 }
 

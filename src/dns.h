@@ -29,6 +29,12 @@ enum dns_status {
 struct dns_mx {
 	char		*host;		/* exchanger name, no trailing dot */
 	unsigned	 pref;
+	/*
+	 * Seconds the answer may still be used: the smallest TTL of its
+	 * answer section (RFC 2181 5.2: one TTL per RRset), less the time
+	 * it has been cached.  For diagnostics (mxrelay route).
+	 */
+	unsigned	 ttl;
 };
 
 struct dns;

@@ -96,7 +96,9 @@ static const char zone_text[] =
     "onlymx.test MX 10 mx.onlymx.test\n"
     "*.cap.test DROP\n"
     "*.cap.test MX 10 mx.cap.test\n"
-    "*.capw.test DROP\n";
+    "*.capw.test DROP\n"
+    "ttl.test 120 MX 10 mx1.ttl.test\n"
+    "ttl.test 120 MX 20 mx2.ttl.test\n";
 
 /* One dnsd for the whole run. */
 static struct {
@@ -120,6 +122,7 @@ struct mx_result {
 	size_t		 n;
 	char		 host[8][64];
 	unsigned	 pref[8];
+	unsigned	 ttl[8];
 	char		 errtext[128];
 	struct dns	*free_me;	/* dns_free() from inside the callback */
 };
@@ -316,6 +319,7 @@ on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
 	for (size_t i = 0; i < n && i < 8; i++) {
 		snprintf(r->host[i], sizeof(r->host[i]), "%s", mx[i].host);
 		r->pref[i] = mx[i].pref;
+		r->ttl[i] = mx[i].ttl;
 	}
 	if (r->free_me != NULL) {
 		dns_free(r->free_me);
@@ -685,6 +689,29 @@ test_cache_expiry(void **state)
 	assert_int_equal(query_count("short.test", "MX"), 2);
 }
 
+/*
+ * An exchanger carries the TTL of the answer (mxrelay route shows it);
+ * from the cache, what is left of it: 120 s, then less once a second has
+ * gone by, without a new query.
+ */
+static void
+test_mx_ttl(void **state)
+{
+	struct fixture *fx = *state;
+	struct mx_result r;
+
+	r = mx_lookup(fx, "ttl.test");
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.ttl[0], 120);
+	assert_int_equal(r.ttl[1], 120);
+	run_for(fx->loop, 1100);
+	r = mx_lookup(fx, "ttl.test");
+	assert_int_equal(query_count("ttl.test", "MX"), 1);
+	assert_true(r.ttl[0] < 120 && r.ttl[0] >= 100);
+	assert_int_equal(r.ttl[1], r.ttl[0]);
+}
+
 /* Two lookups of one name at once: one query, two callbacks. */
 static void
 test_coalesce(void **state)
@@ -928,6 +955,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mx_nodata_implicit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_mx_nullmx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mx_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_servfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_servfail_mx_only, setup,
