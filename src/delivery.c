@@ -58,6 +58,7 @@ struct mxent {
 	struct dest		*d;
 	char			*host;
 	unsigned		 pref;
+	unsigned		 ttl;		/* of the MX answer */
 	struct dns_req		*req;
 	enum dns_status		 st;
 	struct sockaddr_storage	*addrs;
@@ -500,6 +501,9 @@ on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
 	bool cut = false;
 
 	d->mxreq = NULL;
+	d->mx_st = st;
+	util_strlcpy(d->mx_err, errtext != NULL ? errtext : "",
+	    sizeof(d->mx_err));
 	switch (st) {
 	case DNS_OK:
 		break;
@@ -555,6 +559,7 @@ on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
 		d->mx[i].d = d;
 		d->mx[i].host = xstrdup(mx[i].host);
 		d->mx[i].pref = mx[i].pref;
+		d->mx[i].ttl = mx[i].ttl;
 	}
 	/* Lookups may complete only from the loop, so start them all. */
 	for (size_t i = 0; i < keep; i++)
@@ -780,4 +785,91 @@ routes_build(struct dest *d)
 	d->state = DEST_READY;
 	d->ready_ms = ev_now(d->e->loop);
 	dest_pump(d);
+}
+
+/*
+ * Probes (mxrelay route; delivery.h).
+ */
+
+void
+delivery_set_seen(struct delivery_engine *e, delivery_seen_cb cb, void *arg)
+{
+	e->seen = cb;
+	e->seen_arg = arg;
+}
+
+/* What d knows now, into p (replacing what p held). */
+void
+dest_probe_fill(const struct dest *d, struct delivery_probe *p)
+{
+	delivery_probe_clear(p);
+	p->name = xstrdup(d->name);
+	p->relayhost = d->e->c.relayhost != NULL;
+	p->by_mx = d->by_mx;
+	p->port = d->port;
+	p->tls = d->tls;
+	p->mx_status = d->mx_st;
+	util_strlcpy(p->mx_errtext, d->mx_err, sizeof(p->mx_errtext));
+	p->mx = xcalloc(d->nmx + 1, sizeof(*p->mx));
+	for (size_t i = 0; i < d->nmx; i++) {
+		struct delivery_probe_mx *x = &p->mx[p->nmx++];
+
+		x->host = xstrdup(d->mx[i].host);
+		x->pref = d->mx[i].pref;
+		x->ttl = d->mx[i].ttl;
+		x->st = d->mx[i].st;
+		x->addrs = xcalloc(d->mx[i].naddrs + 1, sizeof(*x->addrs));
+		memcpy(x->addrs, d->mx[i].addrs,
+		    d->mx[i].naddrs * sizeof(*x->addrs));
+		x->naddrs = d->mx[i].naddrs;
+	}
+	p->routes = xcalloc(d->nroutes + 1, sizeof(*p->routes));
+	for (size_t i = 0; i < d->nroutes; i++) {
+		struct delivery_probe_route *r = &p->routes[p->nroutes++];
+
+		r->host = xstrdup(d->routes[i].host);
+		r->pref = d->routes[i].pref;
+		r->ss = d->routes[i].ss;
+		r->sslen = d->routes[i].sslen;
+		r->failed = d->routes[i].failed;
+		r->tls_broken = d->routes[i].tls_broken;
+	}
+}
+
+void
+delivery_probe_clear(struct delivery_probe *p)
+{
+	long route = p->route;
+
+	for (size_t i = 0; i < p->nmx; i++) {
+		free(p->mx[i].host);
+		free(p->mx[i].addrs);
+	}
+	free(p->mx);
+	for (size_t i = 0; i < p->nroutes; i++)
+		free(p->routes[i].host);
+	free(p->routes);
+	free(p->name);
+	memset(p, 0, sizeof(*p));
+	p->route = route;
+}
+
+struct smtpc *
+delivery_probe_session(struct delivery_engine *e, const char *domain,
+    const struct delivery_probe_route *pr, const struct smtpc_ops *ops,
+    void *arg)
+{
+	/* As delivery_submit(): the first relayhost, if any. */
+	struct dest *d = dest_get(e, domain,
+	    e->c.nrelayhost > 0 ? 0 : DEST_BY_MX);
+	struct smtpc_params p;
+	struct route r;
+
+	memset(&r, 0, sizeof(r));
+	r.host = pr->host;
+	r.pref = pr->pref;
+	r.tls_broken = pr->tls_broken;
+	sess_params(d, &r, pr->tls_broken, &p);
+	return smtpc_new(e->loop, (const struct sockaddr *)&pr->ss, pr->sslen,
+	    &p, ops, arg);
 }

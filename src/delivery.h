@@ -59,6 +59,51 @@ struct delivery_rcpt {
 struct delivery_msg;
 typedef void (*delivery_done_cb)(void *arg, struct delivery_msg *);
 
+/*
+ * A probe (mxrelay route): a part whose probe is set carries no message.
+ * It goes through the lookup, the routes and the sessions exactly as a
+ * message would; the first session that gets ready (greeting, EHLO,
+ * STARTTLS per policy) takes it and says QUIT instead of MAIL.  Its
+ * recipients then have OUTCOME_OK with status 2.0.0 ("would be sent
+ * there"), or else the outcome, status and text a message would get.
+ * No log line per recipient.  Before done() runs the engine fills *probe
+ * with what it knows of the destination; delivery_probe_clear() frees
+ * that.
+ */
+struct delivery_probe_mx {
+	char			*host;
+	unsigned		 pref;
+	unsigned		 ttl;		/* s, of the MX answer; 0 implicit */
+	enum dns_status		 st;		/* of its address lookup */
+	struct sockaddr_storage	*addrs;		/* port 0 */
+	size_t			 naddrs;
+};
+
+struct delivery_probe_route {
+	char			*host;
+	unsigned		 pref;
+	struct sockaddr_storage	 ss;		/* with the port */
+	socklen_t		 sslen;
+	bool			 failed;
+	bool			 tls_broken;
+};
+
+struct delivery_probe {
+	char			*name;		/* what was looked up */
+	bool			 relayhost;
+	bool			 by_mx;		/* an MX lookup was made */
+	unsigned		 port;
+	enum tls_policy		 tls;		/* the destination's policy */
+	enum dns_status		 mx_status;	/* of the MX lookup, when by_mx */
+	char			 mx_errtext[128];
+	struct delivery_probe_mx *mx;		/* in the order tried */
+	size_t			 nmx;
+	struct delivery_probe_route *routes;	/* likewise */
+	size_t			 nroutes;
+	long			 route;		/* the route it would use, or -1 */
+};
+void		 delivery_probe_clear(struct delivery_probe *);
+
 /* One message's recipients in one destination. */
 struct delivery_msg {
 	const char		*id;
@@ -77,6 +122,7 @@ struct delivery_msg {
 	 * back the destination's other messages for a while.
 	 */
 	bool			 dest_down;
+	struct delivery_probe	*probe;		/* NULL: a message (see above) */
 
 	/* private to delivery.c and delivery_sess.c */
 	size_t			 route_min;	/* first route this part may use */
@@ -143,5 +189,32 @@ bool		 delivery_idle(const struct delivery_engine *);
 void		 delivery_keep_idle(struct delivery_engine *, unsigned ms);
 /* QUIT every idle session now and keep none from here on. */
 void		 delivery_close_idle(struct delivery_engine *);
+
+/*
+ * Diagnostics (mxrelay route): cb sees every session of the engine as it
+ * closes, with what it saw (smtpc_seen()) and why it ended.  clear: the
+ * retry without TLS after a handshake failed under tls = may.
+ */
+struct delivery_seen {
+	const char		*host;
+	unsigned		 pref;
+	const struct sockaddr_storage *ss;
+	enum tls_policy		 tls;		/* the session's policy */
+	bool			 clear;
+	bool			 ready;		/* it got as far as MAIL */
+	const struct smtpc	*s;
+	const struct smtpc_reason *why;
+};
+typedef void (*delivery_seen_cb)(void *arg, const struct delivery_seen *);
+void		 delivery_set_seen(struct delivery_engine *, delivery_seen_cb,
+		    void *arg);
+/*
+ * A session to route r of domain's destination with the parameters
+ * delivery would use (policy, TLS context, names, AUTH), for a probe of
+ * a route the engine did not try.  The caller owns it (smtp_client.h).
+ */
+struct smtpc	*delivery_probe_session(struct delivery_engine *,
+		    const char *domain, const struct delivery_probe_route *r,
+		    const struct smtpc_ops *, void *arg);
 
 #endif

@@ -60,6 +60,8 @@ struct dest {
 	enum tls_policy		 tls;
 	enum dest_state		 state;
 	struct dns_req		*mxreq;
+	enum dns_status		 mx_st;		/* of the MX lookup */
+	char			 mx_err[128];
 	struct mxent		*mx;
 	size_t			 nmx;
 	size_t			 mx_pending;
@@ -102,6 +104,8 @@ struct delivery_engine {
 	unsigned		 nidle;		/* of which parked */
 	unsigned		 keep_idle_ms;	/* 0: QUIT when the queue is dry */
 	size_t			 pending;	/* parts submitted, not done */
+	delivery_seen_cb	 seen;		/* delivery_set_seen() */
+	void			*seen_arg;
 	/*
 	 * With a wildcard listener (0.0.0.0, ::): the host's interface
 	 * addresses, which are this host on that port (loopback always is).
@@ -119,6 +123,7 @@ void		 dest_enqueue(struct dest *, struct delivery_msg *, bool front);
 void		 dest_dequeue(struct dest *, struct delivery_msg *);
 void		 dest_resolve(struct dest *);
 void		 dest_gc_note(struct dest *);
+void		 dest_probe_fill(const struct dest *, struct delivery_probe *);
 
 /* delivery_sess.c: move d's parts on, then see whether it has work left. */
 void		 dest_pump(struct dest *);
@@ -137,5 +142,7 @@ void		 part_done(struct delivery_engine *, struct delivery_msg *);
  */
 bool		 part_pass_on(struct dest *, struct delivery_msg *);
 void		 delivery_relay_free(struct delivery_engine *);
+void		 sess_params(const struct dest *, const struct route *, bool clear,
+		    struct smtpc_params *);
 
 #endif

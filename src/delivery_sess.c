@@ -71,6 +71,7 @@ static void	 sess_park(struct dsess *);
 static void	 sess_unpark(struct dsess *);
 static void	 sess_on_idle_timeout(void *);
 static bool	 engine_close_one_idle(struct delivery_engine *);
+static void	 sess_probe(struct dsess *, struct delivery_msg *);
 static void	 sess_on_ready(void *, struct smtpc *);
 static void	 sess_on_done(void *, struct smtpc *, const struct smtpc_result *);
 static void	 sess_mail_failed(struct dsess *, struct delivery_msg *,
@@ -228,6 +229,8 @@ rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
 	delay = (long long)(time(NULL) - m->arrival);
 	if (delay < 0)
 		delay = 0;
+	if (m->probe != NULL)
+		return;
 	{
 		const struct record_field f[] = {
 			{ "to", "to=<%s>", RECORD_STR, r->addr, 0 },
@@ -269,6 +272,8 @@ part_done(struct delivery_engine *e, struct delivery_msg *m)
 	m->addr_idx = NULL;
 	m->naddrs = 0;
 	e->pending--;
+	if (m->probe != NULL)
+		dest_probe_fill(d, m->probe);
 	m->done(m->arg, m);
 }
 
@@ -453,6 +458,39 @@ dest_pump_parts(struct dest *d)
 	}
 }
 
+/* The parameters of a session over route r (clear: without TLS). */
+void
+sess_params(const struct dest *d, const struct route *r, bool clear,
+    struct smtpc_params *p)
+{
+	const struct delivery_engine *e = d->e;
+
+	memset(p, 0, sizeof(*p));
+	p->helo_name = e->c.hostname;
+	p->peer_name = r->host;
+	p->tls = clear ? TLS_NONE : d->tls;
+	p->tls_ctx = p->tls == TLS_VERIFY ? e->c.tls_ctx_verify : e->c.tls_ctx;
+	if (p->tls_ctx == NULL)
+		p->tls = TLS_NONE;
+	if (d->rh != NULL) {
+		/*
+		 * The certificate must match the configured name, not the
+		 * name of an MX record that unauthenticated DNS gave.  The
+		 * credentials go to a relayhost only, never by MX.
+		 */
+		p->verify_name = d->rh->host;
+		p->auth_user = e->c.auth_user;
+		p->auth_pass = e->c.auth_pass;
+		if (e->c.rh_auth_user != NULL &&
+		    e->c.rh_auth_user[d->rhi] != NULL) {
+			p->auth_user = e->c.rh_auth_user[d->rhi];
+			p->auth_pass = e->c.rh_auth_pass[d->rhi];
+		}
+		p->auth_unverified = e->c.auth_unverified;
+	}
+	p->timeouts = e->c.timeouts;
+}
+
 static void
 sess_start(struct dest *d, size_t ri)
 {
@@ -465,30 +503,7 @@ sess_start(struct dest *d, size_t ri)
 	s->ri = ri;
 	s->clear = r->tls_broken;
 	ev_timer_init(&s->idle_timer, sess_on_idle_timeout, s);
-	memset(&p, 0, sizeof(p));
-	p.helo_name = e->c.hostname;
-	p.peer_name = r->host;
-	p.tls = s->clear ? TLS_NONE : d->tls;
-	p.tls_ctx = p.tls == TLS_VERIFY ? e->c.tls_ctx_verify : e->c.tls_ctx;
-	if (p.tls_ctx == NULL)
-		p.tls = TLS_NONE;
-	if (d->rh != NULL) {
-		/*
-		 * The certificate must match the configured name, not the
-		 * name of an MX record that unauthenticated DNS gave.  The
-		 * credentials go to a relayhost only, never by MX.
-		 */
-		p.verify_name = d->rh->host;
-		p.auth_user = e->c.auth_user;
-		p.auth_pass = e->c.auth_pass;
-		if (e->c.rh_auth_user != NULL &&
-		    e->c.rh_auth_user[d->rhi] != NULL) {
-			p.auth_user = e->c.rh_auth_user[d->rhi];
-			p.auth_pass = e->c.rh_auth_pass[d->rhi];
-		}
-		p.auth_unverified = e->c.auth_unverified;
-	}
-	p.timeouts = e->c.timeouts;
+	sess_params(d, r, s->clear, &p);
 	e->active++;
 	d->nsess++;
 	d->nconnecting++;
@@ -605,6 +620,10 @@ sess_next(struct dsess *s)
 		return;
 	}
 	dest_dequeue(d, m);
+	if (m->probe != NULL) {
+		sess_probe(s, m);
+		return;
+	}
 	s->cur = m;
 	for (size_t i = 0; i < m->nrcpt; i++)
 		if (!m->rcpt[i].final)
@@ -632,6 +651,30 @@ sess_next(struct dsess *s)
 		dest_enqueue(d, m, true);
 		smtpc_quit(s->s);
 	}
+}
+
+/*
+ * A probe reached a session that is ready for MAIL: the mail would go
+ * this way.  It says QUIT instead.
+ */
+static void
+sess_probe(struct dsess *s, struct delivery_msg *m)
+{
+	struct dest *d = s->d;
+	char text[DELIVERY_REPLY_MAX];
+
+	snprintf(text, sizeof(text), "would be sent to %s",
+	    smtpc_peer_text(s->s));
+	m->probe->route = (long)s->ri;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->rcpt[i].final)
+			continue;
+		rcpt_note(&m->rcpt[i], NULL, false, "2.0.0", text,
+		    d->routes[s->ri].host);
+		rcpt_final(d, s, m, i, OUTCOME_OK);
+	}
+	part_complete(d, m);
+	smtpc_quit(s->s);
 }
 
 static void
@@ -786,6 +829,15 @@ sess_on_closed(void *arg, struct smtpc *sc, const struct smtpc_reason *why)
 			dest_note_failure(d, why, status, r->host);
 			log_info("%s: %s", smtpc_peer_text(sc), why->text);
 		}
+	}
+	if (e->seen != NULL) {
+		struct delivery_seen ds = {
+			.host = r->host, .pref = r->pref, .ss = &r->ss,
+			.tls = s->clear ? TLS_NONE : d->tls, .clear = s->clear,
+			.ready = s->ready, .s = sc, .why = why,
+		};
+
+		e->seen(e->seen_arg, &ds);
 	}
 	if (s->cur != NULL) {
 		/* Closed with a transaction open before DATA: next route,

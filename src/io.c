@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -933,6 +934,61 @@ io_tls_verify_text(const struct io *io)
 	if (SSL_get0_peer_certificate(io->ssl) == NULL)
 		return "no peer certificate";
 	return X509_verify_cert_error_string(SSL_get_verify_result(io->ssl));
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ" of an ASN.1 time, or "" when it cannot be read. */
+static void
+asn1_time_text(const ASN1_TIME *t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		buf[0] = '\0';
+}
+
+int
+io_tls_peer(const struct io *io, const char *name, struct io_tls_peer *p)
+{
+	const SSL_CIPHER *c;
+	STACK_OF(X509) *chain;
+	X509 *cert;
+	long vr;
+
+	memset(p, 0, sizeof(*p));
+	p->name_match = -1;
+	if (io->ssl == NULL)
+		return -1;
+	util_strlcpy(p->version, SSL_get_version(io->ssl), sizeof(p->version));
+	if ((c = SSL_get_current_cipher(io->ssl)) != NULL)
+		util_strlcpy(p->cipher, SSL_CIPHER_get_name(c),
+		    sizeof(p->cipher));
+	/* After a failed verification only the chain holds the certificate. */
+	if ((cert = SSL_get0_peer_certificate(io->ssl)) == NULL &&
+	    (chain = SSL_get_peer_cert_chain(io->ssl)) != NULL &&
+	    sk_X509_num(chain) > 0)
+		cert = sk_X509_value(chain, 0);
+	vr = SSL_get_verify_result(io->ssl);
+	p->chain_ok = cert != NULL && vr == X509_V_OK;
+	util_strlcpy(p->verify_text, cert == NULL ? "no peer certificate" :
+	    X509_verify_cert_error_string(vr), sizeof(p->verify_text));
+	if (cert == NULL)
+		return 0;
+	p->have_cert = true;
+	X509_NAME_oneline(X509_get_subject_name(cert), p->subject,
+	    (int)sizeof(p->subject));
+	X509_NAME_oneline(X509_get_issuer_name(cert), p->issuer,
+	    (int)sizeof(p->issuer));
+	asn1_time_text(X509_get0_notAfter(cert), p->not_after,
+	    sizeof(p->not_after));
+	if (name != NULL)
+		p->name_match = (is_ip_literal(name) ?
+		    X509_check_ip_asc(cert, name, 0) :
+		    X509_check_host(cert, name, 0,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL)) == 1;
+	ERR_clear_error();
+	return 0;
 }
 
 const char *

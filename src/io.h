@@ -100,6 +100,30 @@ const char	*io_tls_version(const struct io *);	/* "TLSv1.3", or NULL */
 bool		 io_tls_verified(const struct io *);
 const char	*io_tls_verify_text(const struct io *);	/* why not, or "ok" */
 
+/*
+ * What a TLS session (or a handshake that failed, asked from inside its
+ * IO_ERROR) showed of the peer, for diagnostics (mxrelay route).  Texts
+ * are as OpenSSL gives them, not escaped; "" when unknown.
+ */
+struct io_tls_peer {
+	char		 version[32];	/* "TLSv1.3" */
+	char		 cipher[64];	/* "TLS_AES_256_GCM_SHA384" */
+	bool		 have_cert;
+	char		 subject[256];	/* "/CN=mx.example.org" */
+	char		 issuer[256];
+	char		 not_after[32];	/* "2026-12-04T02:31:00Z" */
+	bool		 chain_ok;	/* the chain verified (and the name, when set) */
+	char		 verify_text[128];	/* "ok", or why not */
+	int		 name_match;	/* name in the certificate: 1, 0; -1 unknown */
+};
+/*
+ * Fill *p from the connection's TLS session; name: the name the
+ * certificate should carry (a host name or an IP address; NULL: none).
+ * -1 when TLS was never started on it.
+ */
+int		 io_tls_peer(const struct io *, const char *name,
+		    struct io_tls_peer *p);
+
 const char	*io_error(const struct io *);
 int		 io_fd(const struct io *);
 

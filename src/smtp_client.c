@@ -206,6 +206,20 @@ smtpc_msgs_sent(const struct smtpc *s)
 	return s->msgs_sent;
 }
 
+const struct smtpc_seen *
+smtpc_seen(const struct smtpc *s)
+{
+	return &s->seen;
+}
+
+/* The TLS session, or the handshake that just failed, as the peer showed it. */
+void
+smtpc_seen_tls(struct smtpc *s)
+{
+	if (s->io != NULL)
+		(void)io_tls_peer(s->io, s->verify_name, &s->seen.tls);
+}
+
 /*
  * Event entry points: the only places callbacks run from.  The busy count
  * lets an owner free the session from inside its callback.
@@ -250,6 +264,9 @@ smtpc_on_io(struct smtpc *s, enum io_event ev)
 
 	if (s->dead || s->state == SMTPC_CLOSED)
 		return;
+	if (s->state == SMTPC_TLS && (ev == IO_TIMEOUT || ev == IO_CLOSED ||
+	    ev == IO_ERROR))
+		smtpc_seen_tls(s);
 	switch (ev) {
 	case IO_CONNECTED:
 		smtpc_enter_state(s, SMTPC_GREETING);

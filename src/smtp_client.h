@@ -37,6 +37,7 @@
 
 #include "confval.h"
 #include "event.h"
+#include "io.h"
 #include "outcome.h"
 #include "status.h"
 
@@ -174,5 +175,20 @@ const char	*smtpc_cause_to_text(enum smtpc_cause);
 const char	*smtpc_peer_text(const struct smtpc *);
 /* Messages sent so far on this session (for the per-connection limit). */
 unsigned	 smtpc_msgs_sent(const struct smtpc *);
+
+/*
+ * What the session saw of the server, for diagnostics (mxrelay route):
+ * valid until smtpc_free(), also from inside closed().
+ */
+struct smtpc_seen {
+	char		 banner[SMTPC_REPLY_MAX];	/* the greeting, escaped */
+	bool		 ehlo_done;	/* EHLO (or HELO) in clear answered 2xx */
+	char		 ehlo[SMTPC_REPLY_MAX];		/* that reply, escaped */
+	unsigned	 ext;		/* its SMTP_EXT_* keywords */
+	bool		 tls_tried;	/* STARTTLS answered 220 */
+	bool		 tls_done;	/* the handshake succeeded */
+	struct io_tls_peer tls;		/* once tried: what the peer showed */
+};
+const struct smtpc_seen *smtpc_seen(const struct smtpc *);
 
 #endif

@@ -108,6 +108,7 @@ struct smtpc {
 	unsigned		 busy;
 	bool			 dead;
 	bool			 up;		/* was ready once (metrics) */
+	struct smtpc_seen	 seen;		/* for smtpc_seen() */
 };
 
 /* smtp_client.c: the state machine, reasons, the end of a session. */
@@ -132,6 +133,8 @@ void		 smtpc_quit_fail_local(struct smtpc *, enum smtpc_cause,
 void		 smtpc_defer_fail_local(struct smtpc *, enum smtpc_cause,
 		    enum smtpc_stage, const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
+
+void		 smtpc_seen_tls(struct smtpc *);
 
 /* smtp_client_start.c: replies and commands until the session is ready. */
 void		 smtpc_on_greeting(struct smtpc *);

@@ -22,6 +22,7 @@
 #include "smtp_proto.h"
 #include "util.h"
 
+static void	 smtpc_seen_ehlo(struct smtpc *);
 static void	 smtpc_after_ehlo(struct smtpc *);
 static void	 smtpc_not_offered(struct smtpc *);
 static void	 smtpc_after_tls(struct smtpc *);
@@ -36,6 +37,7 @@ smtpc_on_greeting(struct smtpc *s)
 {
 	int code = s->reply.code;
 
+	util_strlcpy(s->seen.banner, s->last_reply, sizeof(s->seen.banner));
 	if (code / 100 == 2)
 		smtpc_enter_state(s, SMTPC_EHLO);
 	else if (code == 421)
@@ -53,6 +55,7 @@ smtpc_on_ehlo(struct smtpc *s)
 
 	if (code / 100 == 2) {
 		smtp_ehlo_parse(&s->reply, &s->ehlo);
+		smtpc_seen_ehlo(s);
 		smtpc_after_ehlo(s);
 	} else if (code / 100 == 5 && !s->server_closing)
 		/* RFC 5321 §3.2: an old server, try HELO. */
@@ -69,6 +72,7 @@ smtpc_on_helo(struct smtpc *s)
 
 	if (code / 100 == 2) {
 		memset(&s->ehlo, 0, sizeof(s->ehlo));
+		smtpc_seen_ehlo(s);
 		smtpc_after_ehlo(s);
 	} else
 		smtpc_quit_fail_reply(s, smtpc_outcome_of(code),
@@ -89,6 +93,7 @@ smtpc_on_starttls(struct smtpc *s)
 			return;
 		}
 		s->state = SMTPC_TLS;
+		s->seen.tls_tried = true;
 		io_set_timeout(s->io, s->p.timeouts.helo);
 		/* SNI asks for the certificate of the name we check. */
 		if (io_start_tls(s->io, s->p.tls_ctx, true,
@@ -147,6 +152,17 @@ smtpc_not_offered(struct smtpc *s)
 	    SMTPC_CAUSE_TLS, "STARTTLS not offered");
 	util_strlcpy(why.status, "4.7.4", sizeof(why.status));
 	smtpc_quit_fail(s, &why);
+}
+
+/* The first EHLO or HELO in clear that succeeded, for smtpc_seen(). */
+static void
+smtpc_seen_ehlo(struct smtpc *s)
+{
+	if (io_tls_active(s->io))
+		return;
+	s->seen.ehlo_done = true;
+	util_strlcpy(s->seen.ehlo, s->last_reply, sizeof(s->seen.ehlo));
+	s->seen.ext = s->ehlo.ext;
 }
 
 /* EHLO/HELO answered: STARTTLS per policy, then AUTH, then ready. */
@@ -253,6 +269,8 @@ smtpc_on_tls_done(struct smtpc *s)
 	    sizeof(s->tls_version));
 	s->tls_active = true;
 	s->tls_verified = io_tls_verified(s->io);
+	s->seen.tls_done = true;
+	smtpc_seen_tls(s);
 	if (s->p.tls == TLS_VERIFY && !s->tls_verified) {
 		char why[SMTPC_REPLY_MAX], what[SMTPC_REPLY_MAX / 2];
 

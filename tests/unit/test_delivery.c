@@ -872,6 +872,92 @@ test_failed_dest_kept(void **state)
 	assert_int_equal(delivery_ndest(f->engine), 0);
 }
 
+/* What the seen hook of the engine reported, in order. */
+struct seen_log {
+	size_t		 n;
+	char		 host[4][64];
+	bool		 ready[4];
+	enum smtpc_stage stage[4];
+	char		 banner[4][128];
+};
+
+static void
+on_seen(void *arg, const struct delivery_seen *ds)
+{
+	struct seen_log *l = arg;
+
+	assert_true(l->n < 4);
+	util_strlcpy(l->host[l->n], ds->host, sizeof(l->host[0]));
+	l->ready[l->n] = ds->ready;
+	l->stage[l->n] = ds->why->stage;
+	util_strlcpy(l->banner[l->n], smtpc_seen(ds->s)->banner,
+	    sizeof(l->banner[0]));
+	l->n++;
+}
+
+/*
+ * A probe (mxrelay route) takes the path a message would: MX 10 refuses
+ * the connection, MX 20 gets ready and hears QUIT instead of MAIL.  The
+ * recipient is OUTCOME_OK 2.0.0 from MX 20 with no delivery log line; the
+ * probe names both exchangers, their TTL and routes, and route 1 as the
+ * one the mail would take; the seen hook saw both sessions.
+ */
+static void
+test_probe(void **state)
+{
+	struct fixture *f = *state;
+	struct delivery_probe probe;
+	struct seen_log seen;
+	struct part p;
+	uint64_t start;
+	char *l3;
+
+	sink_start(f, "127.0.0.3", NULL);
+	engine_start(f);
+	memset(&seen, 0, sizeof(seen));
+	delivery_set_seen(f->engine, on_seen, &seen);
+	memset(&probe, 0, sizeof(probe));
+	probe.route = -1;
+	part_init(f, &p, "postmaster", NULL);
+	p.m.probe = &probe;
+	delivery_submit(f->engine, "failover.test", &p.m);
+	start = ev_now(f->loop);
+	while ((!p.done || !delivery_idle(f->engine)) &&
+	    ev_now(f->loop) - start < TEST_DEADLINE_MS)
+		ev_run_once(f->loop, 100);
+	assert_true(p.done);
+	assert_rcpt(&p.rcpt[0], OUTCOME_OK, SMTPC_CAUSE_NONE, 0, "2.0.0",
+	    false, "live.failover.test");
+	assert_false(mock_log_contains("to=<postmaster>"));
+
+	assert_string_equal(probe.name, "failover.test");
+	assert_true(probe.by_mx);
+	assert_int_equal(probe.mx_status, DNS_OK);
+	assert_int_equal(probe.nmx, 2);
+	assert_string_equal(probe.mx[0].host, "dead.failover.test");
+	assert_int_equal(probe.mx[0].pref, 10);
+	assert_int_equal(probe.mx[0].ttl, 300);
+	assert_int_equal(probe.nroutes, 2);
+	assert_true(probe.routes[0].failed);
+	assert_false(probe.routes[1].failed);
+	assert_int_equal(probe.route, 1);
+
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.host[0], "dead.failover.test");
+	assert_false(seen.ready[0]);
+	assert_int_equal(seen.stage[0], SMTPC_STAGE_CONNECT);
+	assert_string_equal(seen.host[1], "live.failover.test");
+	assert_true(seen.ready[1]);
+	assert_non_null(strstr(seen.banner[1], "220"));
+
+	l3 = sink_log(f, "127.0.0.3");
+	assert_int_equal(count(l3, "connect id="), 1);
+	assert_int_equal(count(l3, "mail id="), 0);
+	assert_int_equal(count(l3, "quit id="), 1);
+	free(l3);
+	delivery_probe_clear(&probe);
+}
+
 int
 main(void)
 {
@@ -890,6 +976,7 @@ main(void)
 		T(test_nxdomain),
 		T(test_many_domains),
 		T(test_failed_dest_kept),
+		T(test_probe),
 #undef T
 	};
 
