@@ -52,6 +52,7 @@ src_mxrelay_SOURCES = src/sendmail.c src/sendmail_int.h \
 	src/sendmail_submit.c src/sendmail_queue.c src/sendmail_admin.c
 src_mxrelay_SOURCES += src/sendmail_stats.c
 src_mxrelay_SOURCES += src/sendmail_json.c
+src_mxrelay_SOURCES += src/sendmail_route.c
 src_mxrelay_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 sbin_PROGRAMS += src/mxrelayd

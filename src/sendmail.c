@@ -65,6 +65,8 @@ static const struct command commands[] = {
 	{ "requeue", admin_run, "requeue [-C file] (ID ... | -d DOMAIN | -a)" },
 	{ "delete", admin_run,
 	    "delete [-C file] [--bounce] (ID ... | -d DOMAIN | -a)" },
+	{ "route", route_main, "route [-v] [-C file] [--json] DOMAIN: MX, TLS "
+	    "and what delivery would do now (sends no mail)" },
 	{ NULL, NULL, NULL }
 };
 

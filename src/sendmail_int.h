@@ -87,4 +87,7 @@ int	 admin_run(int, char **);
 struct envelope;
 void	 list_json(const struct envelope *);
 
+/* sendmail_route.c: mxrelay route DOMAIN. */
+int	 route_main(int, char **);
+
 #endif
