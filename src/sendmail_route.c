@@ -512,8 +512,10 @@ print_sess_text(const struct rsess *r)
 		printf("      ehlo: %s\n", r->seen.ehlo);
 		printf("      keywords: %s\n", ext_text(r->seen.ext, kw,
 		    sizeof(kw)));
-		printf("      starttls: %s\n", r->seen.ext & SMTP_EXT_STARTTLS ?
-		    "offered" : "not offered");
+		printf("      starttls: %s%s\n", r->seen.ext & SMTP_EXT_STARTTLS ?
+		    "offered" : "not offered", r->tls == TLS_NONE &&
+		    (r->seen.ext & SMTP_EXT_STARTTLS) ? " (not used: tls = "
+		    "none, or the retry in clear)" : "");
 	}
 	if (r->seen.tls_tried) {
 		printf("      tls: %s%s%s%s\n", r->seen.tls_done ? "" :

@@ -4,7 +4,8 @@
 # (and exit code) of route must be what delivery then does.  Cases: MX
 # order with equal preferences, null MX, NXDOMAIN, SERVFAIL, an exchanger
 # without STARTTLS, a certificate for the wrong name under tls = verify,
-# the implicit MX, and a relayhost.
+# the implicit MX, no exchanger reachable, a loop back to this host, and a
+# relayhost.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 
@@ -33,6 +34,9 @@ implicit.test A 127.0.0.2
 tls.test MX 10 mx1.tls.test
 mx1.tls.test A 127.0.0.2
 smarthost.test A 127.0.0.3
+loop.test MX 10 relay.test
+loop.test MX 20 mx2.loop.test
+mx2.loop.test A 127.0.0.3
 EOF
 start_dnsd "$T/zone"
 pick_port
@@ -206,6 +210,17 @@ jcheck 'j["verdict"]["action"] == "defer" and j["verdict"]["status"] == "4.4.1"'
 deliver x@implicit.test
 log_has "to=<x@implicit.test>" "dsn=4.4.1" "status=deferred"
 ok "no exchanger reachable: route says defer 4.4.1, delivery defers 4.4.1"
+
+# 8b. The best MX is this host (hostname = relay.test): the list is cut
+# there and nothing is left before it: bounce 5.4.6, as delivery does.
+sinks_stop; fresh; world_conf; sink 127.0.0.3; sink 127.0.0.4
+route loop.test 69
+jcheck 'j["verdict"]["action"] == "bounce" and j["verdict"]["status"] == "5.4.6"'
+jcheck 'j["routes"] == []'
+deliver x@loop.test
+log_has "to=<x@loop.test>" "dsn=5.4.6" "status=bounced"
+[ "$(received 127.0.0.3)" = 0 ] || fail "mail sent to the MX after this host"
+ok "mail loop: route says bounce 5.4.6 (exit 69), delivery bounces 5.4.6"
 
 # 9. A relayhost: its route, whatever the domain.
 sinks_stop; fresh; world_conf "relayhost = smarthost.test:$SMTP_PORT"
