@@ -260,6 +260,8 @@ part_finished(const struct delivery_msg *m)
 static void
 part_complete(struct dest *d, struct delivery_msg *m)
 {
+	if (m->probe != NULL)
+		dest_probe_fill(d, m->probe);
 	part_done(d->e, m);
 }
 
@@ -272,8 +274,6 @@ part_done(struct delivery_engine *e, struct delivery_msg *m)
 	m->addr_idx = NULL;
 	m->naddrs = 0;
 	e->pending--;
-	if (m->probe != NULL)
-		dest_probe_fill(d, m->probe);
 	m->done(m->arg, m);
 }
 
