@@ -224,6 +224,10 @@ reload(struct daemon *d)
 	if (!hostports_equal(g->conf.listen, g->conf.nlisten, old->conf.listen,
 	    old->conf.nlisten))
 		log_warnx("listen: a change takes effect at the next start");
+	if (!hostports_equal(g->conf.metrics_listen, g->conf.nmetrics_listen,
+	    old->conf.metrics_listen, old->conf.nmetrics_listen))
+		log_warnx("metrics_listen: a change takes effect at the next "
+		    "start");
 	if (!str_equal(g->conf.spool_dir, old->conf.spool_dir))
 		log_warnx("spool_dir: a change takes effect at the next start");
 	if (!str_equal(g->conf.user, old->conf.user) ||

@@ -33,6 +33,8 @@
 #define MHTTP_REQ_MAX		4096
 #define MHTTP_TIMEOUT_MS	10000
 #define MHTTP_CONNS		8
+/* Out of descriptors: accepting pauses this long. */
+#define MHTTP_PAUSE_MS		1000
 
 struct mhttp_conn {
 	struct mhttp		*h;
@@ -51,6 +53,7 @@ struct mhttp {
 	size_t			 nfds;
 	struct mhttp_conn	*conns;
 	size_t			 nconns;
+	struct ev_timer		 pause;		/* accepting again */
 };
 
 static void	 mhttp_conn_close(struct mhttp_conn *);
@@ -62,6 +65,7 @@ static void	 mhttp_answer(struct mhttp_conn *);
 static void	 mhttp_reply(struct mhttp_conn *, const char *status,
 		    const char *extra, const char *body, size_t bodylen);
 static int	 mhttp_bind(struct mhttp *, const struct hostport *);
+static void	 mhttp_on_resume(void *);
 
 char *
 daemon_metrics(struct daemon *d, size_t *len)
@@ -253,7 +257,26 @@ mhttp_on_accept(int fd, int events, void *arg)
 		h->conns = c;
 		h->nconns++;
 	}
-	/* EMFILE and the like: this socket waits for the next connection. */
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM) {
+		/* Level-triggered: without a pause the loop would spin. */
+		log_warn("metrics_listen: accept (pausing %d ms)",
+		    MHTTP_PAUSE_MS);
+		for (size_t i = 0; i < h->nfds; i++)
+			ev_fd_del(h->d->loop, h->fds[i]);
+		ev_timer_add(h->d->loop, &h->pause, MHTTP_PAUSE_MS);
+	}
+}
+
+static void
+mhttp_on_resume(void *arg)
+{
+	struct mhttp *h = arg;
+
+	for (size_t i = 0; i < h->nfds; i++)
+		if (ev_fd_add(h->d->loop, h->fds[i], EV_READ, mhttp_on_accept,
+		    h) == -1)
+			log_warn("metrics_listen");
 }
 
 static int
@@ -318,6 +341,7 @@ mhttp_open(struct daemon *d, const struct hostport *hps, size_t n)
 		return 0;
 	d->mhttp = xcalloc(1, sizeof(*d->mhttp));
 	d->mhttp->d = d;
+	ev_timer_init(&d->mhttp->pause, mhttp_on_resume, d->mhttp);
 	for (size_t i = 0; i < n; i++)
 		if (mhttp_bind(d->mhttp, &hps[i]) == -1)
 			return -1;
@@ -333,6 +357,7 @@ mhttp_close(struct daemon *d)
 		return;
 	while (h->conns != NULL)
 		mhttp_conn_close(h->conns);
+	ev_timer_del(d->loop, &h->pause);
 	for (size_t i = 0; i < h->nfds; i++) {
 		ev_fd_del(d->loop, h->fds[i]);
 		close(h->fds[i]);
