@@ -35,6 +35,7 @@
 
 #include "dns.h"
 #include "event.h"
+#include "metrics.h"
 #include "util.h"
 #include "testutil.h"
 
@@ -522,15 +523,27 @@ test_servfail(void **state)
 static void
 test_servfail_mx_only(void **state)
 {
-	struct mx_result r = mx_lookup(*state, "mxfail.test");
-	struct addr_result a = addr_lookup(*state, "mxfail.test");
-	char buf[64];
+	struct mx_result r;
+	struct addr_result a;
+	char buf[64], *m;
 
+	metrics_reset();
+	r = mx_lookup(*state, "mxfail.test");
+	a = addr_lookup(*state, "mxfail.test");
 	assert_int_equal(r.status, DNS_TEMPFAIL);
 	assert_int_equal(a.status, DNS_OK);
 	assert_int_equal(a.n, 1);
 	assert_string_equal(addr_text(&a.addr[0], buf, sizeof(buf)),
 	    "127.0.0.13");
+	/* The metrics: each query with its own result, AAAA and A apart. */
+	m = metrics_render(NULL);
+	assert_non_null(strstr(m, "\nmxrelay_dns_lookups_total{type=\"MX\","
+	    "result=\"tempfail\"} 1\n"));
+	assert_non_null(strstr(m, "\nmxrelay_dns_lookups_total{type=\"A\","
+	    "result=\"ok\"} 1\n"));
+	assert_non_null(strstr(m, "\nmxrelay_dns_lookups_total{type=\"AAAA\","
+	    "result=\"nodata\"} 1\n"));
+	free(m);
 }
 
 static void
@@ -648,10 +661,18 @@ test_addr_tcp_fallback(void **state)
 static void
 test_cache_hit(void **state)
 {
-	struct mx_result r1 = mx_lookup(*state, "cache.test");
-	struct mx_result r2 = mx_lookup(*state, "CACHE.test.");
+	struct mx_result r1, r2;
 	struct addr_result a;
+	char *m;
 
+	metrics_reset();
+	r1 = mx_lookup(*state, "cache.test");
+	r2 = mx_lookup(*state, "CACHE.test.");
+	/* An answer from the cache is no query: counted once. */
+	m = metrics_render(NULL);
+	assert_non_null(strstr(m, "\nmxrelay_dns_lookups_total{type=\"MX\","
+	    "result=\"ok\"} 1\n"));
+	free(m);
 	assert_int_equal(r1.status, DNS_OK);
 	assert_int_equal(r2.status, DNS_OK);
 	assert_string_equal(r2.host[0], "mx.cache.test");

@@ -40,6 +40,7 @@
 #include <openssl/x509.h>
 
 #include "event.h"
+#include "metrics.h"
 #include "mock_log.h"
 #include "smtp_client.h"
 #include "status.h"
@@ -106,11 +107,26 @@ static void	on_closed(void *, struct smtpc *,
 
 static const struct smtpc_ops ops = { on_ready, on_done, on_closed };
 
+/* The metrics (reset by setup()) have this line. */
+static bool
+has_metric(const char *line)
+{
+	char *m = metrics_render(NULL), *want = xasprintf("\n%s\n", line);
+	bool found = strstr(m, want) != NULL;
+
+	if (!found)
+		print_error("no line \"%s\" in the metrics:\n%s", line, m);
+	free(want);
+	free(m);
+	return found;
+}
+
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
+	metrics_reset();
 	if (f == NULL)
 		return -1;
 	if (test_mkdtemp(f->dir, sizeof(f->dir), "smtpc") == NULL)
@@ -494,6 +510,16 @@ test_plain_two_rcpts(void **state)
 	assert_int_equal(f->c_why.code, 221);
 	assert_string_equal(f->tls_version, "none");
 	assert_int_equal(f->msgs_sent, 1);
+	/* a session that was up is no failure, whatever ends it */
+	assert_true(has_metric("mxrelay_smtp_connections_total 1"));
+	assert_true(has_metric(
+	    "# TYPE mxrelay_smtp_connection_failures_total counter"));
+	{
+		char *m = metrics_render(NULL);
+
+		assert_null(strstr(m, "mxrelay_smtp_connection_failures_total{"));
+		free(m);
+	}
 	log = sink_log(f);
 	assert_non_null(strstr(log, "ehlo id=1 name=client.test"));
 	assert_non_null(strstr(log, "mail id=1 from=<sender@example.org> params=SIZE=24"));
@@ -661,6 +687,9 @@ test_greeting_554(void **state)
 	assert_int_equal(count(log, "ehlo id="), 0);
 	assert_non_null(strstr(log, "quit id=1"));
 	free(log);
+	assert_true(has_metric("mxrelay_smtp_connections_total 1"));
+	assert_true(has_metric(
+	    "mxrelay_smtp_connection_failures_total{reason=\"greeting\"} 1"));
 }
 
 static void
@@ -880,6 +909,13 @@ test_drop_at_rcpt(void **state)
 	}
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_LOST);
 	assert_int_equal(f->c_why.stage, SMTPC_STAGE_RCPT);
+	/* lost after the session was up: not a connection failure */
+	{
+		char *m = metrics_render(NULL);
+
+		assert_null(strstr(m, "mxrelay_smtp_connection_failures_total{"));
+		free(m);
+	}
 }
 
 static void
@@ -916,6 +952,8 @@ test_timeout_greeting(void **state)
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TIMEOUT);
 	assert_int_equal(f->c_why.code, 0);
 	assert_string_equal(f->c_why.status, "");
+	assert_true(has_metric(
+	    "mxrelay_smtp_connection_failures_total{reason=\"timeout\"} 1"));
 }
 
 static void
@@ -1014,6 +1052,8 @@ test_connect_refused(void **state)
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_CONNECT);
 	assert_int_equal(f->c_why.code, 0);
 	assert_non_null(strstr(f->c_reply, "connect failed"));
+	assert_true(has_metric(
+	    "mxrelay_smtp_connection_failures_total{reason=\"connect\"} 1"));
 }
 
 /* The scripted peer: on accept, write the script, then read and discard. */

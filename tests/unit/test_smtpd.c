@@ -49,6 +49,7 @@
 #include "conf.h"
 #include "event.h"
 #include "io.h"
+#include "metrics.h"
 #include "mock_log.h"
 #include "smtp_proto.h"
 #include "smtpd.h"
@@ -1900,6 +1901,7 @@ test_auth_abuse(void **state)
 	fx->p.auth_fail_limit = 3;
 	fx->p.auth_fail_delay_max_ms = 2000;
 	fx_start(fx);
+	metrics_reset();
 	assert_int_equal(smtpd_commit_threads(fx->sd, 2), 0);
 	crypt_on_loop = crypt_off_loop = 0;
 	b64("\0alice\0wrong", 12, bad, sizeof(bad));
@@ -1958,6 +1960,18 @@ test_auth_abuse(void **state)
 	assert_false(mock_log_contains("AUTH PLAIN ok"));
 	assert_int_equal(crypt_on_loop, 0);
 	assert_int_equal(crypt_off_loop, 3);
+	/* The metrics: three failures, three AUTH refused, four sessions. */
+	{
+		char *m = metrics_render(NULL);
+
+		assert_non_null(strstr(m,
+		    "\nmxrelay_smtpd_auth_failures_total 3\n"));
+		assert_non_null(strstr(m,
+		    "\nmxrelay_smtpd_refusals_total{reason=\"auth_limit\"} 3\n"));
+		assert_non_null(strstr(m,
+		    "\nmxrelay_smtpd_connections_total 4\n"));
+		free(m);
+	}
 }
 
 /* A session that goes while its password is checked or its reply waits. */
