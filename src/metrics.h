@@ -5,7 +5,7 @@
  * table below (enum metric_id), each with its label names.  A series is
  * made the first time a set of label values is seen, at most
  * METRICS_SERIES_MAX per family (later ones are dropped, and counted in
- * mxrelay_metrics_dropped_total).
+ * mxrelay_metrics_dropped_series_total).
  *
  * No I/O, no clock: callers pass durations and values.  Allocation
  * failure is fatal (xmalloc).
