@@ -74,6 +74,7 @@ static conf_set_fn set_cidrs;		/* struct cidr * + size_t count */
 static conf_set_fn set_fallback;	/* bool: relayhost_fallback = mx */
 static conf_set_fn set_tls_policy;	/* struct tls_domain_policy * + count */
 static conf_set_fn set_log_format;	/* enum record_format */
+static conf_set_fn set_yesno;		/* bool: yes or no */
 
 #define CK_OPTIONAL	0x01	/* an empty value means none */
 #define CK_REPEAT	0x02	/* may appear more than once */
@@ -189,6 +190,8 @@ static const struct conf_key keys[] = {
 	    0, 100000, 0),
 	K("delay_warning_time", set_duration, delay_warning_time_ms, "0", 0,
 	    365 * DAY, 0),
+	K("smtpd_add_missing_headers", set_yesno, smtpd_add_missing_headers,
+	    "yes", 0, 0, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -445,6 +448,24 @@ set_bare_lf(struct conf *c, const struct conf_key *k, const char *value,
 		return -1;
 	}
 	*FIELD(c, k, enum bare_lf_policy) = p;
+	return 0;
+}
+
+static int
+set_yesno(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	bool v;
+
+	if (strcasecmp(value, "yes") == 0)
+		v = true;
+	else if (strcasecmp(value, "no") == 0)
+		v = false;
+	else {
+		util_seterr(why, whylen, "must be yes or no");
+		return -1;
+	}
+	*FIELD(c, k, bool) = v;
 	return 0;
 }
 

@@ -96,6 +96,8 @@ struct conf {
 	int64_t		 bounce_interval_ms;	/* 0: each bounce at once */
 	unsigned	 bounce_limit_per_sender;	/* per hour; 0: none */
 	int64_t		 delay_warning_time_ms;	/* 0: no delay warning */
+	/* Date:, Message-ID: for trusted clients of the listener */
+	bool		 smtpd_add_missing_headers;
 };
 
 /*

@@ -186,6 +186,7 @@ gen_new(struct daemon *d)
 	g->sp.auth_fail_limit = c->auth_fail_limit;
 	g->sp.auth_fail_window_ms = c->auth_fail_window_ms;
 	g->sp.auth_fail_delay_max_ms = c->auth_fail_delay_max_ms;
+	g->sp.add_missing_headers = c->smtpd_add_missing_headers;
 	return g;
 fail:
 	gen_free(g);

@@ -77,6 +77,7 @@ submit_session(const struct conf *conf)
 	bc.max_size = conf->max_message_size;
 	bc.max_recipients = conf->max_recipients;
 	bc.bare_lf = conf->bare_lf;
+	bc.add_missing_headers = conf->smtpd_add_missing_headers;
 	rc = submit_bs(q, &bc, (uint32_t)caller_uid, caller_name,
 	    STDIN_FILENO, STDOUT_FILENO);
 	queue_close(q);

@@ -64,6 +64,12 @@ struct smtpd_params {
 	unsigned		 auth_fail_limit;	/* per address; 0: none */
 	unsigned		 auth_fail_window_ms;	/* 0: the default */
 	unsigned		 auth_fail_delay_max_ms;	/* 0: no delay */
+	/*
+	 * Add a missing Date: and Message-ID: to a message from a relay
+	 * client, an authenticated user or a local session (never from
+	 * an outsider).
+	 */
+	bool			 add_missing_headers;
 };
 
 /*

@@ -56,6 +56,7 @@ struct commit {
 static char	*data_received(struct session *);
 static void	 spool_error(struct session *, int);
 static void	 data_out(struct session *, const char *, size_t);
+static void	 data_write(void *, const char *, size_t);
 static void	 data_end(struct session *, enum smtp_unstuff_status);
 static struct commit *commit_new(struct session *);
 static void	 commit_work(void *);
@@ -127,6 +128,10 @@ smtpd_data_begin(struct session *s, char *arg)
 	s->too_big = false;
 	s->spool_err = 0;
 	msg_hops_init(&s->hops);
+	/* Postfix's always_add_missing_headers, for trusted clients only. */
+	msg_stream_init(&s->hdr, sd->p.add_missing_headers &&
+	    smtpd_session_relay_ok(s), sd->p.hostname, queue_new_id(s->qn),
+	    time(NULL), data_write, s);
 	/* Postfix's smtpd_forbid_bare_newline = normalize, for trusted ones. */
 	smtp_unstuff_init(&s->unstuff, SMTPD_TEXT_LINE_MAX,
 	    sd->p.bare_lf == BARE_LF_NORMALIZE && smtpd_session_relay_ok(s) ?
@@ -202,6 +207,17 @@ data_out(struct session *s, const char *buf, size_t len)
 		smtpd_data_drop(s);
 	if (s->qn == NULL)
 		return;
+	msg_stream_feed(&s->hdr, buf, len);
+}
+
+/* The message's octets, as msg_stream passes them on, into the spool. */
+static void
+data_write(void *arg, const char *buf, size_t len)
+{
+	struct session *s = arg;
+
+	if (s->qn == NULL)
+		return;
 	if (queue_new_write(s->qn, buf, len) == -1) {
 		s->spool_err = errno;
 		log_warn("smtpd: %s: queue write", queue_new_id(s->qn));
@@ -235,6 +251,9 @@ data_end(struct session *s, enum smtp_unstuff_status st)
 	case SMTP_UNSTUFF_MORE:
 		break;
 	}
+	if (why == NULL && !s->too_big && s->hops.count <= SMTPD_HOPS_MAX &&
+	    s->qn != NULL)
+		msg_stream_end(&s->hdr);
 	if (why != NULL) {
 		smtpd_data_drop(s);
 		log_info("reject: DATA from %s: 554 5.6.0 message "

@@ -24,6 +24,7 @@
 #include "event.h"
 #include "hash.h"
 #include "message.h"
+#include "msg_stream.h"
 #include "smtp_proto.h"
 #include "smtpd.h"
 #include "smtpd_parse.h"
@@ -86,6 +87,7 @@ struct session {
 	struct queue_new *qn;
 	struct smtp_unstuff unstuff;
 	struct msg_hops	 hops;
+	struct msg_stream hdr;		/* Date, Message-ID, UTF-8 fields */
 	uint64_t	 dsize;
 	bool		 too_big;
 	int		 spool_err;	/* errno of a failed spool call, or 0 */

@@ -23,6 +23,7 @@ struct submit_bs_conf {
 	uint64_t	 max_size;		/* max_message_size; 0: none */
 	unsigned	 max_recipients;
 	enum bare_lf_policy bare_lf;		/* the local user is trusted */
+	bool		 add_missing_headers;	/* Date:, Message-ID: */
 };
 
 /*

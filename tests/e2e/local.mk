@@ -15,9 +15,11 @@ E2E_TESTS = tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests/e2e/t_crash.sh \
 	tests/e2e/t_failover.sh \
 	tests/e2e/t_json.sh \
 	tests/e2e/t_admin.sh \
-	tests/e2e/t_route.sh
+	tests/e2e/t_route.sh \
+	tests/e2e/t_headers.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh \
 	tests/e2e/certs.sh tests/e2e/privs.sh tests/e2e/smtpclient.py \
 	tests/e2e/abuse.py tests/e2e/authclient.py tests/e2e/jsoncheck.py \
+	tests/e2e/utf8client.py \
 	$(E2E_TESTS)

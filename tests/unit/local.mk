@@ -196,3 +196,11 @@ tests_unit_test_record_SOURCES = tests/unit/test_record.c $(TEST_COMMON)
 tests_unit_test_record_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_record_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_record
+
+# The header section of a message streaming in (pure).
+check_PROGRAMS += tests/unit/test_msg_stream
+tests_unit_test_msg_stream_SOURCES = tests/unit/test_msg_stream.c \
+	$(TEST_COMMON)
+tests_unit_test_msg_stream_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_msg_stream_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_msg_stream

@@ -154,6 +154,7 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->dns_tries, 3);
 	assert_int_equal(c->nmetrics_listen, 0);
 	assert_int_equal(c->log_format, RECORD_TEXT);
+	assert_true(c->smtpd_add_missing_headers);
 }
 
 static void
@@ -351,6 +352,20 @@ test_numbers(void **state)
 			    (unsigned long long)got);
 		conf_free(&c);
 	}
+}
+
+static void
+test_add_missing_headers(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	load_ok("smtpd_add_missing_headers = no", &c);
+	assert_false(c.smtpd_add_missing_headers);
+	conf_free(&c);
+	load_ok("smtpd_add_missing_headers = Yes", &c);
+	assert_true(c.smtpd_add_missing_headers);
+	conf_free(&c);
 }
 
 static void
@@ -688,6 +703,8 @@ test_errors(void **state)
 		{ "bare_lf = strip\n", ":1: bare_lf: \"strip\": must be "
 		    "normalize or reject" },
 		{ "bare_lf =\n", ":1: bare_lf: \"\": missing value" },
+		{ "smtpd_add_missing_headers = 1\n", ":1: "
+		    "smtpd_add_missing_headers: \"1\": must be yes or no" },
 		{ "tls_policy = example.com\n", ":1: tls_policy: "
 		    "\"example.com\": expected DOMAIN POLICY" },
 		{ "tls_policy = example.com verify extra\n", ":1: tls_policy: " },
@@ -1470,6 +1487,7 @@ main(void)
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_bare_lf),
+		cmocka_unit_test(test_add_missing_headers),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_hostport_lists),
 		cmocka_unit_test(test_cidr),
