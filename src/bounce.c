@@ -46,6 +46,7 @@
 #include "log.h"
 #include "record.h"
 #include "spool.h"
+#include "utf8.h"
 #include "util.h"
 
 #define LINE_MAX_OCTETS	998	/* RFC 5322 section 2.1.1, without CRLF */
@@ -820,6 +821,9 @@ bounce_queue_notice(struct queue *q, const struct envelope *env,
 	dsn.sender = xstrdup("");
 	dsn.arrival = now;
 	envelope_add_rcpt(&dsn, env->sender, NULL);
+	/* To a UTF-8 sender (in To: as well): RFC 6531 on delivery. */
+	if (utf8_has_8bit(env->sender))
+		dsn.flags |= ENVELOPE_F_SMTPUTF8;
 	if (queue_new_commit(qn, &dsn) == -1)
 		goto done;
 	util_strlcpy(newid, dsn.id, QUEUE_ID_LEN + 1);

@@ -111,6 +111,7 @@ struct delivery_msg {
 	int			 body_fd;
 	uint64_t		 size;
 	bool			 eightbit;
+	bool			 smtputf8;	/* needs SMTPUTF8 (RFC 6531) */
 	time_t			 arrival;
 	struct delivery_rcpt	*rcpt;
 	size_t			 nrcpt;

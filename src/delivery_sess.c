@@ -645,6 +645,7 @@ sess_next(struct dsess *s)
 	s->m.body_fd = m->body_fd;
 	s->m.size = m->size;
 	s->m.eightbit = m->eightbit;
+	s->m.smtputf8 = m->smtputf8;
 	if (smtpc_send(s->s, &s->m) == -1) {
 		/* The session cannot take it: put it back for another. */
 		s->cur = NULL;

@@ -12,7 +12,7 @@ src_libmxcommon_a_SOURCES = \
 	src/conf.c src/conf.h src/confval.c src/confval.h \
 	src/aliases.c src/aliases.h \
 	src/message.c src/message.h src/msg_addr.c src/msg_addr.h \
-	src/msg_stream.c src/msg_stream.h \
+	src/utf8.c src/utf8.h src/msg_stream.c src/msg_stream.h \
 	src/log.h src/outcome.h \
 	src/json.c src/json.h src/record.c src/record.h
 src_libmxcommon_a_SOURCES += src/metrics.c src/metrics.h

@@ -20,7 +20,9 @@
  * - a group whose ';' is missing at the very end of the field;
  * - line breaks may be CRLF or LF; a trailing line break is ignored;
  * - UTF-8 (RFC 6532) in display names, comments and quoted strings.
- *   Addresses themselves must be ASCII (we do not speak SMTPUTF8).
+ *   Addresses themselves must be ASCII, but for msg_addr_check_utf8(),
+ *   which takes UTF-8 local parts (RFC 6531, SMTPUTF8; the domain stays
+ *   ASCII: an A-label, xn--..., for an internationalised one).
  *
  * Pure code: no I/O, no clock.
  */
@@ -35,6 +37,7 @@
 #include <strings.h>
 
 #include "msg_addr.h"
+#include "utf8.h"
 
 #define MSG_COMMENT_DEPTH	32	/* nesting limit for ( comments ) */
 #define MSG_TOK_MAX		(MSG_PATH_MAX * 2)
@@ -79,7 +82,8 @@ static int	 parse_list(struct cursor *, bool, struct strlist *);
 static int	 add_address(struct cursor *, const struct tok *,
 		    const struct tok *, struct strlist *);
 static bool	 is_dot_atom(const char *, size_t);
-static int	 check_local(const char *, size_t *, char *, size_t);
+static int	 check_local(const char *, bool, size_t *, char *, size_t);
+static int	 addr_check(const char *, bool, bool, char *, size_t);
 static int	 check_domain(const char *, char *, size_t);
 static int	 check_literal(const char *, size_t, char *, size_t);
 
@@ -707,7 +711,8 @@ done:
  * the length of the local part at the start of addr.
  */
 static int
-check_local(const char *addr, size_t *lenp, char *err, size_t errlen)
+check_local(const char *addr, bool utf8, size_t *lenp, char *err,
+    size_t errlen)
 {
 	const unsigned char *s = (const unsigned char *)addr;
 	size_t i = 0;
@@ -722,6 +727,8 @@ check_local(const char *addr, size_t *lenp, char *err, size_t errlen)
 			if (s[i] == '\\')
 				i++;
 			/* qtextSMTP and quoted-pairSMTP: %d32-126 */
+			if (utf8 && s[i] >= 0x80)
+				continue;	/* RFC 6531 §3.3 */
 			if (s[i] < 32 || s[i] > 126) {
 				util_seterr(err, errlen, "%s 0x%02x in local part",
 				    s[i] >= 0x80 ? "non-ASCII byte (SMTPUTF8 is "
@@ -745,8 +752,9 @@ check_local(const char *addr, size_t *lenp, char *err, size_t errlen)
 					return -1;
 				}
 				prev_dot = true;
-			} else if (msg_is_ascii_atext(s[i]))
-				prev_dot = false;
+			} else if (msg_is_ascii_atext(s[i]) ||
+			    (utf8 && s[i] >= 0x80))
+				prev_dot = false;	/* RFC 6531 §3.3 atext */
 			else if (s[i] >= 0x80) {
 				util_seterr(err, errlen, "non-ASCII byte 0x%02x in "
 				    "local part (SMTPUTF8 is not supported)",
@@ -887,6 +895,21 @@ int
 msg_addr_check(const char *addr, bool allow_unqualified, char *err,
     size_t errlen)
 {
+	return addr_check(addr, allow_unqualified, false, err, errlen);
+}
+
+int
+msg_addr_check_utf8(const char *addr, bool allow_unqualified, char *err,
+    size_t errlen)
+{
+	return addr_check(addr, allow_unqualified, true, err, errlen);
+}
+
+/* msg_addr_check(), with UTF-8 local parts when utf8 (RFC 6531 §3.3). */
+static int
+addr_check(const char *addr, bool allow_unqualified, bool utf8, char *err,
+    size_t errlen)
+{
 	size_t n, llen;
 
 	if (addr == NULL || (n = strlen(addr)) == 0) {
@@ -899,7 +922,11 @@ msg_addr_check(const char *addr, bool allow_unqualified, char *err,
 		    MSG_PATH_MAX - 2);
 		return -1;
 	}
-	if (check_local(addr, &llen, err, errlen) == -1)
+	if (utf8 && !utf8_valid(addr, n)) {
+		util_seterr(err, errlen, "not well-formed UTF-8");
+		return -1;
+	}
+	if (check_local(addr, utf8, &llen, err, errlen) == -1)
 		return -1;
 	if (addr[llen] == '\0') {
 		if (allow_unqualified)

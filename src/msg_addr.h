@@ -46,6 +46,13 @@ int	 msg_addrlist_parse(const char *text, size_t len, struct strlist *out,
  */
 int	 msg_addr_check(const char *addr, bool allow_unqualified, char *err,
 	    size_t errlen);
+/*
+ * The same for an SMTPUTF8 transaction (RFC 6531 §3.3): the local part
+ * may also hold non-ASCII octets, when addr is well-formed UTF-8 (RFC
+ * 3629, utf8_valid()); the domain must still be ASCII (its A-label).
+ */
+int	 msg_addr_check_utf8(const char *addr, bool allow_unqualified,
+	    char *err, size_t errlen);
 
 /*
  * RFC 5322 character classes, shared with the header code of message.c:

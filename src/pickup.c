@@ -35,10 +35,14 @@ static const char *
 check_env(const struct envelope *env, uint64_t max_size)
 {
 	char err[256];
+	/* UTF-8 local parts come only with the SMTPUTF8 flag (RFC 6531). */
+	int (*check)(const char *, bool, char *, size_t) =
+	    (env->flags & ENVELOPE_F_SMTPUTF8) ? msg_addr_check_utf8 :
+	    msg_addr_check;
 
 	if (env->sender == NULL ||
 	    (env->sender[0] != '\0' &&
-	    msg_addr_check(env->sender, false, err, sizeof(err)) == -1))
+	    check(env->sender, false, err, sizeof(err)) == -1))
 		return "bad sender address";
 	if (env->nrcpt == 0)
 		return "no recipient";
@@ -47,7 +51,7 @@ check_env(const struct envelope *env, uint64_t max_size)
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct envelope_rcpt *r = &env->rcpt[i];
 
-		if (msg_addr_check(r->addr, false, err, sizeof(err)) == -1)
+		if (check(r->addr, false, err, sizeof(err)) == -1)
 			return "bad recipient address";
 		if (r->state != RCPT_PENDING || r->attempts != 0 ||
 		    r->last_try != 0 || r->next_try != 0 ||

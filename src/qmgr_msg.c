@@ -476,6 +476,7 @@ part_start(struct qmsg *m, const struct sched_pick *p, int64_t now)
 	part->dm.body_fd = m->body_fd;
 	part->dm.size = m->env.size;
 	part->dm.eightbit = m->eightbit;
+	part->dm.smtputf8 = (m->env.flags & ENVELOPE_F_SMTPUTF8) != 0;
 	part->dm.arrival = m->env.arrival;
 	part->dm.done = part_done;
 	part->dm.arg = part;

@@ -73,6 +73,12 @@ struct smtpc_msg {
 	int		 body_fd;	/* read from offset 0; not closed */
 	uint64_t	 size;		/* body bytes, for SIZE= */
 	bool		 eightbit;	/* body has 8-bit bytes: BODY=8BITMIME */
+	/*
+	 * A UTF-8 address or header field (RFC 6531): MAIL ... SMTPUTF8;
+	 * to a server that does not offer it, nothing is sent and every
+	 * recipient fails (PERMFAIL, stage MAIL, cause LOCAL, 5.6.7).
+	 */
+	bool		 smtputf8;
 };
 
 /* Where a transaction ended. */

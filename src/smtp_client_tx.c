@@ -2,7 +2,7 @@
  * smtp_client: transactions on a ready session (the model is at the top
  * of smtp_client.c; smtp_client_int.h has what the three files share).
  * RSET when the last transaction did not reach the end of data, MAIL with
- * SIZE and BODY=8BITMIME as offered, the RCPTs, DATA: in one group under
+ * SIZE and BODY=8BITMIME as offered, SMTPUTF8 when needed, the RCPTs, DATA: in one group under
  * PIPELINING, else one by one.  The body is streamed from body_fd and
  * dot-stuffed on the way; the results, one per recipient, go to done().
  */
@@ -81,6 +81,18 @@ smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
 		smtpc_tx_fail(s, &why);
 		goto defer;
 	}
+	/*
+	 * RFC 6531 §3.2: a message that needs SMTPUTF8 is not sent to a
+	 * server without it; it is bounced (RFC 6533 §3: 5.6.7).
+	 */
+	if (msg->smtputf8 && !(s->ehlo.ext & SMTP_EXT_SMTPUTF8)) {
+		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
+		    SMTPC_CAUSE_LOCAL, "553 5.6.7 non-ASCII addresses or "
+		    "header fields, and the server does not offer SMTPUTF8");
+		util_strlcpy(why.status, "5.6.7", sizeof(why.status));
+		smtpc_tx_fail(s, &why);
+		goto defer;
+	}
 	if (nvalid == 0) {
 		smtpc_tx_refused(s);
 		goto defer;
@@ -118,7 +130,8 @@ smtpc_send_mail(struct smtpc *s)
 		    (unsigned long long)m->size);
 	if (m->eightbit && (s->ehlo.ext & SMTP_EXT_8BITMIME))
 		body = " BODY=8BITMIME";
-	smtpc_write(s, "MAIL FROM:<%s>%s%s\r\n", m->sender, size, body);
+	smtpc_write(s, "MAIL FROM:<%s>%s%s%s\r\n", m->sender, size, body,
+	    m->smtputf8 ? " SMTPUTF8" : "");
 	if (!s->pipelined)
 		return;
 	/* RFC 2920 §3.1: MAIL, the RCPTs and DATA in one group. */

@@ -268,6 +268,8 @@ smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *e)
 			e->ext |= SMTP_EXT_STARTTLS;
 		else if (keyword_is(kw, kwlen, "ENHANCEDSTATUSCODES"))
 			e->ext |= SMTP_EXT_ENHANCEDSTATUSCODES;
+		else if (keyword_is(kw, kwlen, "SMTPUTF8"))
+			e->ext |= SMTP_EXT_SMTPUTF8;
 		else if (keyword_is(kw, kwlen, "SIZE")) {
 			const char *a = p;
 			size_t alen;

@@ -81,6 +81,7 @@ struct smtp_ehlo {
 #define SMTP_EXT_STARTTLS	0x08	/* RFC 3207 */
 #define SMTP_EXT_AUTH		0x10	/* RFC 4954 */
 #define SMTP_EXT_ENHANCEDSTATUSCODES 0x20 /* RFC 2034 */
+#define SMTP_EXT_SMTPUTF8	0x40	/* RFC 6531 */
 	unsigned	 auth;
 #define SMTP_AUTH_PLAIN		0x01
 #define SMTP_AUTH_LOGIN		0x02

@@ -72,6 +72,7 @@
 #include "smtpd_parse.h"
 #include "smtpd_session.h"
 #include "workq.h"
+#include "utf8.h"
 #include "util.h"
 
 /* RFC 5321 §4.5.3.1.4: 512 octets with CRLF; two octets of slack. */
@@ -125,6 +126,8 @@ static void	 cmd_helo(struct session *, char *);
 static void	 cmd_ehlo(struct session *, char *);
 static void	 cmd_mail(struct session *, char *);
 static void	 mail_param_error(struct session *, enum smtpd_param_status,
+		    const char *);
+static void	 reply_nonascii(struct session *, const char *,
 		    const char *);
 static void	 cmd_rcpt(struct session *, char *);
 static void	 cmd_rset(struct session *, char *);
@@ -755,6 +758,8 @@ smtpd_session_reset_txn(struct session *s)
 	free(s->sender);
 	s->sender = NULL;
 	strlist_free(&s->rcpts);
+	s->smtputf8 = false;
+	s->addr8bit = false;
 	smtpd_data_drop(s);
 	s->dsize = 0;
 	s->too_big = false;
@@ -1056,6 +1061,7 @@ cmd_ehlo(struct session *s, char *arg)
 	else
 		smtpd_reply(s, "250-SIZE");
 	smtpd_reply(s, "250-8BITMIME");
+	smtpd_reply(s, "250-SMTPUTF8");
 	if (p->tls_ctx != NULL && !io_tls_active(s->io) && s->lc == NULL)
 		smtpd_reply(s, "250-STARTTLS");
 	if (io_tls_active(s->io) && p->users != NULL)
@@ -1118,10 +1124,15 @@ cmd_mail(struct session *s, char *arg)
 		mail_param_error(s, st, mp.bad);
 		return;
 	}
+	if (utf8_has_8bit(pp.path) && !mp.smtputf8) {
+		reply_nonascii(s, "sender", pp.path);
+		return;
+	}
 	if (pp.path[0] == '\0')
 		sender = xstrdup("");		/* the null sender <> */
-	else if ((sender = smtpd_mailbox(pp.path, s->sd->p.qualify_domain,
-	    err, sizeof(err))) == NULL) {
+	else if ((sender = (mp.smtputf8 ? smtpd_mailbox_utf8 :
+	    smtpd_mailbox)(pp.path, s->sd->p.qualify_domain, err,
+	    sizeof(err))) == NULL) {
 		log_info("reject: MAIL from %s: bad sender <%s>: %s",
 		    s->peer, smtp_escape(esc, sizeof(esc), pp.path,
 		    strlen(pp.path)), err);
@@ -1129,7 +1140,25 @@ cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	s->sender = sender;
+	s->smtputf8 = mp.smtputf8;
+	s->addr8bit = utf8_has_8bit(sender);
 	smtpd_reply(s, "250 2.1.0 Ok");
+}
+
+/*
+ * RFC 6531 §3.4 and RFC 6533 §3: a non-ASCII address in a transaction
+ * that did not say SMTPUTF8 in its MAIL command.
+ */
+static void
+reply_nonascii(struct session *s, const char *what, const char *path)
+{
+	char esc[128];
+
+	log_info("reject: %s from %s: non-ASCII %s <%s> without SMTPUTF8",
+	    what[0] == 's' ? "MAIL" : "RCPT", s->peer, what,
+	    smtp_escape(esc, sizeof(esc), path, strlen(path)));
+	smtpd_reply_error(s, "553 5.6.7 Error: non-ASCII %s address "
+	    "without SMTPUTF8", what);
 }
 
 static void
@@ -1162,9 +1191,13 @@ cmd_rcpt(struct session *s, char *arg)
 		smtpd_reply_error(s, "555 5.5.4 Unsupported parameter");
 		return;
 	}
+	if (utf8_has_8bit(pp.path) && !s->smtputf8) {
+		reply_nonascii(s, "recipient", pp.path);
+		return;
+	}
 	if (pp.path[0] != '\0')
-		addr = smtpd_mailbox(pp.path, p->qualify_domain, err,
-		    sizeof(err));
+		addr = (s->smtputf8 ? smtpd_mailbox_utf8 : smtpd_mailbox)(
+		    pp.path, p->qualify_domain, err, sizeof(err));
 	if (addr == NULL) {
 		log_info("reject: RCPT from %s: bad recipient <%s>: %s",
 		    s->peer, smtp_escape(esc, sizeof(esc), pp.path,
@@ -1172,6 +1205,8 @@ cmd_rcpt(struct session *s, char *arg)
 		smtpd_reply_error(s, "501 5.1.3 Bad recipient address syntax");
 		return;
 	}
+	if (utf8_has_8bit(addr))
+		s->addr8bit = true;
 	strlist_add_owned(&s->rcpts, addr);
 	smtpd_reply(s, "250 2.1.5 Ok");
 }

@@ -4,7 +4,9 @@
  * (smtpd_session_fds()).  The users file for AUTH is in smtpd_auth.h.
  *
  * ESMTP (RFC 5321) with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
- * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034/3463), STARTTLS (RFC 3207)
+ * (RFC 6152), SMTPUTF8 (RFC 6531: UTF-8 local parts in a transaction
+ * whose MAIL says SMTPUTF8; domains stay ASCII, A-labels),
+ * ENHANCEDSTATUSCODES (RFC 2034/3463), STARTTLS (RFC 3207)
  * when a server TLS context is given, and AUTH PLAIN/LOGIN (RFC 4954,
  * 4616) only once TLS is active and a users file is given.
  *

@@ -85,6 +85,11 @@ data_received(struct session *s)
 	}
 	r.by = s->sd->p.hostname;
 	r.proto = msg_received_proto(s->esmtp, tls, s->auth_user != NULL);
+	/* RFC 6531 §4.3: UTF8SMTP, UTF8SMTPA, UTF8SMTPS, UTF8SMTPSA. */
+	if (s->smtputf8)
+		r.proto = tls ? (s->auth_user != NULL ? "UTF8SMTPSA" :
+		    "UTF8SMTPS") : (s->auth_user != NULL ? "UTF8SMTPA" :
+		    "UTF8SMTP");
 	r.id = queue_new_id(s->qn);
 	r.rcpt = s->rcpts.n == 1 ? s->rcpts.v[0] : NULL;
 	r.now = time(NULL);
@@ -302,6 +307,12 @@ commit_new(struct session *s)
 	for (size_t i = 0; i < s->rcpts.n; i++)
 		envelope_add_rcpt(&c->env, s->rcpts.v[i], NULL);
 	c->env.arrival = time(NULL);
+	/*
+	 * RFC 6531 §3.2: delivery needs SMTPUTF8 when an address or a
+	 * header field is UTF-8; a message of ASCII only goes without it.
+	 */
+	if (s->smtputf8 && (s->addr8bit || s->hdr.eightbit))
+		c->env.flags |= ENVELOPE_F_SMTPUTF8;
 	if (s->lc != NULL) {
 		c->env.submit_uid = s->lc->uid;
 		if (s->lc->user != NULL)

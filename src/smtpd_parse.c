@@ -50,6 +50,7 @@ static const struct {
 };
 
 static enum smtpd_param_status size_parse(const char *, uint64_t, uint64_t *);
+static char	*mailbox(const char *, const char *, bool, char *, size_t);
 
 enum smtpd_cmd_status
 smtpd_cmd_parse(char *line, size_t len, struct smtpd_cmd *cmd)
@@ -169,6 +170,22 @@ char *
 smtpd_mailbox(const char *path, const char *qualify_domain, char *err,
     size_t errlen)
 {
+	return mailbox(path, qualify_domain, false, err, errlen);
+}
+
+char *
+smtpd_mailbox_utf8(const char *path, const char *qualify_domain, char *err,
+    size_t errlen)
+{
+	return mailbox(path, qualify_domain, true, err, errlen);
+}
+
+static char *
+mailbox(const char *path, const char *qualify_domain, bool utf8, char *err,
+    size_t errlen)
+{
+	int (*check)(const char *, bool, char *, size_t) =
+	    utf8 ? msg_addr_check_utf8 : msg_addr_check;
 	const char *box;
 	char *addr;
 
@@ -178,17 +195,16 @@ smtpd_mailbox(const char *path, const char *qualify_domain, char *err,
 		util_seterr(err, errlen, "malformed source route");
 		return NULL;
 	}
-	if (!smtp_path_ok(box) ||
-	    msg_addr_check(box, true, err, errlen) == -1) {
+	if (!smtp_path_ok(box) || check(box, true, err, errlen) == -1) {
 		if (err != NULL && errlen > 0 && err[0] == '\0')
 			util_seterr(err, errlen, "bad characters or too long");
 		return NULL;
 	}
 	/* Qualified?  (An '@' may also hide in a quoted local part.) */
-	if (msg_addr_check(box, false, NULL, 0) == 0)
+	if (check(box, false, NULL, 0) == 0)
 		return xstrdup(box);
 	addr = xasprintf("%s@%s", box, qualify_domain);
-	if (msg_addr_check(addr, false, err, errlen) == -1) {
+	if (check(addr, false, err, errlen) == -1) {
 		free(addr);
 		return NULL;
 	}
@@ -241,6 +257,8 @@ smtpd_mail_params_parse(char *params, uint64_t max_size,
 				st = SMTPD_PARAM_BAD_BODY;
 		} else if (strncasecmp(tok, "AUTH=", 5) == 0)
 			out->auth = true;
+		else if (strcasecmp(tok, "SMTPUTF8") == 0)
+			out->smtputf8 = true;
 		else
 			st = SMTPD_PARAM_UNKNOWN;
 		if (st != SMTPD_PARAM_OK)

@@ -105,6 +105,12 @@ const char	*smtpd_route_strip(const char *path);
  */
 char		*smtpd_mailbox(const char *path, const char *qualify_domain,
 		    char *err, size_t errlen);
+/*
+ * The same in an SMTPUTF8 transaction (RFC 6531 §3.3): the local part
+ * may also be UTF-8 (msg_addr_check_utf8()); the domain stays ASCII.
+ */
+char		*smtpd_mailbox_utf8(const char *path, const char *qualify_domain,
+		    char *err, size_t errlen);
 
 enum smtpd_param_status {
 	SMTPD_PARAM_OK,
@@ -126,12 +132,14 @@ struct smtpd_mail_params {
 	uint64_t	 size;	/* SIZE=, the last one given */
 	enum smtpd_body	 body;	/* BODY=, the last one given */
 	bool		 auth;	/* AUTH= seen (RFC 4954 §5: ignored) */
+	bool		 smtputf8;	/* SMTPUTF8 (RFC 6531 §3.4) */
 	const char	*bad;	/* the parameter refused, in params */
 };
 
 /*
  * The parameters of MAIL FROM: words separated by spaces, taken in
- * order; the first one refused ends the scan (out->bad points to it,
+ * order (SIZE=, BODY=, AUTH=, and SMTPUTF8 without a value); the
+ * first one refused ends the scan (out->bad points to it,
  * NUL-terminated: params is edited in place).  Keywords match
  * case-insensitively; a parameter given twice is checked twice.  SIZE
  * over max_size (0: no limit) is SMTPD_PARAM_TOO_BIG, checked as soon as

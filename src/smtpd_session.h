@@ -82,6 +82,8 @@ struct session {
 	/* The mail transaction. */
 	char		*sender;	/* NULL before MAIL */
 	struct strlist	 rcpts;
+	bool		 smtputf8;	/* MAIL gave SMTPUTF8 (RFC 6531) */
+	bool		 addr8bit;	/* a non-ASCII sender or recipient */
 
 	/* DATA. */
 	struct queue_new *qn;

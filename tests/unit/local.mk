@@ -197,7 +197,7 @@ tests_unit_test_record_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_record_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_record
 
-# The header section of a message streaming in (pure).
+# UTF-8 checks and the header section of a message streaming in (pure).
 check_PROGRAMS += tests/unit/test_msg_stream
 tests_unit_test_msg_stream_SOURCES = tests/unit/test_msg_stream.c \
 	$(TEST_COMMON)

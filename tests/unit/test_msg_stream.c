@@ -1,10 +1,10 @@
 /*
  * Unit tests for src/msg_stream.c (the header section of a message
  * streaming in through the listener: the missing Date and Message-ID
- * added at its end, UTF-8 header fields noticed).  Table-driven, no
- * mocks: every message is fed whole, then cut at every octet and fed in
- * two pieces, and octet by octet; the output must not depend on where
- * the pieces end.
+ * added at its end, UTF-8 header fields noticed) and src/utf8.c (RFC
+ * 3629 well-formedness).  Table-driven, no mocks: every message is fed
+ * whole, then cut at every octet and fed in two pieces, and octet by
+ * octet; the output must not depend on where the pieces end.
  */
 #include "config.h"
 
@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "msg_stream.h"
+#include "utf8.h"
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -163,12 +164,65 @@ test_long_name(void **state)
 	    strlen(DATE MSGID "\r\nb\r\n"));
 }
 
+/* RFC 3629 §4, and its examples of what is not UTF-8. */
+static void
+test_utf8(void **state)
+{
+	static const struct {
+		const char	*s;
+		bool		 ok;
+	} cases[] = {
+		{ "", true },
+		{ "ascii", true },
+		{ "\xc2\x80", true },			/* U+0080 */
+		{ "\xdf\xbf", true },			/* U+07FF */
+		{ "\xe0\xa0\x80", true },		/* U+0800 */
+		{ "\xed\x9f\xbf", true },		/* U+D7FF */
+		{ "\xee\x80\x80", true },		/* U+E000 */
+		{ "\xef\xbf\xbf", true },		/* U+FFFF */
+		{ "\xf0\x90\x80\x80", true },		/* U+10000 */
+		{ "\xf4\x8f\xbf\xbf", true },		/* U+10FFFF */
+		{ "j\xc3\xb6s\xc3\xa9", true },
+		{ "\x80", false },			/* lone continuation */
+		{ "\xbf", false },
+		{ "\xc0\x80", false },			/* overlong NUL */
+		{ "\xc1\xbf", false },			/* overlong */
+		{ "\xe0\x9f\xbf", false },		/* overlong */
+		{ "\xf0\x8f\xbf\xbf", false },		/* overlong */
+		{ "\xed\xa0\x80", false },		/* U+D800 */
+		{ "\xed\xbf\xbf", false },		/* U+DFFF */
+		{ "\xf4\x90\x80\x80", false },		/* U+110000 */
+		{ "\xf5\x80\x80\x80", false },
+		{ "\xfe", false },
+		{ "\xff", false },
+		{ "\xc3", false },			/* cut short */
+		{ "\xe2\x82", false },
+		{ "\xf0\x9f\x93", false },
+		{ "\xc3(", false },			/* bad continuation */
+		{ "\xe2\x28\xa1", false },
+		{ "\xe2\x82\x28", false },
+		{ "\xf0\x28\x8c\xbc", false },
+		{ "a\xc3\xa9z\xff", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(cases); i++)
+		if (utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].ok)
+			fail_msg("row %zu: utf8_valid %d", i, !cases[i].ok);
+	/* The length counts, not a NUL. */
+	assert_false(utf8_valid("\xc3\xa9", 1));
+	assert_true(utf8_valid("a\0b", 3));
+	assert_true(utf8_has_8bit("a\xc3\xa9"));
+	assert_false(utf8_has_8bit("plain@example.com"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rows),
 		cmocka_unit_test(test_long_name),
+		cmocka_unit_test(test_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -417,6 +417,61 @@ test_mailbox(void **state)
 	assert_null(smtpd_mailbox("@:u", "q.example", NULL, 0));
 }
 
+/*
+ * In an SMTPUTF8 transaction: UTF-8 local parts (RFC 6531 §3.3), well
+ * formed only (RFC 3629); domains stay ASCII.  Without SMTPUTF8 the same
+ * addresses are refused.
+ */
+static void
+test_mailbox_utf8(void **state)
+{
+	static const struct {
+		const char	*path;
+		const char	*out;	/* NULL: refused */
+	} rows[] = {
+		{ "u@d.example", "u@d.example" },
+		{ "j\xc3\xb6s\xc3\xa9@d.example", "j\xc3\xb6s\xc3\xa9@d.example" },
+		{ "\xe7\x94\xa8\xe6\x88\xb7@xn--fsqu00a.example",
+		    "\xe7\x94\xa8\xe6\x88\xb7@xn--fsqu00a.example" },
+		{ "\xf0\x9f\x93\xa7.me@d.example", "\xf0\x9f\x93\xa7.me@d.example" },
+		{ "\"j\xc3\xb6 s\"@d.example", "\"j\xc3\xb6 s\"@d.example" },
+		{ "\xc3\xa9", "\xc3\xa9@q.example" },
+		/* Domains stay ASCII: an A-label. */
+		{ "u@b\xc3\xbc" "cher.example", NULL },
+		/* Malformed UTF-8. */
+		{ "j\xc3@d.example", NULL },		/* cut short */
+		{ "\xc3\xc3@d.example", NULL },
+		{ "\xc0\xaf@d.example", NULL },		/* overlong '/' */
+		{ "\xe0\x80\xaf@d.example", NULL },	/* overlong */
+		{ "\xed\xa0\x80@d.example", NULL },	/* surrogate */
+		{ "\xf4\x90\x80\x80@d.example", NULL },	/* above U+10FFFF */
+		{ "\xff@d.example", NULL },
+		{ "\x80@d.example", NULL },
+		{ "\"\xc3\"@d.example", NULL },
+		/* Still no controls, no unquoted specials. */
+		{ "\xc3\xa9\x01@d.example", NULL },
+		{ "\xc3\xa9 x@d.example", NULL },
+	};
+	char err[128], *r;
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		err[0] = '\0';
+		r = smtpd_mailbox_utf8(rows[i].path, "q.example", err,
+		    sizeof(err));
+		if (rows[i].out == NULL ? r != NULL || err[0] == '\0' :
+		    r == NULL || strcmp(r, rows[i].out) != 0)
+			fail_msg("row %zu: \"%s\" (%s)", i,
+			    r != NULL ? r : "(null)", err);
+		free(r);
+		/* Without SMTPUTF8, only ASCII. */
+		r = smtpd_mailbox(rows[i].path, "q.example", err, sizeof(err));
+		if (r != NULL && i > 0)
+			fail_msg("row %zu: \"%s\" without SMTPUTF8", i, r);
+		free(r);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* MAIL and RCPT parameters. */
 
@@ -497,11 +552,13 @@ static const struct {
 	    false, NULL },
 	{ "BODY=8BITMIME body=binary", 0, P_BODY, false, 0,
 	    SMTPD_BODY_8BITMIME, false, "body=binary" },
-	/* Not offered: SMTPUTF8, DSN, anything else. */
-	{ "SMTPUTF8", 0, P_UNK, false, 0, SMTPD_BODY_NONE, false,
-	    "SMTPUTF8" },
-	{ "BODY=8BITMIME SMTPUTF8", 0, P_UNK, false, 0, SMTPD_BODY_8BITMIME,
-	    false, "SMTPUTF8" },
+	/* SMTPUTF8 (RFC 6531), without a value; test_mail_params_utf8. */
+	{ "SMTPUTF8", 0, P_OK, false, 0, SMTPD_BODY_NONE, false, NULL },
+	{ "BODY=8BITMIME SMTPUTF8", 0, P_OK, false, 0, SMTPD_BODY_8BITMIME,
+	    false, NULL },
+	{ "SMTPUTF8=yes", 0, P_UNK, false, 0, SMTPD_BODY_NONE, false,
+	    "SMTPUTF8=yes" },
+	/* Not offered: DSN, anything else. */
 	{ "RET=FULL", 0, P_UNK, false, 0, SMTPD_BODY_NONE, false,
 	    "RET=FULL" },
 	{ "ENVID=x", 0, P_UNK, false, 0, SMTPD_BODY_NONE, false, "ENVID=x" },
@@ -536,6 +593,33 @@ test_mail_params(void **state)
 			fail_msg("row %zu: bad \"%s\"", i,
 			    mp.bad != NULL ? mp.bad : "(null)");
 		free(p);
+	}
+}
+
+/* SMTPUTF8 in any case, alone or with others; never with a value. */
+static void
+test_mail_params_utf8(void **state)
+{
+	static const struct {
+		const char	*params;
+		bool		 utf8;
+	} rows[] = {
+		{ "", false },
+		{ "SMTPUTF8", true },
+		{ "smtputf8", true },
+		{ "SIZE=10 SmtpUtf8 BODY=8BITMIME", true },
+		{ "BODY=7BIT", false },
+		{ "SMTPUTF8X", false },
+	};
+	struct smtpd_mail_params mp;
+	char p[64];
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		strcpy(p, rows[i].params);
+		(void)smtpd_mail_params_parse(p, 0, &mp);
+		if (mp.smtputf8 != rows[i].utf8)
+			fail_msg("row %zu: smtputf8 %d", i, mp.smtputf8);
 	}
 }
 
@@ -625,6 +709,8 @@ main(void)
 		cmocka_unit_test(test_path_parse),
 		cmocka_unit_test(test_route_strip),
 		cmocka_unit_test(test_mailbox),
+		cmocka_unit_test(test_mailbox_utf8),
+		cmocka_unit_test(test_mail_params_utf8),
 		cmocka_unit_test(test_mail_params),
 		cmocka_unit_test(test_mail_params_many),
 		cmocka_unit_test(test_rcpt_params),

@@ -138,6 +138,7 @@ static struct {
 	unsigned	 drop;
 	bool		 no_pipelining;
 	bool		 no_starttls;
+	bool		 smtputf8;	/* --smtputf8: offer SMTPUTF8 */
 	uint64_t	 size_max;
 	long		 lifetime;
 	unsigned	 drop_after;	/* --drop-after: messages */
@@ -191,7 +192,7 @@ usage(void)
 	    "\t[-c cert -k key] [-a user:pass] [-r stage=code[:addr]] ...\n"
 	    "\t[--hang=stage] [--drop=stage] [--drop-after=N] [--idle=ms]\n"
 	    "\t[--no-pipelining] [--size=N]\n"
-	    "\t[--no-starttls] [-n name] [-t seconds]\n");
+	    "\t[--no-starttls] [--smtputf8] [-n name] [-t seconds]\n");
 	exit(2);
 }
 
@@ -783,6 +784,8 @@ conn_ehlo(struct conn *c, const char *arg, bool esmtp)
 	else
 		conn_out(c, "250-SIZE\r\n");
 	conn_out(c, "250-8BITMIME\r\n");
+	if (opt.smtputf8)
+		conn_out(c, "250-SMTPUTF8\r\n");
 	if (opt.ctx != NULL && c->ssl == NULL && !opt.no_starttls)
 		conn_out(c, "250-STARTTLS\r\n");
 	if (opt.auth_user != NULL && c->ssl != NULL)
@@ -1145,6 +1148,7 @@ main(int argc, char **argv)
 		{ "no-pipelining", no_argument, NULL, 'P' },
 		{ "no-starttls", no_argument, NULL, 'S' },
 		{ "size", required_argument, NULL, 'z' },
+		{ "smtputf8", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1221,6 +1225,9 @@ main(int argc, char **argv)
 			break;
 		case 'S':
 			opt.no_starttls = true;
+			break;
+		case 'U':
+			opt.smtputf8 = true;
 			break;
 		case 'z':
 			if (util_parse_size(optarg, &opt.size_max) == -1)
