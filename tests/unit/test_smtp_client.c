@@ -61,6 +61,7 @@ struct tmsg {
 	size_t		 bodylen;
 	bool		 eightbit;
 	uint64_t	 size;		/* 0: bodylen */
+	bool		 smtputf8;
 };
 
 struct tres {
@@ -351,6 +352,7 @@ run(struct fixture *f, struct tmsg *msgs, size_t n)
 		f->m[i].body_fd = f->fds[i];
 		f->m[i].size = msgs[i].size ? msgs[i].size : msgs[i].bodylen;
 		f->m[i].eightbit = msgs[i].eightbit;
+		f->m[i].smtputf8 = msgs[i].smtputf8;
 	}
 	f->s = smtpc_new(f->loop, (struct sockaddr *)&f->sin, sizeof(f->sin),
 	    &f->p, &ops, f);
@@ -478,7 +480,7 @@ assert_body(struct fixture *f, unsigned k, const struct tmsg *t)
 
 static struct tmsg two_rcpts = {
 	"sender@example.org", { "a@example.com", "b@example.com" }, 2,
-	"Subject: test\r\n\r\nhello\r\n", 24, false, 0,
+	"Subject: test\r\n\r\nhello\r\n", 24, false, 0, false,
 };
 
 static void
@@ -746,6 +748,46 @@ test_size_over_limit(void **state)
 	assert_string_equal(f->res[0].why.status, "5.3.4");
 	assert_int_equal(f->res[0].rcpt[1].why.outcome, OUTCOME_PERMFAIL);
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
+	log = sink_log(f);
+	assert_int_equal(count(log, "mail id="), 0);
+	free(log);
+}
+
+/* RFC 6531: SMTPUTF8 when offered; else nothing sent, 5.6.7 for all. */
+static void
+test_smtputf8(void **state)
+{
+	struct fixture *f = *state;
+	struct tmsg t = two_rcpts;
+	char *log;
+
+	t.smtputf8 = true;
+	t.rcpts[0] = "j\xc3\xb6s\xc3\xa9@example.net";
+	sink_start(f, "--smtputf8", NULL);
+	run(f, &t, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	log = sink_log(f);
+	assert_non_null(strstr(log, "params=SIZE=24 SMTPUTF8"));
+	assert_non_null(strstr(log, "to=<j\\xc3\\xb6s\\xc3\\xa9@example.net>"));
+	free(log);
+}
+
+static void
+test_smtputf8_missing(void **state)
+{
+	struct fixture *f = *state;
+	struct tmsg t = two_rcpts;
+	char *log;
+
+	t.smtputf8 = true;
+	sink_start(f, NULL);
+	run(f, &t, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].why.stage, SMTPC_STAGE_MAIL);
+	assert_int_equal(f->res[0].why.cause, SMTPC_CAUSE_LOCAL);
+	assert_string_equal(f->res[0].why.status, "5.6.7");
+	assert_int_equal(f->res[0].rcpt[0].why.outcome, OUTCOME_PERMFAIL);
+	assert_int_equal(f->res[0].rcpt[1].why.outcome, OUTCOME_PERMFAIL);
 	log = sink_log(f);
 	assert_int_equal(count(log, "mail id="), 0);
 	free(log);
@@ -1637,6 +1679,8 @@ main(void)
 		T(test_ehlo_500_helo),
 		T(test_size_over_limit),
 		T(test_eightbit),
+		T(test_smtputf8),
+		T(test_smtputf8_missing),
 		T(test_dot_stuffing),
 		T(test_large_body),
 		T(test_drop_at_dot),

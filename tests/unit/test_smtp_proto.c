@@ -334,6 +334,11 @@ test_ehlo(void **state)
 		/* the first line is the server's name, not a keyword */
 		{ "250-PIPELINING\n250 8BITMIME", SMTP_EXT_8BITMIME, 0, 0 },
 		{ "550-mx\n550 PIPELINING", 0, 0, 0 },
+		/* RFC 6531 */
+		{ "250-mx\n250-SMTPUTF8\n250 8BITMIME", SMTP_EXT_SMTPUTF8 |
+		  SMTP_EXT_8BITMIME, 0, 0 },
+		{ "250-mx\n250 smtputf8", SMTP_EXT_SMTPUTF8, 0, 0 },
+		{ "250-mx\n250 SMTPUTF8X", 0, 0, 0 },
 	};
 	struct smtp_reply *r = malloc(sizeof(*r));
 	struct smtp_ehlo e;
