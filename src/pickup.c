@@ -196,6 +196,9 @@ pickup_one(struct queue *q, uint64_t max_size, const char *name,
 		envelope_add_rcpt(&env, d.env.rcpt[i].addr, d.env.rcpt[i].orig);
 	env.arrival = d.env.arrival > 0 && d.env.arrival <= now ?
 	    d.env.arrival : now;
+	/* RFC 6531: what delivery needs; the other flags are not the
+	   submitter's to set. */
+	env.flags = d.env.flags & ENVELOPE_F_SMTPUTF8;
 	env.submit_uid = (uint32_t)d.uid;
 	if ((pw = getpwuid(d.uid)) != NULL)
 		env.submit_user = xstrdup(pw->pw_name);

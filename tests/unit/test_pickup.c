@@ -156,6 +156,42 @@ test_take_in(void **state)
 	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 0);
 }
 
+/*
+ * RFC 6531: UTF-8 local parts (mxrelay -bs in an SMTPUTF8 transaction)
+ * come with the smtputf8 flag and are taken in; without the flag, or
+ * malformed, they are refused.
+ */
+static void
+test_smtputf8(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env, got;
+	char id[QUEUE_ID_LEN + 1];
+
+	make_env(&env, "s\xc3\xa9@example.org", "j\xc3\xb6@example.net");
+	env.flags |= ENVELOPE_F_SMTPUTF8;
+	drop(fx, "Subject: x\r\n\r\nhello\r\n", &env, id);
+	envelope_free(&env);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 1);
+	assert_int_equal(queue_env_load(fx->q, id, &got), 0);
+	assert_string_equal(got.rcpt[0].addr, "j\xc3\xb6@example.net");
+	assert_true(got.flags & ENVELOPE_F_SMTPUTF8);
+	envelope_free(&got);
+
+	make_env(&env, "a@example.org", "j\xc3\xb6@example.net");
+	drop(fx, "x\r\n", &env, id);
+	envelope_free(&env);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 0);
+	assert_true(mock_log_contains("bad recipient address"));
+
+	make_env(&env, "a@example.org", "j\xc3@example.net");
+	env.flags |= ENVELOPE_F_SMTPUTF8;
+	drop(fx, "x\r\n", &env, id);
+	envelope_free(&env);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 0);
+	assert_int_equal(count(fx, "corrupt"), 2);
+}
+
 /* A pickup that stopped after its commit: the drop file comes back. */
 static void
 test_taken_in_before(void **state)
@@ -272,6 +308,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_killed_pickup, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smtputf8, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
