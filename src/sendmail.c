@@ -65,8 +65,7 @@ static const struct command commands[] = {
 	{ "requeue", admin_run, "requeue [-C file] (ID ... | -d DOMAIN | -a)" },
 	{ "delete", admin_run,
 	    "delete [-C file] [--bounce] (ID ... | -d DOMAIN | -a)" },
-	{ "route", route_main, "route [-v] [-C file] [--json] DOMAIN: MX, TLS "
-	    "and what delivery would do now (sends no mail)" },
+	{ "route", route_main, "route [-v] [-C file] [--json] DOMAIN" },
 	{ NULL, NULL, NULL }
 };
 
@@ -121,7 +120,8 @@ usage(int code)
 	    "Exit status: 0 once the message is in the spool; sysexits(3) codes otherwise.\n",
 	    progname, progname, progname, progname);
 	if (commands[0].name != NULL)
-		fprintf(code == EX_OK ? stdout : stderr, "Commands:\n");
+		fprintf(code == EX_OK ? stdout : stderr,
+		    "Commands (see mxrelay(8) COMMANDS):\n");
 	for (const struct command *c = commands; c->name != NULL; c++)
 		fprintf(code == EX_OK ? stdout : stderr, "  mxrelay %s\n",
 		    c->usage);
