@@ -756,6 +756,26 @@ done:
 	return rc;
 }
 
+void
+bounce_log(const char *id, enum bounce_kind kind, const char *newid,
+    size_t nrcpt, size_t nmsgs)
+{
+	const struct record_field f[] = {
+		{ "event", "%s", RECORD_STR, kind == BOUNCE_DELAYED ?
+		    "sender delay notification" :
+		    "sender non-delivery notification", 0 },
+		{ "notification", ": %s", RECORD_STR, newid, 0 },
+		{ "recipients", nmsgs > 0 ? (nrcpt == 1 ? " (%s recipient" :
+		    " (%s recipients") : nrcpt == 1 ? " (%s recipient)" :
+		    " (%s recipients)", RECORD_NUM, NULL, (long long)nrcpt },
+		{ "messages", nmsgs == 1 ? "; one notice for %s message)" :
+		    "; one notice for %s messages)", RECORD_NUM, NULL,
+		    (long long)nmsgs },
+	};
+
+	record_log(id, f, sizeof(f) / sizeof(f[0]) - (nmsgs == 0));
+}
+
 int
 bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
     int body_fd, const char *hostname, time_t now, char *newid)
@@ -769,18 +789,8 @@ bounce_queue(struct queue *q, const struct envelope *env, const bool *report,
 		return 0;
 	for (size_t i = 0; i < env->nrcpt; i++)
 		n += report[i];
-	{
-		const struct record_field f[] = {
-			{ "event", "%s", RECORD_STR,
-			    "sender non-delivery notification", 0 },
-			{ "notification", ": %s", RECORD_STR, newid, 0 },
-			{ "recipients", n == 1 ? " (%s recipient)" :
-			    " (%s recipients)", RECORD_NUM, NULL, (long long)n },
-		};
-
-		record_log(env->id[0] != '\0' ? env->id : "-", f,
-		    sizeof(f) / sizeof(f[0]));
-	}
+	bounce_log(env->id[0] != '\0' ? env->id : "-", BOUNCE_FAILED, newid, n,
+	    0);
 	return 0;
 }
 

@@ -91,6 +91,15 @@ struct bounce_notice {
 int	 bounce_build_notice(const struct envelope *env, const bool *report,
 	    int body_fd, const struct bounce_notice *, const char *hostname,
 	    time_t now, char **out, size_t *outlen);
+/*
+ * The delivery record of a notification queued as newid for message id
+ * (record.h: text or JSON): "ID: sender non-delivery notification: NEWID
+ * (N recipients)", "sender delay notification" for BOUNCE_DELAYED, and
+ * "(N recipients; one notice for M messages)" when nmsgs > 0.
+ */
+void	 bounce_log(const char *id, enum bounce_kind, const char *newid,
+	    size_t nrcpt, size_t nmsgs);
+
 /* As bounce_queue(), but logs nothing: the caller says what it sent. */
 int	 bounce_queue_notice(struct queue *, const struct envelope *env,
 	    const bool *report, int body_fd, const struct bounce_notice *,

@@ -277,11 +277,8 @@ batch_send(struct bsender *s, struct queue *q, const char *hostname,
 	if (rc == -1)
 		return -1;
 	for (size_t i = 0; i < s->nmsgs; i++)
-		log_info("%s: sender non-delivery notification: %s (%zu "
-		    "recipient%s; one notice for %zu message%s)",
-		    s->msgs[i].id, newid, s->msgs[i].nrcpt,
-		    s->msgs[i].nrcpt == 1 ? "" : "s", s->nmsgs,
-		    s->nmsgs == 1 ? "" : "s");
+		bounce_log(s->msgs[i].id, BOUNCE_FAILED, newid,
+		    s->msgs[i].nrcpt, s->nmsgs);
 	return 0;
 }
 

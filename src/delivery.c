@@ -804,7 +804,7 @@ dest_probe_fill(const struct dest *d, struct delivery_probe *p)
 {
 	delivery_probe_clear(p);
 	p->name = xstrdup(d->name);
-	p->relayhost = d->e->c.relayhost != NULL;
+	p->relayhost = d->rh != NULL;
 	p->by_mx = d->by_mx;
 	p->port = d->port;
 	p->tls = d->tls;
@@ -831,6 +831,7 @@ dest_probe_fill(const struct dest *d, struct delivery_probe *p)
 		r->pref = d->routes[i].pref;
 		r->ss = d->routes[i].ss;
 		r->sslen = d->routes[i].sslen;
+		r->rhi = d->rh != NULL ? d->rhi : DEST_BY_MX;
 		r->failed = d->routes[i].failed;
 		r->tls_broken = d->routes[i].tls_broken;
 	}
@@ -859,9 +860,8 @@ delivery_probe_session(struct delivery_engine *e, const char *domain,
     const struct delivery_probe_route *pr, const struct smtpc_ops *ops,
     void *arg)
 {
-	/* As delivery_submit(): the first relayhost, if any. */
-	struct dest *d = dest_get(e, domain,
-	    e->c.nrelayhost > 0 ? 0 : DEST_BY_MX);
+	/* The destination the route came from: its relayhost, or by MX. */
+	struct dest *d = dest_get(e, domain, pr->rhi);
 	struct smtpc_params p;
 	struct route r;
 

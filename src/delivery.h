@@ -86,6 +86,7 @@ struct delivery_probe_route {
 	socklen_t		 sslen;
 	bool			 failed;
 	bool			 tls_broken;
+	size_t			 rhi;		/* its relayhost; DEST_BY_MX */
 };
 
 struct delivery_probe {

@@ -167,7 +167,10 @@ fb_child_add(struct fallback *fb, const char *domain, size_t i)
 		c->m.body_fd = p->body_fd;
 		c->m.size = p->size;
 		c->m.eightbit = p->eightbit;
+		c->m.smtputf8 = p->smtputf8;
 		c->m.arrival = p->arrival;
+		/* mxrelay route: the MX destination fills the probe. */
+		c->m.probe = p->probe;
 		c->m.done = fb_on_child_done;
 		c->m.arg = c;
 	}

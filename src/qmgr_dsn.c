@@ -170,8 +170,7 @@ qmgr_dsn_delay(struct qmgr *qm, struct envelope *env, int body_fd)
 	}
 	env->flags |= ENVELOPE_F_WARNED;
 	sent = true;
-	log_info("%s: sender delay notification: %s (%zu recipient%s)",
-	    env->id, newid, n, n == 1 ? "" : "s");
+	bounce_log(env->id, BOUNCE_DELAYED, newid, n, 0);
 	qmgr_add(qm, newid);
 done:
 	free(report);

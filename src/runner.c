@@ -171,6 +171,16 @@ auth_load(const struct conf *c, const char *path, struct runner_setup *d)
 			any = true;
 			continue;
 		}
+		/*
+		 * White space before the first ':' makes a "HOST user:password"
+		 * line.  One for a host not in the list (an old provider) is
+		 * skipped: its password must not go to the relayhosts.
+		 */
+		if (strcspn(line, " \t") < strcspn(line, ":")) {
+			log_warnx("%s: a line for a host that is not a relayhost; "
+			    "skipped", path);
+			continue;
+		}
 		if ((colon = strchr(line, ':')) == NULL || colon == line) {
 			log_warnx("%s: expected user:password", path);
 			goto done;

@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "control.h"
 #include "log.h"
+#include "record.h"
 #include "qadmin.h"
 #include "sendmail_int.h"
 #include "spool.h"
@@ -283,6 +284,8 @@ admin_run(int argc, char **argv)
 		return rc == -1 ? EX_OK : rc;
 	if ((rc = command_conf(o.config, &conf)) != EX_OK)
 		return rc;
+	/* delete --bounce logs its notifications as delivery records. */
+	record_set_format(conf.log_format);
 	memset(&c, 0, sizeof(c));
 	o.req.hostname = conf.hostname;
 	if (geteuid() != 0 && !owns_spool(&conf)) {

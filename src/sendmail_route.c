@@ -26,18 +26,21 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "delivery.h"
 #include "dns.h"
 #include "event.h"
 #include "log.h"
+#include "privs.h"
 #include "runner.h"
 #include "sendmail_int.h"
 #include "smtp_client.h"
@@ -113,6 +116,33 @@ route_usage(void)
 	fprintf(stderr, "usage: mxrelay route [-v] [-C file] [--json] DOMAIN\n");
 }
 
+/*
+ * Root: become who mxrelay -q runs as, for good: the spool's owner, or
+ * the configuration's user when there is no spool yet.  0, or -1 logged.
+ */
+static int
+route_drop_root(const struct conf *conf)
+{
+	struct passwd *pw;
+	char err[256];
+	bool missing;
+
+	if (as_spool_owner(conf, false, &missing) != 0)
+		return -1;
+	if (!missing)
+		return 0;
+	if ((pw = getpwnam(conf->user)) == NULL) {
+		log_warnx("user %s: no such user (mxrelay.conf user)",
+		    conf->user);
+		return -1;
+	}
+	if (privs_become(pw->pw_uid, pw->pw_gid, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int
 route_main(int argc, char **argv)
 {
@@ -126,7 +156,7 @@ route_main(int argc, char **argv)
 	const char *config = NULL;
 	bool json = false;
 	int ch, verbose = 0, rc;
-	char *domain;
+	char *domain, *rcpt = NULL;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "C:v", longopts, NULL)) != -1)
@@ -174,9 +204,21 @@ route_main(int argc, char **argv)
 	}
 	if ((run.rs = runner_setup_new(run.loop, &conf)) == NULL)
 		goto done;
+	/*
+	 * The secrets are read: root goes on as the configuration's user,
+	 * as mxrelayd does, before it reads a DNS answer, a reply or a
+	 * certificate from the network.
+	 */
+	if (geteuid() == 0 && route_drop_root(&conf) == -1)
+		goto done;
 	delivery_set_seen(run.rs->engine, on_seen, &run);
 
-	run.rcpt.addr = "postmaster";
+	/*
+	 * A recipient in the domain, so that relayhost_fallback = mx has
+	 * somewhere to send it; the probe never gets as far as RCPT.
+	 */
+	rcpt = xasprintf("postmaster@%s", domain);
+	run.rcpt.addr = rcpt;
 	run.probe.route = -1;
 	run.m.id = "route";
 	run.m.sender = "";
@@ -207,6 +249,7 @@ done:
 	for (size_t i = 0; i < run.nsess; i++)
 		free(run.sess[i].host);
 	free(run.sess);
+	free(rcpt);
 	free(domain);
 	conf_free(&conf);
 	return rc;

@@ -204,3 +204,10 @@ tests_unit_test_msg_stream_SOURCES = tests/unit/test_msg_stream.c \
 tests_unit_test_msg_stream_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_msg_stream_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_msg_stream
+
+check_PROGRAMS += tests/unit/test_bounce_batch
+tests_unit_test_bounce_batch_SOURCES = tests/unit/test_bounce_batch.c \
+	$(TEST_COMMON)
+tests_unit_test_bounce_batch_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_bounce_batch_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_bounce_batch
