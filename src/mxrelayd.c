@@ -319,8 +319,14 @@ pidfile_lock(struct daemon *d)
 	return EX_OK;
 }
 
-static int
-listen_one(struct daemon *d, const struct hostport *hp)
+/*
+ * Bind and listen on every address of hp (numeric: only an address, not
+ * a name), non-blocking, and add the sockets to *fds.  what names the key
+ * in the log ("listen", "metrics_listen").  0, or -1 logged.
+ */
+int
+daemon_bind(const struct hostport *hp, bool numeric, int backlog,
+    const char *what, int **fds, size_t *nfds)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	char port[16], name[300];
@@ -330,12 +336,13 @@ listen_one(struct daemon *d, const struct hostport *hp)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV |
+	    (numeric ? AI_NUMERICHOST : 0);
 	snprintf(port, sizeof(port), "%u", hp->port);
 	snprintf(name, sizeof(name), "%s%s%s:%s", v6 ? "[" : "", hp->host,
 	    v6 ? "]" : "", port);
 	if ((gai = getaddrinfo(hp->host, port, &hints, &res)) != 0) {
-		log_warnx("listen %s: %s", name, gai_strerror(gai));
+		log_warnx("%s %s: %s", what, name, gai_strerror(gai));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -343,7 +350,7 @@ listen_one(struct daemon *d, const struct hostport *hp)
 
 		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, ai->ai_protocol)) == -1) {
-			log_warn("listen %s: socket", name);
+			log_warn("%s %s: socket", what, name);
 			continue;
 		}
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -351,23 +358,57 @@ listen_one(struct daemon *d, const struct hostport *hp)
 			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 			    sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
-		    listen(fd, SOMAXCONN) == -1) {
-			log_warn("listen %s", name);
+		    listen(fd, backlog) == -1) {
+			log_warn("%s %s", what, name);
 			close(fd);
 			freeaddrinfo(res);
 			return -1;
 		}
-		d->lfds = xreallocarray(d->lfds, d->nlfds + 1, sizeof(*d->lfds));
-		d->lfds[d->nlfds++] = fd;
+		*fds = xreallocarray(*fds, *nfds + 1, sizeof(**fds));
+		(*fds)[(*nfds)++] = fd;
 		bound++;
 	}
 	freeaddrinfo(res);
 	if (bound == 0) {
-		log_warnx("listen %s: no address to bind", name);
+		log_warnx("%s %s: no address to bind", what, name);
 		return -1;
 	}
-	log_info("listening on %s", name);
 	return 0;
+}
+
+static int
+listen_one(struct daemon *d, const struct hostport *hp)
+{
+	if (daemon_bind(hp, false, SOMAXCONN, "listen", &d->lfds,
+	    &d->nlfds) == -1)
+		return -1;
+	log_info("listening on %s%s%s:%u", strchr(hp->host, ':') != NULL ?
+	    "[" : "", hp->host, strchr(hp->host, ':') != NULL ? "]" : "",
+	    hp->port);
+	return 0;
+}
+
+/*
+ * Write what is left of buf (*off bytes of len are gone) to a
+ * non-blocking socket.  False: it would block, call again when fd is
+ * writable.  True: all of it is gone, or the peer is: close.
+ */
+bool
+daemon_send_some(int fd, const char *buf, size_t len, size_t *off)
+{
+	ssize_t n;
+
+	while (*off < len) {
+		n = send(fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return false;
+		if (n <= 0)
+			break;
+		*off += (size_t)n;
+	}
+	return true;
 }
 
 /* Started as root: become user:group (the spool is theirs). */

@@ -72,6 +72,15 @@ struct daemon {
  * -1 on error).  ctl_close: close one connection.  ctl_resume: the timer
  * (d->ctl_pause) that accepts again after EMFILE.
  */
+/*
+ * mxrelayd.c, for the sockets of mxrelayd_ctl.c and mxrelayd_metrics.c:
+ * daemon_bind() binds and listens on every address of a host:port;
+ * daemon_send_some() writes the rest of an answer (true: done, close).
+ */
+int		 daemon_bind(const struct hostport *, bool numeric, int backlog,
+		    const char *what, int **fds, size_t *nfds);
+bool		 daemon_send_some(int fd, const char *buf, size_t len,
+		    size_t *off);
 int		 ctl_open(struct daemon *);
 void		 ctl_close(struct ctl_conn *);
 void		 ctl_resume(void *);

@@ -121,21 +121,10 @@ static void
 ctl_write(int fd, int events, void *arg)
 {
 	struct ctl_conn *cc = arg;
-	ssize_t n;
 
 	(void)events;
-	while (cc->outoff < cc->outlen) {
-		n = send(fd, cc->out + cc->outoff, cc->outlen - cc->outoff,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			return;
-		if (n <= 0)
-			break;
-		cc->outoff += (size_t)n;
-	}
-	ctl_close(cc);
+	if (daemon_send_some(fd, cc->out, cc->outlen, &cc->outoff))
+		ctl_close(cc);
 }
 
 /*

@@ -111,21 +111,10 @@ static void
 mhttp_on_write(int fd, int events, void *arg)
 {
 	struct mhttp_conn *c = arg;
-	ssize_t n;
 
 	(void)events;
-	while (c->outoff < c->outlen) {
-		n = send(fd, c->out + c->outoff, c->outlen - c->outoff,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			return;
-		if (n <= 0)
-			break;
-		c->outoff += (size_t)n;
-	}
-	mhttp_conn_close(c);
+	if (daemon_send_some(fd, c->out, c->outlen, &c->outoff))
+		mhttp_conn_close(c);
 }
 
 /* One answer, then close (the timer bounds a client that never reads). */
@@ -282,55 +271,24 @@ mhttp_on_resume(void *arg)
 static int
 mhttp_bind(struct mhttp *h, const struct hostport *hp)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	char port[16];
-	int gai, bound = 0;
+	size_t first = h->nfds;
 
 	if (hp->port == 0) {
 		log_warnx("metrics_listen %s: a port is needed", hp->host);
 		return -1;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST;
-	snprintf(port, sizeof(port), "%u", hp->port);
-	if ((gai = getaddrinfo(hp->host, port, &hints, &res)) != 0) {
-		log_warnx("metrics_listen %s: %s", hp->host, gai_strerror(gai));
+	if (daemon_bind(hp, true, 16, "metrics_listen", &h->fds,
+	    &h->nfds) == -1)
 		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd, one = 1;
-
-		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol)) == -1)
-			continue;
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (ai->ai_family == AF_INET6)
-			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-			    sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
-		    listen(fd, 16) == -1 ||
-		    ev_fd_add(h->d->loop, fd, EV_READ, mhttp_on_accept, h) ==
-		    -1) {
-			log_warn("metrics_listen %s:%s", hp->host, port);
-			close(fd);
-			freeaddrinfo(res);
+	for (size_t i = first; i < h->nfds; i++)
+		if (ev_fd_add(h->d->loop, h->fds[i], EV_READ, mhttp_on_accept,
+		    h) == -1) {
+			log_warn("metrics_listen");
 			return -1;
 		}
-		h->fds = xreallocarray(h->fds, h->nfds + 1, sizeof(*h->fds));
-		h->fds[h->nfds++] = fd;
-		bound++;
-	}
-	freeaddrinfo(res);
-	if (bound == 0) {
-		log_warnx("metrics_listen %s:%s: no address to bind", hp->host,
-		    port);
-		return -1;
-	}
-	log_info("metrics on http://%s%s%s:%s/metrics",
+	log_info("metrics on http://%s%s%s:%u/metrics",
 	    strchr(hp->host, ':') != NULL ? "[" : "", hp->host,
-	    strchr(hp->host, ':') != NULL ? "]" : "", port);
+	    strchr(hp->host, ':') != NULL ? "]" : "", hp->port);
 	return 0;
 }
 
