@@ -1,0 +1,195 @@
+#!/bin/sh
+# The Debian package, end to end (issue 13): build the .deb from the
+# committed tree, install it into a bare Debian 12 root, send mail there
+# with bsd-mailx (a real caller of /usr/sbin/sendmail) as root and as an
+# ordinary user, prove it queued and was delivered to a test exchanger
+# (dnsd and smtpsink, started inside the root), then remove and purge the
+# package and check what is left; last, install it over postfix.
+#
+# Root only; skipped (77) without debootstrap or dpkg-buildpackage, and
+# needs the Debian mirror of this machine's apt sources.  Slow: it is not
+# in the lists of tests/e2e/local.mk yet.
+#   MXRELAY_DEB=path.deb   use this package instead of building one
+#   MXRELAY_DEB_BASE=dir   copy this bare root (debootstrap --variant=minbase
+#                          bookworm) instead of making one
+. "${top_srcdir:-.}/tests/e2e/lib.sh"
+
+[ "$(id -u)" = 0 ] || { echo "skip: not root"; exit 77; }
+if [ -z "${MXRELAY_DEB_BASE:-}" ]; then
+	command -v debootstrap > /dev/null ||
+		{ echo "skip: no debootstrap"; exit 77; }
+fi
+if [ -z "${MXRELAY_DEB:-}" ]; then
+	command -v dpkg-buildpackage > /dev/null ||
+		{ echo "skip: no dpkg-buildpackage"; exit 77; }
+fi
+for b in dnsd smtpsink; do
+	[ -x "$top_builddir/tests/world/$b" ] ||
+		fail "no tests/world/$b: make tests/world/$b first"
+done
+
+R="$T/root"
+in_root() { chroot "$R" /bin/sh -c "$*"; }
+unmount_root() {
+	for m in "$R/dev" "$R/proc"; do
+		mountpoint -q "$m" 2> /dev/null && umount -l "$m"
+	done
+	return 0
+}
+# lib.sh's cleanup removes $T: take the root's mounts away first.
+trap 'pkill_root; unmount_root; cleanup' EXIT
+pkill_root() {
+	for p in ${ROOT_PIDS:-}; do kill "$p" 2> /dev/null || true; done
+}
+ROOT_PIDS=""
+
+# 1. The package, from the committed tree (git archive: no build
+#    products of this tree in it).
+if [ -n "${MXRELAY_DEB:-}" ]; then
+	DEB=$MXRELAY_DEB
+else
+	mkdir "$T/src" "$T/src/mxrelay"
+	git -C "$top_srcdir" archive HEAD | tar -x -C "$T/src/mxrelay" ||
+		fail "git archive"
+	(cd "$T/src/mxrelay" && dpkg-buildpackage -us -uc -b) \
+		> "$T/build.log" 2>&1 ||
+		{ tail -40 "$T/build.log" >&2; fail "dpkg-buildpackage"; }
+	DEB=$(ls "$T"/src/mxrelay_*.deb | grep -v dbgsym | head -1)
+fi
+[ -f "$DEB" ] || fail "no package: $DEB"
+ok "built $(basename "$DEB")"
+
+# 2. A bare Debian 12 root with the package and bsd-mailx.
+if [ -n "${MXRELAY_DEB_BASE:-}" ]; then
+	cp -a "$MXRELAY_DEB_BASE" "$R" || fail "copy $MXRELAY_DEB_BASE"
+else
+	mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources \
+		2> /dev/null | head -1)
+	debootstrap --variant=minbase bookworm "$R" ${mirror:+"$mirror"} \
+		> "$T/debootstrap.log" 2>&1 ||
+		{ tail -20 "$T/debootstrap.log" >&2; fail "debootstrap"; }
+fi
+cp /etc/resolv.conf "$R/etc/resolv.conf"
+mount -t proc proc "$R/proc" && mount --bind /dev "$R/dev" ||
+	fail "mount proc and dev in the root"
+cp "$DEB" "$R/tmp/mxrelay.deb"
+apt_root() {
+	in_root "DEBIAN_FRONTEND=noninteractive $*" >> "$T/apt.log" 2>&1 ||
+		{ tail -30 "$T/apt.log" >&2; fail "in the root: $*"; }
+}
+apt_root apt-get update -q
+apt_root apt-get install -y -q /tmp/mxrelay.deb bsd-mailx
+ok "apt-get install ./mxrelay.deb bsd-mailx"
+
+# 3. What the package put in place.
+for l in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq; do
+	[ "$(in_root readlink -f $l)" = /usr/sbin/mxrelay ] ||
+		fail "$l is not a link to mxrelay"
+done
+ok "sendmail, /usr/lib/sendmail and mailq are mxrelay"
+in_root dpkg-statoverride --list /usr/sbin/mxrelay |
+	grep -qx 'root mxsubmit 2755 /usr/sbin/mxrelay' ||
+	fail "no statoverride root mxsubmit 2755 for mxrelay"
+[ "$(in_root stat -c %a:%G /usr/sbin/mxrelay)" = 2755:mxsubmit ] ||
+	fail "mxrelay is not 2755 root:mxsubmit"
+ok "mxrelay setgid mxsubmit through dpkg-statoverride"
+in_root getent passwd mxrelay > /dev/null || fail "no user mxrelay"
+in_root getent group mxsubmit > /dev/null || fail "no group mxsubmit"
+ok "user mxrelay and group mxsubmit"
+grep -qx /etc/mxrelay.conf "$R/var/lib/dpkg/info/mxrelay.conffiles" ||
+	fail "/etc/mxrelay.conf is not a conffile"
+grep -qx 'aliases = /etc/aliases' "$R/etc/mxrelay.conf" ||
+	fail "/etc/mxrelay.conf does not read /etc/aliases"
+ok "/etc/mxrelay.conf is a conffile and reads /etc/aliases"
+[ "$(in_root stat -c %a:%U:%G /var/spool/mxrelay)" = 710:mxrelay:mxsubmit ] ||
+	fail "spool is not 0710 mxrelay:mxsubmit"
+ok "spool made by postinst"
+
+# 4. A test exchanger inside the root: deb.example has MX 10 on
+#    127.0.0.3, an smtpsink; root's mail goes there through /etc/aliases.
+mkdir -p "$R/opt/mxtest"
+cp "$top_builddir/tests/world/dnsd" "$top_builddir/tests/world/smtpsink" \
+	"$R/opt/mxtest/"
+printf '%s\n' 'deb.example MX 10 mx.deb.example' \
+	'mx.deb.example A 127.0.0.3' > "$R/opt/mxtest/zone"
+chroot "$R" /opt/mxtest/dnsd -l 127.0.0.1:0 -z /opt/mxtest/zone -t 300 \
+	> "$R/opt/mxtest/dns" 2>&1 &
+ROOT_PIDS="$ROOT_PIDS $!"
+port=$((20000 + $$ % 20000))
+chroot "$R" /opt/mxtest/smtpsink -l "127.0.0.3:$port" -d /opt/mxtest \
+	-L /opt/mxtest/sink.log -t 300 > /dev/null 2>&1 &
+ROOT_PIDS="$ROOT_PIDS $!"
+n=0
+until grep -q '^port ' "$R/opt/mxtest/dns" 2> /dev/null &&
+      grep -q 'listen addr=' "$R/opt/mxtest/sink.log" 2> /dev/null; do
+	n=$((n + 1)); [ $n -lt 200 ] || fail "dnsd or smtpsink did not start"
+	sleep 0.05
+done
+dnsport=$(sed -n 's/^port //p' "$R/opt/mxtest/dns")
+cat >> "$R/etc/mxrelay.conf" << EOF
+# t_deb.sh: the test exchanger
+hostname = relay.deb.example
+dns_servers = 127.0.0.1:$dnsport
+smtp_port = $port
+EOF
+echo 'root: ops@deb.example' >> "$R/etc/aliases"
+
+# 5. Mail from root and from an ordinary user, with mail(1).
+in_root "echo body | mail -s from-root root" || fail "mail as root"
+in_root useradd -m debuser || fail "useradd"
+in_root "su debuser -s /bin/sh -c 'echo body | mail -s from-user root'" ||
+	fail "mail as debuser"
+queued=$(in_root "find /var/spool/mxrelay/env /var/spool/mxrelay/drop \
+	-type f 2>/dev/null" | wc -l)
+[ "$queued" = 2 ] || fail "$queued files queued, not 2"
+ok "mail as root and as debuser: both queued"
+
+# 6. A queue run delivers both through the alias to the exchanger.
+in_root mxrelay -q -v > "$T/run.log" 2>&1 ||
+	{ cat "$T/run.log" >&2; fail "mxrelay -q"; }
+cat "$T/run.log"
+[ "$(grep -c '^msg ' "$R/opt/mxtest/sink.log")" = 2 ] ||
+	{ cat "$R/opt/mxtest/sink.log" >&2; fail "not 2 messages delivered"; }
+grep -q 'rcpt.*ops@deb.example' "$R/opt/mxtest/sink.log" ||
+	fail "the alias root: ops@deb.example was not used"
+in_root mailq | grep -q 'Mail queue is empty' || fail "queue not empty"
+ok "both delivered to the exchanger through /etc/aliases"
+pkill_root
+
+# 7. Remove, then purge.
+apt_root apt-get remove -y -q mxrelay
+[ ! -e "$R/usr/sbin/sendmail" ] || fail "sendmail left after remove"
+[ -f "$R/etc/mxrelay.conf" ] || fail "remove took /etc/mxrelay.conf"
+ok "remove: programs gone, configuration kept"
+apt_root apt-get purge -y -q mxrelay
+[ ! -e "$R/etc/mxrelay.conf" ] || fail "purge left /etc/mxrelay.conf"
+[ ! -e "$R/var/spool/mxrelay" ] || fail "purge left the empty spool"
+! in_root getent passwd mxrelay > /dev/null || fail "purge left user mxrelay"
+! in_root getent group mxsubmit > /dev/null || fail "purge left mxsubmit"
+[ -z "$(in_root dpkg-statoverride --list /usr/sbin/mxrelay)" ] ||
+	fail "purge left the statoverride"
+[ -f "$R/etc/aliases" ] || fail "purge took /etc/aliases"
+ok "purge: config, empty spool, user, groups, override gone; aliases kept"
+
+# 8. Purge with mail in the queue keeps it, unless asked.
+apt_root apt-get install -y -q /tmp/mxrelay.deb
+in_root "echo body | sendmail nobody@nowhere.example" || fail "sendmail"
+apt_root apt-get purge -y -q mxrelay
+[ -n "$(ls -A "$R/var/spool/mxrelay/env")" ] ||
+	fail "purge removed a spool that held mail"
+in_root getent passwd mxrelay > /dev/null ||
+	fail "purge removed the owner of a kept spool"
+ok "purge keeps a spool that holds mail, and its owner"
+apt_root apt-get install -y -q /tmp/mxrelay.deb
+apt_root MXRELAY_PURGE_QUEUE=yes apt-get purge -y -q mxrelay
+[ ! -e "$R/var/spool/mxrelay" ] || fail "MXRELAY_PURGE_QUEUE=yes kept it"
+ok "purge with MXRELAY_PURGE_QUEUE=yes removes it"
+
+# 9. Over postfix, as apt replaces one MTA with another.
+apt_root apt-get install -y -q postfix
+apt_root apt-get install -y -q /tmp/mxrelay.deb
+in_root "dpkg-query -W -f '\${Status}' postfix" | grep -q 'deinstall' ||
+	fail "postfix was not removed"
+[ "$(in_root readlink -f /usr/sbin/sendmail)" = /usr/sbin/mxrelay ] ||
+	fail "sendmail is not mxrelay after postfix"
+ok "installed over postfix: postfix removed, sendmail is mxrelay"
