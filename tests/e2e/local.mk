@@ -4,7 +4,7 @@ check_PROGRAMS += tests/e2e/spoolcheck
 tests_e2e_spoolcheck_SOURCES = tests/e2e/spoolcheck.c
 tests_e2e_spoolcheck_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS)
 
-E2E_TESTS = tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests/e2e/t_crash.sh \
+E2E_TESTS = tests/e2e/t_deb.sh tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests/e2e/t_crash.sh \
 	tests/e2e/t_delivery.sh tests/e2e/t_tls.sh tests/demo.sh \
 	tests/e2e/t_install.sh tests/e2e/t_daemon.sh tests/e2e/t_smtpd.sh \
 	tests/e2e/t_privs.sh tests/e2e/t_stranded.sh tests/e2e/t_bs.sh \

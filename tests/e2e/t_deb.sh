@@ -6,15 +6,18 @@
 # (dnsd and smtpsink, started inside the root), then remove and purge the
 # package and check what is left; last, install it over postfix.
 #
-# Root only; skipped (77) without debootstrap or dpkg-buildpackage, and
-# needs the Debian mirror of this machine's apt sources.  Slow: it is not
-# in the lists of tests/e2e/local.mk yet.
+# Root only; skipped (77) without debootstrap or dpkg-buildpackage, and in
+# a tree without debian/ or git (make distcheck's copy); needs the Debian
+# mirror of this machine's apt sources.  Slow (minutes): it downloads a
+# Debian root and builds the package.
 #   MXRELAY_DEB=path.deb   use this package instead of building one
 #   MXRELAY_DEB_BASE=dir   copy this bare root (debootstrap --variant=minbase
 #                          bookworm) instead of making one
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "skip: not root"; exit 77; }
+[ -f "$top_srcdir/debian/control" ] ||
+	{ echo "skip: no debian/ in $top_srcdir (a dist tarball)"; exit 77; }
 if [ -z "${MXRELAY_DEB_BASE:-}" ]; then
 	command -v debootstrap > /dev/null ||
 		{ echo "skip: no debootstrap"; exit 77; }
@@ -22,6 +25,8 @@ fi
 if [ -z "${MXRELAY_DEB:-}" ]; then
 	command -v dpkg-buildpackage > /dev/null ||
 		{ echo "skip: no dpkg-buildpackage"; exit 77; }
+	git -C "$top_srcdir" rev-parse --verify -q HEAD > /dev/null ||
+		{ echo "skip: $top_srcdir is not a git work tree"; exit 77; }
 fi
 for b in dnsd smtpsink; do
 	[ -x "$top_builddir/tests/world/$b" ] ||
@@ -51,7 +56,9 @@ else
 	mkdir "$T/src" "$T/src/mxrelay"
 	git -C "$top_srcdir" archive HEAD | tar -x -C "$T/src/mxrelay" ||
 		fail "git archive"
-	(cd "$T/src/mxrelay" && dpkg-buildpackage -us -uc -b) \
+	(cd "$T/src/mxrelay" &&
+	 DEB_BUILD_OPTIONS="parallel=2 ${DEB_BUILD_OPTIONS:-}" \
+	 dpkg-buildpackage -us -uc -b) \
 		> "$T/build.log" 2>&1 ||
 		{ tail -40 "$T/build.log" >&2; fail "dpkg-buildpackage"; }
 	DEB=$(ls "$T"/src/mxrelay_*.deb | grep -v dbgsym | head -1)
@@ -104,6 +111,12 @@ ok "/etc/mxrelay.conf is a conffile and reads /etc/aliases"
 [ "$(in_root stat -c %a:%U:%G /var/spool/mxrelay)" = 710:mxrelay:mxsubmit ] ||
 	fail "spool is not 0710 mxrelay:mxsubmit"
 ok "spool made by postinst"
+unit=$R/lib/systemd/system/mxrelayd.service
+[ -f "$unit" ] || fail "no $unit"
+[ "$(readlink "$R/etc/systemd/system/multi-user.target.wants/mxrelayd.service")" = \
+    /lib/systemd/system/mxrelayd.service ] ||
+	fail "mxrelayd.service not enabled (no multi-user.target.wants link)"
+ok "mxrelayd.service installed and enabled"
 
 # 4. A test exchanger inside the root: deb.example has MX 10 on
 #    127.0.0.3, an smtpsink; root's mail goes there through /etc/aliases.
@@ -154,6 +167,40 @@ grep -q 'rcpt.*ops@deb.example' "$R/opt/mxtest/sink.log" ||
 	fail "the alias root: ops@deb.example was not used"
 in_root mailq | grep -q 'Mail queue is empty' || fail "queue not empty"
 ok "both delivered to the exchanger through /etc/aliases"
+
+# 6b. The daemon as the unit starts it (no systemd in the root): the
+#     unit's ExecStartPre= as root, then its ExecStart= as its User= and
+#     Group=, on a port of its own (the unit's capability for port 25 is
+#     systemd's to give).  Mail from the ordinary user is taken from the
+#     drop folder and delivered without a queue run.
+pre=$(sed -n 's/^ExecStartPre=+//p' "$unit")
+start=$(sed -n 's/^ExecStart=//p' "$unit")
+uuser=$(sed -n 's/^User=//p' "$unit")
+ugroup=$(sed -n 's/^Group=//p' "$unit")
+[ -n "$pre" ] && [ -n "$start" ] && [ "$uuser" = mxrelay ] &&
+    [ "$ugroup" = mxrelay ] || fail "unexpected unit: $pre / $start / $uuser"
+echo "listen = 127.0.0.1:$((port + 1))" >> "$R/etc/mxrelay.conf"
+in_root "$pre" || fail "ExecStartPre: $pre"
+chroot "$R" setpriv --reuid="$uuser" --regid="$ugroup" --init-groups \
+	--inh-caps=-all $start > "$T/daemon.log" 2>&1 &
+DAEMON_PID=$!
+ROOT_PIDS="$ROOT_PIDS $DAEMON_PID"
+in_root "su debuser -s /bin/sh -c 'echo body | mail -s via-daemon root'" ||
+	fail "mail as debuser with mxrelayd running"
+n=0
+until [ "$(grep -c '^msg ' "$R/opt/mxtest/sink.log")" = 3 ]; do
+	n=$((n + 1))
+	[ $n -lt 600 ] && kill -0 "$DAEMON_PID" 2> /dev/null ||
+		{ cat "$T/daemon.log" >&2; fail "mxrelayd did not deliver"; }
+	sleep 0.1
+done
+grep -q 'status=sent' "$T/daemon.log" ||
+	{ cat "$T/daemon.log" >&2; fail "no sent line in mxrelayd's log"; }
+[ "$(in_root stat -c %U "/proc/$DAEMON_PID")" = mxrelay ] ||
+	fail "mxrelayd does not run as mxrelay"
+kill "$DAEMON_PID"
+wait "$DAEMON_PID" 2> /dev/null || true
+ok "mxrelayd started as the unit says, as mxrelay, delivered the user's mail"
 pkill_root
 
 # 7. Remove, then purge.
