@@ -123,19 +123,27 @@ ok "mxrelayd.service installed and enabled"
 mkdir -p "$R/opt/mxtest"
 cp "$top_builddir/tests/world/dnsd" "$top_builddir/tests/world/smtpsink" \
 	"$R/opt/mxtest/"
+# They may be built with the sanitizers: the libraries the root lacks go
+# with them, in a folder of their own.
+mkdir -p "$R/opt/mxtest/lib"
+for lib in $(ldd "$R/opt/mxtest/dnsd" "$R/opt/mxtest/smtpsink" |
+    sed -n 's|.*=> \(/[^ ]*\) .*|\1|p' | sort -u); do
+	[ -e "$R$lib" ] || cp -L "$lib" "$R/opt/mxtest/lib/"
+done
+LIBS="env LD_LIBRARY_PATH=/opt/mxtest/lib"
 printf '%s\n' 'deb.example MX 10 mx.deb.example' \
 	'mx.deb.example A 127.0.0.3' > "$R/opt/mxtest/zone"
-chroot "$R" /opt/mxtest/dnsd -l 127.0.0.1:0 -z /opt/mxtest/zone -t 300 \
+chroot "$R" $LIBS /opt/mxtest/dnsd -l 127.0.0.1:0 -z /opt/mxtest/zone -t 300 \
 	> "$R/opt/mxtest/dns" 2>&1 &
 ROOT_PIDS="$ROOT_PIDS $!"
 port=$((20000 + $$ % 20000))
-chroot "$R" /opt/mxtest/smtpsink -l "127.0.0.3:$port" -d /opt/mxtest \
+chroot "$R" $LIBS /opt/mxtest/smtpsink -l "127.0.0.3:$port" -d /opt/mxtest \
 	-L /opt/mxtest/sink.log -t 300 > /dev/null 2>&1 &
 ROOT_PIDS="$ROOT_PIDS $!"
 n=0
 until grep -q '^port ' "$R/opt/mxtest/dns" 2> /dev/null &&
       grep -q 'listen addr=' "$R/opt/mxtest/sink.log" 2> /dev/null; do
-	n=$((n + 1)); [ $n -lt 200 ] || fail "dnsd or smtpsink did not start"
+	n=$((n + 1)); [ $n -lt 600 ] || fail "dnsd or smtpsink did not start"
 	sleep 0.05
 done
 dnsport=$(sed -n 's/^port //p' "$R/opt/mxtest/dns")
