@@ -117,6 +117,12 @@ unit=$R/lib/systemd/system/mxrelayd.service
     /lib/systemd/system/mxrelayd.service ] ||
 	fail "mxrelayd.service not enabled (no multi-user.target.wants link)"
 ok "mxrelayd.service installed and enabled"
+# systemd in the root, to verify the unit as installed: the programs it
+# names must exist there (a bare root has no procps, so no /bin/kill).
+apt_root apt-get install -y -q --no-install-recommends systemd
+in_root systemd-analyze verify --man=no mxrelayd.service > "$T/verify" 2>&1 ||
+	{ cat "$T/verify" >&2; fail "systemd-analyze verify mxrelayd.service"; }
+ok "systemd-analyze verify mxrelayd.service in the root"
 
 # 4. A test exchanger inside the root: deb.example has MX 10 on
 #    127.0.0.3, an smtpsink; root's mail goes there through /etc/aliases.
@@ -206,9 +212,20 @@ grep -q 'status=sent' "$T/daemon.log" ||
 	{ cat "$T/daemon.log" >&2; fail "no sent line in mxrelayd's log"; }
 [ "$(in_root stat -c %U "/proc/$DAEMON_PID")" = mxrelay ] ||
 	fail "mxrelayd does not run as mxrelay"
+ok "mxrelayd started as the unit says, as mxrelay, delivered the user's mail"
+reload=$(sed -n 's/^ExecReload=//p' "$unit")
+chroot "$R" setpriv --reuid="$uuser" --regid="$ugroup" --init-groups \
+	env MAINPID="$DAEMON_PID" /bin/sh -c "$reload" ||
+	fail "ExecReload: $reload"
+n=0
+until grep -q 'configuration reloaded' "$T/daemon.log"; do
+	n=$((n + 1))
+	[ $n -lt 300 ] || { cat "$T/daemon.log" >&2; fail "no reload"; }
+	sleep 0.1
+done
 kill "$DAEMON_PID"
 wait "$DAEMON_PID" 2> /dev/null || true
-ok "mxrelayd started as the unit says, as mxrelay, delivered the user's mail"
+ok "the unit's ExecReload reloads mxrelayd"
 pkill_root
 
 # 7. Remove, then purge.
