@@ -89,11 +89,15 @@ apt_root apt-get install -y -q /tmp/mxrelay.deb bsd-mailx
 ok "apt-get install ./mxrelay.deb bsd-mailx"
 
 # 3. What the package put in place.
-for l in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq; do
+for l in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq \
+    /usr/bin/newaliases; do
 	[ "$(in_root readlink -f $l)" = /usr/sbin/mxrelay ] ||
 		fail "$l is not a link to mxrelay"
 done
-ok "sendmail, /usr/lib/sendmail and mailq are mxrelay"
+# Maintainer scripts of other packages run newaliases after they edit
+# /etc/aliases.
+in_root newaliases || fail "newaliases"
+ok "sendmail, /usr/lib/sendmail, mailq and newaliases are mxrelay"
 in_root dpkg-statoverride --list /usr/sbin/mxrelay |
 	grep -qx 'root mxsubmit 2755 /usr/sbin/mxrelay' ||
 	fail "no statoverride root mxsubmit 2755 for mxrelay"
