@@ -86,7 +86,12 @@ apt_root() {
 }
 apt_root apt-get update -q
 apt_root apt-get install -y -q /tmp/mxrelay.deb bsd-mailx
-ok "apt-get install ./mxrelay.deb bsd-mailx"
+# bsd-mailx depends on default-mta | mail-transport-agent: mxrelay's
+# Provides must satisfy it, or apt brings exim4 as well.
+mtas=$(in_root "dpkg-query -W -f '\${Package} \${Status}\n' 2>/dev/null" |
+	grep -E '^(exim4|postfix|nullmailer|dma|opensmtpd)[^ ]* .* installed$' || true)
+[ -z "$mtas" ] || fail "another MTA came with bsd-mailx: $mtas"
+ok "apt-get install ./mxrelay.deb bsd-mailx (no other MTA)"
 
 # 3. What the package put in place.
 for l in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq \
