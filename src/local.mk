@@ -16,6 +16,7 @@ src_libmxcommon_a_SOURCES = \
 	src/log.h src/outcome.h \
 	src/json.c src/json.h src/record.c src/record.h
 src_libmxcommon_a_SOURCES += src/metrics.c src/metrics.h
+src_libmxcommon_a_SOURCES += src/dkim.c src/dkim.h
 
 # The network side: event loop, io, TLS, DNS, SMTP protocol and client,
 # delivery, scheduling, the queue manager, bounces, the listener.

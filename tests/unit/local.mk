@@ -211,3 +211,9 @@ tests_unit_test_bounce_batch_SOURCES = tests/unit/test_bounce_batch.c \
 tests_unit_test_bounce_batch_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_bounce_batch_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_bounce_batch
+
+check_PROGRAMS += tests/unit/test_dkim
+tests_unit_test_dkim_SOURCES = tests/unit/test_dkim.c $(TEST_COMMON)
+tests_unit_test_dkim_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_dkim_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_dkim
