@@ -55,6 +55,7 @@ src_mxrelay_SOURCES = src/sendmail.c src/sendmail_int.h \
 src_mxrelay_SOURCES += src/sendmail_stats.c
 src_mxrelay_SOURCES += src/sendmail_json.c
 src_mxrelay_SOURCES += src/sendmail_route.c
+src_mxrelay_SOURCES += src/sendmail_dkim.c
 src_mxrelay_LDADD = $(MX_LIBS) src/libmxlog.a $(NET_LIBS) $(CRYPT_LIBS)
 
 sbin_PROGRAMS += src/mxrelayd

@@ -66,6 +66,8 @@ static const struct command commands[] = {
 	{ "delete", admin_run,
 	    "delete [-C file] [--bounce] (ID ... | -d DOMAIN | -a)" },
 	{ "route", route_main, "route [-v] [-C file] [--json] DOMAIN" },
+	{ "dkim-keygen", dkim_keygen_main, "dkim-keygen [-C file] [--ed25519] "
+	    "[--bits N] [-o path] DOMAIN SELECTOR" },
 	{ NULL, NULL, NULL }
 };
 

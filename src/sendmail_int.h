@@ -90,4 +90,7 @@ void	 list_json(const struct envelope *);
 /* sendmail_route.c: mxrelay route DOMAIN. */
 int	 route_main(int, char **);
 
+/* sendmail_dkim.c: mxrelay dkim-keygen DOMAIN SELECTOR. */
+int	 dkim_keygen_main(int, char **);
+
 #endif
