@@ -721,6 +721,73 @@ domain_matches(const char *dom, const char *kd)
 }
 
 /*
+ * The fields that h (names separated by ':', no white space) signs, in
+ * relaxed form, appended to data: for each name the last field of that
+ * name not yet taken, none when there is no such field left (§5.4.2).
+ */
+static void
+hashed_fields(struct field *f, size_t n, const char *h, struct buf *data)
+{
+	size_t i, k, len;
+
+	for (i = 0; i < n; i++)
+		f[i].used = false;
+	for (; *h != '\0'; h += len + (h[len] == ':')) {
+		len = strcspn(h, ":");
+		for (k = n; k-- > 0;)
+			if (!f[k].used && f[k].namelen == len &&
+			    strncasecmp(f[k].name, h, len) == 0)
+				break;
+		if (k == (size_t)-1)
+			continue;
+		f[k].used = true;
+		canon_field(data, f[k].text, f[k].len, true);
+	}
+}
+
+/*
+ * The signature of data, in base64: rsa-sha256 signs data with SHA-256,
+ * ed25519-sha256 its SHA-256 hash (RFC 8463 §3).  NULL with err.
+ */
+static char *
+sign_data(const struct dkim_key *key, const char *data, size_t len,
+    char *err, size_t errlen)
+{
+	unsigned char hash[SHA256_LEN], *raw = NULL;
+	const unsigned char *tbs = (const unsigned char *)data;
+	size_t tbslen = len, rawlen = 0;
+	EVP_MD_CTX *ctx;
+	unsigned int hlen;
+	char *b = NULL;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		goto ssl;
+	if (key->ed25519) {
+		if (EVP_Digest(data, len, hash, &hlen, EVP_sha256(), NULL) != 1)
+			goto ssl;
+		tbs = hash;
+		tbslen = hlen;
+		if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, key->pkey) != 1)
+			goto ssl;
+	} else if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL,
+	    key->pkey) != 1)
+		goto ssl;
+	if (EVP_DigestSign(ctx, NULL, &rawlen, tbs, tbslen) != 1)
+		goto ssl;
+	raw = xmalloc(rawlen);
+	if (EVP_DigestSign(ctx, raw, &rawlen, tbs, tbslen) != 1)
+		goto ssl;
+	b = b64(raw, rawlen);
+	goto done;
+ssl:
+	ssl_err(err, errlen, key->domain, "DKIM signing failed");
+done:
+	EVP_MD_CTX_free(ctx);
+	free(raw);
+	return b;
+}
+
+/*
  * One signature with key over the fields f, appended to out.  0, or -1
  * with err.
  */
@@ -729,36 +796,21 @@ sign_one(struct dkim_sign *s, const struct dkim_key *key, struct field *f,
     size_t n, struct buf *out, char *err, size_t errlen)
 {
 	struct buf sig = { 0 }, data = { 0 }, h = { 0 };
-	unsigned char hash[SHA256_LEN], *raw = NULL;
-	const unsigned char *tbs;
-	size_t tbslen, rawlen = 0, i, j, k;
-	EVP_MD_CTX *ctx = NULL;
-	char *b = NULL, *w;
-	unsigned int hlen;
+	size_t i, j;
+	char *b, *w;
 	int rc = -1;
 
-	for (i = 0; i < n; i++)
-		f[i].used = false;
 	/* h=: each name as often as present, then one more from. */
 	for (i = 0; i < NSIGNED; i++)
 		for (j = 0; j < n; j++) {
 			if (!name_is(&f[j], signed_names[i]))
 				continue;
-			/* Bottom-up: the last one not yet taken (§5.4.2). */
-			for (k = n; k-- > 0;)
-				if (name_is(&f[k], signed_names[i]) &&
-				    !f[k].used)
-					break;
-			f[k].used = true;
-			canon_field(&data, f[k].text, f[k].len, true);
 			buf_adds(&h, h.len == 0 ? "" : ":");
-			w = xstrdup(signed_names[i]);
-			for (k = 0; w[k] != '\0'; k++)
-				w[k] = (char)tolower((unsigned char)w[k]);
-			buf_adds(&h, w);
-			free(w);
+			buf_adds(&h, signed_names[i]);
 		}
 	buf_adds(&h, h.len == 0 ? "from" : ":from");
+	for (i = 0; i < h.len; i++)
+		h.p[i] = (char)tolower((unsigned char)h.p[i]);
 
 	buf_adds(&sig, "DKIM-Signature:");
 	fold_word(&sig, "v=1;");
@@ -798,46 +850,19 @@ sign_one(struct dkim_sign *s, const struct dkim_key *key, struct field *f,
 	fold_word(&sig, w);
 	free(w);
 	fold_word(&sig, "b=");
+
+	hashed_fields(f, n, h.p, &data);
 	/* §3.7: the field as it will be, b= empty, without its CRLF. */
 	canon_field(&data, sig.p, sig.len, false);
-
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		goto ssl;
-	tbs = (const unsigned char *)data.p;
-	tbslen = data.len;
-	if (key->ed25519) {
-		/* RFC 8463 §3: Ed25519 signs the SHA-256 hash. */
-		if (EVP_Digest(data.p, data.len, hash, &hlen, EVP_sha256(),
-		    NULL) != 1)
-			goto ssl;
-		tbs = hash;
-		tbslen = hlen;
-		if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, key->pkey) != 1)
-			goto ssl;
-	} else if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL,
-	    key->pkey) != 1)
-		goto ssl;
-	if (EVP_DigestSign(ctx, NULL, &rawlen, tbs, tbslen) != 1)
-		goto ssl;
-	raw = xmalloc(rawlen);
-	if (EVP_DigestSign(ctx, raw, &rawlen, tbs, tbslen) != 1)
-		goto ssl;
-	b = b64(raw, rawlen);
-	fold_b64(&sig, b, false);
-	buf_adds(&sig, "\r\n");
-	buf_add(out, sig.p, sig.len);
-	rc = 0;
-	goto done;
-ssl:
-	ssl_err(err, errlen, key->domain, "DKIM signing failed");
-done:
-	EVP_MD_CTX_free(ctx);
-	free(raw);
-	free(b);
+	if ((b = sign_data(key, data.p, data.len, err, errlen)) != NULL) {
+		fold_b64(&sig, b, false);
+		buf_adds(&sig, "\r\n");
+		buf_add(out, sig.p, sig.len);
+		free(b);
+		rc = 0;
+	}
 	free(sig.p);
 	free(h.p);
-	if (data.p != NULL)
-		explicit_bzero(data.p, data.len);
 	free(data.p);
 	return rc;
 }
@@ -952,4 +977,33 @@ dkim_canon_header(const char *field, size_t len)
 
 	canon_field(&b, field, len, true);
 	return b.p;
+}
+
+char *
+dkim_sign_test_b(struct dkim_sign *s, const struct dkim_key *key,
+    const char *prefix, char *err, size_t errlen)
+{
+	struct buf data = { 0 };
+	struct field *f;
+	char h[4096];
+	const char *v;
+	size_t i, n;
+	char *b;
+
+	v = strchr(prefix, ':');
+	if (!s->ended || s->too_big || v == NULL ||
+	    !tag_value(v + 1, strlen(v + 1), "h", h, sizeof(h))) {
+		util_seterr(err, errlen, "dkim_sign_test_b: no h=");
+		return NULL;
+	}
+	for (i = 0, n = 1; i < s->hdrlen; i++)
+		n += s->hdr[i] == '\n';
+	f = xreallocarray(NULL, n, sizeof(*f));
+	n = fields_split(s->hdr == NULL ? "" : s->hdr, s->hdrlen, f, n);
+	hashed_fields(f, n, h, &data);
+	canon_field(&data, prefix, strlen(prefix), false);
+	b = sign_data(key, data.p, data.len, err, errlen);
+	free(data.p);
+	free(f);
+	return b;
 }

@@ -96,5 +96,13 @@ const char	*dkim_sign_bh(const struct dkim_sign *);
  * header field (its lines with their CRLF), with CRLF.  malloc'd.
  */
 char		*dkim_canon_header(const char *field, size_t len);
+/*
+ * For the tests (RFC 8463 Appendix A): after dkim_sign_end(), the b=
+ * value (base64, malloc'd) that key gives to a signature field whose text
+ * up to and including "b=" is prefix, as written (folded or not); the
+ * fields signed are those its h= names.  NULL with err.
+ */
+char		*dkim_sign_test_b(struct dkim_sign *, const struct dkim_key *,
+		    const char *prefix, char *err, size_t errlen);
 
 #endif

@@ -6,7 +6,8 @@
  *	  must be the SHA-256 of the canonical form written in the row;
  *	- relaxed header canonicalization (§3.4.2);
  *	- the RFC 8463 Appendix A message, with the RFC 8032 §7.1 test key
- *	  that RFC 8463 A.2 uses: bh= must be the RFC's;
+ *	  that RFC 8463 A.2 uses: bh= must be the RFC's; and with both keys
+ *	  of A.2 and the tags of A.3, b= must be the RFC's, octet for octet;
  *	- signatures made with generated RSA-2048 and Ed25519 keys, checked by
  *	  a small verifier written here from RFC 6376 §6.1 (not the signer's
  *	  code): the h= fields taken bottom-up, canonicalized, the signature
@@ -551,6 +552,90 @@ static const unsigned char rfc8032_seed[32] = {
 	0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60,
 };
 
+/* RFC 8463 A.2: the RSA key of selector "test" (1024 bits). */
+static const char rfc8463_rsa[] =
+	"-----BEGIN RSA PRIVATE KEY-----\n"
+	"MIICXQIBAAKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQi\n"
+	"Y/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqM\n"
+	"KrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB\n"
+	"AoGAH0cxOhFZDgzXWhDhnAJDw5s4roOXN4OhjiXa8W7Y3rhX3FJqmJSPuC8N9vQm\n"
+	"6SVbaLAE4SG5mLMueHlh4KXffEpuLEiNp9Ss3O4YfLiQpbRqE7Tm5SxKjvvQoZZe\n"
+	"zHorimOaChRL2it47iuWxzxSiRMv4c+j70GiWdxXnxe4UoECQQDzJB/0U58W7RZy\n"
+	"6enGVj2kWF732CoWFZWzi1FicudrBFoy63QwcowpoCazKtvZGMNlPWnC7x/6o8Gc\n"
+	"uSe0ga2xAkEA8C7PipPm1/1fTRQvj1o/dDmZp243044ZNyxjg+/OPN0oWCbXIGxy\n"
+	"WvmZbXriOWoSALJTjExEgraHEgnXssuk7QJBALl5ICsYMu6hMxO73gnfNayNgPxd\n"
+	"WFV6Z7ULnKyV7HSVYF0hgYOHjeYe9gaMtiJYoo0zGN+L3AAtNP9huqkWlzECQE1a\n"
+	"licIeVlo1e+qJ6Mgqr0Q7Aa7falZ448ccbSFYEPD6oFxiOl9Y9se9iYHZKKfIcst\n"
+	"o7DUw1/hz2Ck4N5JrgUCQQCyKveNvjzkkd8HjYs0SwM0fPjK16//5qDZ2UiDGnOe\n"
+	"uEzxBDAr518Z8VFbR41in3W4Y3yCDgQlLlcETrS+zYcL\n"
+	"-----END RSA PRIVATE KEY-----\n";
+
+/* RFC 8463 A.3: each signature field up to its b=, and its b= value. */
+static const struct {
+	const char	*prefix;
+	const char	*b;
+} rfc8463_sigs[] = {
+	{ "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
+	  " d=football.example.com; i=@football.example.com;\r\n"
+	  " q=dns/txt; s=brisbane; t=1528637909; h=from : to :\r\n"
+	  " subject : date : message-id : from : subject : date;\r\n"
+	  " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+	  " b=",
+	  "/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus"
+	  "Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==" },
+	{ "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n"
+	  " d=football.example.com; i=@football.example.com;\r\n"
+	  " q=dns/txt; s=test; t=1528637909; h=from : to : subject :\r\n"
+	  " date : message-id : from : subject : date;\r\n"
+	  " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+	  " b=",
+	  "F45dVWDfMbQDGHJFlXUNB2HKfbCeLRyhDXgFpEL8GwpsRe0IeIixNTe3"
+	  "DhCVlUrSjV4BwcVcOF6+FF3Zo9Rpo1tFOeS9mPYQTnGdaSGsgeefOsk2Jz"
+	  "dA+L10TeYt9BgDfQNZtKdN1WO//KgIqXP7OdEFE4LjFYNcUxZQ4FADY+8=" },
+};
+
+/*
+ * Both algorithms are deterministic: with the RFC's keys, its tags and
+ * h=, the signed data this module builds must give the RFC's b= exactly.
+ */
+static void
+test_rfc8463_exact(void **state)
+{
+	struct dkim_key *keys[2];
+	struct dkim_sign *s;
+	EVP_PKEY *pkey;
+	char err[256], *out, *b;
+	bool weak;
+	size_t i;
+
+	(void)state;
+	pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL,
+	    rfc8032_seed, sizeof(rfc8032_seed));
+	keys[0] = key_load(pkey, "football.example.com", "brisbane", &weak,
+	    err, sizeof(err));
+	EVP_PKEY_free(pkey);
+	keys[1] = key_text(rfc8463_rsa, &weak, err, sizeof(err));
+	assert_non_null(keys[0]);
+	assert_non_null(keys[1]);
+	assert_true(weak);
+	s = dkim_sign_new(keys, 2, 1528637909, 0);
+	dkim_sign_feed(s, RFC_MSG, strlen(RFC_MSG));
+	out = dkim_sign_end(s, NULL, err, sizeof(err));
+	assert_non_null(out);
+	for (i = 0; i < NELEM(rfc8463_sigs); i++) {
+		b = dkim_sign_test_b(s, keys[i], rfc8463_sigs[i].prefix, err,
+		    sizeof(err));
+		if (b == NULL)
+			fail_msg("%s", err);
+		assert_string_equal(b, rfc8463_sigs[i].b);
+		free(b);
+	}
+	free(out);
+	dkim_sign_free(s);
+	dkim_key_free(keys[0]);
+	dkim_key_free(keys[1]);
+}
+
 static void
 test_rfc8463(void **state)
 {
@@ -931,6 +1016,7 @@ main(void)
 		cmocka_unit_test(test_body_canon),
 		cmocka_unit_test(test_header_canon),
 		cmocka_unit_test(test_rfc8463),
+		cmocka_unit_test(test_rfc8463_exact),
 		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_expire),
