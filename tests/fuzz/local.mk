@@ -163,3 +163,17 @@ tests_fuzz_fuzz_smtpd_data_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtpd_data_LDADD = $(TEST_LDADD)
 TESTS += tests/fuzz/run-data.sh
 EXTRA_DIST += tests/fuzz/run-data.sh
+
+# The DKIM signer on any message, cut anywhere.
+FUZZ_LF += tests/fuzz/lf/fuzz_dkim
+tests_fuzz_lf_fuzz_dkim_SOURCES = tests/fuzz/fuzz_dkim.c $(TEST_COMMON)
+tests_fuzz_lf_fuzz_dkim_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_dkim_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_dkim_LDADD = $(TEST_LDADD)
+check_PROGRAMS += tests/fuzz/fuzz_dkim
+tests_fuzz_fuzz_dkim_SOURCES = tests/fuzz/fuzz_dkim.c tests/fuzz/replay.c \
+	$(TEST_COMMON)
+tests_fuzz_fuzz_dkim_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_dkim_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-dkim.sh
+EXTRA_DIST += tests/fuzz/run-dkim.sh
