@@ -168,7 +168,8 @@ dkim_key_read_fd(int fd, const char *path, const char *domain,
 	ssize_t n;
 	int bits;
 
-	*weak = false;
+	if (weak != NULL)
+		*weak = false;
 	text = xmalloc(KEY_FILE_MAX + 1);
 	for (;;) {
 		n = read(fd, text + len, KEY_FILE_MAX + 1 - len);
@@ -209,7 +210,8 @@ dkim_key_read_fd(int fd, const char *path, const char *domain,
 			    "(at least %d)", path, bits, DKIM_RSA_MIN);
 			goto done;
 		}
-		*weak = bits < DKIM_RSA_GOOD;
+		if (weak != NULL)
+			*weak = bits < DKIM_RSA_GOOD;
 		key = xcalloc(1, sizeof(*key));
 	} else {
 		util_seterr(err, errlen, "%s: a %s key: DKIM signs with RSA "
@@ -442,7 +444,7 @@ hdr_feed(struct dkim_sign *s, const char *p, size_t n)
 
 	for (i = 0; i < n; i++) {
 		if (s->too_big)
-			continue;
+			return n;
 		if (s->hdrlen == DKIM_HEADER_MAX) {
 			s->too_big = true;
 			free(s->hdr);

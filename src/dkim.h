@@ -43,8 +43,8 @@ struct dkim_sign;
  * Read a private key (PEM: PKCS#8, or traditional RSA) from fd, opened by
  * the caller with the checks of a secret file (not closed here); path names
  * it in messages.  RSA of at least DKIM_RSA_MIN (1024) bits, or Ed25519.
- * *weak is set for RSA below 2048 bits.  NULL with err on failure (err
- * starts with path).  domain and selector are copied.
+ * *weak is set for RSA below 2048 bits (weak may be NULL).  NULL with err
+ * on failure (err starts with path).  domain and selector are copied.
  */
 struct dkim_key	*dkim_key_read_fd(int fd, const char *path, const char *domain,
 		    const char *selector, bool *weak, char *err, size_t errlen);

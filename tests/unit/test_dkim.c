@@ -272,6 +272,9 @@ v_split(const char *h, size_t len, struct hfield *f, size_t max)
 		f[n].p = h + s;
 		f[n].len = i - s;
 		f[n].namelen = strcspn(h + s, ":");
+		while (f[n].namelen > 0 && (h[s + f[n].namelen - 1] == ' ' ||
+		    h[s + f[n].namelen - 1] == '\t'))
+			f[n].namelen--;
 		f[n].used = false;
 		n++;
 	}
@@ -751,6 +754,17 @@ test_roundtrip(void **state)
 	free(sign_check("longto-ed", &ed_key, 1, msg, "body\r\n", 1, &ed_key));
 	free(msg);
 	free(to);
+
+	/* A UTF-8 display name; white space before a colon (obsolete). */
+	free(sign_check("utf8name", &ed_key, 1,
+	    "From: Caf\xc3\xa9 Ren\xc3\xa9 <rene@example.com>\r\n"
+	    "Subject: x\r\n\r\nx\r\n", "x\r\n", 1, &ed_key));
+	out = sign_check("wspcolon", &ed_key, 1,
+	    "From : rene@example.com\r\nSubject\t: x\r\n\r\nx\r\n",
+	    "x\r\n", 1, &ed_key);
+	nows(out);
+	assert_non_null(strstr(out, ";h=from:subject:from;"));
+	free(out);
 
 	/* No final CRLF; no body; an empty body. */
 	free(sign_check("nocrlf", &rsa_key, 1,
