@@ -398,7 +398,7 @@ body_content(struct dkim_sign *s, char c)
 static void
 body_feed(struct dkim_sign *s, const char *p, size_t n)
 {
-	size_t i;
+	size_t i, run;
 	char c;
 
 	for (i = 0; i < n; i++) {
@@ -427,7 +427,14 @@ body_feed(struct dkim_sign *s, const char *p, size_t n)
 				s->empty++;
 			break;
 		default:
+			/* A run of content octets goes out at once. */
+			for (run = i + 1; run < n && p[run] != ' ' &&
+			    p[run] != '\t' && p[run] != '\r' && p[run] != '\n';
+			    run++)
+				;
 			body_content(s, c);
+			body_put(s, p + i + 1, run - i - 1);
+			i = run - 1;
 			break;
 		}
 	}
