@@ -113,12 +113,14 @@ static void	 fold_word(struct buf *, const char *);
 static void	 fold_b64(struct buf *, const char *, bool);
 static char	*b64(const unsigned char *, size_t);
 static void	 ssl_err(char *, size_t, const char *, const char *);
+static int	 no_pass(char *, int, int, void *);
 static void	 body_flush(struct dkim_sign *);
 static void	 body_put(struct dkim_sign *, const char *, size_t);
 static void	 body_content(struct dkim_sign *, char);
 static void	 body_feed(struct dkim_sign *, const char *, size_t);
 static size_t	 hdr_feed(struct dkim_sign *, const char *, size_t);
 static size_t	 fields_split(const char *, size_t, struct field *, size_t);
+static bool	 name_is(const struct field *, const char *);
 static void	 canon_field(struct buf *, const char *, size_t, bool);
 static int	 from_domain(const struct field *, size_t, char *, size_t,
 		    const char **);
@@ -126,6 +128,10 @@ static bool	 tag_value(const char *, size_t, const char *, char *, size_t);
 static bool	 already_signed(const struct field *, size_t,
 		    const struct dkim_key *);
 static bool	 domain_matches(const char *, const char *);
+static void	 hashed_fields(struct field *, size_t, const char *,
+		    struct buf *);
+static char	*sign_data(const struct dkim_key *, const char *, size_t,
+		    char *, size_t);
 static int	 sign_one(struct dkim_sign *, const struct dkim_key *,
 		    struct field *, size_t, struct buf *, char *, size_t);
 
