@@ -230,9 +230,10 @@ key_print(const char *path, const char *domain, const char *selector,
 		log_warn("stdout");
 		return EX_IOERR;
 	}
-	log_info("%s: a new %s key; publish the TXT record, then add the "
-	    "dkim_key line to mxrelay.conf", path, ed25519 ? "Ed25519" :
-	    "RSA");
+	/* The next steps, apart from what a script would read. */
+	fprintf(stderr, "mxrelay: %s: a new %s key; publish the TXT record, "
+	    "then add the dkim_key line to mxrelay.conf\n", path,
+	    ed25519 ? "Ed25519" : "RSA");
 	return EX_OK;
 }
 
