@@ -550,10 +550,12 @@ fields_split(const char *h, size_t len, struct field *f, size_t max)
 		f[n].text = h + start;
 		f[n].len = i - start;
 		f[n].name = h + start;
+		/*
+		 * White space before the colon (obsolete syntax, RFC 5322
+		 * §4.5.3) stays part of the name: such a field is never one
+		 * that h= lists, since verifiers differ on its name.
+		 */
 		f[n].namelen = colon - start;
-		while (f[n].namelen > 0 && (f[n].name[f[n].namelen - 1] == ' '
-		    || f[n].name[f[n].namelen - 1] == '\t'))
-			f[n].namelen--;
 		f[n].used = false;
 		n++;
 	}

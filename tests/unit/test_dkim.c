@@ -700,6 +700,7 @@ static void
 test_roundtrip(void **state)
 {
 	struct dkim_key *keys[2] = { rsa_key, ed_key };
+	const char *why;
 	char *out, *to, *msg;
 	size_t i, n;
 
@@ -755,15 +756,22 @@ test_roundtrip(void **state)
 	free(msg);
 	free(to);
 
-	/* A UTF-8 display name; white space before a colon (obsolete). */
+	/*
+	 * A UTF-8 display name.  White space before a colon (obsolete
+	 * syntax): not a field that h= lists (verifiers differ on its name);
+	 * From: written so is no From: (not signed).
+	 */
 	free(sign_check("utf8name", &ed_key, 1,
 	    "From: Caf\xc3\xa9 Ren\xc3\xa9 <rene@example.com>\r\n"
 	    "Subject: x\r\n\r\nx\r\n", "x\r\n", 1, &ed_key));
 	out = sign_check("wspcolon", &ed_key, 1,
-	    "From : rene@example.com\r\nSubject\t: x\r\n\r\nx\r\n",
-	    "x\r\n", 1, &ed_key);
+	    "From: rene@example.com\r\nSubject\t: x\r\nTo : y@x\r\n"
+	    "\r\nx\r\n", "x\r\n", 1, &ed_key);
 	nows(out);
-	assert_non_null(strstr(out, ";h=from:subject:from;"));
+	assert_non_null(strstr(out, ";h=from:from;"));
+	free(out);
+	out = sign(&ed_key, 1, "From : rene@example.com\r\n\r\nx\r\n", &why);
+	assert_string_equal(out, "");
 	free(out);
 
 	/* No final CRLF; no body; an empty body. */
