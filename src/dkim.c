@@ -16,7 +16,9 @@
  *		at once when it comes, or at the end when it does not)
  *	cr	a CR that may be the start of a CRLF
  * An empty body hashes as the empty string (relaxed: no CRLF is added to an
- * empty body).
+ * empty body).  A last line without its CRLF gets one; the empty lines
+ * before it stay (OpenDKIM 2.11 drops them, dkimpy keeps them: the spool's
+ * bodies always end in CRLF, so this only matters to the tests).
  *
  * At the end, the header fields are canonicalized (RFC 6376 §3.4.2), the
  * signed ones chosen from the bottom up (§5.4.2), and the DKIM-Signature
