@@ -58,6 +58,18 @@
  * unknown.  An envelope is version 4 exactly when it has a flag; its body
  * line is then there when the body is known (as in version 3), and so is
  * the submitter line.  Without flags it is written as before.
+ *
+ * Version 5 adds the dkim line, last before the recipients:
+ *
+ *	dkim <str>				(version 5 only)
+ *
+ * the DKIM-Signature header field(s) made when the message was committed
+ * (src/dkim.h), to be sent in front of the body on every attempt: whole
+ * CRLF-terminated lines, folded as they were made, escaped as every <str>
+ * so that their CR, LF, tabs and spaces come back byte for byte.  An
+ * envelope is version 5 exactly when it has a signature (never the empty
+ * string); the body, submitter and flags lines are then there when they
+ * would be in version 4.  Without one it is written as before.
  */
 #include "config.h"
 
@@ -79,6 +91,7 @@
 #define ENVELOPE_VERSION_SUBMITTER	2
 #define ENVELOPE_VERSION_BODY	3
 #define ENVELOPE_VERSION_FLAGS	4
+#define ENVELOPE_VERSION_DKIM	5
 
 /* The words of the flags line, one per bit from the lowest. */
 static const char *const flag_words[] = { "hold", "smtputf8", "warned" };
@@ -120,6 +133,7 @@ static int	 decode_fields(struct ibuf *, struct envelope *, const char **);
 static int	 decode_body(struct ibuf *, struct envelope *, const char **);
 static int	 decode_submitter(struct ibuf *, struct envelope *,
 		    const char **);
+static int	 decode_dkim(struct ibuf *, struct envelope *, const char **);
 static int	 decode_rcpts(struct ibuf *, struct envelope *, const char **);
 
 void
@@ -141,6 +155,7 @@ envelope_free(struct envelope *env)
 	free(env->rcpt);
 	free(env->sender);
 	free(env->submit_user);
+	free(env->dkim);
 	envelope_init(env);
 }
 
@@ -185,6 +200,7 @@ envelope_copy(struct envelope *dst, const struct envelope *src)
 	*dst = *src;
 	dst->sender = dup_or_null(src->sender);
 	dst->submit_user = dup_or_null(src->submit_user);
+	dst->dkim = dup_or_null(src->dkim);
 	dst->rcpt = NULL;
 	dst->rcpt_cap = src->nrcpt;
 	if (src->nrcpt > 0)
@@ -338,7 +354,9 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 	if ((env->flags & ~ENVELOPE_F_ALL) != 0)
 		goto invalid;
 	ob_str(&ob, ENVELOPE_MAGIC " ");
-	if (env->flags != 0)
+	if (env->dkim != NULL && env->dkim[0] != '\0')
+		ob_num(&ob, ENVELOPE_VERSION_DKIM);
+	else if (env->flags != 0)
 		ob_num(&ob, ENVELOPE_VERSION_FLAGS);
 	else if (env->eightbit != ENVELOPE_8BIT_UNKNOWN)
 		ob_num(&ob, ENVELOPE_VERSION_BODY);
@@ -372,6 +390,10 @@ envelope_encode(const struct envelope *env, char **buf, size_t *len)
 				ob_str(&ob, " ");
 				ob_str(&ob, flag_words[b]);
 			}
+	}
+	if (env->dkim != NULL && env->dkim[0] != '\0') {
+		ob_str(&ob, "\ndkim ");
+		ob_field(&ob, env->dkim);
 	}
 	ob_str(&ob, "\nrcpts ");
 	ob_num(&ob, env->nrcpt);
@@ -642,7 +664,8 @@ decode_version(struct ibuf *ib, uint64_t *version, const char **err)
 	    version) == -1 || (*version != ENVELOPE_VERSION &&
 	    *version != ENVELOPE_VERSION_SUBMITTER &&
 	    *version != ENVELOPE_VERSION_BODY &&
-	    *version != ENVELOPE_VERSION_FLAGS)) {
+	    *version != ENVELOPE_VERSION_FLAGS &&
+	    *version != ENVELOPE_VERSION_DKIM)) {
 		*err = "unsupported envelope version";
 		return -1;
 	}
@@ -757,6 +780,26 @@ bad:
 	return -1;
 }
 
+/* The dkim line of version 5: a signature, never empty (canonical form). */
+static int
+decode_dkim(struct ibuf *ib, struct envelope *env, const char **err)
+{
+	const char *v;
+	size_t n;
+
+	if (parse_kv(ib, "dkim", &v, &n) == -1) {
+		*err = "missing or bad dkim";
+		return -1;
+	}
+	if (parse_str(v, n, false, &env->dkim, err) == -1)
+		return -1;
+	if (env->dkim[0] == '\0') {
+		*err = "empty dkim";
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * The recipient count, exactly that many rcpt lines, and the end line.
  * The count is only checked against the lines that follow; the array
@@ -820,15 +863,19 @@ envelope_decode(const char *buf, size_t len, struct envelope *env,
 	    decode_fields(&ib, env, err) == -1)
 		goto fail;
 	if ((version == ENVELOPE_VERSION_BODY ||
-	    (version == ENVELOPE_VERSION_FLAGS && ib_peek(&ib, "body "))) &&
+	    (version >= ENVELOPE_VERSION_FLAGS && ib_peek(&ib, "body "))) &&
 	    decode_body(&ib, env, err) == -1)
 		goto fail;
 	if ((version == ENVELOPE_VERSION_SUBMITTER ||
 	    (version >= ENVELOPE_VERSION_BODY && ib_peek(&ib, "submitter "))) &&
 	    decode_submitter(&ib, env, err) == -1)
 		goto fail;
-	if (version == ENVELOPE_VERSION_FLAGS &&
+	if ((version == ENVELOPE_VERSION_FLAGS ||
+	    (version == ENVELOPE_VERSION_DKIM && ib_peek(&ib, "flags "))) &&
 	    decode_flags(&ib, env, err) == -1)
+		goto fail;
+	if (version == ENVELOPE_VERSION_DKIM &&
+	    decode_dkim(&ib, env, err) == -1)
 		goto fail;
 	if (decode_rcpts(&ib, env, err) == -1)
 		goto fail;

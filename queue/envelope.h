@@ -71,6 +71,12 @@ struct envelope {
 	 * about the whole message.  0 in envelopes before version 4.
 	 */
 	unsigned		 flags;
+	/*
+	 * The DKIM-Signature header field(s) made at intake, CRLF lines
+	 * sent in front of the body file's bytes on every attempt (not in
+	 * size).  NULL (or ""): not signed; always NULL before version 5.
+	 */
+	char			*dkim;
 	size_t			 nrcpt;
 	struct envelope_rcpt	*rcpt;
 	size_t			 rcpt_cap;	/* private: rcpt's allocated length */

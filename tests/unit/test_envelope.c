@@ -328,8 +328,34 @@ static const struct bad bad[] = {
 	{ "garbage", "hello world\n", 0, "not an envelope" },
 	{ "no newline", "mxrelay-envelope 1", 0, "not an envelope" },
 	{ "magic only", "mxrelay-envelope\n", 0, "not an envelope" },
-	{ "version 5", "mxrelay-envelope 5\nid -\n", 0,
+	{ "version 6", "mxrelay-envelope 6\nid -\n", 0,
 	    "unsupported envelope version" },
+	{ "v5 without dkim", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags hold\nrcpts 0\nend\n", 0,
+	    "missing or bad dkim" },
+	{ "v5 empty dkim", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\ndkim =\nrcpts 0\nend\n", 0, "empty dkim" },
+	{ "v5 null dkim", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\ndkim -\nrcpts 0\nend\n", 0,
+	    "required field is absent" },
+	{ "v5 dkim raw tab", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\ndkim =a\tb\nrcpts 0\nend\n", 0,
+	    "unescaped byte in string field" },
+	{ "v5 dkim bad escape", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\ndkim =a%0d%0a\nrcpts 0\nend\n", 0,
+	    "bad escape in string field" },
+	{ "v5 dkim short escape", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\ndkim =a%0\nrcpts 0\nend\n", 0,
+	    "bad escape in string field" },
+	{ "v5 dkim needless escape", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\ndkim =%41\nrcpts 0\nend\n", 0,
+	    "needless escape in string field" },
+	{ "v5 dkim before flags", "mxrelay-envelope 5\nid -\nsender =\n"
+	    "arrival 0\nsize 0\ndkim =x\nflags hold\nrcpts 0\nend\n", 0,
+	    "missing or bad recipient count" },
+	{ "v4 with dkim", "mxrelay-envelope 4\nid -\nsender =\n"
+	    "arrival 0\nsize 0\nflags hold\ndkim =x\nrcpts 0\nend\n", 0,
+	    "missing or bad recipient count" },
 	{ "v4 without flags", "mxrelay-envelope 4\nid -\nsender =\n"
 	    "arrival 0\nsize 0\nbody 7bit\nrcpts 0\nend\n", 0,
 	    "missing or bad flags" },
@@ -766,6 +792,76 @@ test_flags(void **state)
 	}
 }
 
+/*
+ * Version 5: the dkim line.  The signature's CR, LF, tabs and spaces of
+ * folding come back byte for byte, alone or with every other optional
+ * line; the same bytes are written again.  Without a signature (NULL or
+ * "") an envelope keeps its older version and has no dkim line.
+ */
+#define SIG	"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n" \
+		"\td=example.com; s=sel; t=1700000000;\r\n" \
+		"\th=from:to:subject:from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\r\n" \
+		"\tb=AbC+/x==\r\n"
+#define SIG_ENC	"=DKIM-Signature:%20v=1;%20a=rsa-sha256;%20c=relaxed/relaxed;%0D%0A" \
+		"%09d=example.com;%20s=sel;%20t=1700000000;%0D%0A" \
+		"%09h=from:to:subject:from;%20bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;%0D%0A" \
+		"%09b=AbC+/x==%0D%0A"
+static void
+test_dkim(void **state)
+{
+	static const struct {
+		const char	*text;
+		const char	*older;	/* its version without the signature */
+	} t[] = {
+		{ "mxrelay-envelope 5\nid -\nsender =\narrival 0\nsize 0\n"
+		    "dkim " SIG_ENC "\nrcpts 0\nend\n", "mxrelay-envelope 1\n" },
+		{ "mxrelay-envelope 5\nid " ID1 "\nsender =a@b\narrival 7\n"
+		    "size 9\nbody 8bit\nsubmitter 33 =www\nflags hold warned\n"
+		    "dkim " SIG_ENC "\nrcpts 1\n"
+		    "rcpt =c@d - pending 0 0 0 - - -\nend\n",
+		    "mxrelay-envelope 4\n" },
+		{ "mxrelay-envelope 5\nid -\nsender =\narrival 0\nsize 0\n"
+		    "body 7bit\ndkim " SIG_ENC "\nrcpts 0\nend\n",
+		    "mxrelay-envelope 3\n" },
+		{ "mxrelay-envelope 5\nid -\nsender =\narrival 0\nsize 0\n"
+		    "submitter 0 =root\ndkim " SIG_ENC "\nrcpts 0\nend\n",
+		    "mxrelay-envelope 2\n" },
+	};
+	struct envelope env, copy;
+	const char *err;
+	char *buf;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (envelope_decode(t[i].text, strlen(t[i].text), &env,
+		    &err) != 0)
+			fail_msg("row %zu: %s", i, err);
+		assert_non_null(env.dkim);
+		assert_string_equal(env.dkim, SIG);
+		assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+		assert_int_equal(len, strlen(t[i].text));
+		assert_memory_equal(buf, t[i].text, len);
+		free(buf);
+		/* A copy has its own signature. */
+		envelope_copy(&copy, &env);
+		assert_ptr_not_equal(copy.dkim, env.dkim);
+		assert_string_equal(copy.dkim, SIG);
+		envelope_free(&copy);
+		/* Without its signature it is an older version again. */
+		for (int empty = 0; empty < 2; empty++) {
+			free(env.dkim);
+			env.dkim = empty ? xstrdup("") : NULL;
+			assert_int_equal(envelope_encode(&env, &buf, &len), 0);
+			assert_null(memmem(buf, len, "dkim", 4));
+			assert_memory_equal(buf, t[i].older,
+			    strlen(t[i].older));
+			free(buf);
+		}
+		envelope_free(&env);
+	}
+}
+
 static void
 test_copy_deep(void **state)
 {
@@ -803,6 +899,7 @@ main(void)
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_body_8bit),
 		cmocka_unit_test(test_flags),
+		cmocka_unit_test(test_dkim),
 		cmocka_unit_test(test_copy_deep),
 	};
 
