@@ -110,10 +110,13 @@ struct delivery_msg {
 	const char		*id;
 	const char		*sender;
 	int			 body_fd;
-	uint64_t		 size;
+	uint64_t		 size;		/* the prefix's bytes too */
 	bool			 eightbit;
 	bool			 smtputf8;	/* needs SMTPUTF8 (RFC 6531) */
 	time_t			 arrival;
+	/* Sent before body_fd's bytes (DKIM-Signature); NULL: none. */
+	const char		*prefix;
+	size_t			 prefix_len;
 	struct delivery_rcpt	*rcpt;
 	size_t			 nrcpt;
 	delivery_done_cb	 done;

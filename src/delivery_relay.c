@@ -168,6 +168,8 @@ fb_child_add(struct fallback *fb, const char *domain, size_t i)
 		c->m.size = p->size;
 		c->m.eightbit = p->eightbit;
 		c->m.smtputf8 = p->smtputf8;
+		c->m.prefix = p->prefix;
+		c->m.prefix_len = p->prefix_len;
 		c->m.arrival = p->arrival;
 		/* mxrelay route: the MX destination fills the probe. */
 		c->m.probe = p->probe;

@@ -646,6 +646,8 @@ sess_next(struct dsess *s)
 	s->m.size = m->size;
 	s->m.eightbit = m->eightbit;
 	s->m.smtputf8 = m->smtputf8;
+	s->m.prefix = m->prefix;
+	s->m.prefix_len = m->prefix_len;
 	if (smtpc_send(s->s, &s->m) == -1) {
 		/* The session cannot take it: put it back for another. */
 		s->cur = NULL;

@@ -475,6 +475,12 @@ part_start(struct qmsg *m, const struct sched_pick *p, int64_t now)
 	part->dm.sender = m->env.sender;
 	part->dm.body_fd = m->body_fd;
 	part->dm.size = m->env.size;
+	/* The signature made at intake, in front of the body (envelope.h). */
+	if (m->env.dkim != NULL) {
+		part->dm.prefix = m->env.dkim;
+		part->dm.prefix_len = strlen(m->env.dkim);
+		part->dm.size += part->dm.prefix_len;
+	}
 	part->dm.eightbit = m->eightbit;
 	part->dm.smtputf8 = (m->env.flags & ENVELOPE_F_SMTPUTF8) != 0;
 	part->dm.arrival = m->env.arrival;

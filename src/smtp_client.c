@@ -621,6 +621,7 @@ smtpc_enter_state(struct smtpc *s, enum smtpc_state st)
 		break;
 	case SMTPC_BODY:
 		s->body_off = 0;
+		s->prefix_off = 0;
 		s->body_eof = false;
 		smtp_stuff_init(&s->stuff);
 		smtpc_body_fill(s);

@@ -71,7 +71,7 @@ struct smtpc_msg {
 	const char	**rcpts;
 	size_t		 nrcpt;
 	int		 body_fd;	/* read from offset 0; not closed */
-	uint64_t	 size;		/* body bytes, for SIZE= */
+	uint64_t	 size;		/* body bytes, for SIZE= (prefix too) */
 	bool		 eightbit;	/* body has 8-bit bytes: BODY=8BITMIME */
 	/*
 	 * A UTF-8 address or header field (RFC 6531): MAIL ... SMTPUTF8;
@@ -79,6 +79,12 @@ struct smtpc_msg {
 	 * recipient fails (PERMFAIL, stage MAIL, cause LOCAL, 5.6.7).
 	 */
 	bool		 smtputf8;
+	/*
+	 * Bytes sent before body_fd's, dot-stuffed with them: the
+	 * DKIM-Signature header field(s) made at intake.  NULL: none.
+	 */
+	const char	*prefix;
+	size_t		 prefix_len;
 };
 
 /* Where a transaction ended. */

@@ -92,6 +92,7 @@ struct smtpc {
 	bool			 mail_ok;
 	bool			 dot_abort;	/* "." sent only to end a 354 */
 	uint64_t		 body_off;
+	size_t			 prefix_off;	/* of msg->prefix sent */
 	bool			 body_eof;
 	struct smtp_stuff	 stuff;
 

@@ -273,6 +273,21 @@ smtpc_body_fill(struct smtpc *s)
 	/* RFC 5321 §4.5.3.2.5: the block timeout runs per write. */
 	io_set_timeout(s->io, s->p.timeouts.block);
 	while (!s->body_eof && io_queued(s->io) < SMTPC_BODY_HIWAT) {
+		/* The signature made at intake goes first (smtp_client.h). */
+		if (s->prefix_off < s->msg->prefix_len) {
+			size_t left = s->msg->prefix_len - s->prefix_off;
+
+			w = smtp_stuff_encode(&s->stuff, s->msg->prefix +
+			    s->prefix_off, left < sizeof(in) ? left : sizeof(in),
+			    out, sizeof(out), &used);
+			s->prefix_off += used;
+			if (io_write(s->io, out, w) == -1) {
+				smtpc_fail(s, SMTPC_CAUSE_LOST, SMTPC_STAGE_DOT,
+				    "write failed: %s", smtpc_io_error(s));
+				return;
+			}
+			continue;
+		}
 		n = pread(s->msg->body_fd, in, sizeof(in), (off_t)s->body_off);
 		if (n == -1 && errno == EINTR)
 			continue;

@@ -62,6 +62,7 @@ struct tmsg {
 	bool		 eightbit;
 	uint64_t	 size;		/* 0: bodylen */
 	bool		 smtputf8;
+	const char	*prefix;	/* sent before the body; NULL: none */
 };
 
 struct tres {
@@ -353,6 +354,12 @@ run(struct fixture *f, struct tmsg *msgs, size_t n)
 		f->m[i].size = msgs[i].size ? msgs[i].size : msgs[i].bodylen;
 		f->m[i].eightbit = msgs[i].eightbit;
 		f->m[i].smtputf8 = msgs[i].smtputf8;
+		if (msgs[i].prefix != NULL) {
+			f->m[i].prefix = msgs[i].prefix;
+			f->m[i].prefix_len = strlen(msgs[i].prefix);
+			if (msgs[i].size == 0)
+				f->m[i].size += f->m[i].prefix_len;
+		}
 	}
 	f->s = smtpc_new(f->loop, (struct sockaddr *)&f->sin, sizeof(f->sin),
 	    &f->p, &ops, f);
@@ -480,7 +487,7 @@ assert_body(struct fixture *f, unsigned k, const struct tmsg *t)
 
 static struct tmsg two_rcpts = {
 	"sender@example.org", { "a@example.com", "b@example.com" }, 2,
-	"Subject: test\r\n\r\nhello\r\n", 24, false, 0, false,
+	"Subject: test\r\n\r\nhello\r\n", 24, false, 0, false, NULL,
 };
 
 static void
@@ -826,6 +833,36 @@ test_dot_stuffing(void **state)
 	run(f, &t, 1);
 	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_body(f, 1, &t);
+}
+
+/*
+ * The signature made at intake goes before the body file's bytes, in the
+ * same stream (dot-stuffed with it), and SIZE= counts it.
+ */
+static void
+test_prefix(void **state)
+{
+	struct fixture *f = *state;
+	static const char prefix[] = "DKIM-Signature: v=1; a=rsa-sha256; "
+	    "d=example.org;\r\n\ts=sel; b=AbC\r\n";
+	static const char body[] = ".starts with a dot\r\n\r\n.\r\nend\r\n";
+	char want[256], size[64], *log;
+	struct tmsg t = two_rcpts, whole = two_rcpts;
+
+	t.body = body;
+	t.bodylen = sizeof(body) - 1;
+	t.prefix = prefix;
+	snprintf(want, sizeof(want), "%s%s", prefix, body);
+	whole.body = want;
+	whole.bodylen = strlen(want);
+	sink_start(f, NULL);
+	run(f, &t, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_body(f, 1, &whole);
+	log = sink_log(f);
+	snprintf(size, sizeof(size), "SIZE=%zu", strlen(want));
+	assert_non_null(strstr(log, size));
+	free(log);
 }
 
 static void
@@ -1682,6 +1719,7 @@ main(void)
 		T(test_smtputf8),
 		T(test_smtputf8_missing),
 		T(test_dot_stuffing),
+		T(test_prefix),
 		T(test_large_body),
 		T(test_drop_at_dot),
 		T(test_dot_452),
