@@ -75,6 +75,7 @@ static conf_set_fn set_fallback;	/* bool: relayhost_fallback = mx */
 static conf_set_fn set_tls_policy;	/* struct tls_domain_policy * + count */
 static conf_set_fn set_log_format;	/* enum record_format */
 static conf_set_fn set_yesno;		/* bool: yes or no */
+static conf_set_fn set_dkim_key;	/* struct conf_dkim_key * + count */
 
 #define CK_OPTIONAL	0x01	/* an empty value means none */
 #define CK_REPEAT	0x02	/* may appear more than once */
@@ -192,6 +193,8 @@ static const struct conf_key keys[] = {
 	    365 * DAY, 0),
 	K("smtpd_add_missing_headers", set_yesno, smtpd_add_missing_headers,
 	    "yes", 0, 0, 0),
+	KL("dkim_key", set_dkim_key, dkim_keys, ndkim_keys, NULL, CK_REPEAT),
+	K("dkim_expire", set_duration, dkim_expire_ms, "0", 0, 365 * DAY, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -629,6 +632,95 @@ set_tls_policy(struct conf *c, const struct conf_key *k, const char *value,
 	return 0;
 }
 
+/*
+ * A DKIM selector (RFC 6376 §3.1): sub-domains, each letters, digits and
+ * '-' (not first or last), joined by dots; at most 63 octets a label.
+ */
+static bool
+valid_selector(const char *s)
+{
+	size_t label = 0;
+
+	if (*s == '\0' || strlen(s) > CONF_HOSTNAME_MAX)
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0 || p[-1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return false;
+		if (label == 0 && *p == '-')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0 && s[strlen(s) - 1] != '-';
+}
+
+/* "DOMAIN SELECTOR PATH": one more key; the same line twice is an error. */
+static int
+set_dkim_key(struct conf *c, const struct conf_key *k, const char *value,
+    char *why, size_t whylen)
+{
+	struct conf_dkim_key **lp = FIELD(c, k, struct conf_dkim_key *);
+	size_t *np = COUNT(c, k), len[3];
+	const char *w[3], *rest = value;
+	char *word[3];
+	int rc = -1;
+
+	for (size_t i = 0; i < 3; i++)
+		if ((w[i] = next_word(&rest, &len[i])) == NULL) {
+			util_seterr(why, whylen, "expected DOMAIN SELECTOR PATH");
+			return -1;
+		}
+	if (next_word(&rest, &len[0]) != NULL) {
+		util_seterr(why, whylen, "expected DOMAIN SELECTOR PATH");
+		return -1;
+	}
+	for (size_t i = 0; i < 3; i++)
+		word[i] = xstrndup(w[i], len[i]);
+	if (len[0] > 1 && word[0][len[0] - 1] == '.')
+		word[0][--len[0]] = '\0';
+	for (size_t i = 0; i < len[0]; i++)
+		word[0][i] = (char)tolower((unsigned char)word[0][i]);
+	if (conf_valid_hostname(word[0], false) == -1 ||
+	    strchr(word[0], '.') == NULL) {
+		util_seterr(why, whylen, "%s: not a valid domain name (an "
+		    "A-label with a dot)", word[0]);
+		goto done;
+	}
+	if (!valid_selector(word[1])) {
+		util_seterr(why, whylen, "%s: not a valid selector (letters, "
+		    "digits and '-', in labels joined by dots)", word[1]);
+		goto done;
+	}
+	if (word[2][0] != '/' || len[2] >= PATH_MAX) {
+		util_seterr(why, whylen, "%s: not an absolute path", word[2]);
+		goto done;
+	}
+	for (size_t i = 0; i < *np; i++)
+		if (strcmp((*lp)[i].domain, word[0]) == 0 &&
+		    strcmp((*lp)[i].selector, word[1]) == 0 &&
+		    strcmp((*lp)[i].path, word[2]) == 0) {
+			util_seterr(why, whylen, "the same key listed twice");
+			goto done;
+		}
+	*lp = xreallocarray(*lp, *np + 1, sizeof(**lp));
+	(*lp)[*np].domain = word[0];
+	(*lp)[*np].selector = word[1];
+	(*lp)[*np].path = word[2];
+	(*np)++;
+	word[0] = word[1] = word[2] = NULL;
+	rc = 0;
+ done:
+	for (size_t i = 0; i < 3; i++)
+		free(word[i]);
+	return rc;
+}
+
 #undef FIELD
 #undef COUNT
 
@@ -954,6 +1046,12 @@ conf_free(struct conf *c)
 	free(c->user);
 	free(c->group);
 	hostports_free(c->metrics_listen, c->nmetrics_listen);
+	for (size_t i = 0; i < c->ndkim_keys; i++) {
+		free(c->dkim_keys[i].domain);
+		free(c->dkim_keys[i].selector);
+		free(c->dkim_keys[i].path);
+	}
+	free(c->dkim_keys);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -27,6 +27,13 @@
 /* mxrelayd.pid and the control socket mxrelayd.sock. */
 #define CONF_DEFAULT_RUNTIME	RUNSTATEDIR "/mxrelay"
 
+/* One dkim_key line: DOMAIN SELECTOR PATH (mxrelay.conf(5), DKIM). */
+struct conf_dkim_key {
+	char		*domain;	/* lower case, no trailing dot */
+	char		*selector;
+	char		*path;		/* the private key, a secret file */
+};
+
 struct conf {
 	char		*hostname;	/* default: the host's FQDN */
 	char		*qualify_domain;/* default: hostname */
@@ -98,6 +105,11 @@ struct conf {
 	int64_t		 delay_warning_time_ms;	/* 0: no delay warning */
 	/* Date:, Message-ID: for trusted clients of the listener */
 	bool		 smtpd_add_missing_headers;
+
+	/* DKIM signing at intake (mxrelay.conf(5), DKIM). */
+	struct conf_dkim_key *dkim_keys;
+	size_t		 ndkim_keys;
+	int64_t		 dkim_expire_ms;	/* x= after t=; 0: no x= */
 };
 
 /*

@@ -155,6 +155,9 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->nmetrics_listen, 0);
 	assert_int_equal(c->log_format, RECORD_TEXT);
 	assert_true(c->smtpd_add_missing_headers);
+	assert_int_equal(c->ndkim_keys, 0);
+	assert_null(c->dkim_keys);
+	assert_true(c->dkim_expire_ms == 0);
 }
 
 static void
@@ -332,6 +335,10 @@ test_numbers(void **state)
 		    offsetof(struct conf, bounce_limit_per_sender), 'u', 0 },
 		{ "bounce_limit_per_sender = 25",
 		    offsetof(struct conf, bounce_limit_per_sender), 'u', 25 },
+		{ "dkim_expire = 7d", offsetof(struct conf, dkim_expire_ms),
+		    'd', 7 * 86400000ULL },
+		{ "dkim_expire = 0", offsetof(struct conf, dkim_expire_ms),
+		    'd', 0 },
 	};
 	struct conf c;
 
@@ -705,6 +712,33 @@ test_errors(void **state)
 		{ "bare_lf =\n", ":1: bare_lf: \"\": missing value" },
 		{ "smtpd_add_missing_headers = 1\n", ":1: "
 		    "smtpd_add_missing_headers: \"1\": must be yes or no" },
+		{ "dkim_key = example.com sel\n", ":1: dkim_key: "
+		    "\"example.com sel\": expected DOMAIN SELECTOR PATH" },
+		{ "dkim_key = example.com sel /k.pem extra\n", ":1: dkim_key: "
+		    "\"example.com sel /k.pem extra\": expected DOMAIN SELECTOR "
+		    "PATH" },
+		{ "dkim_key =\n", ":1: dkim_key: \"\": missing value" },
+		{ "dkim_key = bad!domain sel /k.pem\n", ":1: dkim_key: "
+		    "\"bad!domain sel /k.pem\": bad!domain: not a valid domain" },
+		{ "dkim_key = localhost sel /k.pem\n", ":1: dkim_key: "
+		    "\"localhost sel /k.pem\": localhost: not a valid domain" },
+		{ "dkim_key = example.com -sel /k.pem\n", ":1: dkim_key: "
+		    "\"example.com -sel /k.pem\": -sel: not a valid selector" },
+		{ "dkim_key = example.com a..b /k.pem\n", ":1: dkim_key: "
+		    "\"example.com a..b /k.pem\": a..b: not a valid selector" },
+		{ "dkim_key = example.com s_1 /k.pem\n", ":1: dkim_key: "
+		    "\"example.com s_1 /k.pem\": s_1: not a valid selector" },
+		{ "dkim_key = example.com sel k.pem\n", ":1: dkim_key: "
+		    "\"example.com sel k.pem\": k.pem: not an absolute path" },
+		{ "dkim_key = example.com sel /k.pem\n"
+		    "dkim_key = Example.COM. sel /k.pem\n", ":2: dkim_key: "
+		    "\"Example.COM. sel /k.pem\": the same key listed twice" },
+		{ "dkim_expire = 1x\n", ":1: dkim_expire: \"1x\": not a "
+		    "duration" },
+		{ "dkim_expire = 366d\n", ":1: dkim_expire: \"366d\": must be "
+		    "from 0s to 365d" },
+		{ "dkim_expire = 1d\ndkim_expire = 2d\n", ":2: dkim_expire: "
+		    "duplicate key (first set at line 1)" },
 		{ "tls_policy = example.com\n", ":1: tls_policy: "
 		    "\"example.com\": expected DOMAIN POLICY" },
 		{ "tls_policy = example.com verify extra\n", ":1: tls_policy: " },
@@ -1235,7 +1269,8 @@ test_key_defaults(void **state)
 			if (def != NULL)
 				fail_msg("%s: no default in mxrelay.conf(5), "
 				    "\"%s\" in the code", k, def);
-			if (strcmp(k, "tls_policy") == 0)
+			if (strcmp(k, "tls_policy") == 0 ||
+			    strcmp(k, "dkim_key") == 0)
 				continue;
 			snprintf(line, sizeof(line), "%s =\n", k);
 			break;
@@ -1460,6 +1495,33 @@ test_relayhost_list(void **state)
 	conf_free(&c);
 }
 
+/*
+ * dkim_key repeats: one entry a line, in order, the domain in lower case
+ * without its final dot; an RSA and an Ed25519 key of one domain may
+ * share a selector (their files differ).
+ */
+static void
+test_dkim_keys(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	load_ok("dkim_key = Example.COM. sel1 /etc/mxrelay/dkim/rsa.key\n"
+	    "dkim_key = example.com sel1 /etc/mxrelay/dkim/ed.key\n"
+	    "dkim_key = mail.example.org 2024-01.a /k.pem\n"
+	    "dkim_expire = 1w\n", &c);
+	assert_int_equal(c.ndkim_keys, 3);
+	assert_string_equal(c.dkim_keys[0].domain, "example.com");
+	assert_string_equal(c.dkim_keys[0].selector, "sel1");
+	assert_string_equal(c.dkim_keys[0].path, "/etc/mxrelay/dkim/rsa.key");
+	assert_string_equal(c.dkim_keys[1].path, "/etc/mxrelay/dkim/ed.key");
+	assert_string_equal(c.dkim_keys[2].domain, "mail.example.org");
+	assert_string_equal(c.dkim_keys[2].selector, "2024-01.a");
+	assert_true(c.dkim_expire_ms == 7 * 86400000LL);
+	conf_free(&c);
+	assert_int_equal(c.ndkim_keys, 0);
+}
+
 static void
 test_log_format(void **state)
 {
@@ -1504,6 +1566,7 @@ main(void)
 		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_relayhost_list),
 		cmocka_unit_test(test_log_format),
+		cmocka_unit_test(test_dkim_keys),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
