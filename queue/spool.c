@@ -421,6 +421,8 @@ new_begin(struct queue *q, const char *id, struct queue_new **qnp)
 	qn->err = 0;
 	qn->size = 0;
 	qn->eightbit = false;
+	qn->tap = NULL;
+	qn->tap_arg = NULL;
 	qn->buflen = 0;
 	if (q->drop_mode) {
 		if (id != NULL) {
@@ -580,6 +582,13 @@ spool_new_flush(struct queue_new *qn)
 	return 0;
 }
 
+void
+queue_new_set_tap(struct queue_new *qn, queue_new_tap_fn *fn, void *arg)
+{
+	qn->tap = fn;
+	qn->tap_arg = arg;
+}
+
 int
 queue_new_write(struct queue_new *qn, const void *p, size_t n)
 {
@@ -589,6 +598,8 @@ queue_new_write(struct queue_new *qn, const void *p, size_t n)
 		errno = qn->err;
 		return -1;
 	}
+	if (qn->tap != NULL && n > 0)
+		qn->tap(qn->tap_arg, p, n);
 	while (n > 0) {
 		size_t room = sizeof(qn->buf) - qn->buflen;
 		size_t take = n < room ? n : room;

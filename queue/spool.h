@@ -54,6 +54,13 @@ int	 queue_new_begin(struct queue *, struct queue_new **);
 int	 queue_new_begin_id(struct queue *, const char *id, struct queue_new **);
 const char *queue_new_id(const struct queue_new *);
 int	 queue_new_write(struct queue_new *, const void *, size_t);
+/*
+ * From now on every byte given to queue_new_write() is also passed to
+ * fn(arg, ...), in the same pieces: the DKIM signer (dkim_keys.h) sees
+ * the message exactly as it is stored.  Set it right after begin.
+ */
+typedef void	 queue_new_tap_fn(void *arg, const void *, size_t);
+void	 queue_new_set_tap(struct queue_new *, queue_new_tap_fn *, void *arg);
 uint64_t queue_new_size(const struct queue_new *);
 /*
  * Make the message durable and visible: flush and fsync the body, write

@@ -52,6 +52,8 @@ struct queue_new {
 	int		 err;		/* sticky errno of a failed write */
 	uint64_t	 size;
 	bool		 eightbit;	/* a byte over 0x7f was written */
+	queue_new_tap_fn *tap;		/* sees every write; NULL: none */
+	void		*tap_arg;
 	size_t		 buflen;
 	char		 buf[QUEUE_BUFSIZE];
 };

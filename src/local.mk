@@ -17,6 +17,7 @@ src_libmxcommon_a_SOURCES = \
 	src/json.c src/json.h src/record.c src/record.h
 src_libmxcommon_a_SOURCES += src/metrics.c src/metrics.h
 src_libmxcommon_a_SOURCES += src/dkim.c src/dkim.h
+src_libmxcommon_a_SOURCES += src/dkim_keys.c src/dkim_keys.h
 
 # The network side: event loop, io, TLS, DNS, SMTP protocol and client,
 # delivery, scheduling, the queue manager, bounces, the listener.
@@ -39,6 +40,7 @@ src_libmxnet_a_SOURCES = \
 	src/delivery_relay.c \
 	src/qadmin.c src/qadmin.h src/qmgr_admin.c \
 	src/bounce_batch.c src/bounce_batch.h src/qmgr_dsn.c
+src_libmxnet_a_SOURCES += src/runner_dkim.c
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
 # Logging to syslog or stderr; kept apart so that the unit tests can link

@@ -187,6 +187,7 @@ gen_new(struct daemon *d)
 	g->sp.auth_fail_window_ms = c->auth_fail_window_ms;
 	g->sp.auth_fail_delay_max_ms = c->auth_fail_delay_max_ms;
 	g->sp.add_missing_headers = c->smtpd_add_missing_headers;
+	g->sp.dkim = g->dlv->dkim;
 	return g;
 fail:
 	gen_free(g);
@@ -492,7 +493,8 @@ drop_pickup(struct daemon *d, const char *name)
 		return;
 	if (name == NULL)
 		d->last_pickup = ev_now(d->loop);
-	pickup_run(d->q, d->cur->conf.max_message_size, name, on_picked, d);
+	pickup_run_signing(d->q, d->cur->conf.max_message_size,
+	    d->cur->dlv->dkim, name, on_picked, d);
 }
 
 static void

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dkim_keys.h"
 #include "log.h"
 #include "message.h"
 #include "pickup.h"
@@ -133,10 +134,31 @@ already_in(struct queue *q, const char *name, const struct queue_drop *d)
 	return same;
 }
 
-static bool
-pickup_one(struct queue *q, uint64_t max_size, const char *name,
-    pickup_cb cb, void *arg)
+/*
+ * The signature of the copied message into env->dkim (none when it is
+ * not signed).  -1: a signing error, logged.
+ */
+static int
+pickup_sign(struct dkim_signer *sg, const char *name, struct envelope *env)
 {
+	if (sg == NULL)
+		return 0;
+	if (dkim_signer_end(sg, &env->dkim) == -1) {
+		log_warnx("%s: DKIM signing failed: %s (drop/%s left there)",
+		    name, dkim_signer_error(sg), name);
+		return -1;
+	}
+	if (env->dkim == NULL)
+		log_debug("%s: not DKIM-signed: %s", name,
+		    dkim_signer_why(sg));
+	return 0;
+}
+
+static bool
+pickup_one(struct queue *q, uint64_t max_size, struct dkim_keys *keys,
+    const char *name, pickup_cb cb, void *arg)
+{
+	struct dkim_signer *sg = NULL;
 	struct queue_drop d;
 	struct queue_new *qn = NULL;
 	struct envelope env;
@@ -180,7 +202,11 @@ pickup_one(struct queue *q, uint64_t max_size, const char *name,
 			return false;
 		}
 	}
+	/* The signer sees the message as it is stored (t= is now). */
+	if ((sg = dkim_signer_new(keys, now)) != NULL)
+		queue_new_set_tap(qn, dkim_signer_feed, sg);
 	if ((r = copy_body(&d, qn, &why)) != 0) {
+		dkim_signer_free(sg);
 		queue_new_abort(qn);
 		queue_drop_close(&d);
 		if (r == -2)
@@ -205,6 +231,15 @@ pickup_one(struct queue *q, uint64_t max_size, const char *name,
 	else
 		env.submit_user = xasprintf("#%lu", (unsigned long)d.uid);
 
+	/* The drop file's envelope never carries a signature: ours only. */
+	r = pickup_sign(sg, name, &env);
+	dkim_signer_free(sg);
+	if (r == -1) {
+		queue_new_abort(qn);
+		queue_drop_close(&d);
+		envelope_free(&env);
+		return false;
+	}
 	/* The drop file's lock is held until the file is gone. */
 	if (queue_new_commit(qn, &env) == -1) {
 		log_warn("%s: cannot take drop/%s into the queue (left there)",
@@ -231,17 +266,24 @@ size_t
 pickup_run(struct queue *q, uint64_t max_size, const char *name,
     pickup_cb cb, void *arg)
 {
+	return pickup_run_signing(q, max_size, NULL, name, cb, arg);
+}
+
+size_t
+pickup_run_signing(struct queue *q, uint64_t max_size, struct dkim_keys *keys,
+    const char *name, pickup_cb cb, void *arg)
+{
 	struct strlist names = { NULL, 0, 0 };
 	size_t n = 0;
 
 	if (name != NULL)
-		return pickup_one(q, max_size, name, cb, arg) ? 1 : 0;
+		return pickup_one(q, max_size, keys, name, cb, arg) ? 1 : 0;
 	if (queue_drop_list(q, &names) == -1) {
 		log_warn("%s/drop: cannot list", queue_dir(q));
 		return 0;
 	}
 	for (size_t i = 0; i < names.n; i++)
-		if (pickup_one(q, max_size, names.v[i], cb, arg))
+		if (pickup_one(q, max_size, keys, names.v[i], cb, arg))
 			n++;
 	strlist_free(&names);
 	return n;

@@ -23,5 +23,14 @@ typedef void (*pickup_cb)(void *arg, const struct envelope *env);
  */
 size_t	 pickup_run(struct queue *, uint64_t max_size, const char *name,
 	    pickup_cb, void *arg);
+/*
+ * The same, signing each message with keys (dkim_keys.h; NULL: none) as
+ * it is copied in: the owner of the spool can read the keys, the user
+ * who dropped the message could not.  A signing error leaves the drop
+ * file for later, logged.
+ */
+struct dkim_keys;
+size_t	 pickup_run_signing(struct queue *, uint64_t max_size,
+	    struct dkim_keys *keys, const char *name, pickup_cb, void *arg);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "delivery.h"
+#include "dkim_keys.h"
 #include "dns.h"
 #include "event.h"
 #include "log.h"
@@ -220,6 +221,8 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	struct delivery_conf dc;
 	char err[512], *servers;
 
+	if (runner_dkim_keys(c, &d->dkim) == -1)
+		goto fail;
 	if (c->relayhost != NULL && c->relayhost_auth_file != NULL &&
 	    auth_load(c, c->relayhost_auth_file, d) == -1)
 		goto fail;
@@ -299,6 +302,7 @@ runner_setup_free(struct runner_setup *d)
 	}
 	free(d->rh_auth_user);
 	free(d->rh_auth_pass);
+	dkim_keys_unref(d->dkim);
 	free(d);
 }
 
@@ -322,14 +326,18 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 		log_warn("%s", c->spool_dir);
 		return -1;
 	}
-	/* Messages that local users dropped: into the queue first. */
-	pickup_run(q, c->max_message_size, NULL, NULL, NULL);
 	if ((loop = ev_loop_new()) == NULL) {
 		log_warn("event loop");
 		goto done;
 	}
 	if ((dlv = runner_setup_new(loop, c)) == NULL)
 		goto done;
+	/*
+	 * Messages that local users dropped: into the queue first, signed
+	 * with the keys just read (so after the set-up, not before).
+	 */
+	pickup_run_signing(q, c->max_message_size, dlv->dkim, NULL, NULL,
+	    NULL);
 	memset(&qo, 0, sizeof(qo));
 	qo.force = o->force;
 	qo.only_id = o->only_id;

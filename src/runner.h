@@ -33,6 +33,7 @@ struct runner_setup {
 	size_t			 nrh;
 	struct delivery_engine	*engine;
 	struct qmgr_conf	 qc;		/* for qmgr_new(), qmgr_set_conf() */
+	struct dkim_keys	*dkim;		/* dkim_key; NULL: none */
 };
 
 /* NULL with the reason logged (bad relayhost_auth_file, TLS, DNS set-up). */
@@ -53,6 +54,15 @@ void		 runner_daemon_ids_fix(uid_t, gid_t);
  * the daemon's ids); a loose mode is logged.  -1 with the reason logged.
  */
 int		 runner_secret_open(const struct conf *, const char *path);
+
+/*
+ * runner_dkim.c: the dkim_key files, each opened with
+ * runner_secret_open() and read (dkim.h); a weak RSA key is warned
+ * about.  0 with *out the set (NULL when none is configured), or -1 with
+ * the reason logged, naming the file.
+ */
+struct dkim_keys;
+int		 runner_dkim_keys(const struct conf *, struct dkim_keys **out);
 
 /*
  * Returns 0 when the run completed (whatever the outcomes), -1 when it

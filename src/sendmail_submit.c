@@ -22,9 +22,11 @@
 
 #include "aliases.h"
 #include "conf.h"
+#include "dkim_keys.h"
 #include "hash.h"
 #include "log.h"
 #include "message.h"
+#include "runner.h"
 #include "sendmail_int.h"
 #include "spool.h"
 #include "submit_bs.h"
@@ -57,20 +59,46 @@ struct intake {
 	bool		 hsep;		/* an empty line was produced */
 
 	struct queue_new *qn;		/* body phase */
+	struct dkim_signer *dkim;	/* sees what qn stores; NULL: none */
 	int		 err;		/* errno of a spool write, or -1 */
 	bool		 too_big;	/* over max_message_size (err is -1) */
 };
+
+/*
+ * The DKIM keys for a message committed by this process: read only when
+ * it writes the spool itself (root, now the spool's owner, or the owner).
+ * A message in the drop folder is signed by its pickup, and the user who
+ * dropped it must not read the keys.  EX_OK, or EX_CONFIG logged.
+ */
+static int
+submit_keys(const struct conf *conf, const struct queue *q,
+    struct dkim_keys **keys)
+{
+	*keys = NULL;
+	if (queue_is_drop(q) || conf->ndkim_keys == 0)
+		return EX_OK;
+	if (runner_dkim_keys(conf, keys) == -1) {
+		log_warnx("message not queued: a DKIM key cannot be used");
+		return EX_CONFIG;
+	}
+	return EX_OK;
+}
 
 /* -bs: one SMTP session on stdin/stdout into the submit queue. */
 int
 submit_session(const struct conf *conf)
 {
 	struct submit_bs_conf bc;
+	struct dkim_keys *keys;
 	struct queue *q;
 	int rc;
 
 	if ((rc = open_submit_queue(conf, &q)) != 0)
 		return rc;
+	if ((rc = submit_keys(conf, q, &keys)) != EX_OK) {
+		queue_close(q);
+		return rc;
+	}
 	memset(&bc, 0, sizeof(bc));
 	bc.hostname = conf->hostname;
 	bc.qualify_domain = conf->qualify_domain;
@@ -78,8 +106,10 @@ submit_session(const struct conf *conf)
 	bc.max_recipients = conf->max_recipients;
 	bc.bare_lf = conf->bare_lf;
 	bc.add_missing_headers = conf->smtpd_add_missing_headers;
+	bc.dkim = keys;
 	rc = submit_bs(q, &bc, (uint32_t)caller_uid, caller_name,
 	    STDIN_FILENO, STDOUT_FILENO);
+	dkim_keys_unref(keys);
 	queue_close(q);
 	return rc;
 }
@@ -525,6 +555,8 @@ submit_take(const struct opts *o, const struct conf *conf, struct queue *q,
 		    spool_problem(e));
 		return submit_exit_for_errno(e);
 	}
+	if (in->dkim != NULL)
+		queue_new_set_tap(in->qn, dkim_signer_feed, in->dkim);
 	in->ignore_dots = o->ignore_dots;
 	in->at_bol = true;
 	in->in_header = true;
@@ -554,6 +586,13 @@ submit_commit(struct intake *in, struct envelope *env, const struct queue *q,
 	struct queue_new *qn = in->qn;
 	char esc[512];
 
+	if (in->dkim != NULL && dkim_signer_end(in->dkim, &env->dkim) == -1) {
+		log_warnx("message not queued: DKIM signing failed: %s",
+		    dkim_signer_error(in->dkim));
+		return EX_SOFTWARE;	/* submit() aborts in->qn */
+	}
+	if (in->dkim != NULL && env->dkim == NULL)
+		log_debug("not DKIM-signed: %s", dkim_signer_why(in->dkim));
 	in->qn = NULL;	/* commit frees it, whatever happens */
 	if (queue_new_commit(qn, env) == -1) {
 		int e = errno;
@@ -578,6 +617,7 @@ submit(const struct opts *o, struct conf *conf, int argc, char **argv)
 	struct strlist args = { 0 }, hdr_rcpts = { 0 };
 	struct rcpt_seen seen = { 0 };
 	struct aliases *al = NULL;
+	struct dkim_keys *keys = NULL;
 	struct queue *q = NULL;
 	struct intake in;
 	char *sender = NULL;
@@ -591,6 +631,10 @@ submit(const struct opts *o, struct conf *conf, int argc, char **argv)
 		goto done;
 	if ((rc = open_submit_queue(conf, &q)) != 0)
 		goto done;
+	if ((rc = submit_keys(conf, q, &keys)) != EX_OK)
+		goto done;
+	/* The message's t= is its arrival, as the envelope's. */
+	in.dkim = dkim_signer_new(keys, time(NULL));
 	if ((rc = submit_take(o, conf, q, sender, &in, &hdr_rcpts)) != EX_OK)
 		goto done;
 
@@ -615,6 +659,8 @@ submit(const struct opts *o, struct conf *conf, int argc, char **argv)
 done:
 	if (in.qn != NULL)
 		queue_new_abort(in.qn);
+	dkim_signer_free(in.dkim);
+	dkim_keys_unref(keys);
 	free(in.hbuf);
 	if (q != NULL)
 		queue_close(q);

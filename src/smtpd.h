@@ -33,6 +33,7 @@
 #include "event.h"
 #include "smtpd_auth.h"
 
+struct dkim_keys;
 struct queue;
 struct smtpd;
 
@@ -72,6 +73,12 @@ struct smtpd_params {
 	 * an outsider).
 	 */
 	bool			 add_missing_headers;
+	/*
+	 * DKIM keys (dkim_keys.h): each message is signed as it is stored,
+	 * the signature made at its commit.  NULL: none.  A message holds
+	 * a reference, so the set may be replaced with the parameters.
+	 */
+	struct dkim_keys	*dkim;
 };
 
 /*

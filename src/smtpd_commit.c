@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dkim_keys.h"
 #include "envelope.h"
 #include "io.h"
 #include "log.h"
@@ -49,6 +50,8 @@ struct commit {
 	struct session		*s;	/* NULL once the client is gone */
 	struct queue_new	*qn;
 	struct envelope		 env;
+	struct dkim_signer	*dkim;	/* ends in commit_work(); NULL: none */
+	bool			 dkim_failed;
 	int			 rc;
 	int			 err;
 };
@@ -119,6 +122,9 @@ smtpd_data_begin(struct session *s, char *arg)
 		spool_error(s, e);
 		return;
 	}
+	/* The signer is fed what is stored, our Received: first. */
+	if ((s->dkim = dkim_signer_new(sd->p.dkim, time(NULL))) != NULL)
+		queue_new_set_tap(s->qn, dkim_signer_feed, s->dkim);
 	hdr = data_received(s);
 	r = queue_new_write(s->qn, hdr, strlen(hdr));
 	free(hdr);
@@ -166,6 +172,8 @@ smtpd_data_drop(struct session *s)
 		queue_new_abort(s->qn);
 		s->qn = NULL;
 	}
+	dkim_signer_free(s->dkim);
+	s->dkim = NULL;
 }
 
 /* Feed what is buffered to the unstuffer; data_end() at the end of data. */
@@ -320,15 +328,26 @@ commit_new(struct session *s)
 	}
 	c->qn = s->qn;
 	s->qn = NULL;		/* commit frees it, success or not */
+	c->dkim = s->dkim;
+	s->dkim = NULL;
 	return c;
 }
 
-/* Fsyncs and renames: in a worker thread, or inline. */
+/*
+ * The signature (its RSA or Ed25519 operation off the loop), fsyncs and
+ * renames: in a worker thread, or inline.
+ */
 static void
 commit_work(void *arg)
 {
 	struct commit *c = arg;
 
+	if (c->dkim != NULL && dkim_signer_end(c->dkim, &c->env.dkim) == -1) {
+		c->dkim_failed = true;
+		c->rc = -1;
+		c->err = EIO;
+		return;		/* commit_free() aborts qn */
+	}
 	c->rc = queue_new_commit(c->qn, &c->env);
 	c->err = errno;
 	c->qn = NULL;
@@ -342,12 +361,21 @@ commit_reply(struct session *s, struct commit *c)
 	const char *tls;
 	struct envelope *env = &c->env;
 
+	if (c->dkim_failed) {
+		log_warnx("smtpd: DKIM signing of a message from %s failed: "
+		    "%s", s->peer, dkim_signer_error(c->dkim));
+		smtpd_reply(s, "451 4.3.0 Error: message could not be signed");
+		return;
+	}
 	if (c->rc == -1) {
 		errno = c->err;
 		log_warn("smtpd: queue commit from %s", s->peer);
 		spool_error(s, c->err);
 		return;
 	}
+	if (c->dkim != NULL && c->env.dkim == NULL)
+		log_debug("%s: not DKIM-signed: %s", c->env.id,
+		    dkim_signer_why(c->dkim));
 	tls = io_tls_version(s->io);
 	util_escape(esc, sizeof(esc), env->sender);
 	if (s->lc != NULL) {
@@ -375,6 +403,7 @@ commit_free(struct commit *c)
 {
 	if (c->qn != NULL)
 		queue_new_abort(c->qn);
+	dkim_signer_free(c->dkim);
 	envelope_free(&c->env);
 	free(c);
 }

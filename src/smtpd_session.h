@@ -90,6 +90,7 @@ struct session {
 	struct smtp_unstuff unstuff;
 	struct msg_hops	 hops;
 	struct msg_stream hdr;		/* Date, Message-ID, UTF-8 fields */
+	struct dkim_signer *dkim;	/* sees what qn stores; NULL: none */
 	uint64_t	 dsize;
 	bool		 too_big;
 	int		 spool_err;	/* errno of a failed spool call, or 0 */

@@ -129,6 +129,7 @@ submit_bs(struct queue *q, const struct submit_bs_conf *conf, uint32_t uid,
 	p.max_recipients = conf->max_recipients;
 	p.bare_lf = conf->bare_lf;
 	p.add_missing_headers = conf->add_missing_headers;
+	p.dkim = conf->dkim;
 	p.max_clients = 1;
 	p.cmd_timeout_ms = SMTPD_CMD_TIMEOUT_MS;
 	p.data_timeout_ms = SMTPD_DATA_TIMEOUT_MS;

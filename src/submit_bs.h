@@ -14,6 +14,7 @@
 
 #include "confval.h"
 
+struct dkim_keys;
 struct queue;
 
 /* What -bs takes from the configuration (mxrelay.conf(5)). */
@@ -24,6 +25,7 @@ struct submit_bs_conf {
 	unsigned	 max_recipients;
 	enum bare_lf_policy bare_lf;		/* the local user is trusted */
 	bool		 add_missing_headers;	/* Date:, Message-ID: */
+	struct dkim_keys *dkim;		/* sign at commit; NULL: none */
 };
 
 /*

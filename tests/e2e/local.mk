@@ -20,7 +20,8 @@ E2E_TESTS = tests/e2e/t_deb.sh tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests
 	tests/e2e/t_smtputf8.sh \
 	tests/e2e/t_fallback_utf8.sh tests/e2e/t_route_relayhosts.sh \
 	tests/e2e/t_authfile.sh tests/e2e/t_route_fallback.sh \
-	tests/e2e/t_dkim_keygen.sh
+	tests/e2e/t_dkim_keygen.sh \
+	tests/e2e/t_dkim_spool.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh \
 	tests/e2e/certs.sh tests/e2e/privs.sh tests/e2e/smtpclient.py \
