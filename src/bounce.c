@@ -729,6 +729,9 @@ bounce_build_notice(const struct envelope *env, const bool *report,
 		buf_add(&d.hdrs, d.n->hdrs, d.n->hdrslen);
 	} else {
 		d.with_hdrs = body_fd != -1;
+		/* The message as it was sent: our DKIM signature first. */
+		if (d.with_hdrs && env->dkim != NULL)
+			buf_str(&d.hdrs, env->dkim);
 		if (d.with_hdrs &&
 		    read_headers(body_fd, &d.hdrs, &d.eightbit) == -1)
 			goto done;

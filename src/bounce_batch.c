@@ -172,6 +172,18 @@ batch_start(struct bounce_batch *b, struct bsender *s,
 	    &s->hdrslen, &s->hdrs8bit) == -1)
 		log_warn("%s: cannot read the header section for the "
 		    "notification", env->id);
+	/* The message as it was sent: our DKIM signature first. */
+	if (s->hdrs != NULL && env->dkim != NULL) {
+		size_t slen = strlen(env->dkim);
+		char *h = xmalloc(slen + s->hdrslen + 1);
+
+		memcpy(h, env->dkim, slen);
+		memcpy(h + slen, s->hdrs, s->hdrslen);
+		h[slen + s->hdrslen] = '\0';
+		free(s->hdrs);
+		s->hdrs = h;
+		s->hdrslen += slen;
+	}
 }
 
 /* Copies of env's reported recipients into s's batch. */

@@ -712,6 +712,39 @@ test_headers_copy(void **state)
 	envelope_free(&env);
 }
 
+/*
+ * A message signed at intake is quoted as it was sent: the signature
+ * the envelope holds, then the header section of the body file.
+ */
+static void
+test_headers_dkim(void **state)
+{
+	static const char body[] = "Subject: x\r\nTo: y\r\n\r\nbody\r\n";
+	static const char sig[] = "DKIM-Signature: v=1; a=ed25519-sha256; "
+	    "d=example.com;\r\n\ts=sel; b=AbC\r\n";
+	struct envelope env;
+	struct dsn d;
+	const bool report[1] = { true };
+	char *out;
+	size_t len;
+	int fd;
+
+	(void)state;
+	envelope_init(&env);
+	env.sender = xstrdup("alice@example.com");
+	envelope_add_rcpt(&env, "bob@example.org", NULL);
+	env.dkim = xstrdup(sig);
+	fd = body_file(body, sizeof(body) - 1);
+	assert_int_equal(build(&env, report, fd, &d, &out, &len), 0);
+	assert_string_equal(d.part[2].body, "DKIM-Signature: v=1; "
+	    "a=ed25519-sha256; d=example.com;\r\n\ts=sel; b=AbC\r\n"
+	    "Subject: x\r\nTo: y\r\n");
+	dsn_free(&d);
+	free(out);
+	close(fd);
+	envelope_free(&env);
+}
+
 static void
 test_build_errors(void **state)
 {
@@ -1162,6 +1195,7 @@ main(void)
 		cmocka_unit_test(test_status_defaults),
 		cmocka_unit_test(test_long_reply),
 		cmocka_unit_test(test_headers_copy),
+		cmocka_unit_test(test_headers_dkim),
 		cmocka_unit_test(test_build_errors),
 		cmocka_unit_test(test_message_id_unique),
 		cmocka_unit_test_setup_teardown(test_queue_null_sender,
