@@ -25,6 +25,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "dkim.h"
+#include "dkim_keys.h"
 #include "envelope.h"
 #include "mock_log.h"
 #include "pickup.h"
@@ -154,6 +159,80 @@ test_take_in(void **state)
 	assert_true(mock_log_contains("(queued from drop/)"));
 	/* Nothing left: a second run takes nothing. */
 	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 0);
+}
+
+/* A set of one new Ed25519 key for example.com (dkim_keys.h). */
+static struct dkim_keys *
+test_keys(struct fx *fx)
+{
+	struct dkim_key **keys = xcalloc(1, sizeof(*keys));
+	char path[256], err[256];
+	EVP_PKEY *pkey;
+	FILE *f;
+	bool weak;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/dkim.key", fx->top);
+	assert_non_null(pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL,
+	    NULL), 1);
+	fclose(f);
+	EVP_PKEY_free(pkey);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	keys[0] = dkim_key_read_fd(fd, path, "example.com", "sel1", &weak, err,
+	    sizeof(err));
+	close(fd);
+	if (keys[0] == NULL)
+		fail_msg("%s", err);
+	return dkim_keys_new(keys, 1, 0);
+}
+
+/*
+ * DKIM: the spool's owner signs a dropped message as it copies it in (the
+ * user could not read the key); a signature in the drop file's envelope
+ * is never taken, signing or not.
+ */
+static void
+test_dkim(void **state)
+{
+	static const char forged[] = "DKIM-Signature: v=1; d=example.com; "
+	    "s=forged; b=x\r\n";
+	struct fx *fx = *state;
+	struct dkim_keys *keys = test_keys(fx);
+	struct envelope env, got;
+	char id[3][QUEUE_ID_LEN + 1];
+
+	make_env(&env, "a@example.com", "b@example.net");
+	env.dkim = xstrdup(forged);
+	drop(fx, "From: a@mail.example.com\r\nSubject: x\r\n\r\nhi\r\n",
+	    &env, id[0]);
+	drop(fx, "From: a@example.org\r\nSubject: x\r\n\r\nhi\r\n", &env,
+	    id[1]);
+	envelope_free(&env);
+	assert_int_equal(pickup_run_signing(fx->q, fx->max_size, keys, NULL,
+	    on_queued, fx), 2);
+	assert_int_equal(queue_env_load(fx->q, id[0], &got), 0);
+	assert_non_null(got.dkim);
+	assert_memory_equal(got.dkim, "DKIM-Signature:", 15);
+	assert_non_null(strstr(got.dkim, "d=example.com"));
+	assert_null(strstr(got.dkim, "forged"));
+	envelope_free(&got);
+	assert_int_equal(queue_env_load(fx->q, id[1], &got), 0);
+	assert_null(got.dkim);
+	envelope_free(&got);
+
+	/* Without keys: the drop file's signature is not kept either. */
+	make_env(&env, "a@example.com", "b@example.net");
+	env.dkim = xstrdup(forged);
+	drop(fx, "From: a@example.com\r\n\r\nhi\r\n", &env, id[2]);
+	envelope_free(&env);
+	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx),
+	    1);
+	assert_int_equal(queue_env_load(fx->q, id[2], &got), 0);
+	assert_null(got.dkim);
+	envelope_free(&got);
+	dkim_keys_unref(keys);
 }
 
 /*
@@ -302,6 +381,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_dkim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_taken_in_before, setup,
 		    teardown),
