@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "envelope.h"
 #include "json.h"
@@ -64,7 +65,9 @@ list_json(const struct envelope *env)
 	json_key(&b, "arrival_time");
 	json_int(&b, (long long)env->arrival);
 	json_key(&b, "message_size");
-	json_int(&b, (long long)env->size);
+	/* What delivery sends: the DKIM signature too (envelope.h). */
+	json_int(&b, (long long)(env->size +
+	    (env->dkim != NULL ? strlen(env->dkim) : 0)));
 	json_key(&b, "sender");
 	json_str(&b, env->sender);
 	json_key(&b, "held");

@@ -42,6 +42,8 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 	struct listing *l = arg;
 	char when[64], esc[1024], id[QUEUE_ID_LEN + 2];
 	bool held = (env->flags & ENVELOPE_F_HOLD) != 0;
+	/* What delivery sends: the DKIM signature too (envelope.h). */
+	uint64_t size = env->size + (env->dkim != NULL ? strlen(env->dkim) : 0);
 	struct tm tm;
 
 	(void)q;
@@ -57,7 +59,7 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
 	/* A held message: "!" after its id, as Postfix marks it. */
 	snprintf(id, sizeof(id), "%s%s", env->id, held ? "!" : "");
-	printf("%-20s %8llu %-20s  %s\n", id, (unsigned long long)env->size,
+	printf("%-20s %8llu %-20s  %s\n", id, (unsigned long long)size,
 	    when, env->sender[0] ? util_escape(esc, sizeof(esc), env->sender) :
 	    "<>");
 	for (size_t i = 0; i < env->nrcpt; i++) {
@@ -79,7 +81,7 @@ list_one(struct queue *q, const struct envelope *env, void *arg)
 	}
 	putchar('\n');
 	l->count++;
-	l->bytes += env->size;
+	l->bytes += size;
 	return 0;
 }
 

@@ -6,13 +6,15 @@
 # (a) A message queued by mxrelay as the spool's owner, by -bs, through
 #     the listener, and (as root, privs.sh) by a user through drop/ and
 #     its pickup reaches the exchanger with exactly one DKIM-Signature,
-#     its first line, before our Received:.
+#     its first line, before our Received: where there is one (mxrelay
+#     adds none to what it is handed).
 # (b) A message deferred at one exchanger and retried sends the same
 #     bytes as its delivery to another at the first attempt.
 # (c) A key file that is writable by others, missing or not a key stops
 #     mxrelayd and mxrelay -q at start with an error naming the file; a
 #     reload with such a key keeps the keys in use.
 # (d) A From: in no key's domain: no signature.
+# (e) mailq and SIZE= count the signature: the bytes sent.
 . "${top_srcdir:-.}/tests/e2e/privs.sh"
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
@@ -74,10 +76,15 @@ world_conf "$KEY"
 msg app@mail.example.com r@site.test owner | mx -f app@mail.example.com r@site.test ||
     fail "mxrelay as the spool's owner"
 grep -q '^dkim =DKIM-Signature:' "$SPOOL"/env/* || fail "no dkim line in the envelope"
+size=$(mx -bp | awk 'NR == 2 { print $2 }')
 run_queue
 last_msg 127.0.0.2
 signed "mxrelay as the spool's owner"
 ok "mxrelay as the spool's owner: one DKIM-Signature, first, d=example.com"
+[ "$(wc -c < "$T/msg" | tr -d ' ')" = "$size" ] ||
+    fail "mailq said $size bytes, $(wc -c < "$T/msg") were sent"
+grep -q "SIZE=$size" "$T/sink/127.0.0.2.log" || fail "SIZE= is not $size"
+ok "mailq and SIZE= count the signature: the bytes sent"
 
 # (a) 2. -bs.
 fresh
