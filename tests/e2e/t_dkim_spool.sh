@@ -10,9 +10,11 @@
 #     adds none to what it is handed).
 # (b) A message deferred at one exchanger and retried sends the same
 #     bytes as its delivery to another at the first attempt.
-# (c) A key file that is writable by others, missing or not a key stops
-#     mxrelayd and mxrelay -q at start with an error naming the file; a
-#     reload with such a key keeps the keys in use.
+# (c) A key file that is writable by others, missing, not a key or RSA
+#     below 1024 bits stops mxrelayd and mxrelay -q at start with an
+#     error naming the file, and mxrelay queues nothing (exit 78); a
+#     reload with such a key keeps the keys in use; RSA of 1024 bits is
+#     used with a warning naming the file.
 # (d) A From: in no key's domain: no signature.
 # (e) mailq and SIZE= count the signature: the bytes sent.
 . "${top_srcdir:-.}/tests/e2e/privs.sh"
@@ -188,6 +190,40 @@ bad_key "a missing key" "$T/missing.key"
 printf 'not a key\n' > "$T/junk.key"
 chmod 600 "$T/junk.key"
 bad_key "a file that is not a key" "$T/junk.key"
+if openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:512 \
+    -out "$T/short.key" 2> /dev/null; then
+	chmod 600 "$T/short.key"
+	bad_key "an RSA key of 512 bits" "$T/short.key"
+else
+	ok "# SKIP an RSA key of 512 bits (openssl will not make one)"
+fi
+
+# mxrelay as the spool's owner with a bad key: nothing queued, exit 78.
+fresh
+world_conf "dkim_key = example.com sel1 $T/ww.key"
+msg app@example.com q@site.test bad | mx -f app@example.com q@site.test > "$T/log" 2>&1
+rc=$?
+[ "$rc" = 78 ] || { cat "$T/log" >&2; fail "mxrelay with a bad key: exit $rc, want 78"; }
+grep -qF "$T/ww.key" "$T/log" || { cat "$T/log" >&2; fail "mxrelay does not name the key"; }
+[ "$(spool_count)" = 0 ] || fail "a message was queued with a bad key"
+ok "mxrelay as the spool's owner with a bad key: exit 78, the file named, nothing queued"
+
+# An RSA key of 1024 bits: used, with a warning that names it.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 \
+    -out "$T/weak.key" 2> /dev/null || fail "openssl genpkey RSA 1024"
+chmod 600 "$T/weak.key"
+fresh
+world_conf "dkim_key = example.com sel1 $T/weak.key"
+msg app@example.com w@site.test weak | mx -f app@example.com w@site.test 2> "$T/err" ||
+    { cat "$T/err" >&2; fail "mxrelay with a 1024-bit key"; }
+grep -qF "$T/weak.key: an RSA key of fewer than 2048 bits" "$T/err" ||
+    { cat "$T/err" >&2; fail "no warning for a 1024-bit key"; }
+run_queue
+grep -qF "$T/weak.key: an RSA key of fewer than 2048 bits" "$T/log" ||
+    fail "mxrelay -q: no warning for a 1024-bit key"
+last_msg 127.0.0.2
+signed "a 1024-bit key"
+ok "an RSA key of 1024 bits: used, with a warning naming it"
 
 # (a) 4. A user's message through drop/: signed by its pickup (root's
 # mxrelay -q, working as the spool's owner mxrelay, who reads the key).
