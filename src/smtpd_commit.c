@@ -448,6 +448,9 @@ commit_done(void *arg)
 		if (c->rc == 0)
 			log_info("%s: queued, but the client left before the "
 			    "reply", c->env.id);
+		else if (c->dkim_failed)
+			log_warnx("smtpd: DKIM signing failed: %s (the client "
+			    "had left)", dkim_signer_error(c->dkim));
 		commit_free(c);
 		return;
 	}
