@@ -491,42 +491,70 @@ test_connect_ok(void **state)
 	ctx_done(&c);
 }
 
+static uint64_t sent_at;	/* when send_later() ran */
+
 static void
 send_later(void *arg)
 {
 	struct ctx *c = arg;
 
+	sent_at = util_now_ms();
 	peer_send(c, "tick\r\n");
 }
 
-static void
-test_timeout(void **state)
+/*
+ * One try of test_timeout: 1 when it ran undisturbed and passed, 0 when
+ * the machine held the process so long that the input came after the
+ * timeout (a loaded machine: the caller tries again).
+ */
+static int
+timeout_try(void)
 {
 	struct ctx c;
 	struct ev_timer t1;
 	uint64_t t0, dt;
 
-	(void)state;
 	ctx_init(&c);
 	setup_pair(&c);
+	sent_at = 0;
 	t0 = util_now_ms();
-	io_set_timeout(c.io, 60);
-	/* Input at 30 ms restarts the timer: the timeout comes at >= 90 ms. */
+	io_set_timeout(c.io, 200);
+	/* Input at 30 ms restarts the timer: the timeout comes 200 ms later. */
 	ev_timer_init(&t1, send_later, &c);
 	ev_timer_add(c.loop, &t1, 30);
-	while (c.nev < 2 && util_now_ms() - t0 < 3000)
+	while (c.nev < 2 && util_now_ms() - t0 < 5000)
 		assert_int_equal(ev_run_once(c.loop, -1), 0);
 	dt = util_now_ms() - t0;
+	if (sent_at == 0 || sent_at - t0 >= 150 ||
+	    (c.nev >= 1 && c.ev[0] == IO_TIMEOUT)) {
+		ev_timer_del(c.loop, &t1);
+		ctx_done(&c);
+		return 0;
+	}
 	assert_int_equal(c.nev, 2);
 	assert_int_equal(c.ev[0], IO_DATAIN);
 	assert_int_equal(c.ev[1], IO_TIMEOUT);
-	assert_true(dt >= 89);
-	assert_true(dt < 2000);
+	/* From the input, not from the start. */
+	assert_true(dt >= sent_at - t0 + 199);
+	assert_true(dt < 5000);
 	/* 0 turns it off. */
 	io_set_timeout(c.io, 0);
 	spin(&c, 20);
 	assert_int_equal(c.nev, 2);
 	ctx_done(&c);
+	return 1;
+}
+
+static void
+test_timeout(void **state)
+{
+	int tries;
+
+	(void)state;
+	for (tries = 0; tries < 10; tries++)
+		if (timeout_try())
+			break;
+	assert_true(tries < 10);
 }
 
 static void
