@@ -140,6 +140,7 @@ static int	 name_normalize(const char *, char *, size_t);
 static int	 parse_type(const char *, uint16_t *);
 static const char *type_to_text(uint16_t, char *, size_t);
 static int	 parse_number(const char *, unsigned long, unsigned long *);
+static int	 txt_join(char **, size_t, char **);
 static int	 zone_line(struct zone *, char *, char *, size_t);
 static int	 zone_load(const char *, struct zone *);
 static void	 zone_free(struct zone *);
@@ -149,6 +150,7 @@ static void	 put16(struct buf *, uint16_t);
 static void	 put32(struct buf *, uint32_t);
 static void	 putbytes(struct buf *, const void *, size_t);
 static void	 putname(struct buf *, const char *);
+static void	 put_txt(struct buf *, const char *);
 static void	 put_rr(struct buf *, const char *, const struct rr *);
 static int	 answer(const struct zone *, const uint8_t *, size_t, bool,
 		    struct buf *, unsigned *);
@@ -292,6 +294,34 @@ parse_number(const char *s, unsigned long max, unsigned long *out)
 }
 
 /*
+ * The words of a TXT record, each one character-string of 1 to 255
+ * octets, kept joined by single spaces (a word has none).
+ */
+static int
+txt_join(char **word, size_t n, char **out)
+{
+	size_t len = 0;
+	char *p;
+
+	if (n == 0)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		if (strlen(word[k]) > 255)
+			return -1;
+		len += strlen(word[k]) + 1;
+	}
+	p = *out = xrealloc(NULL, len, 1);
+	for (size_t k = 0; k < n; k++) {
+		if (k > 0)
+			*p++ = ' ';
+		memcpy(p, word[k], strlen(word[k]));
+		p += strlen(word[k]);
+	}
+	*p = '\0';
+	return 0;
+}
+
+/*
  * One zone line: NAME [TTL] TYPE ARGS...  The line is modified.  Returns
  * -1 with a message in err.
  */
@@ -429,11 +459,10 @@ zone_line(struct zone *z, char *line, char *err, size_t errlen)
 		rr.target = xstrdup(name);
 		break;
 	case T_TXT:
-		if (i + 1 != ntok || strlen(tok[i]) > 255) {
-			snprintf(err, errlen, "TXT takes one word");
+		if (txt_join(tok + i, ntok - i, &rr.target) == -1) {
+			snprintf(err, errlen, "TXT takes words of 1 to 255 octets");
 			return -1;
 		}
-		rr.target = xstrdup(tok[i]);
 		break;
 	}
 	node->rr = xrealloc(node->rr, node->nrr + 1, sizeof(*node->rr));
@@ -540,6 +569,22 @@ putbytes(struct buf *b, const void *p, size_t n)
 	b->len += n;
 }
 
+/* TXT data: each space-separated word as one character-string. */
+static void
+put_txt(struct buf *b, const char *words)
+{
+	size_t n;
+
+	for (;;) {
+		n = strcspn(words, " ");
+		put8(b, (uint8_t)n);
+		putbytes(b, words, n);
+		if (words[n] == '\0')
+			break;
+		words += n + 1;
+	}
+}
+
 /* A normalized name (checked label lengths) in wire form, uncompressed. */
 static void
 putname(struct buf *b, const char *name)
@@ -585,8 +630,7 @@ put_rr(struct buf *b, const char *owner, const struct rr *rr)
 		putname(b, rr->target);
 		break;
 	case T_TXT:
-		put8(b, (uint8_t)strlen(rr->target));
-		putbytes(b, rr->target, strlen(rr->target));
+		put_txt(b, rr->target);
 		break;
 	}
 	if (!b->overflow) {
