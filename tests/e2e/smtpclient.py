@@ -3,11 +3,12 @@
 
   smtpclient.py send PORT --to ADDR [--from ADDR] [--subject S] [--body-size N]
       [--starttls --cafile F] [--auth USER:PASS] [--size-param N]
-      [--upload FILE]
+      [--upload FILE] [--mail-param P]...
       One message; prints every reply as "CMD CODE TEXT"; exit 0 when the
       message was queued, 1 when refused (the refusal is printed), 2 on
       connection errors.  --upload sends FILE's bytes as the message, as
       `curl --upload-file` does (an LF-only file stays LF-only).
+      --mail-param adds P to MAIL FROM (BODY=8BITMIME).
   smtpclient.py burst PORT --count N --conns C --to-domain D --acked FILE
       N messages over C sequential connections (each message on its own
       transaction); after each 250 to DATA, "N ID" is appended to FILE
@@ -71,6 +72,7 @@ def cmd_send(a):
                 print("AUTH refused", e)
                 return 1
         opts = ["SIZE=%d" % a.size_param] if a.size_param else []
+        opts += a.mail_param
         code, text = s.mail(getattr(a, "from"), opts)
         print("MAIL", code, text.decode())
         if code != 250:
@@ -228,6 +230,7 @@ def main():
     s.add_argument("--auth")
     s.add_argument("--size-param", type=int, default=0)
     s.add_argument("--upload")
+    s.add_argument("--mail-param", action="append", default=[])
     b = sub.add_parser("burst")
     b.add_argument("port", type=int)
     b.add_argument("--count", type=int, required=True)
