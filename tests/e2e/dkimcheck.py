@@ -32,6 +32,9 @@ verifier.
         --fail      every signature fails with every verifier (a changed
                     message; an error is no failure); without it, every
                     one must pass
+        --not-pass  every signature fails or is refused (error) by every
+                    verifier (opendkim-testmsg refuses a message with two
+                    From: fields before it checks any signature)
       Exit 1 otherwise (the reason on stderr), 2 on usage errors.
   dkimcheck.py record SELECTOR DOMAIN KEYFILE
       The test DNS server's zone line for KEYFILE's public key (a PEM
@@ -211,7 +214,7 @@ def cmd_verify(a):
             results.append(("opendkim",) + opendkim_verify(without_other_sigs(msg, fields, i), a.opendkim))
         for name, res, why in results:
             line += " %s=%s" % (name, res)
-            if res != ("fail" if a.fail else "pass"):
+            if (res == "pass") if a.not_pass else res != ("fail" if a.fail else "pass"):
                 bad.append("signature %d: %s says %s" % (i + 1, name, res))
         whys = [r[2] for r in results if r[2]]
         print(line + (" (%s)" % "; ".join(whys) if whys else ""))
@@ -278,6 +281,7 @@ def main():
     v.add_argument("--first", action="store_true")
     v.add_argument("--fold", type=int)
     v.add_argument("--fail", action="store_true")
+    v.add_argument("--not-pass", action="store_true")
     v.add_argument("--opendkim")
     v.add_argument("file")
     r = sub.add_parser("record")

@@ -154,7 +154,10 @@ cmp -s "$T/x3" "$T/both.delivered" && fail "no header byte changed"
 dkim_fails "$T/x3" "Subject: changed after signing" --count 2
 sed '1,/^$/d' "$T/both.delivered" | awk 'BEGIN { s = 1 } s && /^From: / { print "From: <evil@example.test>\r" ; s = 0 } { print }' > "$T/x4"
 [ "$(grep -c '^From: ' "$T/x4")" = 2 ] || fail "no From: added"
-dkim_fails "$T/x4" "a From: added after signing" --count 2
+# opendkim-testmsg refuses two From: fields outright (dkim_chunk():
+# Syntax error); dkimpy checks the signatures, over-signed From: must fail.
+dkim_check "$T/x4" --not-pass --count 2 && [ "$(grep -c 'dkimpy=fail' "$T/dkim.out")" = 2 ] ||
+    { cat "$T/dkim.out" "$T/x4" >&2; fail "a From: added after signing: not refused"; }
 sed 's/[a-z]\r$/X\r/' "$T/8bit.delivered" > "$T/x5"
 dkim_fails "$T/x5" "8-bit body changed after signing" --count 2
 ok "a body byte, the Subject: or an added From: after signing: every signature fails with both verifiers"
