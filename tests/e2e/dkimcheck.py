@@ -29,6 +29,10 @@ verifier.
                     the first Received: field
         --fold N    no line of a signature field is longer than N octets
                     (CRLF not counted)
+        --oversign  h= names from once more than the message has From:
+                    fields (RFC 6376 8.15: an added From: breaks it; both
+                    verifiers refuse a second From: anyway, so this is
+                    checked on h= itself)
         --fail      every signature fails with every verifier (a changed
                     message; an error is no failure); without it, every
                     one must pass
@@ -227,6 +231,12 @@ def cmd_verify(a):
     if a.domain:
         bad += ["signature %d: d=%s, want %s" % (i + 1, t.get("d"), a.domain)
                 for i, t in enumerate(sigs) if t.get("d") != a.domain]
+    if a.oversign:
+        nfrom = sum(1 for f in fields if f[0] == b"from")
+        for i, t in enumerate(sigs):
+            hs = [x.strip().lower() for x in t.get("h", "").split(":")]
+            if hs.count("from") != nfrom + 1:
+                bad.append("signature %d: h= names from %d times for %d From: fields" % (i + 1, hs.count("from"), nfrom))
     if a.fold:
         for i, f in enumerate([f for f in fields if f[0] == b"dkim-signature"]):
             long = [len(l) for l in f[1].rstrip(b"\r\n").split(b"\n")
@@ -280,6 +290,7 @@ def main():
     v.add_argument("--domain")
     v.add_argument("--first", action="store_true")
     v.add_argument("--fold", type=int)
+    v.add_argument("--oversign", action="store_true")
     v.add_argument("--fail", action="store_true")
     v.add_argument("--not-pass", action="store_true")
     v.add_argument("--opendkim")
