@@ -22,7 +22,6 @@ E2E_TESTS = tests/e2e/t_deb.sh tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests
 	tests/e2e/t_authfile.sh tests/e2e/t_route_fallback.sh \
 	tests/e2e/t_dkim_keygen.sh \
 	tests/e2e/t_dkim_spool.sh \
-	tests/e2e/t_dkim.sh \
 	tests/e2e/t_dkim.sh tests/e2e/t_dkim_drop.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh \
