@@ -51,7 +51,6 @@ verifier.
 """
 import argparse
 import base64
-import os
 import random
 import re
 import shlex

@@ -21,7 +21,8 @@
 #  7. a retried message: deferred for one recipient at the first attempt,
 #     the bytes of the second are those of the first, and verify;
 #  8. the listener (smtplib): RSA, Ed25519, both, BODY=8BITMIME, long
-#     header lines.
+#     header lines;
+#  9. dkim_expire: x= is t= plus the duration.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -233,3 +234,17 @@ listen app@example.test "$T/mlong.crlf"
 dkim_pass "$MSG" "listener, long header lines" --count 2 --alg $RSA --alg $ED --first --fold 78 --oversign
 daemon_stop
 ok "listener: rsa-sha256, ed25519-sha256, both; BODY=8BITMIME; long header lines; a changed body fails"
+
+# 9. dkim_expire: x= is t= plus the duration, and dkimpy takes it.
+world_conf "listen = 127.0.0.1:$LPORT" "user = $DUSER" "group = $DGROUP" \
+    "dkim_key = example.test rsa $T/keys/exr.pem" \
+    "dkim_key = example.test ed $T/keys/exe.pem" "dkim_expire = 2d"
+mkmsg "$T/m" app@example.test "expires"
+submit app@example.test "$T/m"
+dkim_pass "$MSG" "dkim_expire = 2d" --count 2 --alg $RSA --alg $ED --first --fold 78 --oversign
+sed '1,/^$/d' "$MSG" | tr -d '\r\n\t ' | sed 's/DKIM-Signature:/\n/g' |
+    awk 'match($0, /;t=[0-9]+/) { t = substr($0, RSTART + 3, RLENGTH - 3)
+	if (match($0, /;x=[0-9]+/)) print t, substr($0, RSTART + 3, RLENGTH - 3) }' > "$T/tx"
+[ "$(wc -l < "$T/tx")" = 2 ] && awk '$2 - $1 != 172800 { exit 1 }' "$T/tx" ||
+    { cat "$T/tx" "$MSG" >&2; fail "x= is not t= + 2 days in both signatures"; }
+ok "dkim_expire = 2d: x= is t= + 172800 in both signatures, and they verify"
