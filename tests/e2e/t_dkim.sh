@@ -162,7 +162,7 @@ dkim_check "$T/x4" --not-pass --count 2 && [ "$(grep -c 'dkimpy=fail' "$T/dkim.o
     { cat "$T/dkim.out" "$T/x4" >&2; fail "a From: added after signing: not refused"; }
 sed 's/[a-z]\r$/X\r/' "$T/8bit.delivered" > "$T/x5"
 dkim_fails "$T/x5" "8-bit body changed after signing" --count 2
-ok "a body byte, the Subject: or an added From: after signing: every signature fails with both verifiers"
+ok "a body byte or the Subject: changed after signing: every signature fails with both verifiers; an added From: fails dkimpy and is refused by opendkim-testmsg"
 
 # 6. Not signed: no key, two From: addresses; signed already.
 mkmsg "$T/m" app@nokey.test "nokey"
