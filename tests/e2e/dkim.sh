@@ -17,13 +17,14 @@ DKIMCHECK_PY="${top_srcdir:-.}/tests/e2e/dkimcheck.py"
 ODKIM=""
 
 # dkim_require: DKIMPY, a python3 that imports dkim; skip (77) without
-# dkimpy, opendkim-testmsg or openssl.
+# dkimpy (and its dkimsign), opendkim-testmsg or openssl.
 dkim_require() {
 	DKIMPY=""
 	for p in python3 /usr/bin/python3; do
 		if "$p" -c 'import dkim' 2> /dev/null; then DKIMPY=$p; break; fi
 	done
-	[ -n "$DKIMPY" ] || { echo "# dkimpy missing (Debian: python3-dkim)"; exit 77; }
+	[ -n "$DKIMPY" ] && command -v dkimsign > /dev/null ||
+	    { echo "# dkimpy or its dkimsign missing (Debian: python3-dkim)"; exit 77; }
 	command -v opendkim-testmsg > /dev/null ||
 	    PATH="$PATH:/usr/sbin:/sbin" command -v opendkim-testmsg > /dev/null ||
 	    { echo "# opendkim-testmsg missing (Debian: opendkim-tools)"; exit 77; }
