@@ -11,9 +11,15 @@
  * Names are local parts without '@', compared case-insensitively and
  * stored in lower case.  Targets are separated by commas or white space.
  * A blank line ends an entry.  Trailing comments are not supported: a
- * target starting with '#' is an error that says so.  Targets "|cmd",
- * "/file", ":include:..." and quoted ones are errors (mxrelay only relays).
- * A name defined twice is an error.
+ * target starting with '#' is an error that says so.  A name defined
+ * twice is an error, and so is any other syntax error: the file is refused.
+ *
+ * Targets "|cmd", "/file", ":include:...", "\name" and quoted ones (a
+ * quoted target may hold blanks and commas) are not supported: mxrelay
+ * only relays.  An entry with one is loaded, but only to fail: expanding a
+ * name that reaches it fails with the first such target's "FILE:LINE:
+ * NAME: TARGET: why", and its other targets are never used alone.  Every
+ * such target is also a warning of the file (aliases_warning()).
  *
  * Expansion is depth-first.  A target naming the alias that is being
  * expanded ("root: root, admin@x") means that name as it is, as sendmail
@@ -44,11 +50,13 @@ struct alias {
 	char		*name;		/* lower case */
 	unsigned long	 line;
 	struct strlist	 targets;
+	char		*unsupported;	/* its first warning, or NULL */
 };
 
 struct aliases {
 	struct alias	*v;
 	size_t		 n;
+	struct strlist	 warnings;	/* each unsupported target */
 };
 
 /* Expansion marks, one per entry. */
@@ -56,9 +64,14 @@ struct aliases {
 #define MARK_DONE	2
 
 static int	 check_name(const char *);
+static const char *check_unsupported(const char *);
 static const char *check_target(const char *);
-static int	 add_targets(struct alias *, char *, const char *,
-		    unsigned long, char *, size_t);
+static char	*next_target(char **, const char *, unsigned long, char *,
+		    size_t);
+static void	 add_unsupported(struct aliases *, struct alias *,
+		    const char *, const char *, const char *, unsigned long);
+static int	 add_targets(struct aliases *, struct alias *, char *,
+		    const char *, unsigned long, char *, size_t);
 static int	 finish_entry(struct aliases *, struct alias *, const char *,
 		    char *, size_t);
 static int	 alias_cmp(const void *, const void *);
@@ -84,13 +97,10 @@ check_name(const char *s)
 	return 0;
 }
 
-/* A target: local name or local@domain; returns a reason or NULL. */
+/* A target of a form mxrelay does not deliver to: the reason, or NULL. */
 static const char *
-check_target(const char *t)
+check_unsupported(const char *t)
 {
-	const char *at;
-	size_t len = strlen(t);
-
 	if (t[0] == '|')
 		return "pipe targets (\"|command\") are not supported";
 	if (t[0] == '/')
@@ -99,11 +109,21 @@ check_target(const char *t)
 		return ":include: targets are not supported";
 	if (t[0] == '"')
 		return "quoted targets are not supported";
-	if (t[0] == '#')
-		return "'#' begins a comment only at the start of a line";
 	if (t[0] == '\\')
 		return "\"\\name\" targets are not supported (list the name "
 		    "itself)";
+	return NULL;
+}
+
+/* A target: local name or local@domain; returns a reason or NULL. */
+static const char *
+check_target(const char *t)
+{
+	const char *at;
+	size_t len = strlen(t);
+
+	if (t[0] == '#')
+		return "'#' begins a comment only at the start of a line";
 	if (len > ALIASES_ADDR_MAX)
 		return "address too long";
 	for (const char *p = t; *p != '\0'; p++) {
@@ -119,26 +139,68 @@ check_target(const char *t)
 	return NULL;
 }
 
+/*
+ * The next target of *sp (modified, advanced): up to a comma or white
+ * space, or a quoted string with what follows it up to one.  NULL at the
+ * end of the line (err empty) or on an unterminated quote (err set).
+ */
+static char *
+next_target(char **sp, const char *path, unsigned long lineno, char *err,
+    size_t errlen)
+{
+	char *s = *sp, *t;
+
+	err[0] = '\0';
+	while (*s == ' ' || *s == '\t' || *s == ',')
+		s++;
+	if (*s == '\0')
+		return NULL;
+	t = s;
+	if (*s == '"') {
+		if ((s = strchr(s + 1, '"')) == NULL) {
+			util_seterr(err, errlen, "%s:%lu: unterminated quoted "
+			    "target", path, lineno);
+			return NULL;
+		}
+		s++;
+	}
+	while (*s != '\0' && *s != ' ' && *s != '\t' && *s != ',')
+		s++;
+	if (*s != '\0')
+		*s++ = '\0';
+	*sp = s;
+	return t;
+}
+
+/* Remember the unsupported target t of a: a warning, and a's failure. */
+static void
+add_unsupported(struct aliases *al, struct alias *a, const char *t,
+    const char *why, const char *path, unsigned long lineno)
+{
+	char et[64], *msg;
+
+	util_escape(et, sizeof(et), t);
+	msg = xasprintf("%s:%lu: %s: %s: %s", path, lineno, a->name, et, why);
+	if (a->unsupported == NULL)
+		a->unsupported = xstrdup(msg);
+	strlist_add_owned(&al->warnings, msg);
+}
+
 /* Split s (modified) on commas and white space; append each target. */
 static int
-add_targets(struct alias *a, char *s, const char *path, unsigned long lineno,
-    char *err, size_t errlen)
+add_targets(struct aliases *al, struct alias *a, char *s, const char *path,
+    unsigned long lineno, char *err, size_t errlen)
 {
-	char *t, *end;
+	char *t;
 	const char *why;
 
 	for (;;) {
-		while (*s == ' ' || *s == '\t' || *s == ',')
-			s++;
-		if (*s == '\0')
-			return 0;
-		t = s;
-		while (*s != '\0' && *s != ' ' && *s != '\t' && *s != ',')
-			s++;
-		end = s;
-		if (*s != '\0')
-			s++;
-		*end = '\0';
+		if ((t = next_target(&s, path, lineno, err, errlen)) == NULL)
+			return err[0] == '\0' ? 0 : -1;
+		if ((why = check_unsupported(t)) != NULL) {
+			add_unsupported(al, a, t, why, path, lineno);
+			continue;
+		}
 		if ((why = check_target(t)) != NULL) {
 			char et[64];
 
@@ -162,7 +224,7 @@ finish_entry(struct aliases *al, struct alias *cur, const char *path,
 {
 	if (cur->name == NULL)
 		return 0;
-	if (cur->targets.n == 0) {
+	if (cur->targets.n == 0 && cur->unsupported == NULL) {
 		util_seterr(err, errlen, "%s:%lu: %s: no targets", path, cur->line,
 		    cur->name);
 		return -1;
@@ -225,7 +287,8 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 				    "without an alias before it", path, lineno);
 				goto done;
 			}
-			if (add_targets(&cur, p, path, lineno, err, errlen) == -1)
+			if (add_targets(al, &cur, p, path, lineno, err,
+			    errlen) == -1)
 				goto done;
 			continue;
 		}
@@ -253,7 +316,8 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
 			*q = (char)tolower((unsigned char)*q);
 		cur.name = xstrdup(p);
 		cur.line = lineno;
-		if (add_targets(&cur, rest, path, lineno, err, errlen) == -1)
+		if (add_targets(al, &cur, rest, path, lineno, err,
+		    errlen) == -1)
 			goto done;
 	}
 	if (ferror(f)) {
@@ -278,6 +342,7 @@ aliases_load(const char *path, struct aliases **out, char *err, size_t errlen)
  done:
 	free(cur.name);
 	strlist_free(&cur.targets);
+	free(cur.unsupported);
 	aliases_free(al);
 	free(line);
 	if (f != NULL)
@@ -293,9 +358,23 @@ aliases_free(struct aliases *al)
 	for (size_t i = 0; i < al->n; i++) {
 		free(al->v[i].name);
 		strlist_free(&al->v[i].targets);
+		free(al->v[i].unsupported);
 	}
 	free(al->v);
+	strlist_free(&al->warnings);
 	free(al);
+}
+
+size_t
+aliases_nwarnings(const struct aliases *al)
+{
+	return al == NULL ? 0 : al->warnings.n;
+}
+
+const char *
+aliases_warning(const struct aliases *al, size_t i)
+{
+	return al->warnings.v[i];
 }
 
 static const struct alias *
@@ -328,6 +407,10 @@ expand(const struct aliases *al, size_t idx, unsigned char *mark,
 	if (depth > ALIASES_MAX_DEPTH) {
 		util_seterr(err, errlen, "alias %s: nested more than %d deep",
 		    a->name, ALIASES_MAX_DEPTH);
+		return -1;
+	}
+	if (a->unsupported != NULL) {
+		util_seterr(err, errlen, "%s", a->unsupported);
 		return -1;
 	}
 	mark[idx] = MARK_ON_PATH;

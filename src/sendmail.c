@@ -318,7 +318,11 @@ command_find(const char *name)
 	return NULL;
 }
 
-/* newaliases: the aliases file is read as it is; there is nothing to build. */
+/*
+ * newaliases: the aliases file is read as it is; there is nothing to build.
+ * A syntax error is EX_CONFIG; unsupported targets are only warnings (mail
+ * to the names that reach them fails, other mail goes).
+ */
 static int
 check_aliases(const struct conf *conf)
 {
@@ -331,6 +335,9 @@ check_aliases(const struct conf *conf)
 		log_warnx("%s", err);
 		return EX_CONFIG;
 	}
+	for (size_t i = 0; i < aliases_nwarnings(al); i++)
+		log_warnx("warning: %s (mail to this alias fails)",
+		    aliases_warning(al, i));
 	aliases_free(al);
 	return EX_OK;
 }

@@ -537,6 +537,9 @@ submit_check(const struct opts *o, const struct conf *conf, int argc,
 		log_warnx("%s", err);
 		return EX_CONFIG;
 	}
+	/* Not on stderr: only mail to those names fails, and says why. */
+	for (size_t i = 0; i < aliases_nwarnings(*al); i++)
+		log_debug("%s", aliases_warning(*al, i));
 	return EX_OK;
 }
 

@@ -64,6 +64,34 @@ spool_count > /dev/null
 grep "^$(last_id) " "$T/list" | grep -qF '<> admin@example.com,ops@example.net' || fail "aliases: $(tail -n1 "$T/list")"
 ok "aliases rewrite local names; -f '<>' is the null sender"
 
+# Entries with targets mxrelay does not deliver to are loaded: mail to
+# other names goes (and says nothing on stderr: cron would mail it), mail
+# to them fails with the reason, newaliases warns and succeeds.  A syntax
+# error still refuses the whole file.
+printf 'root: admin@example.com, ops\nops: ops@example.net\ndevnull: /dev/null\nprog: "|/bin/cat"\nboth: ops, prog\n' > "$T/aliases"
+n=$(spool_count)
+printf 'Subject: a\n\nb\n' | expect_rc 0 "mail to root beside unsupported entries" mx root
+[ -s "$T/err" ] && { cat "$T/err" >&2; fail "submission wrote to stderr"; }
+[ "$(spool_count)" = $((n + 1)) ] || fail "mail to root not queued"
+grep "^$(last_id) " "$T/list" | grep -qF ' admin@example.com,ops@example.net' || fail "aliases: $(tail -n1 "$T/list")"
+printf 'Subject: a\n\nb\n' | expect_rc 65 "mail to devnull" mx devnull
+expect_err "recipient devnull: $T/aliases:3: devnull: /dev/null: file targets are not supported"
+printf 'Subject: a\n\nb\n' | expect_rc 65 "mail to both" mx both
+expect_err "recipient both: $T/aliases:4: prog: \"|/bin/cat\": quoted targets are not supported"
+[ "$(spool_count)" = $((n + 1)) ] || fail "mail to devnull or both queued"
+ln -sf "$MXRELAY" "$T/newaliases"
+expect_rc 0 newaliases "$T/newaliases" -C "$CONF"
+expect_err "$T/aliases:3: devnull: /dev/null: file targets are not supported"
+expect_err "$T/aliases:4: prog: \"|/bin/cat\": quoted targets are not supported"
+expect_rc 0 "-bi" mx -bi
+expect_err "$T/aliases:3: devnull: /dev/null"
+printf 'bad name: x@example.com\n' >> "$T/aliases"
+expect_rc 78 "newaliases with a syntax error" mx -bi
+expect_err "$T/aliases:6: \"bad name\": not a valid alias name"
+printf 'Subject: a\n\nb\n' | expect_rc 78 "mail with a syntax error in aliases" mx root
+printf 'root: admin@example.com, ops\nops: ops@example.net\n' > "$T/aliases"
+ok "aliases: unsupported targets fail only the mail that reaches them; newaliases warns"
+
 # sendmail compatibility flags are accepted.
 printf 'Subject: c\n\nd\n' | mx -odi -oem -B8BITMIME -N never -v root 2> "$T/err" || fail "compat flags"
 grep -q "queued" "$T/err" || fail "-v does not say queued"
@@ -76,5 +104,5 @@ expect_rc 64 "-q with a bad id" mx -qInot-an-id
 expect_err "not a queue id"
 ok "--help, --version, -qI checks the id"
 n=$(spool_count)
-[ "$n" = 7 ] || fail "want 7 messages, have $n"
+[ "$n" = 8 ] || fail "want 8 messages, have $n"
 echo "1..$NOK"
