@@ -321,9 +321,23 @@ pidfile_lock(struct daemon *d)
 }
 
 /*
+ * Whether errno says that an address does not exist on this host: its
+ * family is not supported (a kernel without IPv6) or no interface has it
+ * (IPv6 disabled on lo).  Such an address is skipped, not an error.
+ */
+static bool
+addr_missing(int err)
+{
+	return err == EAFNOSUPPORT || err == EADDRNOTAVAIL;
+}
+
+/*
  * Bind and listen on every address of hp (numeric: only an address, not
  * a name), non-blocking, and add the sockets to *fds.  what names the key
- * in the log ("listen", "metrics_listen").  0, or -1 logged.
+ * in the log ("listen", "metrics_listen").  An address that does not
+ * exist on this host (addr_missing) is skipped with a warning.  0, or -1
+ * logged; when no address of hp exists here, errno is left EADDRNOTAVAIL
+ * or EAFNOSUPPORT.
  */
 int
 daemon_bind(const struct hostport *hp, bool numeric, int backlog,
@@ -332,7 +346,7 @@ daemon_bind(const struct hostport *hp, bool numeric, int backlog,
 	struct addrinfo hints, *res = NULL, *ai;
 	char port[16], name[300];
 	bool v6 = strchr(hp->host, ':') != NULL;
-	int gai, bound = 0;
+	int gai, bound = 0, missing = 0;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -351,6 +365,8 @@ daemon_bind(const struct hostport *hp, bool numeric, int backlog,
 
 		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, ai->ai_protocol)) == -1) {
+			if (addr_missing(errno))
+				missing = errno;
 			log_warn("%s %s: socket", what, name);
 			continue;
 		}
@@ -360,8 +376,14 @@ daemon_bind(const struct hostport *hp, bool numeric, int backlog,
 			    sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
 		    listen(fd, backlog) == -1) {
+			int err = errno;
+
 			log_warn("%s %s", what, name);
 			close(fd);
+			if (addr_missing(err)) {
+				missing = err;
+				continue;
+			}
 			freeaddrinfo(res);
 			return -1;
 		}
@@ -370,19 +392,35 @@ daemon_bind(const struct hostport *hp, bool numeric, int backlog,
 		bound++;
 	}
 	freeaddrinfo(res);
+	if (bound == 0 && missing != 0) {
+		errno = missing;
+		return -1;
+	}
 	if (bound == 0) {
 		log_warnx("%s %s: no address to bind", what, name);
+		errno = 0;
 		return -1;
 	}
 	return 0;
 }
 
+/*
+ * Bind one address of `listen`.  0; 1 when it does not exist on this host
+ * (skipped: run() requires only that one address of the list is bound);
+ * -1 logged.
+ */
 static int
 listen_one(struct daemon *d, const struct hostport *hp)
 {
 	if (daemon_bind(hp, false, SOMAXCONN, "listen", &d->lfds,
-	    &d->nlfds) == -1)
-		return -1;
+	    &d->nlfds) == -1) {
+		if (!addr_missing(errno))
+			return -1;
+		log_warnx("listen %s%s%s:%u: not on this host, skipped",
+		    strchr(hp->host, ':') != NULL ? "[" : "", hp->host,
+		    strchr(hp->host, ':') != NULL ? "]" : "", hp->port);
+		return 1;
+	}
 	log_info("listening on %s%s%s:%u", strchr(hp->host, ':') != NULL ?
 	    "[" : "", hp->host, strchr(hp->host, ':') != NULL ? "]" : "",
 	    hp->port);
@@ -805,6 +843,10 @@ run(struct daemon *d)
 	for (size_t i = 0; i < d->cur->conf.nlisten; i++)
 		if (listen_one(d, &d->cur->conf.listen[i]) == -1)
 			return EX_UNAVAILABLE;
+	if (d->cur->conf.nlisten > 0 && d->nlfds == 0) {
+		log_warnx("listen: none of its addresses can be bound");
+		return EX_UNAVAILABLE;
+	}
 	if (mhttp_open(d, d->cur->conf.metrics_listen,
 	    d->cur->conf.nmetrics_listen) == -1)
 		return EX_UNAVAILABLE;
