@@ -321,23 +321,34 @@ pidfile_lock(struct daemon *d)
 }
 
 /*
- * Whether errno says that an address does not exist on this host: its
- * family is not supported (a kernel without IPv6) or no interface has it
- * (IPv6 disabled on lo).  Such an address is skipped, not an error.
+ * Whether a failure to bind ai (errno err) is the loopback's IPv6
+ * address missing on this host: its family is not supported (a kernel
+ * without IPv6) or lo has no ::1 (IPv6 disabled on lo), where the default
+ * listen names [::1].  Such an address is skipped, not an error.  Any
+ * other address that is missing stays an error: an address that is not
+ * up yet at boot must not leave the daemon running without it.
  */
 static bool
-addr_missing(int err)
+loopback6_missing(const struct addrinfo *ai, int err)
 {
-	return err == EAFNOSUPPORT || err == EADDRNOTAVAIL;
+	const struct sockaddr_in6 *sin6;
+
+	if (err != EAFNOSUPPORT && err != EADDRNOTAVAIL)
+		return false;
+	if (ai->ai_family != AF_INET6 ||
+	    ai->ai_addrlen < sizeof(struct sockaddr_in6))
+		return false;
+	sin6 = (const struct sockaddr_in6 *)(const void *)ai->ai_addr;
+	return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
 }
 
 /*
  * Bind and listen on every address of hp (numeric: only an address, not
  * a name), non-blocking, and add the sockets to *fds.  what names the key
- * in the log ("listen", "metrics_listen").  An address that does not
- * exist on this host (addr_missing) is skipped with a warning.  0, or -1
- * logged; when no address of hp exists here, errno is left EADDRNOTAVAIL
- * or EAFNOSUPPORT.
+ * in the log ("listen", "metrics_listen").  The loopback's IPv6 address,
+ * when this host lacks it (loopback6_missing), is skipped with a warning.
+ * 0; 1 when nothing was bound because that address is missing; -1
+ * logged.
  */
 int
 daemon_bind(const struct hostport *hp, bool numeric, int backlog,
@@ -361,14 +372,18 @@ daemon_bind(const struct hostport *hp, bool numeric, int backlog,
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd, one = 1;
+		int fd, err, one = 1;
 
 		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, ai->ai_protocol)) == -1) {
-			if (addr_missing(errno))
-				missing = errno;
+			err = errno;
 			log_warn("%s %s: socket", what, name);
-			continue;
+			if (loopback6_missing(ai, err)) {
+				missing++;
+				continue;
+			}
+			freeaddrinfo(res);
+			return -1;
 		}
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
@@ -376,12 +391,11 @@ daemon_bind(const struct hostport *hp, bool numeric, int backlog,
 			    sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
 		    listen(fd, backlog) == -1) {
-			int err = errno;
-
+			err = errno;
 			log_warn("%s %s", what, name);
 			close(fd);
-			if (addr_missing(err)) {
-				missing = err;
+			if (loopback6_missing(ai, err)) {
+				missing++;
 				continue;
 			}
 			freeaddrinfo(res);
@@ -392,30 +406,29 @@ daemon_bind(const struct hostport *hp, bool numeric, int backlog,
 		bound++;
 	}
 	freeaddrinfo(res);
-	if (bound == 0 && missing != 0) {
-		errno = missing;
-		return -1;
-	}
+	if (bound == 0 && missing != 0)
+		return 1;
 	if (bound == 0) {
 		log_warnx("%s %s: no address to bind", what, name);
-		errno = 0;
 		return -1;
 	}
 	return 0;
 }
 
 /*
- * Bind one address of `listen`.  0; 1 when it does not exist on this host
- * (skipped: run() requires only that one address of the list is bound);
- * -1 logged.
+ * Bind one address of `listen`.  0; 1 when it is [::1] and this host
+ * lacks it (skipped: run() requires only that one address of the list
+ * is bound); -1 logged.
  */
 static int
 listen_one(struct daemon *d, const struct hostport *hp)
 {
-	if (daemon_bind(hp, false, SOMAXCONN, "listen", &d->lfds,
-	    &d->nlfds) == -1) {
-		if (!addr_missing(errno))
-			return -1;
+	int r;
+
+	if ((r = daemon_bind(hp, false, SOMAXCONN, "listen", &d->lfds,
+	    &d->nlfds)) == -1)
+		return -1;
+	if (r == 1) {
 		log_warnx("listen %s%s%s:%u: not on this host, skipped",
 		    strchr(hp->host, ':') != NULL ? "[" : "", hp->host,
 		    strchr(hp->host, ':') != NULL ? "]" : "", hp->port);

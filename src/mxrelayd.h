@@ -75,7 +75,7 @@ struct daemon {
 /*
  * mxrelayd.c, for the sockets of mxrelayd_ctl.c and mxrelayd_metrics.c:
  * daemon_bind() binds and listens on every address of a host:port
- * (skipping one that does not exist on this host);
+ * (skipping [::1] where this host lacks it; 1 when that left nothing);
  * daemon_send_some() writes the rest of an answer (true: done, close).
  */
 int		 daemon_bind(const struct hostport *, bool numeric, int backlog,

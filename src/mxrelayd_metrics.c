@@ -278,7 +278,7 @@ mhttp_bind(struct mhttp *h, const struct hostport *hp)
 		return -1;
 	}
 	if (daemon_bind(hp, true, 16, "metrics_listen", &h->fds,
-	    &h->nfds) == -1)
+	    &h->nfds) != 0)
 		return -1;
 	for (size_t i = first; i < h->nfds; i++)
 		if (ev_fd_add(h->d->loop, h->fds[i], EV_READ, mhttp_on_accept,

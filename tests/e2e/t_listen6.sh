@@ -5,7 +5,8 @@
 # 127.0.0.1 and [::1], mxrelayd warns about [::1], runs and takes mail on
 # 127.0.0.1; with [::1] alone it stops (69), and so it does when
 # 127.0.0.1 is taken by another process (only a missing address is
-# skipped).  Needs root, unshare, ip and sysctl: 77 without them.
+# skipped), and so it does for an IPv4 address no interface has (only
+# [::1] is skipped).  Needs root, unshare, ip and sysctl: 77 without them.
 if [ -z "${MXLISTEN6_NS:-}" ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v unshare > /dev/null ||
 	    ! command -v ip > /dev/null || ! command -v sysctl > /dev/null ||
@@ -62,3 +63,13 @@ wait_for "$T/busy.log" 'listen addr='
 expect_rc 69 "listen with 127.0.0.1 taken" timeout 20 "$MXRELAYD" -f -C "$CONF"
 expect_err "listen 127.0.0.1:$P: Address already in use"
 ok "an address in use stays an error (69) next to a missing one"
+
+# 4. An IPv4 address no interface has (the namespace has only lo): an
+# error, not skipped, so that an address not up yet at boot fails the
+# start (systemd tries again) instead of leaving the daemon without it.
+fresh
+Q=$((P + 1))	# P is still taken by case 3's sink
+write_conf "listen = 127.0.0.1:$Q 192.0.2.1:$Q"
+expect_rc 69 "listen on an absent IPv4 address" timeout 20 "$MXRELAYD" -f -C "$CONF"
+expect_err "listen 192.0.2.1:$Q: Cannot assign requested address"
+ok "an absent IPv4 address stays an error (69)"
