@@ -701,11 +701,16 @@ set_dkim_key(struct conf *c, const struct conf_key *k, const char *value,
 		util_seterr(why, whylen, "%s: not an absolute path", word[2]);
 		goto done;
 	}
+	/*
+	 * One selector of a domain is one TXT record, so one public key:
+	 * a second key under it would make signatures no one can verify.
+	 */
 	for (size_t i = 0; i < *np; i++)
-		if (strcmp((*lp)[i].domain, word[0]) == 0 &&
-		    strcmp((*lp)[i].selector, word[1]) == 0 &&
-		    strcmp((*lp)[i].path, word[2]) == 0) {
-			util_seterr(why, whylen, "the same key listed twice");
+		if (strcasecmp((*lp)[i].domain, word[0]) == 0 &&
+		    strcasecmp((*lp)[i].selector, word[1]) == 0) {
+			util_seterr(why, whylen, "%s %s: a second key for the "
+			    "same domain and selector (one selector publishes "
+			    "one key: give each key its own)", word[0], word[1]);
 			goto done;
 		}
 	*lp = xreallocarray(*lp, *np + 1, sizeof(**lp));

@@ -106,6 +106,7 @@ struct buf {
 static const char *const signed_names[] = {
 	"From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To",
 	"MIME-Version", "Content-Type", "List-Unsubscribe",
+	"List-Unsubscribe-Post",
 };
 #define NSIGNED	(sizeof(signed_names) / sizeof(signed_names[0]))
 
@@ -127,6 +128,7 @@ static void	 canon_field(struct buf *, const char *, size_t, bool);
 static int	 from_domain(const struct field *, size_t, char *, size_t,
 		    const char **);
 static bool	 tag_value(const char *, size_t, const char *, char *, size_t);
+static bool	 name_spaced(const struct field *, const char *);
 static bool	 already_signed(const struct field *, size_t,
 		    const struct dkim_key *);
 static bool	 domain_matches(const char *, const char *);
@@ -571,6 +573,18 @@ name_is(const struct field *f, const char *name)
 	    strncasecmp(f->name, name, f->namelen) == 0;
 }
 
+/* f is name written with white space before its colon ("Subject :"). */
+static bool
+name_spaced(const struct field *f, const char *name)
+{
+	size_t len = f->namelen;
+
+	while (len > 0 && (f->name[len - 1] == ' ' || f->name[len - 1] == '\t'))
+		len--;
+	return len != f->namelen && len == strlen(name) &&
+	    strncasecmp(f->name, name, len) == 0;
+}
+
 /*
  * Relaxed header canonicalization (RFC 6376 §3.4.2) of one field: name in
  * lower case, no white space around the colon, unfolded, runs of white
@@ -705,7 +719,10 @@ tag_value(const char *v, size_t len, const char *tag, char *out,
 	return false;
 }
 
-/* A DKIM-Signature field with this key's d= (any case) and s= already. */
+/*
+ * A DKIM-Signature field with this key's d= and s= already (any case:
+ * both are DNS names).
+ */
 static bool
 already_signed(const struct field *f, size_t n, const struct dkim_key *key)
 {
@@ -721,7 +738,7 @@ already_signed(const struct field *f, size_t n, const struct dkim_key *key)
 		    sizeof(d)) && tag_value(v, f[i].len - (size_t)(v -
 		    f[i].text), "s", sel, sizeof(sel)) &&
 		    strcasecmp(d, key->domain) == 0 &&
-		    strcmp(sel, key->selector) == 0)
+		    strcasecmp(sel, key->selector) == 0)
 			return true;
 	}
 	return false;
@@ -747,16 +764,35 @@ domain_matches(const char *dom, const char *kd)
 static void
 hashed_fields(struct field *f, size_t n, const char *h, struct buf *data)
 {
-	size_t i, k, len;
+	/*
+	 * Where the search for each name stopped: the next one of the same
+	 * name goes on above it, so that a header of thousands of fields of
+	 * one name costs one pass, not one per field.  Names beyond the
+	 * table's size search from the bottom (correct, only slower).
+	 */
+	struct { const char *name; size_t len, next; } seen[32];
+	size_t i, j, k, len, nseen = 0;
 
 	for (i = 0; i < n; i++)
 		f[i].used = false;
 	for (; *h != '\0'; h += len + (h[len] == ':')) {
 		len = strcspn(h, ":");
-		for (k = n; k-- > 0;)
+		for (j = 0; j < nseen; j++)
+			if (seen[j].len == len &&
+			    strncasecmp(seen[j].name, h, len) == 0)
+				break;
+		if (j == nseen && nseen < sizeof(seen) / sizeof(seen[0])) {
+			seen[nseen].name = h;
+			seen[nseen].len = len;
+			seen[nseen].next = n;
+			nseen++;
+		}
+		for (k = j < nseen ? seen[j].next : n; k-- > 0;)
 			if (!f[k].used && f[k].namelen == len &&
 			    strncasecmp(f[k].name, h, len) == 0)
 				break;
+		if (j < nseen)
+			seen[j].next = k == (size_t)-1 ? 0 : k;
 		if (k == (size_t)-1)
 			continue;
 		f[k].used = true;
@@ -819,7 +855,12 @@ sign_one(struct dkim_sign *s, const struct dkim_key *key, struct field *f,
 	char *b, *w;
 	int rc = -1;
 
-	/* h=: each name as often as present, then one more from. */
+	/*
+	 * h=: each name as often as present, then each name once more
+	 * (over-signing, §8.15): a field of any of these names added below
+	 * the signature, a second Subject: or Reply-To: as much as a second
+	 * From:, or one the message did not have, breaks it.
+	 */
 	for (i = 0; i < NSIGNED; i++)
 		for (j = 0; j < n; j++) {
 			if (!name_is(&f[j], signed_names[i]))
@@ -827,7 +868,21 @@ sign_one(struct dkim_sign *s, const struct dkim_key *key, struct field *f,
 			buf_adds(&h, h.len == 0 ? "" : ":");
 			buf_adds(&h, signed_names[i]);
 		}
-	buf_adds(&h, h.len == 0 ? "from" : ":from");
+	for (i = 0; i < NSIGNED; i++) {
+		/*
+		 * Not a name the message has with white space before its
+		 * colon: verifiers differ on whether such a field is one of
+		 * that name, so the extra entry would break the signature
+		 * for some of them.
+		 */
+		for (j = 0; j < n; j++)
+			if (name_spaced(&f[j], signed_names[i]))
+				break;
+		if (j < n)
+			continue;
+		buf_adds(&h, h.len == 0 ? "" : ":");
+		buf_adds(&h, signed_names[i]);
+	}
 	for (i = 0; i < h.len; i++)
 		h.p[i] = (char)tolower((unsigned char)h.p[i]);
 
@@ -927,6 +982,14 @@ dkim_sign_end(struct dkim_sign *s, const char **why, char *err, size_t errlen)
 	}
 	if (s->nkeys == 0) {
 		reason = "no DKIM key";
+		goto done;
+	}
+	/*
+	 * A NUL in the header section (the sendmail interface keeps one):
+	 * verifiers disagree on it (OpenDKIM fails what dkimpy passes).
+	 */
+	if (s->hdrlen > 0 && memchr(s->hdr, '\0', s->hdrlen) != NULL) {
+		reason = "NUL in the header section";
 		goto done;
 	}
 	/* At most one field per line. */

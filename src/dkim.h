@@ -18,10 +18,11 @@
  *
  * The signature: v=1; a=; c=relaxed/relaxed; d=; s=; t=; [x=;] h=; bh=;
  * b=.  h= lists, in this order, each of From, To, Cc, Subject, Date,
- * Message-ID, Reply-To, MIME-Version, Content-Type and List-Unsubscribe
- * present in the message, as many times as it is present, then one more
- * "from" (over-signing: a From: added later breaks the signature).  No
- * l=, no i= (its default is @d).
+ * Message-ID, Reply-To, MIME-Version, Content-Type, List-Unsubscribe and
+ * List-Unsubscribe-Post present in the message, as many times as it is
+ * present, then each of these names once more (over-signing: a field of
+ * any of them added later breaks the signature).  No l=, no i= (its
+ * default is @d).  A header section with a NUL octet is not signed.
  */
 #ifndef MXRELAY_DKIM_H
 #define MXRELAY_DKIM_H

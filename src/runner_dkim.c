@@ -49,6 +49,10 @@ runner_dkim_keys(const struct conf *c, struct dkim_keys **out)
 			    "receivers may ignore its signatures (make a new "
 			    "one: mxrelay dkim-keygen)", k->path);
 	}
+	if (c->dkim_expire_ms > 0 && c->dkim_expire_ms < c->queue_lifetime_ms)
+		log_warnx("dkim_expire is shorter than queue_lifetime: a message "
+		    "still queued when its signature expires goes out with an "
+		    "expired signature, which receivers ignore");
 	*out = dkim_keys_new(keys, n, (long)(c->dkim_expire_ms / 1000));
 	return 0;
 fail:

@@ -29,7 +29,10 @@ verifier.
                     the first Received: field
         --fold N    no line of a signature field is longer than N octets
                     (CRLF not counted)
-        --oversign  h= names from once more than the message has From:
+        --oversign  h= names each field mxrelay signs (From, To, Cc, Subject,
+                    Date, Message-ID, Reply-To, MIME-Version, Content-Type,
+                    List-Unsubscribe, List-Unsubscribe-Post) once more than
+                    the message has fields of that name
                     fields (RFC 6376 8.15: an added From: breaks it; both
                     verifiers refuse a second From: anyway, so this is
                     checked on h= itself)
@@ -58,6 +61,11 @@ import socket
 import struct
 import subprocess
 import sys
+
+
+OVERSIGNED = ["from", "to", "cc", "subject", "date", "message-id", "reply-to",
+              "mime-version", "content-type", "list-unsubscribe",
+              "list-unsubscribe-post"]
 
 try:
     import dkim
@@ -231,11 +239,15 @@ def cmd_verify(a):
         bad += ["signature %d: d=%s, want %s" % (i + 1, t.get("d"), a.domain)
                 for i, t in enumerate(sigs) if t.get("d") != a.domain]
     if a.oversign:
-        nfrom = sum(1 for f in fields if f[0] == b"from")
+        # Every name mxrelay signs is listed once more than the message
+        # has fields of it: an added field of any of them, even one the
+        # message lacked, breaks the signature.
         for i, t in enumerate(sigs):
             hs = [x.strip().lower() for x in t.get("h", "").split(":")]
-            if hs.count("from") != nfrom + 1:
-                bad.append("signature %d: h= names from %d times for %d From: fields" % (i + 1, hs.count("from"), nfrom))
+            for name in OVERSIGNED:
+                have = sum(1 for f in fields if f[0] == name.encode())
+                if hs.count(name) != have + 1:
+                    bad.append("signature %d: h= names %s %d times for %d %s: fields" % (i + 1, name, hs.count(name), have, name))
     if a.fold:
         for i, f in enumerate([f for f in fields if f[0] == b"dkim-signature"]):
             long = [len(l) for l in f[1].rstrip(b"\r\n").split(b"\n")

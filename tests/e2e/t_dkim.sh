@@ -52,9 +52,12 @@ printf 'From: App <app@rsa.test>\nTo: <r@up.test>\nSubject: self-test\nDate: Mon
 "$DKIMPY" "$DKIMCHECK_PY" seed "$T/keys/ed.pem" > "$T/ed.seed" || fail "no seed"
 dkimsign --bcanon relaxed sel rsa.test "$T/keys/rsa.pem" < "$T/plain" > "$T/s1" || fail "dkimsign rsa"
 dkimsign --signalg ed25519-sha256 sel ed.test "$T/ed.seed" < "$T/s1" > "$T/s2" || fail "dkimsign ed25519"
-dkim_pass "$T/s2" "dkimsign's signatures" --count 2 --alg $ED --alg $RSA --first --fold 78 --oversign
+dkim_pass "$T/s2" "dkimsign's signatures" --count 2 --alg $ED --alg $RSA --first --fold 78
 [ "$(grep -c 'opendkim=pass' "$T/dkim.out")" = 2 ] || [ -z "$ODKIM" ] ||
     { cat "$T/dkim.out" >&2; fail "opendkim did not see both"; }
+# dkimsign over-signs From only: --oversign (mxrelay's h= policy) fails it.
+dkim_check "$T/s2" --count 2 --oversign &&
+    fail "--oversign passes dkimsign's h=, which over-signs only From"
 sed 's/^body line$/body linE/' "$T/s2" > "$T/s2body"
 dkim_fails "$T/s2body" "dkimsign's, body changed" --count 2
 sed 's/^Subject: self-test$/Subject: self-tesT/' "$T/s2" > "$T/s2head"
@@ -160,9 +163,19 @@ sed '1,/^$/d' "$T/both.delivered" | awk 'BEGIN { s = 1 } s && /^From: / { print 
 # where h= does not over-sign From: (so --oversign checks h= itself).
 dkim_check "$T/x4" --not-pass --count 2 && [ "$(grep -c 'dkimpy=fail' "$T/dkim.out")" = 2 ] ||
     { cat "$T/dkim.out" "$T/x4" >&2; fail "a From: added after signing: not refused"; }
+# Fields added above the signatures: a Reply-To: the message lacked, a
+# second Subject:.  h= over-signs every name it signs, so both break
+# every signature (dkimpy; opendkim-testmsg refuses a second Subject:).
+sed '1,/^$/d' "$T/both.delivered" > "$T/x6b"
+{ printf 'Reply-To: <attacker@evil.test>\r\n'; cat "$T/x6b"; } > "$T/x6"
+dkim_check "$T/x6" --not-pass --count 2 && [ "$(grep -c 'dkimpy=fail' "$T/dkim.out")" = 2 ] ||
+    { cat "$T/dkim.out" "$T/x6" >&2; fail "a Reply-To: added after signing: not refused"; }
+{ printf 'Subject: PAY NOW\r\n'; cat "$T/x6b"; } > "$T/x7"
+dkim_check "$T/x7" --not-pass --count 2 && [ "$(grep -c 'dkimpy=fail' "$T/dkim.out")" = 2 ] ||
+    { cat "$T/dkim.out" "$T/x7" >&2; fail "a second Subject: added after signing: not refused"; }
 sed 's/[a-z]\r$/X\r/' "$T/8bit.delivered" > "$T/x5"
 dkim_fails "$T/x5" "8-bit body changed after signing" --count 2
-ok "a body byte or the Subject: changed after signing: every signature fails with both verifiers; an added From: fails dkimpy and is refused by opendkim-testmsg"
+ok "a body byte or the Subject: changed after signing: every signature fails with both verifiers; an added From:, Reply-To: or second Subject: fails dkimpy (and opendkim-testmsg refuses the message)"
 
 # 6. Not signed: no key, two From: addresses; signed already.
 mkmsg "$T/m" app@nokey.test "nokey"
@@ -241,6 +254,9 @@ world_conf "listen = 127.0.0.1:$LPORT" "user = $DUSER" "group = $DGROUP" \
     "dkim_key = example.test ed $T/keys/exe.pem" "dkim_expire = 2d"
 mkmsg "$T/m" app@example.test "expires"
 submit app@example.test "$T/m"
+# 2 days is less than queue_lifetime's default, 5: a warning.
+grep -q 'dkim_expire is shorter than queue_lifetime' "$T/err" ||
+    { cat "$T/err" >&2; fail "no warning: dkim_expire 2d, queue_lifetime 5d"; }
 dkim_pass "$MSG" "dkim_expire = 2d" --count 2 --alg $RSA --alg $ED --first --fold 78 --oversign
 sed '1,/^$/d' "$MSG" | tr -d '\r\n\t ' | sed 's/DKIM-Signature:/\n/g' |
     awk 'match($0, /;t=[0-9]+/) { t = substr($0, RSTART + 3, RLENGTH - 3)

@@ -732,7 +732,14 @@ test_errors(void **state)
 		    "\"example.com sel k.pem\": k.pem: not an absolute path" },
 		{ "dkim_key = example.com sel /k.pem\n"
 		    "dkim_key = Example.COM. sel /k.pem\n", ":2: dkim_key: "
-		    "\"Example.COM. sel /k.pem\": the same key listed twice" },
+		    "\"Example.COM. sel /k.pem\": example.com sel: a second key "
+		    "for the same domain and selector (one selector publishes "
+		    "one key: give each key its own)" },
+		{ "dkim_key = example.com sel /rsa.pem\n"
+		    "dkim_key = example.com SEL /ed.pem\n", ":2: dkim_key: "
+		    "\"example.com SEL /ed.pem\": example.com SEL: a second key "
+		    "for the same domain and selector (one selector publishes "
+		    "one key: give each key its own)" },
 		{ "dkim_expire = 1x\n", ":1: dkim_expire: \"1x\": not a "
 		    "duration" },
 		{ "dkim_expire = 366d\n", ":1: dkim_expire: \"366d\": must be "
@@ -1507,7 +1514,7 @@ test_dkim_keys(void **state)
 
 	(void)state;
 	load_ok("dkim_key = Example.COM. sel1 /etc/mxrelay/dkim/rsa.key\n"
-	    "dkim_key = example.com sel1 /etc/mxrelay/dkim/ed.key\n"
+	    "dkim_key = example.com sel2 /etc/mxrelay/dkim/ed.key\n"
 	    "dkim_key = mail.example.org 2024-01.a /k.pem\n"
 	    "dkim_expire = 1w\n", &c);
 	assert_int_equal(c.ndkim_keys, 3);

@@ -46,6 +46,10 @@
 #define NOW		((time_t)1700000000)
 
 /* Keys, made once. */
+/* What h= ends with: every name it signs once more (over-signing). */
+#define OVER	":from:to:cc:subject:date:message-id:reply-to:mime-version" \
+		":content-type:list-unsubscribe:list-unsubscribe-post"
+
 static struct dkim_key *rsa_key, *ed_key;
 
 /* Write pkey as PKCS#8 PEM to a pipe and read it back with dkim. */
@@ -666,7 +670,7 @@ test_rfc8463(void **state)
 	nows(out);
 	assert_non_null(strstr(out, "DKIM-Signature:v=1;a=ed25519-sha256;"
 	    "c=relaxed/relaxed;d=football.example.com;s=brisbane;"
-	    "t=1700000000;h=from:to:subject:date:message-id:from;"
+	    "t=1700000000;h=from:to:subject:date:message-id" OVER ";"
 	    "bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;b="));
 	free(out);
 	out = sign_pieces(&key, 1, RFC_MSG, strlen(RFC_MSG), 0, NULL, &bh);
@@ -731,9 +735,46 @@ test_roundtrip(void **state)
 	    "b\r\n", 1, &rsa_key);
 	nows(out);
 	assert_non_null(strstr(out, ";h=from:to:to:cc:subject:date:"
-	    "message-id:reply-to:mime-version:content-type:list-unsubscribe:"
-	    "from;"));
+	    "message-id:reply-to:mime-version:content-type:list-unsubscribe"
+	    OVER ";"));
 	free(out);
+
+	/* List-Unsubscribe-Post (RFC 8058) is signed with List-Unsubscribe. */
+	out = sign_check("unsubpost", &rsa_key, 1,
+	    "From: alice@example.com\r\n"
+	    "List-Unsubscribe: <https://example.com/u/1>\r\n"
+	    "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+	    "\r\nb\r\n", "b\r\n", 1, &rsa_key);
+	nows(out);
+	assert_non_null(strstr(out, ";h=from:list-unsubscribe:"
+	    "list-unsubscribe-post" OVER ";"));
+	free(out);
+
+	/*
+	 * Many fields of one name: each h= entry takes the next one up (the
+	 * search goes on where the last one stopped), and the signature
+	 * verifies (200: what the test's verifier holds).
+	 */
+	msg = malloc(200 * 24 + 256);
+	n = (size_t)sprintf(msg, "From: alice@example.com\r\n");
+	for (i = 0; i < 200; i++)
+		n += (size_t)sprintf(msg + n, "To: u%zu@x.test\r\n", i);
+	n += (size_t)sprintf(msg + n, "Subject: many\r\n\r\nb\r\n");
+	free(sign_check("manyto", &ed_key, 1, msg, "b\r\n", 1, &ed_key));
+	free(msg);
+
+	/* A NUL in the header section: not signed. */
+	{
+		static const char nul[] = "From: alice@example.com\r\n"
+		    "Subject: a\0b\r\n\r\nx\r\n";
+
+		out = sign_pieces(&ed_key, 1, nul, sizeof(nul) - 1, 0, &why,
+		    NULL);
+		assert_string_equal(out, "");
+		assert_non_null(why);
+		assert_non_null(strstr(why, "NUL"));
+		free(out);
+	}
 
 	/* 8-bit body and header. */
 	free(sign_check("8bit", &ed_key, 1,
@@ -768,7 +809,10 @@ test_roundtrip(void **state)
 	    "From: rene@example.com\r\nSubject\t: x\r\nTo : y@x\r\n"
 	    "\r\nx\r\n", "x\r\n", 1, &ed_key);
 	nows(out);
-	assert_non_null(strstr(out, ";h=from:from;"));
+	/* Not over-signed either: subject and to are left out of h=. */
+	assert_non_null(strstr(out, ";h=from:from:cc:date:message-id:"
+	    "reply-to:mime-version:content-type:list-unsubscribe:"
+	    "list-unsubscribe-post;"));
 	free(out);
 	out = sign(&ed_key, 1, "From : rene@example.com\r\n\r\nx\r\n", &why);
 	assert_string_equal(out, "");
