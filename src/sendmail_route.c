@@ -98,7 +98,6 @@ static const char *addr_text(const struct sockaddr_storage *, char *, size_t);
 static unsigned	 addr_port(const struct sockaddr_storage *);
 static bool	 addr_same(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
-static const char *stage_text(enum smtpc_stage);
 static const char *action_of(enum outcome);
 static int	 exit_of(enum outcome);
 static void	 print_text(const struct rrun *);
@@ -424,34 +423,6 @@ addr_routed(const struct delivery_probe *p, const struct sockaddr_storage *a)
 }
 
 static const char *
-stage_text(enum smtpc_stage st)
-{
-	switch (st) {
-	case SMTPC_STAGE_CONNECT:
-		return "connect";
-	case SMTPC_STAGE_GREETING:
-		return "greeting";
-	case SMTPC_STAGE_EHLO:
-		return "ehlo";
-	case SMTPC_STAGE_STARTTLS:
-		return "starttls";
-	case SMTPC_STAGE_AUTH:
-		return "auth";
-	case SMTPC_STAGE_MAIL:
-		return "mail";
-	case SMTPC_STAGE_RCPT:
-		return "rcpt";
-	case SMTPC_STAGE_DATA:
-		return "data";
-	case SMTPC_STAGE_DOT:
-		return "dot";
-	case SMTPC_STAGE_QUIT:
-		return "quit";
-	}
-	return "unknown";
-}
-
-static const char *
 action_of(enum outcome o)
 {
 	switch (o) {
@@ -580,7 +551,7 @@ print_sess_text(const struct rsess *r)
 		printf("      result: ready for MAIL, then QUIT\n");
 	else
 		printf("      result: failed at %s (%s): %s\n",
-		    stage_text(r->why.stage),
+		    smtpc_stage_to_text(r->why.stage),
 		    smtpc_cause_to_text(r->why.cause), r->why.text);
 }
 
@@ -713,7 +684,7 @@ print_sess_json(const struct rsess *r)
 		printf("},");
 	}
 	printf("\"ready\":%s,", r->ready ? "true" : "false");
-	json_key("stage", stage_text(r->why.stage), true);
+	json_key("stage", smtpc_stage_to_text(r->why.stage), true);
 	json_key("cause", smtpc_cause_to_text(r->why.cause), true);
 	printf("\"code\":%d,", r->why.code);
 	json_key("text", r->why.text, false);

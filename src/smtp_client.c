@@ -523,6 +523,34 @@ smtpc_cause_to_text(enum smtpc_cause c)
 	return "unknown";
 }
 
+const char *
+smtpc_stage_to_text(enum smtpc_stage st)
+{
+	switch (st) {
+	case SMTPC_STAGE_CONNECT:
+		return "connect";
+	case SMTPC_STAGE_GREETING:
+		return "greeting";
+	case SMTPC_STAGE_EHLO:
+		return "ehlo";
+	case SMTPC_STAGE_STARTTLS:
+		return "starttls";
+	case SMTPC_STAGE_AUTH:
+		return "auth";
+	case SMTPC_STAGE_MAIL:
+		return "mail";
+	case SMTPC_STAGE_RCPT:
+		return "rcpt";
+	case SMTPC_STAGE_DATA:
+		return "data";
+	case SMTPC_STAGE_DOT:
+		return "dot";
+	case SMTPC_STAGE_QUIT:
+		return "quit";
+	}
+	return "unknown";
+}
+
 /*
  * Why a session failed before it was up, for the metrics: the cause, or
  * for a reply the stage that got it ("greeting", "ehlo", ...).
@@ -534,13 +562,10 @@ smtpc_fail_reason(const struct smtpc_reason *why)
 		return smtpc_cause_to_text(why->cause);
 	switch (why->stage) {
 	case SMTPC_STAGE_GREETING:
-		return "greeting";
 	case SMTPC_STAGE_EHLO:
-		return "ehlo";
 	case SMTPC_STAGE_STARTTLS:
-		return "starttls";
 	case SMTPC_STAGE_AUTH:
-		return "auth";
+		return smtpc_stage_to_text(why->stage);
 	default:
 		return "reply";
 	}

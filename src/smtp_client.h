@@ -183,6 +183,8 @@ bool		 smtpc_tls_active(const struct smtpc *);
 bool		 smtpc_tls_verified(const struct smtpc *);
 /* "reply", "connect", "tls", ...: for logs and tests. */
 const char	*smtpc_cause_to_text(enum smtpc_cause);
+/* "connect", "greeting", "ehlo", ..., "quit". */
+const char	*smtpc_stage_to_text(enum smtpc_stage);
 /* "host[addr]:port" */
 const char	*smtpc_peer_text(const struct smtpc *);
 /* Messages sent so far on this session (for the per-connection limit). */
