@@ -29,11 +29,11 @@ static size_t	 smtpc_next_valid(const struct smtpc *, size_t);
 static void	 smtpc_tx_fail_reply(struct smtpc *, enum outcome,
 		    enum smtpc_stage);
 static void	 smtpc_tx_refused(struct smtpc *);
+static void	 tx_refuse(struct smtpc *, const char *, const char *);
 
 int
 smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
 {
-	struct smtpc_reason why;
 	size_t nvalid = 0;
 
 	if (s->state != SMTPC_READY || s->msg != NULL || s->server_closing ||
@@ -65,20 +65,17 @@ smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
 	s->pipelined = (s->ehlo.ext & SMTP_EXT_PIPELINING) != 0;
 
 	if (!smtp_path_ok(msg->sender)) {
-		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
-		    SMTPC_CAUSE_LOCAL, "invalid sender address, not sent");
-		smtpc_tx_fail(s, &why);
+		tx_refuse(s, NULL, "invalid sender address, not sent");
 		goto defer;
 	}
-	/* RFC 1870 §6: do not send what the server said it will refuse. */
+	/*
+	 * RFC 1870 §6: do not send what the server said it will refuse
+	 * (RFC 3463: 5.3.4, message too big for system).
+	 */
 	if ((s->ehlo.ext & SMTP_EXT_SIZE) && s->ehlo.size_max > 0 &&
 	    msg->size > s->ehlo.size_max) {
-		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
-		    SMTPC_CAUSE_LOCAL, "552 5.3.4 message size exceeds fixed "
+		tx_refuse(s, "5.3.4", "552 5.3.4 message size exceeds fixed "
 		    "limit of the server");
-		/* RFC 3463: 5.3.4, message too big for system */
-		util_strlcpy(why.status, "5.3.4", sizeof(why.status));
-		smtpc_tx_fail(s, &why);
 		goto defer;
 	}
 	/*
@@ -86,11 +83,8 @@ smtpc_send(struct smtpc *s, const struct smtpc_msg *msg)
 	 * server without it; it is bounced (RFC 6533 §3: 5.6.7).
 	 */
 	if (msg->smtputf8 && !(s->ehlo.ext & SMTP_EXT_SMTPUTF8)) {
-		smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
-		    SMTPC_CAUSE_LOCAL, "553 5.6.7 non-ASCII addresses or "
+		tx_refuse(s, "5.6.7", "553 5.6.7 non-ASCII addresses or "
 		    "header fields, and the server does not offer SMTPUTF8");
-		util_strlcpy(why.status, "5.6.7", sizeof(why.status));
-		smtpc_tx_fail(s, &why);
 		goto defer;
 	}
 	if (nvalid == 0) {
@@ -341,6 +335,23 @@ smtpc_tx_fail_reply(struct smtpc *s, enum outcome o, enum smtpc_stage stage)
 	struct smtpc_reason why;
 
 	smtpc_reason_reply(s, o, stage, &why);
+	smtpc_tx_fail(s, &why);
+}
+
+/*
+ * The message is not offered at all, for a reason of ours (text): a
+ * permanent failure at MAIL, with the enhanced status code status when
+ * not NULL.
+ */
+static void
+tx_refuse(struct smtpc *s, const char *status, const char *text)
+{
+	struct smtpc_reason why;
+
+	smtpc_reason_set(&why, OUTCOME_PERMFAIL, SMTPC_STAGE_MAIL,
+	    SMTPC_CAUSE_LOCAL, "%s", text);
+	if (status != NULL)
+		util_strlcpy(why.status, status, sizeof(why.status));
 	smtpc_tx_fail(s, &why);
 }
 
