@@ -71,8 +71,8 @@ static void	 engine_on_gc(void *);
 static void	 dest_forget(struct dest *);
 static void	 dest_fail(struct dest *, enum outcome, const char *,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
-static void	 on_mx(void *, enum dns_status, const struct dns_mx *, size_t,
-		    const char *);
+static void	 on_mx(void *, enum dns_status, bool, const struct dns_mx *,
+		    size_t, const char *);
 static void	 on_mx_addrs(void *, enum dns_status,
 		    const struct sockaddr_storage *, size_t, const char *);
 static void	 routes_build(struct dest *);
@@ -479,7 +479,7 @@ dest_resolve(struct dest *d)
 	if (d->by_mx)
 		d->mxreq = dns_mx_lookup(d->e->dns, d->name, on_mx, d);
 	else
-		on_mx(d, DNS_NODATA, NULL, 0, NULL);
+		on_mx(d, DNS_NODATA, false, NULL, 0, NULL);
 }
 
 static bool
@@ -493,11 +493,13 @@ is_self_name(const struct dest *d, const char *host)
 }
 
 static void
-on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
-    const char *errtext)
+on_mx(void *arg, enum dns_status st, bool secure, const struct dns_mx *mx,
+    size_t n, const char *errtext)
 {
 	struct dest *d = arg;
 	size_t keep = n;
+
+	(void)secure;	/* STUB (lead: drop this commit) */
 	bool cut = false;
 
 	d->mxreq = NULL;

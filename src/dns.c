@@ -681,7 +681,7 @@ dns_req_deliver(struct dns_req *r)
 				    mx[i].ttl - (unsigned)age : 0;
 			mx_shuffle(mx, n);
 		}
-		mxcb(arg, res->status, mx, n, res->errtext);
+		mxcb(arg, res->status, false, mx, n, res->errtext);
 		free(mx);
 	} else
 		addrcb(arg, res->status,
@@ -1180,4 +1180,28 @@ wire_ttl(const unsigned char *p, size_t len, bool negative)
 		off += rdlen;
 	}
 	return ttl;
+}
+
+/* STUB (lead: drop this commit): the issue-15 lookups, not yet written. */
+struct dns_req *
+dns_addr_secure_lookup(struct dns *dns, const char *host, dns_saddr_cb cb,
+    void *arg)
+{
+	(void)dns; (void)host; (void)cb; (void)arg;
+	return NULL;
+}
+
+struct dns_req *
+dns_tlsa_lookup(struct dns *dns, const char *host, unsigned port,
+    dns_tlsa_cb cb, void *arg)
+{
+	(void)dns; (void)host; (void)port; (void)cb; (void)arg;
+	return NULL;
+}
+
+struct dns_req *
+dns_txt_lookup(struct dns *dns, const char *name, dns_txt_cb cb, void *arg)
+{
+	(void)dns; (void)name; (void)cb; (void)arg;
+	return NULL;
 }

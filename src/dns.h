@@ -13,10 +13,12 @@
 #ifndef MXRELAY_DNS_H
 #define MXRELAY_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 #include "event.h"
+#include "tlsa.h"
 
 enum dns_status {
 	DNS_OK,		/* records found */
@@ -55,8 +57,13 @@ void		 dns_free(struct dns *);	/* pending callbacks are not called */
  * exchanger name is as the answer gives it.  DNS_NULLMX when the only
  * record is "0 .".  errtext explains failures ("SERVFAIL", "timeout").
  */
-typedef void (*dns_mx_cb)(void *arg, enum dns_status, const struct dns_mx *mx,
-		    size_t n, const char *errtext);
+/*
+ * The MX query is sent with the AD bit set (RFC 6840 §5.7); secure is
+ * true when the answer (DNS_OK, DNS_NODATA, DNS_NXDOMAIN, DNS_NULLMX)
+ * came with AD from the configured resolver, i.e. it validated it.
+ */
+typedef void (*dns_mx_cb)(void *arg, enum dns_status, bool secure,
+		    const struct dns_mx *mx, size_t n, const char *errtext);
 struct dns_req	*dns_mx_lookup(struct dns *, const char *domain, dns_mx_cb,
 		    void *arg);
 
@@ -69,6 +76,39 @@ typedef void (*dns_addr_cb)(void *arg, enum dns_status,
 		    const struct sockaddr_storage *addrs, size_t n,
 		    const char *errtext);
 struct dns_req	*dns_addr_lookup(struct dns *, const char *host, dns_addr_cb,
+		    void *arg);
+
+/*
+ * Address lookup for DANE (RFC 7672 §2.2.2): A and AAAA queries with AD,
+ * CNAMEs followed.  secure only when both answers (data or NODATA) were
+ * secure.  Same statuses and order as dns_addr_lookup().
+ */
+typedef void (*dns_saddr_cb)(void *arg, enum dns_status, bool secure,
+		    const struct sockaddr_storage *addrs, size_t n,
+		    const char *errtext);
+struct dns_req	*dns_addr_secure_lookup(struct dns *, const char *host,
+		    dns_saddr_cb, void *arg);
+
+/*
+ * TLSA lookup of _PORT._tcp.HOST (AD asked).  DNS_OK: every TLSA record
+ * of the answer (n > 0), whatever its usage; DNS_NODATA, DNS_NXDOMAIN:
+ * none; DNS_TEMPFAIL: failed, including an answer the resolver found
+ * bogus (it says SERVFAIL).  secure as for MX.  The records and their
+ * data are valid during the callback only.
+ */
+typedef void (*dns_tlsa_cb)(void *arg, enum dns_status, bool secure,
+		    const struct tlsa_rr *rr, size_t n, const char *errtext);
+struct dns_req	*dns_tlsa_lookup(struct dns *, const char *host, unsigned port,
+		    dns_tlsa_cb, void *arg);
+
+/*
+ * TXT lookup: one NUL-ended string per record, the character-strings of
+ * a record joined (RFC 7208 §3.3 style).  DNS_OK with n > 0, or
+ * DNS_NODATA, DNS_NXDOMAIN, DNS_TEMPFAIL.  Valid during the callback.
+ */
+typedef void (*dns_txt_cb)(void *arg, enum dns_status, const char *const *txt,
+		    size_t n, const char *errtext);
+struct dns_req	*dns_txt_lookup(struct dns *, const char *name, dns_txt_cb,
 		    void *arg);
 
 void		 dns_cancel(struct dns_req *);

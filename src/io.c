@@ -1002,3 +1002,31 @@ io_fd(const struct io *io)
 {
 	return io->fd;
 }
+
+/* STUB (lead: drop this commit): DANE, not yet written. */
+int
+io_start_tls_dane(struct io *io, SSL_CTX *ctx, const struct io_tls_dane *d)
+{
+	return io_start_tls(io, ctx, true, d->base, NULL);
+}
+
+int
+io_tls_dane_usable(const struct io *io)
+{
+	(void)io;
+	return -1;
+}
+
+int
+io_tls_dane_depth(const struct io *io)
+{
+	(void)io;
+	return -1;
+}
+
+long
+io_tls_verify_error(const struct io *io)
+{
+	(void)io;
+	return -1;
+}

@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 
 #include "event.h"
+#include "tlsa.h"
 
 enum io_event {
 	IO_CONNECTED,
@@ -94,6 +95,30 @@ void		 io_set_lowat(struct io *, size_t);
  */
 int		 io_start_tls(struct io *, SSL_CTX *, bool client,
 		    const char *sni, const char *verify_host);
+/*
+ * DANE (RFC 7672): the same as io_start_tls(io, ctx, true, ...) for a
+ * client, with the TLSA records of dane given to OpenSSL
+ * (SSL_dane_enable with dane->base: SNI and first reference identifier,
+ * SSL_add1_host for the other names, SSL_dane_tlsa_add for each record).
+ * ctx must not verify (tls_client_ctx_new(..., false)); the caller asks
+ * after IO_TLS_DONE: io_tls_dane_usable(), io_tls_dane_depth(),
+ * io_tls_verified().  DANE-EE skips name checks (RFC 7672 §3.1.1).
+ */
+struct io_tls_dane {
+	const char		*base;		/* TLSA base domain: the MX host */
+	const char *const	*names;		/* more reference identifiers */
+	size_t			 nnames;
+	const struct tlsa_rr	*rr;		/* the records (any usage) */
+	size_t			 nrr;
+};
+int		 io_start_tls_dane(struct io *, SSL_CTX *,
+		    const struct io_tls_dane *);
+/* Records OpenSSL took as usable (usage 2/3 only); -1: not a DANE session. */
+int		 io_tls_dane_usable(const struct io *);
+/* After the handshake: depth of the DANE match (0 EE, >0 TA), -1 none. */
+int		 io_tls_dane_depth(const struct io *);
+/* SSL_get_verify_result() (X509_V_OK = 0), -1 when no TLS session. */
+long		 io_tls_verify_error(const struct io *);
 bool		 io_tls_active(const struct io *);
 const char	*io_tls_version(const struct io *);	/* "TLSv1.3", or NULL */
 /* Whether the peer's certificate chain and name were verified. */
@@ -115,6 +140,7 @@ struct io_tls_peer {
 	bool		 chain_ok;	/* the chain verified (and the name, when set) */
 	char		 verify_text[128];	/* "ok", or why not */
 	int		 name_match;	/* name in the certificate: 1, 0; -1 unknown */
+	char		 dane[64];	/* "3 1 1 matched at depth 0", or "" */
 };
 /*
  * Fill *p from the connection's TLS session; name: the name the

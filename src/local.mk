@@ -18,6 +18,7 @@ src_libmxcommon_a_SOURCES = \
 src_libmxcommon_a_SOURCES += src/metrics.c src/metrics.h
 src_libmxcommon_a_SOURCES += src/dkim.c src/dkim.h
 src_libmxcommon_a_SOURCES += src/dkim_keys.c src/dkim_keys.h
+src_libmxcommon_a_SOURCES += src/sts_policy.c src/sts_policy.h src/tlsa.h
 
 # The network side: event loop, io, TLS, DNS, SMTP protocol and client,
 # delivery, scheduling, the queue manager, bounces, the listener.
@@ -41,6 +42,7 @@ src_libmxnet_a_SOURCES = \
 	src/qadmin.c src/qadmin.h src/qmgr_admin.c \
 	src/bounce_batch.c src/bounce_batch.h src/qmgr_dsn.c
 src_libmxnet_a_SOURCES += src/runner_dkim.c
+src_libmxnet_a_SOURCES += src/sts.c src/sts.h
 NET_LIBS = $(CARES_LIBS) $(OPENSSL_LIBS)
 
 # Logging to syslog or stderr; kept apart so that the unit tests can link

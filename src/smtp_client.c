@@ -898,3 +898,18 @@ smtpc_defer_fail_local(struct smtpc *s, enum smtpc_cause cause,
 	va_end(ap);
 	smtpc_defer_fail(s, &why);
 }
+
+/* STUB (lead: drop this commit) */
+const char *
+smtpc_tls_auth(const struct smtpc *s)
+{
+	return !smtpc_tls_active(s) ? "none" :
+	    smtpc_tls_verified(s) ? "verified" : "unverified";
+}
+
+const char *
+smtpc_tls_failure(const struct smtpc *s)
+{
+	(void)s;
+	return NULL;
+}

@@ -63,6 +63,17 @@ struct smtpc_params {
 	 * clear either way.
 	 */
 	bool		 auth_unverified;
+	/*
+	 * DANE (RFC 7672): the exchanger's secure TLSA records; NULL: none.
+	 * With it, tls must be TLS_VERIFY and tls_ctx a context that does
+	 * not verify.  STARTTLS is then mandatory (4.7.4 without it); after
+	 * the handshake the peer must match a record (else the session ends
+	 * before MAIL: TEMPFAIL, stage STARTTLS, cause TLS, 4.7.5).  When
+	 * OpenSSL found none of the records usable, TLS is still required
+	 * but not authenticated (RFC 7672 §2.2), as under encrypt.  Never a
+	 * retry in clear.
+	 */
+	const struct io_tls_dane *dane;
 	struct smtpc_timeouts timeouts;	/* ms (confval.h) */
 };
 
@@ -181,6 +192,19 @@ void		 smtpc_free(struct smtpc *);
 const char	*smtpc_tls_version(const struct smtpc *);
 bool		 smtpc_tls_active(const struct smtpc *);
 bool		 smtpc_tls_verified(const struct smtpc *);
+/*
+ * How the peer was authenticated: "dane" (a TLSA record matched),
+ * "verified" (the chain and name, WebPKI), "unverified" (TLS without
+ * it), "none" (no TLS).
+ */
+const char	*smtpc_tls_auth(const struct smtpc *);
+/*
+ * The RFC 8460 §4.3 result type of the TLS failure that ended the
+ * session ("starttls-not-supported", "certificate-host-mismatch",
+ * "certificate-expired", "certificate-not-trusted", "validation-failure"),
+ * or NULL when TLS did not fail.
+ */
+const char	*smtpc_tls_failure(const struct smtpc *);
 /* "reply", "connect", "tls", ...: for logs and tests. */
 const char	*smtpc_cause_to_text(enum smtpc_cause);
 /* "connect", "greeting", "ehlo", ..., "quit". */

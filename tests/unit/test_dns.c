@@ -305,11 +305,12 @@ run_for(struct ev_loop *loop, unsigned ms)
 }
 
 static void
-on_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n,
-    const char *errtext)
+on_mx(void *arg, enum dns_status st, bool secure, const struct dns_mx *mx,
+    size_t n, const char *errtext)
 {
 	struct mx_result *r = arg;
 
+	(void)secure;
 	r->calls++;
 	r->status = st;
 	r->n = n;
