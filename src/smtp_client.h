@@ -199,10 +199,14 @@ bool		 smtpc_tls_verified(const struct smtpc *);
  */
 const char	*smtpc_tls_auth(const struct smtpc *);
 /*
- * The RFC 8460 §4.3 result type of the TLS failure that ended the
- * session ("starttls-not-supported", "certificate-host-mismatch",
- * "certificate-expired", "certificate-not-trusted", "validation-failure"),
- * or NULL when TLS did not fail.
+ * The RFC 8460 §4.3 result type of this session's TLS problem, whether
+ * or not the policy made it fatal (MTA-STS testing mode logs it):
+ * "starttls-not-supported" (not offered, or refused), "validation-failure"
+ * (the handshake failed, or no TLSA record matched),
+ * "certificate-host-mismatch", "certificate-expired",
+ * "certificate-not-trusted" (the chain or name did not verify against the
+ * context's CA store and the session's verify name).  NULL when TLS is up
+ * and authenticated (dane or verified), or was never asked for (tls none).
  */
 const char	*smtpc_tls_failure(const struct smtpc *);
 /* "reply", "connect", "tls", ...: for logs and tests. */
