@@ -11,6 +11,19 @@
  * wait exactly as a before-sleep hook would, without leaving a hook behind
  * in the loop after dns_free() (event.h has no ev_prepare_del()).
  *
+ * Queries.  Addresses for everything but DANE come from ares_getaddrinfo.
+ * MX, TLSA, TXT and the addresses for DANE are queries made here and
+ * sent with ares_send(), because ares_query() cannot set the AD bit
+ * (RFC 6840 5.7): a validating resolver answers with AD only when the
+ * query had it (or DO).  Such a query gets a random ID that none of our
+ * other hand-made queries in flight has (c-ares keeps the ID it is
+ * given); the RCODE of its answer is mapped as ares_query() does (see
+ * raw_status()), and "secure" means AD in that answer.  Only TLSA asks
+ * with EDNS (payload DNS_EDNS_PSZ); the others are as ares_query() sent
+ * them.  A resolver that does not validate never sets AD: everything is
+ * insecure and works as before.  SERVFAIL, which is also how a
+ * validating resolver reports a bogus answer, is DNS_TEMPFAIL.
+ *
  * Lookups are keyed by (type, lower-cased name without trailing dot) in
  * one table of entries.  An entry is either pending (one c-ares query in
  * flight or waiting its turn, a list of waiting requests: concurrent
@@ -30,8 +43,10 @@
  *   - MX: the smallest TTL in the raw answer section (ares_parse_mx_reply
  *     drops TTLs, so we walk the message ourselves, bounds-checked);
  *     DNS_TTL_DEFAULT when it cannot be read;
+ *   - TLSA, TXT: likewise the smallest TTL of the answer section;
  *   - addresses: the smallest ai_ttl of the nodes and CNAMEs (one over
- *     2^31 - 1 counts as 0, RFC 2181 8);
+ *     2^31 - 1 counts as 0, RFC 2181 8); for DANE the smallest TTL
+ *     ares_parse_a_reply / ares_parse_aaaa_reply give (CNAMEs included);
  *   - NXDOMAIN / NODATA: RFC 2308 section 5, min(SOA TTL, SOA MINIMUM)
  *     when the answer carries an SOA, never more than DNS_TTL_NEG;
  *   - TEMPFAIL: never cached; the entry goes as soon as its waiters have
@@ -53,7 +68,11 @@
  * DNS_NXDOMAIN, anything else (SERVFAIL, REFUSED, timeout, connection
  * errors, bad responses) -> DNS_TEMPFAIL.  An MX answer whose records are
  * all "." is DNS_NULLMX (RFC 7505); a "." mixed with real exchangers is
- * ignored; one without MX records (a CNAME alone) is DNS_NODATA.
+ * ignored; one without MX records (a CNAME alone) is DNS_NODATA, and so
+ * is a TLSA or TXT answer without such records.  A TLSA record shorter
+ * than 4 octets, or an answer that cannot be walked, is DNS_TEMPFAIL.
+ * The secure flag is kept with the cached result: the AD bit is always
+ * asked for, so one entry serves every caller.
  */
 #include "config.h"
 
@@ -80,7 +99,14 @@
 #include "util.h"
 
 #define DNS_Q_MX		1
-#define DNS_Q_ADDR		2
+#define DNS_Q_ADDR		2	/* ares_getaddrinfo, AAAA and A */
+#define DNS_Q_SADDR		3	/* hand-made AAAA and A with AD */
+#define DNS_Q_TLSA		4
+#define DNS_Q_TXT		5
+
+#define DNS_EDNS_PSZ		1232	/* TLSA: EDNS UDP payload size */
+#define DNS_HDR_AD		0x20	/* in byte 3 of the header */
+#define DNS_QIDS		65536
 
 #define DNS_BUCKETS		1024
 #define DNS_CACHE_MAX		10000	/* finished entries kept */
@@ -106,7 +132,21 @@ struct dns_result {
 	size_t			 nmx;
 	struct sockaddr_storage	*addrs;
 	size_t			 naddrs;
+	struct tlsa_rr		*tlsa;		/* data points into raw */
+	size_t			 ntlsa;
+	unsigned char		*raw;		/* TLSA: copy of the answer */
+	char			**txt;
+	size_t			 ntxt;
+	bool			 secure;	/* AD on every answer used */
 	uint64_t		 at;		/* ev_now() when answered */
+};
+
+union dns_cb {
+	dns_mx_cb		 mx;
+	dns_addr_cb		 addr;
+	dns_saddr_cb		 saddr;
+	dns_tlsa_cb		 tlsa;
+	dns_txt_cb		 txt;
 };
 
 struct dns_req {
@@ -115,8 +155,7 @@ struct dns_req {
 	struct dns_entry	*entry;		/* set while waiting */
 	struct dns_result	*res;		/* set once ready */
 	int			 type;
-	dns_mx_cb		 mxcb;
-	dns_addr_cb		 addrcb;
+	union dns_cb		 cb;		/* the one of type */
 	void			*arg;
 	uint64_t		 seq;		/* order of readiness */
 };
@@ -132,6 +171,10 @@ struct addr_half {
 	struct dns_entry	*e;
 	int			 status;
 	struct ares_addrinfo	*ai;		/* NULL: none (yet) */
+	/* DNS_Q_SADDR: this half's answer, once in. */
+	struct dns_result	*res;
+	long			 ttl;
+	uint16_t		 qid;
 };
 
 struct dns_entry {
@@ -148,6 +191,7 @@ struct dns_entry {
 	uint64_t		 expires;	/* ev_now() ms */
 	struct addr_half	 half[2];	/* DNS_Q_ADDR: AAAA, A */
 	unsigned		 halves_left;	/* answers still to come */
+	uint16_t		 qid;		/* hand-made query in flight */
 };
 TAILQ_HEAD(dns_entries, dns_entry);
 
@@ -174,6 +218,8 @@ struct dns {
 	uint64_t		 seq;
 	unsigned		 depth;		/* > 0 while delivering */
 	bool			 dead;		/* dns_free() was called */
+	/* IDs of our hand-made queries in flight, one bit each. */
+	uint8_t			 qids[DNS_QIDS / 8];
 };
 
 static void	 dns_rearm(struct dns *);
@@ -182,6 +228,25 @@ static void	 dns_on_sock(int, int, void *);
 static void	 dns_on_ares_timer(void *);
 static void	 dns_on_deliver(void *);
 static void	 dns_on_mx(void *, int, int, unsigned char *, int);
+static void	 dns_on_tlsa(void *, int, int, unsigned char *, int);
+static void	 dns_on_txt(void *, int, int, unsigned char *, int);
+static void	 dns_on_saddr(void *, int, int, unsigned char *, int);
+static void	 dns_send_ad(struct dns *, const char *, int, int,
+		    ares_callback, void *, uint16_t *);
+static uint16_t	 dns_qid_take(struct dns *);
+static void	 dns_qid_release(struct dns *, uint16_t);
+static int	 raw_status(int, const unsigned char *, int, bool *);
+static struct dns_result *neg_result(int, const unsigned char *, int,
+		    long *);
+static struct dns_result *tlsa_result(int, const unsigned char *, int,
+		    long *);
+static int	 wire_tlsa(const unsigned char *, size_t, struct dns_result *);
+static struct dns_result *txt_result(int, const unsigned char *, int,
+		    long *);
+static struct dns_result *saddr_half_result(int, const unsigned char *, int,
+		    int, long *);
+static struct dns_result *addr_pair(struct dns_result *, long,
+		    struct dns_result *, long, long *);
 static void	 dns_on_addr(void *, int, int, struct ares_addrinfo *);
 static struct dns_result *addr_result_pair(int, const struct ares_addrinfo *,
 		    int, const struct ares_addrinfo *, long *);
@@ -191,7 +256,7 @@ static struct dns_result *addr_result(int, const struct ares_addrinfo *,
 		    long *);
 static void	 addr_ttl_min(long *, int);
 static struct dns_req *dns_lookup(struct dns *, int, const char *,
-		    dns_mx_cb, dns_addr_cb, void *);
+		    union dns_cb, void *);
 static void	 dns_start_waiting(struct dns *);
 static void	 dns_query_start(struct dns *, struct dns_entry *);
 static int	 dns_name_key(const char *, char *, size_t);
@@ -318,13 +383,45 @@ dns_free(struct dns *dns)
 struct dns_req *
 dns_mx_lookup(struct dns *dns, const char *domain, dns_mx_cb cb, void *arg)
 {
-	return dns_lookup(dns, DNS_Q_MX, domain, cb, NULL, arg);
+	return dns_lookup(dns, DNS_Q_MX, domain, (union dns_cb){ .mx = cb },
+	    arg);
 }
 
 struct dns_req *
 dns_addr_lookup(struct dns *dns, const char *host, dns_addr_cb cb, void *arg)
 {
-	return dns_lookup(dns, DNS_Q_ADDR, host, NULL, cb, arg);
+	return dns_lookup(dns, DNS_Q_ADDR, host, (union dns_cb){ .addr = cb },
+	    arg);
+}
+
+struct dns_req *
+dns_addr_secure_lookup(struct dns *dns, const char *host, dns_saddr_cb cb,
+    void *arg)
+{
+	return dns_lookup(dns, DNS_Q_SADDR, host,
+	    (union dns_cb){ .saddr = cb }, arg);
+}
+
+struct dns_req *
+dns_tlsa_lookup(struct dns *dns, const char *host, unsigned port,
+    dns_tlsa_cb cb, void *arg)
+{
+	char name[DNS_NAME_MAX + 32];
+	int n;
+
+	/* RFC 6698 3: _PORT._tcp.HOST.  A bad one is an invalid name. */
+	n = snprintf(name, sizeof(name), "_%u._tcp.%s", port, host);
+	if (port == 0 || port > 65535 || n < 0 || (size_t)n >= sizeof(name))
+		name[0] = '\0';
+	return dns_lookup(dns, DNS_Q_TLSA, name, (union dns_cb){ .tlsa = cb },
+	    arg);
+}
+
+struct dns_req *
+dns_txt_lookup(struct dns *dns, const char *name, dns_txt_cb cb, void *arg)
+{
+	return dns_lookup(dns, DNS_Q_TXT, name, (union dns_cb){ .txt = cb },
+	    arg);
 }
 
 void
@@ -366,8 +463,8 @@ dns_status_to_text(enum dns_status st)
 }
 
 static struct dns_req *
-dns_lookup(struct dns *dns, int type, const char *name, dns_mx_cb mxcb,
-    dns_addr_cb addrcb, void *arg)
+dns_lookup(struct dns *dns, int type, const char *name, union dns_cb cb,
+    void *arg)
 {
 	char key[DNS_NAME_MAX + 1];
 	struct dns_req *r;
@@ -376,8 +473,7 @@ dns_lookup(struct dns *dns, int type, const char *name, dns_mx_cb mxcb,
 	r = xcalloc(1, sizeof(*r));
 	r->dns = dns;
 	r->type = type;
-	r->mxcb = mxcb;
-	r->addrcb = addrcb;
+	r->cb = cb;
 	r->arg = arg;
 
 	if (dns_name_key(name, key, sizeof(key)) == -1) {
@@ -448,8 +544,28 @@ dns_query_start(struct dns *dns, struct dns_entry *e)
 	struct ares_addrinfo_hints hints;
 
 	util_strlcpy(name, e->name, sizeof(name));
-	if (e->type == DNS_Q_MX) {
-		ares_query(dns->ch, name, ns_c_in, ns_t_mx, dns_on_mx, e);
+	switch (e->type) {
+	case DNS_Q_MX:
+		dns_send_ad(dns, name, ns_t_mx, 0, dns_on_mx, e, &e->qid);
+		return;
+	case DNS_Q_TLSA:
+		dns_send_ad(dns, name, ns_t_tlsa, DNS_EDNS_PSZ, dns_on_tlsa, e,
+		    &e->qid);
+		return;
+	case DNS_Q_TXT:
+		dns_send_ad(dns, name, ns_t_txt, 0, dns_on_txt, e, &e->qid);
+		return;
+	case DNS_Q_SADDR:
+		e->halves_left = 2;
+		for (int i = 0; i < 2; i++) {
+			e->half[i].e = e;
+			e->half[i].res = NULL;
+		}
+		/* As below: the first answer cannot end e. */
+		dns_send_ad(dns, name, ns_t_aaaa, 0, dns_on_saddr, &e->half[0],
+		    &e->half[0].qid);
+		dns_send_ad(dns, name, ns_t_a, 0, dns_on_saddr, &e->half[1],
+		    &e->half[1].qid);
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -611,6 +727,11 @@ dns_result_unref(struct dns_result *res)
 		free(res->mx[i].host);
 	free(res->mx);
 	free(res->addrs);
+	free(res->tlsa);
+	free(res->raw);
+	for (size_t i = 0; i < res->ntxt; i++)
+		free(res->txt[i]);
+	free(res->txt);
 	free(res);
 }
 
@@ -664,14 +785,16 @@ dns_req_deliver(struct dns_req *r)
 {
 	struct dns_result *res = r->res;
 	uint64_t age = (ev_now(r->dns->loop) - res->at) / 1000;
-	dns_mx_cb mxcb = r->mxcb;
-	dns_addr_cb addrcb = r->addrcb;
+	union dns_cb cb = r->cb;
+	int type = r->type;
 	void *arg = r->arg;
 	struct dns_mx *mx = NULL;
 	size_t n = 0;
+	bool ok = res->status == DNS_OK;
 
 	free(r);
-	if (mxcb != NULL) {
+	switch (type) {
+	case DNS_Q_MX:
 		if (res->status == DNS_OK && res->nmx > 0) {
 			n = res->nmx;
 			mx = xreallocarray(NULL, n, sizeof(*mx));
@@ -681,12 +804,27 @@ dns_req_deliver(struct dns_req *r)
 				    mx[i].ttl - (unsigned)age : 0;
 			mx_shuffle(mx, n);
 		}
-		mxcb(arg, res->status, false, mx, n, res->errtext);
+		cb.mx(arg, res->status, res->secure, mx, n, res->errtext);
 		free(mx);
-	} else
-		addrcb(arg, res->status,
-		    res->status == DNS_OK ? res->addrs : NULL,
-		    res->status == DNS_OK ? res->naddrs : 0, res->errtext);
+		break;
+	case DNS_Q_ADDR:
+		cb.addr(arg, res->status, ok ? res->addrs : NULL,
+		    ok ? res->naddrs : 0, res->errtext);
+		break;
+	case DNS_Q_SADDR:
+		cb.saddr(arg, res->status, res->secure, ok ? res->addrs : NULL,
+		    ok ? res->naddrs : 0, res->errtext);
+		break;
+	case DNS_Q_TLSA:
+		cb.tlsa(arg, res->status, res->secure, ok ? res->tlsa : NULL,
+		    ok ? res->ntlsa : 0, res->errtext);
+		break;
+	case DNS_Q_TXT:
+		cb.txt(arg, res->status,
+		    ok ? (const char *const *)res->txt : NULL,
+		    ok ? res->ntxt : 0, res->errtext);
+		break;
+	}
 	dns_result_unref(res);
 }
 
@@ -791,15 +929,343 @@ dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
 	struct dns_entry *e = arg;
 	struct dns_result *res;
 	long ttl;
+	bool secure;
 
 	(void)timeouts;
+	dns_qid_release(e->dns, e->qid);
 	if (status == ARES_EDESTRUCTION || e->dns->dead)
 		return;
+	status = raw_status(status, abuf, alen, &secure);
 	res = mx_result(status, abuf, alen, &ttl);
+	res->secure = secure && res->status != DNS_TEMPFAIL;
 	metrics_inc(METRIC_DNS, (const char *[]){ "MX",
 	    dns_status_to_text(res->status) });
 	dns_entry_done(e, res, ttl);
 	dns_result_unref(res);
+}
+
+static void
+dns_on_tlsa(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct dns_entry *e = arg;
+	struct dns_result *res;
+	long ttl;
+	bool secure;
+
+	(void)timeouts;
+	dns_qid_release(e->dns, e->qid);
+	if (status == ARES_EDESTRUCTION || e->dns->dead)
+		return;
+	status = raw_status(status, abuf, alen, &secure);
+	res = tlsa_result(status, abuf, alen, &ttl);
+	res->secure = secure && res->status != DNS_TEMPFAIL;
+	metrics_inc(METRIC_DNS, (const char *[]){ "TLSA",
+	    dns_status_to_text(res->status) });
+	dns_entry_done(e, res, ttl);
+	dns_result_unref(res);
+}
+
+static void
+dns_on_txt(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct dns_entry *e = arg;
+	struct dns_result *res;
+	long ttl;
+	bool secure;
+
+	(void)timeouts;
+	dns_qid_release(e->dns, e->qid);
+	if (status == ARES_EDESTRUCTION || e->dns->dead)
+		return;
+	status = raw_status(status, abuf, alen, &secure);
+	res = txt_result(status, abuf, alen, &ttl);
+	metrics_inc(METRIC_DNS, (const char *[]){ "TXT",
+	    dns_status_to_text(res->status) });
+	dns_entry_done(e, res, ttl);
+	dns_result_unref(res);
+}
+
+/*
+ * One half (AAAA: half[0], A: half[1]) of a secure address lookup.  The
+ * result is secure only when both answers came with AD (RFC 7672
+ * 2.2.2: the addresses of a host are used for DANE only if validated).
+ */
+static void
+dns_on_saddr(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct addr_half *h = arg;
+	struct dns_entry *e = h->e;
+	struct dns_result *res;
+	long ttl;
+	bool secure, dead;
+
+	(void)timeouts;
+	dns_qid_release(e->dns, h->qid);
+	dead = status == ARES_EDESTRUCTION || e->dns->dead;
+	if (!dead) {
+		status = raw_status(status, abuf, alen, &secure);
+		h->res = saddr_half_result(status, abuf, alen,
+		    h == &e->half[0] ? AF_INET6 : AF_INET, &h->ttl);
+		h->res->secure = secure && h->res->status != DNS_TEMPFAIL;
+		metrics_inc(METRIC_DNS, (const char *[]){
+		    h == &e->half[0] ? "AAAA" : "A",
+		    dns_status_to_text(h->res->status) });
+	}
+	if (--e->halves_left > 0 && !dead)
+		return;
+	if (dead) {
+		/* Going away: free what either half holds. */
+		for (int i = 0; i < 2; i++) {
+			dns_result_unref(e->half[i].res);
+			e->half[i].res = NULL;
+		}
+		return;
+	}
+	secure = e->half[0].res->secure && e->half[1].res->secure;
+	res = addr_pair(e->half[0].res, e->half[0].ttl, e->half[1].res,
+	    e->half[1].ttl, &ttl);
+	e->half[0].res = e->half[1].res = NULL;
+	res->secure = secure;
+	dns_entry_done(e, res, ttl);
+	dns_result_unref(res);
+}
+
+/*
+ * Send a query for name and type with the AD bit set (RFC 6840 5.7: a
+ * validating resolver then says in AD whether it validated the answer),
+ * with an EDNS OPT record (RFC 6891) when edns_psz > 0.  ares_query()
+ * cannot set AD, so the query is made here and sent with ares_send(),
+ * which keeps its ID: a random one (RFC 5452 9.2), not one of our other
+ * queries in flight, stored in *qid for the callback to release.  cb may
+ * run before this returns.
+ */
+static void
+dns_send_ad(struct dns *dns, const char *name, int type, int edns_psz,
+    ares_callback cb, void *arg, uint16_t *qid)
+{
+	unsigned char *q;
+	int qlen, rc;
+
+	*qid = dns_qid_take(dns);
+	if ((rc = ares_create_query(name, ns_c_in, type, *qid, 1, &q, &qlen,
+	    edns_psz)) != ARES_SUCCESS) {
+		cb(arg, rc, 0, NULL, 0);
+		return;
+	}
+	if (qlen < 12) {
+		ares_free_string(q);
+		cb(arg, ARES_EBADNAME, 0, NULL, 0);
+		return;
+	}
+	q[3] |= DNS_HDR_AD;
+	ares_send(dns->ch, q, qlen, cb, arg);	/* copies q */
+	ares_free_string(q);
+}
+
+static uint16_t
+dns_qid_take(struct dns *dns)
+{
+	uint32_t id = dns_random(DNS_QIDS);
+
+	/* At most DNS_INFLIGHT_MAX * 2 are taken: a free one is near. */
+	while (dns->qids[id / 8] & (1u << (id % 8)))
+		id = (id + 1) % DNS_QIDS;
+	dns->qids[id / 8] |= (uint8_t)(1u << (id % 8));
+	return (uint16_t)id;
+}
+
+static void
+dns_qid_release(struct dns *dns, uint16_t id)
+{
+	dns->qids[id / 8] &= (uint8_t)~(1u << (id % 8));
+}
+
+/*
+ * The status of an answer to a hand-made query, mapped from its RCODE
+ * as ares_query() does (NOERROR with answers ARES_SUCCESS, without
+ * ARES_ENODATA; NXDOMAIN ARES_ENOTFOUND), any other RCODE a failure;
+ * *secure: the AD bit.  c-ares itself already turns SERVFAIL, REFUSED and
+ * NOTIMP into a try of the next server, then ARES_ECONNREFUSED.
+ */
+static int
+raw_status(int status, const unsigned char *abuf, int alen, bool *secure)
+{
+	*secure = false;
+	if (status != ARES_SUCCESS)
+		return status;
+	if (abuf == NULL || alen < 12)
+		return ARES_EBADRESP;
+	*secure = (abuf[3] & DNS_HDR_AD) != 0;
+	switch (abuf[3] & 0x0f) {
+	case ns_r_noerror:
+		return abuf[6] != 0 || abuf[7] != 0 ? ARES_SUCCESS :
+		    ARES_ENODATA;
+	case ns_r_nxdomain:
+		return ARES_ENOTFOUND;
+	case ns_r_servfail:
+		return ARES_ESERVFAIL;
+	case ns_r_refused:
+		return ARES_EREFUSED;
+	case ns_r_formerr:
+		return ARES_EFORMERR;
+	case ns_r_notimpl:
+		return ARES_ENOTIMP;
+	default:
+		return ARES_EBADRESP;
+	}
+}
+
+/*
+ * A query that failed or found nothing (status not ARES_SUCCESS): the
+ * result, and in *ttl how long to keep it (RFC 2308 5 when the answer has
+ * an SOA, never more than DNS_TTL_NEG).
+ */
+static struct dns_result *
+neg_result(int status, const unsigned char *abuf, int alen, long *ttl)
+{
+	struct dns_result *res;
+
+	res = dns_result_new(dns_map_status(status),
+	    dns_status_errtext(status));
+	*ttl = abuf != NULL && alen > 0 ?
+	    wire_ttl(abuf, (size_t)alen, true) : -1;
+	if (*ttl < 0 || *ttl > DNS_TTL_NEG)
+		*ttl = DNS_TTL_NEG;
+	return res;
+}
+
+/*
+ * What a TLSA query that ended with status (mapped by raw_status()) and
+ * the answer means: every TLSA record of the answer section, and in *ttl
+ * how long to keep them.  Pure, like mx_result().
+ */
+static struct dns_result *
+tlsa_result(int status, const unsigned char *abuf, int alen, long *ttl)
+{
+	struct dns_result *res;
+
+	if (status != ARES_SUCCESS)
+		return neg_result(status, abuf, alen, ttl);
+	res = dns_result_new(DNS_OK, "");
+	if (wire_tlsa(abuf, (size_t)alen, res) == -1) {
+		dns_result_unref(res);
+		*ttl = 0;
+		return dns_result_new(DNS_TEMPFAIL, "malformed TLSA answer");
+	}
+	if (res->ntlsa == 0) {
+		/* No TLSA record in the answer (a CNAME alone): NODATA. */
+		dns_result_unref(res);
+		return neg_result(ARES_ENODATA, abuf, alen, ttl);
+	}
+	if ((*ttl = wire_ttl(abuf, (size_t)alen, false)) < 0)
+		*ttl = DNS_TTL_DEFAULT;
+	return res;
+}
+
+/*
+ * What a TXT query means: one string per record, its character-strings
+ * joined without separator (a new record starts at record_start).  Pure.
+ */
+static struct dns_result *
+txt_result(int status, const unsigned char *abuf, int alen, long *ttl)
+{
+	struct dns_result *res;
+	struct ares_txt_ext *reply = NULL, *t;
+	size_t n = 0, len = 0;
+
+	if (status == ARES_SUCCESS &&
+	    (status = ares_parse_txt_reply_ext(abuf, alen, &reply)) ==
+	    ARES_EBADNAME)
+		status = ARES_EBADRESP;
+	if (status == ARES_SUCCESS && reply == NULL)
+		status = ARES_ENODATA;
+	if (status != ARES_SUCCESS)
+		return neg_result(status, abuf, alen, ttl);
+
+	for (t = reply; t != NULL; t = t->next)
+		if (t->record_start || t == reply)
+			n++;
+	res = dns_result_new(DNS_OK, "");
+	res->txt = xcalloc(n, sizeof(*res->txt));
+	for (t = reply; t != NULL; t = t->next) {
+		char **s;
+
+		if (t->record_start || t == reply) {
+			res->ntxt++;
+			len = 0;
+		}
+		s = &res->txt[res->ntxt - 1];
+		*s = xreallocarray(*s, len + t->length + 1, 1);
+		memcpy(*s + len, t->txt, t->length);
+		len += t->length;
+		(*s)[len] = '\0';
+	}
+	ares_free_data(reply);
+	if ((*ttl = wire_ttl(abuf, (size_t)alen, false)) < 0)
+		*ttl = DNS_TTL_DEFAULT;
+	return res;
+}
+
+/*
+ * One half of a secure address lookup: the addresses of family in the
+ * answer (CNAMEs followed by c-ares), port 0, and in *ttl the smallest
+ * TTL of them and the CNAMEs.  Pure.
+ */
+static struct dns_result *
+saddr_half_result(int status, const unsigned char *abuf, int alen,
+    int family, long *ttl)
+{
+	struct dns_result *res;
+	struct ares_addrttl *a4 = NULL;
+	struct ares_addr6ttl *a6 = NULL;
+	int n = 0;
+
+	if (status == ARES_SUCCESS) {
+		/* An address record takes at least 16 octets. */
+		n = alen / 16 + 1;
+		if (family == AF_INET) {
+			a4 = xcalloc((size_t)n, sizeof(*a4));
+			status = ares_parse_a_reply(abuf, alen, NULL, a4, &n);
+		} else {
+			a6 = xcalloc((size_t)n, sizeof(*a6));
+			status = ares_parse_aaaa_reply(abuf, alen, NULL, a6,
+			    &n);
+		}
+		if (status == ARES_EBADNAME)
+			status = ARES_EBADRESP;
+		if (status == ARES_SUCCESS && n <= 0)
+			status = ARES_ENODATA;
+	}
+	if (status != ARES_SUCCESS) {
+		free(a4);
+		free(a6);
+		res = dns_result_new(dns_map_status(status),
+		    dns_status_errtext(status));
+		*ttl = DNS_TTL_NEG;
+		return res;
+	}
+	res = dns_result_new(DNS_OK, "");
+	res->addrs = xcalloc((size_t)n, sizeof(*res->addrs));
+	*ttl = -1;
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_storage *ss = &res->addrs[res->naddrs++];
+
+		ss->ss_family = (sa_family_t)family;
+		if (family == AF_INET) {
+			((struct sockaddr_in *)ss)->sin_addr = a4[i].ipaddr;
+			addr_ttl_min(ttl, a4[i].ttl);
+		} else {
+			memcpy(&((struct sockaddr_in6 *)ss)->sin6_addr,
+			    &a6[i].ip6addr, sizeof(a6[i].ip6addr));
+			addr_ttl_min(ttl, a6[i].ttl);
+		}
+	}
+	free(a4);
+	free(a6);
+	return res;
 }
 
 /*
@@ -821,15 +1287,8 @@ mx_result(int status, const unsigned char *abuf, int alen, long *ttl)
 	if (status == ARES_SUCCESS &&
 	    (status = ares_parse_mx_reply(abuf, alen, &reply)) == ARES_EBADNAME)
 		status = ARES_EBADRESP;
-	if (status != ARES_SUCCESS) {
-		res = dns_result_new(dns_map_status(status),
-		    dns_status_errtext(status));
-		*ttl = abuf != NULL && alen > 0 ?
-		    wire_ttl(abuf, (size_t)alen, true) : -1;
-		if (*ttl < 0 || *ttl > DNS_TTL_NEG)
-			*ttl = DNS_TTL_NEG;
-		return res;
-	}
+	if (status != ARES_SUCCESS)
+		return neg_result(status, abuf, alen, ttl);
 
 	for (m = reply; m != NULL; m = m->next)
 		n++;
@@ -914,11 +1373,25 @@ static struct dns_result *
 addr_result_pair(int s6, const struct ares_addrinfo *ai6, int s4,
     const struct ares_addrinfo *ai4, long *ttl)
 {
-	struct dns_result *r[2], *res;
-	long t[2];
+	struct dns_result *r6, *r4;
+	long t6, t4;
 
-	r[0] = addr_result(s6, ai6, &t[0]);
-	r[1] = addr_result(s4, ai4, &t[1]);
+	r6 = addr_result(s6, ai6, &t6);
+	r4 = addr_result(s4, ai4, &t4);
+	return addr_pair(r6, t6, r4, t4, ttl);
+}
+
+/*
+ * The results of the AAAA half (r6, kept t6 seconds) and of the A half
+ * as one, as addr_result_pair() says.  Takes both references.
+ */
+static struct dns_result *
+addr_pair(struct dns_result *r6, long t6, struct dns_result *r4, long t4,
+    long *ttl)
+{
+	struct dns_result *r[2] = { r6, r4 }, *res;
+	long t[2] = { t6, t4 };
+
 	if (r[0]->status == DNS_OK || r[1]->status == DNS_OK) {
 		res = dns_result_new(DNS_OK, "");
 		res->addrs = xcalloc(r[0]->naddrs + r[1]->naddrs,
@@ -1182,26 +1655,57 @@ wire_ttl(const unsigned char *p, size_t len, bool negative)
 	return ttl;
 }
 
-/* STUB (lead: drop this commit): the issue-15 lookups, not yet written. */
-struct dns_req *
-dns_addr_secure_lookup(struct dns *dns, const char *host, dns_saddr_cb cb,
-    void *arg)
+/*
+ * Every TLSA record (RFC 6698 2.1: usage, selector, matching type, data)
+ * of the answer section of p into res, whatever its owner (the target
+ * of a CNAME in the same answer is covered by the same AD bit).  Their
+ * data points into a copy of p.  -1 when the message cannot be walked
+ * or a TLSA record has no data (fewer than 4 octets).
+ */
+static int
+wire_tlsa(const unsigned char *p, size_t len, struct dns_result *res)
 {
-	(void)dns; (void)host; (void)cb; (void)arg;
-	return NULL;
-}
+	size_t off = 12;
+	unsigned qd, an;
 
-struct dns_req *
-dns_tlsa_lookup(struct dns *dns, const char *host, unsigned port,
-    dns_tlsa_cb cb, void *arg)
-{
-	(void)dns; (void)host; (void)port; (void)cb; (void)arg;
-	return NULL;
-}
+	if (len < 12)
+		return -1;
+	qd = (unsigned)p[4] << 8 | p[5];
+	an = (unsigned)p[6] << 8 | p[7];
+	/* A record takes at least 11 octets: no more than fit. */
+	if (an > len / 11)
+		return -1;
+	for (unsigned i = 0; i < qd; i++) {
+		if (wire_skip_name(p, len, &off) == -1 || len - off < 4)
+			return -1;
+		off += 4;
+	}
+	res->raw = xmalloc(len);
+	memcpy(res->raw, p, len);
+	res->tlsa = xcalloc(an > 0 ? an : 1, sizeof(*res->tlsa));
+	for (unsigned i = 0; i < an; i++) {
+		unsigned type, class, rdlen;
 
-struct dns_req *
-dns_txt_lookup(struct dns *dns, const char *name, dns_txt_cb cb, void *arg)
-{
-	(void)dns; (void)name; (void)cb; (void)arg;
-	return NULL;
+		if (wire_skip_name(p, len, &off) == -1 || len - off < 10)
+			return -1;
+		type = (unsigned)p[off] << 8 | p[off + 1];
+		class = (unsigned)p[off + 2] << 8 | p[off + 3];
+		rdlen = (unsigned)p[off + 8] << 8 | p[off + 9];
+		off += 10;
+		if (rdlen > len - off)
+			return -1;
+		if (type == ns_t_tlsa && class == ns_c_in) {
+			struct tlsa_rr *rr = &res->tlsa[res->ntlsa++];
+
+			if (rdlen < 4)
+				return -1;
+			rr->usage = p[off];
+			rr->selector = p[off + 1];
+			rr->mtype = p[off + 2];
+			rr->data = res->raw + off + 3;
+			rr->len = rdlen - 3;
+		}
+		off += rdlen;
+	}
+	return 0;
 }

@@ -52,12 +52,10 @@ struct dns	*dns_new(struct ev_loop *, const char *servers, unsigned timeout_ms,
 void		 dns_free(struct dns *);	/* pending callbacks are not called */
 
 /*
- * MX lookup (ares_query, no search list).  On DNS_OK: mx sorted by
+ * MX lookup (no search list).  On DNS_OK: mx sorted by
  * ascending preference, equal preferences in random order; a CNAME'd
  * exchanger name is as the answer gives it.  DNS_NULLMX when the only
  * record is "0 .".  errtext explains failures ("SERVFAIL", "timeout").
- */
-/*
  * The MX query is sent with the AD bit set (RFC 6840 §5.7); secure is
  * true when the answer (DNS_OK, DNS_NODATA, DNS_NXDOMAIN, DNS_NULLMX)
  * came with AD from the configured resolver, i.e. it validated it.

@@ -47,6 +47,7 @@
 #define T_MX		15
 #define T_TXT		16
 #define T_AAAA		28
+#define T_TLSA		52
 #define T_ANY		255
 
 #define RC_NOERROR	0
@@ -78,6 +79,9 @@ struct rr {
 	uint16_t	 pref;		/* MX */
 	uint8_t		 addr[16];	/* A: 4 bytes, AAAA: 16 */
 	char		*target;	/* MX, CNAME: "" is the root */
+	uint8_t		 tlsa[3];	/* TLSA: usage, selector, mtype */
+	uint8_t		*data;		/* TLSA: association data */
+	size_t		 datalen;
 };
 
 struct rule {
@@ -250,7 +254,8 @@ parse_type(const char *s, uint16_t *type)
 {
 	static const struct { const char *name; uint16_t type; } types[] = {
 		{ "A", T_A }, { "AAAA", T_AAAA }, { "MX", T_MX },
-		{ "CNAME", T_CNAME }, { "TXT", T_TXT }, { "ANY", T_ANY },
+		{ "CNAME", T_CNAME }, { "TXT", T_TXT }, { "TLSA", T_TLSA },
+		{ "ANY", T_ANY },
 	};
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -270,6 +275,7 @@ type_to_text(uint16_t type, char *buf, size_t len)
 	case T_MX:	return "MX";
 	case T_CNAME:	return "CNAME";
 	case T_TXT:	return "TXT";
+	case T_TLSA:	return "TLSA";
 	case T_ANY:	return "ANY";
 	default:
 		snprintf(buf, len, "TYPE%u", (unsigned)type);
@@ -318,6 +324,42 @@ txt_join(char **word, size_t n, char **out)
 		p += strlen(word[k]);
 	}
 	*p = '\0';
+	return 0;
+}
+
+/*
+ * TLSA data (RFC 6698 2.2): USAGE SELECTOR MTYPE HEX, each number 0 to
+ * 255, the hex digits an even number (at least 2) of them.
+ */
+static int
+tlsa_parse(char **tok, size_t n, struct rr *rr)
+{
+	unsigned long v;
+	size_t hexlen;
+
+	if (n != 4)
+		return -1;
+	for (int k = 0; k < 3; k++) {
+		if (parse_number(tok[k], 255, &v) == -1)
+			return -1;
+		rr->tlsa[k] = (uint8_t)v;
+	}
+	hexlen = strlen(tok[3]);
+	if (hexlen == 0 || hexlen % 2 != 0 || hexlen / 2 > 4096)
+		return -1;
+	rr->datalen = hexlen / 2;
+	rr->data = xrealloc(NULL, rr->datalen, 1);
+	for (size_t k = 0; k < rr->datalen; k++) {
+		char byte[3] = { tok[3][2 * k], tok[3][2 * k + 1], '\0' };
+
+		if (!isxdigit((unsigned char)byte[0]) ||
+		    !isxdigit((unsigned char)byte[1])) {
+			free(rr->data);
+			rr->data = NULL;
+			return -1;
+		}
+		rr->data[k] = (uint8_t)strtoul(byte, NULL, 16);
+	}
 	return 0;
 }
 
@@ -464,6 +506,13 @@ zone_line(struct zone *z, char *line, char *err, size_t errlen)
 			return -1;
 		}
 		break;
+	case T_TLSA:
+		if (tlsa_parse(tok + i, ntok - i, &rr) == -1) {
+			snprintf(err, errlen,
+			    "expected TLSA USAGE SELECTOR MTYPE HEX");
+			return -1;
+		}
+		break;
 	}
 	node->rr = xrealloc(node->rr, node->nrr + 1, sizeof(*node->rr));
 	node->rr[node->nrr++] = rr;
@@ -507,8 +556,10 @@ static void
 zone_free(struct zone *z)
 {
 	for (size_t i = 0; i < z->n; i++) {
-		for (size_t k = 0; k < z->nodes[i].nrr; k++)
+		for (size_t k = 0; k < z->nodes[i].nrr; k++) {
 			free(z->nodes[i].rr[k].target);
+			free(z->nodes[i].rr[k].data);
+		}
 		free(z->nodes[i].rr);
 		free(z->nodes[i].rules);
 		free(z->nodes[i].name);
@@ -631,6 +682,10 @@ put_rr(struct buf *b, const char *owner, const struct rr *rr)
 		break;
 	case T_TXT:
 		put_txt(b, rr->target);
+		break;
+	case T_TLSA:
+		putbytes(b, rr->tlsa, 3);
+		putbytes(b, rr->data, rr->datalen);
 		break;
 	}
 	if (!b->overflow) {
