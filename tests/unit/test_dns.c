@@ -5,7 +5,12 @@
  * wire, so caching, coalescing and the cap on queries out at once are
  * checked on the server side.  One test per DNS status (enum dns_status),
  * plus the request life cycle (callbacks from the loop only, cancel,
- * dns_free with requests pending or waiting for their turn).
+ * dns_free with requests pending or waiting for their turn).  TLSA, TXT
+ * and the secure address lookup against dnsd (never secure: it does not
+ * validate); the AD bit, EDNS, query IDs, secure answers and malformed
+ * TLSA records against a fake server in the test itself.  With
+ * MXRELAY_TEST_VALIDATOR=127.0.0.1:PORT, a validating resolver serving
+ * the zones of tests/world (see there), secure answers for real.
  */
 #include "config.h"
 
@@ -49,6 +54,14 @@
 #define CAP			64	/* DNS_INFLIGHT_MAX in dns.c */
 #define CAP_NAMES		100	/* lookups in test_inflight_cap */
 #define CAP_TIMEOUT_MS		2500
+
+/* TLSA association data: 32 and 64 octets in hex (SHA2-256, SHA2-512). */
+#define HEX32	"0123456789abcdef0123456789abcdef" \
+		"0123456789abcdef0123456789abcdef"
+#define HEX64	"fedcba9876543210fedcba9876543210" \
+		"fedcba9876543210fedcba9876543210" \
+		"fedcba9876543210fedcba9876543210" \
+		"fedcba9876543210fedcba9876543210"
 
 static const char zone_text[] =
     "# zone for tests/unit/test_dns.c\n"
@@ -99,7 +112,17 @@ static const char zone_text[] =
     "*.cap.test MX 10 mx.cap.test\n"
     "*.capw.test DROP\n"
     "ttl.test 120 MX 10 mx1.ttl.test\n"
-    "ttl.test 120 MX 20 mx2.ttl.test\n";
+    "ttl.test 120 MX 20 mx2.ttl.test\n"
+    "_25._tcp.mx.tlsa.test TLSA 3 1 1 " HEX32 "\n"
+    "_25._tcp.mx.tlsa.test TLSA 2 0 2 " HEX64 "\n"
+    "_25._tcp.mx.tlsa.test 60 TLSA 1 1 0 ab\n"
+    "_587._tcp.mx.tlsa.test TLSA 3 0 1 " HEX32 "\n"
+    "_25._tcp.nodata.tlsa.test A 127.0.0.30\n"
+    "_25._tcp.mx.tlsafail.test SERVFAIL\n"
+    "sts.txt.test TXT v=STSv1; id=20260101;\n"
+    "two.txt.test TXT first\n"
+    "two.txt.test TXT second part\n"
+    "mx.txt.test MX 10 mx.txt.test\n";
 
 /* One dnsd for the whole run. */
 static struct {
@@ -120,6 +143,7 @@ struct fixture {
 struct mx_result {
 	int		 calls;
 	enum dns_status	 status;
+	bool		 secure;
 	size_t		 n;
 	char		 host[8][64];
 	unsigned	 pref[8];
@@ -131,6 +155,7 @@ struct mx_result {
 struct addr_result {
 	int		 calls;
 	enum dns_status	 status;
+	bool		 secure;	/* dns_addr_secure_lookup() */
 	size_t		 n;
 	struct sockaddr_storage addr[64];
 	char		 errtext[128];
@@ -310,9 +335,9 @@ on_mx(void *arg, enum dns_status st, bool secure, const struct dns_mx *mx,
 {
 	struct mx_result *r = arg;
 
-	(void)secure;
 	r->calls++;
 	r->status = st;
+	r->secure = secure;
 	r->n = n;
 	assert_non_null(errtext);
 	snprintf(r->errtext, sizeof(r->errtext), "%s", errtext);
@@ -967,6 +992,491 @@ test_bad_servers(void **state)
 	assert_true(err[0] != '\0');
 }
 
+struct tlsa_result {
+	int		 calls;
+	enum dns_status	 status;
+	bool		 secure;
+	size_t		 n;
+	struct tlsa_rr	 rr[8];		/* data: see data[] */
+	unsigned char	 data[8][64];	/* a copy of rr[i].data */
+	char		 errtext[128];
+};
+
+struct txt_result {
+	int		 calls;
+	enum dns_status	 status;
+	size_t		 n;
+	char		 txt[4][128];
+	char		 errtext[128];
+};
+
+static void
+on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rr,
+    size_t n, const char *errtext)
+{
+	struct tlsa_result *r = arg;
+
+	r->calls++;
+	r->status = st;
+	r->secure = secure;
+	r->n = n;
+	assert_non_null(errtext);
+	snprintf(r->errtext, sizeof(r->errtext), "%s", errtext);
+	if (st != DNS_OK)
+		assert_int_equal(n, 0);
+	else
+		assert_true(n > 0);
+	for (size_t i = 0; i < n && i < 8; i++) {
+		r->rr[i] = rr[i];
+		assert_true(rr[i].len <= sizeof(r->data[i]));
+		memcpy(r->data[i], rr[i].data, rr[i].len);
+		r->rr[i].data = NULL;	/* valid during the callback only */
+	}
+}
+
+static void
+on_txt(void *arg, enum dns_status st, const char *const *txt, size_t n,
+    const char *errtext)
+{
+	struct txt_result *r = arg;
+
+	r->calls++;
+	r->status = st;
+	r->n = n;
+	assert_non_null(errtext);
+	snprintf(r->errtext, sizeof(r->errtext), "%s", errtext);
+	if (st != DNS_OK)
+		assert_int_equal(n, 0);
+	else
+		assert_true(n > 0);
+	for (size_t i = 0; i < n && i < 4; i++)
+		snprintf(r->txt[i], sizeof(r->txt[i]), "%s", txt[i]);
+}
+
+static void
+on_saddr(void *arg, enum dns_status st, bool secure,
+    const struct sockaddr_storage *a, size_t n, const char *errtext)
+{
+	struct addr_result *r = arg;
+
+	on_addr(arg, st, a, n, errtext);
+	r->secure = secure;
+}
+
+static struct tlsa_result
+tlsa_lookup(struct fixture *fx, const char *host, unsigned port)
+{
+	struct tlsa_result r;
+
+	memset(&r, 0, sizeof(r));
+	assert_non_null(dns_tlsa_lookup(fx->dns, host, port, on_tlsa, &r));
+	assert_int_equal(r.calls, 0);
+	run_until(fx->loop, &r.calls, 1);
+	run_for(fx->loop, 1);
+	assert_int_equal(r.calls, 1);
+	return r;
+}
+
+static struct txt_result
+txt_lookup(struct fixture *fx, const char *name)
+{
+	struct txt_result r;
+
+	memset(&r, 0, sizeof(r));
+	assert_non_null(dns_txt_lookup(fx->dns, name, on_txt, &r));
+	assert_int_equal(r.calls, 0);
+	run_until(fx->loop, &r.calls, 1);
+	run_for(fx->loop, 1);
+	assert_int_equal(r.calls, 1);
+	return r;
+}
+
+static struct addr_result
+saddr_lookup(struct fixture *fx, const char *host)
+{
+	struct addr_result r;
+
+	memset(&r, 0, sizeof(r));
+	assert_non_null(dns_addr_secure_lookup(fx->dns, host, on_saddr, &r));
+	assert_int_equal(r.calls, 0);
+	run_until(fx->loop, &r.calls, 1);
+	run_for(fx->loop, 1);
+	assert_int_equal(r.calls, 1);
+	return r;
+}
+
+/* The TLSA record i of r has these fields and hex data. */
+static void
+assert_tlsa(const struct tlsa_result *r, size_t i, unsigned usage,
+    unsigned selector, unsigned mtype, const char *hex)
+{
+	char got[2 * 64 + 1];
+
+	assert_true(i < r->n);
+	assert_int_equal(r->rr[i].usage, usage);
+	assert_int_equal(r->rr[i].selector, selector);
+	assert_int_equal(r->rr[i].mtype, mtype);
+	assert_int_equal(r->rr[i].len, strlen(hex) / 2);
+	for (size_t k = 0; k < r->rr[i].len; k++)
+		snprintf(got + 2 * k, 3, "%02x", r->data[i][k]);
+	got[2 * r->rr[i].len] = '\0';
+	assert_string_equal(got, hex);
+}
+
+/*
+ * Every TLSA record of _25._tcp.HOST, whatever its usage, with its
+ * fields and data as the zone has them; another port is another name;
+ * the answer is cached.  dnsd does not validate: never secure.
+ */
+static void
+test_tlsa_records(void **state)
+{
+	struct fixture *fx = *state;
+	struct tlsa_result r;
+
+	metrics_reset();
+	r = tlsa_lookup(fx, "MX.tlsa.test.", 25);
+	assert_int_equal(r.status, DNS_OK);
+	assert_false(r.secure);
+	assert_int_equal(r.n, 3);
+	assert_tlsa(&r, 0, 3, 1, 1, HEX32);
+	assert_tlsa(&r, 1, 2, 0, 2, HEX64);
+	assert_tlsa(&r, 2, 1, 1, 0, "ab");
+	assert_int_equal(query_count("_25._tcp.mx.tlsa.test", "TLSA"), 1);
+
+	r = tlsa_lookup(fx, "mx.tlsa.test", 25);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(query_count("_25._tcp.mx.tlsa.test", "TLSA"), 1);
+
+	r = tlsa_lookup(fx, "mx.tlsa.test", 587);
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 1);
+	assert_tlsa(&r, 0, 3, 0, 1, HEX32);
+	{
+		char *m = metrics_render(NULL);
+
+		assert_non_null(strstr(m, "\nmxrelay_dns_lookups_total{"
+		    "type=\"TLSA\",result=\"ok\"} 2\n"));
+		free(m);
+	}
+}
+
+/* No TLSA: NODATA, NXDOMAIN; SERVFAIL (bogus) TEMPFAIL; bad port. */
+static void
+test_tlsa_negative(void **state)
+{
+	struct fixture *fx = *state;
+	struct tlsa_result r;
+
+	r = tlsa_lookup(fx, "nodata.tlsa.test", 25);
+	assert_int_equal(r.status, DNS_NODATA);
+	assert_false(r.secure);
+	r = tlsa_lookup(fx, "none.tlsa.test", 25);
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	r = tlsa_lookup(fx, "mx.tlsafail.test", 25);
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	assert_false(r.secure);
+	r = tlsa_lookup(fx, "mx.tlsa.test", 0);
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	r = tlsa_lookup(fx, "mx.tlsa.test", 65536);
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+}
+
+/* The character-strings of a record joined; one string per record. */
+static void
+test_txt(void **state)
+{
+	struct fixture *fx = *state;
+	struct txt_result r;
+
+	metrics_reset();
+	r = txt_lookup(fx, "sts.txt.test");
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.txt[0], "v=STSv1;id=20260101;");
+
+	r = txt_lookup(fx, "two.txt.test");
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 2);
+	if (strcmp(r.txt[0], "first") == 0)
+		assert_string_equal(r.txt[1], "secondpart");
+	else {
+		assert_string_equal(r.txt[0], "secondpart");
+		assert_string_equal(r.txt[1], "first");
+	}
+
+	r = txt_lookup(fx, "mx.txt.test");
+	assert_int_equal(r.status, DNS_NODATA);
+	r = txt_lookup(fx, "none.txt.test");
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	r = txt_lookup(fx, "fail.test");
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	{
+		char *m = metrics_render(NULL);
+
+		assert_non_null(strstr(m, "\nmxrelay_dns_lookups_total{"
+		    "type=\"TXT\",result=\"ok\"} 2\n"));
+		free(m);
+	}
+}
+
+/* Secure address lookup from dnsd: as dns_addr_lookup, never secure. */
+static void
+test_saddr(void **state)
+{
+	struct fixture *fx = *state;
+	struct addr_result r;
+	char buf[64];
+
+	r = saddr_lookup(fx, "dual.test");
+	assert_int_equal(r.status, DNS_OK);
+	assert_false(r.secure);
+	assert_int_equal(r.n, 4);
+	assert_string_equal(addr_text(&r.addr[0], buf, sizeof(buf)), "::1");
+	assert_string_equal(addr_text(&r.addr[1], buf, sizeof(buf)),
+	    "2001:db8::1");
+	assert_string_equal(addr_text(&r.addr[2], buf, sizeof(buf)),
+	    "127.0.0.15");
+	assert_string_equal(addr_text(&r.addr[3], buf, sizeof(buf)),
+	    "127.0.0.16");
+
+	r = saddr_lookup(fx, "alias.test");
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(addr_text(&r.addr[0], buf, sizeof(buf)),
+	    "127.0.0.14");
+	r = saddr_lookup(fx, "onlymx.test");
+	assert_int_equal(r.status, DNS_NODATA);
+	r = saddr_lookup(fx, "nope.test");
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	r = saddr_lookup(fx, "fail.test");
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	r = saddr_lookup(fx, "mxfail.test");	/* SERVFAIL for MX only */
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 1);
+}
+
+/* MX from a server that does not validate: never secure. */
+static void
+test_mx_insecure(void **state)
+{
+	struct mx_result r = mx_lookup(*state, "order.test");
+
+	assert_int_equal(r.status, DNS_OK);
+	assert_false(r.secure);
+	r = mx_lookup(*state, "nope.test");
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	assert_false(r.secure);
+}
+
+/*
+ * A fake server on a UDP socket of the test: it sees the queries as sent
+ * and answers what the test makes, AD bit included.
+ */
+struct fake {
+	int			 fd;
+	char			 servers[64];
+	struct sockaddr_storage	 peer;
+	socklen_t		 peerlen;
+	unsigned char		 q[512];	/* last query */
+	size_t			 qlen;
+	size_t			 qend;		/* end of its question */
+};
+
+static void
+fake_open(struct fake *f)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	memset(f, 0, sizeof(*f));
+	assert_true((f->fd = socket(AF_INET, SOCK_DGRAM, 0)) >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(f->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(f->fd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(f->servers, sizeof(f->servers), "127.0.0.1:%u",
+	    (unsigned)ntohs(sin.sin_port));
+}
+
+/* Run the loop until a query reaches f; its type is returned. */
+static unsigned
+fake_recv(struct ev_loop *loop, struct fake *f)
+{
+	uint64_t end = util_now_ms() + WAIT_MAX_MS;
+	ssize_t n;
+	size_t off = 12;
+
+	for (;;) {
+		f->peerlen = sizeof(f->peer);
+		n = recvfrom(f->fd, f->q, sizeof(f->q), MSG_DONTWAIT,
+		    (struct sockaddr *)&f->peer, &f->peerlen);
+		if (n > 0)
+			break;
+		if (util_now_ms() > end)
+			fail_msg("no query reached the fake server");
+		assert_int_equal(ev_run_once(loop, 10), 0);
+	}
+	f->qlen = (size_t)n;
+	assert_true(f->qlen > 12);
+	while (off < f->qlen && f->q[off] != 0)
+		off += 1 + f->q[off];
+	assert_true(off + 5 <= f->qlen);
+	f->qend = off + 5;
+	return (unsigned)f->q[off + 1] << 8 | f->q[off + 2];
+}
+
+/*
+ * Answer the last query: byte 3 of the header (RA, Z, AD, CD, RCODE) is
+ * flags3; n records of type, owner the name asked, with rdata[i] of
+ * rdlen[i] octets.
+ */
+static void
+fake_reply(struct fake *f, unsigned flags3, unsigned type, size_t n,
+    const unsigned char *const *rdata, const size_t *rdlen)
+{
+	unsigned char a[1024];
+	size_t len;
+
+	assert_true(f->qend <= sizeof(a));
+	memcpy(a, f->q, f->qend);
+	a[2] = 0x81;		/* QR, RD */
+	a[3] = (unsigned char)flags3;
+	a[6] = 0;
+	a[7] = (unsigned char)n;
+	memset(a + 8, 0, 4);	/* no authority, no additional */
+	len = f->qend;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char rr[12] = { 0xc0, 0x0c, type >> 8, type & 0xff,
+		    0, 1, 0, 0, 1, 0x2c, rdlen[i] >> 8, rdlen[i] & 0xff };
+
+		assert_true(len + sizeof(rr) + rdlen[i] <= sizeof(a));
+		memcpy(a + len, rr, sizeof(rr));
+		memcpy(a + len + sizeof(rr), rdata[i], rdlen[i]);
+		len += sizeof(rr) + rdlen[i];
+	}
+	assert_int_equal(sendto(f->fd, a, len, 0, (struct sockaddr *)&f->peer,
+	    f->peerlen), (ssize_t)len);
+}
+
+static unsigned
+fake_qid(const struct fake *f)
+{
+	return (unsigned)f->q[0] << 8 | f->q[1];
+}
+
+#define HDR_AD		0x20
+
+/*
+ * What goes on the wire: MX and TLSA queries ask for AD (RFC 6840 5.7),
+ * TLSA with an EDNS OPT record, MX without; IDs are random.  What comes
+ * back: AD makes the answer secure; a TLSA record shorter than 4 octets
+ * makes the answer a temporary failure; a TLSA answer without AD is not
+ * secure.
+ */
+static void
+test_fake_ad(void **state)
+{
+	struct fixture *fx = *state;
+	struct fake f;
+	struct dns *dns;
+	struct mx_result mr;
+	struct tlsa_result tr;
+	struct addr_result ar;
+	char err[256];
+	unsigned ids[4];
+	const unsigned char mx[] = { 0, 10, 2, 'm', 'x', 0xc0, 0x0c };
+	const unsigned char t1[] = { 3, 1, 1, 0xaa, 0xbb };
+	const unsigned char t2[] = { 2, 0, 1, 0xcc };
+	const unsigned char tbad[] = { 3, 1, 1 };
+	const unsigned char a4[] = { 127, 0, 0, 40 };
+	const unsigned char a6[16] = { [15] = 1 };
+
+	fake_open(&f);
+	assert_non_null(dns = dns_new(fx->loop, f.servers, 2000, 1, err,
+	    sizeof(err)));
+
+	memset(&mr, 0, sizeof(mr));
+	assert_non_null(dns_mx_lookup(dns, "a.fake.test", on_mx, &mr));
+	assert_int_equal(fake_recv(fx->loop, &f), 15);
+	assert_true(f.q[3] & HDR_AD);
+	assert_int_equal(f.q[10] << 8 | f.q[11], 0);	/* no OPT */
+	ids[0] = fake_qid(&f);
+	fake_reply(&f, HDR_AD, 15, 1, (const unsigned char *[]){ mx },
+	    (size_t[]){ sizeof(mx) });
+	run_until(fx->loop, &mr.calls, 1);
+	assert_int_equal(mr.status, DNS_OK);
+	assert_true(mr.secure);
+	assert_string_equal(mr.host[0], "mx.a.fake.test");
+
+	memset(&tr, 0, sizeof(tr));
+	assert_non_null(dns_tlsa_lookup(dns, "mx.fake.test", 25, on_tlsa,
+	    &tr));
+	assert_int_equal(fake_recv(fx->loop, &f), 52);
+	assert_true(f.q[3] & HDR_AD);
+	assert_int_equal(f.q[10] << 8 | f.q[11], 1);	/* OPT */
+	assert_int_equal(f.q[12], 3);
+	assert_memory_equal(f.q + 13, "_25", 3);
+	ids[1] = fake_qid(&f);
+	fake_reply(&f, 0, 52, 2, (const unsigned char *[]){ t1, t2 },
+	    (size_t[]){ sizeof(t1), sizeof(t2) });
+	run_until(fx->loop, &tr.calls, 1);
+	assert_int_equal(tr.status, DNS_OK);
+	assert_false(tr.secure);
+	assert_int_equal(tr.n, 2);
+	assert_tlsa(&tr, 0, 3, 1, 1, "aabb");
+	assert_tlsa(&tr, 1, 2, 0, 1, "cc");
+
+	memset(&tr, 0, sizeof(tr));
+	assert_non_null(dns_tlsa_lookup(dns, "bad.fake.test", 25, on_tlsa,
+	    &tr));
+	assert_int_equal(fake_recv(fx->loop, &f), 52);
+	ids[2] = fake_qid(&f);
+	fake_reply(&f, HDR_AD, 52, 2, (const unsigned char *[]){ t1, tbad },
+	    (size_t[]){ sizeof(t1), sizeof(tbad) });
+	run_until(fx->loop, &tr.calls, 1);
+	assert_int_equal(tr.status, DNS_TEMPFAIL);
+	assert_false(tr.secure);
+	assert_non_null(strstr(tr.errtext, "malformed"));
+
+	/* Addresses: secure only when both AAAA and A answers are. */
+	for (int round = 0; round < 2; round++) {
+		memset(&ar, 0, sizeof(ar));
+		assert_non_null(dns_addr_secure_lookup(dns, round == 0 ?
+		    "h1.fake.test" : "h2.fake.test", on_saddr, &ar));
+		for (int k = 0; k < 2; k++) {
+			unsigned type = fake_recv(fx->loop, &f);
+
+			assert_true(f.q[3] & HDR_AD);
+			if (k == 0)
+				ids[3] = fake_qid(&f);
+			if (type == 28)
+				fake_reply(&f, HDR_AD, 28, 1,
+				    (const unsigned char *[]){ a6 },
+				    (size_t[]){ sizeof(a6) });
+			else {
+				assert_int_equal(type, 1);
+				fake_reply(&f, round == 0 ? 0 : HDR_AD, 1, 1,
+				    (const unsigned char *[]){ a4 },
+				    (size_t[]){ sizeof(a4) });
+			}
+		}
+		run_until(fx->loop, &ar.calls, 1);
+		assert_int_equal(ar.status, DNS_OK);
+		assert_int_equal(ar.n, 2);
+		assert_int_equal(ar.addr[0].ss_family, AF_INET6);
+		assert_int_equal(ar.addr[1].ss_family, AF_INET);
+		assert_int_equal(ar.secure, round == 1);
+	}
+
+	/* Random IDs: four in a row all equal has odds 2^-48. */
+	assert_false(ids[0] == ids[1] && ids[1] == ids[2] &&
+	    ids[2] == ids[3]);
+	dns_free(dns);
+	close(f.fd);
+}
+
 int
 main(void)
 {
@@ -1012,6 +1522,15 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_servers, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_tlsa_records, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tlsa_negative, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_txt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_saddr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mx_insecure, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_fake_ad, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, start_world, stop_world);
