@@ -106,6 +106,7 @@ struct io {
 	bool		 rd_want_write;	/* SSL_read said WANT_WRITE */
 	bool		 wr_want_read;	/* SSL_write said WANT_READ */
 	size_t		 tls_wretry;	/* length of the SSL_write to repeat */
+	int		 dane_usable;	/* TLSA records OpenSSL took; -1 no DANE */
 
 	char		 err[512];
 };
@@ -128,6 +129,10 @@ static bool	do_read(struct io *);
 static bool	has_line(const struct io *);
 static void	rbuf_reserve(struct io *);
 static bool	is_ip_literal(const char *);
+static int	tls_new(struct io *, SSL_CTX *);
+static int	tls_setup_fail(struct io *);
+static void	tls_begin(struct io *, bool);
+static void	dane_text(const struct io *, char *, size_t);
 
 struct io *
 io_new(struct ev_loop *loop, io_cb cb, void *arg)
@@ -141,6 +146,7 @@ io_new(struct ev_loop *loop, io_cb cb, void *arg)
 	io->fd = -1;
 	io->line_max = LINE_MAX_DEFAULT;
 	io->lowat = LOWAT_DEFAULT;
+	io->dane_usable = -1;
 	ev_timer_init(&io->timer, on_timer, io);
 	ev_timer_init(&io->kick, on_kick, io);
 	return io;
@@ -847,9 +853,9 @@ is_ip_literal(const char *s)
 	    inet_pton(AF_INET6, s, buf) == 1;
 }
 
-int
-io_start_tls(struct io *io, SSL_CTX *ctx, bool client, const char *sni,
-    const char *verify_host)
+/* The SSL object for a TLS start on io: 0, or -1 (errno EBUSY, or io->err). */
+static int
+tls_new(struct io *io, SSL_CTX *ctx)
 {
 	if (io->ssl != NULL || io->fd == -1 || io->dead || io->connecting) {
 		errno = EBUSY;
@@ -857,24 +863,39 @@ io_start_tls(struct io *io, SSL_CTX *ctx, bool client, const char *sni,
 	}
 	ERR_clear_error();
 	if ((io->ssl = SSL_new(ctx)) == NULL)
-		goto fail;
+		return tls_setup_fail(io);
 	SSL_set_mode(io->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_set_options(io->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (SSL_set_fd(io->ssl, io->fd) != 1)
-		goto fail;
-	if (client) {
-		if (sni != NULL && !is_ip_literal(sni) &&
-		    SSL_set_tlsext_host_name(io->ssl, sni) != 1)
-			goto fail;
-		if (verify_host != NULL) {
-			SSL_set_hostflags(io->ssl,
-			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-			if (SSL_set1_host(io->ssl, verify_host) != 1)
-				goto fail;
-		}
+		return tls_setup_fail(io);
+	return 0;
+}
+
+/* io->err from OpenSSL's first error, the SSL object dropped: -1. */
+static int
+tls_setup_fail(struct io *io)
+{
+	char buf[256] = "unknown error";
+	unsigned long e = ERR_get_error();
+
+	if (e != 0)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	snprintf(io->err, sizeof(io->err), "TLS setup: %s", buf);
+	SSL_free(io->ssl);
+	io->ssl = NULL;
+	io->dane_usable = -1;
+	return -1;
+}
+
+/* The SSL object is set up: the handshake starts from the loop. */
+static void
+tls_begin(struct io *io, bool client)
+{
+	if (client)
 		SSL_set_connect_state(io->ssl);
-	} else
+	else
 		SSL_set_accept_state(io->ssl);
 	io->tls_client = client;
 	/* Bytes read in clear cannot belong to the TLS stream. */
@@ -886,21 +907,91 @@ io_start_tls(struct io *io, SSL_CTX *ctx, bool client, const char *sni,
 	io->clear_left = io->wlen - io->wpos;
 	io->tls = io->clear_left > 0 ? IO_TLS_FLUSH : IO_TLS_HANDSHAKE;
 	update_events(io);
-	return 0;
+}
 
-fail:
-	{
-		char buf[256] = "unknown error";
-		unsigned long e = ERR_get_error();
-
-		if (e != 0)
-			ERR_error_string_n(e, buf, sizeof(buf));
-		ERR_clear_error();
-		snprintf(io->err, sizeof(io->err), "TLS setup: %s", buf);
-		SSL_free(io->ssl);
-		io->ssl = NULL;
+int
+io_start_tls(struct io *io, SSL_CTX *ctx, bool client, const char *sni,
+    const char *verify_host)
+{
+	if (tls_new(io, ctx) == -1)
 		return -1;
+	if (client) {
+		if (sni != NULL && !is_ip_literal(sni) &&
+		    SSL_set_tlsext_host_name(io->ssl, sni) != 1)
+			return tls_setup_fail(io);
+		if (verify_host != NULL) {
+			SSL_set_hostflags(io->ssl,
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (SSL_set1_host(io->ssl, verify_host) != 1)
+				return tls_setup_fail(io);
+		}
 	}
+	tls_begin(io, client);
+	return 0;
+}
+
+/*
+ * SSL_dane_enable(3): the base domain is the SNI and the first reference
+ * identifier (so no SSL_set1_host() after it, which would replace it);
+ * the other names are added.  Only DANE-TA(2) and DANE-EE(3) records are
+ * given: PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP (RFC 7672
+ * §3.1.3).  OpenSSL returns 0 for a record it cannot use (an unknown
+ * selector or matching type, a digest of the wrong length); with none
+ * usable it does not enable DANE and the session is unauthenticated TLS.
+ */
+int
+io_start_tls_dane(struct io *io, SSL_CTX *ctx, const struct io_tls_dane *d)
+{
+	const struct tlsa_rr *rr;
+	size_t i;
+	int r, usable = 0;
+
+	if (tls_new(io, ctx) == -1)
+		return -1;
+	if (SSL_dane_enable(io->ssl, d->base) <= 0)
+		return tls_setup_fail(io);
+	SSL_set_hostflags(io->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	for (i = 0; i < d->nnames; i++)
+		if (SSL_add1_host(io->ssl, d->names[i]) != 1)
+			return tls_setup_fail(io);
+	for (i = 0; i < d->nrr; i++) {
+		rr = &d->rr[i];
+		if (rr->usage != 2 /* DANE-TA */ &&
+		    rr->usage != 3 /* DANE-EE */)
+			continue;
+		r = SSL_dane_tlsa_add(io->ssl, rr->usage, rr->selector,
+		    rr->mtype, rr->data, rr->len);
+		if (r < 0)
+			return tls_setup_fail(io);
+		if (r > 0)
+			usable++;
+	}
+	ERR_clear_error();	/* what the unusable records left */
+	io->dane_usable = usable;
+	tls_begin(io, true);
+	return 0;
+}
+
+int
+io_tls_dane_usable(const struct io *io)
+{
+	return io->ssl != NULL ? io->dane_usable : -1;
+}
+
+int
+io_tls_dane_depth(const struct io *io)
+{
+	if (io->ssl == NULL || io->dane_usable <= 0)
+		return -1;
+	return SSL_get0_dane_authority(io->ssl, NULL, NULL);
+}
+
+long
+io_tls_verify_error(const struct io *io)
+{
+	if (io->ssl == NULL)
+		return -1;
+	return SSL_get_verify_result(io->ssl);
 }
 
 bool
@@ -921,6 +1012,9 @@ bool
 io_tls_verified(const struct io *io)
 {
 	if (!io_tls_active(io))
+		return false;
+	/* Under DANE, OK means a TLSA record matched; the depth says so too. */
+	if (io->dane_usable > 0 && io_tls_dane_depth(io) < 0)
 		return false;
 	return SSL_get0_peer_certificate(io->ssl) != NULL &&
 	    SSL_get_verify_result(io->ssl) == X509_V_OK;
@@ -946,6 +1040,25 @@ asn1_time_text(const ASN1_TIME *t, char *buf, size_t len)
 	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
 	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		buf[0] = '\0';
+}
+
+/* "3 1 1 matched at depth 0": the TLSA record that matched, or "". */
+static void
+dane_text(const struct io *io, char *buf, size_t len)
+{
+	uint8_t usage, selector, mtype;
+	const unsigned char *data;
+	size_t dlen;
+	int depth;
+
+	buf[0] = '\0';
+	if (io->dane_usable <= 0)
+		return;
+	depth = SSL_get0_dane_tlsa(io->ssl, &usage, &selector, &mtype, &data,
+	    &dlen);
+	if (depth >= 0)
+		snprintf(buf, len, "%u %u %u matched at depth %d",
+		    (unsigned)usage, (unsigned)selector, (unsigned)mtype, depth);
 }
 
 int
@@ -975,6 +1088,7 @@ io_tls_peer(const struct io *io, const char *name, struct io_tls_peer *p)
 	    X509_verify_cert_error_string(vr), sizeof(p->verify_text));
 	if (cert == NULL)
 		return 0;
+	dane_text(io, p->dane, sizeof(p->dane));
 	p->have_cert = true;
 	X509_NAME_oneline(X509_get_subject_name(cert), p->subject,
 	    (int)sizeof(p->subject));
@@ -1001,32 +1115,4 @@ int
 io_fd(const struct io *io)
 {
 	return io->fd;
-}
-
-/* STUB (lead: drop this commit): DANE, not yet written. */
-int
-io_start_tls_dane(struct io *io, SSL_CTX *ctx, const struct io_tls_dane *d)
-{
-	return io_start_tls(io, ctx, true, d->base, NULL);
-}
-
-int
-io_tls_dane_usable(const struct io *io)
-{
-	(void)io;
-	return -1;
-}
-
-int
-io_tls_dane_depth(const struct io *io)
-{
-	(void)io;
-	return -1;
-}
-
-long
-io_tls_verify_error(const struct io *io)
-{
-	(void)io;
-	return -1;
 }

@@ -113,7 +113,10 @@ struct io_tls_dane {
 };
 int		 io_start_tls_dane(struct io *, SSL_CTX *,
 		    const struct io_tls_dane *);
-/* Records OpenSSL took as usable (usage 2/3 only); -1: not a DANE session. */
+/*
+ * Records OpenSSL took as usable (usage 2/3 only); -1: not a DANE session.
+ * 0: DANE is off on that session, which is TLS without authentication.
+ */
 int		 io_tls_dane_usable(const struct io *);
 /* After the handshake: depth of the DANE match (0 EE, >0 TA), -1 none. */
 int		 io_tls_dane_depth(const struct io *);
@@ -121,7 +124,10 @@ int		 io_tls_dane_depth(const struct io *);
 long		 io_tls_verify_error(const struct io *);
 bool		 io_tls_active(const struct io *);
 const char	*io_tls_version(const struct io *);	/* "TLSv1.3", or NULL */
-/* Whether the peer's certificate chain and name were verified. */
+/*
+ * Whether the peer's certificate chain and name were verified; for a DANE
+ * session with usable records: whether a TLSA record matched.
+ */
 bool		 io_tls_verified(const struct io *);
 const char	*io_tls_verify_text(const struct io *);	/* why not, or "ok" */
 

@@ -14,7 +14,9 @@
  * A client context: TLS 1.2 minimum.  With verify, peer verification is
  * on against ca_file, or the system store when ca_file is NULL; without,
  * the handshake succeeds whatever the certificate, and io_tls_verified()
- * still tells whether it would have verified.  NULL + err on failure.
+ * still tells whether it would have verified.  DANE is enabled on the
+ * context (with no name checks for DANE-EE) for io_start_tls_dane(); it
+ * changes nothing for the other sessions.  NULL + err on failure.
  */
 SSL_CTX	*tls_client_ctx_new(const char *ca_file, bool verify, char *err,
 	    size_t errlen);

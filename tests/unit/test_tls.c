@@ -7,6 +7,10 @@
  * name; wrong name or self-signed not verified (and refused under verify);
  * SNI sent for names only; the version reported; STARTTLS with a reply
  * still queued; megabytes through TLS; context errors carry OpenSSL text.
+ * DANE (io_start_tls_dane): DANE-EE records of each selector and matching
+ * type match whatever the name, a wrong digest does not (error 65), DANE-TA
+ * matches the CA the server sends and checks the names, PKIX-EE and
+ * malformed records are unusable (plain TLS then).
  */
 #include "config.h"
 
@@ -26,7 +30,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "event.h"
 #include "io.h"
@@ -402,6 +409,212 @@ test_ctx_errors(void **state)
 	tls_ctx_free(ctx);
 }
 
+/*
+ * TLSA data (RFC 6698 §2.1) for the certificate in file name: selector 0
+ * the certificate, 1 its SubjectPublicKeyInfo; mtype 0 as is, 1 SHA2-256,
+ * 2 SHA2-512.  Its length.
+ */
+static size_t
+tlsa_data(const char *name, int selector, int mtype, unsigned char *out,
+    size_t outlen)
+{
+	unsigned char *der = NULL;
+	unsigned int mdlen;
+	FILE *f;
+	X509 *x;
+	int len;
+
+	assert_non_null(f = fopen(path(name), "r"));
+	assert_non_null(x = PEM_read_X509(f, NULL, NULL, NULL));
+	fclose(f);
+	len = selector == 0 ? i2d_X509(x, &der) :
+	    i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	assert_true(len > 0);
+	if (mtype == 0) {
+		assert_true((size_t)len <= outlen);
+		memcpy(out, der, (size_t)len);
+		mdlen = (unsigned int)len;
+	} else {
+		assert_true(outlen >= EVP_MAX_MD_SIZE);
+		assert_int_equal(EVP_Digest(der, (size_t)len, out, &mdlen,
+		    mtype == 1 ? EVP_sha256() : EVP_sha512(), NULL), 1);
+	}
+	OPENSSL_free(der);
+	X509_free(x);
+	return mdlen;
+}
+
+/*
+ * A DANE handshake with a server using cert/key.  The client's CA file
+ * is self.crt, which signed none of them: only DANE can authenticate.
+ */
+static void
+dane_handshake(struct pair *p, const char *cert, const char *key,
+    const struct io_tls_dane *d)
+{
+	char err[256];
+	SSL_CTX *cctx, *sctx;
+
+	cctx = tls_client_ctx_new(path("self.crt"), false, err, sizeof(err));
+	assert_non_null(cctx);
+	sctx = tls_server_ctx_new(path(cert), path(key), err, sizeof(err));
+	assert_non_null(sctx);
+	SSL_CTX_set_tlsext_servername_callback(sctx, on_servername);
+	pair_open(p);
+	assert_int_equal(io_start_tls(p->s.io, sctx, false, NULL, NULL), 0);
+	assert_int_equal(io_start_tls_dane(p->c.io, cctx, d), 0);
+	assert_int_equal(io_tls_dane_depth(p->c.io), -1);
+	pair_run(p, hs_over);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
+
+/* DANE-EE: each selector and matching type; no name check (RFC 7672 §3.1.1). */
+static void
+test_dane_ee(void **state)
+{
+	static const int sm[][2] = { { 1, 1 }, { 0, 1 }, { 1, 2 }, { 0, 0 },
+	    { 1, 0 } };
+	unsigned char data[4096];
+	struct tlsa_rr rr;
+	struct io_tls_dane d = { "mx.example", NULL, 0, &rr, 1 };
+	struct io_tls_peer peer;
+	struct pair p;
+	char want[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(sm) / sizeof(sm[0]); i++) {
+		rr.usage = 3;
+		rr.selector = (uint8_t)sm[i][0];
+		rr.mtype = (uint8_t)sm[i][1];
+		rr.data = data;
+		rr.len = tlsa_data("server.crt", sm[i][0], sm[i][1], data,
+		    sizeof(data));
+		dane_handshake(&p, "server.crt", "server.key", &d);
+		assert_true(p.c.done);
+		assert_int_equal(io_tls_dane_usable(p.c.io), 1);
+		assert_int_equal(io_tls_dane_depth(p.c.io), 0);
+		assert_int_equal(io_tls_verify_error(p.c.io), X509_V_OK);
+		assert_true(io_tls_verified(p.c.io));
+		assert_string_equal(sni_seen, "mx.example");
+		assert_int_equal(io_tls_peer(p.c.io, "mx.example", &peer), 0);
+		snprintf(want, sizeof(want), "3 %d %d matched at depth 0",
+		    sm[i][0], sm[i][1]);
+		assert_string_equal(peer.dane, want);
+		pair_close(&p);
+	}
+}
+
+/* A DANE-EE record of another key: the handshake ends, not authenticated. */
+static void
+test_dane_ee_mismatch(void **state)
+{
+	unsigned char data[EVP_MAX_MD_SIZE];
+	struct tlsa_rr rr = { 3, 1, 1, data, 0 };
+	struct io_tls_dane d = { "mx.test", NULL, 0, &rr, 1 };
+	struct io_tls_peer peer;
+	struct pair p;
+
+	(void)state;
+	rr.len = tlsa_data("wrong.crt", 1, 1, data, sizeof(data));
+	dane_handshake(&p, "server.crt", "server.key", &d);
+	assert_true(p.c.done);
+	assert_int_equal(io_tls_dane_usable(p.c.io), 1);
+	assert_int_equal(io_tls_dane_depth(p.c.io), -1);
+	assert_int_equal(io_tls_verify_error(p.c.io), X509_V_ERR_DANE_NO_MATCH);
+	assert_int_equal(io_tls_verify_error(p.c.io), 65);
+	assert_false(io_tls_verified(p.c.io));
+	assert_int_equal(io_tls_peer(p.c.io, "mx.test", &peer), 0);
+	assert_string_equal(peer.dane, "");
+	assert_false(peer.chain_ok);
+	pair_close(&p);
+}
+
+/* DANE-TA: the CA the server sends matches; the names are checked. */
+static void
+test_dane_ta(void **state)
+{
+	static const char *const more[] = { "other.test" };
+	unsigned char data[EVP_MAX_MD_SIZE];
+	struct tlsa_rr rr = { 2, 0, 1, data, 0 };
+	struct io_tls_dane d = { "mx.test", NULL, 0, &rr, 1 };
+	struct io_tls_peer peer;
+	struct pair p;
+
+	(void)state;
+	rr.len = tlsa_data("ca.crt", 0, 1, data, sizeof(data));
+	dane_handshake(&p, "chain.crt", "server.key", &d);
+	assert_true(p.c.done);
+	assert_int_equal(io_tls_dane_usable(p.c.io), 1);
+	assert_int_equal(io_tls_dane_depth(p.c.io), 1);
+	assert_true(io_tls_verified(p.c.io));
+	assert_int_equal(io_tls_peer(p.c.io, "mx.test", &peer), 0);
+	assert_string_equal(peer.dane, "2 0 1 matched at depth 1");
+	pair_close(&p);
+
+	/* Signed by that CA, but for another name. */
+	dane_handshake(&p, "wrongchain.crt", "wrong.key", &d);
+	assert_true(p.c.done);
+	assert_false(io_tls_verified(p.c.io));
+	assert_int_equal(io_tls_verify_error(p.c.io),
+	    X509_V_ERR_HOSTNAME_MISMATCH);
+	pair_close(&p);
+
+	/* ... which is one of the other reference identifiers. */
+	d.names = more;
+	d.nnames = 1;
+	dane_handshake(&p, "wrongchain.crt", "wrong.key", &d);
+	assert_true(p.c.done);
+	assert_true(io_tls_verified(p.c.io));
+	assert_int_equal(io_tls_dane_depth(p.c.io), 1);
+	assert_string_equal(sni_seen, "mx.test");
+	pair_close(&p);
+
+	/* The server does not send the CA: nothing to match. */
+	d.names = NULL;
+	d.nnames = 0;
+	dane_handshake(&p, "server.crt", "server.key", &d);
+	assert_true(p.c.done);
+	assert_false(io_tls_verified(p.c.io));
+	assert_int_equal(io_tls_dane_depth(p.c.io), -1);
+	pair_close(&p);
+}
+
+/*
+ * No usable record (PKIX-EE, a SHA2-256 digest one byte short, an unknown
+ * selector): OpenSSL does not enable DANE, the handshake succeeds, not
+ * authenticated.
+ */
+static void
+test_dane_unusable(void **state)
+{
+	unsigned char data[EVP_MAX_MD_SIZE];
+	struct tlsa_rr rr[3] = { { 1, 1, 1, data, 0 }, { 3, 1, 1, data, 31 },
+	    { 3, 2, 1, data, 32 } };
+	struct io_tls_dane d = { "mx.test", NULL, 0, rr, 3 };
+	struct io_tls_peer peer;
+	struct pair p;
+
+	(void)state;
+	rr[0].len = tlsa_data("server.crt", 1, 1, data, sizeof(data));
+	dane_handshake(&p, "server.crt", "server.key", &d);
+	assert_true(p.c.done);
+	assert_int_equal(io_tls_dane_usable(p.c.io), 0);
+	assert_int_equal(io_tls_dane_depth(p.c.io), -1);
+	assert_false(io_tls_verified(p.c.io));
+	assert_int_equal(io_tls_peer(p.c.io, "mx.test", &peer), 0);
+	assert_string_equal(peer.dane, "");
+	pair_close(&p);
+
+	/* One usable record among them is enough. */
+	rr[1].len = 32;
+	dane_handshake(&p, "server.crt", "server.key", &d);
+	assert_int_equal(io_tls_dane_usable(p.c.io), 1);
+	assert_true(io_tls_verified(p.c.io));
+	pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -412,6 +625,10 @@ main(void)
 		cmocka_unit_test(test_sni_ip),
 		cmocka_unit_test(test_starttls_flush),
 		cmocka_unit_test(test_ctx_errors),
+		cmocka_unit_test(test_dane_ee),
+		cmocka_unit_test(test_dane_ee_mismatch),
+		cmocka_unit_test(test_dane_ta),
+		cmocka_unit_test(test_dane_unusable),
 	};
 	char cmd[PATH_MAX + 512];
 	int rc;

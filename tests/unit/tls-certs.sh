@@ -6,6 +6,9 @@
 #   wrong.crt wrong.key    "other.test", signed by the CA (wrong name)
 #   self.crt self.key      "mx.test", self-signed
 #   other.key              a key that matches no certificate
+#   chain.crt              server.crt then ca.crt (for DANE-TA: the
+#                          server sends its CA)
+#   wrongchain.crt         wrong.crt then ca.crt
 set -eu
 dir=$1
 cd "$dir"
@@ -41,3 +44,6 @@ openssl req -x509 -new -key self.key -subj "/CN=mx.test" -days 2 \
     -addext "subjectAltName=DNS:mx.test" -out self.crt
 
 key other.key
+
+cat server.crt ca.crt > chain.crt
+cat wrong.crt ca.crt > wrongchain.crt
