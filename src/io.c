@@ -1058,7 +1058,8 @@ dane_text(const struct io *io, char *buf, size_t len)
 	    &dlen);
 	if (depth >= 0)
 		snprintf(buf, len, "%u %u %u matched at depth %d",
-		    (unsigned)usage, (unsigned)selector, (unsigned)mtype, depth);
+		    (unsigned)usage, (unsigned)selector, (unsigned)mtype,
+		    depth);
 }
 
 int

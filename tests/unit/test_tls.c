@@ -469,7 +469,7 @@ dane_handshake(struct pair *p, const char *cert, const char *key,
 	tls_ctx_free(cctx);
 }
 
-/* DANE-EE: each selector and matching type; no name check (RFC 7672 §3.1.1). */
+/* DANE-EE, each selector and matching type: no name check (RFC 7672 §3.1.1) */
 static void
 test_dane_ee(void **state)
 {
