@@ -42,6 +42,9 @@
 
 static void	 smtpc_io_cb(struct io *, enum io_event, void *);
 static void	 smtpc_on_io(struct smtpc *, enum io_event);
+static void	 smtpc_dane_copy(struct smtpc *, const struct io_tls_dane *);
+static void	 smtpc_dane_free(struct smtpc *);
+static const char *smtpc_verify_result_type(long);
 static void	 smtpc_on_datain(struct smtpc *);
 static void	 smtpc_on_defer(void *);
 static void	 smtpc_on_reply(struct smtpc *);
@@ -97,6 +100,14 @@ smtpc_new(struct ev_loop *loop, const struct sockaddr *sa, socklen_t salen,
 	s->p.verify_name = s->verify_name;
 	s->p.auth_user = s->auth_user;
 	s->p.auth_pass = s->auth_pass;
+	s->tls_verify_error = -1;
+	s->dane_usable = -1;
+	if (params->dane != NULL) {
+		/* DANE makes TLS mandatory whatever the caller said. */
+		smtpc_dane_copy(s, params->dane);
+		s->p.dane = &s->dane;
+		s->p.tls = TLS_VERIFY;
+	}
 	if (s->p.tls_ctx == NULL)
 		s->p.tls = s->p.tls == TLS_MAY ? TLS_NONE : s->p.tls;
 	util_strlcpy(s->tls_version, "none", sizeof(s->tls_version));
@@ -169,6 +180,7 @@ smtpc_destroy(struct smtpc *s)
 	free(s->peer_name);
 	free(s->verify_name);
 	free(s->auth_user);
+	smtpc_dane_free(s);
 	if (s->auth_pass != NULL) {
 		explicit_bzero(s->auth_pass, strlen(s->auth_pass));
 		free(s->auth_pass);
@@ -216,8 +228,11 @@ smtpc_seen(const struct smtpc *s)
 void
 smtpc_seen_tls(struct smtpc *s)
 {
-	if (s->io != NULL)
-		(void)io_tls_peer(s->io, s->verify_name, &s->seen.tls);
+	if (s->io == NULL)
+		return;
+	(void)io_tls_peer(s->io, s->verify_name, &s->seen.tls);
+	s->tls_verify_error = io_tls_verify_error(s->io);
+	s->dane_usable = io_tls_dane_usable(s->io);
 }
 
 /*
@@ -899,17 +914,101 @@ smtpc_defer_fail_local(struct smtpc *s, enum smtpc_cause cause,
 	smtpc_defer_fail(s, &why);
 }
 
-/* STUB (lead: drop this commit) */
+/* A deep copy of the caller's TLSA records and names into s->dane. */
+static void
+smtpc_dane_copy(struct smtpc *s, const struct io_tls_dane *d)
+{
+	const char **names;
+	struct tlsa_rr *rr;
+	unsigned char *data;
+	size_t i;
+
+	s->dane.base = xstrdup(d->base);
+	names = xcalloc(d->nnames + 1, sizeof(*names));
+	for (i = 0; i < d->nnames; i++)
+		names[i] = xstrdup(d->names[i]);
+	s->dane.names = names;
+	s->dane.nnames = d->nnames;
+	rr = xcalloc(d->nrr + 1, sizeof(*rr));
+	for (i = 0; i < d->nrr; i++) {
+		rr[i] = d->rr[i];
+		data = xmalloc(d->rr[i].len + 1);
+		if (d->rr[i].len > 0)
+			memcpy(data, d->rr[i].data, d->rr[i].len);
+		rr[i].data = data;
+	}
+	s->dane.rr = rr;
+	s->dane.nrr = d->nrr;
+}
+
+static void
+smtpc_dane_free(struct smtpc *s)
+{
+	size_t i;
+
+	if (s->p.dane == NULL)
+		return;
+	for (i = 0; i < s->dane.nnames; i++)
+		free((void *)s->dane.names[i]);
+	free((void *)s->dane.names);
+	for (i = 0; i < s->dane.nrr; i++)
+		free((void *)s->dane.rr[i].data);
+	free((void *)s->dane.rr);
+	free((void *)s->dane.base);
+	s->p.dane = NULL;
+}
+
 const char *
 smtpc_tls_auth(const struct smtpc *s)
 {
-	return !smtpc_tls_active(s) ? "none" :
-	    smtpc_tls_verified(s) ? "verified" : "unverified";
+	if (!s->tls_active)
+		return "none";
+	if (s->tls_dane)
+		return "dane";
+	return s->tls_verified ? "verified" : "unverified";
+}
+
+/* RFC 8460 §4.3.2 result type of a certificate verification error. */
+static const char *
+smtpc_verify_result_type(long e)
+{
+	switch (e) {
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return "certificate-host-mismatch";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return "certificate-expired";
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return "certificate-not-trusted";
+	default:	/* X509_V_ERR_DANE_NO_MATCH among others */
+		return "validation-failure";
+	}
 }
 
 const char *
 smtpc_tls_failure(const struct smtpc *s)
 {
-	(void)s;
-	return NULL;
+	if (s->p.tls == TLS_NONE)
+		return NULL;
+	if (s->starttls_failed)
+		return "starttls-not-supported";
+	if (!s->seen.tls_tried)
+		return NULL;		/* the session ended before */
+	if (!s->seen.tls_done)
+		return s->tls_verify_error > 0 ?
+		    smtpc_verify_result_type(s->tls_verify_error) :
+		    "validation-failure";
+	if (s->tls_dane)
+		return NULL;
+	/* RFC 8460 §4.3.2.1: none of the TLSA records was usable. */
+	if (s->p.dane != NULL && s->dane_usable == 0)
+		return "tlsa-invalid";
+	if (s->tls_verified)
+		return NULL;
+	return smtpc_verify_result_type(s->tls_verify_error);
 }

@@ -71,7 +71,7 @@ struct smtpc_params {
 	 * before MAIL: TEMPFAIL, stage STARTTLS, cause TLS, 4.7.5).  When
 	 * OpenSSL found none of the records usable, TLS is still required
 	 * but not authenticated (RFC 7672 §2.2), as under encrypt.  Never a
-	 * retry in clear.
+	 * retry in clear.  smtpc_new() copies the records and names.
 	 */
 	const struct io_tls_dane *dane;
 	struct smtpc_timeouts timeouts;	/* ms (confval.h) */
@@ -205,8 +205,10 @@ const char	*smtpc_tls_auth(const struct smtpc *);
  * (the handshake failed, or no TLSA record matched),
  * "certificate-host-mismatch", "certificate-expired",
  * "certificate-not-trusted" (the chain or name did not verify against the
- * context's CA store and the session's verify name).  NULL when TLS is up
- * and authenticated (dane or verified), or was never asked for (tls none).
+ * context's CA store and the session's verify name), "tlsa-invalid"
+ * (DANE: none of the TLSA records was usable, RFC 8460 §4.3.2.1).  NULL
+ * when TLS is up and authenticated (dane or verified), or was never asked
+ * for (tls none).
  */
 const char	*smtpc_tls_failure(const struct smtpc *);
 /* "reply", "connect", "tls", ...: for logs and tests. */

@@ -73,10 +73,16 @@ struct smtpc {
 	char			 last_reply[SMTPC_REPLY_MAX];
 	struct smtp_ehlo	 ehlo;
 	bool			 starttls_refused;	/* 4xx/5xx under may */
+	bool			 starttls_failed;	/* none, or refused */
 	bool			 server_closing;	/* got a 421 */
 	char			 tls_version[32];
 	bool			 tls_active;
 	bool			 tls_verified;
+	bool			 tls_dane;	/* a TLSA record matched */
+	long			 tls_verify_error;	/* -1: unknown */
+	int			 dane_usable;	/* io_tls_dane_usable() */
+	/* Our copy of *p.dane (p.dane points at dane): names, records. */
+	struct io_tls_dane	 dane;
 	unsigned		 msgs_sent;
 	bool			 need_rset;
 

@@ -2,7 +2,8 @@
  * smtp_client: setting a session up, from the greeting to ready (the
  * model is at the top of smtp_client.c; smtp_client_int.h has what the
  * three files share).  Greeting, EHLO (HELO when an old server refuses
- * it), STARTTLS per policy and EHLO again over TLS, then AUTH PLAIN or
+ * it), STARTTLS per policy (under DANE with the TLSA records, the peer
+ * checked after the handshake) and EHLO again over TLS, then AUTH PLAIN or
  * LOGIN, over TLS only.  A failure here ends the session before any
  * transaction: with QUIT when the server still listens.
  */
@@ -31,6 +32,8 @@ static void	 smtpc_unverified_text(struct smtpc *, char *, size_t);
 static void	 smtpc_ready(struct smtpc *);
 static void	 smtpc_write_secret(struct smtpc *, const char *);
 static bool	 smtpc_is_ip(const char *);
+static int	 smtpc_start_tls(struct smtpc *);
+static bool	 smtpc_dane_ok(struct smtpc *);
 
 void
 smtpc_on_greeting(struct smtpc *s)
@@ -95,20 +98,34 @@ smtpc_on_starttls(struct smtpc *s)
 		s->state = SMTPC_TLS;
 		s->seen.tls_tried = true;
 		io_set_timeout(s->io, s->p.timeouts.helo);
-		/* SNI asks for the certificate of the name we check. */
-		if (io_start_tls(s->io, s->p.tls_ctx, true,
-		    s->verify_name != NULL && !smtpc_is_ip(s->verify_name) ?
-		    s->verify_name : NULL, s->verify_name) == -1)
+		if (smtpc_start_tls(s) == -1)
 			smtpc_fail(s, SMTPC_CAUSE_TLS,
 			    SMTPC_STAGE_STARTTLS,
 			    "TLS handshake failed: %s", smtpc_io_error(s));
 	} else if (s->p.tls == TLS_MAY && !s->server_closing) {
 		/* RFC 3207 §4: opportunistic, go on in clear. */
 		s->starttls_refused = true;
+		s->starttls_failed = true;
 		smtpc_after_tls(s);
-	} else
+	} else {
+		s->starttls_failed = true;
 		smtpc_quit_fail_reply(s, OUTCOME_TEMPFAIL,
 		    SMTPC_STAGE_STARTTLS);
+	}
+}
+
+/*
+ * The handshake: under DANE with the TLSA records (RFC 7672 §3), else
+ * with SNI for the certificate of the name we check.
+ */
+static int
+smtpc_start_tls(struct smtpc *s)
+{
+	if (s->p.dane != NULL)
+		return io_start_tls_dane(s->io, s->p.tls_ctx, s->p.dane);
+	return io_start_tls(s->io, s->p.tls_ctx, true,
+	    s->verify_name != NULL && !smtpc_is_ip(s->verify_name) ?
+	    s->verify_name : NULL, s->verify_name);
 }
 
 /* AUTH PLAIN, or the password of AUTH LOGIN, answered. */
@@ -180,6 +197,7 @@ smtpc_after_ehlo(struct smtpc *s)
 			smtpc_enter_state(s, SMTPC_STARTTLS);
 			return;
 		}
+		s->starttls_failed = true;
 		if (s->p.tls != TLS_MAY) {
 			smtpc_not_offered(s);
 			return;
@@ -260,6 +278,33 @@ smtpc_unverified_text(struct smtpc *s, char *buf, size_t len)
 		util_strlcpy(buf, "?", len);
 }
 
+/*
+ * RFC 7672 §2.2: with usable TLSA records the peer must match one, or
+ * the session ends before MAIL (4.7.5, after a QUIT over this TLS, never
+ * a retry in clear); with none usable, TLS without authentication.
+ */
+static bool
+smtpc_dane_ok(struct smtpc *s)
+{
+	char why[SMTPC_REPLY_MAX], ebase[SMTPC_REPLY_MAX / 4];
+	char evt[SMTPC_REPLY_MAX / 4];
+	const char *vt;
+
+	if (s->dane_usable <= 0)
+		return true;
+	if (s->tls_verified && io_tls_dane_depth(s->io) >= 0) {
+		s->tls_dane = true;
+		return true;
+	}
+	vt = io_tls_verify_text(s->io);
+	smtp_escape(ebase, sizeof(ebase), s->p.dane->base,
+	    strlen(s->p.dane->base));
+	smtp_escape(evt, sizeof(evt), vt, strlen(vt));
+	snprintf(why, sizeof(why), "TLSA mismatch for %s (%s)", ebase, evt);
+	smtpc_quit_fail_local(s, SMTPC_CAUSE_TLS, SMTPC_STAGE_STARTTLS, why);
+	return false;
+}
+
 void
 smtpc_on_tls_done(struct smtpc *s)
 {
@@ -271,7 +316,10 @@ smtpc_on_tls_done(struct smtpc *s)
 	s->tls_verified = io_tls_verified(s->io);
 	s->seen.tls_done = true;
 	smtpc_seen_tls(s);
-	if (s->p.tls == TLS_VERIFY && !s->tls_verified) {
+	if (s->p.dane != NULL) {
+		if (!smtpc_dane_ok(s))
+			return;
+	} else if (s->p.tls == TLS_VERIFY && !s->tls_verified) {
 		char why[SMTPC_REPLY_MAX], what[SMTPC_REPLY_MAX / 2];
 
 		smtpc_unverified_text(s, what, sizeof(what));

@@ -7,7 +7,10 @@
  * bounds its own time (TEST_DEADLINE_MS; alarm() as a last resort).
  *
  * TLS tests need src/tls.c; certificates are made at test time with the
- * OpenSSL API into the test's mkdtemp directory.
+ * OpenSSL API into the test's mkdtemp directory.  DANE: a 3 1 1 match is
+ * authenticated ("dane"), a wrong digest ends the session before MAIL
+ * (4.7.5), STARTTLS missing gives 4.7.4, no usable record plain TLS;
+ * smtpc_tls_failure() gives the RFC 8460 type of each TLS problem.
  */
 #include "config.h"
 
@@ -92,6 +95,9 @@ struct fixture {
 	char		 c_reply[SMTPC_REPLY_MAX];
 	char		 tls_version[32];
 	bool		 tls_verified;
+	const char	*tls_auth;	/* smtpc_tls_auth() at closed */
+	const char	*tls_failure;	/* smtpc_tls_failure() at closed */
+	char		 tls_dane[64];	/* smtpc_seen()->tls.dane at closed */
 	unsigned	 msgs_sent;
 	/* a scripted peer instead of the sink */
 	int		 lfd, pfd;
@@ -307,6 +313,9 @@ on_closed(void *arg, struct smtpc *s, const struct smtpc_reason *why)
 	util_strlcpy(f->tls_version, smtpc_tls_version(s),
 	    sizeof(f->tls_version));
 	f->tls_verified = smtpc_tls_verified(s);
+	f->tls_auth = smtpc_tls_auth(s);
+	f->tls_failure = smtpc_tls_failure(s);
+	util_strlcpy(f->tls_dane, smtpc_seen(s)->tls.dane, sizeof(f->tls_dane));
 	f->msgs_sent = smtpc_msgs_sent(s);
 	/* freeing from inside closed is allowed */
 	smtpc_free(s);
@@ -1264,9 +1273,20 @@ test_reply_escaped(void **state)
 }
 
 #ifdef SMTPC_TEST_TLS
+static void	make_cert_until(struct fixture *, char *, char *, size_t,
+		    long);
+
 /* A self-signed certificate for CN=mx.test, written as cert.pem/key.pem. */
 static void
 make_cert(struct fixture *f, char *cert, char *key, size_t len)
+{
+	make_cert_until(f, cert, key, len, 86400);
+}
+
+/* The same, valid until now + after seconds (negative: expired). */
+static void
+make_cert_until(struct fixture *f, char *cert, char *key, size_t len,
+    long after)
 {
 	EVP_PKEY *pk = EVP_EC_gen("P-256");
 	X509 *x = X509_new();
@@ -1277,8 +1297,8 @@ make_cert(struct fixture *f, char *cert, char *key, size_t len)
 	assert_non_null(x);
 	X509_set_version(x, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_gmtime_adj(X509_getm_notBefore(x), -7200);
+	X509_gmtime_adj(X509_getm_notAfter(x), after);
 	X509_set_pubkey(x, pk);
 	name = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -1677,6 +1697,205 @@ test_auth_bad_password(void **state)
 	assert_int_equal(f->c_why.code, 535);
 }
 
+/* The TLSA 3 1 1 data of a certificate file: SHA2-256 of its SPKI. */
+static size_t
+spki_sha256(const char *cert, unsigned char *out)
+{
+	unsigned char *der = NULL;
+	unsigned int mdlen = 0;
+	FILE *fp;
+	X509 *x;
+	int len;
+
+	assert_non_null(fp = fopen(cert, "r"));
+	assert_non_null(x = PEM_read_X509(fp, NULL, NULL, NULL));
+	fclose(fp);
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	assert_true(len > 0);
+	assert_int_equal(EVP_Digest(der, (size_t)len, out, &mdlen,
+	    EVP_sha256(), NULL), 1);
+	OPENSSL_free(der);
+	X509_free(x);
+	return mdlen;
+}
+
+/*
+ * A DANE session (RFC 7672) against the sink with a self-signed
+ * certificate for mx.test; the TLSA base is mx.example, so that only
+ * DANE-EE can authenticate it (no name check, no CA).  dlen: the length
+ * of the 3 1 1 record; wrong: a digest of no key.
+ */
+static void
+dane_run(struct fixture *f, const char *sinkopt, size_t dlen, bool wrong)
+{
+	unsigned char data[EVP_MAX_MD_SIZE];
+	char cert[300], key[300];
+	struct tlsa_rr rr = { 3, 1, 1, data, 0 };
+	struct io_tls_dane d = { "mx.example", NULL, 0, &rr, 1 };
+
+	make_cert(f, cert, key, sizeof(cert));
+	sink_start(f, "-c", cert, "-k", key, sinkopt, NULL);
+	tls_setup(f, TLS_VERIFY, false);
+	rr.len = spki_sha256(cert, data);
+	if (wrong)
+		data[0] ^= 0xff;
+	if (dlen > 0)
+		rr.len = dlen;
+	f->p.dane = &d;
+	run(f, &two_rcpts, 1);
+}
+
+static void
+test_dane_match(void **state)
+{
+	struct fixture *f = *state;
+	char *log;
+
+	dane_run(f, NULL, 0, false);
+	assert_true(f->ready);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_int_equal(f->c_outcome, OUTCOME_OK);
+	assert_true(f->tls_verified);
+	assert_string_equal(f->tls_auth, "dane");
+	assert_null(f->tls_failure);
+	assert_string_equal(f->tls_dane, "3 1 1 matched at depth 0");
+	log = sink_log(f);
+	assert_int_equal(count(log, "mail id=1"), 1);
+	free(log);
+	assert_body(f, 1, &two_rcpts);
+}
+
+/* No record matches: ended before MAIL, 4.7.5, after a QUIT. */
+static void
+test_dane_mismatch(void **state)
+{
+	struct fixture *f = *state;
+	char *log;
+
+	dane_run(f, NULL, 0, true);
+	assert_false(f->ready);
+	assert_int_equal(f->ndone, 0);
+	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	assert_string_equal(f->c_why.status, "4.7.5");
+	assert_non_null(strstr(f->c_reply, "TLSA mismatch for mx.example"));
+	assert_non_null(strstr(f->c_reply, "no matching DANE TLSA records"));
+	assert_false(f->tls_verified);
+	assert_string_equal(f->tls_auth, "unverified");
+	assert_string_equal(f->tls_failure, "validation-failure");
+	assert_string_equal(f->tls_dane, "");
+	log = sink_log(f);
+	assert_non_null(strstr(log, "tls id=1"));
+	assert_int_equal(count(log, "mail id="), 0);
+	assert_non_null(strstr(log, "quit id=1"));
+	free(log);
+}
+
+/* STARTTLS is mandatory under DANE: 4.7.4 without it, nothing in clear. */
+static void
+test_dane_not_offered(void **state)
+{
+	struct fixture *f = *state;
+	char *log;
+
+	dane_run(f, "--no-starttls", 0, false);
+	assert_false(f->ready);
+	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
+	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
+	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
+	assert_string_equal(f->c_why.status, "4.7.4");
+	assert_string_equal(f->tls_auth, "none");
+	assert_string_equal(f->tls_failure, "starttls-not-supported");
+	log = sink_log(f);
+	assert_int_equal(count(log, "mail id="), 0);
+	free(log);
+}
+
+/* No usable record (a 31-byte SHA2-256): TLS, not authenticated. */
+static void
+test_dane_unusable(void **state)
+{
+	struct fixture *f = *state;
+
+	dane_run(f, NULL, 31, false);
+	assert_true(f->ready);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_true(strncmp(f->tls_version, "TLSv1.", 6) == 0);
+	assert_string_equal(f->tls_auth, "unverified");
+	assert_string_equal(f->tls_failure, "tlsa-invalid");
+	assert_string_equal(f->tls_dane, "");
+}
+
+/*
+ * smtpc_tls_failure() of sessions that went on under may (what MTA-STS
+ * testing mode reports): the RFC 8460 type of what would have failed.
+ */
+static void
+tls_failure_may(struct fixture *f, long after, const char *trust,
+    const char *vname, const char *sinkopt)
+{
+	char cert[300], key[300];
+
+	make_cert_until(f, cert, key, sizeof(cert), after);
+	sink_start(f, "-c", cert, "-k", key, sinkopt, NULL);
+	if (trust != NULL)
+		tls_setup_trusting(f, cert, TLS_MAY);
+	else
+		tls_setup(f, TLS_MAY, false);
+	f->p.verify_name = vname;
+	run(f, &two_rcpts, 1);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+}
+
+static void
+test_tls_failure_untrusted(void **state)
+{
+	struct fixture *f = *state;
+
+	tls_failure_may(f, 86400, NULL, "mx.test", NULL);
+	assert_string_equal(f->tls_auth, "unverified");
+	assert_string_equal(f->tls_failure, "certificate-not-trusted");
+}
+
+static void
+test_tls_failure_host(void **state)
+{
+	struct fixture *f = *state;
+
+	tls_failure_may(f, 86400, "trust", "other.test", NULL);
+	assert_string_equal(f->tls_failure, "certificate-host-mismatch");
+}
+
+static void
+test_tls_failure_expired(void **state)
+{
+	struct fixture *f = *state;
+
+	tls_failure_may(f, -3600, "trust", "mx.test", NULL);
+	assert_string_equal(f->tls_failure, "certificate-expired");
+}
+
+static void
+test_tls_failure_none(void **state)
+{
+	struct fixture *f = *state;
+
+	tls_failure_may(f, 86400, "trust", "mx.test", NULL);
+	assert_string_equal(f->tls_auth, "verified");
+	assert_null(f->tls_failure);
+}
+
+static void
+test_tls_failure_not_offered(void **state)
+{
+	struct fixture *f = *state;
+
+	tls_failure_may(f, 86400, "trust", "mx.test", "--no-starttls");
+	assert_string_equal(f->tls_auth, "none");
+	assert_string_equal(f->tls_failure, "starttls-not-supported");
+}
+
 #endif /* SMTPC_TEST_TLS */
 
 static void
@@ -1751,6 +1970,15 @@ main(void)
 		T(test_auth_unverified_allowed),
 		T(test_verify_name),
 		T(test_verify_name_not_peer_name),
+		T(test_dane_match),
+		T(test_dane_mismatch),
+		T(test_dane_not_offered),
+		T(test_dane_unusable),
+		T(test_tls_failure_untrusted),
+		T(test_tls_failure_host),
+		T(test_tls_failure_expired),
+		T(test_tls_failure_none),
+		T(test_tls_failure_not_offered),
 #endif
 		T(test_auth_never_in_clear),
 #undef T
