@@ -946,6 +946,10 @@ io_start_tls_dane(struct io *io, SSL_CTX *ctx, const struct io_tls_dane *d)
 	size_t i;
 	int r, usable = 0;
 
+	if (d == NULL || d->base == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (tls_new(io, ctx) == -1)
 		return -1;
 	if (SSL_dane_enable(io->ssl, d->base) <= 0)

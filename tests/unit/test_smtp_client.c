@@ -1413,6 +1413,8 @@ test_verify_self_signed(void **state)
 	assert_int_equal(f->c_why.cause, SMTPC_CAUSE_TLS);
 	/* RFC 3463 X.7.5, "Cryptographic failure", as Postfix says. */
 	assert_string_equal(f->c_why.status, "4.7.5");
+	/* the handshake failed on it: the verify error says why */
+	assert_string_equal(f->tls_failure, "certificate-not-trusted");
 	log = sink_log(f);
 	assert_int_equal(count(log, "mail id="), 0);
 	free(log);
@@ -1461,6 +1463,8 @@ handshake_fails(void **state, enum tls_policy pol, bool hang)
 	assert_string_equal(f->c_why.status, "4.7.5");
 	assert_non_null(strstr(f->c_reply, hang ? "timeout during TLS handshake" :
 	    "TLS handshake failed"));
+	assert_string_equal(f->tls_failure, "validation-failure");
+	assert_string_equal(f->tls_auth, "none");
 }
 
 static void
@@ -1726,14 +1730,15 @@ spki_sha256(const char *cert, unsigned char *out)
  * of the 3 1 1 record; wrong: a digest of no key.
  */
 static void
-dane_run(struct fixture *f, const char *sinkopt, size_t dlen, bool wrong)
+dane_run(struct fixture *f, const char *sinkopt, size_t dlen, bool wrong,
+    long after)
 {
 	unsigned char data[EVP_MAX_MD_SIZE];
 	char cert[300], key[300];
 	struct tlsa_rr rr = { 3, 1, 1, data, 0 };
 	struct io_tls_dane d = { "mx.example", NULL, 0, &rr, 1 };
 
-	make_cert(f, cert, key, sizeof(cert));
+	make_cert_until(f, cert, key, sizeof(cert), after);
 	sink_start(f, "-c", cert, "-k", key, sinkopt, NULL);
 	tls_setup(f, TLS_VERIFY, false);
 	rr.len = spki_sha256(cert, data);
@@ -1751,7 +1756,7 @@ test_dane_match(void **state)
 	struct fixture *f = *state;
 	char *log;
 
-	dane_run(f, NULL, 0, false);
+	dane_run(f, NULL, 0, false, 86400);
 	assert_true(f->ready);
 	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_int_equal(f->c_outcome, OUTCOME_OK);
@@ -1765,6 +1770,19 @@ test_dane_match(void **state)
 	assert_body(f, 1, &two_rcpts);
 }
 
+/* DANE-EE does not look at the expiry date (RFC 7671 §5.1). */
+static void
+test_dane_expired(void **state)
+{
+	struct fixture *f = *state;
+
+	dane_run(f, NULL, 0, false, -3600);
+	assert_true(f->ready);
+	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
+	assert_string_equal(f->tls_auth, "dane");
+	assert_null(f->tls_failure);
+}
+
 /* No record matches: ended before MAIL, 4.7.5, after a QUIT. */
 static void
 test_dane_mismatch(void **state)
@@ -1772,7 +1790,7 @@ test_dane_mismatch(void **state)
 	struct fixture *f = *state;
 	char *log;
 
-	dane_run(f, NULL, 0, true);
+	dane_run(f, NULL, 0, true, 86400);
 	assert_false(f->ready);
 	assert_int_equal(f->ndone, 0);
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
@@ -1799,7 +1817,7 @@ test_dane_not_offered(void **state)
 	struct fixture *f = *state;
 	char *log;
 
-	dane_run(f, "--no-starttls", 0, false);
+	dane_run(f, "--no-starttls", 0, false, 86400);
 	assert_false(f->ready);
 	assert_int_equal(f->c_outcome, OUTCOME_TEMPFAIL);
 	assert_int_equal(f->c_stage, SMTPC_STAGE_STARTTLS);
@@ -1818,7 +1836,7 @@ test_dane_unusable(void **state)
 {
 	struct fixture *f = *state;
 
-	dane_run(f, NULL, 31, false);
+	dane_run(f, NULL, 31, false, 86400);
 	assert_true(f->ready);
 	assert_int_equal(f->res[0].why.outcome, OUTCOME_OK);
 	assert_true(strncmp(f->tls_version, "TLSv1.", 6) == 0);
@@ -1972,6 +1990,7 @@ main(void)
 		T(test_verify_name_not_peer_name),
 		T(test_dane_match),
 		T(test_dane_mismatch),
+		T(test_dane_expired),
 		T(test_dane_not_offered),
 		T(test_dane_unusable),
 		T(test_tls_failure_untrusted),

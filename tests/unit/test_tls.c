@@ -202,6 +202,9 @@ test_verified(void **state)
 	assert_true(io_tls_active(p.c.io));
 	assert_true(io_tls_verified(p.c.io));
 	assert_string_equal(io_tls_verify_text(p.c.io), "ok");
+	assert_int_equal(io_tls_verify_error(p.c.io), X509_V_OK);
+	assert_int_equal(io_tls_dane_usable(p.c.io), -1);	/* no DANE */
+	assert_int_equal(io_tls_dane_depth(p.c.io), -1);
 	assert_string_equal(io_tls_version(p.c.io), "TLSv1.3");
 	assert_string_equal(io_tls_version(p.s.io), "TLSv1.3");
 	assert_int_equal(sni_calls, 1);
@@ -241,6 +244,8 @@ test_wrong_name(void **state)
 	assert_true(p.c.done);
 	assert_false(io_tls_verified(p.c.io));
 	assert_non_null(strstr(io_tls_verify_text(p.c.io), "mismatch"));
+	assert_int_equal(io_tls_verify_error(p.c.io),
+	    X509_V_ERR_HOSTNAME_MISMATCH);
 	pair_close(&p);
 
 	/* A CA-signed certificate for another name. */
