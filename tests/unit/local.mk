@@ -217,3 +217,10 @@ tests_unit_test_dkim_SOURCES = tests/unit/test_dkim.c $(TEST_COMMON)
 tests_unit_test_dkim_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_dkim_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_dkim
+
+# MTA-STS texts (RFC 8461): TXT record, policy, mx patterns, HTTP pieces.
+check_PROGRAMS += tests/unit/test_sts_policy
+tests_unit_test_sts_policy_SOURCES = tests/unit/test_sts_policy.c $(TEST_COMMON)
+tests_unit_test_sts_policy_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_sts_policy_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_sts_policy
