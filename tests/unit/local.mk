@@ -224,3 +224,14 @@ tests_unit_test_sts_policy_SOURCES = tests/unit/test_sts_policy.c $(TEST_COMMON)
 tests_unit_test_sts_policy_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_sts_policy_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_sts_policy
+
+# The MTA-STS engine against a policy server in the test and dnsd; sts.c
+# is built in with STS_TEST_TXT so that the test answers its TXT lookups.
+check_PROGRAMS += tests/unit/test_sts
+tests_unit_test_sts_SOURCES = tests/unit/test_sts.c src/sts.c $(TEST_COMMON)
+tests_unit_test_sts_CPPFLAGS = $(AM_CPPFLAGS) -DSTS_TEST_TXT \
+	-DTOP_SRCDIR='"$(abs_top_srcdir)"' \
+	-DDNSD_PATH='"$(abs_top_builddir)/tests/world/dnsd"'
+tests_unit_test_sts_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_sts_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_sts
