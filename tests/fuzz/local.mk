@@ -177,3 +177,18 @@ tests_fuzz_fuzz_dkim_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_dkim_LDADD = $(TEST_LDADD)
 TESTS += tests/fuzz/run-dkim.sh
 EXTRA_DIST += tests/fuzz/run-dkim.sh
+
+# MTA-STS: TXT record, policy body, HTTP response pieces.
+FUZZ_LF += tests/fuzz/lf/fuzz_sts_policy
+tests_fuzz_lf_fuzz_sts_policy_SOURCES = tests/fuzz/fuzz_sts_policy.c \
+	$(TEST_COMMON)
+tests_fuzz_lf_fuzz_sts_policy_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_lf_fuzz_sts_policy_LDFLAGS = $(FUZZ_LF_LINK)
+tests_fuzz_lf_fuzz_sts_policy_LDADD = $(TEST_LDADD)
+check_PROGRAMS += tests/fuzz/fuzz_sts_policy
+tests_fuzz_fuzz_sts_policy_SOURCES = tests/fuzz/fuzz_sts_policy.c \
+	tests/fuzz/replay.c $(TEST_COMMON)
+tests_fuzz_fuzz_sts_policy_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_sts_policy_LDADD = $(TEST_LDADD)
+TESTS += tests/fuzz/run-sts-policy.sh
+EXTRA_DIST += tests/fuzz/run-sts-policy.sh
