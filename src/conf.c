@@ -119,10 +119,16 @@ static const struct conf_key keys[] = {
 	KL("dns_servers", set_hostports, dns_servers, ndns_servers, NULL,
 	    CK_OPTIONAL | CK_IPONLY),
 	K("smtp_port", set_uint, smtp_port, "25", 1, 65535, 0),
-	K("tls", set_tls, tls, "may", 0, 0, 0),
+	K("tls", set_tls, tls, "dane", 0, 0, 0),
 	KL("tls_policy", set_tls_policy, tls_policies, ntls_policies, NULL,
 	    CK_REPEAT),
 	K("tls_ca_file", set_path, tls_ca_file, NULL, 0, 0, CK_OPTIONAL),
+	K("mta_sts", set_yesno, mta_sts, "yes", 0, 0, 0),
+	K("mta_sts_ca_file", set_path, mta_sts_ca_file, NULL, 0, 0,
+	    CK_OPTIONAL),
+	K("mta_sts_port", set_uint, mta_sts_port, "443", 1, 65535, 0),
+	K("mta_sts_timeout", set_duration, mta_sts_timeout_ms, "30s", 1, 300,
+	    CK_UINT),
 	K("tls_cert_file", set_path, tls_cert_file, NULL, 0, 0, CK_OPTIONAL),
 	K("tls_key_file", set_path, tls_key_file, NULL, 0, 0, CK_OPTIONAL),
 	K("auth_users", set_path, auth_users, NULL, 0, 0, CK_OPTIONAL),
@@ -413,7 +419,8 @@ set_tls(struct conf *c, const struct conf_key *k, const char *value,
 	enum tls_policy p;
 
 	if (conf_parse_tls_policy(value, &p) == -1) {
-		util_seterr(why, whylen, "must be none, may, encrypt or verify");
+		util_seterr(why, whylen,
+		    "must be none, may, encrypt, verify or dane");
 		return -1;
 	}
 	*FIELD(c, k, enum tls_policy) = p;
@@ -596,7 +603,7 @@ parse_domain_policy(const char *value, char *domain, enum tls_policy *p,
 	pol[plen] = '\0';
 	if (conf_parse_tls_policy(pol, p) == -1) {
 		util_seterr(why, whylen,
-		    "policy must be none, may, encrypt or verify");
+		    "policy must be none, may, encrypt, verify or dane");
 		return -1;
 	}
 	len = strlen(domain);
@@ -1045,6 +1052,7 @@ conf_free(struct conf *c)
 		free(c->tls_policies[i].domain);
 	free(c->tls_policies);
 	free(c->tls_ca_file);
+	free(c->mta_sts_ca_file);
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
 	free(c->auth_users);

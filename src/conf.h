@@ -58,6 +58,11 @@ struct conf {
 	struct tls_domain_policy *tls_policies;
 	size_t		 ntls_policies;
 	char		*tls_ca_file;
+	/* MTA-STS (RFC 8461; mxrelay.conf(5), TLS). */
+	bool		 mta_sts;
+	char		*mta_sts_ca_file;	/* NULL: the system's CA store */
+	unsigned	 mta_sts_port;		/* of the policy host: 443 */
+	unsigned	 mta_sts_timeout_ms;	/* a whole policy fetch */
 	char		*tls_cert_file;
 	char		*tls_key_file;
 	char		*auth_users;

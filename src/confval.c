@@ -23,6 +23,7 @@ static const char *tls_names[] = {
 	[TLS_MAY] = "may",
 	[TLS_ENCRYPT] = "encrypt",
 	[TLS_VERIFY] = "verify",
+	[TLS_DANE] = "dane",
 };
 
 /* ---- single values ------------------------------------------------- */

@@ -24,6 +24,12 @@ enum tls_policy {
 	TLS_MAY,
 	TLS_ENCRYPT,
 	TLS_VERIFY,
+	/*
+	 * DANE (RFC 7672) where the DNS is secure, MTA-STS (RFC 8461) where
+	 * a policy applies, else as TLS_MAY.  Destinations by MX only: for a
+	 * relayhost it is TLS_MAY.
+	 */
+	TLS_DANE,
 };
 
 /* bare_lf: a bare LF in DATA from a relay client or a user (smtpd.h). */

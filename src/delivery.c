@@ -34,6 +34,21 @@
  *   temporarily.
  * - The list is cut at this host (by name or by a listen address); nothing
  *   before it: bounce 5.4.6 (RFC 5321 §5.1).
+ *
+ * Under tls = dane, for a destination by MX (mxrelay.conf(5), DANE AND
+ * MTA-STS; t_dane.sh, t_sts.sh):
+ * - The MX answer validated (AD, RFC 6840 §5.7): each exchanger's
+ *   addresses are looked up with AD too, and for those that validated its
+ *   TLSA records _PORT._tcp.HOST (RFC 7672 §2.2.2).  Secure records with
+ *   a usable one (usage 2 or 3): the route needs TLS authenticated by
+ *   them; secure records none of which is usable: TLS, unauthenticated
+ *   (RFC 7672 §2.2).  A failed TLSA lookup (SERVFAIL: bogus) drops the
+ *   host; none left: defer 4.7.5.  Anything insecure: as may.
+ * - The MTA-STS policy (RFC 8461) is asked for at the same time; the
+ *   routes are built when both have answered.  It governs the hosts DANE
+ *   does not (RFC 8461 §2): enforce drops those that do not match its mx
+ *   patterns (none left: defer 4.7.0) and needs TLS verified for the
+ *   host name; testing delivers as may and logs what would fail.
  */
 #include "config.h"
 
@@ -63,6 +78,15 @@ struct mxent {
 	enum dns_status		 st;
 	struct sockaddr_storage	*addrs;
 	size_t			 naddrs;
+	bool			 addr_secure;	/* the address answers validated */
+	enum delivery_dane	 dane;
+	char			 dane_err[128];	/* DANE_FAILED: the lookup's error */
+	struct tlsa_rr		*rr;		/* secure TLSA records (copies) */
+	size_t			 nrr;
+	const char		*names[1];	/* reference identifier: the domain */
+	struct io_tls_dane	 tls_dane;	/* for ROUTE_DANE sessions */
+	enum route_auth		 auth;		/* routes_build() */
+	bool			 unused;	/* no route: DANE failed, MTA-STS */
 };
 
 static bool	 dest_unused(const struct dest *);
@@ -75,8 +99,18 @@ static void	 on_mx(void *, enum dns_status, bool, const struct dns_mx *,
 		    size_t, const char *);
 static void	 on_mx_addrs(void *, enum dns_status,
 		    const struct sockaddr_storage *, size_t, const char *);
+static void	 on_mx_saddrs(void *, enum dns_status, bool,
+		    const struct sockaddr_storage *, size_t, const char *);
+static void	 on_tlsa(void *, enum dns_status, bool, const struct tlsa_rr *,
+		    size_t, const char *);
+static void	 on_sts(void *, const struct sts_policy *, const char *,
+		    const char *);
+static void	 lookups_done(struct dest *);
 static void	 routes_build(struct dest *);
 static int	 wildcard_family(const char *);
+static char	*tlsa_text(const struct tlsa_rr *, size_t);
+static void	 probe_dane_fill(struct delivery_probe_route *,
+		    const struct io_tls_dane *, const char *);
 static void	 local_addrs(struct delivery_engine *);
 
 /*
@@ -159,15 +193,44 @@ local_addrs(struct delivery_engine *e)
 }
 
 static void
+tlsa_free(struct tlsa_rr *rr, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((void *)(uintptr_t)rr[i].data);
+	free(rr);
+}
+
+/* A deep copy of n records (their data is the caller's). */
+static struct tlsa_rr *
+tlsa_copy(const struct tlsa_rr *rr, size_t n)
+{
+	struct tlsa_rr *c = xcalloc(n + 1, sizeof(*c));
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *data = xmalloc(rr[i].len + 1);
+
+		memcpy(data, rr[i].data, rr[i].len);
+		c[i] = rr[i];
+		c[i].data = data;
+	}
+	return c;
+}
+
+static void
 dest_free(struct dest *d)
 {
 	if (d->mxreq != NULL)
 		dns_cancel(d->mxreq);
+	if (d->stsreq != NULL)
+		sts_cancel(d->stsreq);
+	if (d->have_sts)
+		sts_policy_clear(&d->sts);
 	for (size_t i = 0; i < d->nmx; i++) {
 		if (d->mx[i].req != NULL)
 			dns_cancel(d->mx[i].req);
 		free(d->mx[i].host);
 		free(d->mx[i].addrs);
+		tlsa_free(d->mx[i].rr, d->mx[i].nrr);
 	}
 	free(d->mx);
 	for (size_t i = 0; i < d->nroutes; i++)
@@ -330,12 +393,16 @@ dest_get(struct delivery_engine *e, const char *domain, size_t rhi)
 		d->port = rh->port != 0 ? rh->port : e->c.smtp_port;
 		d->tls = conf_tls_policy_for(e->c.tls, e->c.tls_policies,
 		    e->c.ntls_policies, rh->host);
+		/* No DANE nor MTA-STS for a relayhost (RFC 7672 §2.2.3). */
+		if (d->tls == TLS_DANE)
+			d->tls = TLS_MAY;
 	} else {
 		d->name = xstrdup(domain);
 		d->by_mx = true;
 		d->port = e->c.smtp_port;
 		d->tls = conf_tls_policy_for(e->c.tls, e->c.tls_policies,
 		    e->c.ntls_policies, domain);
+		d->dane = d->tls == TLS_DANE;
 	}
 	hash_insert(&e->byname, &d->node, d->key);
 	LIST_INSERT_HEAD(&e->dests, d, link);
@@ -476,10 +543,54 @@ dest_resolve(struct dest *d)
 		routes_build(d);
 		return;
 	}
+	if (d->dane && d->e->c.sts != NULL && !d->sts_asked) {
+		d->sts_asked = true;
+		d->stsreq = sts_policy_get(d->e->c.sts, d->name, on_sts, d);
+	}
 	if (d->by_mx)
 		d->mxreq = dns_mx_lookup(d->e->dns, d->name, on_mx, d);
 	else
 		on_mx(d, DNS_NODATA, false, NULL, 0, NULL);
+}
+
+/* The MTA-STS answer (sts.h): kept for routes_build(). */
+static void
+on_sts(void *arg, const struct sts_policy *pol, const char *fail,
+    const char *why)
+{
+	struct dest *d = arg;
+
+	d->stsreq = NULL;
+	if (pol != NULL) {
+		sts_policy_copy(&d->sts, pol);
+		d->have_sts = true;
+	}
+	if (fail != NULL) {
+		util_strlcpy(d->sts_fail, fail, sizeof(d->sts_fail));
+		util_strlcpy(d->sts_why, why != NULL ? why : "",
+		    sizeof(d->sts_why));
+		dest_tlsrpt(d, "sts", fail);
+	}
+	lookups_done(d);
+}
+
+/* Every lookup of d has answered: its routes. */
+static void
+lookups_done(struct dest *d)
+{
+	if (d->state == DEST_RESOLVING && d->mxreq == NULL && d->mx != NULL &&
+	    d->mx_pending == 0 && d->stsreq == NULL)
+		routes_build(d);
+}
+
+/* The address lookup of exchanger x: with AD when its MX set was secure. */
+static struct dns_req *
+mx_addr_lookup(struct dest *d, struct mxent *x)
+{
+	if (d->mx_secure)
+		return dns_addr_secure_lookup(d->e->dns, x->host, on_mx_saddrs,
+		    x);
+	return dns_addr_lookup(d->e->dns, x->host, on_mx_addrs, x);
 }
 
 static bool
@@ -498,12 +609,12 @@ on_mx(void *arg, enum dns_status st, bool secure, const struct dns_mx *mx,
 {
 	struct dest *d = arg;
 	size_t keep = n;
-
-	(void)secure;	/* STUB (lead: drop this commit) */
 	bool cut = false;
 
 	d->mxreq = NULL;
 	d->mx_st = st;
+	/* RFC 7672 §2.2.1: DANE only below a validated MX answer. */
+	d->mx_secure = secure && d->dane;
 	util_strlcpy(d->mx_err, errtext != NULL ? errtext : "",
 	    sizeof(d->mx_err));
 	switch (st) {
@@ -515,8 +626,7 @@ on_mx(void *arg, enum dns_status st, bool secure, const struct dns_mx *mx,
 		d->nmx = d->mx_pending = 1;
 		d->mx[0].d = d;
 		d->mx[0].host = xstrdup(d->name);
-		d->mx[0].req = dns_addr_lookup(d->e->dns, d->name, on_mx_addrs,
-		    &d->mx[0]);
+		d->mx[0].req = mx_addr_lookup(d, &d->mx[0]);
 		return;
 	case DNS_NXDOMAIN:
 		dest_fail(d, OUTCOME_PERMFAIL, "5.1.2", "Host or domain name not "
@@ -565,8 +675,20 @@ on_mx(void *arg, enum dns_status st, bool secure, const struct dns_mx *mx,
 	}
 	/* Lookups may complete only from the loop, so start them all. */
 	for (size_t i = 0; i < keep; i++)
-		d->mx[i].req = dns_addr_lookup(d->e->dns, d->mx[i].host,
-		    on_mx_addrs, &d->mx[i]);
+		d->mx[i].req = mx_addr_lookup(d, &d->mx[i]);
+}
+
+static void
+mx_addrs_keep(struct mxent *x, enum dns_status st,
+    const struct sockaddr_storage *addrs, size_t n)
+{
+	x->req = NULL;
+	x->st = st;
+	if (st == DNS_OK && n > 0) {
+		x->addrs = xreallocarray(NULL, n, sizeof(*addrs));
+		memcpy(x->addrs, addrs, n * sizeof(*addrs));
+		x->naddrs = n;
+	}
 }
 
 static void
@@ -577,15 +699,76 @@ on_mx_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *addrs,
 	struct dest *d = x->d;
 
 	(void)errtext;
+	mx_addrs_keep(x, st, addrs, n);
+	d->mx_pending--;
+	lookups_done(d);
+}
+
+/* The addresses of an exchanger of a secure MX set (RFC 7672 §2.2.2). */
+static void
+on_mx_saddrs(void *arg, enum dns_status st, bool secure,
+    const struct sockaddr_storage *addrs, size_t n, const char *errtext)
+{
+	struct mxent *x = arg;
+	struct dest *d = x->d;
+
+	(void)errtext;
+	mx_addrs_keep(x, st, addrs, n);
+	x->addr_secure = secure;
+	if (x->naddrs > 0 && secure) {
+		x->req = dns_tlsa_lookup(d->e->dns, x->host, d->port, on_tlsa, x);
+		if (x->req != NULL)
+			return;
+		x->dane = DANE_FAILED;
+		util_strlcpy(x->dane_err, "not sent", sizeof(x->dane_err));
+	} else if (x->naddrs > 0)
+		x->dane = DANE_INSECURE;
+	d->mx_pending--;
+	lookups_done(d);
+}
+
+/* Usage 2 or 3, selector 0 or 1, matching type 0, 1 or 2 (RFC 7672 §3). */
+static bool
+tlsa_usable(const struct tlsa_rr *rr)
+{
+	return (rr->usage == 2 || rr->usage == 3) && rr->selector <= 1 &&
+	    rr->mtype <= 2;
+}
+
+static void
+on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rr,
+    size_t n, const char *errtext)
+{
+	struct mxent *x = arg;
+	struct dest *d = x->d;
+	size_t usable = 0;
+
 	x->req = NULL;
-	x->st = st;
-	if (st == DNS_OK && n > 0) {
-		x->addrs = xreallocarray(NULL, n, sizeof(*addrs));
-		memcpy(x->addrs, addrs, n * sizeof(*addrs));
-		x->naddrs = n;
-	}
-	if (--d->mx_pending == 0)
-		routes_build(d);
+	if (st == DNS_TEMPFAIL) {
+		/* Bogus or unanswered: this host is not used (RFC 7672 §2.2). */
+		x->dane = DANE_FAILED;
+		util_strlcpy(x->dane_err, errtext != NULL ? errtext :
+		    "temporary failure", sizeof(x->dane_err));
+		log_info("dane: %s: TLSA lookup for _%u._tcp.%s failed (%s)",
+		    d->name, d->port, x->host, x->dane_err);
+		dest_tlsrpt(d, "tlsa", "dnssec-invalid");
+	} else if (st == DNS_OK && secure && n > 0) {
+		x->rr = tlsa_copy(rr, n);
+		x->nrr = n;
+		for (size_t i = 0; i < n; i++)
+			if (tlsa_usable(&rr[i]))
+				usable++;
+		x->dane = usable > 0 ? DANE_USABLE : DANE_UNUSABLE;
+		x->names[0] = d->name;
+		x->tls_dane.base = x->host;
+		x->tls_dane.names = x->names;
+		x->tls_dane.nnames = 1;
+		x->tls_dane.rr = x->rr;
+		x->tls_dane.nrr = x->nrr;
+	} else
+		x->dane = DANE_NONE;
+	d->mx_pending--;
+	lookups_done(d);
 }
 
 /* The raw address of ss (4 or 16 bytes) and its length. */
@@ -698,6 +881,8 @@ route_add(struct dest *d, size_t i, size_t j)
 
 	r->host = xstrdup(d->mx[i].host);
 	r->pref = d->mx[i].pref;
+	r->auth = d->mx[i].auth;
+	r->dane = r->auth == ROUTE_DANE ? &d->mx[i].tls_dane : NULL;
 	r->ss = d->mx[i].addrs[j];
 	if (r->ss.ss_family == AF_INET6) {
 		((struct sockaddr_in6 *)&r->ss)->sin6_port =
@@ -708,6 +893,46 @@ route_add(struct dest *d, size_t i, size_t j)
 		    htons((uint16_t)d->port);
 		r->sslen = sizeof(struct sockaddr_in);
 	}
+}
+
+/* The addresses of exchanger i that routes may use. */
+static size_t
+mx_naddrs(const struct dest *d, size_t i)
+{
+	return d->mx[i].unused ? 0 : d->mx[i].naddrs;
+}
+
+/*
+ * How exchanger x is secured, or whether it is left out: DANE where its
+ * TLSA records are secure, else the MTA-STS policy (RFC 8461 §2).
+ */
+static void
+mx_decide(const struct dest *d, struct mxent *x)
+{
+	x->auth = ROUTE_BASE;
+	x->unused = false;
+	switch (x->dane) {
+	case DANE_USABLE:
+		x->auth = ROUTE_DANE;
+		return;
+	case DANE_UNUSABLE:
+		x->auth = ROUTE_DANE_ENCRYPT;
+		return;
+	case DANE_FAILED:
+		x->unused = true;
+		return;
+	default:
+		break;
+	}
+	if (!d->have_sts)
+		return;
+	if (d->sts.mode == STS_MODE_ENFORCE) {
+		if (sts_mx_match(&d->sts, x->host))
+			x->auth = ROUTE_STS_ENFORCE;
+		else
+			x->unused = true;
+	} else if (d->sts.mode == STS_MODE_TESTING)
+		x->auth = ROUTE_STS_TESTING;
 }
 
 /*
@@ -728,7 +953,7 @@ routes_pick(struct dest *d, size_t keep, size_t n)
 	d->routes = xcalloc(lim, sizeof(*d->routes));
 	/* late: the first address after the cut of a family before it lacks. */
 	for (size_t i = 0; i < keep; i++)
-		for (size_t j = 0; j < d->mx[i].naddrs; j++, k++) {
+		for (size_t j = 0; j < mx_naddrs(d, i); j++, k++) {
 			bool v6 = d->mx[i].addrs[j].ss_family == AF_INET6;
 
 			if (k < lim)
@@ -741,7 +966,7 @@ routes_pick(struct dest *d, size_t keep, size_t n)
 		}
 	k = 0;
 	for (size_t i = 0; i < keep; i++)
-		for (size_t j = 0; j < d->mx[i].naddrs; j++)
+		for (size_t j = 0; j < mx_naddrs(d, i); j++)
 			if (k++ < lim - late)
 				route_add(d, i, j);
 	if (late)
@@ -753,6 +978,10 @@ routes_build(struct dest *d)
 {
 	size_t n = 0, keep = d->nmx;
 	bool temp = false, cut = false;
+	const struct mxent *dane_failed = NULL, *sts_cut = NULL;
+
+	for (size_t i = 0; i < d->nmx; i++)
+		mx_decide(d, &d->mx[i]);
 
 	/* An exchanger that is one of our listen addresses is this host. */
 	for (size_t i = 0; i < d->nmx && !cut; i++)
@@ -765,14 +994,29 @@ routes_build(struct dest *d)
 				break;
 			}
 	for (size_t i = 0; i < keep; i++) {
-		n += d->mx[i].naddrs;
-		if (d->mx[i].st == DNS_TEMPFAIL)
+		const struct mxent *x = &d->mx[i];
+
+		n += mx_naddrs(d, i);
+		if (x->st == DNS_TEMPFAIL)
 			temp = true;
+		if (x->unused && x->naddrs > 0 && x->dane == DANE_FAILED &&
+		    dane_failed == NULL)
+			dane_failed = x;
+		else if (x->unused && x->naddrs > 0 && sts_cut == NULL)
+			sts_cut = x;
 	}
 	if (n == 0) {
 		if (cut)
 			dest_fail(d, OUTCOME_PERMFAIL, "5.4.6", "mail for %s loops "
 			    "back to myself", d->name);
+		else if (dane_failed != NULL)
+			/* Never in clear where DANE was required. */
+			dest_fail(d, OUTCOME_TEMPFAIL, "4.7.5", "TLSA lookup for "
+			    "_%u._tcp.%s failed: %s", d->port, dane_failed->host,
+			    dane_failed->dane_err);
+		else if (sts_cut != NULL)
+			dest_fail(d, OUTCOME_TEMPFAIL, "4.7.0", "no MX host of %s "
+			    "matches its MTA-STS policy", d->name);
 		else if (temp)
 			dest_fail(d, OUTCOME_TEMPFAIL, "4.4.3", "Host or domain "
 			    "name lookup failed temporarily: no address for the "
@@ -812,6 +1056,15 @@ dest_probe_fill(const struct dest *d, struct delivery_probe *p)
 	p->tls = d->tls;
 	p->mx_status = d->mx_st;
 	util_strlcpy(p->mx_errtext, d->mx_err, sizeof(p->mx_errtext));
+	p->mx_secure = d->mx_secure;
+	p->dane = d->dane;
+	p->sts_asked = d->sts_asked;
+	if (d->have_sts) {
+		sts_policy_copy(&p->sts, &d->sts);
+		p->have_sts = true;
+	}
+	util_strlcpy(p->sts_fail, d->sts_fail, sizeof(p->sts_fail));
+	util_strlcpy(p->sts_why, d->sts_why, sizeof(p->sts_why));
 	p->mx = xcalloc(d->nmx + 1, sizeof(*p->mx));
 	for (size_t i = 0; i < d->nmx; i++) {
 		struct delivery_probe_mx *x = &p->mx[p->nmx++];
@@ -824,6 +1077,13 @@ dest_probe_fill(const struct dest *d, struct delivery_probe *p)
 		memcpy(x->addrs, d->mx[i].addrs,
 		    d->mx[i].naddrs * sizeof(*x->addrs));
 		x->naddrs = d->mx[i].naddrs;
+		x->addr_secure = d->mx[i].addr_secure;
+		x->dane = d->mx[i].dane;
+		x->tlsa = tlsa_text(d->mx[i].rr, d->mx[i].nrr);
+		util_strlcpy(x->dane_err, d->mx[i].dane_err,
+		    sizeof(x->dane_err));
+		x->sts_match = d->have_sts && sts_mx_match(&d->sts,
+		    d->mx[i].host);
 	}
 	p->routes = xcalloc(d->nroutes + 1, sizeof(*p->routes));
 	for (size_t i = 0; i < d->nroutes; i++) {
@@ -836,7 +1096,82 @@ dest_probe_fill(const struct dest *d, struct delivery_probe *p)
 		r->rhi = d->rh != NULL ? d->rhi : DEST_BY_MX;
 		r->failed = d->routes[i].failed;
 		r->tls_broken = d->routes[i].tls_broken;
+		r->auth = d->routes[i].auth;
+		r->tls = route_tls(d, &d->routes[i], false);
+		if (d->routes[i].dane != NULL)
+			probe_dane_fill(r, d->routes[i].dane, d->name);
 	}
+}
+
+/*
+ * "3 1 1 8f2a...e1" for each record, joined by ", "; the data cut after
+ * 32 bytes.  NULL when none.
+ */
+static char *
+tlsa_text(const struct tlsa_rr *rr, size_t n)
+{
+	char *s = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		char hex[2 * 32 + 4], *t;
+		size_t k = 0;
+
+		for (size_t j = 0; j < rr[i].len && j < 32; j++)
+			k += (size_t)snprintf(hex + k, sizeof(hex) - k, "%02x",
+			    rr[i].data[j]);
+		if (rr[i].len > 32)
+			snprintf(hex + k, sizeof(hex) - k, "...");
+		t = xasprintf("%s%s%u %u %u %s", s != NULL ? s : "",
+		    s != NULL ? ", " : "", rr[i].usage, rr[i].selector,
+		    rr[i].mtype, hex);
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+/* The DANE records of a probe route, its own copy (see delivery.h). */
+static void
+probe_dane_fill(struct delivery_probe_route *r, const struct io_tls_dane *dn,
+    const char *domain)
+{
+	r->rr = tlsa_copy(dn->rr, dn->nrr);
+	r->domain = xstrdup(domain);
+	r->names[0] = r->domain;
+	r->dane.base = r->host;
+	r->dane.names = r->names;
+	r->dane.nnames = 1;
+	r->dane.rr = r->rr;
+	r->dane.nrr = dn->nrr;
+}
+
+const char *
+delivery_dane_to_text(enum delivery_dane s)
+{
+	static const char *const text[] = {
+		[DANE_OFF] = "off",
+		[DANE_INSECURE] = "insecure",
+		[DANE_NONE] = "no TLSA records",
+		[DANE_USABLE] = "usable TLSA records",
+		[DANE_UNUSABLE] = "no usable TLSA record",
+		[DANE_FAILED] = "TLSA lookup failed",
+	};
+
+	return (size_t)s < sizeof(text) / sizeof(text[0]) ? text[s] : "?";
+}
+
+const char *
+delivery_route_auth_to_text(enum route_auth a)
+{
+	static const char *const text[] = {
+		[ROUTE_BASE] = "policy",
+		[ROUTE_DANE] = "dane",
+		[ROUTE_DANE_ENCRYPT] = "dane-encrypt",
+		[ROUTE_STS_ENFORCE] = "mta-sts-enforce",
+		[ROUTE_STS_TESTING] = "mta-sts-testing",
+	};
+
+	return (size_t)a < sizeof(text) / sizeof(text[0]) ? text[a] : "?";
 }
 
 void
@@ -847,11 +1182,17 @@ delivery_probe_clear(struct delivery_probe *p)
 	for (size_t i = 0; i < p->nmx; i++) {
 		free(p->mx[i].host);
 		free(p->mx[i].addrs);
+		free(p->mx[i].tlsa);
 	}
 	free(p->mx);
-	for (size_t i = 0; i < p->nroutes; i++)
+	for (size_t i = 0; i < p->nroutes; i++) {
 		free(p->routes[i].host);
+		tlsa_free(p->routes[i].rr, p->routes[i].dane.nrr);
+		free(p->routes[i].domain);
+	}
 	free(p->routes);
+	if (p->have_sts)
+		sts_policy_clear(&p->sts);
 	free(p->name);
 	memset(p, 0, sizeof(*p));
 	p->route = route;
@@ -871,6 +1212,8 @@ delivery_probe_session(struct delivery_engine *e, const char *domain,
 	r.host = pr->host;
 	r.pref = pr->pref;
 	r.tls_broken = pr->tls_broken;
+	r.auth = pr->auth;
+	r.dane = pr->auth == ROUTE_DANE ? &pr->dane : NULL;
 	sess_params(d, &r, pr->tls_broken, &p);
 	return smtpc_new(e->loop, (const struct sockaddr *)&pr->ss, pr->sslen,
 	    &p, ops, arg);

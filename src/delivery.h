@@ -33,6 +33,7 @@
 #include "event.h"
 #include "outcome.h"
 #include "smtp_client.h"
+#include "sts.h"
 
 #define DELIVERY_REPLY_MAX	(SMTPC_REPLY_MAX + 256)
 
@@ -52,7 +53,8 @@ struct delivery_rcpt {
 	char		 remote_mta[256];		/* out: "" when the reason is local */
 	bool		 final;				/* private */
 	bool		 noted;				/* private */
-	const char	*tls_use;	/* out: "none", "unverified", "verified" */
+	/* out: "none", "unverified", "verified", "dane", "sts" */
+	const char	*tls_use;
 	bool		 own_reply;			/* private: own 4xx */
 };
 
@@ -70,6 +72,30 @@ typedef void (*delivery_done_cb)(void *arg, struct delivery_msg *);
  * with what it knows of the destination; delivery_probe_clear() frees
  * that.
  */
+/*
+ * DANE (RFC 7672) state of an exchanger, under tls = dane: what its
+ * address and TLSA lookups said.
+ */
+enum delivery_dane {
+	DANE_OFF,		/* not looked at: not dane, or an insecure MX */
+	DANE_INSECURE,		/* addresses not secure: no TLSA lookup */
+	DANE_NONE,		/* secure, no (secure) TLSA records */
+	DANE_USABLE,		/* secure TLSA records, some usable */
+	DANE_UNUSABLE,		/* secure TLSA records, none usable */
+	DANE_FAILED,		/* the TLSA lookup failed: host not used */
+};
+const char	*delivery_dane_to_text(enum delivery_dane);
+
+/* How the sessions of a route are secured. */
+enum route_auth {
+	ROUTE_BASE,		/* the destination's policy (dane: may) */
+	ROUTE_DANE,		/* TLS, the peer must match a TLSA record */
+	ROUTE_DANE_ENCRYPT,	/* secure TLSA, none usable: TLS, unauthenticated */
+	ROUTE_STS_ENFORCE,	/* TLS, certificate verified for the MX name */
+	ROUTE_STS_TESTING,	/* as may; what enforce would refuse is logged */
+};
+const char	*delivery_route_auth_to_text(enum route_auth);
+
 struct delivery_probe_mx {
 	char			*host;
 	unsigned		 pref;
@@ -77,6 +103,11 @@ struct delivery_probe_mx {
 	enum dns_status		 st;		/* of its address lookup */
 	struct sockaddr_storage	*addrs;		/* port 0 */
 	size_t			 naddrs;
+	bool			 addr_secure;	/* addresses validated (DNSSEC) */
+	enum delivery_dane	 dane;
+	char			*tlsa;		/* "3 1 1 ab12..., ..."; NULL none */
+	char			 dane_err[128];	/* DANE_FAILED: why */
+	bool			 sts_match;	/* matches the MTA-STS mx patterns */
 };
 
 struct delivery_probe_route {
@@ -87,6 +118,13 @@ struct delivery_probe_route {
 	bool			 failed;
 	bool			 tls_broken;
 	size_t			 rhi;		/* its relayhost; DEST_BY_MX */
+	enum route_auth		 auth;
+	enum tls_policy		 tls;		/* its sessions' policy */
+	/* ROUTE_DANE: the records, for delivery_probe_session() */
+	struct io_tls_dane	 dane;
+	struct tlsa_rr		*rr;
+	const char		*names[1];
+	char			*domain;
 };
 
 struct delivery_probe {
@@ -97,6 +135,14 @@ struct delivery_probe {
 	enum tls_policy		 tls;		/* the destination's policy */
 	enum dns_status		 mx_status;	/* of the MX lookup, when by_mx */
 	char			 mx_errtext[128];
+	bool			 mx_secure;	/* the MX answer validated */
+	bool			 dane;		/* DANE looked for (tls = dane, by MX) */
+	/* MTA-STS: sts_asked, then a policy (sts.mode) or sts_fail */
+	bool			 sts_asked;
+	bool			 have_sts;
+	struct sts_policy	 sts;
+	char			 sts_fail[64];	/* RFC 8460 type; "" */
+	char			 sts_why[256];
 	struct delivery_probe_mx *mx;		/* in the order tried */
 	size_t			 nmx;
 	struct delivery_probe_route *routes;	/* likewise */
@@ -162,6 +208,15 @@ struct delivery_conf {
 	size_t			 ntls_policies;
 	SSL_CTX			*tls_ctx;	/* no verification required */
 	SSL_CTX			*tls_ctx_verify;
+	/*
+	 * MTA-STS (RFC 8461), under tls = dane: the engine (NULL: off), and
+	 * the contexts for an exchanger's certificate under an enforce
+	 * policy (verifying, against mta_sts_ca_file) and under testing
+	 * (not verifying, to tell what enforce would have refused).
+	 */
+	struct sts		*sts;
+	SSL_CTX			*sts_ctx_verify;
+	SSL_CTX			*sts_ctx;
 	const struct hostport	*self;		/* our listen addresses */
 	size_t			 nself;
 };
@@ -205,6 +260,7 @@ struct delivery_seen {
 	unsigned		 pref;
 	const struct sockaddr_storage *ss;
 	enum tls_policy		 tls;		/* the session's policy */
+	enum route_auth		 auth;		/* the route's */
 	bool			 clear;
 	bool			 ready;		/* it got as far as MAIL */
 	const struct smtpc	*s;

@@ -33,6 +33,8 @@ struct route {
 	socklen_t		 sslen;
 	bool			 failed;	/* connection-level failure */
 	bool			 tls_broken;	/* handshake failed under may */
+	enum route_auth		 auth;
+	const struct io_tls_dane *dane;		/* ROUTE_DANE: its exchanger's */
 };
 
 struct mxent;		/* delivery.c */
@@ -58,10 +60,19 @@ struct dest {
 	bool			 by_mx;
 	unsigned		 port;
 	enum tls_policy		 tls;
+	bool			 dane;		/* tls = dane, by MX: DANE, MTA-STS */
 	enum dest_state		 state;
 	struct dns_req		*mxreq;
 	enum dns_status		 mx_st;		/* of the MX lookup */
 	char			 mx_err[128];
+	bool			 mx_secure;	/* the MX answer validated */
+	/* MTA-STS: the lookup, then the policy (when have_sts) */
+	struct sts_req		*stsreq;
+	bool			 sts_asked;
+	bool			 have_sts;
+	struct sts_policy	 sts;
+	char			 sts_fail[64];	/* RFC 8460 type of a failed fetch */
+	char			 sts_why[256];
 	struct mxent		*mx;
 	size_t			 nmx;
 	size_t			 mx_pending;
@@ -144,5 +155,10 @@ bool		 part_pass_on(struct dest *, struct delivery_msg *);
 void		 delivery_relay_free(struct delivery_engine *);
 void		 sess_params(const struct dest *, const struct route *, bool clear,
 		    struct smtpc_params *);
+/* The policy of route r's sessions (clear: the retry without TLS). */
+enum tls_policy	 route_tls(const struct dest *, const struct route *, bool clear);
+/* mxrelay_tls_sessions_total (RFC 8460 result types). */
+void		 dest_tlsrpt(const struct dest *, const char *policy,
+		    const char *result);
 
 #endif

@@ -15,7 +15,8 @@
  * - Connection failure, 4xx/5xx greeting, EHLO failure, STARTTLS refused
  *   under encrypt/verify: the route is marked failed and the part goes to
  *   the next route.  Under tls=may a failed handshake is retried on the
- *   same route in clear.
+ *   same route in clear; never under DANE or an MTA-STS policy in enforce
+ *   mode, where TLS is required.
  * - MAIL 4xx: next route for that part; MAIL 5xx: bounce the part.
  * - RCPT 2xx then accepted at the dot: sent; RCPT 5xx: bounced (no next
  *   MX); RCPT 4xx: next route in the same attempt, deferred when none is
@@ -40,6 +41,7 @@
 
 #include "delivery_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "record.h"
 #include "status.h"
 #include "util.h"
@@ -88,6 +90,8 @@ static void	 rcpt_final(struct dest *, struct dsess *, struct delivery_msg *,
 static bool	 part_finished(const struct delivery_msg *);
 static void	 part_complete(struct dest *, struct delivery_msg *);
 static void	 engine_wake(struct delivery_engine *);
+static void	 sess_tlsrpt(const struct dest *, const struct dsess *,
+		    const struct route *, const struct smtpc *);
 
 static const struct smtpc_ops sess_ops = {
 	.ready = sess_on_ready,
@@ -214,14 +218,22 @@ rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
 		return;
 	r->final = true;
 	r->outcome = o;
-	r->tls_use = s == NULL || s->s == NULL || !smtpc_tls_active(s->s) ?
-	    "none" : smtpc_tls_verified(s->s) ? "verified" : "unverified";
+	r->tls_use = "none";
+	if (s != NULL && s->s != NULL && smtpc_tls_active(s->s)) {
+		r->tls_use = smtpc_tls_auth(s->s);
+		/* Verified as an MTA-STS policy in enforce mode wants it. */
+		if (strcmp(r->tls_use, "verified") == 0 &&
+		    d->routes[s->ri].auth == ROUTE_STS_ENFORCE)
+			r->tls_use = "sts";
+	}
 
 	if (s != NULL && s->s != NULL) {
 		util_strlcpy(relay, smtpc_peer_text(s->s), sizeof(relay));
-		snprintf(tls, sizeof(tls), "%s%s", smtpc_tls_version(s->s),
-		    !smtpc_tls_active(s->s) ? "" :
-		    smtpc_tls_verified(s->s) ? "/verified" : "/unverified");
+		if (smtpc_tls_active(s->s))
+			snprintf(tls, sizeof(tls), "%s/%s",
+			    smtpc_tls_version(s->s), r->tls_use);
+		else
+			snprintf(tls, sizeof(tls), "none");
 	} else {
 		snprintf(relay, sizeof(relay), "none");
 		snprintf(tls, sizeof(tls), "none");
@@ -245,7 +257,6 @@ rcpt_final(struct dest *d, struct dsess *s, struct delivery_msg *m, size_t i,
 
 		record_log(m->id, f, sizeof(f) / sizeof(f[0]));
 	}
-	(void)d;
 }
 
 static bool
@@ -316,6 +327,62 @@ rcpt_defer_last(struct dest *d, struct delivery_msg *m, size_t i)
 		    d->last_mta);
 	}
 	rcpt_final(d, NULL, m, i, OUTCOME_TEMPFAIL);
+}
+
+/*
+ * TLS reporting (RFC 8460): counters, and what an MTA-STS policy in
+ * testing mode would have refused.
+ */
+
+void
+dest_tlsrpt(const struct dest *d, const char *policy, const char *result)
+{
+	char buf[METRICS_DOMAIN_LEN];
+
+	metrics_inc(METRIC_TLSRPT, (const char *[]){
+	    metrics_domain(d->name, buf, sizeof(buf)), policy, result });
+}
+
+/*
+ * A session over route r closed: count it once when it asked for TLS
+ * (the retry in clear did not), by the policy that governed it.
+ */
+static void
+sess_tlsrpt(const struct dest *d, const struct dsess *s,
+    const struct route *r, const struct smtpc *sc)
+{
+	const struct smtpc_seen *seen = smtpc_seen(sc);
+	const char *policy = "no-policy-found", *fail;
+
+	if (route_tls(d, r, s->clear) == TLS_NONE || !seen->ehlo_done)
+		return;
+	switch (r->auth) {
+	case ROUTE_DANE:
+	case ROUTE_DANE_ENCRYPT:
+		policy = "tlsa";
+		break;
+	case ROUTE_STS_ENFORCE:
+	case ROUTE_STS_TESTING:
+		policy = "sts";
+		break;
+	default:
+		/* No policy to fail: only whether TLS came up counts. */
+		if (seen->tls_tried)
+			dest_tlsrpt(d, policy, seen->tls_done ? "success" :
+			    "validation-failure");
+		return;
+	}
+	if (r->auth == ROUTE_DANE_ENCRYPT)
+		fail = !seen->tls_done ? (seen->tls_tried ?
+		    "validation-failure" : "starttls-not-supported") : NULL;
+	else
+		fail = smtpc_tls_failure(sc);
+	dest_tlsrpt(d, policy, fail != NULL ? fail : "success");
+	if (fail != NULL && r->auth == ROUTE_STS_TESTING)
+		log_info("mta-sts: %s: testing: %s: would fail: %s (%s)",
+		    d->name, r->host, fail, !seen->tls_tried ?
+		    "STARTTLS not offered" : seen->tls.verify_text[0] != '\0' ?
+		    seen->tls.verify_text : "handshake failed");
 }
 
 /*
@@ -458,7 +525,30 @@ dest_pump_parts(struct dest *d)
 	}
 }
 
-/* The parameters of a session over route r (clear: without TLS). */
+enum tls_policy
+route_tls(const struct dest *d, const struct route *r, bool clear)
+{
+	if (clear)
+		return TLS_NONE;
+	switch (r->auth) {
+	case ROUTE_DANE:
+	case ROUTE_STS_ENFORCE:
+		return TLS_VERIFY;
+	case ROUTE_DANE_ENCRYPT:
+		return TLS_ENCRYPT;
+	case ROUTE_STS_TESTING:
+		return TLS_MAY;
+	default:
+		return d->tls == TLS_DANE ? TLS_MAY : d->tls;
+	}
+}
+
+/*
+ * The parameters of a session over route r (clear: without TLS).  DANE:
+ * the TLSA records with the context that does not verify (OpenSSL's DANE
+ * check decides, RFC 7672 §3); MTA-STS: the contexts of mta_sts_ca_file,
+ * the certificate checked for the MX host name (RFC 8461 §4.1).
+ */
 void
 sess_params(const struct dest *d, const struct route *r, bool clear,
     struct smtpc_params *p)
@@ -468,8 +558,27 @@ sess_params(const struct dest *d, const struct route *r, bool clear,
 	memset(p, 0, sizeof(*p));
 	p->helo_name = e->c.hostname;
 	p->peer_name = r->host;
-	p->tls = clear ? TLS_NONE : d->tls;
+	p->tls = route_tls(d, r, clear);
 	p->tls_ctx = p->tls == TLS_VERIFY ? e->c.tls_ctx_verify : e->c.tls_ctx;
+	if (p->tls != TLS_NONE)
+		switch (r->auth) {
+		case ROUTE_DANE:
+			p->tls_ctx = e->c.tls_ctx;
+			p->dane = r->dane;
+			break;
+		case ROUTE_STS_ENFORCE:
+			if (e->c.sts_ctx_verify != NULL)
+				p->tls_ctx = e->c.sts_ctx_verify;
+			p->verify_name = r->host;
+			break;
+		case ROUTE_STS_TESTING:
+			if (e->c.sts_ctx != NULL)
+				p->tls_ctx = e->c.sts_ctx;
+			p->verify_name = r->host;
+			break;
+		default:
+			break;
+		}
 	if (p->tls_ctx == NULL)
 		p->tls = TLS_NONE;
 	if (d->rh != NULL) {
@@ -816,9 +925,12 @@ sess_on_closed(void *arg, struct smtpc *sc, const struct smtpc_reason *why)
 	if (!s->ready) {
 		d->nconnecting--;
 		if (why->cause == SMTPC_CAUSE_TLS &&
-		    why->stage == SMTPC_STAGE_STARTTLS && d->tls == TLS_MAY &&
-		    !s->clear) {
-			/* Under may, a failed handshake is retried in clear. */
+		    why->stage == SMTPC_STAGE_STARTTLS &&
+		    route_tls(d, r, false) == TLS_MAY && !s->clear) {
+			/*
+			 * Under may, a failed handshake is retried in clear;
+			 * never where DANE or MTA-STS enforce requires TLS.
+			 */
 			r->tls_broken = true;
 		} else if (why->outcome != OUTCOME_OK) {
 			r->failed = true;
@@ -836,12 +948,14 @@ sess_on_closed(void *arg, struct smtpc *sc, const struct smtpc_reason *why)
 	if (e->seen != NULL) {
 		struct delivery_seen ds = {
 			.host = r->host, .pref = r->pref, .ss = &r->ss,
-			.tls = s->clear ? TLS_NONE : d->tls, .clear = s->clear,
+			.tls = route_tls(d, r, s->clear), .auth = r->auth,
+			.clear = s->clear,
 			.ready = s->ready, .s = sc, .why = why,
 		};
 
 		e->seen(e->seen_arg, &ds);
 	}
+	sess_tlsrpt(d, s, r, sc);
 	if (s->cur != NULL) {
 		/* Closed with a transaction open before DATA: next route,
 		 * unless it was an idle connection that went stale. */

@@ -40,7 +40,7 @@ static const struct metric_def defs[METRIC_COUNT] = {
 	[METRIC_RCPT] = { "mxrelay_recipients_total", METRIC_COUNTER,
 	    "Delivery attempts ended per recipient, by destination domain, "
 	    "result (sent, deferred, bounced) and TLS use (none, unverified, "
-	    "verified).", { "domain", "result", "tls" } },
+	    "verified, sts, dane).", { "domain", "result", "tls" } },
 	[METRIC_MSG] = { "mxrelay_messages_total", METRIC_COUNTER,
 	    "Messages done and removed from the queue, by result (sent: "
 	    "every recipient delivered; bounced: at least one was not).",
@@ -75,6 +75,11 @@ static const struct metric_def defs[METRIC_COUNT] = {
 	[METRIC_QUEUE_DEFERRED] = { "mxrelay_queue_deferred_recipients",
 	    METRIC_GAUGE, "Recipients in the queue that were tried and "
 	    "deferred.", { 0 } },
+	[METRIC_TLSRPT] = { "mxrelay_tls_sessions_total", METRIC_COUNTER,
+	    "Outbound sessions that asked for TLS, and failures of TLS "
+	    "policies, by destination domain, policy (tlsa, sts, "
+	    "no-policy-found) and result (success, or an RFC 8460 failure "
+	    "type).", { "domain", "policy", "result" } },
 	[METRIC_DROPPED] = { "mxrelay_metrics_dropped_series_total",
 	    METRIC_COUNTER, "Updates not counted because their family "
 	    "already had the most series kept.", { 0 } },

@@ -34,6 +34,7 @@ enum metric_id {
 	METRIC_QUEUE_MSGS,	/* gauge: messages queued */
 	METRIC_QUEUE_OLDEST,	/* gauge: age of the oldest message */
 	METRIC_QUEUE_DEFERRED,	/* gauge: deferred recipients */
+	METRIC_TLSRPT,		/* TLS sessions by domain, policy, result */
 	METRIC_DROPPED,		/* series not kept (METRICS_SERIES_MAX) */
 	METRIC_COUNT
 };
@@ -59,8 +60,8 @@ void	 metrics_observe(enum metric_id, const char *const *labels, double);
 const char *metrics_domain(const char *addr, char *buf, size_t len);
 /*
  * A recipient's attempt ended (mxrelay_recipients_total): result "sent",
- * "deferred" or "bounced"; tls "none", "unverified", "verified" (NULL:
- * "none").
+ * "deferred" or "bounced"; tls "none", "unverified", "verified", "sts",
+ * "dane" (NULL: "none").
  */
 void	 metrics_rcpt(const char *addr, const char *result, const char *tls);
 /* The whole text (allocated, NUL-ended); *len its length. */

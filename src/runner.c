@@ -23,6 +23,7 @@
 #include "runner.h"
 #include "smtp_client.h"
 #include "spool.h"
+#include "sts.h"
 #include "tls.h"
 #include "util.h"
 
@@ -214,6 +215,39 @@ secret_free(char *s)
 	free(s);
 }
 
+/*
+ * MTA-STS: the engine (its fetch verifies against mta_sts_ca_file) and
+ * the two contexts for exchangers under a policy.  Its cache is SPOOL/sts
+ * (ARCHITECTURE.md, the spool).  -1 with the reason logged.
+ */
+static int
+sts_setup(struct ev_loop *loop, const struct conf *c, struct runner_setup *d)
+{
+	struct sts_conf sc;
+	char err[512];
+
+	if (!c->mta_sts)
+		return 0;
+	if ((d->sts_ctx = tls_client_ctx_new(c->mta_sts_ca_file, false, err,
+	    sizeof(err))) == NULL ||
+	    (d->sts_ctx_verify = tls_client_ctx_new(c->mta_sts_ca_file, true,
+	    err, sizeof(err))) == NULL) {
+		log_warnx("TLS (mta_sts_ca_file): %s", err);
+		return -1;
+	}
+	d->sts_cache = xasprintf("%s/sts", c->spool_dir);
+	memset(&sc, 0, sizeof(sc));
+	sc.ctx = d->sts_ctx_verify;
+	sc.port = c->mta_sts_port;
+	sc.timeout_ms = c->mta_sts_timeout_ms;
+	sc.cache_dir = d->sts_cache;
+	if ((d->sts = sts_new(loop, d->dns, &sc, err, sizeof(err))) == NULL) {
+		log_warnx("MTA-STS: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 struct runner_setup *
 runner_setup_new(struct ev_loop *loop, const struct conf *c)
 {
@@ -241,6 +275,8 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 		log_warnx("TLS: %s", err);
 		goto fail;
 	}
+	if (sts_setup(loop, c, d) == -1)
+		goto fail;
 	memset(&dc, 0, sizeof(dc));
 	dc.hostname = c->hostname;
 	dc.smtp_port = c->smtp_port;
@@ -263,6 +299,9 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 	dc.ntls_policies = c->ntls_policies;
 	dc.tls_ctx = d->tls_ctx;
 	dc.tls_ctx_verify = d->tls_ctx_verify;
+	dc.sts = d->sts;
+	dc.sts_ctx = d->sts_ctx;
+	dc.sts_ctx_verify = d->sts_ctx_verify;
 	dc.self = c->listen;
 	dc.nself = c->nlisten;
 	d->engine = delivery_engine_new(loop, d->dns, &dc);
@@ -291,6 +330,11 @@ runner_setup_free(struct runner_setup *d)
 	if (d == NULL)
 		return;
 	delivery_engine_free(d->engine);
+	if (d->sts != NULL)
+		sts_free(d->sts);
+	tls_ctx_free(d->sts_ctx);
+	tls_ctx_free(d->sts_ctx_verify);
+	free(d->sts_cache);
 	dns_free(d->dns);
 	tls_ctx_free(d->tls_ctx);
 	tls_ctx_free(d->tls_ctx_verify);

@@ -25,6 +25,11 @@ struct runner_setup {
 	struct dns		*dns;
 	SSL_CTX			*tls_ctx;
 	SSL_CTX			*tls_ctx_verify;
+	/* MTA-STS (mta_sts = yes): the engine, its CA's contexts; NULL: off */
+	struct sts		*sts;
+	SSL_CTX			*sts_ctx;
+	SSL_CTX			*sts_ctx_verify;
+	char			*sts_cache;	/* SPOOL/sts */
 	char			*auth_user;	/* relayhost_auth_file */
 	char			*auth_pass;
 	/* per relayhost of the list ("HOST user:password"); NULL: none */

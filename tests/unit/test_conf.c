@@ -121,9 +121,13 @@ check_defaults(const struct conf *c)
 	assert_int_equal(c->relayhost_auth_tls, TLS_VERIFY);
 	assert_int_equal(c->ndns_servers, 0);
 	assert_int_equal(c->smtp_port, 25);
-	assert_int_equal(c->tls, TLS_MAY);
+	assert_int_equal(c->tls, TLS_DANE);
 	assert_int_equal(c->ntls_policies, 0);
 	assert_null(c->tls_ca_file);
+	assert_true(c->mta_sts);
+	assert_null(c->mta_sts_ca_file);
+	assert_int_equal(c->mta_sts_port, 443);
+	assert_int_equal(c->mta_sts_timeout_ms, 30 * 1000);
 	assert_null(c->tls_cert_file);
 	assert_null(c->tls_key_file);
 	assert_null(c->auth_users);
@@ -339,6 +343,12 @@ test_numbers(void **state)
 		    'd', 7 * 86400000ULL },
 		{ "dkim_expire = 0", offsetof(struct conf, dkim_expire_ms),
 		    'd', 0 },
+		{ "mta_sts_port = 8443", offsetof(struct conf, mta_sts_port),
+		    'u', 8443 },
+		{ "mta_sts_timeout = 5s",
+		    offsetof(struct conf, mta_sts_timeout_ms), 'u', 5000 },
+		{ "mta_sts_timeout = 5m",
+		    offsetof(struct conf, mta_sts_timeout_ms), 'u', 300000 },
 	};
 	struct conf c;
 
@@ -405,7 +415,7 @@ test_tls(void **state)
 	} t[] = {
 		{ "tls = none", TLS_NONE }, { "tls = may", TLS_MAY },
 		{ "tls = encrypt", TLS_ENCRYPT }, { "tls = verify", TLS_VERIFY },
-		{ "tls = VERIFY", TLS_VERIFY },
+		{ "tls = VERIFY", TLS_VERIFY }, { "tls = dane", TLS_DANE },
 	};
 	struct conf c;
 	enum tls_policy p;
@@ -448,6 +458,20 @@ test_tls(void **state)
 	assert_int_equal(policy_for(&c, "badexample.com"),
 	    TLS_ENCRYPT);
 	assert_int_equal(policy_for(&c, "other.org"), TLS_ENCRYPT);
+	conf_free(&c);
+
+	/* dane per domain; an explicit policy under the default dane. */
+	load_ok("tls_policy = .example.com dane\n"
+	    "tls_policy = old.example.com may\n", &c);
+	assert_int_equal(c.tls, TLS_DANE);
+	assert_int_equal(policy_for(&c, "a.example.com"), TLS_DANE);
+	assert_int_equal(policy_for(&c, "old.example.com"), TLS_MAY);
+	assert_int_equal(policy_for(&c, "other.org"), TLS_DANE);
+	conf_free(&c);
+
+	load_ok("mta_sts = no\nmta_sts_ca_file = /etc/ssl/sts.pem\n", &c);
+	assert_false(c.mta_sts);
+	assert_string_equal(c.mta_sts_ca_file, "/etc/ssl/sts.pem");
 	conf_free(&c);
 }
 
@@ -699,7 +723,13 @@ test_errors(void **state)
 		    "be from 1 bytes" },
 		{ "max_message_size = 2000G\n", ":1: max_message_size: " },
 		{ "tls = sometimes\n", ":1: tls: \"sometimes\": must be none, "
-		    "may, encrypt or verify" },
+		    "may, encrypt, verify or dane" },
+		{ "mta_sts = maybe\n", ":1: mta_sts: \"maybe\": must be yes "
+		    "or no" },
+		{ "mta_sts_port = 0\n", ":1: mta_sts_port: \"0\": must be a "
+		    "number from 1 to 65535" },
+		{ "mta_sts_timeout = 10m\n", ":1: mta_sts_timeout: " },
+		{ "mta_sts_ca_file = relative.pem\n", ":1: mta_sts_ca_file: " },
 		{ "tls =\n", ":1: tls: \"\": missing value" },
 		{ "relayhost_auth_tls = may\n", ":1: relayhost_auth_tls: "
 		    "\"may\": must be encrypt or verify" },
