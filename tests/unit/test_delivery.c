@@ -44,6 +44,7 @@
 #include "delivery.h"
 #include "dns.h"
 #include "event.h"
+#include "metrics.h"
 #include "tls.h"
 #include "util.h"
 #include "mock_log.h"
@@ -604,14 +605,14 @@ test_dest_down(void **state)
  * is retried on the same exchanger in clear, on the typed cause.
  */
 static void
-tls_may_clear(void **state, enum peer_tls how)
+tls_may_clear(void **state, enum peer_tls how, enum tls_policy tls)
 {
 	struct fixture *f = *state;
 	struct part p;
 	char rep[16];
 
 	peer_start(f, "127.0.0.6", how);
-	f->tls = TLS_MAY;
+	f->tls = tls;
 	engine_start(f);
 	deliver(f, &p, "tlsfail.test", "x@tlsfail.test", NULL);
 	assert_rcpt(&p.rcpt[0], OUTCOME_OK, SMTPC_CAUSE_REPLY, 250, "2.0.0",
@@ -628,13 +629,33 @@ tls_may_clear(void **state, enum peer_tls how)
 static void
 test_tls_may_handshake_fails(void **state)
 {
-	tls_may_clear(state, PEER_TLS_BREAK);
+	tls_may_clear(state, PEER_TLS_BREAK, TLS_MAY);
 }
 
 static void
 test_tls_may_handshake_timeout(void **state)
 {
-	tls_may_clear(state, PEER_TLS_HANG);
+	tls_may_clear(state, PEER_TLS_HANG, TLS_MAY);
+}
+
+/*
+ * tls = dane where nothing is secure (dnsd sets no AD bit): exactly may,
+ * the retry in clear included; the session that tried TLS is counted
+ * with no policy (RFC 8460 "no-policy-found").
+ */
+static void
+test_tls_dane_insecure(void **state)
+{
+	size_t len;
+	char *text;
+
+	metrics_reset();
+	tls_may_clear(state, PEER_TLS_BREAK, TLS_DANE);
+	text = metrics_render(&len);
+	assert_non_null(strstr(text, "mxrelay_tls_sessions_total{"
+	    "domain=\"tlsfail.test\",policy=\"no-policy-found\","
+	    "result=\"validation-failure\"} 1\n"));
+	free(text);
 }
 
 /*
@@ -968,6 +989,7 @@ main(void)
 		T(test_dest_down),
 		T(test_tls_may_handshake_fails),
 		T(test_tls_may_handshake_timeout),
+		T(test_tls_dane_insecure),
 		T(test_tls_may_protocol_error),
 		T(test_lost_after_data),
 		T(test_4xx_after_data),

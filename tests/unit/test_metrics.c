@@ -62,6 +62,7 @@ test_empty(void **state)
 		"# TYPE mxrelay_recipients_total counter",
 		"# TYPE mxrelay_delivery_delay_seconds histogram",
 		"# TYPE mxrelay_queue_messages gauge",
+		"# TYPE mxrelay_tls_sessions_total counter",
 		/* an unlabelled family is 0 before anything happened */
 		"mxrelay_smtp_connections_total 0",
 		"mxrelay_smtpd_auth_failures_total 0",
@@ -95,6 +96,10 @@ test_counters(void **state)
 		"mxrelay_dns_lookups_total{type=\"MX\",result=\"ok\"} 3",
 		"mxrelay_smtp_connections_total 1",
 		"mxrelay_smtp_connection_failures_total{reason=\"tls\"} 0.5",
+		"mxrelay_tls_sessions_total{domain=\"example.org\","
+		    "policy=\"tlsa\",result=\"success\"} 2",
+		"mxrelay_tls_sessions_total{domain=\"example.org\","
+		    "policy=\"sts\",result=\"sts-policy-fetch-error\"} 1",
 		NULL,
 	};
 
@@ -109,6 +114,11 @@ test_counters(void **state)
 		metrics_inc(METRIC_DNS, (const char *[]){ "MX", "ok" });
 	metrics_inc(METRIC_CONN, NULL);
 	metrics_add(METRIC_CONN_FAIL, (const char *[]){ "tls" }, 0.5);
+	for (int i = 0; i < 2; i++)
+		metrics_inc(METRIC_TLSRPT, (const char *[]){ "example.org",
+		    "tlsa", "success" });
+	metrics_inc(METRIC_TLSRPT, (const char *[]){ "example.org", "sts",
+	    "sts-policy-fetch-error" });
 	/* a counter never goes down */
 	metrics_add(METRIC_CONN, NULL, -1);
 	/* the wrong kind of update for a family is ignored */
