@@ -3,6 +3,8 @@
 #   DIR/ca.pem                 the CA certificate
 #   DIR/good.pem, good.key     signed by the CA for every NAME (SAN; an
 #                              IPv4 address is an IP SAN)
+#   DIR/chain.pem              good.pem then ca.pem: a server sending it
+#                              lets a DANE-TA (TLSA 2 x x) client find the CA
 #   DIR/self.pem, self.key     self-signed for the first NAME
 #   DIR/wrong.pem, wrong.key   signed by the CA for another name
 set -e
@@ -27,6 +29,7 @@ sign() {
 	    -out "$1.pem" -days 2 -extfile "$1.ext"
 }
 sign good "$1" "$san"
+cat good.pem ca.pem > chain.pem
 sign wrong wrong.invalid "DNS:wrong.invalid"
 q openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 \
     -subj "/CN=$1" -addext "subjectAltName=DNS:$1"

@@ -128,3 +128,213 @@ fresh() {
 	n_fresh=$(( ${n_fresh:-0} + 1 ))
 	SPOOL="$T/spool$n_fresh"
 }
+
+# --- DNSSEC and MTA-STS parts (DANE and MTA-STS tests) ---
+# A validating resolver (unbound) on loopback serves the signed test zones
+# itself (auth-zone) and asks dnsd (stub-zone) for the insecure ones; the
+# trust anchors are the test zones' own keys, there is no root anchor, so
+# every other name is insecure.  stsd.py serves MTA-STS policies over
+# HTTPS with the test CA's certificate.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+UB_AUTH=""
+
+# need_dnssec_tools: skip the test (77) unless unbound, unbound-checkconf,
+# ldns-keygen, ldns-signzone, dig and openssl are installed.
+need_dnssec_tools() {
+	for t in unbound unbound-checkconf ldns-keygen ldns-signzone dig openssl; do
+		command -v "$t" > /dev/null 2>&1 && continue
+		echo "# $t not installed (apt-get install unbound ldnsutils bind9-dnsutils openssl): skipped"
+		exit 77
+	done
+}
+
+# need_python: skip the test (77) without python3.
+need_python() {
+	command -v "$PY" > /dev/null 2>&1 ||
+	    { echo "# python3 not installed: skipped"; exit 77; }
+}
+
+# zone_keys NAME: a KSK and a ZSK for NAME in $T/keys, made once; the KSK's
+# DNSKEY becomes a trust anchor in $T/anchors.txt.  Sets KSK, ZSK (base
+# names for ldns-signzone).
+zone_keys() {
+	mkdir -p "$T/keys"
+	if [ ! -f "$T/keys/$1.ksk" ]; then
+		( cd "$T/keys" &&
+		  ldns-keygen -a ECDSAP256SHA256 -k "$1" > "$1.ksk" &&
+		  ldns-keygen -a ECDSAP256SHA256 "$1" > "$1.zsk" ) ||
+		    fail "ldns-keygen for $1"
+		grep -v '^;' "$T/keys/$(cat "$T/keys/$1.ksk").key" >> "$T/anchors.txt"
+	fi
+	KSK="$T/keys/$(cat "$T/keys/$1.ksk")"
+	ZSK="$T/keys/$(cat "$T/keys/$1.zsk")"
+}
+
+# make_signed_zone NAME SRC: sign the zone file SRC (with SOA and NS) for
+# NAME into SRC.signed, NSEC without opt-out so that denials are secure
+# too, and serve it from unbound (start_unbound, unbound_reload).  Signing
+# again after a change keeps the keys and the anchor.
+make_signed_zone() {
+	zone_keys "$1"
+	ldns-signzone -o "$1" -f "$2.signed" "$2" "$ZSK" "$KSK" ||
+	    fail "ldns-signzone $1"
+	case " $UB_AUTH " in
+	*" $1=$2.signed "*) ;;
+	*) UB_AUTH="$UB_AUTH $1=$2.signed" ;;
+	esac
+}
+
+# anchor_only NAME: a trust anchor for NAME, whose zone stays unsigned
+# (served by dnsd through start_unbound's stub): DNSSEC stripped, bogus.
+anchor_only() {
+	zone_keys "$1"
+}
+
+# free_port: a loopback port no one listened on a moment ago.
+free_port() {
+	"$PY" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# unbound_conf PORT STUBZONE...: the resolver's configuration.
+unbound_conf() {
+	ub_port=$1
+	shift
+	cat <<-CONF
+	server:
+		interface: 127.0.0.1@$ub_port
+		port: $ub_port
+		do-ip6: no
+		num-threads: 1
+		access-control: 127.0.0.0/8 allow
+		username: ""
+		chroot: ""
+		directory: "$T"
+		pidfile: "$T/unbound.pid"
+		use-syslog: no
+		logfile: "$T/unbound.log"
+		verbosity: 1
+		val-log-level: 2
+		do-not-query-localhost: no
+		module-config: "validator iterator"
+		trust-anchor-file: "$T/anchors.txt"
+		trust-anchor-signaling: no
+		root-key-sentinel: no
+		local-zone: "test." nodefault
+		qname-minimisation: no
+		val-bogus-ttl: 0
+	CONF
+	for z in $UB_AUTH; do
+		printf 'auth-zone:\n\tname: "%s"\n\tzonefile: "%s"\n' "${z%%=*}" "${z#*=}"
+		printf '\tfor-upstream: yes\n\tfor-downstream: no\n\tfallback-enabled: no\n'
+	done
+	for z in "$@"; do
+		printf 'stub-zone:\n\tname: "%s"\n\tstub-addr: 127.0.0.1@%s\n' "$z" "$DNS_PORT"
+	done
+	printf 'remote-control:\n\tcontrol-enable: no\n'
+}
+
+# start_unbound [STUBZONE...]: the validating resolver on a free port,
+# with the zones of make_signed_zone and, for each STUBZONE, dnsd (start
+# it first).  Sets DNS_VAL_PORT and UNBOUND_PID.  A port taken between
+# the pick and the bind is tried again, up to 5 times.
+start_unbound() {
+	touch "$T/anchors.txt"
+	n=0
+	while :; do
+		n=$((n + 1))
+		[ $n -gt 5 ] && fail "unbound did not start (5 tries): $(tail -n 3 "$T/unbound.log")"
+		DNS_VAL_PORT=$(free_port) || fail "no free port"
+		unbound_conf "$DNS_VAL_PORT" "$@" > "$T/unbound.conf"
+		unbound-checkconf "$T/unbound.conf" > "$T/unbound.check" 2>&1 ||
+		    { cat "$T/unbound.check" >&2; fail "unbound-checkconf"; }
+		: > "$T/unbound.log"
+		unbound -d -c "$T/unbound.conf" > "$T/unbound.out" 2>&1 &
+		UNBOUND_PID=$!
+		i=0
+		while [ $i -lt 200 ] && kill -0 "$UNBOUND_PID" 2>/dev/null &&
+		    ! grep -q 'start of service' "$T/unbound.log"; do
+			i=$((i + 1))
+			sleep 0.05
+		done
+		if grep -q 'start of service' "$T/unbound.log"; then
+			PIDS="$PIDS $UNBOUND_PID"
+			return 0
+		fi
+		kill "$UNBOUND_PID" 2>/dev/null
+		wait "$UNBOUND_PID" 2>/dev/null
+		cat "$T/unbound.log" "$T/unbound.out" >> "$T/unbound.failed"
+	done
+}
+
+# vdig ARGS...: dig at the validating resolver.
+vdig() {
+	dig @127.0.0.1 -p "$DNS_VAL_PORT" +time=2 +tries=2 "$@"
+}
+
+# unbound_reload NAME TYPE: SIGHUP (zones and anchors read again, cache
+# dropped), then up to 10 s until the answer for NAME TYPE changes.
+unbound_reload() {
+	ur_old=$(vdig +short "$1" "$2")
+	: > "$T/unbound.log"
+	kill -HUP "$UNBOUND_PID" || fail "unbound is gone"
+	i=0
+	while [ "$(vdig +short "$1" "$2")" = "$ur_old" ]; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && fail "unbound_reload: $1 $2 unchanged"
+		sleep 0.1
+	done
+}
+
+# dig_flags NAME TYPE: "STATUS flags" of the resolver's answer, e.g.
+# "NOERROR qr rd ra ad".
+dig_flags() {
+	vdig +noall +comments "$1" "$2" |
+	    sed -n 's/.*status: \([A-Z]*\).*/\1/p; s/^;; flags: \([a-z ]*\);.*/\1/p' |
+	    tr '\n' ' ' | sed 's/ $//'
+}
+
+# tlsa_311 CERT: the TLSA 3 1 1 data (SHA-256 of the key) for CERT.
+tlsa_311() {
+	openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER |
+	    openssl dgst -sha256 -r | cut -d' ' -f1
+}
+
+# tlsa_201 CACERT: the TLSA 2 0 1 data (SHA-256 of the certificate).
+tlsa_201() {
+	openssl x509 -in "$1" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1
+}
+
+# start_stsd MODE: the MTA-STS policy server (tests/world/stsd.py) on a
+# free port with $STS_CERT/$STS_KEY (default good.pem/key in $T/certs),
+# serving the file $T/sts-policy; each GET logged to $T/stsd.log.  A
+# running one is stopped first.  Sets STS_PORT and STS_PID.
+start_stsd() {
+	stop_stsd
+	: > "$T/stsd.out"
+	"$PY" "$top_srcdir/tests/world/stsd.py" -c "${STS_CERT:-$T/certs/good.pem}" \
+	    -k "${STS_KEY:-$T/certs/good.key}" -p "$T/sts-policy" -m "$1" \
+	    -L "$T/stsd.log" -t 600 > "$T/stsd.out" 2> "$T/stsd.err" &
+	STS_PID=$!
+	PIDS="$PIDS $STS_PID"
+	wait_for "$T/stsd.out" '^port '
+	STS_PORT=$(sed -n 's/^port //p' "$T/stsd.out")
+}
+
+stop_stsd() {
+	[ -n "${STS_PID:-}" ] || return 0
+	kill "$STS_PID" 2>/dev/null
+	wait "$STS_PID" 2>/dev/null
+	PIDS=$(echo " $PIDS " | sed "s/ $STS_PID / /")
+	STS_PID=""
+}
+
+# sts_gets: number of policy requests stsd has logged.
+sts_gets() {
+	if [ -f "$T/stsd.log" ]; then
+		grep -c '^get ' "$T/stsd.log" || true
+	else
+		echo 0
+	fi
+}
