@@ -12,6 +12,8 @@
 #   nostarttls   secure TLSA, STARTTLS not offered: deferred 4.7.4
 #   unusable     only a TLSA 0 0 1 (unusable for SMTP), no STARTTLS:
 #                TLS is still mandatory, deferred 4.7.4
+#   per_domain   tls = may with tls_policy = ee.sec.test dane: /dane;
+#                tls_policy = DOMAIN may: no DANE (delivered in clear)
 #   insecure     plain.test through the resolver: as tls = may (delivered
 #                to a self-signed certificate, tls=.../unverified)
 #   direct       plain.test with dnsd itself as dns_servers: the same
@@ -21,12 +23,13 @@
 #   strip        strip.test anchored but unsigned: deferred
 #
 # "Fails when the feature is off": MXRELAY_T_OFF=1 writes `tls = may`
-# (no DANE) into the configuration; MXRELAY_T_CASES="ee ta" runs only
-# those cases.  Each of ee ta mismatch nostarttls unusable bogus_tlsa must
-# fail when run alone that way; world insecure direct bogus_a strip pass
+# (no DANE) into the configuration (per_domain: no tls_policy dane);
+# MXRELAY_T_CASES="ee ta" runs only those cases.  Each of ee ta mismatch
+# nostarttls unusable per_domain bogus_tlsa must fail when run alone that
+# way; world insecure direct bogus_a strip pass
 # (with or without DANE, which is their point: the resolver or the old
 # behaviour decides).  Not part of make check:
-#   for c in ee ta mismatch nostarttls unusable bogus_tlsa; do
+#   for c in ee ta mismatch nostarttls unusable per_domain bogus_tlsa; do
 #       MXRELAY_T_OFF=1 MXRELAY_T_CASES=$c make check TESTS=tests/e2e/t_dane.sh
 #   done
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
@@ -34,7 +37,7 @@
 
 need_dnssec_tools
 need_python
-ALL="world ee ta mismatch nostarttls unusable insecure direct bogus_tlsa bogus_a strip"
+ALL="world ee ta mismatch nostarttls unusable per_domain insecure direct bogus_tlsa bogus_a strip"
 CASES=${MXRELAY_T_CASES:-$ALL}
 OFF=${MXRELAY_T_OFF:-0}
 
@@ -205,6 +208,26 @@ case_unusable() {
 	log_has "to=<x@unusable.sec.test>" "dsn=4.7.4" "status=deferred"
 	[ "$(received 127.0.0.6)" = 0 ] || fail "sent without STARTTLS"
 	ok "secure TLSA set with no usable record: TLS still mandatory (deferred 4.7.4 without STARTTLS)"
+}
+
+case_per_domain() {
+	# tls = may, but tls_policy asks DANE for the domain.
+	sinks_stop; fresh
+	vconf="dns_servers = 127.0.0.1:$DNS_VAL_PORT"
+	if [ "$OFF" = 1 ]; then
+		world_conf "$vconf" "tls = may"
+	else
+		world_conf "$vconf" "tls = may" "tls_policy = ee.sec.test dane"
+	fi
+	sink 127.0.0.2 -c "$C/chain.pem" -k "$C/good.key"
+	send x@ee.sec.test; run_queue
+	delivered_tls x@ee.sec.test dane
+	# An explicit tls_policy other than dane turns DANE off for its domain.
+	sinks_stop; fresh; conf "tls_policy = nostarttls.sec.test may"
+	sink 127.0.0.5 --no-starttls -c "$C/chain.pem" -k "$C/good.key"
+	send x@nostarttls.sec.test; run_queue
+	log_has "to=<x@nostarttls.sec.test>" "tls=none" "status=sent"
+	ok "tls_policy = DOMAIN dane under tls = may uses DANE; tls_policy = DOMAIN may turns it off"
 }
 
 case_insecure() {
