@@ -1477,6 +1477,65 @@ test_fake_ad(void **state)
 	close(f.fd);
 }
 
+/*
+ * Secure answers for real, from the validating resolver named by
+ * MXRELAY_TEST_VALIDATOR=ADDR:PORT (skipped without it).  It must serve:
+ * sec.test signed, with MX 10 mx.sec.test, mx.sec.test A (no AAAA) and
+ * _25._tcp.mx.sec.test TLSA 3 1 1; bogus.test signed with mx.bogus.test A
+ * changed after signing; plain.test insecure with an MX; the TXT record
+ * _mta-sts.sts.test in an insecure zone.
+ */
+static void
+test_validator(void **state)
+{
+	struct fixture *fx = *state;
+	const char *servers = getenv("MXRELAY_TEST_VALIDATOR");
+	struct fixture v;
+	struct mx_result m;
+	struct tlsa_result t;
+	struct addr_result a;
+	struct txt_result x;
+	char err[256];
+
+	if (servers == NULL || *servers == '\0') {
+		skip();
+		return;
+	}
+	v.loop = fx->loop;
+	assert_non_null(v.dns = dns_new(fx->loop, servers, 2000, 2, err,
+	    sizeof(err)));
+
+	m = mx_lookup(&v, "sec.test");
+	assert_int_equal(m.status, DNS_OK);
+	assert_true(m.secure);
+	assert_string_equal(m.host[0], "mx.sec.test");
+	t = tlsa_lookup(&v, "mx.sec.test", 25);
+	assert_int_equal(t.status, DNS_OK);
+	assert_true(t.secure);
+	assert_int_equal(t.n, 1);
+	assert_int_equal(t.rr[0].usage, 3);
+	assert_int_equal(t.rr[0].len, 32);
+	a = saddr_lookup(&v, "mx.sec.test");
+	assert_int_equal(a.status, DNS_OK);
+	assert_true(a.secure);
+	t = tlsa_lookup(&v, "nx.sec.test", 25);
+	assert_int_equal(t.status, DNS_NXDOMAIN);
+	assert_true(t.secure);
+
+	a = saddr_lookup(&v, "mx.bogus.test");	/* bogus: SERVFAIL */
+	assert_int_equal(a.status, DNS_TEMPFAIL);
+	assert_false(a.secure);
+
+	m = mx_lookup(&v, "plain.test");
+	assert_int_equal(m.status, DNS_OK);
+	assert_false(m.secure);
+	x = txt_lookup(&v, "_mta-sts.sts.test");
+	assert_int_equal(x.status, DNS_OK);
+	assert_int_equal(x.n, 1);
+	assert_true(strncmp(x.txt[0], "v=STSv1;id=", 11) == 0);
+	dns_free(v.dns);
+}
+
 int
 main(void)
 {
@@ -1531,6 +1590,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mx_insecure, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_fake_ad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_validator, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, start_world, stop_world);
