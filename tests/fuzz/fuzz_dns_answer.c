@@ -22,7 +22,11 @@
  * are all "."; equal preferences are shuffled among themselves only;
  * addresses are IPv6 then IPv4 with port 0; NXDOMAIN (a bounce) only
  * when the server said so; a failure has a text; the TTLs to cache are
- * in range.
+ * in range.  The answer to the MX query also goes through the parsers of
+ * the hand-made queries (raw_status, tlsa_result with wire_tlsa,
+ * txt_result, saddr_half_result), which must take any bytes: raw_status
+ * maps NOERROR and NXDOMAIN as ares_query did, TLSA records have at
+ * least one octet of data, inside the answer.
  *
  * make check replays tests/fuzz/corpus/dns_answer through replay.c;
  * configure --enable-fuzzing builds tests/fuzz/lf/fuzz_dns_answer.
@@ -296,6 +300,64 @@ check_shuffle(const struct dns_result *res)
 	free(mx);
 }
 
+/* The parsers of dns.c's hand-made queries on the same answer. */
+static void
+check_raw_parsers(int status, const unsigned char *abuf, int alen)
+{
+	struct dns_result *res;
+	long ttl;
+	bool secure;
+	int raw;
+
+	if (abuf == NULL || alen < 12)
+		return;
+	raw = raw_status(ARES_SUCCESS, abuf, alen, &secure);
+	if (((abuf[3] & 0x0f) == ns_r_noerror ||
+	    (abuf[3] & 0x0f) == ns_r_nxdomain) && raw != status)
+		abort();
+	if (raw != ARES_SUCCESS)
+		return;
+
+	res = tlsa_result(raw, abuf, alen, &ttl);
+	if (res->errtext == NULL || res->status == DNS_NULLMX ||
+	    (res->status == DNS_NXDOMAIN && !fz.nxdomain))
+		abort();
+	if (res->status == DNS_OK) {
+		if (res->ntlsa == 0 || res->ntlsa > (size_t)alen / 11)
+			abort();
+		for (size_t i = 0; i < res->ntlsa; i++)
+			if (res->tlsa[i].len == 0 ||
+			    res->tlsa[i].data < res->raw + 12 ||
+			    res->tlsa[i].data + res->tlsa[i].len >
+			    res->raw + alen)
+				abort();
+		check_ttl(ttl, INT32_MAX);
+	} else if (res->ntlsa != 0 && res->status != DNS_TEMPFAIL)
+		abort();
+	dns_result_unref(res);
+
+	res = txt_result(raw, abuf, alen, &ttl);
+	if (res->errtext == NULL ||
+	    (res->status == DNS_OK) != (res->ntxt > 0))
+		abort();
+	for (size_t i = 0; i < res->ntxt; i++)
+		if (res->txt[i] == NULL)
+			abort();
+	dns_result_unref(res);
+
+	for (int k = 0; k < 2; k++) {
+		int family = k == 0 ? AF_INET : AF_INET6;
+
+		res = saddr_half_result(raw, abuf, alen, family, &ttl);
+		if ((res->status == DNS_OK) != (res->naddrs > 0))
+			abort();
+		for (size_t i = 0; i < res->naddrs; i++)
+			if (res->addrs[i].ss_family != family)
+				abort();
+		dns_result_unref(res);
+	}
+}
+
 static void
 fz_on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -307,6 +369,7 @@ fz_on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	fz.done = true;
 	if (status == ARES_ECANCELLED || status == ARES_EDESTRUCTION)
 		return;
+	check_raw_parsers(status, abuf, alen);
 	res = mx_result(status, abuf, alen, &ttl);
 	/* Only the server's NXDOMAIN bounces mail: never a bad answer. */
 	if (res->errtext == NULL ||
