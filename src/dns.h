@@ -1,6 +1,9 @@
 /*
  * dns: c-ares (1.18) on the event loop.  "Give me the exchangers of
- * domain D" and "give me the addresses of host H", with results cached
+ * domain D" and "give me the addresses of host H" (and, for DANE and
+ * MTA-STS, the TLSA records of a host's port, the TXT records of a name,
+ * and whether a validating resolver vouched for each answer: RFC 4035
+ * 3.2.3, the AD bit), with results cached
  * in memory for their TTL and concurrent lookups of one name coalesced.
  * A few dozen queries are out at once; the others wait their turn, in
  * order, and then have the same timeout and tries.  Knows nothing of
