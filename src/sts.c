@@ -476,8 +476,14 @@ entry_answer(struct sts_entry *e, const char *fail, const char *why)
 			r->cb(r->arg, e->have ? &e->pol : NULL, fail, why);
 		free(r);
 	}
-	if (--s->answering == 0 && s->dead)
+	if (--s->answering == 0 && s->dead) {
 		real_free(s);
+		return;
+	}
+	/* Only domains with a policy are remembered. */
+	if (!s->dead && !e->have && TAILQ_EMPTY(&e->waiters) &&
+	    e->job == NULL && !ev_timer_pending(&e->answer))
+		entry_free(e);
 }
 
 static void

@@ -536,11 +536,17 @@ fetch_fails(const char *domain, unsigned timeout_ms, const char *type,
 }
 
 static void
-test_refused(void **state)
+test_redirect(void **state)
 {
 	(void)state;
 	fetch_fails("redir.test", 0, "sts-policy-fetch-error",
 	    "redirect (HTTP 3xx) refused");
+}
+
+static void
+test_too_big(void **state)
+{
+	(void)state;
 	fetch_fails("big.test", 0, "sts-policy-fetch-error", "over 64 KiB");
 	fetch_fails("bigclose.test", 0, "sts-policy-fetch-error",
 	    "over 64 KiB");
@@ -548,9 +554,27 @@ test_refused(void **state)
 	    "over 64 KiB");
 	fetch_fails("biglen.test", 0, "sts-policy-fetch-error",
 	    "over 64 KiB");
+}
+
+static void
+test_refused(void **state)
+{
+	(void)state;
 	fetch_fails("type.test", 0, "sts-policy-fetch-error", "text/plain");
 	fetch_fails("invalid.test", 0, "sts-policy-invalid", "no mx");
+}
+
+static void
+test_webpki(void **state)
+{
+	(void)state;
 	fetch_fails("nocert.test", 0, "sts-webpki-invalid", "certificate");
+}
+
+static void
+test_timeout(void **state)
+{
+	(void)state;
 	fetch_fails("slow.test", 800, "sts-policy-fetch-error", "timed out");
 }
 
@@ -683,6 +707,16 @@ test_cache_dir(void **state)
 	assert_int_equal(st.st_mode & 0777, 0700);
 	sts_free(s);
 	rmdir(link);
+}
+
+/* Each test starts with the server up, whatever the last one left. */
+static int
+setup(void **state)
+{
+	(void)state;
+	w.down = false;
+	mock_log_clear();
+	return 0;
 }
 
 static int
@@ -824,12 +858,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fetch_and_cache),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_chunked),
-		cmocka_unit_test(test_no_txt),
-		cmocka_unit_test(test_coalesce),
-		cmocka_unit_test(test_cache_dir),
+		cmocka_unit_test_setup(test_fetch_and_cache, setup),
+		cmocka_unit_test_setup(test_redirect, setup),
+		cmocka_unit_test_setup(test_too_big, setup),
+		cmocka_unit_test_setup(test_refused, setup),
+		cmocka_unit_test_setup(test_webpki, setup),
+		cmocka_unit_test_setup(test_timeout, setup),
+		cmocka_unit_test_setup(test_chunked, setup),
+		cmocka_unit_test_setup(test_no_txt, setup),
+		cmocka_unit_test_setup(test_coalesce, setup),
+		cmocka_unit_test_setup(test_cache_dir, setup),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
