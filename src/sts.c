@@ -140,6 +140,7 @@ static void	 cache_save(struct sts_entry *, const char *, size_t);
 static struct sts_entry *entry_get(struct sts *, const char *);
 static void	 entry_free(struct sts_entry *);
 static bool	 entry_valid(const struct sts_entry *);
+static bool	 refresh_due(const struct sts_entry *);
 static void	 entry_answer(struct sts_entry *, const char *, const char *);
 static void	 on_answer(void *);
 static void	 job_start(struct sts_entry *);
@@ -457,6 +458,18 @@ entry_valid(const struct sts_entry *e)
 	    (int64_t)time(NULL);
 }
 
+/*
+ * Less than a quarter of the policy's max_age left: fetched again even
+ * with the same id, so that a policy in use does not lapse (§3.3, §5.1).
+ * A failure leaves the cached policy in force until it expires.
+ */
+static bool
+refresh_due(const struct sts_entry *e)
+{
+	return e->pol.fetched + (int64_t)e->pol.max_age - (int64_t)time(NULL) <
+	    (int64_t)e->pol.max_age / 4;
+}
+
 /* Call the waiters' callbacks; each request is freed after its call. */
 static void
 entry_answer(struct sts_entry *e, const char *fail, const char *why)
@@ -634,7 +647,7 @@ on_txt(void *arg, enum dns_status st, const char *const *txt, size_t n,
 		entry_answer(e, NULL, NULL);
 		return;
 	}
-	if (entry_valid(e) && strcmp(e->pol.id, id) == 0) {
+	if (entry_valid(e) && strcmp(e->pol.id, id) == 0 && !refresh_due(e)) {
 		job_free(j);
 		entry_answer(e, NULL, NULL);
 		return;

@@ -719,6 +719,60 @@ setup(void **state)
 	return 0;
 }
 
+/* A cache file for domain, fetched age seconds ago, with policy_ok. */
+static void
+write_cache(const char *domain, const char *id, long age)
+{
+	char file[256];
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/%s", w.cache, domain);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fprintf(f, "mxrelay-sts 1\nfetched %lld\nid %s\nlength %zu\n%s",
+	    (long long)time(NULL) - age, id, strlen(policy_ok), policy_ok);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Under a quarter of max_age left: fetched again though the id is the same. */
+static void
+test_refresh(void **state)
+{
+	struct sts *s;
+	struct result r;
+	int before = w.requests;
+
+	(void)state;
+	set_txt("down.test", "v=STSv1; id=7");
+	write_cache("down.test", "7", 1000);
+	s = new_sts(0);
+	get(s, "down.test", &r);
+	assert_true(r.have);
+	assert_true(mock_log_contains("down.test: policy id=7 from cache"));
+	assert_int_equal(w.requests, before);
+	result_clear(&r);
+	sts_free(s);
+
+	write_cache("down.test", "7", 80000);
+	s = new_sts(0);
+	get(s, "down.test", &r);
+	assert_true(r.have);
+	assert_int_equal(w.requests, before + 1);
+	assert_true(r.pol.fetched >= (int64_t)time(NULL) - 60);
+	result_clear(&r);
+	sts_free(s);
+
+	/* Expired on disk, server down: no policy, the file removed */
+	w.down = true;
+	write_cache("down.test", "7", 90000);
+	s = new_sts(0);
+	get(s, "down.test", &r);
+	assert_false(r.have);
+	assert_string_equal(r.fail, "sts-policy-fetch-error");
+	sts_free(s);
+	set_txt("down.test", "");
+}
+
 static int
 sh(const char *fmt, ...)
 {
@@ -868,6 +922,7 @@ main(void)
 		cmocka_unit_test_setup(test_no_txt, setup),
 		cmocka_unit_test_setup(test_coalesce, setup),
 		cmocka_unit_test_setup(test_cache_dir, setup),
+		cmocka_unit_test_setup(test_refresh, setup),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
