@@ -5,7 +5,8 @@
  * time from tls-certs.sh's CA) whose answer depends on the Host header.
  * The addresses of mta-sts.*.test come from tests/world/dnsd; the
  * _mta-sts TXT records from a table here (sts.c is built for this test
- * with STS_TEST_TXT, which routes its TXT lookups to this file).  Cases:
+ * with STS_TEST_TXT, which routes its TXT lookups to this file), except
+ * real.test's, which dnsd serves through dns_txt_lookup().  Cases:
  * a policy fetched, answered again from memory and kept on disk; a new
  * sts (a restart) answering from the disk with the server down, and
  * fetching again when the id changes; redirect, wrong Content-Type, over
@@ -61,7 +62,7 @@
 
 static const char *domains[] = {
 	"ok", "redir", "big", "bigclose", "bigchunk", "biglen", "type",
-	"chunk", "invalid", "slow", "nocert", "notxt", "down",
+	"chunk", "invalid", "slow", "nocert", "notxt", "down", "real",
 };
 
 static const char policy_ok[] =
@@ -100,6 +101,7 @@ struct fake_req {
 };
 static struct fake_req	*fakes;
 static int		 txt_queries;
+static bool		 txt_stub;	/* dns_txt_lookup() never answers */
 
 struct dns_req	*sts_test_txt_lookup(struct dns *, const char *, dns_txt_cb,
 		    void *);
@@ -139,9 +141,16 @@ struct dns_req *
 sts_test_txt_lookup(struct dns *dns, const char *name, dns_txt_cb cb,
     void *arg)
 {
-	struct fake_req *f = calloc(1, sizeof(*f));
+	struct fake_req *f;
+	struct dns_req *r;
 
-	(void)dns;
+	/* real.test: dnsd's TXT record, through dns.c */
+	if (strcmp(name, "_mta-sts.real.test") == 0) {
+		if ((r = dns_txt_lookup(dns, name, cb, arg)) == NULL)
+			txt_stub = true;
+		return r;
+	}
+	f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	assert_int_equal(strncmp(name, "_mta-sts.", 9), 0);
 	snprintf(f->name, sizeof(f->name), "%s", name);
@@ -773,6 +782,27 @@ test_refresh(void **state)
 	set_txt("down.test", "");
 }
 
+/* The TXT record from dnsd through dns_txt_lookup(). */
+static void
+test_real_txt(void **state)
+{
+	struct sts *s;
+	struct result r;
+
+	(void)state;
+	s = new_sts(3000);
+	get(s, "real.test", &r);
+	sts_free(s);
+	if (txt_stub) {
+		assert_false(r.have);
+		skip();
+	}
+	assert_true(r.have);
+	assert_string_equal(r.pol.id, "r1");
+	assert_true(mock_log_contains("real.test: policy id=r1 mode=enforce"));
+	result_clear(&r);
+}
+
 static int
 sh(const char *fmt, ...)
 {
@@ -840,6 +870,8 @@ start_world(void **state)
 		return -1;
 	for (size_t i = 0; i < NITEMS(domains); i++)
 		fprintf(f, "mta-sts.%s.test A 127.0.0.1\n", domains[i]);
+	fprintf(f, "_mta-sts.real.test TXT v=STSv1; id=r1\n"
+	    "real.test TXT v=spf1 -all\n");
 	fclose(f);
 	{
 		const char *argv[] = { DNSD_PATH, "-l", "127.0.0.1:0", "-z",
@@ -923,6 +955,7 @@ main(void)
 		cmocka_unit_test_setup(test_coalesce, setup),
 		cmocka_unit_test_setup(test_cache_dir, setup),
 		cmocka_unit_test_setup(test_refresh, setup),
+		cmocka_unit_test_setup(test_real_txt, setup),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
