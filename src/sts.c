@@ -158,7 +158,7 @@ static bool	 tls_cert_failed(struct sts_job *);
 static void	 on_io(struct io *, enum io_event, void *);
 static void	 read_head(struct sts_job *);
 static void	 head_done(struct sts_job *);
-static void	 read_body(struct sts_job *);
+static int	 read_body(struct sts_job *);
 static void	 real_free(struct sts *);
 
 /* A cache file name: [a-z0-9.-], no leading dot, no "..". */
@@ -746,7 +746,7 @@ on_io(struct io *io, enum io_event ev, void *arg)
 		break;
 	case IO_DATAIN:
 		if (j->state == F_BODY)
-			read_body(j);
+			(void)read_body(j);
 		else if (j->state == F_STATUS || j->state == F_HEAD)
 			read_head(j);
 		break;
@@ -756,6 +756,9 @@ on_io(struct io *io, enum io_event ev, void *arg)
 		job_fail(j, FAIL_FETCH, "%s: timed out", j->host);
 		break;
 	case IO_CLOSED:
+		/* What came with the end first. */
+		if (j->state == F_BODY && read_body(j) == -1)
+			break;
 		if (j->state == F_BODY && !j->http.chunked &&
 		    j->http.length == -1)
 			job_done(j);
@@ -840,10 +843,11 @@ head_done(struct sts_job *j)
 	if (!j->http.chunked && j->http.length == 0)
 		job_done(j);
 	else
-		read_body(j);
+		(void)read_body(j);
 }
 
-static void
+/* The body bytes buffered; -1 when the job ended (j is freed). */
+static int
 read_body(struct sts_job *j)
 {
 	const char *in;
@@ -851,38 +855,41 @@ read_body(struct sts_job *j)
 
 	in = io_peek(j->io, &n);
 	if (n == 0)
-		return;
+		return 0;
 	if (j->http.chunked) {
 		switch (sts_chunked_decode(&j->chunked, in, n, &used, j->body,
 		    &j->len, STS_BODY_MAX)) {
 		case STS_CHUNKED_MORE:
 			io_consume(j->io, used);
-			return;
+			return 0;
 		case STS_CHUNKED_DONE:
 			io_consume(j->io, used);
 			job_done(j);
-			return;
+			return -1;
 		case STS_CHUNKED_FULL:
 			job_fail(j, FAIL_FETCH, "policy over 64 KiB");
-			return;
+			return -1;
 		case STS_CHUNKED_ERROR:
-			job_fail(j, FAIL_FETCH, "bad chunked coding");
-			return;
+			break;
 		}
-		return;
+		job_fail(j, FAIL_FETCH, "bad chunked coding");
+		return -1;
 	}
 	if (j->http.length != -1 &&
 	    n > (size_t)j->http.length - j->len)
 		n = (size_t)j->http.length - j->len;
 	if (n > STS_BODY_MAX - j->len) {
 		job_fail(j, FAIL_FETCH, "policy over 64 KiB");
-		return;
+		return -1;
 	}
 	memcpy(j->body + j->len, in, n);
 	j->len += n;
 	io_consume(j->io, n);
-	if (j->http.length != -1 && j->len == (size_t)j->http.length)
+	if (j->http.length != -1 && j->len == (size_t)j->http.length) {
 		job_done(j);
+		return -1;
+	}
+	return 0;
 }
 
 /* A whole body: parsed, kept, saved, answered. */
