@@ -60,7 +60,7 @@ void		 sts_test_dns_cancel(struct dns_req *);
 #endif
 
 #define STS_TIMEOUT_MS		30000
-#define STS_RECHECK_MS		(5 * 60 * 1000)	/* TXT re-read for a policy in memory */
+#define STS_RECHECK_MS		60000	/* TXT re-read for a policy in memory */
 #define STS_HEAD_LINE_MAX	8192
 #define STS_FILE_MAGIC		"mxrelay-sts 1"
 #define STS_FILE_HEAD_MAX	256

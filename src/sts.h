@@ -39,6 +39,12 @@ void		 sts_free(struct sts *);	/* pending callbacks are not called */
  * "sts-webpki-invalid"), else NULL; why says more, for logs.  A cached
  * policy that has not expired applies even when a refetch fails.  pol is
  * valid during the callback only (sts_policy_copy() to keep it).
+ *
+ * A policy in memory whose TXT record was checked in the last minute is
+ * answered at once; otherwise the TXT record is read again (the dns
+ * cache keeps it for its TTL) and the policy fetched again when its id
+ * changed or less than a quarter of its max_age is left.  Requests for a
+ * domain being looked up wait for that lookup (at most timeout_ms).
  */
 typedef void (*sts_cb)(void *arg, const struct sts_policy *pol,
 		    const char *fail, const char *why);
