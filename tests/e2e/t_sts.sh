@@ -161,7 +161,8 @@ case_restart() {
 	sinks_stop; fresh; rm -f "$T/stsd.log"
 	policy enforce mx.sts.test
 	start_stsd ok
-	conf "listen =" "user = $DUSER" "group = $DGROUP"
+	# One message per connection: a session is counted when it closes.
+	conf "listen =" "user = $DUSER" "group = $DGROUP" "connection_reuse_limit = 1"
 	sink 127.0.0.6 -c "$C/good.pem" -k "$C/good.key"
 	daemon_start
 	send a@sts.test
@@ -181,12 +182,18 @@ case_restart() {
 	grep -qF "mta-sts: sts.test: policy id=$ID from cache" "$T/d.log" ||
 	    { cat "$T/d.log" >&2; fail "policy not loaded from the cache"; }
 	gets 1
+	within 10 sink_closed 2 || fail "the sessions to mx.sts.test did not close"
 	"$MXRELAY" stats -C "$CONF" > "$T/stats.txt" 2> "$T/err" ||
 	    { cat "$T/err" >&2; fail "mxrelay stats failed"; }
 	grep -qF 'mxrelay_tls_sessions_total{domain="sts.test",policy="sts",result="success"} 1' \
 	    "$T/stats.txt" || { grep tls "$T/stats.txt" >&2; fail "no sts/success session counted"; }
 	daemon_stop
 	ok "policy cache survives a daemon restart with the policy server down (still tls=.../sts)"
+}
+
+# sink_closed N: the exchanger logged N closed connections.
+sink_closed() {
+	[ "$(grep -c '^close ' "$T/sink/127.0.0.6.log")" -ge "$1" ]
 }
 
 # refused MODE TEXT: stsd in MODE serves an enforce policy naming another
