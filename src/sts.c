@@ -124,7 +124,8 @@ struct sts {
 	SSL_CTX			*ctx;
 	unsigned		 port;
 	unsigned		 timeout_ms;
-	int			 dirfd;		/* -1: memory only */
+	int			 dirfd;		/* -1: memory only (or not yet) */
+	char			*cache_dir;	/* opened at first use; NULL: none */
 	LIST_HEAD(, sts_entry)	 entries;
 	unsigned		 answering;	/* nested entry_answer() calls */
 	bool			 dead;		/* sts_free() called while answering */
@@ -205,6 +206,22 @@ cache_dir_open(const char *dir)
 }
 
 /*
+ * The cache folder's descriptor, opened (made) at the first use, from the
+ * loop: a daemon makes its engines as root and then becomes the spool's
+ * owner, who must own the folder.  One try; then memory only.
+ */
+static int
+cache_fd(struct sts *s)
+{
+	if (s->dirfd == -1 && s->cache_dir != NULL) {
+		s->dirfd = cache_dir_open(s->cache_dir);
+		free(s->cache_dir);
+		s->cache_dir = NULL;
+	}
+	return s->dirfd;
+}
+
+/*
  * One header line of a cache file: "KEY VALUE\n" at *pp, VALUE of 1 to
  * max of the characters in set, copied to val.  *pp moves past it.
  */
@@ -273,7 +290,7 @@ cache_load(struct sts_entry *e)
 	int fd;
 
 	e->disk_tried = true;
-	if (s->dirfd == -1 || !domain_ok(e->domain))
+	if (cache_fd(s) == -1 || !domain_ok(e->domain))
 		return;
 	fd = openat(s->dirfd, e->domain, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
@@ -329,7 +346,7 @@ cache_save(struct sts_entry *e, const char *body, size_t len)
 	size_t hlen, off = 0;
 	int fd;
 
-	if (s->dirfd == -1 || !domain_ok(e->domain))
+	if (cache_fd(s) == -1 || !domain_ok(e->domain))
 		return;
 	snprintf(tmp, sizeof(tmp), ".%s.%ld.tmp", e->domain, (long)getpid());
 	unlinkat(s->dirfd, tmp, 0);
@@ -386,7 +403,9 @@ sts_new(struct ev_loop *loop, struct dns *dns, const struct sts_conf *c,
 	s->ctx = c->ctx;
 	s->port = c->port != 0 ? c->port : 443;
 	s->timeout_ms = c->timeout_ms != 0 ? c->timeout_ms : STS_TIMEOUT_MS;
-	s->dirfd = c->cache_dir != NULL ? cache_dir_open(c->cache_dir) : -1;
+	s->dirfd = -1;
+	if (c->cache_dir != NULL)
+		s->cache_dir = xstrdup(c->cache_dir);
 	LIST_INIT(&s->entries);
 	return s;
 }
@@ -400,6 +419,7 @@ real_free(struct sts *s)
 		entry_free(e);
 	if (s->dirfd != -1)
 		close(s->dirfd);
+	free(s->cache_dir);
 	free(s);
 }
 
