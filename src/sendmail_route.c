@@ -53,6 +53,7 @@ struct rsess {
 	unsigned		 pref;
 	struct sockaddr_storage	 ss;
 	enum tls_policy		 tls;
+	enum route_auth		 auth;
 	bool			 clear;
 	bool			 ready;
 	bool			 verdict;	/* a session of the verdict's run */
@@ -78,6 +79,7 @@ struct xsess {
 	struct rrun		*run;
 	const struct delivery_probe_route *r;
 	enum tls_policy		 tls;
+	enum route_auth		 auth;
 	bool			 ready;
 };
 
@@ -88,8 +90,9 @@ static bool	 extra_done(const struct rrun *);
 static void	 on_done(void *, struct delivery_msg *);
 static void	 on_seen(void *, const struct delivery_seen *);
 static void	 rsess_add(struct rrun *, const char *, unsigned,
-		    const struct sockaddr_storage *, enum tls_policy, bool, bool,
-		    bool, const struct smtpc *, const struct smtpc_reason *);
+		    const struct sockaddr_storage *, enum tls_policy,
+		    enum route_auth, bool, bool, bool, const struct smtpc *,
+		    const struct smtpc_reason *);
 static void	 extra_start(struct rrun *);
 static void	 x_ready(void *, struct smtpc *);
 static void	 x_done(void *, struct smtpc *, const struct smtpc_result *);
@@ -102,6 +105,12 @@ static const char *action_of(enum outcome);
 static int	 exit_of(enum outcome);
 static void	 print_text(const struct rrun *);
 static void	 print_json(const struct rrun *);
+static void	 print_policy_text(const struct delivery_probe *);
+static void	 print_mx_policy_text(const struct delivery_probe *,
+		    const struct delivery_probe_mx *);
+static void	 print_sts_json(const struct delivery_probe *);
+static void	 print_mx_dane_json(const struct delivery_probe *,
+		    const struct delivery_probe_mx *);
 
 static const struct smtpc_ops x_ops = {
 	.ready = x_ready,
@@ -292,15 +301,15 @@ on_seen(void *arg, const struct delivery_seen *ds)
 {
 	struct rrun *run = arg;
 
-	rsess_add(run, ds->host, ds->pref, ds->ss, ds->tls, ds->clear,
+	rsess_add(run, ds->host, ds->pref, ds->ss, ds->tls, ds->auth, ds->clear,
 	    ds->ready, true, ds->s, ds->why);
 }
 
 static void
 rsess_add(struct rrun *run, const char *host, unsigned pref,
-    const struct sockaddr_storage *ss, enum tls_policy tls, bool clear,
-    bool ready, bool verdict, const struct smtpc *s,
-    const struct smtpc_reason *why)
+    const struct sockaddr_storage *ss, enum tls_policy tls,
+    enum route_auth auth, bool clear, bool ready, bool verdict,
+    const struct smtpc *s, const struct smtpc_reason *why)
 {
 	struct rsess *r;
 
@@ -312,6 +321,7 @@ rsess_add(struct rrun *run, const char *host, unsigned pref,
 	r->pref = pref;
 	r->ss = *ss;
 	r->tls = tls;
+	r->auth = auth;
 	r->clear = clear;
 	r->ready = ready;
 	r->verdict = verdict;
@@ -337,7 +347,8 @@ extra_start(struct rrun *run)
 		x = xcalloc(1, sizeof(*x));
 		x->run = run;
 		x->r = r;
-		x->tls = r->tls_broken ? TLS_NONE : p->tls;
+		x->tls = r->tls_broken ? TLS_NONE : r->tls;
+		x->auth = r->auth;
 		run->pending++;
 		(void)delivery_probe_session(run->rs->engine, run->domain, r,
 		    &x_ops, x);
@@ -367,7 +378,7 @@ x_closed(void *arg, struct smtpc *s, const struct smtpc_reason *why)
 	struct xsess *x = arg;
 	struct rrun *run = x->run;
 
-	rsess_add(run, x->r->host, x->r->pref, &x->r->ss, x->tls,
+	rsess_add(run, x->r->host, x->r->pref, &x->r->ss, x->tls, x->auth,
 	    x->r->tls_broken, x->ready, false, s, why);
 	run->pending--;
 	smtpc_free(s);
@@ -515,10 +526,11 @@ print_sess_text(const struct rsess *r)
 	char esc[1024], kw[128];
 	const struct io_tls_peer *t = &r->seen.tls;
 
-	printf("    session (%s%s, tls = %s):\n",
+	printf("    session (%s%s, tls = %s%s%s):\n",
 	    r->verdict ? "as delivery" : "probe of a route delivery did not "
 	    "need", r->clear ? ", retry in clear" : "",
-	    conf_tls_policy_to_text(r->tls));
+	    conf_tls_policy_to_text(r->tls), r->auth != ROUTE_BASE ? ", " : "",
+	    r->auth != ROUTE_BASE ? delivery_route_auth_to_text(r->auth) : "");
 	printf("      connect: %s\n", rsess_connected(r) ? "ok" : "failed");
 	if (r->seen.banner[0] != '\0')
 		printf("      banner: %s\n", r->seen.banner);
@@ -546,6 +558,8 @@ print_sess_text(const struct rsess *r)
 			    "no" : "unknown");
 		}
 		printf("      certificate verification: %s\n", t->verify_text);
+		if (t->dane[0] != '\0')
+			printf("      dane: %s\n", t->dane);
 	}
 	if (r->ready)
 		printf("      result: ready for MAIL, then QUIT\n");
@@ -575,6 +589,7 @@ print_text(const struct rrun *run)
 			printf("no MX records: the domain itself is the "
 			    "exchanger (implicit MX, RFC 5321 5.1)\n");
 	}
+	print_policy_text(p);
 	for (size_t i = 0; i < p->nmx; i++) {
 		const struct delivery_probe_mx *x = &p->mx[i];
 
@@ -593,6 +608,7 @@ print_text(const struct rrun *run)
 			printf("    address %s%s\n", addr_text(&x->addrs[j], a,
 			    sizeof(a)), addr_routed(p, &x->addrs[j]) ? "" :
 			    " (not tried: mx_address_limit, or after this host)");
+		print_mx_policy_text(p, x);
 	}
 	if (p->nroutes > 0)
 		printf("routes, in the order delivery tries them:\n");
@@ -615,6 +631,93 @@ print_text(const struct rrun *run)
 		    addr_port(&p->routes[p->route].ss));
 	printf(" (%s): %s\n", v->status, util_escape(esc, sizeof(esc),
 	    v->reply));
+}
+
+/* The verdict of DANE for exchanger x (RFC 7672 §2.2). */
+static const char *
+dane_verdict(const struct delivery_probe *p,
+    const struct delivery_probe_mx *x)
+{
+	if (!p->dane)
+		return "off (tls policy is not dane)";
+	if (!p->mx_secure)
+		return "insecure: the MX answer was not validated (DNSSEC); as "
+		    "may";
+	switch (x->dane) {
+	case DANE_INSECURE:
+		return "insecure: its addresses were not validated; as may";
+	case DANE_NONE:
+		return "secure, no TLSA records; as may";
+	case DANE_USABLE:
+		return "secure -> TLS required, authenticated by DANE";
+	case DANE_UNUSABLE:
+		return "secure, no usable TLSA record -> TLS required, not "
+		    "authenticated";
+	case DANE_FAILED:
+		return "failed: the TLSA lookup failed -> not used";
+	default:
+		return "not looked up";
+	}
+}
+
+/* Whether MTA-STS governs x (DANE does not), and what it does with it. */
+static const char *
+sts_verdict(const struct delivery_probe *p,
+    const struct delivery_probe_mx *x)
+{
+	if (!p->have_sts || p->sts.mode == STS_MODE_NONE)
+		return NULL;
+	if (x->dane == DANE_USABLE || x->dane == DANE_UNUSABLE ||
+	    x->dane == DANE_FAILED)
+		return "not consulted (DANE applies)";
+	if (p->sts.mode == STS_MODE_TESTING)
+		return x->sts_match ? "matches (testing: as may, failures "
+		    "logged)" : "does not match (testing: used all the same)";
+	return x->sts_match ? "matches -> TLS required, certificate verified" :
+	    "does not match -> not used";
+}
+
+static void
+print_policy_text(const struct delivery_probe *p)
+{
+	if (!p->dane || p->name == NULL || p->relayhost)
+		return;
+	if (p->by_mx && (p->mx_status == DNS_OK || p->mx_status == DNS_NODATA))
+		printf("dnssec: MX answer %s\n", p->mx_secure ? "secure" :
+		    "insecure (not validated: DANE does not apply)");
+	printf("mta-sts: %s: ", p->name);
+	if (!p->sts_asked)
+		printf("off\n");
+	else if (p->have_sts) {
+		printf("policy id %s mode %s max_age %u mx:", p->sts.id,
+		    sts_mode_to_text(p->sts.mode), (unsigned)p->sts.max_age);
+		for (size_t i = 0; i < p->sts.nmx; i++)
+			printf(" %s", p->sts.mx[i]);
+		printf("%s\n", p->sts_fail[0] != '\0' ? " (cached; the refetch "
+		    "failed)" : "");
+	} else if (p->sts_fail[0] != '\0')
+		printf("policy fetch failed: %s (%s); as without a policy\n",
+		    p->sts_why, p->sts_fail);
+	else
+		printf("none\n");
+}
+
+static void
+print_mx_policy_text(const struct delivery_probe *p,
+    const struct delivery_probe_mx *x)
+{
+	const char *sts;
+
+	if (!p->dane || p->relayhost)
+		return;
+	printf("    dane: %s", dane_verdict(p, x));
+	if (x->tlsa != NULL)
+		printf(" (TLSA _%u._tcp.%s: %s)", p->port, x->host, x->tlsa);
+	if (x->dane == DANE_FAILED)
+		printf(" (_%u._tcp.%s: %s)", p->port, x->host, x->dane_err);
+	printf("\n");
+	if ((sts = sts_verdict(p, x)) != NULL)
+		printf("    mta-sts: %s\n", sts);
 }
 
 /*
@@ -658,6 +761,7 @@ print_sess_json(const struct rsess *r)
 	putchar('{');
 	json_key("run", r->verdict ? "delivery" : "probe", true);
 	json_key("tls_policy", conf_tls_policy_to_text(r->tls), true);
+	json_key("auth", delivery_route_auth_to_text(r->auth), true);
 	printf("\"clear_retry\":%s,", r->clear ? "true" : "false");
 	printf("\"connected\":%s,", rsess_connected(r) ? "true" : "false");
 	json_key("banner", r->seen.banner[0] != '\0' ? r->seen.banner : NULL,
@@ -680,6 +784,7 @@ print_sess_json(const struct rsess *r)
 		printf("\"name_match\":%s,", t->name_match == 1 ? "true" :
 		    t->name_match == 0 ? "false" : "null");
 		printf("\"verified\":%s,", t->chain_ok ? "true" : "false");
+		json_key("dane", t->dane[0] != '\0' ? t->dane : NULL, true);
 		json_key("verify_result", t->verify_text, false);
 		printf("},");
 	}
@@ -689,6 +794,62 @@ print_sess_json(const struct rsess *r)
 	printf("\"code\":%d,", r->why.code);
 	json_key("text", r->why.text, false);
 	putchar('}');
+}
+
+/* "dnssec", "mta_sts": the domain's (null when tls is not dane). */
+static void
+print_sts_json(const struct delivery_probe *p)
+{
+	bool on = p->dane && !p->relayhost;
+
+	printf("\"dnssec\":");
+	if (!on)
+		printf("null,");
+	else
+		printf("{\"mx_secure\":%s},", p->mx_secure ? "true" : "false");
+	printf("\"mta_sts\":");
+	if (!on || !p->sts_asked) {
+		printf("null,");
+		return;
+	}
+	putchar('{');
+	json_key("mode", p->have_sts ? sts_mode_to_text(p->sts.mode) : NULL,
+	    true);
+	json_key("id", p->have_sts ? p->sts.id : NULL, true);
+	if (p->have_sts)
+		printf("\"max_age\":%u,", (unsigned)p->sts.max_age);
+	printf("\"mx\":[");
+	for (size_t i = 0; p->have_sts && i < p->sts.nmx; i++) {
+		if (i > 0)
+			putchar(',');
+		json_str(p->sts.mx[i]);
+	}
+	printf("],");
+	json_key("failure", p->sts_fail[0] != '\0' ? p->sts_fail : NULL, true);
+	json_key("why", p->sts_why[0] != '\0' ? p->sts_why : NULL, false);
+	printf("},");
+}
+
+/* "dane", "address_secure", "tlsa", "mta_sts" of one exchanger. */
+static void
+print_mx_dane_json(const struct delivery_probe *p,
+    const struct delivery_probe_mx *x)
+{
+	const char *sts = sts_verdict(p, x);
+
+	if (!p->dane || p->relayhost) {
+		printf("\"dane\":null,");
+		return;
+	}
+	printf("\"dane\":{");
+	json_key("state", !p->mx_secure ? "insecure" :
+	    delivery_dane_to_text(x->dane), true);
+	printf("\"address_secure\":%s,", x->addr_secure ? "true" : "false");
+	json_key("tlsa", x->tlsa, true);
+	json_key("error", x->dane_err[0] != '\0' ? x->dane_err : NULL, true);
+	json_key("verdict", dane_verdict(p, x), true);
+	json_key("mta_sts", sts, false);
+	printf("},");
 }
 
 static void
@@ -715,6 +876,7 @@ print_json(const struct rrun *run)
 	}
 	printf("\"implicit_mx\":%s,", p->by_mx && p->name != NULL &&
 	    p->mx_status == DNS_NODATA ? "true" : "false");
+	print_sts_json(p);
 	printf("\"mx\":[");
 	for (size_t i = 0; i < p->nmx; i++) {
 		const struct delivery_probe_mx *x = &p->mx[i];
@@ -729,6 +891,7 @@ print_json(const struct rrun *run)
 		else
 			printf("\"ttl\":null,");
 		json_key("address_status", dns_status_to_text(x->st), true);
+		print_mx_dane_json(p, x);
 		printf("\"addresses\":[");
 		for (size_t j = 0; j < x->naddrs; j++) {
 			if (j > 0)

@@ -4,8 +4,8 @@
 # (and exit code) of route must be what delivery then does.  Cases: MX
 # order with equal preferences, null MX, NXDOMAIN, SERVFAIL, an exchanger
 # without STARTTLS, a certificate for the wrong name under tls = verify,
-# the implicit MX, no exchanger reachable, a loop back to this host, and a
-# relayhost.
+# the implicit MX, no exchanger reachable, a loop back to this host, a
+# relayhost, and tls = dane with an insecure domain.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 
@@ -232,6 +232,36 @@ deliver x@nullmx.test
 log_has "to=<x@nullmx.test>" "status=sent"
 [ "$(received 127.0.0.3)" = 1 ] || fail "the relayhost did not get the message"
 ok "relayhost: route shows the relayhost's route, and delivery uses it"
+
+# 10. tls = dane, the default, with a resolver that validates nothing
+# (dnsd sets no AD bit): the MX answer is insecure, no TLSA lookup, each
+# exchanger says "dane: insecure", the session's policy is may, and the
+# mail goes over TLS (verified against the test CA) as under may.
+sinks_stop; fresh; world_conf "tls_ca_file = $C/ca.pem"
+sink 127.0.0.2 -c "$C/good.pem" -k "$C/good.key"; sink 127.0.0.4
+route tls.test 0
+jcheck 'j["tls_policy"] == "dane"'
+jcheck 'j["dnssec"]["mx_secure"] is False'
+jcheck 'j["mx"][0]["dane"]["state"] == "insecure" and j["mx"][0]["dane"]["tlsa"] is None'
+jcheck 'j["mta_sts"] is not None and j["mta_sts"]["mode"] is None'
+jcheck 'j["routes"][0]["sessions"][0]["tls_policy"] == "may"'
+jcheck 'j["routes"][0]["sessions"][0]["auth"] == "policy"'
+jcheck 'j["routes"][0]["sessions"][0]["tls"]["verified"] is True'
+jcheck 'j["verdict"]["action"] == "deliver"'
+"$MXRELAY" route -C "$CONF" tls.test > "$T/route.txt" 2>&1 || fail "route tls.test (text)"
+grep -q '^tls policy: dane$' "$T/route.txt" || fail "no 'tls policy: dane'"
+grep -q '^dnssec: MX answer insecure' "$T/route.txt" || fail "no insecure MX line"
+grep -q '^    dane: insecure' "$T/route.txt" || fail "no 'dane: insecure' line"
+grep -q '^mta-sts: tls.test: ' "$T/route.txt" || fail "no mta-sts line"
+deliver x@tls.test
+log_has "to=<x@tls.test>" "tls=TLSv1.3/verified" "status=sent"
+# An explicit tls_policy turns DANE and MTA-STS off for its domain.
+sinks_stop; fresh; world_conf "tls_policy = tls.test may" "tls_ca_file = $C/ca.pem"
+sink 127.0.0.2 -c "$C/good.pem" -k "$C/good.key"; sink 127.0.0.4
+route tls.test 0
+jcheck 'j["tls_policy"] == "may" and j["dnssec"] is None and j["mta_sts"] is None'
+jcheck 'j["mx"][0]["dane"] is None'
+ok "tls = dane with an insecure domain: 'dane: insecure', as may; tls_policy may turns it off"
 
 # Usage and errors.
 expect_rc 64 "route without a domain" "$MXRELAY" route -C "$CONF"
