@@ -373,8 +373,9 @@ sess_tlsrpt(const struct dest *d, const struct dsess *s,
 		return;
 	}
 	if (r->auth == ROUTE_DANE_ENCRYPT)
-		fail = !seen->tls_done ? (seen->tls_tried ?
-		    "validation-failure" : "starttls-not-supported") : NULL;
+		/* RFC 8460 §4.3.2: no record of the set could be used. */
+		fail = seen->tls_done ? "tlsa-invalid" : seen->tls_tried ?
+		    "validation-failure" : "starttls-not-supported";
 	else
 		fail = smtpc_tls_failure(sc);
 	dest_tlsrpt(d, policy, fail != NULL ? fail : "success");
