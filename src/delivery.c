@@ -149,6 +149,15 @@ delivery_engine_new(struct ev_loop *loop, struct dns *dns,
 	return e;
 }
 
+void
+delivery_set_sts(struct delivery_engine *e, struct sts *sts, SSL_CTX *ctx,
+    SSL_CTX *ctx_verify)
+{
+	e->c.sts = sts;
+	e->c.sts_ctx = ctx;
+	e->c.sts_ctx_verify = ctx_verify;
+}
+
 /*
  * AF_INET for a listener on 0.0.0.0, AF_INET6 for one on :: (however it
  * is spelt), else 0.  mxrelayd sets IPV6_V6ONLY: each covers its own

@@ -225,6 +225,12 @@ struct delivery_engine;
 
 struct delivery_engine *delivery_engine_new(struct ev_loop *, struct dns *,
 		    const struct delivery_conf *);
+/*
+ * MTA-STS from now on (delivery_conf's sts, sts_ctx, sts_ctx_verify), for
+ * a caller that can make it only after the engine (runner.h).
+ */
+void		 delivery_set_sts(struct delivery_engine *, struct sts *,
+		    SSL_CTX *ctx, SSL_CTX *ctx_verify);
 /* Abort everything: pending parts get no callback. */
 void		 delivery_engine_free(struct delivery_engine *);
 /* domain is the recipients' domain (lower case); ignored with a relayhost. */

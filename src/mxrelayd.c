@@ -219,7 +219,9 @@ reload(struct daemon *d)
 	struct gen *g, *old = d->cur;
 
 	log_info("reloading %s", d->conf_path);
-	if ((g = gen_new(d)) == NULL) {
+	if ((g = gen_new(d)) == NULL ||
+	    runner_setup_sts(g->dlv, d->loop, &g->conf) == -1) {
+		gen_free(g);
 		log_warnx("reload failed: the configuration in use is kept");
 		return;
 	}
@@ -869,6 +871,9 @@ run(struct daemon *d)
 		return rc;
 	if ((rc = spool_open(d)) != EX_OK)
 		return rc;
+	/* MTA-STS keeps its cache in the spool: made as the daemon's user. */
+	if (runner_setup_sts(d->cur->dlv, d->loop, &d->cur->conf) == -1)
+		return EX_CONFIG;
 	if (signals_open(d) == -1)
 		return EX_OSERR;
 	if (ctl_open(d) == -1)

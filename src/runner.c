@@ -226,7 +226,7 @@ sts_setup(struct ev_loop *loop, const struct conf *c, struct runner_setup *d)
 	struct sts_conf sc;
 	char err[512];
 
-	if (!c->mta_sts)
+	if (!c->mta_sts || d->sts != NULL)
 		return 0;
 	if ((d->sts_ctx = tls_client_ctx_new(c->mta_sts_ca_file, false, err,
 	    sizeof(err))) == NULL ||
@@ -245,7 +245,16 @@ sts_setup(struct ev_loop *loop, const struct conf *c, struct runner_setup *d)
 		log_warnx("MTA-STS: %s", err);
 		return -1;
 	}
+	if (d->engine != NULL)
+		delivery_set_sts(d->engine, d->sts, d->sts_ctx, d->sts_ctx_verify);
 	return 0;
+}
+
+int
+runner_setup_sts(struct runner_setup *d, struct ev_loop *loop,
+    const struct conf *c)
+{
+	return sts_setup(loop, c, d);
 }
 
 struct runner_setup *
@@ -275,7 +284,7 @@ runner_setup_new(struct ev_loop *loop, const struct conf *c)
 		log_warnx("TLS: %s", err);
 		goto fail;
 	}
-	if (sts_setup(loop, c, d) == -1)
+	if (geteuid() != 0 && sts_setup(loop, c, d) == -1)
 		goto fail;
 	memset(&dc, 0, sizeof(dc));
 	dc.hostname = c->hostname;
@@ -374,7 +383,8 @@ runner_run(const struct conf *c, const struct runner_opts *o,
 		log_warn("event loop");
 		goto done;
 	}
-	if ((dlv = runner_setup_new(loop, c)) == NULL)
+	if ((dlv = runner_setup_new(loop, c)) == NULL ||
+	    runner_setup_sts(dlv, loop, c) == -1)
 		goto done;
 	/*
 	 * Messages that local users dropped: into the queue first, signed

@@ -41,8 +41,18 @@ struct runner_setup {
 	struct dkim_keys	*dkim;		/* dkim_key; NULL: none */
 };
 
-/* NULL with the reason logged (bad relayhost_auth_file, TLS, DNS set-up). */
+/*
+ * NULL with the reason logged (bad relayhost_auth_file, TLS, DNS set-up).
+ * Run by root, it leaves MTA-STS off until runner_setup_sts(): its cache
+ * in the spool must not be made by root.
+ */
 struct runner_setup	*runner_setup_new(struct ev_loop *, const struct conf *);
+/*
+ * MTA-STS for the engine (mta_sts = yes), once root is dropped (or kept
+ * for good); nothing when it is on already.  -1 with the reason logged.
+ */
+int		 runner_setup_sts(struct runner_setup *, struct ev_loop *,
+		    const struct conf *);
 /* The engine must be idle, or the loop about to go. */
 void		 runner_setup_free(struct runner_setup *);
 /*

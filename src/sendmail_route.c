@@ -219,6 +219,9 @@ route_main(int argc, char **argv)
 	 */
 	if (geteuid() == 0 && route_drop_root(&conf) == -1)
 		goto done;
+	/* MTA-STS, whose cache is in the spool: as the spool's owner. */
+	if (runner_setup_sts(run.rs, run.loop, &conf) == -1)
+		goto done;
 	delivery_set_seen(run.rs->engine, on_seen, &run);
 
 	/*
