@@ -20,6 +20,9 @@
 #   bogus_tlsa   TLSA changed after signing (to the server's real key):
 #                deferred 4.7.5, the exchanger never contacted
 #   bogus_a      the exchanger's A changed after signing: deferred
+#   bogus_aaaa   secure A and TLSA, but its AAAA changed after signing
+#                (bogus), STARTTLS not offered: deferred 4.7.4, never
+#                delivered in clear (a bogus AAAA must not turn DANE off)
 #   strip        strip.test anchored but unsigned: deferred
 #
 # "Fails when the feature is off": MXRELAY_T_OFF=1 writes `tls = may`
@@ -37,7 +40,7 @@
 
 need_dnssec_tools
 need_python
-ALL="world ee ta mismatch nostarttls unusable per_domain insecure direct bogus_tlsa bogus_a strip"
+ALL="world ee ta mismatch nostarttls unusable per_domain insecure direct bogus_tlsa bogus_a bogus_aaaa strip"
 CASES=${MXRELAY_T_CASES:-$ALL}
 OFF=${MXRELAY_T_OFF:-0}
 
@@ -45,7 +48,8 @@ C="$T/certs"
 mkdir "$C" "$T/zones"
 sh "${top_srcdir:-.}/tests/e2e/certs.sh" "$C" mx.ee.sec.test mx.ta.sec.test \
     mx.nostarttls.sec.test mx.unusable.sec.test mx.btlsa.sec.test \
-    mx.ba.sec.test mx.plain.test mx.strip.test || fail "making certificates"
+    mx.ba.sec.test mx.b6.sec.test mx.plain.test mx.strip.test ||
+    fail "making certificates"
 GOOD=$(tlsa_311 "$C/good.pem")
 WRONG=$(tlsa_311 "$C/wrong.pem")
 CAD=$(tlsa_201 "$C/ca.pem")
@@ -83,13 +87,18 @@ sign_sec() {
 	ba	MX 10 mx.ba
 	mx.ba	A 127.0.0.18
 	_$P._tcp.mx.ba	TLSA 3 1 1 $GOOD
+	b6	MX 10 mx.b6
+	mx.b6	A 127.0.0.11
+	mx.b6	AAAA ::1
+	_$P._tcp.mx.b6	TLSA 3 1 1 $GOOD
 	EOF
 	make_signed_zone sec.test "$T/zones/sec.test"
 	awk -v t="_$P._tcp.mx.btlsa.sec.test." -v good="$GOOD" '
 	    $1 == t && $4 == "TLSA" { $8 = good; n++ }
 	    $1 == "mx.ba.sec.test." && $4 == "A" { $5 = "127.0.0.8"; n++ }
+	    $1 == "mx.b6.sec.test." && $4 == "AAAA" { $5 = "::2"; n++ }
 	    { print }
-	    END { if (n != 2) exit 1 }' "$T/zones/sec.test.signed" > "$T/zones/tmp" ||
+	    END { if (n != 3) exit 1 }' "$T/zones/sec.test.signed" > "$T/zones/tmp" ||
 	    fail "tampering with the signed zone"
 	mv "$T/zones/tmp" "$T/zones/sec.test.signed"
 }
@@ -267,6 +276,20 @@ case_bogus_a() {
 	log_has "to=<x@ba.sec.test>" "status=deferred"
 	untouched 127.0.0.8
 	ok "bogus A of a secure MX host: deferred, the forged address not contacted"
+}
+
+case_bogus_aaaa() {
+	[ "$(dig_flags mx.b6.sec.test A)" = "NOERROR qr rd ra ad" ] ||
+	    fail "mx.b6 A not secure: $(dig_flags mx.b6.sec.test A)"
+	[ "$(dig_flags mx.b6.sec.test AAAA)" = "SERVFAIL qr rd ra" ] ||
+	    fail "tampered AAAA not bogus: $(dig_flags mx.b6.sec.test AAAA)"
+	sinks_stop; fresh; conf
+	sink 127.0.0.11 --no-starttls -c "$C/chain.pem" -k "$C/good.key"
+	send x@b6.sec.test; run_queue
+	[ "$(received 127.0.0.11)" = 0 ] ||
+	    { cat "$T/log" >&2; fail "delivered in clear to a DANE host whose AAAA is bogus"; }
+	log_has "to=<x@b6.sec.test>" "dsn=4.7.4" "status=deferred"
+	ok "secure A and TLSA, bogus AAAA, STARTTLS stripped: deferred 4.7.4, not sent in clear"
 }
 
 case_strip() {
