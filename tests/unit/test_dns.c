@@ -1470,6 +1470,30 @@ test_fake_ad(void **state)
 		assert_int_equal(ar.secure, round == 1);
 	}
 
+	/*
+	 * A failed half (SERVFAIL: bogus, say) adds no address and leaves
+	 * the other half's secure: else breaking the AAAA answer would turn
+	 * DANE off for a host whose A and TLSA are secure.
+	 */
+	memset(&ar, 0, sizeof(ar));
+	assert_non_null(dns_addr_secure_lookup(dns, "h3.fake.test", on_saddr,
+	    &ar));
+	for (int k = 0; k < 2; k++) {
+		unsigned type = fake_recv(fx->loop, &f);
+
+		if (type == 28)
+			fake_reply(&f, 2 /* SERVFAIL */, 28, 0, NULL, NULL);
+		else
+			fake_reply(&f, HDR_AD, 1, 1,
+			    (const unsigned char *[]){ a4 },
+			    (size_t[]){ sizeof(a4) });
+	}
+	run_until(fx->loop, &ar.calls, 1);
+	assert_int_equal(ar.status, DNS_OK);
+	assert_int_equal(ar.n, 1);
+	assert_int_equal(ar.addr[0].ss_family, AF_INET);
+	assert_true(ar.secure);
+
 	/* Random IDs: four in a row all equal has odds 2^-48. */
 	assert_false(ids[0] == ids[1] && ids[1] == ids[2] &&
 	    ids[2] == ids[3]);
