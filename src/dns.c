@@ -989,8 +989,9 @@ dns_on_txt(void *arg, int status, int timeouts, unsigned char *abuf,
 
 /*
  * One half (AAAA: half[0], A: half[1]) of a secure address lookup.  The
- * result is secure only when both answers came with AD (RFC 7672
- * 2.2.2: the addresses of a host are used for DANE only if validated).
+ * result is secure only when each answer came with AD or failed (and
+ * one did not) (RFC 7672 2.2.2: the addresses of a host are used for
+ * DANE only if validated; a failed half adds none).
  */
 static void
 dns_on_saddr(void *arg, int status, int timeouts, unsigned char *abuf,
@@ -1024,11 +1025,21 @@ dns_on_saddr(void *arg, int status, int timeouts, unsigned char *abuf,
 		}
 		return;
 	}
-	secure = e->half[0].res->secure && e->half[1].res->secure;
+	/*
+	 * A half that failed (SERVFAIL: maybe bogus) gives no address: the
+	 * other half's addresses are secure when its answer was.  Calling
+	 * the pair insecure would let whoever can break one answer turn
+	 * DANE off for the host (t_dane bogus_aaaa).
+	 */
+	secure = true;
+	for (int i = 0; i < 2; i++)
+		if (!e->half[i].res->secure &&
+		    e->half[i].res->status != DNS_TEMPFAIL)
+			secure = false;
 	res = addr_pair(e->half[0].res, e->half[0].ttl, e->half[1].res,
 	    e->half[1].ttl, &ttl);
 	e->half[0].res = e->half[1].res = NULL;
-	res->secure = secure;
+	res->secure = secure && res->status != DNS_TEMPFAIL;
 	dns_entry_done(e, res, ttl);
 	dns_result_unref(res);
 }

@@ -81,8 +81,11 @@ struct dns_req	*dns_addr_lookup(struct dns *, const char *host, dns_addr_cb,
 
 /*
  * Address lookup for DANE (RFC 7672 §2.2.2): A and AAAA queries with AD,
- * CNAMEs followed.  secure only when both answers (data or NODATA) were
- * secure.  Same statuses and order as dns_addr_lookup().
+ * CNAMEs followed.  secure when every answer (data or NODATA) was secure
+ * and at least one came: a half that failed (SERVFAIL, which is also how
+ * a validating resolver says bogus) adds no address and does not make the
+ * other half's addresses insecure.  Same statuses and order as
+ * dns_addr_lookup().
  */
 typedef void (*dns_saddr_cb)(void *arg, enum dns_status, bool secure,
 		    const struct sockaddr_storage *addrs, size_t n,
