@@ -28,11 +28,12 @@
 # "Fails when the feature is off": MXRELAY_T_OFF=1 writes `tls = may`
 # (no DANE) into the configuration (per_domain: no tls_policy dane);
 # MXRELAY_T_CASES="ee ta" runs only those cases.  Each of ee ta mismatch
-# nostarttls unusable per_domain bogus_tlsa must fail when run alone that
-# way; world insecure direct bogus_a strip pass
+# nostarttls unusable per_domain bogus_tlsa bogus_aaaa must fail when run
+# alone that way; world insecure direct bogus_a strip pass
 # (with or without DANE, which is their point: the resolver or the old
 # behaviour decides).  Not part of make check:
-#   for c in ee ta mismatch nostarttls unusable per_domain bogus_tlsa; do
+#   for c in ee ta mismatch nostarttls unusable per_domain bogus_tlsa \
+#       bogus_aaaa; do
 #       MXRELAY_T_OFF=1 MXRELAY_T_CASES=$c make check TESTS=tests/e2e/t_dane.sh
 #   done
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
