@@ -77,6 +77,7 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <netinet/in.h>
@@ -1556,7 +1557,10 @@ dns_mx_cmp(const void *a, const void *b)
 	return x->pref < y->pref ? -1 : x->pref > y->pref;
 }
 
-/* Uniform in [0, n), n > 0. */
+/*
+ * Uniform in [0, n), n > 0: MX shuffling and the ids of the queries made
+ * by hand, which must not be guessable (off-path spoofing of answers).
+ */
 static uint32_t
 dns_random(uint32_t n)
 {
@@ -1565,17 +1569,14 @@ dns_random(uint32_t n)
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 36)))
 	return arc4random_uniform(n);
 #else
-	static bool seeded;
+	/* The kernel's generator, with rejection for a uniform result. */
+	uint32_t x, lim = UINT32_MAX - UINT32_MAX % n;
 
-	if (!seeded) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		srandom((unsigned)ts.tv_nsec ^ (unsigned)ts.tv_sec ^
-		    (unsigned)getpid());
-		seeded = true;
-	}
-	return (uint32_t)random() % n;
+	do {
+		if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
+			fatalx("getrandom failed");
+	} while (x >= lim);
+	return x % n;
 #endif
 }
 
