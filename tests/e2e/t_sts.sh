@@ -34,7 +34,7 @@
 
 command -v openssl > /dev/null || { echo "# openssl not installed"; exit 77; }
 need_python
-ALL="enforce notlisted badcert testing restart big redirect slow"
+ALL="enforce notlisted badcert testing testing_nomatch restart big redirect slow"
 CASES=${MXRELAY_T_CASES:-$ALL}
 OFF=${MXRELAY_T_OFF:-0}
 ID=20261202T0001
@@ -157,6 +157,21 @@ case_testing() {
 	ok "testing, MX not in the policy: delivered, logged 'would fail'"
 }
 
+# RFC 8461 §5 / RFC 8460: under testing, an exchanger that matches none of
+# the policy's mx patterns is what enforce would refuse, whatever its
+# certificate: it must be reported (logged "would fail"), not counted a
+# success.
+case_testing_nomatch() {
+	sinks_stop; fresh; rm -f "$T/stsd.log"
+	policy testing other.sts.test
+	start_stsd ok
+	conf
+	sink 127.0.0.6 -c "$C/good.pem" -k "$C/good.key"
+	send x@sts.test; run_queue
+	delivered_tls x@sts.test verified
+	log_has "mta-sts: sts.test: testing: mx.sts.test: would fail"
+	ok "testing, MX not in the policy, good certificate: delivered, logged 'would fail'"
+}
 case_restart() {
 	sinks_stop; fresh; rm -f "$T/stsd.log"
 	policy enforce mx.sts.test
