@@ -353,6 +353,7 @@ sess_tlsrpt(const struct dest *d, const struct dsess *s,
 {
 	const struct smtpc_seen *seen = smtpc_seen(sc);
 	const char *policy = "no-policy-found", *fail;
+	bool nomatch;
 
 	if (route_tls(d, r, s->clear) == TLS_NONE || !seen->ehlo_done)
 		return;
@@ -378,10 +379,16 @@ sess_tlsrpt(const struct dest *d, const struct dsess *s,
 		    "validation-failure" : "starttls-not-supported";
 	else
 		fail = smtpc_tls_failure(sc);
+	/* Testing: an exchanger outside the mx patterns fails too (§4.1). */
+	nomatch = r->auth == ROUTE_STS_TESTING && fail == NULL &&
+	    d->have_sts && !sts_mx_match(&d->sts, r->host);
+	if (nomatch)
+		fail = "validation-failure";
 	dest_tlsrpt(d, policy, fail != NULL ? fail : "success");
 	if (fail != NULL && r->auth == ROUTE_STS_TESTING)
 		log_info("mta-sts: %s: testing: %s: would fail: %s (%s)",
-		    d->name, r->host, fail, !seen->tls_tried ?
+		    d->name, r->host, fail, nomatch ?
+		    "not in the policy's mx patterns" : !seen->tls_tried ?
 		    "STARTTLS not offered" : seen->tls.verify_text[0] != '\0' ?
 		    seen->tls.verify_text : "handshake failed");
 }
