@@ -89,7 +89,13 @@ static struct {
 	unsigned	 port;
 	int		 requests;	/* requests the server read */
 	bool		 down;		/* answer 503 to everything */
+	bool		 tarpit;	/* accept, never answer (no TLS) */
+	int		 tarpit_fd[256];
+	int		 ntarpit;
 } w;
+
+#define MANY		40	/* many0.test .. many39.test */
+#define FETCH_MAX	16	/* fetches in flight at most (issue15.md 4.2) */
 
 /* The fake TXT lookups: answered from the loop by a timer. */
 struct fake_req {
@@ -126,6 +132,8 @@ on_fake(void *arg)
 	size_t n = 0;
 
 	fake_unlink(f);
+	if (strncmp(name, "many", 4) == 0)
+		rec[n++] = "v=STSv1; id=1";
 	for (size_t i = 0; i < NITEMS(txt_table); i++)
 		if (txt_table[i].domain != NULL &&
 		    strcmp(txt_table[i].domain, name) == 0 &&
@@ -342,6 +350,13 @@ on_accept(int fd, int events, void *arg)
 	(void)arg;
 	if ((s = accept(fd, NULL, NULL)) == -1)
 		return;
+	if (w.tarpit) {
+		if (w.ntarpit < (int)NITEMS(w.tarpit_fd))
+			w.tarpit_fd[w.ntarpit++] = s;
+		else
+			close(s);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	assert_non_null(c);
 	c->io = io_new(w.loop, on_conn, c);
@@ -791,6 +806,46 @@ test_refresh(void **state)
 	set_txt("down.test", "");
 }
 
+/*
+ * Many domains at once whose policy hosts hold the connection and never
+ * answer (a tarpit): the fetches in flight are capped, so that a queue
+ * over many such domains does not take a descriptor and a 64 KiB buffer
+ * per destination (the queue manager's descriptor budget counts two per
+ * message and the SMTP sessions, nothing for policy fetches).
+ */
+static void
+test_fetch_cap(void **state)
+{
+	struct sts *s;
+	struct result r[MANY];
+	char d[32];
+	int calls = 0;
+	uint64_t end;
+
+	(void)state;
+	w.tarpit = true;
+	w.ntarpit = 0;
+	s = new_sts(3000);
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < MANY; i++) {
+		snprintf(d, sizeof(d), "many%d.test", i);
+		assert_non_null(sts_policy_get(s, d, on_policy, &r[i]));
+	}
+	/* Well before any fetch times out: the connections made so far. */
+	for (end = util_now_ms() + 1500; util_now_ms() < end;)
+		ev_run_once(w.loop, 50);
+	for (int i = 0; i < MANY; i++)
+		calls += r[i].calls;
+	if (w.ntarpit > FETCH_MAX)
+		fail_msg("%d policy fetches in flight at once (%d answered)",
+		    w.ntarpit, calls);
+	sts_free(s);
+	for (int i = 0; i < w.ntarpit; i++)
+		close(w.tarpit_fd[i]);
+	w.ntarpit = 0;
+	w.tarpit = false;
+}
+
 /* The TXT record from dnsd through dns_txt_lookup(). */
 static void
 test_real_txt(void **state)
@@ -879,6 +934,8 @@ start_world(void **state)
 		return -1;
 	for (size_t i = 0; i < NITEMS(domains); i++)
 		fprintf(f, "mta-sts.%s.test A 127.0.0.1\n", domains[i]);
+	for (int i = 0; i < MANY; i++)
+		fprintf(f, "mta-sts.many%d.test A 127.0.0.1\n", i);
 	fprintf(f, "_mta-sts.real.test TXT v=STSv1; id=r1\n"
 	    "real.test TXT v=spf1 -all\n");
 	fclose(f);
@@ -965,6 +1022,7 @@ main(void)
 		cmocka_unit_test_setup(test_cache_dir, setup),
 		cmocka_unit_test_setup(test_refresh, setup),
 		cmocka_unit_test_setup(test_real_txt, setup),
+		cmocka_unit_test_setup(test_fetch_cap, setup),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
