@@ -9,7 +9,9 @@
  * a connect to each in turn until one answers, TLS verified against the
  * WebPKI for that name, one HTTP/1.1 GET, the response read with
  * sts_policy.c's pieces.  Redirects are refused, the body is limited to
- * STS_BODY_MAX, and the whole job is bounded by timeout_ms.
+ * STS_BODY_MAX, and the whole job is bounded by timeout_ms.  At most
+ * STS_FETCH_MAX fetches are in flight; the other jobs wait for a slot
+ * (within their timeout_ms).
  *
  * The disk cache is a folder of one file per domain, named after it:
  *
@@ -65,6 +67,7 @@ void		 sts_test_dns_cancel(struct dns_req *);
 #define STS_FILE_MAGIC		"mxrelay-sts 1"
 #define STS_FILE_HEAD_MAX	256
 #define STS_DOMAIN_MAX		253
+#define STS_FETCH_MAX		16	/* fetches in flight; the others wait */
 
 #define FAIL_FETCH	"sts-policy-fetch-error"
 #define FAIL_INVALID	"sts-policy-invalid"
@@ -81,6 +84,7 @@ TAILQ_HEAD(sts_reqs, sts_req);
 
 enum fetch_state {
 	F_TXT,
+	F_QUEUED,		/* waiting for a fetch slot */
 	F_ADDR,
 	F_CONNECT,
 	F_TLS,
@@ -91,6 +95,8 @@ enum fetch_state {
 
 struct sts_job {
 	struct sts_entry	*e;
+	TAILQ_ENTRY(sts_job)	 qlink;		/* s->fetchq while F_QUEUED */
+	bool			 slot;		/* holds one of STS_FETCH_MAX */
 	enum fetch_state	 state;
 	struct dns_req		*dreq;
 	struct ev_timer		 deadline;
@@ -128,6 +134,9 @@ struct sts {
 	char			*cache_dir;	/* opened at first use; NULL: none */
 	LIST_HEAD(, sts_entry)	 entries;
 	unsigned		 answering;	/* nested entry_answer() calls */
+	unsigned		 nfetch;	/* jobs holding a fetch slot */
+	TAILQ_HEAD(, sts_job)	 fetchq;	/* jobs waiting for one */
+	bool			 freeing;
 	bool			 dead;		/* sts_free() called while answering */
 };
 
@@ -155,6 +164,7 @@ static void	 on_txt(void *, enum dns_status, const char *const *, size_t,
 static void	 on_addr(void *, enum dns_status,
 		    const struct sockaddr_storage *, size_t, const char *);
 static void	 job_connect(struct sts_job *);
+static void	 fetch_begin(struct sts_job *);
 static bool	 tls_cert_failed(struct sts_job *);
 static void	 on_io(struct io *, enum io_event, void *);
 static void	 read_head(struct sts_job *);
@@ -407,6 +417,7 @@ sts_new(struct ev_loop *loop, struct dns *dns, const struct sts_conf *c,
 	if (c->cache_dir != NULL)
 		s->cache_dir = xstrdup(c->cache_dir);
 	LIST_INIT(&s->entries);
+	TAILQ_INIT(&s->fetchq);
 	return s;
 }
 
@@ -415,6 +426,7 @@ real_free(struct sts *s)
 {
 	struct sts_entry *e;
 
+	s->freeing = true;
 	while ((e = LIST_FIRST(&s->entries)) != NULL)
 		entry_free(e);
 	if (s->dirfd != -1)
@@ -587,6 +599,19 @@ job_start(struct sts_entry *e)
 static void
 job_free(struct sts_job *j)
 {
+	struct sts *s = j->e->s;
+	struct sts_job *next;
+
+	if (j->state == F_QUEUED)
+		TAILQ_REMOVE(&s->fetchq, j, qlink);
+	if (j->slot) {
+		s->nfetch--;
+		/* The slot goes to the first job waiting (from the loop). */
+		if (!s->freeing && (next = TAILQ_FIRST(&s->fetchq)) != NULL) {
+			TAILQ_REMOVE(&s->fetchq, next, qlink);
+			fetch_begin(next);
+		}
+	}
 	if (j->dreq != NULL)
 		dns_cancel(j->dreq);
 	if (j->io != NULL)
@@ -673,6 +698,23 @@ on_txt(void *arg, enum dns_status st, const char *const *txt, size_t n,
 		return;
 	}
 	memcpy(j->id, id, sizeof(id));
+	if (s->nfetch >= STS_FETCH_MAX) {
+		/* Bounded by the job's deadline like the rest of it. */
+		j->state = F_QUEUED;
+		TAILQ_INSERT_TAIL(&s->fetchq, j, qlink);
+		return;
+	}
+	fetch_begin(j);
+}
+
+/* The fetch proper, with a slot: the addresses of mta-sts.DOMAIN. */
+static void
+fetch_begin(struct sts_job *j)
+{
+	struct sts *s = j->e->s;
+
+	j->slot = true;
+	s->nfetch++;
 	j->state = F_ADDR;
 	j->dreq = dns_addr_lookup(s->dns, j->host, on_addr, j);
 }
