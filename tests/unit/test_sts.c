@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -136,7 +137,7 @@ on_fake(void *arg)
 		rec[n++] = "v=STSv1; id=1";
 	for (size_t i = 0; i < NITEMS(txt_table); i++)
 		if (txt_table[i].domain != NULL &&
-		    strcmp(txt_table[i].domain, name) == 0 &&
+		    strcasecmp(txt_table[i].domain, name) == 0 &&
 		    txt_table[i].txt[0] != '\0') {
 			rec[n++] = "v=spf1 -all";
 			rec[n++] = txt_table[i].txt;
@@ -846,6 +847,42 @@ test_fetch_cap(void **state)
 	w.tarpit = false;
 }
 
+/*
+ * A domain as a recipient address spells it (delivery_relay.c passes the
+ * domain of the first recipient, in its case, for relayhost_fallback =
+ * mx): its policy must still be kept on disk, or a later run has no
+ * cached policy to hold on to when the TXT record is stripped.
+ */
+static void
+test_case(void **state)
+{
+	struct sts *s;
+	struct result r;
+	char path[256];
+	struct stat st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/chunk.test", w.cache);
+	unlink(path);
+	set_txt("chunk.test", "v=STSv1; id=case1");
+	s = new_sts(0);
+	get(s, "Chunk.TEST", &r);
+	assert_true(r.have);
+	result_clear(&r);
+	sts_free(s);
+	if (lstat(path, &st) == -1)
+		fail_msg("Chunk.TEST: no cache file %s", path);
+	/* A restart, the TXT record gone: the cached policy applies */
+	set_txt("chunk.test", "");
+	s = new_sts(0);
+	get(s, "Chunk.TEST", &r);
+	if (!r.have)
+		fail_msg("Chunk.TEST: %s %s", r.fail, r.why);
+	assert_string_equal(r.pol.id, "case1");
+	result_clear(&r);
+	sts_free(s);
+}
+
 /* The TXT record from dnsd through dns_txt_lookup(). */
 static void
 test_real_txt(void **state)
@@ -1023,6 +1060,7 @@ main(void)
 		cmocka_unit_test_setup(test_refresh, setup),
 		cmocka_unit_test_setup(test_real_txt, setup),
 		cmocka_unit_test_setup(test_fetch_cap, setup),
+		cmocka_unit_test_setup(test_case, setup),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
