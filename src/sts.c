@@ -542,8 +542,16 @@ on_answer(void *arg)
 struct sts_req *
 sts_policy_get(struct sts *s, const char *domain, sts_cb cb, void *arg)
 {
-	struct sts_entry *e = entry_get(s, domain);
+	struct sts_entry *e;
 	struct sts_req *r = xcalloc(1, sizeof(*r));
+	char *lower = xstrdup(domain);
+
+	/* One entry and one cache file per domain, however it is spelt. */
+	for (char *c = lower; *c != '\0'; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	e = entry_get(s, lower);
+	free(lower);
 
 	r->e = e;
 	r->cb = cb;

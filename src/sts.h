@@ -31,7 +31,7 @@ struct sts	*sts_new(struct ev_loop *, struct dns *, const struct sts_conf *,
 void		 sts_free(struct sts *);	/* pending callbacks are not called */
 
 /*
- * The policy of domain (lower case), from the loop, never from inside
+ * The policy of domain (any case), from the loop, never from inside
  * sts_policy_get().  pol NULL: no policy applies (none published, the
  * discovery failed, or the fetch failed with no cached policy): deliver
  * as without MTA-STS.  fail: the RFC 8460 §4.3 result type when a fetch
