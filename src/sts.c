@@ -10,8 +10,8 @@
  * WebPKI for that name, one HTTP/1.1 GET, the response read with
  * sts_policy.c's pieces.  Redirects are refused, the body is limited to
  * STS_BODY_MAX, and the whole job is bounded by timeout_ms.  At most
- * STS_FETCH_MAX fetches are in flight; the other jobs wait for a slot
- * (within their timeout_ms).
+ * STS_FETCH_MAX fetches are in flight; the other jobs wait for a slot,
+ * and then have their timeout_ms.
  *
  * The disk cache is a folder of one file per domain, named after it:
  *
@@ -707,7 +707,12 @@ on_txt(void *arg, enum dns_status st, const char *const *txt, size_t n,
 	}
 	memcpy(j->id, id, sizeof(id));
 	if (s->nfetch >= STS_FETCH_MAX) {
-		/* Bounded by the job's deadline like the rest of it. */
+		/*
+		 * No deadline while it waits: a few slow policy hosts must
+		 * not make other domains' fetches fail (and their mail go
+		 * as without a policy); each fetch still ends in timeout_ms.
+		 */
+		ev_timer_del(s->loop, &j->deadline);
 		j->state = F_QUEUED;
 		TAILQ_INSERT_TAIL(&s->fetchq, j, qlink);
 		return;
@@ -723,6 +728,8 @@ fetch_begin(struct sts_job *j)
 
 	j->slot = true;
 	s->nfetch++;
+	if (j->state == F_QUEUED)
+		ev_timer_add(s->loop, &j->deadline, s->timeout_ms);
 	j->state = F_ADDR;
 	j->dreq = dns_addr_lookup(s->dns, j->host, on_addr, j);
 }

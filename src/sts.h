@@ -44,7 +44,8 @@ void		 sts_free(struct sts *);	/* pending callbacks are not called */
  * answered at once; otherwise the TXT record is read again (the dns
  * cache keeps it for its TTL) and the policy fetched again when its id
  * changed or less than a quarter of its max_age is left.  Requests for a
- * domain being looked up wait for that lookup (at most timeout_ms).
+ * domain being looked up wait for that lookup (timeout_ms once its
+ * fetch has one of the slots that cap the fetches in flight).
  */
 typedef void (*sts_cb)(void *arg, const struct sts_policy *pol,
 		    const char *fail, const char *why);

@@ -826,20 +826,35 @@ test_fetch_cap(void **state)
 	(void)state;
 	w.tarpit = true;
 	w.ntarpit = 0;
-	s = new_sts(3000);
+	s = new_sts(1000);
 	memset(r, 0, sizeof(r));
 	for (int i = 0; i < MANY; i++) {
 		snprintf(d, sizeof(d), "many%d.test", i);
 		assert_non_null(sts_policy_get(s, d, on_policy, &r[i]));
 	}
 	/* Well before any fetch times out: the connections made so far. */
-	for (end = util_now_ms() + 1500; util_now_ms() < end;)
+	for (end = util_now_ms() + 500; util_now_ms() < end;)
 		ev_run_once(w.loop, 50);
 	for (int i = 0; i < MANY; i++)
 		calls += r[i].calls;
 	if (w.ntarpit > FETCH_MAX)
 		fail_msg("%d policy fetches in flight at once (%d answered)",
 		    w.ntarpit, calls);
+	/* Every request is answered in the end, each fetch timed out. */
+	for (end = util_now_ms() + WAIT_MS; calls < MANY &&
+	    util_now_ms() < end;) {
+		ev_run_once(w.loop, 50);
+		calls = 0;
+		for (int i = 0; i < MANY; i++)
+			calls += r[i].calls;
+	}
+	assert_int_equal(calls, MANY);
+	for (int i = 0; i < MANY; i++) {
+		assert_false(r[i].have);
+		assert_string_equal(r[i].fail, "sts-policy-fetch-error");
+		assert_non_null(strstr(r[i].why, "timed out"));
+	}
+	assert_int_equal(w.ntarpit, MANY);
 	sts_free(s);
 	for (int i = 0; i < w.ntarpit; i++)
 		close(w.tarpit_fd[i]);
