@@ -34,7 +34,7 @@
 
 command -v openssl > /dev/null || { echo "# openssl not installed"; exit 77; }
 need_python
-ALL="enforce notlisted badcert testing testing_nomatch restart big redirect slow"
+ALL="enforce notlisted badcert nostarttls testing testing_nomatch restart big redirect slow"
 CASES=${MXRELAY_T_CASES:-$ALL}
 OFF=${MXRELAY_T_OFF:-0}
 ID=20261202T0001
@@ -145,6 +145,20 @@ case_badcert() {
 	ok "enforce, MX listed, self-signed certificate: deferred, no MAIL, no clear-text retry"
 }
 
+# enforce, MX listed, STARTTLS not offered (an on-path attacker strips it):
+# deferred 4.7.4, never sent in clear.
+case_nostarttls() {
+	sinks_stop; fresh; rm -f "$T/stsd.log"
+	policy enforce mx.sts.test
+	start_stsd ok
+	conf
+	sink 127.0.0.6
+	send x@sts.test; run_queue
+	log_has "to=<x@sts.test>" "dsn=4.7.4" "status=deferred"
+	[ "$(received 127.0.0.6)" = 0 ] || fail "delivered in clear under enforce"
+	! grep -q '^mail ' "$T/sink/127.0.0.6.log" || fail "MAIL sent in clear"
+	ok "enforce, STARTTLS not offered: deferred 4.7.4, nothing in clear"
+}
 case_testing() {
 	sinks_stop; fresh; rm -f "$T/stsd.log"
 	policy testing other.sts.test
