@@ -59,6 +59,7 @@ struct dsess {
 	bool			 clear;		/* TLS off: retry after a failed handshake */
 	bool			 parked;	/* on d->idle */
 	bool			 woken;		/* first part after idling */
+	bool			 tls_counted;	/* in mxrelay_tls_sessions_total */
 	struct dsess		*inext, *iprev;
 	struct ev_timer		 idle_timer;
 };
@@ -90,7 +91,7 @@ static void	 rcpt_final(struct dest *, struct dsess *, struct delivery_msg *,
 static bool	 part_finished(const struct delivery_msg *);
 static void	 part_complete(struct dest *, struct delivery_msg *);
 static void	 engine_wake(struct delivery_engine *);
-static void	 sess_tlsrpt(const struct dest *, const struct dsess *,
+static void	 sess_tlsrpt(const struct dest *, struct dsess *,
 		    const struct route *, const struct smtpc *);
 
 static const struct smtpc_ops sess_ops = {
@@ -344,19 +345,23 @@ dest_tlsrpt(const struct dest *d, const char *policy, const char *result)
 }
 
 /*
- * A session over route r closed: count it once when it asked for TLS
- * (the retry in clear did not), by the policy that governed it.
+ * A session over route r got ready for MAIL, or closed before: count it
+ * once when it asked for TLS (the retry in clear did not), by the policy
+ * that governed it.  At ready, not at close: a session may stay open,
+ * idle, for long.
  */
 static void
-sess_tlsrpt(const struct dest *d, const struct dsess *s,
-    const struct route *r, const struct smtpc *sc)
+sess_tlsrpt(const struct dest *d, struct dsess *s, const struct route *r,
+    const struct smtpc *sc)
 {
 	const struct smtpc_seen *seen = smtpc_seen(sc);
 	const char *policy = "no-policy-found", *fail;
 	bool nomatch;
 
-	if (route_tls(d, r, s->clear) == TLS_NONE || !seen->ehlo_done)
+	if (s->tls_counted || route_tls(d, r, s->clear) == TLS_NONE ||
+	    !seen->ehlo_done)
 		return;
+	s->tls_counted = true;
 	switch (r->auth) {
 	case ROUTE_DANE:
 	case ROUTE_DANE_ENCRYPT:
@@ -802,9 +807,9 @@ sess_on_ready(void *arg, struct smtpc *sc)
 {
 	struct dsess *s = arg;
 
-	(void)sc;
 	s->ready = true;
 	s->d->nconnecting--;
+	sess_tlsrpt(s->d, s, &s->d->routes[s->ri], sc);
 	sess_next(s);
 }
 

@@ -219,3 +219,12 @@ promtool check metrics < "$T/m.txt" > "$T/promtool.out" 2>&1 ||
     { cat "$T/promtool.out" >&2; fail "promtool check metrics failed"; }
 daemon_stop
 ok "TLS use: verified, unverified; a certificate for another name counts as a TLS failure"
+
+# 10. TLS reporting (RFC 8460) from the same run: under tls = dane, the
+# default, with dnsd (no DNSSEC) no domain has a policy; each session
+# that brought TLS up counts as no-policy-found, success.
+has "$T/m.txt" 'mxrelay_tls_sessions_total{domain="tv.test",policy="no-policy-found",result="success"} 1'
+has "$T/m.txt" 'mxrelay_tls_sessions_total{domain="tu.test",policy="no-policy-found",result="success"} 1'
+grep -q '^# TYPE mxrelay_tls_sessions_total counter$' "$T/m.txt" ||
+    fail "no TYPE line for mxrelay_tls_sessions_total"
+ok "TLS sessions: counted per domain as no-policy-found without DNSSEC or MTA-STS"
