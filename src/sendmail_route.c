@@ -105,6 +105,8 @@ static const char *action_of(enum outcome);
 static int	 exit_of(enum outcome);
 static void	 print_text(const struct rrun *);
 static void	 print_json(const struct rrun *);
+static const char *mx_unused_text(const struct delivery_probe *,
+		    const struct delivery_probe_mx *);
 static void	 print_policy_text(const struct delivery_probe *);
 static void	 print_mx_policy_text(const struct delivery_probe *,
 		    const struct delivery_probe_mx *);
@@ -610,7 +612,7 @@ print_text(const struct rrun *run)
 		for (size_t j = 0; j < x->naddrs; j++)
 			printf("    address %s%s\n", addr_text(&x->addrs[j], a,
 			    sizeof(a)), addr_routed(p, &x->addrs[j]) ? "" :
-			    " (not tried: mx_address_limit, or after this host)");
+			    mx_unused_text(p, x));
 		print_mx_policy_text(p, x);
 	}
 	if (p->nroutes > 0)
@@ -634,6 +636,20 @@ print_text(const struct rrun *run)
 		    addr_port(&p->routes[p->route].ss));
 	printf(" (%s): %s\n", v->status, util_escape(esc, sizeof(esc),
 	    v->reply));
+}
+
+/* Why an address of exchanger x is not a route. */
+static const char *
+mx_unused_text(const struct delivery_probe *p,
+    const struct delivery_probe_mx *x)
+{
+	if (p->dane && x->dane == DANE_FAILED)
+		return " (not used: its TLSA lookup failed)";
+	if (p->dane && p->have_sts && p->sts.mode == STS_MODE_ENFORCE &&
+	    !x->sts_match && x->dane != DANE_USABLE &&
+	    x->dane != DANE_UNUSABLE)
+		return " (not used: not an mx of the MTA-STS policy)";
+	return " (not tried: mx_address_limit, or after this host)";
 }
 
 /* The verdict of DANE for exchanger x (RFC 7672 §2.2). */

@@ -5,7 +5,8 @@
 # order with equal preferences, null MX, NXDOMAIN, SERVFAIL, an exchanger
 # without STARTTLS, a certificate for the wrong name under tls = verify,
 # the implicit MX, no exchanger reachable, a loop back to this host, a
-# relayhost, and tls = dane with an insecure domain.
+# relayhost, and tls = dane with an insecure domain and (with unbound) a
+# signed one.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 
@@ -262,6 +263,68 @@ route tls.test 0
 jcheck 'j["tls_policy"] == "may" and j["dnssec"] is None and j["mta_sts"] is None'
 jcheck 'j["mx"][0]["dane"] is None'
 ok "tls = dane with an insecure domain: 'dane: insecure', as may; tls_policy may turns it off"
+
+# 11. tls = dane with a validating resolver (unbound on loopback, a zone
+# signed here; skipped where the test world or the tools cannot do
+# that): an exchanger with a matching TLSA 3 1 1 is 'dane: secure', its
+# session authenticated by DANE, and the mail goes with tls=.../dane; one
+# whose TLSA answer is bogus (changed after signing) is not used, and
+# route says defer 4.7.5 naming the lookup, as delivery then does.
+if command -v make_signed_zone > /dev/null 2>&1 &&
+    command -v ldns-signzone > /dev/null 2>&1 &&
+    command -v unbound > /dev/null 2>&1; then
+	mkdir "$T/zones"
+	GOOD=$(tlsa_311 "$C/good.pem")
+	WRONG=$(tlsa_311 "$C/wrong.pem")
+	cat > "$T/zones/dsec.test" <<-EOF
+	\$ORIGIN dsec.test.
+	\$TTL 300
+	@	SOA ns.dsec.test. host.dsec.test. 1 3600 600 86400 300
+	@	NS ns.dsec.test.
+	ns	A 127.0.0.1
+	good	MX 10 mx.good
+	mx.good	A 127.0.0.2
+	_$SMTP_PORT._tcp.mx.good	TLSA 3 1 1 $GOOD
+	bad	MX 10 mx.bad
+	mx.bad	A 127.0.0.6
+	_$SMTP_PORT._tcp.mx.bad	TLSA 3 1 1 $GOOD
+	EOF
+	make_signed_zone dsec.test "$T/zones/dsec.test"
+	awk -v t="_$SMTP_PORT._tcp.mx.bad.dsec.test." -v d="$WRONG" '
+	    $1 == t && $4 == "TLSA" { $8 = d; n++ }
+	    { print }
+	    END { if (n != 1) exit 1 }' "$T/zones/dsec.test.signed" > "$T/zones/tmp" ||
+	    fail "tampering with the signed zone"
+	mv "$T/zones/tmp" "$T/zones/dsec.test.signed"
+	start_unbound
+	sinks_stop; fresh; world_conf "dns_servers = 127.0.0.1:$DNS_VAL_PORT"
+	sink 127.0.0.2 -c "$C/good.pem" -k "$C/good.key"
+	sink 127.0.0.6 -c "$C/good.pem" -k "$C/good.key"
+	route good.dsec.test 0
+	jcheck 'j["dnssec"]["mx_secure"] is True'
+	jcheck 'j["mx"][0]["dane"]["address_secure"] is True'
+	jcheck 'j["mx"][0]["dane"]["tlsa"].startswith("3 1 1 ")'
+	jcheck 'j["routes"][0]["sessions"][0]["auth"] == "dane"'
+	jcheck 'j["routes"][0]["sessions"][0]["tls_policy"] == "verify"'
+	jcheck 'j["routes"][0]["sessions"][0]["tls"]["dane"].startswith("3 1 1 matched")'
+	"$MXRELAY" route -C "$CONF" good.dsec.test > "$T/route.txt" 2>&1 ||
+	    fail "route good.dsec.test (text)"
+	grep -q '^dnssec: MX answer secure$' "$T/route.txt" || fail "no secure MX line"
+	grep -q '^    dane: secure -> TLS required, authenticated by DANE' "$T/route.txt" ||
+	    fail "no 'dane: secure' line"
+	deliver x@good.dsec.test
+	log_has "to=<x@good.dsec.test>" "tls=TLSv1.3/dane" "status=sent"
+	route bad.dsec.test 75
+	jcheck 'j["mx"][0]["dane"]["state"] == "TLSA lookup failed"'
+	jcheck 'j["routes"] == [] and j["verdict"]["status"] == "4.7.5"'
+	jcheck '"TLSA lookup for _" in j["verdict"]["reason"]'
+	deliver x@bad.dsec.test
+	log_has "to=<x@bad.dsec.test>" "dsn=4.7.5" "status=deferred"
+	[ "$(received 127.0.0.6)" = 0 ] || fail "mail sent to a host whose TLSA is bogus"
+	ok "tls = dane, secure: TLSA match delivers tls=.../dane; a bogus TLSA defers 4.7.5 as route says"
+else
+	echo "# case 11 skipped: no signed-zone test world (unbound, ldns-signzone, world.sh)"
+fi
 
 # Usage and errors.
 expect_rc 64 "route without a domain" "$MXRELAY" route -C "$CONF"
