@@ -60,7 +60,7 @@ struct conf {
 	char		*tls_ca_file;
 	/* MTA-STS (RFC 8461; mxrelay.conf(5), TLS). */
 	bool		 mta_sts;
-	char		*mta_sts_ca_file;	/* NULL: the system's CA store */
+	char		*mta_sts_ca_file;	/* NULL: the system store */
 	unsigned	 mta_sts_port;		/* of the policy host: 443 */
 	unsigned	 mta_sts_timeout_ms;	/* a whole policy fetch */
 	char		*tls_cert_file;

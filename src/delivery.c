@@ -78,15 +78,15 @@ struct mxent {
 	enum dns_status		 st;
 	struct sockaddr_storage	*addrs;
 	size_t			 naddrs;
-	bool			 addr_secure;	/* the address answers validated */
+	bool			 addr_secure;	/* its addresses validated */
 	enum delivery_dane	 dane;
-	char			 dane_err[128];	/* DANE_FAILED: the lookup's error */
-	struct tlsa_rr		*rr;		/* secure TLSA records (copies) */
+	char			 dane_err[128];	/* DANE_FAILED: why */
+	struct tlsa_rr		*rr;		/* its secure TLSA records */
 	size_t			 nrr;
-	const char		*names[1];	/* reference identifier: the domain */
+	const char		*names[1];	/* reference name: the domain */
 	struct io_tls_dane	 tls_dane;	/* for ROUTE_DANE sessions */
 	enum route_auth		 auth;		/* routes_build() */
-	bool			 unused;	/* no route: DANE failed, MTA-STS */
+	bool			 unused;	/* no route (DANE, MTA-STS) */
 };
 
 static bool	 dest_unused(const struct dest *);
@@ -725,7 +725,8 @@ on_mx_saddrs(void *arg, enum dns_status st, bool secure,
 	mx_addrs_keep(x, st, addrs, n);
 	x->addr_secure = secure;
 	if (x->naddrs > 0 && secure) {
-		x->req = dns_tlsa_lookup(d->e->dns, x->host, d->port, on_tlsa, x);
+		x->req = dns_tlsa_lookup(d->e->dns, x->host, d->port, on_tlsa,
+		    x);
 		if (x->req != NULL)
 			return;
 		x->dane = DANE_FAILED;
@@ -754,7 +755,7 @@ on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rr,
 
 	x->req = NULL;
 	if (st == DNS_TEMPFAIL) {
-		/* Bogus or unanswered: this host is not used (RFC 7672 §2.2). */
+		/* Bogus or unanswered: the host is not used (RFC 7672 §2.2). */
 		x->dane = DANE_FAILED;
 		util_strlcpy(x->dane_err, errtext != NULL ? errtext :
 		    "temporary failure", sizeof(x->dane_err));
@@ -1025,12 +1026,12 @@ routes_build(struct dest *d)
 			    "back to myself", d->name);
 		else if (dane_failed != NULL)
 			/* Never in clear where DANE was required. */
-			dest_fail(d, OUTCOME_TEMPFAIL, "4.7.5", "TLSA lookup for "
-			    "_%u._tcp.%s failed: %s", d->port, dane_failed->host,
-			    dane_failed->dane_err);
+			dest_fail(d, OUTCOME_TEMPFAIL, "4.7.5", "TLSA lookup "
+			    "for _%u._tcp.%s failed: %s", d->port,
+			    dane_failed->host, dane_failed->dane_err);
 		else if (sts_cut != NULL)
-			dest_fail(d, OUTCOME_TEMPFAIL, "4.7.0", "no MX host of %s "
-			    "matches its MTA-STS policy", d->name);
+			dest_fail(d, OUTCOME_TEMPFAIL, "4.7.0", "no MX host of "
+			    "%s matches its MTA-STS policy", d->name);
 		else if (temp)
 			dest_fail(d, OUTCOME_TEMPFAIL, "4.4.3", "Host or domain "
 			    "name lookup failed temporarily: no address for the "

@@ -90,9 +90,9 @@ const char	*delivery_dane_to_text(enum delivery_dane);
 enum route_auth {
 	ROUTE_BASE,		/* the destination's policy (dane: may) */
 	ROUTE_DANE,		/* TLS, the peer must match a TLSA record */
-	ROUTE_DANE_ENCRYPT,	/* secure TLSA, none usable: TLS, unauthenticated */
+	ROUTE_DANE_ENCRYPT,	/* TLSA, none usable: TLS, unauthenticated */
 	ROUTE_STS_ENFORCE,	/* TLS, certificate verified for the MX name */
-	ROUTE_STS_TESTING,	/* as may; what enforce would refuse is logged */
+	ROUTE_STS_TESTING,	/* as may; what enforce refuses is logged */
 };
 const char	*delivery_route_auth_to_text(enum route_auth);
 
@@ -103,11 +103,11 @@ struct delivery_probe_mx {
 	enum dns_status		 st;		/* of its address lookup */
 	struct sockaddr_storage	*addrs;		/* port 0 */
 	size_t			 naddrs;
-	bool			 addr_secure;	/* addresses validated (DNSSEC) */
+	bool			 addr_secure;	/* addresses validated */
 	enum delivery_dane	 dane;
-	char			*tlsa;		/* "3 1 1 ab12..., ..."; NULL none */
+	char			*tlsa;		/* "3 1 1 ab12..., ..." */
 	char			 dane_err[128];	/* DANE_FAILED: why */
-	bool			 sts_match;	/* matches the MTA-STS mx patterns */
+	bool			 sts_match;	/* an mx of the policy */
 };
 
 struct delivery_probe_route {
@@ -136,7 +136,7 @@ struct delivery_probe {
 	enum dns_status		 mx_status;	/* of the MX lookup, when by_mx */
 	char			 mx_errtext[128];
 	bool			 mx_secure;	/* the MX answer validated */
-	bool			 dane;		/* DANE looked for (tls = dane, by MX) */
+	bool			 dane;		/* tls = dane, by MX */
 	/* MTA-STS: sts_asked, then a policy (sts.mode) or sts_fail */
 	bool			 sts_asked;
 	bool			 have_sts;

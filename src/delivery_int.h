@@ -34,7 +34,7 @@ struct route {
 	bool			 failed;	/* connection-level failure */
 	bool			 tls_broken;	/* handshake failed under may */
 	enum route_auth		 auth;
-	const struct io_tls_dane *dane;		/* ROUTE_DANE: its exchanger's */
+	const struct io_tls_dane *dane;		/* ROUTE_DANE: the records */
 };
 
 struct mxent;		/* delivery.c */
@@ -60,7 +60,7 @@ struct dest {
 	bool			 by_mx;
 	unsigned		 port;
 	enum tls_policy		 tls;
-	bool			 dane;		/* tls = dane, by MX: DANE, MTA-STS */
+	bool			 dane;		/* tls = dane, by MX */
 	enum dest_state		 state;
 	struct dns_req		*mxreq;
 	enum dns_status		 mx_st;		/* of the MX lookup */
@@ -71,7 +71,7 @@ struct dest {
 	bool			 sts_asked;
 	bool			 have_sts;
 	struct sts_policy	 sts;
-	char			 sts_fail[64];	/* RFC 8460 type of a failed fetch */
+	char			 sts_fail[64];	/* RFC 8460 type of a failure */
 	char			 sts_why[256];
 	struct mxent		*mx;
 	size_t			 nmx;
@@ -156,7 +156,8 @@ void		 delivery_relay_free(struct delivery_engine *);
 void		 sess_params(const struct dest *, const struct route *, bool clear,
 		    struct smtpc_params *);
 /* The policy of route r's sessions (clear: the retry without TLS). */
-enum tls_policy	 route_tls(const struct dest *, const struct route *, bool clear);
+enum tls_policy	 route_tls(const struct dest *, const struct route *,
+		    bool clear);
 /* mxrelay_tls_sessions_total (RFC 8460 result types). */
 void		 dest_tlsrpt(const struct dest *, const char *policy,
 		    const char *result);

@@ -59,7 +59,7 @@ struct dsess {
 	bool			 clear;		/* TLS off: retry after a failed handshake */
 	bool			 parked;	/* on d->idle */
 	bool			 woken;		/* first part after idling */
-	bool			 tls_counted;	/* in mxrelay_tls_sessions_total */
+	bool			 tls_counted;	/* in METRIC_TLSRPT */
 	struct dsess		*inext, *iprev;
 	struct ev_timer		 idle_timer;
 };

@@ -246,7 +246,8 @@ sts_setup(struct ev_loop *loop, const struct conf *c, struct runner_setup *d)
 		return -1;
 	}
 	if (d->engine != NULL)
-		delivery_set_sts(d->engine, d->sts, d->sts_ctx, d->sts_ctx_verify);
+		delivery_set_sts(d->engine, d->sts, d->sts_ctx,
+		    d->sts_ctx_verify);
 	return 0;
 }
 
