@@ -941,13 +941,10 @@ mx_decide(const struct dest *d, struct mxent *x)
 			x->auth = ROUTE_STS_ENFORCE;
 		else
 			x->unused = true;
-	} else if (d->sts.mode == STS_MODE_TESTING) {
+	} else if (d->sts.mode == STS_MODE_TESTING)
+		/* Used; an exchanger outside the patterns is logged per
+		 * session (delivery_sess.c sess_tlsrpt). */
 		x->auth = ROUTE_STS_TESTING;
-		if (!sts_mx_match(&d->sts, x->host))
-			log_info("mta-sts: %s: testing: %s: would fail: "
-			    "validation-failure (not an mx of the policy)",
-			    d->name, x->host);
-	}
 }
 
 /*
