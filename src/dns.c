@@ -923,69 +923,54 @@ dns_on_ares_timer(void *arg)
 	dns_rearm(dns);
 }
 
+/*
+ * The answer to a query made by hand (MX, TLSA, TXT): its status and AD
+ * bit, then parse into the entry's result.
+ */
 static void
-dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen)
+raw_done(void *arg, int status, unsigned char *abuf, int alen,
+    struct dns_result *(*parse)(int, const unsigned char *, int, long *),
+    const char *label)
 {
 	struct dns_entry *e = arg;
 	struct dns_result *res;
 	long ttl;
 	bool secure;
 
-	(void)timeouts;
 	dns_qid_release(e->dns, e->qid);
 	if (status == ARES_EDESTRUCTION || e->dns->dead)
 		return;
 	status = raw_status(status, abuf, alen, &secure);
-	res = mx_result(status, abuf, alen, &ttl);
+	res = parse(status, abuf, alen, &ttl);
 	res->secure = secure && res->status != DNS_TEMPFAIL;
-	metrics_inc(METRIC_DNS, (const char *[]){ "MX",
+	metrics_inc(METRIC_DNS, (const char *[]){ label,
 	    dns_status_to_text(res->status) });
 	dns_entry_done(e, res, ttl);
 	dns_result_unref(res);
+}
+
+static void
+dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	(void)timeouts;
+	raw_done(arg, status, abuf, alen, mx_result, "MX");
 }
 
 static void
 dns_on_tlsa(void *arg, int status, int timeouts, unsigned char *abuf,
     int alen)
 {
-	struct dns_entry *e = arg;
-	struct dns_result *res;
-	long ttl;
-	bool secure;
-
 	(void)timeouts;
-	dns_qid_release(e->dns, e->qid);
-	if (status == ARES_EDESTRUCTION || e->dns->dead)
-		return;
-	status = raw_status(status, abuf, alen, &secure);
-	res = tlsa_result(status, abuf, alen, &ttl);
-	res->secure = secure && res->status != DNS_TEMPFAIL;
-	metrics_inc(METRIC_DNS, (const char *[]){ "TLSA",
-	    dns_status_to_text(res->status) });
-	dns_entry_done(e, res, ttl);
-	dns_result_unref(res);
+	raw_done(arg, status, abuf, alen, tlsa_result, "TLSA");
 }
 
 static void
 dns_on_txt(void *arg, int status, int timeouts, unsigned char *abuf,
     int alen)
 {
-	struct dns_entry *e = arg;
-	struct dns_result *res;
-	long ttl;
-	bool secure;
-
 	(void)timeouts;
-	dns_qid_release(e->dns, e->qid);
-	if (status == ARES_EDESTRUCTION || e->dns->dead)
-		return;
-	status = raw_status(status, abuf, alen, &secure);
-	res = txt_result(status, abuf, alen, &ttl);
-	metrics_inc(METRIC_DNS, (const char *[]){ "TXT",
-	    dns_status_to_text(res->status) });
-	dns_entry_done(e, res, ttl);
-	dns_result_unref(res);
+	raw_done(arg, status, abuf, alen, txt_result, "TXT");
 }
 
 /*
