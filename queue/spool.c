@@ -298,6 +298,7 @@ queue_open(const char *dir, bool create, struct queue **qp)
 	q = xcalloc(1, sizeof(*q));
 	q->rootfd = q->tmpfd = q->datafd = q->envfd = q->corruptfd = -1;
 	q->dropfd = -1;
+	spool_msg_init(q);
 	q->dir = xstrdup(dir);
 	if (create) {
 		if (spool_sys->mkdirat(AT_FDCWD, dir, 0700) == 0)
@@ -322,6 +323,10 @@ queue_open(const char *dir, bool create, struct queue **qp)
 	    open_subdir(q, "env", create, &made_sub, &q->envfd) == -1 ||
 	    open_subdir(q, "corrupt", create, &made_sub, &q->corruptfd) == -1 ||
 	    spool_open_drop_dir(q, create, &made_sub) == -1)
+		goto fail;
+	/* msg/ came with version 2 of the layout: a reader does without. */
+	if (open_subdir(q, "msg", create, &made_sub, &q->msgfd) == -1 &&
+	    (create || errno != ENOENT))
 		goto fail;
 	if (made_sub && spool_sys->fsync(q->rootfd) == -1)
 		goto fail;
@@ -372,6 +377,9 @@ queue_close(struct queue *q)
 		close(q->corruptfd);
 	if (q->dropfd != -1)
 		close(q->dropfd);
+	if (q->msgfd != -1)
+		close(q->msgfd);
+	spool_msg_fini(q);
 	free(q->dir);
 	free(q);
 }
@@ -456,7 +464,9 @@ new_begin(struct queue *q, const char *id, struct queue_new **qnp)
 		}
 		/* A clock step back could meet a message still queued. */
 		if (fstatat(q->datafd, qn->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
-		    fstatat(q->envfd, qn->id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		    fstatat(q->envfd, qn->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    (q->msgfd != -1 && fstatat(q->msgfd, qn->id, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0)) {
 			spool_sys->unlinkat(q->tmpfd, qn->id, 0);
 			spool_sys->close(qn->fd);
 			qn->fd = -1;
@@ -622,22 +632,24 @@ int
 queue_new_commit(struct queue_new *qn, struct envelope *env)
 {
 	struct queue *q = qn->q;
-	char etmp[QUEUE_TMPNAME_MAX];
+	char trailer[QUEUE_MSG_TRAILER_LEN];
 	char *ebuf = NULL;
 	size_t elen;
-	int efd = -1, rc = -1, saved;
-	bool env_tmp = false, data_in = false, env_in = false;
+	int rc = -1, saved;
+	bool moved = false;
 
 	if (q->drop_mode)
 		return spool_drop_commit(qn, env);
-	snprintf(etmp, sizeof(etmp), "%s.env", qn->id);
 	if (qn->err != 0) {
 		errno = qn->err;
 		goto done;
 	}
-	if (spool_new_flush(qn) == -1)
+	if (q->msgfd == -1) {
+		/* A queue opened without create on a version 1 spool. */
+		errno = ENOENT;
 		goto done;
-	if (spool_sys->fsync(qn->fd) == -1)
+	}
+	if (spool_new_flush(qn) == -1)
 		goto done;
 
 	util_strlcpy(env->id, qn->id, sizeof(env->id));
@@ -647,54 +659,34 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 		env->arrival = time(NULL);
 	if (envelope_encode(env, &ebuf, &elen) == -1)
 		goto done;
-	if ((efd = spool_sys->openat(q->tmpfd, etmp,
-	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+	/* Body, envelope, trailer: the file is whole once it is in msg/. */
+	spool_msg_trailer(trailer, qn->size, elen);
+	if (spool_write_all(qn->fd, ebuf, elen) == -1 ||
+	    spool_write_all(qn->fd, trailer, sizeof(trailer)) == -1 ||
+	    spool_sys->fsync(qn->fd) == -1)
 		goto done;
-	env_tmp = true;
-	if (spool_write_all(efd, ebuf, elen) == -1 ||
-	    spool_sys->fsync(efd) == -1)
+	if (spool_sys->renameat(q->tmpfd, qn->id, q->msgfd, qn->id) == -1)
 		goto done;
-	/* NFS reports write errors at close. */
-	saved = spool_sys->close(efd);
-	efd = -1;
-	if (saved == -1)
-		goto done;
-
-	if (spool_sys->renameat(q->tmpfd, qn->id, q->datafd, qn->id) == -1)
-		goto done;
-	data_in = true;
-	if (spool_sys->fsync(q->datafd) == -1)
-		goto done;
-	if (spool_sys->renameat(q->tmpfd, etmp, q->envfd, qn->id) == -1)
-		goto done;
-	env_tmp = false;
-	env_in = true;
-	if (spool_sys->fsync(q->envfd) == -1)
+	moved = true;
+	if (spool_msg_dir_sync(q) == -1)
 		goto done;
 	rc = 0;
 
 done:
 	saved = errno;
-	if (efd != -1)
-		spool_sys->close(efd);
 	if (rc == -1) {
-		/*
-		 * Undo in the reverse order: the envelope first, so that
-		 * the message stops existing before its body goes.
-		 */
-		if (env_in) {
-			spool_sys->unlinkat(q->envfd, qn->id, 0);
-			spool_sys->fsync(q->envfd);
-		}
-		if (env_tmp)
-			spool_sys->unlinkat(q->tmpfd, etmp, 0);
-		if (data_in)
-			spool_sys->unlinkat(q->datafd, qn->id, 0);
-		else if (qn->fd != -1)
+		if (moved) {
+			/* Its name may or may not last: take it back. */
+			spool_sys->unlinkat(q->msgfd, qn->id, 0);
+			spool_sys->fsync(q->msgfd);
+		} else if (qn->fd != -1)
 			spool_sys->unlinkat(q->tmpfd, qn->id, 0);
 		env->id[0] = '\0';
 	}
-	/* Read-only use from here on; dropping the fd drops the lock. */
+	/*
+	 * Dropping the fd drops the lock.  After a good fsync a failed
+	 * close loses nothing (NFS reports write errors at fsync too).
+	 */
 	if (qn->fd != -1)
 		spool_sys->close(qn->fd);
 	free(ebuf);
@@ -719,10 +711,29 @@ queue_new_abort(struct queue_new *qn)
 	errno = saved;
 }
 
+/*
+ * Open the file that holds the body of message id: msg/ID, or data/ID
+ * for a message of the version 1 layout (*v1).  The body is its first
+ * bytes, as many as the envelope's size.
+ */
+static int
+body_open(struct queue *q, const char *id, bool *v1)
+{
+	int fd;
+
+	*v1 = false;
+	if (q->msgfd != -1 && ((fd = spool_open_regular(q->msgfd, id)) != -1 ||
+	    errno != ENOENT))
+		return fd;
+	*v1 = true;
+	return spool_open_regular(q->datafd, id);
+}
+
 int
 queue_msg_lock(struct queue *q, const char *id, int *lockfd)
 {
 	struct stat st;
+	bool v1;
 	int fd, saved;
 
 	*lockfd = -1;
@@ -730,18 +741,18 @@ queue_msg_lock(struct queue *q, const char *id, int *lockfd)
 		errno = EINVAL;
 		return -1;
 	}
-	if ((fd = spool_open_regular(q->datafd, id)) == -1)
+	if ((fd = body_open(q, id, &v1)) == -1)
 		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1)
 		goto fail;
 	/*
 	 * The holder before us may have removed the message while we
-	 * waited for the lock on a body that is no longer linked.
+	 * waited for the lock on a file that is no longer linked.
 	 */
 	if (fstat(fd, &st) == -1)
 		goto fail;
-	if (st.st_nlink == 0 ||
-	    fstatat(q->envfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+	if (st.st_nlink == 0 || (v1 &&
+	    fstatat(q->envfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1)) {
 		errno = ENOENT;
 		goto fail;
 	}
@@ -763,28 +774,30 @@ queue_msg_unlock(int lockfd)
 }
 
 /*
- * Read and decode env/ID.  Returns 0; -1 with errno (ENOENT, EIO...);
- * or QUEUE_LOAD_CORRUPT with errno EBADMSG and the reason in *why.
+ * Read len bytes from offset off of fd (len UINT64_MAX: up to the end)
+ * and decode them as the envelope of message id.  Returns as
+ * spool_env_load().
  */
 int
-spool_env_load(struct queue *q, const char *id, struct envelope *env,
-    const char **why)
+spool_env_read(int fd, off_t off, uint64_t len, const char *id,
+    struct envelope *env, const char **why)
 {
 	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	size_t got = 0, cap = 0;
 	ssize_t r;
-	int fd, rc = -1, saved;
+	int rc = -1, saved;
 
-	envelope_init(env);
-	*why = NULL;
-	if (!queue_id_valid(id)) {
-		errno = EINVAL;
-		return -1;
+	if (len != UINT64_MAX && len > QUEUE_ENV_MAX) {
+		*why = "envelope too large";
+		rc = QUEUE_LOAD_CORRUPT;
+		goto done;
 	}
-	if ((fd = spool_open_regular(q->envfd, id)) == -1)
-		return -1;
 	for (;;) {
-		if (len == cap) {
+		size_t want;
+
+		if (len != UINT64_MAX && got == len)
+			break;
+		if (got == cap) {
 			if (cap >= QUEUE_ENV_MAX) {
 				*why = "envelope too large";
 				rc = QUEUE_LOAD_CORRUPT;
@@ -793,16 +806,24 @@ spool_env_load(struct queue *q, const char *id, struct envelope *env,
 			cap = cap ? cap * 2 : 4096;
 			buf = xreallocarray(buf, cap, 1);
 		}
-		if ((r = read(fd, buf + len, cap - len)) == -1) {
+		want = cap - got;
+		if (len != UINT64_MAX && want > len - got)
+			want = (size_t)(len - got);
+		if ((r = pread(fd, buf + got, want, off + (off_t)got)) == -1) {
 			if (errno == EINTR)
 				continue;
 			goto done;
 		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
+		if (r == 0) {
+			if (len == UINT64_MAX)
+				break;
+			*why = "message file shorter than its trailer says";
+			rc = QUEUE_LOAD_CORRUPT;
+			goto done;
+		}
+		got += (size_t)r;
 	}
-	if (envelope_decode(buf, len, env, why) == -1) {
+	if (envelope_decode(buf, got, env, why) == -1) {
 		rc = QUEUE_LOAD_CORRUPT;
 		goto done;
 	}
@@ -816,8 +837,60 @@ spool_env_load(struct queue *q, const char *id, struct envelope *env,
 
 done:
 	saved = rc == QUEUE_LOAD_CORRUPT ? EBADMSG : errno;
-	close(fd);
 	free(buf);
+	errno = saved;
+	return rc;
+}
+
+/*
+ * The envelope of message id: msg/ID.env when it exists (an update),
+ * else the one inside msg/ID; for a message of the version 1 layout,
+ * env/ID.  With msg/ID, the body length must match the envelope's size.
+ * Returns 0; -1 with errno (ENOENT, EIO...); or QUEUE_LOAD_CORRUPT with
+ * errno EBADMSG and the reason in *why.
+ */
+int
+spool_env_load(struct queue *q, const char *id, struct envelope *env,
+    const char **why)
+{
+	char uname[QUEUE_TMPNAME_MAX];
+	uint64_t blen, elen;
+	int fd = -1, ufd = -1, rc = -1, saved;
+
+	envelope_init(env);
+	*why = NULL;
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (q->msgfd != -1 && (fd = spool_open_regular(q->msgfd, id)) == -1 &&
+	    errno != ENOENT)
+		return -1;
+	if (fd == -1) {
+		/* Version 1: env/ID, with its body in data/ID. */
+		if ((fd = spool_open_regular(q->envfd, id)) == -1)
+			return -1;
+		rc = spool_env_read(fd, 0, UINT64_MAX, id, env, why);
+		goto done;
+	}
+	snprintf(uname, sizeof(uname), "%s.env", id);
+	if ((ufd = spool_open_regular(q->msgfd, uname)) == -1 &&
+	    errno != ENOENT)
+		goto done;
+	if ((rc = spool_msg_layout(fd, &blen, &elen, why)) != 0)
+		goto done;
+	rc = spool_env_read(ufd != -1 ? ufd : fd, ufd != -1 ? 0 : (off_t)blen,
+	    ufd != -1 ? UINT64_MAX : elen, id, env, why);
+	if (rc == 0 && env->size != blen) {
+		envelope_free(env);
+		*why = "body size differs from envelope";
+		rc = QUEUE_LOAD_CORRUPT;
+	}
+done:
+	saved = rc == QUEUE_LOAD_CORRUPT ? EBADMSG : errno;
+	if (ufd != -1)
+		close(ufd);
+	close(fd);
 	errno = saved;
 	return rc;
 }
@@ -883,7 +956,7 @@ done:
 int
 queue_env_update(struct queue *q, const struct envelope *env)
 {
-	char tname[QUEUE_TMPNAME_MAX];
+	char tname[QUEUE_TMPNAME_MAX], uname[QUEUE_TMPNAME_MAX];
 	char *ebuf = NULL;
 	size_t elen;
 	struct stat st;
@@ -895,12 +968,19 @@ queue_env_update(struct queue *q, const struct envelope *env)
 	}
 	if (envelope_encode(env, &ebuf, &elen) == -1)
 		return -1;
+	/* The caller holds the message lock: tmp/ID.upd is ours. */
+	snprintf(tname, sizeof(tname), "%s.upd", env->id);
 	/* Never bring back a message that was removed or moved aside. */
+	if (q->msgfd != -1 &&
+	    fstatat(q->msgfd, env->id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* msg/ID.env takes the place of the envelope in msg/ID. */
+		snprintf(uname, sizeof(uname), "%s.env", env->id);
+		rc = spool_replace_file(q, tname, q->msgfd, uname, ebuf, elen);
+		goto done;
+	}
 	if (fstatat(q->envfd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
 	    fstatat(q->datafd, env->id, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		goto done;
-	/* The caller holds the message lock: tmp/ID.upd is ours. */
-	snprintf(tname, sizeof(tname), "%s.upd", env->id);
 	rc = spool_replace_file(q, tname, q->envfd, env->id, ebuf, elen);
 done:
 	saved = errno;
@@ -913,22 +993,36 @@ done:
 int
 queue_body_open(struct queue *q, const char *id)
 {
+	bool v1;
+
 	if (!queue_id_valid(id)) {
 		errno = EINVAL;
 		return -1;
 	}
-	return spool_open_regular(q->datafd, id);
+	return body_open(q, id, &v1);
 }
 
 int
 queue_msg_remove(struct queue *q, const char *id)
 {
+	char uname[QUEUE_TMPNAME_MAX];
 	bool found = false;
 
 	if (!queue_id_valid(id)) {
 		errno = EINVAL;
 		return -1;
 	}
+	if (q->msgfd != -1 && spool_sys->unlinkat(q->msgfd, id, 0) == 0) {
+		/* Gone for good before its update goes (else it comes back). */
+		if (spool_sys->fsync(q->msgfd) == -1)
+			return -1;
+		snprintf(uname, sizeof(uname), "%s.env", id);
+		if (spool_sys->unlinkat(q->msgfd, uname, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("%s: cannot remove msg/%s", id, uname);
+		return 0;
+	} else if (q->msgfd != -1 && errno != ENOENT)
+		return -1;
 	if (spool_sys->unlinkat(q->envfd, id, 0) == 0) {
 		found = true;
 		/* The message must be gone for good before its body is. */
@@ -964,7 +1058,11 @@ queue_msg_remove_later(struct queue *q, const char *id)
 		errno = EINVAL;
 		return -1;
 	}
-	if (spool_sys->unlinkat(q->envfd, id, 0) == -1)
+	if (q->msgfd != -1 && spool_sys->unlinkat(q->msgfd, id, 0) == 0)
+		;	/* msg/ID.env, if any, goes at the flush */
+	else if (q->msgfd != -1 && errno != ENOENT)
+		return -1;
+	else if (spool_sys->unlinkat(q->envfd, id, 0) == -1)
 		return -1;
 	strlist_add(&q->removed, id);
 	if (q->removed.n >= QUEUE_REMOVE_BATCH)
@@ -979,14 +1077,25 @@ queue_flush(struct queue *q)
 
 	if (q->removed.n == 0)
 		return 0;
-	if (spool_sys->fsync(q->envfd) == -1)
+	if ((q->msgfd != -1 && spool_sys->fsync(q->msgfd) == -1) ||
+	    spool_sys->fsync(q->envfd) == -1)
 		return -1;
-	for (size_t i = 0; i < q->removed.n; i++)
+	for (size_t i = 0; i < q->removed.n; i++) {
+		char uname[QUEUE_TMPNAME_MAX];
+
+		snprintf(uname, sizeof(uname), "%s.env", q->removed.v[i]);
+		if (q->msgfd != -1 &&
+		    spool_sys->unlinkat(q->msgfd, uname, 0) == -1 &&
+		    errno != ENOENT && rc == 0) {
+			rc = -1;
+			saved = errno;
+		}
 		if (spool_sys->unlinkat(q->datafd, q->removed.v[i], 0) == -1 &&
 		    errno != ENOENT && rc == 0) {
 			rc = -1;
 			saved = errno;
 		}
+	}
 	strlist_free(&q->removed);
 	if (spool_sys->fsync(q->datafd) == -1 && rc == 0) {
 		rc = -1;
@@ -1001,8 +1110,10 @@ int
 queue_msg_quarantine(struct queue *q, const char *id, const char *why)
 {
 	char ename[QUEUE_TMPNAME_MAX], dname[QUEUE_TMPNAME_MAX];
+	char mname[QUEUE_TMPNAME_MAX], uname[QUEUE_TMPNAME_MAX];
+	char cuname[QUEUE_TMPNAME_MAX + 8];
 	char ewhy[512];
-	bool moved_env = false, moved_data = false;
+	bool moved_env = false, moved_data = false, moved_msg = false;
 	int saved;
 
 	if (!queue_id_valid(id)) {
@@ -1012,7 +1123,20 @@ queue_msg_quarantine(struct queue *q, const char *id, const char *why)
 	util_escape(ewhy, sizeof(ewhy), why != NULL ? why : "unknown");
 	snprintf(ename, sizeof(ename), "%s.env", id);
 	snprintf(dname, sizeof(dname), "%s.data", id);
-	/* Envelope first: once it is gone, the message is. */
+	snprintf(mname, sizeof(mname), "%s.msg", id);
+	snprintf(uname, sizeof(uname), "%s.env", id);
+	snprintf(cuname, sizeof(cuname), "%s.msg.env", id);
+	/* msg/ID first, then its update: once it is gone, the message is. */
+	if (q->msgfd != -1) {
+		if (spool_sys->renameat(q->msgfd, id, q->corruptfd, mname) == 0)
+			moved_msg = true;
+		else if (errno != ENOENT)
+			goto fail;
+		if (spool_sys->renameat(q->msgfd, uname, q->corruptfd,
+		    cuname) == -1 && errno != ENOENT)
+			goto fail;
+	}
+	/* Version 1: the envelope first, for the same reason. */
 	if (spool_sys->renameat(q->envfd, id, q->corruptfd, ename) == 0)
 		moved_env = true;
 	else if (errno != ENOENT)
@@ -1021,11 +1145,12 @@ queue_msg_quarantine(struct queue *q, const char *id, const char *why)
 		moved_data = true;
 	else if (errno != ENOENT)
 		goto fail;
-	if (!moved_env && !moved_data) {
+	if (!moved_env && !moved_data && !moved_msg) {
 		errno = ENOENT;
 		return -1;
 	}
-	if ((moved_env && spool_sys->fsync(q->envfd) == -1) ||
+	if ((moved_msg && spool_sys->fsync(q->msgfd) == -1) ||
+	    (moved_env && spool_sys->fsync(q->envfd) == -1) ||
 	    (moved_data && spool_sys->fsync(q->datafd) == -1) ||
 	    spool_sys->fsync(q->corruptfd) == -1)
 		goto fail;

@@ -117,6 +117,7 @@ queue_open_drop(const char *dir, gid_t gid, struct queue **qp)
 	*qp = NULL;
 	q = xcalloc(1, sizeof(*q));
 	q->rootfd = q->tmpfd = q->datafd = q->envfd = q->corruptfd = -1;
+	spool_msg_init(q);
 	q->dir = xstrdup(dir);
 	q->drop_mode = true;
 	q->raise = gid != (gid_t)-1 && gid != getgid();

@@ -10,6 +10,7 @@
 #ifndef MXRELAY_SPOOL_INT_H
 #define MXRELAY_SPOOL_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,22 @@
 #define QUEUE_ENV_MAX		(64 * 1024 * 1024)	/* larger = corrupt */
 #define QUEUE_ID_TRIES		100
 #define QUEUE_TMPNAME_MAX	(QUEUE_ID_LEN + 8)
+#define QUEUE_MSG_TRAILER_LEN	64		/* see the top of spool.c */
+
+/*
+ * Group commit of msg/ (spool_msg_dir_sync): renames are counted; an fsync
+ * round covers the renames counted before it began.  synced and failed:
+ * the last count covered by a round that succeeded, or failed with err.
+ */
+struct spool_msync {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	uint64_t	 renamed;
+	uint64_t	 synced;
+	uint64_t	 failed;
+	int		 err;
+	bool		 busy;		/* a round is under way */
+};
 
 struct queue {
 	char	*dir;
@@ -34,7 +51,10 @@ struct queue {
 	int	 envfd;
 	int	 corruptfd;
 	int	 dropfd;	/* drop/; -1 when missing (older spools) */
-	struct strlist removed;	/* env/ID unlinked, data/ID still there */
+	int	 msgfd;		/* msg/; -1 when missing (older spools) */
+	struct spool_msync msync;
+	/* msg/ID or env/ID unlinked; msg/ID.env or data/ID still there */
+	struct strlist removed;
 	/*
 	 * Drop mode (queue_open_drop): only dropfd is open (O_PATH), and new
 	 * messages become drop files.  With raise, the effective group is
@@ -80,6 +100,8 @@ void		 spool_new_discard(struct queue_new *);
 void		 spool_new_unlink(struct queue_new *);
 int		 spool_env_load(struct queue *, const char *id,
 		    struct envelope *, const char **why);
+int		 spool_env_read(int fd, off_t off, uint64_t len, const char *id,
+		    struct envelope *, const char **why);
 int		 spool_replace_file(struct queue *, const char *tname,
 		    int dirfd, const char *name, const char *buf, size_t len);
 
@@ -94,6 +116,21 @@ int		 spool_raise_group(const struct queue *);
 void		 spool_lower_group(const struct queue *);
 int		 spool_drop_begin(struct queue_new *);
 int		 spool_drop_commit(struct queue_new *, struct envelope *);
+
+/*
+ * spool_msg.c.  msg_init/msg_fini: msgfd and the group commit state of a
+ * new queue.  msg_trailer: the QUEUE_MSG_TRAILER_LEN bytes that end a
+ * message file of blen bytes of body and elen of envelope.  msg_layout:
+ * those lengths, read from an open message file and checked against its
+ * size (returns as spool_env_load).  msg_dir_sync:
+ * make the caller's rename into msg/ durable (group commit).
+ */
+void		 spool_msg_init(struct queue *);
+void		 spool_msg_fini(struct queue *);
+void		 spool_msg_trailer(char *out, uint64_t blen, uint64_t elen);
+int		 spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen,
+		    const char **why);
+int		 spool_msg_dir_sync(struct queue *);
 
 /*
  * spool_scan.c.  list_dir: the names in dirfd that pass keep(), sorted.

@@ -32,6 +32,8 @@ static int	 cmp_str(const void *, const void *);
 static bool	 is_stale(int, const char *, time_t);
 static void	 clean_tmp(struct queue *, time_t);
 static void	 clean_orphans(struct queue *, const struct strlist *, time_t);
+static bool	 upd_name_valid(const char *);
+static int	 list_msgs(struct queue *, struct strlist *, time_t);
 
 /* "ID", "ID.env" or "ID.upd": the names queue code makes in tmp/. */
 static bool
@@ -177,6 +179,59 @@ done:
 	strlist_free(&names);
 }
 
+/* "ID.env": an update of the envelope in msg/ID. */
+static bool
+upd_name_valid(const char *s)
+{
+	return strlen(s) == QUEUE_ID_LEN + 4 && tmp_name_valid(s) &&
+	    strcmp(s + QUEUE_ID_LEN, ".env") == 0;
+}
+
+/*
+ * Add the messages of msg/ to ids (those of env/), sorted and each once,
+ * and remove the stale updates (msg/ID.env) whose message is gone: the
+ * leftovers of a crash inside a removal.
+ */
+static int
+list_msgs(struct queue *q, struct strlist *ids, time_t now)
+{
+	struct strlist msgs = { NULL, 0, 0 }, upds = { NULL, 0, 0 };
+	struct stat st;
+	size_t v1 = ids->n;
+	int rc = -1;
+
+	if (spool_list_dir(q->msgfd, queue_id_valid, &msgs) == -1)
+		goto done;
+	for (size_t i = 0; i < msgs.n; i++)
+		if (v1 == 0 || bsearch(&msgs.v[i], ids->v, v1,
+		    sizeof(ids->v[0]), cmp_str) == NULL)
+			strlist_add(ids, msgs.v[i]);
+	if (ids->n > v1 && v1 > 0)
+		qsort(ids->v, ids->n, sizeof(ids->v[0]), cmp_str);
+	if (spool_list_dir(q->msgfd, upd_name_valid, &upds) == -1) {
+		log_warn("%s/msg: cannot list", q->dir);
+		rc = 0;
+		goto done;
+	}
+	for (size_t i = 0; i < upds.n; i++) {
+		char id[QUEUE_ID_LEN + 1];
+
+		memcpy(id, upds.v[i], QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (fstatat(q->msgfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    !is_stale(q->msgfd, upds.v[i], now))
+			continue;
+		if (spool_sys->unlinkat(q->msgfd, upds.v[i], 0) == 0)
+			log_info("%s: removed the envelope update of a message "
+			    "that is gone", id);
+	}
+	rc = 0;
+done:
+	strlist_free(&msgs);
+	strlist_free(&upds);
+	return rc;
+}
+
 struct queue_scan {
 	struct queue	*q;
 	struct strlist	 ids;
@@ -191,7 +246,8 @@ queue_scan_begin(struct queue *q, struct queue_scan **sp)
 	int saved;
 
 	sc->q = q;
-	if (spool_list_dir(q->envfd, queue_id_valid, &sc->ids) == -1) {
+	if (spool_list_dir(q->envfd, queue_id_valid, &sc->ids) == -1 ||
+	    (q->msgfd != -1 && list_msgs(q, &sc->ids, now) == -1)) {
 		saved = errno;
 		queue_scan_end(sc);
 		*sp = NULL;
@@ -222,6 +278,10 @@ scan_one(struct queue *q, const char *id, struct envelope *env)
 			log_warn("%s: cannot read envelope", id);
 		return 1;
 	}
+	/* msg/ID: spool_env_load() checked the body's length. */
+	if (q->msgfd != -1 &&
+	    fstatat(q->msgfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
 	why = NULL;
 	if (fstatat(q->datafd, id, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 		/* A remover unlinks env/ first, so look again. */

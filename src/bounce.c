@@ -99,7 +99,7 @@ static void	 make_text(struct buf *, const struct envelope *, const bool *,
 		    const struct bounce_notice *, const char *);
 static void	 make_status(struct buf *, const struct envelope *,
 		    const bool *, const struct bounce_notice *, const char *);
-static int	 read_headers(int, struct buf *, bool *);
+static int	 read_headers(int, uint64_t, struct buf *, bool *);
 static uint64_t	 fnv1a(uint64_t, const void *, size_t);
 static bool	 draft_begin(struct draft *, const struct envelope *,
 		    const bool *, const char *, time_t);
@@ -486,7 +486,7 @@ make_status(struct buf *b, const struct envelope *env, const bool *report,
  * a bare LF ends a line, and a line longer than LINE_MAX_OCTETS is cut.
  */
 static int
-read_headers(int fd, struct buf *b, bool *eightbit)
+read_headers(int fd, uint64_t size, struct buf *b, bool *eightbit)
 {
 	struct buf raw = { NULL, 0, 0 };
 	size_t start = 0;
@@ -500,11 +500,17 @@ read_headers(int fd, struct buf *b, bool *eightbit)
 
 		if (want > READ_CHUNK)
 			want = READ_CHUNK;
+		/* The body is size bytes; the spool's file holds more. */
+		if (raw.len >= size)
+			want = 0;
+		else if (size - raw.len < want)
+			want = (size_t)(size - raw.len);
 		if (raw.cap - raw.len < want) {
 			raw.p = xreallocarray(raw.p, raw.len + want, 1);
 			raw.cap = raw.len + want;
 		}
-		n = pread(fd, raw.p + raw.len, want, (off_t)raw.len);
+		n = want == 0 ? 0 : pread(fd, raw.p + raw.len, want,
+		    (off_t)raw.len);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -677,13 +683,14 @@ put_parts(struct buf *msg, const struct draft *d)
 }
 
 int
-bounce_read_headers(int fd, char **out, size_t *outlen, bool *eightbit)
+bounce_read_headers(int fd, uint64_t size, char **out, size_t *outlen,
+    bool *eightbit)
 {
 	struct buf b = { NULL, 0, 0 };
 
 	*out = NULL;
 	*outlen = 0;
-	if (read_headers(fd, &b, eightbit) == -1) {
+	if (read_headers(fd, size, &b, eightbit) == -1) {
 		int saved = errno;
 
 		free(b.p);
@@ -733,7 +740,7 @@ bounce_build_notice(const struct envelope *env, const bool *report,
 		if (d.with_hdrs && env->dkim != NULL)
 			buf_str(&d.hdrs, env->dkim);
 		if (d.with_hdrs &&
-		    read_headers(body_fd, &d.hdrs, &d.eightbit) == -1)
+		    read_headers(body_fd, env->size, &d.hdrs, &d.eightbit) == -1)
 			goto done;
 	}
 	if (draft_boundary(&d) == -1)

@@ -25,8 +25,8 @@
  * explanation, a message/delivery-status part (RFC 3464) and, when
  * body_fd is not -1, a text/rfc822-headers part with the header section
  * of the original message (read with pread() from offset 0, up to the
- * empty line, at most BOUNCE_HEADERS_MAX octets; the fd offset is left
- * alone).  hostname names this relay (From: MAILER-DAEMON@hostname,
+ * empty line, at most BOUNCE_HEADERS_MAX octets and never past
+ * env->size; the fd offset is left alone).  hostname names this relay (From: MAILER-DAEMON@hostname,
  * Reporting-MTA, Message-ID); now is the Date.
  *
  * Every line ends in CRLF and is at most 998 octets; remote text is
@@ -105,11 +105,12 @@ int	 bounce_queue_notice(struct queue *, const struct envelope *env,
 	    const bool *report, int body_fd, const struct bounce_notice *,
 	    const char *hostname, time_t now, char *newid);
 /*
- * The header section of the message in fd as part 3 carries it (see
- * bounce_build()): *out (caller frees), *outlen, *eightbit.  0, or -1
- * with errno from reading.
+ * The header section of the message in fd (its first size bytes: the
+ * spool's file holds more) as part 3 carries it (see bounce_build()):
+ * *out (caller frees), *outlen, *eightbit.  0, or -1 with errno from
+ * reading.
  */
-int	 bounce_read_headers(int fd, char **out, size_t *outlen,
+int	 bounce_read_headers(int fd, uint64_t size, char **out, size_t *outlen,
 	    bool *eightbit);
 
 #endif

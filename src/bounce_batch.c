@@ -168,7 +168,7 @@ batch_start(struct bounce_batch *b, struct bsender *s,
 	s->due = now + b->c.interval_ms;
 	s->env.sender = xstrdup(env->sender);
 	util_strlcpy(s->env.id, env->id, sizeof(s->env.id));
-	if (body_fd != -1 && bounce_read_headers(body_fd, &s->hdrs,
+	if (body_fd != -1 && bounce_read_headers(body_fd, env->size, &s->hdrs,
 	    &s->hdrslen, &s->hdrs8bit) == -1)
 		log_warn("%s: cannot read the header section for the "
 		    "notification", env->id);

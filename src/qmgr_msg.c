@@ -64,7 +64,7 @@ static void	 qmsg_write(struct qmsg *);
 
 /* Whether the body has 8-bit bytes: 0, or -1 with errno if it cannot be read. */
 static int
-body_is_8bit(int fd, bool *eightbit)
+body_is_8bit(int fd, uint64_t size, bool *eightbit)
 {
 	unsigned char buf[65536];
 	off_t off = 0;
@@ -72,7 +72,14 @@ body_is_8bit(int fd, bool *eightbit)
 
 	*eightbit = false;
 	for (;;) {
-		if ((n = pread(fd, buf, sizeof(buf), off)) == -1) {
+		size_t want = sizeof(buf);
+
+		/* The body is its first size bytes (spool.c). */
+		if ((uint64_t)off >= size)
+			return 0;
+		if (size - (uint64_t)off < want)
+			want = (size_t)(size - (uint64_t)off);
+		if ((n = pread(fd, buf, want, off)) == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -139,7 +146,7 @@ scan_work(void *arg)
 {
 	struct qmsg *m = arg;
 
-	if (body_is_8bit(m->body_fd, &m->eightbit) == -1) {
+	if (body_is_8bit(m->body_fd, m->env.size, &m->eightbit) == -1) {
 		m->failed = OPEN_READ;
 		m->err = errno;
 	}

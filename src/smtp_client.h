@@ -81,7 +81,11 @@ struct smtpc_msg {
 	const char	*sender;	/* "" = null sender */
 	const char	**rcpts;
 	size_t		 nrcpt;
-	int		 body_fd;	/* read from offset 0; not closed */
+	/*
+	 * The body: size - prefix_len bytes from offset 0 (the file may
+	 * hold more after them: the spool's message file).  Not closed.
+	 */
+	int		 body_fd;
 	uint64_t	 size;		/* body bytes, for SIZE= (prefix too) */
 	bool		 eightbit;	/* body has 8-bit bytes: BODY=8BITMIME */
 	/*

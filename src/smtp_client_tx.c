@@ -261,7 +261,10 @@ void
 smtpc_body_fill(struct smtpc *s)
 {
 	char in[SMTPC_BODY_CHUNK], out[2 * SMTPC_BODY_CHUNK + 4];
-	size_t used, w;
+	/* size counts the prefix too (smtp_client.h). */
+	uint64_t blen = s->msg->size > s->msg->prefix_len ?
+	    s->msg->size - s->msg->prefix_len : 0;
+	size_t used, w, want;
 	ssize_t n;
 
 	/* RFC 5321 §4.5.3.2.5: the block timeout runs per write. */
@@ -282,7 +285,14 @@ smtpc_body_fill(struct smtpc *s)
 			}
 			continue;
 		}
-		n = pread(s->msg->body_fd, in, sizeof(in), (off_t)s->body_off);
+		/* The body ends at its size: more may follow it in the file. */
+		want = sizeof(in);
+		if (s->body_off >= blen)
+			want = 0;
+		else if (blen - s->body_off < want)
+			want = (size_t)(blen - s->body_off);
+		n = want == 0 ? 0 : pread(s->msg->body_fd, in, want,
+		    (off_t)s->body_off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {

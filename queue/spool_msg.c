@@ -1,0 +1,173 @@
+/*
+ * spool_msg: the message file msg/ID (one file per message, since
+ * version 2 of the spool layout; the format is described at the top of
+ * spool.c): its trailer, the envelope inside it, and the group commit of
+ * msg/, which lets one directory fsync serve every commit that renamed a
+ * file into msg/ before it began.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "spool.h"
+#include "spool_int.h"
+#include "spool_test.h"
+#include "util.h"
+
+#define TRAILER_MAGIC	"mxrelay-msg 1 "
+
+void
+spool_msg_init(struct queue *q)
+{
+	q->msgfd = -1;
+	pthread_mutex_init(&q->msync.mu, NULL);
+	pthread_cond_init(&q->msync.cv, NULL);
+	q->msync.renamed = q->msync.synced = q->msync.failed = 0;
+	q->msync.err = 0;
+	q->msync.busy = false;
+}
+
+void
+spool_msg_fini(struct queue *q)
+{
+	pthread_cond_destroy(&q->msync.cv);
+	pthread_mutex_destroy(&q->msync.mu);
+}
+
+/*
+ * The trailer: "mxrelay-msg 1 B E" (B, E: 20 decimal digits each), padded
+ * with spaces to 63 bytes, then LF.
+ */
+void
+spool_msg_trailer(char *out, uint64_t blen, uint64_t elen)
+{
+	int n;
+
+	n = snprintf(out, QUEUE_MSG_TRAILER_LEN, TRAILER_MAGIC "%020" PRIu64
+	    " %020" PRIu64, blen, elen);
+	memset(out + n, ' ', QUEUE_MSG_TRAILER_LEN - 1 - (size_t)n);
+	out[QUEUE_MSG_TRAILER_LEN - 1] = '\n';
+}
+
+static bool
+parse_num(const char *p, uint64_t *v)
+{
+	*v = 0;
+	for (int i = 0; i < 20; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		if (*v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+			return false;
+		*v = *v * 10 + (uint64_t)(p[i] - '0');
+	}
+	return true;
+}
+
+/*
+ * The lengths that the trailer of the open message file fd gives, checked
+ * against the file's size.  0; -1 with errno; QUEUE_LOAD_CORRUPT with
+ * the reason in *why.
+ */
+int
+spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen, const char **why)
+{
+	char t[QUEUE_MSG_TRAILER_LEN];
+	size_t ml = sizeof(TRAILER_MAGIC) - 1;
+	struct stat st;
+	ssize_t r;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (st.st_size < QUEUE_MSG_TRAILER_LEN) {
+		*why = "message file too short";
+		return QUEUE_LOAD_CORRUPT;
+	}
+	do
+		r = pread(fd, t, sizeof(t), st.st_size - QUEUE_MSG_TRAILER_LEN);
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
+		return -1;
+	if (r != (ssize_t)sizeof(t) || memcmp(t, TRAILER_MAGIC, ml) != 0 ||
+	    !parse_num(t + ml, blen) || t[ml + 20] != ' ' ||
+	    !parse_num(t + ml + 21, elen) || t[sizeof(t) - 1] != '\n') {
+		*why = "message file has no valid trailer";
+		return QUEUE_LOAD_CORRUPT;
+	}
+	for (size_t i = ml + 41; i < sizeof(t) - 1; i++)
+		if (t[i] != ' ') {
+			*why = "message file has no valid trailer";
+			return QUEUE_LOAD_CORRUPT;
+		}
+	if (*elen > QUEUE_ENV_MAX || *blen > (uint64_t)st.st_size ||
+	    *elen + QUEUE_MSG_TRAILER_LEN != (uint64_t)st.st_size - *blen) {
+		*why = "message file size differs from its trailer";
+		return QUEUE_LOAD_CORRUPT;
+	}
+	return 0;
+}
+
+/*
+ * Make durable every rename into msg/ made so far by this process: the
+ * caller renamed its file just before.  One fsync of msg/ at a time; a
+ * commit that renamed while one ran waits for the next, which serves all
+ * that came meanwhile (group commit).  0, or -1 with the errno of the
+ * fsync that covered the caller's rename.
+ */
+int
+spool_msg_dir_sync(struct queue *q)
+{
+	struct spool_msync *s = &q->msync;
+	uint64_t ticket, upto;
+	int rc, err = 0;
+
+	pthread_mutex_lock(&s->mu);
+	ticket = ++s->renamed;
+	for (;;) {
+		if (s->synced >= ticket) {
+			rc = 0;
+			break;
+		}
+		if (s->failed >= ticket) {
+			rc = -1;
+			err = s->err;
+			break;
+		}
+		if (s->busy) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		/* Lead a round: it covers every rename counted so far. */
+		s->busy = true;
+		upto = s->renamed;
+		pthread_mutex_unlock(&s->mu);
+		rc = spool_sys->fsync(q->msgfd);
+		err = errno;
+		pthread_mutex_lock(&s->mu);
+		s->busy = false;
+		if (rc == 0) {
+			if (upto > s->synced)
+				s->synced = upto;
+		} else {
+			if (upto > s->failed)
+				s->failed = upto;
+			s->err = err;
+		}
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rc == -1)
+		errno = err;
+	return rc;
+}
