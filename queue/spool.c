@@ -2,18 +2,26 @@
  * spool: the on-disk queue.  Owns the layout, queue ids, the atomic commit,
  * locking, envelope updates, removal, quarantine and the start-up scan.
  * This file: the format, opening, ids, new messages and their commit,
- * locking, envelopes, removal and quarantine.  The drop folder is in
+ * locking, envelopes, removal and quarantine.  The message file's
+ * trailer and the group commit are in spool_msg.c, the drop folder in
  * spool_drop.c, the scan in spool_scan.c and the holds file in
  * spool_holds.c; what they share is in spool_int.h.
  *
  * On-disk format (also in mxrelay(8), FILES)
  *
  *	SPOOL/			spool_dir, mode 0700
- *	SPOOL/tmp/ID		body being received (locked by its writer)
- *	SPOOL/tmp/ID.env	envelope of a message being committed
+ *	SPOOL/tmp/ID		message being received (locked by its writer)
  *	SPOOL/tmp/ID.upd	new envelope of a message being updated
- *	SPOOL/data/ID		message body
- *	SPOOL/env/ID		message envelope (text, see queue/envelope.c)
+ *	SPOOL/msg/ID		a queued message: body, envelope, trailer
+ *	SPOOL/msg/ID.env	its envelope, once updated (replaces the one
+ *				inside msg/ID)
+ *	SPOOL/data/ID, SPOOL/env/ID
+ *				body and envelope of a message queued by a
+ *				version before msg/ (layout version 1; still
+ *				read, updated in env/ID and removed, never
+ *				made any more); tmp/ID.env was its envelope
+ *				being committed
+ *	SPOOL/corrupt/ID.msg, SPOOL/corrupt/ID.msg.env,
  *	SPOOL/corrupt/ID.env, SPOOL/corrupt/ID.data, SPOOL/corrupt/ID.drop
  *				files moved aside because they could not be
  *				parsed; never read again, for a human to look at
@@ -39,34 +47,52 @@
  * microseconds since the epoch and 6 of the process id of the writer.
  * Within a process ids strictly increase; between processes the pid part
  * keeps them apart, and the O_EXCL create of tmp/ID (plus a check that
- * data/ID and env/ID do not exist) catches the rest, so an id is never
- * reused while its message is queued.  Sorting ids as strings sorts by
- * arrival.
+ * msg/ID, data/ID and env/ID do not exist) catches the rest, so an id is
+ * never reused while its message is queued.  Sorting ids as strings sorts
+ * by arrival.
  *
- * The body is exactly the bytes given to queue_new_write(): the message
- * with CRLF line ends, not dot-stuffed.  All files are mode 0600.
+ * A message file msg/ID is, in one file (QUEUE_MSG_TRAILER_LEN = 64):
+ *
+ *	B bytes of body: the bytes given to queue_new_write(), the message
+ *	with CRLF line ends, not dot-stuffed
+ *	E bytes of envelope (text, see queue/envelope.c)
+ *	"mxrelay-msg 1 BBBBBBBBBBBBBBBBBBBB EEEEEEEEEEEEEEEEEEEE" (B and E
+ *	in 20 decimal digits) padded with spaces to 63 bytes, then LF
+ *
+ * The body comes first so that readers read it from offset 0, as they
+ * read data/ID; they stop at the envelope's size, which must equal B.
+ * All files are mode 0600.
  *
  * Invariants
- * - A message exists iff env/ID exists; data/ID then exists too and holds
- *   env's "size" bytes.  Nothing outside env/ is ever taken for a message.
- * - Commit: write tmp/ID, fsync; write tmp/ID.env, fsync; rename tmp/ID to
- *   data/ID, fsync data/; rename tmp/ID.env to env/ID, fsync env/.  Only
- *   then is the message acknowledged.  The body is durably in data/ before
- *   the envelope can appear, so after a crash at any point a message is
- *   either whole or absent (an orphan body at worst, removed by the scan).
- *   On failure everything made so far is unlinked and errno is kept.
- * - Update: write tmp/ID.upd, fsync, rename over env/ID, fsync env/.  A
- *   reader sees the old or the new envelope, never a mix.
- * - Remove: unlink env/ID, fsync env/, then unlink data/ID, fsync data/.
- * - Locking: flock(LOCK_EX) on data/ID, whose inode never changes (the
- *   writer locks tmp/ID at queue_new_begin() and holds the lock until the
- *   envelope is in place).  The scan only removes a body it can lock, so
- *   it never races a writer or a runner.
- * - The scan removes tmp/ files and bodies without an envelope once they
- *   are an hour old (leftovers of crashed writers and of crashes inside a
- *   removal), and moves envelopes it cannot parse, or whose body is
- *   missing or of the wrong size, into corrupt/.  Names that are not queue
- *   ids are left alone.
+ * - A message exists iff msg/ID exists, or (version 1) env/ID exists;
+ *   data/ID then exists too and holds env's "size" bytes.  Nothing else
+ *   is ever taken for a message.
+ * - Commit: write tmp/ID (body, envelope, trailer), fsync it; rename it
+ *   to msg/ID, fsync msg/.  Only then is the message acknowledged.  The
+ *   file is whole before its name can appear in msg/, so after a crash at
+ *   any point a message is whole or absent (a leftover in tmp/ at worst,
+ *   removed by the scan).  The fsync of msg/ is a group commit: one runs
+ *   at a time, and it covers every rename made before it began, so
+ *   concurrent commits (mxrelayd's threads) share it.  On failure the
+ *   file is unlinked and errno is kept.
+ * - Update: write tmp/ID.upd, fsync, rename over msg/ID.env (version 1:
+ *   env/ID), fsync the folder.  A reader sees the old or the new
+ *   envelope, never a mix; msg/ID.env, when present, is the envelope.
+ * - Remove: unlink msg/ID, fsync msg/, then unlink msg/ID.env (a
+ *   leftover of a crash in between is removed by the scan after an hour).
+ *   Version 1: unlink env/ID, fsync env/, then unlink data/ID, fsync
+ *   data/.
+ * - Locking: flock(LOCK_EX) on msg/ID (version 1: data/ID), whose inode
+ *   never changes (the writer locks tmp/ID at queue_new_begin() and holds
+ *   the lock until the file is in place).  The scan only removes a file
+ *   it can lock, so it never races a writer or a runner.
+ * - The scan removes tmp/ files, version 1 bodies without an envelope and
+ *   envelope updates without their message once they are an hour old
+ *   (leftovers of crashed writers and of crashes inside a removal), and
+ *   moves what it cannot parse (a message file without a valid trailer
+ *   or of the wrong size, an envelope it cannot decode, a body missing or
+ *   of the wrong size) into corrupt/.  Names that are not queue ids are
+ *   left alone.
  *
  * Drop folder.  A local user who does not own the spool queues through
  * drop/, with the submit group's rights (queue_open_drop()).  A drop file

@@ -1,11 +1,12 @@
 /*
- * spool_int: what the four files of the spool share, and nothing for
+ * spool_int: what the five files of the spool share, and nothing for
  * other modules (they use spool.h).  spool.c: the layout and the on-disk
  * format (the comment at its top), opening, queue ids, new messages and
  * their commit, locking, envelope load and update, removal, quarantine;
  * spool_drop.c: the drop folder, both the submitter's side (drop mode)
  * and the owner's (read by the pickup); spool_scan.c: listing folders,
- * the scan and its cleanup of leftovers; spool_holds.c: the holds file.
+ * the scan and its cleanup of leftovers; spool_holds.c: the holds file;
+ * spool_msg.c: the message file's trailer and the group commit of msg/.
  */
 #ifndef MXRELAY_SPOOL_INT_H
 #define MXRELAY_SPOOL_INT_H

@@ -511,22 +511,26 @@ drop_privileges(struct daemon *d)
 }
 
 /*
- * New messages dropped into the spool by mxrelay: inotify on env/, or a
- * look at env/ every second when inotify is not available.
+ * New messages put into the spool by mxrelay: inotify on msg/ (and env/,
+ * where messages of the older layout appear), or a look at both every
+ * second when inotify is not available.
  */
 
 static void
 env_dir_scan(struct daemon *d)
 {
+	const char *dirs[] = { d->msg_dir, d->env_dir };
 	DIR *dir;
 	struct dirent *de;
 
-	if ((dir = opendir(d->env_dir)) == NULL)
-		return;
-	while ((de = readdir(dir)) != NULL)
-		if (queue_id_valid(de->d_name))
-			qmgr_add(d->qm, de->d_name);
-	closedir(dir);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if ((dir = opendir(dirs[i])) == NULL)
+			continue;
+		while ((de = readdir(dir)) != NULL)
+			if (queue_id_valid(de->d_name))
+				qmgr_add(d->qm, de->d_name);
+		closedir(dir);
+	}
 }
 
 static void
@@ -579,6 +583,7 @@ watch_open(struct daemon *d)
 {
 	char *drop_dir = xasprintf("%s/drop", d->cur->conf.spool_dir);
 
+	d->msg_dir = xasprintf("%s/msg", d->cur->conf.spool_dir);
 	d->env_dir = xasprintf("%s/env", d->cur->conf.spool_dir);
 	/*
 	 * A drop file is whole once its mode changes (IN_ATTRIB), and can be
@@ -586,13 +591,15 @@ watch_open(struct daemon *d)
 	 * (IN_CLOSE_WRITE).
 	 */
 	if ((d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
+	    inotify_add_watch(d->inofd, d->msg_dir, IN_MOVED_TO |
+	    IN_DONT_FOLLOW | IN_ONLYDIR) == -1 ||
 	    inotify_add_watch(d->inofd, d->env_dir, IN_MOVED_TO |
 	    IN_DONT_FOLLOW | IN_ONLYDIR) == -1 ||
 	    (d->wd_drop = inotify_add_watch(d->inofd, drop_dir, IN_ATTRIB |
 	    IN_CLOSE_WRITE | IN_DONT_FOLLOW | IN_ONLYDIR)) == -1 ||
 	    ev_fd_add(d->loop, d->inofd, EV_READ, ino_read, d) == -1) {
 		log_warn("%s: inotify (looking every second instead)",
-		    d->env_dir);
+		    d->msg_dir);
 		if (d->inofd != -1)
 			close(d->inofd);
 		d->inofd = -1;
@@ -971,6 +978,7 @@ cleanup(struct daemon *d)
 	}
 	free(d->pid_path);
 	free(d->ctl_path);
+	free(d->msg_dir);
 	free(d->env_dir);
 	if (d->cur == NULL)
 		ev_loop_free(d->loop);

@@ -57,7 +57,8 @@ struct daemon {
 	int			 inofd;
 	int			 wd_drop;	/* inotify watch of drop/ */
 	uint64_t		 last_pickup;
-	char			*env_dir;
+	char			*msg_dir;	/* SPOOL/msg */
+	char			*env_dir;	/* SPOOL/env (older layout) */
 	struct ev_timer		 housekeeping;
 
 	bool			 stopping;

@@ -135,7 +135,8 @@ static int
 spool_files_owned(int fd, const char *spool_dir, uid_t uid, char *err,
     size_t errlen)
 {
-	static const char *subs[] = { "tmp", "data", "env", "corrupt", "drop" };
+	static const char *subs[] = { "tmp", "msg", "data", "env", "corrupt",
+	    "drop" };
 
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		struct dirent *de;

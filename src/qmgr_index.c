@@ -129,7 +129,7 @@ qmgr_index_set(struct qmgr *qm, struct sched_msg *sm, const struct envelope *env
 static time_t
 files_time(const struct qmgr *qm, const char *id, time_t now)
 {
-	static const char *const dirs[] = { "data", "env" };
+	static const char *const dirs[] = { "msg", "data", "env" };
 	time_t t = now;
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
@@ -489,41 +489,48 @@ cmp_id(const void *a, const void *b)
 
 /*
  * The scan logs an envelope it cannot read and goes on: index every
- * message in env/ that the scan did not hand over, due now, so that
- * index_load finds it stranded (or, if it was only just committed,
+ * message in msg/ and env/ that the scan did not hand over, due now, so
+ * that index_load finds it stranded (or, if it was only just committed,
  * delivers it).
  */
 static void
 index_unread(struct qmgr *qm, struct strlist *seen, int64_t now)
 {
-	char *path = xasprintf("%s/env", queue_dir(qm->q));
-	struct dirent *de;
-	DIR *d = NULL;
-	int fd;
+	static const char *const dirs[] = { "msg", "env" };
 
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
-		log_warn("%s: cannot list", path);
-		if (fd != -1)
-			close(fd);
-		free(path);
-		return;
-	}
 	if (seen->n > 1)
 		qsort(seen->v, seen->n, sizeof(seen->v[0]), cmp_id);
-	while ((de = readdir(d)) != NULL) {
-		const char *id = de->d_name;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char *path = xasprintf("%s/%s", queue_dir(qm->q), dirs[i]);
+		struct dirent *de;
+		DIR *d = NULL;
+		int fd;
 
-		if (!queue_id_valid(id) || sched_msg_find(qm->sched, id) != NULL ||
-		    (qm->opts.only_id != NULL &&
-		    strcmp(id, qm->opts.only_id) != 0) ||
-		    (seen->n > 0 && bsearch(&id, seen->v, seen->n,
-		    sizeof(seen->v[0]), cmp_id) != NULL))
+		if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+			/* A spool of the older layout may have no msg/. */
+			if (errno != ENOENT || i == 1)
+				log_warn("%s: cannot list", path);
+			if (fd != -1)
+				close(fd);
+			free(path);
 			continue;
-		sched_msg_add(qm->sched, id, now, false);
+		}
+		while ((de = readdir(d)) != NULL) {
+			const char *id = de->d_name;
+
+			if (!queue_id_valid(id) ||
+			    sched_msg_find(qm->sched, id) != NULL ||
+			    (qm->opts.only_id != NULL &&
+			    strcmp(id, qm->opts.only_id) != 0) ||
+			    (seen->n > 0 && bsearch(&id, seen->v, seen->n,
+			    sizeof(seen->v[0]), cmp_id) != NULL))
+				continue;
+			sched_msg_add(qm->sched, id, now, false);
+		}
+		closedir(d);
+		free(path);
 	}
-	closedir(d);
-	free(path);
 }
 
 /*
