@@ -9,14 +9,18 @@
  *					(src/pickup.c, as the caller), then
  *					list as above
  *
- * For every message it checks that the body file exists and has the size
- * that the envelope records; a mismatch is reported and the exit status
- * is 1.  Exit 2 on usage or spool errors.
+ * For every message it checks that the body file exists and holds at least
+ * the size that the envelope records (the scan itself checks a message
+ * file's trailer, and a version 1 body's exact size); a mismatch is
+ * reported and the exit status is 1.  The body printed is the envelope's
+ * size of bytes from the start of that file.  Exit 2 on usage or spool
+ * errors.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +45,7 @@ check_one(struct queue *q, const struct envelope *env, void *arg)
 		bad = 1;
 		return 0;
 	}
-	if (fstat(fd, &st) == -1 || (unsigned long long)st.st_size != env->size) {
+	if (fstat(fd, &st) == -1 || (unsigned long long)st.st_size < env->size) {
 		fprintf(stderr, "spoolcheck: %s: body is %lld bytes, envelope says %llu\n",
 		    env->id, (long long)st.st_size, (unsigned long long)env->size);
 		bad = 1;
@@ -60,7 +64,7 @@ main(int argc, char **argv)
 {
 	struct queue *q;
 	char buf[65536];
-	ssize_t n;
+	ssize_t n = 0;
 	int fd;
 	bool pickup = false;
 
@@ -80,13 +84,24 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (argc == 3) {
-		if ((fd = queue_body_open(q, argv[2])) == -1) {
+		struct envelope env;
+		uint64_t left;
+
+		if (queue_env_load(q, argv[2], &env) == -1 ||
+		    (fd = queue_body_open(q, argv[2])) == -1) {
 			fprintf(stderr, "spoolcheck: %s: %s\n", argv[2], strerror(errno));
 			return 2;
 		}
-		while ((n = read(fd, buf, sizeof(buf))) > 0)
+		left = env.size;
+		envelope_free(&env);
+		while (left > 0 && (n = read(fd, buf, left < sizeof(buf) ?
+		    (size_t)left : sizeof(buf))) > 0) {
 			if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
 				return 2;
+			left -= (uint64_t)n;
+		}
+		if (left > 0)
+			n = -1;	/* shorter than the envelope says */
 		close(fd);
 		queue_close(q);
 		return n < 0 ? 2 : 0;
