@@ -82,3 +82,65 @@ last_id() {
 body_of() {
 	"$SPOOLCHECK" "$SPOOL" "$1"
 }
+
+# The spool's files, for the tests that look at them or plant things in
+# them (queue/spool.c describes the layout).  A message is msg/ID (body,
+# envelope, then a 64-byte trailer "mxrelay-msg 1 B E" giving their
+# lengths), with msg/ID.env once its envelope was updated; or, as an
+# earlier version queued it (version 1 layout), env/ID and data/ID.
+
+# spool_ids: the ids of the messages that the spool's files hold, sorted.
+spool_ids() {
+	for d in msg env; do
+		[ -d "$SPOOL/$d" ] && ls "$SPOOL/$d"
+	done | grep -xE '[0-9a-f]{20}' | sort
+}
+
+# env_of ID: the envelope text of message ID as it stands: msg/ID.env,
+# else the one inside msg/ID (found through the trailer, which must match
+# the file's size), else env/ID.  Fails (exit status 1) without one.
+env_of() {
+	if [ -f "$SPOOL/msg/$1.env" ]; then
+		cat "$SPOOL/msg/$1.env"
+	elif [ -f "$SPOOL/msg/$1" ]; then
+		# shellcheck disable=SC2046
+		set -- "$1" $(tail -c 64 "$SPOOL/msg/$1" | awk 'NR == 1 &&
+		    length($0) == 63 && $1 == "mxrelay-msg" && $2 == "1" &&
+		    NF == 4 && length($3) == 20 && $3 !~ /[^0-9]/ &&
+		    length($4) == 20 && $4 !~ /[^0-9]/ {
+			printf "%.0f %.0f\n", $3, $4 }')
+		[ $# = 3 ] && [ "$(stat -c %s "$SPOOL/msg/$1")" = $(($2 + $3 + 64)) ] ||
+		    { echo "env_of: msg/$1: no valid trailer" >&2; return 1; }
+		tail -c +$(($2 + 1)) "$SPOOL/msg/$1" | head -c "$3"
+	elif [ -f "$SPOOL/env/$1" ]; then
+		cat "$SPOOL/env/$1"
+	else
+		echo "env_of: no message $1" >&2
+		return 1
+	fi
+}
+
+# env_put ID FILE: FILE becomes the envelope of message ID, put in place
+# as the spool does it: written to tmp/ID.upd with the owner and mode
+# (0600) of the spool's files, then renamed over msg/ID.env, or over env/ID
+# for a message of the version 1 layout.
+env_put() {
+	if [ -f "$SPOOL/msg/$1" ]; then
+		set -- "$1" "$2" "msg/$1.env"
+	elif [ -f "$SPOOL/env/$1" ]; then
+		set -- "$1" "$2" "env/$1"
+	else
+		fail "env_put: no message $1"
+	fi
+	cp "$2" "$SPOOL/tmp/$1.upd" &&
+	    chown "$(stat -c %u:%g "$SPOOL/tmp")" "$SPOOL/tmp/$1.upd" &&
+	    chmod 600 "$SPOOL/tmp/$1.upd" &&
+	    mv -f "$SPOOL/tmp/$1.upd" "$SPOOL/$3" ||
+	    fail "env_put: cannot replace $3"
+}
+
+# msg_rm ID: remove message ID's files, whatever its layout.
+msg_rm() {
+	rm -f "$SPOOL/msg/$1" "$SPOOL/msg/$1.env" "$SPOOL/env/$1" \
+	    "$SPOOL/data/$1" || fail "msg_rm: cannot remove $1"
+}
