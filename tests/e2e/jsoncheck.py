@@ -11,7 +11,8 @@ parsed with Python's json module and held field by field to the text form.
         prints each as "status to".
     jsoncheck.py queue TEXT JSON SPOOL
         mailq --json (JSON) against mailq (TEXT) and the envelopes in
-        SPOOL/env: one object per message, every field.
+        SPOOL (msg/ID.env, else the one inside msg/ID, else env/ID of the
+        version 1 layout): one object per message, every field.
 """
 import json
 import os
@@ -202,31 +203,72 @@ def unescape_env(s):
     return b.decode("utf-8", "surrogateescape")
 
 
-def read_envelope(path):
+QUEUE_ID = re.compile(r"^[0-9a-f]{20}$")
+# The trailer that ends a message file msg/ID (queue/spool.c).
+TRAILER = re.compile(rb"^mxrelay-msg 1 ([0-9]{20}) ([0-9]{20}) *\n$")
+TRAILER_LEN = 64
+
+
+def spool_ids(spool):
+    """The ids of the messages in SPOOL: msg/ID, and env/ID (version 1)."""
+    ids = set()
+    for d in ("msg", "env"):
+        path = os.path.join(spool, d)
+        if os.path.isdir(path):
+            ids.update(n for n in os.listdir(path) if QUEUE_ID.match(n))
+    return sorted(ids)
+
+
+def envelope_text(spool, qid):
+    """The envelope of message qid as it stands: msg/ID.env (an update),
+    else the one inside msg/ID (through its trailer, which must match the
+    file's size), else env/ID (version 1 layout)."""
+    msg = os.path.join(spool, "msg", qid)
+    if not os.path.exists(msg):
+        path = os.path.join(spool, "env", qid)
+        if not os.path.exists(path):
+            fail("%s: no message in %s" % (qid, spool))
+        with open(path, "rb") as f:
+            return f.read().decode("ascii")
+    if os.path.exists(msg + ".env"):
+        with open(msg + ".env", "rb") as f:
+            return f.read().decode("ascii")
+    with open(msg, "rb") as f:
+        data = f.read()
+    m = TRAILER.match(data[-TRAILER_LEN:])
+    if len(data) < TRAILER_LEN or not m:
+        fail("msg/%s: no valid trailer: %r" % (qid, data[-TRAILER_LEN:]))
+    blen, elen = int(m.group(1)), int(m.group(2))
+    if blen + elen + TRAILER_LEN != len(data):
+        fail("msg/%s: trailer says %d + %d bytes, the file has %d" %
+             (qid, blen, elen, len(data)))
+    return data[blen:blen + elen].decode("ascii")
+
+
+def read_envelope(spool, qid):
     env = {"rcpts": [], "flags": []}
-    with open(path, encoding="ascii") as f:
-        for line in f:
-            w = line.rstrip("\n").split(" ")
-            if w[0] in ("id",):
-                env["id"] = w[1]
-            elif w[0] == "sender":
-                env["sender"] = unescape_env(w[1])
-            elif w[0] in ("arrival", "size"):
-                env[w[0]] = int(w[1])
-            elif w[0] == "flags":
-                env["flags"] = w[1:]
-            elif w[0] == "rcpt":
-                env["rcpts"].append({
-                    "address": unescape_env(w[1]),
-                    "original": unescape_env(w[2]),
-                    "state": w[3],
-                    "attempts": int(w[4]),
-                    "next_attempt": int(w[5]) if w[3] == "pending" else None,
-                    "last_attempt": int(w[6]) or None,
-                    "last_reply": unescape_env(w[7]),
-                    "status": unescape_env(w[8]),
-                    "remote_mta": unescape_env(w[9]),
-                })
+    for line in envelope_text(spool, qid).splitlines(True):
+        w = line.rstrip("\n").split(" ")
+        if w[0] in ("id",):
+            env["id"] = w[1]
+        elif w[0] == "sender":
+            env["sender"] = unescape_env(w[1])
+        elif w[0] in ("arrival", "size"):
+            env[w[0]] = int(w[1])
+        elif w[0] == "flags":
+            env["flags"] = w[1:]
+        elif w[0] == "rcpt":
+            env["rcpts"].append({
+                "address": unescape_env(w[1]),
+                "original": unescape_env(w[2]),
+                "state": w[3],
+                "attempts": int(w[4]),
+                "next_attempt": int(w[5]) if w[3] == "pending" else None,
+                "last_attempt": int(w[6]) or None,
+                "last_reply": unescape_env(w[7]),
+                "status": unescape_env(w[8]),
+                "remote_mta": unescape_env(w[9]),
+            })
     return env
 
 
@@ -265,8 +307,7 @@ def cmd_queue(textpath, jsonpath, spool):
            "recipients"]
     rkeys = ["address", "original", "state", "attempts", "next_attempt",
              "last_attempt", "last_reply", "status", "remote_mta"]
-    envdir = os.path.join(spool, "env")
-    ids = sorted(os.listdir(envdir)) if os.path.isdir(envdir) else []
+    ids = spool_ids(spool)
     if sorted(o["queue_id"] for o in objs) != ids:
         fail("JSON ids %s, spool %s" % ([o["queue_id"] for o in objs], ids))
     if sorted(text) != ids:
@@ -276,7 +317,7 @@ def cmd_queue(textpath, jsonpath, spool):
         if list(o.keys()) != top:
             fail("keys %s: %r" % (list(o.keys()), o))
         qid = o["queue_id"]
-        env = read_envelope(os.path.join(envdir, qid))
+        env = read_envelope(spool, qid)
         t = text[qid]
         # Against the envelope, every field.
         if (o["arrival_time"], o["message_size"], o["sender"]) != \

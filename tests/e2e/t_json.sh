@@ -79,9 +79,11 @@ for l in sys.stdin:
     if o["recipients"][0]["address"] == "held@tmp.test":
         print(o["queue_id"])')
 [ -n "$id" ] || fail "held@tmp.test not listed"
-env="$SPOOL/env/$id"
+env_of "$id" > "$T/env.old" || fail "no envelope for $id"
 sed -e 's/^mxrelay-envelope 3$/mxrelay-envelope 4/' -e '/^submitter /a\
-flags hold' "$env" > "$T/env" && cat "$T/env" > "$env" || fail "editing $env"
+flags hold' "$T/env.old" > "$T/env" || fail "editing the envelope of $id"
+grep -qx 'flags hold' "$T/env" || fail "no flags line written: $(cat "$T/env")"
+env_put "$id" "$T/env"
 mx -bp > "$T/q" || fail "mailq of a held message"
 mx -bp --json > "$T/q.json" || fail "mailq --json of a held message"
 $CHECK queue "$T/q" "$T/q.json" "$SPOOL" || fail "mailq --json with a held message"
@@ -120,8 +122,13 @@ NUID=$(id -u "$DUSER")
 [ "$NUID" != 0 ] && [ "$(id -u)" = 0 ] || { echo "# skipping the control socket case: not root"; exit 0; }
 send four@tmp.test
 four_tried() { mx -bp | grep -q 'four@tmp.test (pending, 1 attempt,'; }
-for e in "$SPOOL"/env/*; do
-	sed "s/^submitter 0 =root\$/submitter $NUID =$DUSER/" "$e" > "$T/env" && cat "$T/env" > "$e"
+[ "$(spool_ids | wc -l)" = 2 ] || fail "not two messages in the spool: $(spool_ids)"
+for i in $(spool_ids); do
+	env_of "$i" > "$T/env.old" || fail "no envelope for $i"
+	sed "s/^submitter 0 =root\$/submitter $NUID =$DUSER/" "$T/env.old" > "$T/env" &&
+	    grep -q "^submitter $NUID =$DUSER\$" "$T/env" ||
+	    fail "editing the envelope of $i: $(cat "$T/env")"
+	env_put "$i" "$T/env"
 done
 world_conf "listen =" "log_format = json" "retry_min = 1h" "user = root"
 daemon_start
