@@ -50,9 +50,9 @@ expect_rc 0 "100,000 recipients and duplicates" \
 expect_n=2
 intact "100,000 recipients"
 big=$(last_id)
-n=$(grep -c '^rcpt ' "$SPOOL/env/$big")
+n=$(env_of "$big" | grep -c '^rcpt ')
 [ "$n" = 100000 ] || fail "100,000 recipients: the envelope has $n"
-rm -f "$SPOOL/env/$big" "$SPOOL/data/$big"
+msg_rm "$big"
 expect_n=1
 ok "100,001 recipients: EX_DATAERR (65); 100,000 and duplicates queued"
 
