@@ -77,7 +77,9 @@ msg() {
 world_conf "$KEY"
 msg app@mail.example.com r@site.test owner | mx -f app@mail.example.com r@site.test ||
     fail "mxrelay as the spool's owner"
-grep -q '^dkim =DKIM-Signature:' "$SPOOL"/env/* || fail "no dkim line in the envelope"
+[ "$(spool_ids | wc -l)" = 1 ] || fail "not one message in the spool"
+env_of "$(spool_ids)" > "$T/env" || fail "no envelope"
+grep -q '^dkim =DKIM-Signature:' "$T/env" || fail "no dkim line in the envelope"
 size=$(mx -bp | awk 'NR == 2 { print $2 }')
 run_queue
 last_msg 127.0.0.2
@@ -130,7 +132,10 @@ ok "a reload with a world-writable key: refused and named, the keys in use still
 fresh
 world_conf "$KEY"
 msg app@example.org r@site.test other | mx -f app@example.org r@site.test || fail "queueing"
-grep -q '^dkim ' "$SPOOL"/env/* && fail "a dkim line for a domain without a key"
+[ "$(spool_ids | wc -l)" = 1 ] || fail "not one message in the spool"
+env_of "$(spool_ids)" > "$T/env" || fail "no envelope"
+grep -q '^sender =app@example.org$' "$T/env" || fail "not the message queued: $(cat "$T/env")"
+grep -q '^dkim ' "$T/env" && fail "a dkim line for a domain without a key"
 run_queue
 last_msg 127.0.0.2
 unsigned "From: example.org"
