@@ -35,7 +35,9 @@ duid=$(id -u "$DUSER") dgid=$(getent group "$DGROUP" | cut -d: -f3)
     fail "daemon runs as uids $(proc_ids "$DPID" Uid), not $DUSER ($duid)"
 [ "$(proc_ids "$DPID" Gid)" = "$dgid $dgid $dgid $dgid" ] ||
     fail "daemon runs as gids $(proc_ids "$DPID" Gid), not $DGROUP ($dgid)"
-[ "$(stat -c %U "$SPOOL/env")" = "$DUSER" ] || fail "spool not given to $DUSER"
+for d in msg env; do
+	[ "$(stat -c %U "$SPOOL/$d")" = "$DUSER" ] || fail "spool not given to $DUSER: $d/"
+done
 [ -S "$T/run/mxrelayd.sock" ] || fail "no control socket"
 ok "start-up: runs as $DUSER, pid file, spool owned by $DUSER, control socket"
 
