@@ -122,7 +122,7 @@ EOF
 
 # check_all: every planted message reached the exchanger once, with
 # BODY=8BITMIME exactly when its body has 8-bit bytes, its bytes as
-# stored; nothing is left in the spool.
+# stored; nothing is left in the spool (msg/ included).
 check_all() {
 	while read -r v name rcpt body eight; do
 		size=$(wc -c < "$T/$body.body")
@@ -145,7 +145,7 @@ check_all() {
 $MSGS
 EOF
 	[ "$(received 127.0.0.2)" = $NMSGS ] || fail "$(received 127.0.0.2) messages received, want $NMSGS"
-	for d in env data tmp corrupt; do
+	for d in msg env data tmp corrupt; do
 		[ -z "$(ls -A "$SPOOL/$d")" ] || fail "left in $d/: $(ls -A "$SPOOL/$d")"
 	done
 }
