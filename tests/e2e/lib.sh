@@ -144,3 +144,22 @@ msg_rm() {
 	rm -f "$SPOOL/msg/$1" "$SPOOL/msg/$1.env" "$SPOOL/env/$1" \
 	    "$SPOOL/data/$1" || fail "msg_rm: cannot remove $1"
 }
+
+# to_v1 ID: make message ID one of the version 1 layout, as an earlier
+# version queued it: data/ID (the body) and env/ID (its envelope), with
+# the owner and mode (0600) of the spool's files, then msg/ID removed.
+to_v1() {
+	env_of "$1" > "$T/to_v1.env" && body_of "$1" > "$T/to_v1.data" ||
+	    fail "to_v1: cannot read message $1"
+	for f in data env; do
+		cp "$T/to_v1.$f" "$SPOOL/tmp/$1.$f" &&
+		    chown "$(stat -c %u:%g "$SPOOL/tmp")" "$SPOOL/tmp/$1.$f" &&
+		    chmod 600 "$SPOOL/tmp/$1.$f" ||
+		    fail "to_v1: cannot write tmp/$1.$f"
+	done
+	mv "$SPOOL/tmp/$1.data" "$SPOOL/data/$1" &&
+	    mv "$SPOOL/tmp/$1.env" "$SPOOL/env/$1" &&
+	    rm -f "$SPOOL/msg/$1" "$SPOOL/msg/$1.env" || fail "to_v1: cannot move $1"
+	[ ! -e "$SPOOL/msg/$1" ] && [ -f "$SPOOL/env/$1" ] && [ -f "$SPOOL/data/$1" ] ||
+	    fail "to_v1: $1 is not a version 1 message"
+}
