@@ -103,10 +103,12 @@ ok "stdout and stderr closed: the message is queued, nothing else written into i
 # 3. Another user: no queue run, no listing, no spool file (77 for -q).
 expect_rc 77 "-q as mxother" as mxother "$T/bin/mxrelay" -q
 expect_rc 77 "-qf as mxother" as mxother "$T/bin/mxrelay" -qf
-as mxother ls "$SPOOL/data" > /dev/null 2>&1 && fail "mxother can list data/"
+for d in msg data env; do
+	as mxother ls "$SPOOL/$d" > /dev/null 2>&1 && fail "mxother can list $d/"
+done
 as mxother "$T/bin/mailq" > "$T/out" 2>&1
 grep -q 'site.test' "$T/out" && fail "mxother's mailq shows others' mail: $(cat "$T/out")"
-ok "another user: -q and -qf exit 77, no listing of data/, mailq shows nothing of www-data's"
+ok "another user: -q and -qf exit 77, no listing of msg/, data/, env/, mailq shows nothing of www-data's"
 
 # 4. -C and $MXRELAY_CONFIG: the privilege goes first; no byte of a
 # root-only file shows.
@@ -220,21 +222,56 @@ expect_err "symbolic link"
 as mxrelay rm -f "$T/run/mxrelayd.pid"
 ok "a planted mxrelayd.pid link: the daemon refuses to start, the target is untouched"
 
-as mxrelay mv "$SPOOL/data" "$SPOOL/data.real"
 mkdir "$T/rootdir"
-as mxrelay ln -s "$T/rootdir" "$SPOOL/data"
-expect_rc 73 "daemon with a planted data link" "$MXRELAYD" -f
-expect_err "symbolic link"
-mx -q > "$T/out" 2>&1 && fail "mxrelay -q worked through a data link"
-[ -z "$(ls "$T/rootdir")" ] || fail "something was made in the link's target"
-as mxrelay rm "$SPOOL/data"
-as mxrelay mv "$SPOOL/data.real" "$SPOOL/data"
-ok "a planted data link: daemon and mxrelay -q refuse, nothing made behind it"
+for d in msg data; do
+	as mxrelay mv "$SPOOL/$d" "$SPOOL/$d.real"
+	as mxrelay ln -s "$T/rootdir" "$SPOOL/$d"
+	expect_rc 73 "daemon with a planted $d link" "$MXRELAYD" -f
+	expect_err "symbolic link"
+	mx -q > "$T/out" 2>&1 && fail "mxrelay -q worked through a $d link"
+	[ -z "$(ls "$T/rootdir")" ] || fail "something was made in the $d link's target"
+	as mxrelay rm "$SPOOL/$d"
+	as mxrelay mv "$SPOOL/$d.real" "$SPOOL/$d"
+done
+ok "a planted msg or data link: daemon and mxrelay -q refuse, nothing made behind it"
 
-# data/ID a link to a root-owned file: never sent, moved aside.
+# The message file msg/ID a link to a root-owned file: never sent, its
+# target never touched; it cannot be read (nor its envelope), so it is
+# logged and kept until queue_lifetime (from the link's age), then moved
+# aside.
 sinks_stop; sink 127.0.0.2
 printf 'Subject: victim\n\nx\n' | "$SM" victim@site.test || fail "queueing the victim"
-id=$(ls "$SPOOL/env" | tail -n 1)
+id=$(spool_ids | tail -n 1)
+[ -f "$SPOOL/msg/$id" ] || fail "the victim is not in msg/: $(ls -R "$SPOOL")"
+printf 'TOPSECRET-%s\n' "$id" > "$T/secret.txt"
+chmod 600 "$T/secret.txt"
+before=$(stat -c '%U %a %s %Y' "$T/secret.txt")
+as mxrelay rm "$SPOOL/msg/$id"
+as mxrelay ln -s "$T/secret.txt" "$SPOOL/msg/$id"
+mx -qf > "$T/out" 2>&1
+grep -rq TOPSECRET "$T/sink" && fail "the link's target was mailed"
+grep -q "$id: cannot read the envelope: Too many levels of symbolic links" "$T/out" ||
+    fail "no log line: $(cat "$T/out")"
+[ -L "$SPOOL/msg/$id" ] || fail "the link went before queue_lifetime: $(cat "$T/out")"
+touch -h -m -d "@$(( $(date +%s) - 6 * 86400 ))" "$SPOOL/msg/$id" || fail "cannot age the link"
+mx -qf > "$T/out" 2>&1
+grep -rq TOPSECRET "$T/sink" && fail "the link's target was mailed"
+[ -e "$SPOOL/msg/$id" ] || [ -L "$SPOOL/msg/$id" ] &&
+    fail "the message was not moved aside: $(cat "$T/out")"
+[ -L "$SPOOL/corrupt/$id.msg" ] || fail "not in corrupt/: $(ls -l "$SPOOL/corrupt")"
+grep -q "$id: moved to $SPOOL/corrupt: .*for longer than queue_lifetime" "$T/out" ||
+    fail "no log line for the move: $(cat "$T/out")"
+[ "$(stat -c '%U %a %s %Y' "$T/secret.txt")" = "$before" ] || fail "the link's target was touched"
+ok "a planted msg/ID link: not sent, target untouched, logged, moved to corrupt/ past queue_lifetime"
+
+# data/ID of a message of the version 1 layout (env/ID + data/ID, as an
+# earlier version queued it) a link to a root-owned file: never sent,
+# moved aside at once.
+printf 'Subject: victim\n\nx\n' | "$SM" victim1@site.test || fail "queueing the victim"
+id=$(spool_ids | tail -n 1)
+to_v1 "$id"
+spool_count > /dev/null && grep -q "^$id .*victim1@site.test" "$T/list" ||
+    fail "the version 1 message is not queued: $(cat "$T/list")"
 printf 'TOPSECRET-%s\n' "$id" > "$T/secret.txt"
 chmod 600 "$T/secret.txt"
 as mxrelay rm "$SPOOL/data/$id"
@@ -243,7 +280,7 @@ mx -qf > "$T/out" 2>&1
 grep -rq TOPSECRET "$T/sink" && fail "the link's target was mailed"
 [ -e "$SPOOL/env/$id" ] && fail "the message was not moved aside: $(cat "$T/out")"
 grep -q 'not a regular file' "$T/out" || fail "no log line: $(cat "$T/out")"
-ok "a planted data/ID link: not sent, moved to corrupt/ with a log line"
+ok "a planted data/ID link (version 1 layout): not sent, moved to corrupt/ with a log line"
 
 # An upgraded host: the spool that the earlier daemon gave to mxrelay
 # (0700, no drop/).  Users cannot submit until mxrelayd -i fixes it.
@@ -260,11 +297,17 @@ printf 'x' > "$OLD/env/00000000000001000001"
 expect_rc 73 "mxrelayd -i with root's files in the spool" "$MXRELAYD" -i
 expect_err "chown -R"
 chown -R mxrelay:mxrelay "$OLD"
+# The same for a message file root left in msg/ (the current layout).
+mkdir "$OLD/msg" && chown mxrelay:mxrelay "$OLD/msg" && chmod 700 "$OLD/msg" &&
+    printf 'x' > "$OLD/msg/00000000000001000002" || fail "planting root's msg/ file"
+expect_rc 73 "mxrelayd -i with root's file in msg/" "$MXRELAYD" -i
+expect_err "chown -R"
+chown -R mxrelay:mxrelay "$OLD"
 expect_rc 0 "mxrelayd -i on an old spool" "$MXRELAYD" -i
 [ "$(stat -c '%U %G %a' "$OLD")" = "mxrelay mxsubmit 710" ] || fail "old spool: $(stat -c '%U %G %a' "$OLD")"
 [ "$(stat -c '%U %G %a' "$OLD/drop")" = "mxrelay mxsubmit 1730" ] || fail "old drop: $(stat -c '%U %G %a' "$OLD/drop")"
 as www-data "$SM" up@site.test < "$T/m6" || fail "submission after mxrelayd -i"
-ok "an upgraded spool: mxrelayd -i gives it the submit group and drop/, then users can submit"
+ok "an upgraded spool: root's files in env/ or msg/ refused, then mxrelayd -i gives it the submit group and drop/, then users can submit"
 
 # Root makes no spool below a folder another user owns.
 mkdir "$T/userdir" && chown mxother "$T/userdir"
