@@ -71,4 +71,7 @@ www=$(run as www-data)
 echo "www-data (drop folder, setgid):       $www msg/s"
 echo "$root $www" | awk '{ printf "www-data / root: %.2f\n", $2 / $1 }'
 n=$(find "$SPOOL/drop" -type f | wc -l)
-echo "drop files waiting for pickup: $n; spool messages: $(ls "$SPOOL/env" | wc -l)"
+# Messages: msg/ID (msg/ID.env is an updated envelope), or env/ID as an
+# earlier version queued them.
+m=$(find "$SPOOL/msg" "$SPOOL/env" -type f ! -name '*.env' 2> /dev/null | wc -l)
+echo "drop files waiting for pickup: $n; spool messages: $m"

@@ -194,8 +194,9 @@ in_root "echo body | mail -s from-root root" || fail "mail as root"
 in_root useradd -m debuser || fail "useradd"
 in_root "su debuser -s /bin/sh -c 'echo body | mail -s from-user root'" ||
 	fail "mail as debuser"
-queued=$(in_root "find /var/spool/mxrelay/env /var/spool/mxrelay/drop \
-	-type f 2>/dev/null" | wc -l)
+# A message is msg/ID (msg/ID.env: its updated envelope), or a drop file.
+queued=$(in_root "find /var/spool/mxrelay/msg /var/spool/mxrelay/drop \
+	-type f ! -name '*.env' 2>/dev/null" | wc -l)
 [ "$queued" = 2 ] || fail "$queued files queued, not 2"
 ok "mail as root and as debuser: both queued"
 
@@ -291,8 +292,8 @@ ok "purge: config, empty spool, user, groups, override gone; aliases kept"
 apt_root apt-get install -y -q /tmp/mxrelay.deb
 in_root "echo body | sendmail nobody@nowhere.example" || fail "sendmail"
 apt_root apt-get purge -y -q mxrelay
-[ -n "$(ls -A "$R/var/spool/mxrelay/env")" ] ||
-	fail "purge removed a spool that held mail"
+[ -n "$(find "$R/var/spool/mxrelay/msg" -mindepth 1 -print -quit 2> /dev/null)" ] ||
+	fail "purge removed a spool that held mail (in msg/)"
 in_root getent passwd mxrelay > /dev/null ||
 	fail "purge removed the owner of a kept spool"
 ok "purge keeps a spool that holds mail, and its owner"
