@@ -98,6 +98,7 @@ struct io {
 	unsigned	 timeout_ms;
 	struct ev_timer	 timer;
 	struct ev_timer	 kick;		/* deferred work on the next iteration */
+	struct ev_timer	 flush;		/* send what io_write() queued */
 
 	SSL		*ssl;
 	enum io_tls_state tls;
@@ -121,6 +122,8 @@ static void	kick(struct io *);
 static void	on_fd(int, int, void *);
 static void	on_timer(void *);
 static void	on_kick(void *);
+static void	on_flush(void *);
+static bool	can_flush(const struct io *);
 static void	process(struct io *, int);
 static bool	do_connected(struct io *);
 static bool	do_handshake(struct io *);
@@ -149,6 +152,7 @@ io_new(struct ev_loop *loop, io_cb cb, void *arg)
 	io->dane_usable = -1;
 	ev_timer_init(&io->timer, on_timer, io);
 	ev_timer_init(&io->kick, on_kick, io);
+	ev_timer_init(&io->flush, on_flush, io);
 	return io;
 }
 
@@ -159,6 +163,7 @@ io_free(struct io *io)
 		return;
 	ev_timer_del(io->loop, &io->timer);
 	ev_timer_del(io->loop, &io->kick);
+	ev_timer_del(io->loop, &io->flush);
 	if (io->registered)
 		ev_fd_del(io->loop, io->fd);
 	io->registered = false;
@@ -215,6 +220,7 @@ fail(struct io *io, const char *fmt, ...)
 	io->dead = true;
 	ev_timer_del(io->loop, &io->timer);
 	ev_timer_del(io->loop, &io->kick);
+	ev_timer_del(io->loop, &io->flush);
 	update_events(io);
 	(void)emit(io, IO_ERROR);
 }
@@ -340,6 +346,38 @@ on_kick(void *arg)
 		process(io, EV_READ);
 }
 
+/*
+ * May queued output go out now, without waiting for EPOLLOUT?  Only on
+ * an established stream (clear or TLS up) that epoll does not already
+ * watch for writability (then the socket was full: wait for it).
+ */
+static bool
+can_flush(const struct io *io)
+{
+	return io->fd != -1 && !io->dead && !io->connecting &&
+	    (io->tls == IO_TLS_NONE || io->tls == IO_TLS_ON) &&
+	    !io->wr_want_read && !(io->registered &&
+	    (io->ev_events & EV_WRITE));
+}
+
+/*
+ * What io_write() queued outside process(): sent from the loop's timers
+ * of the same iteration, so that the replies to a batch of commands go
+ * in one send() and the fd's interest changes only when the socket is
+ * full.
+ */
+static void
+on_flush(void *arg)
+{
+	struct io *io = arg;
+
+	if (io->dead || io->wlen == io->wpos)
+		return;
+	if (can_flush(io) && !do_write(io, true))
+		return;
+	update_events(io);
+}
+
 static void
 on_fd(int fd, int events, void *arg)
 {
@@ -381,6 +419,12 @@ process(struct io *io, int events)
 	if ((events & (EV_READ | EV_ERROR)) || io->rd_want_write ||
 	    io->tls == IO_TLS_ON) {
 		if (!io->eof && !io->paused && !do_read(io))
+			return;
+	}
+	/* What the callbacks queued just now: try it before asking epoll. */
+	if (io->wlen > io->wpos && can_flush(io)) {
+		ev_timer_del(io->loop, &io->flush);
+		if (!do_write(io, true))
 			return;
 	}
 	update_events(io);
@@ -802,7 +846,12 @@ io_write(struct io *io, const void *buf, size_t len)
 	}
 	memcpy(io->wbuf + io->wlen, buf, len);
 	io->wlen += len;
-	if (!io->connecting)
+	if (io->connecting)
+		return 0;
+	if (can_flush(io)) {
+		if (!ev_timer_pending(&io->flush))
+			ev_timer_add(io->loop, &io->flush, 0);
+	} else
 		update_events(io);
 	return 0;
 }
