@@ -574,7 +574,7 @@ has_line(const struct io *io)
 static bool
 do_read(struct io *io)
 {
-	bool progress = false;
+	bool progress = false, short_read = false;
 
 	rbuf_reserve(io);
 	io->wr_want_read = false;
@@ -635,6 +635,14 @@ do_read(struct io *io)
 		}
 		io->rlen += (size_t)n;
 		progress = true;
+		/*
+		 * A short read drained the socket: the read that would
+		 * say EAGAIN is saved (epoll is level-triggered, later
+		 * bytes and EOF are reported again).  Not under TLS,
+		 * where SSL may hold more than epoll sees.
+		 */
+		if (io->tls != IO_TLS_ON && (size_t)n < space)
+			short_read = true;
 		if (io->skipping) {
 			char *lf = memchr(io->rbuf + io->rpos, '\n',
 			    io->rlen - io->rpos);
@@ -647,6 +655,8 @@ do_read(struct io *io)
 		}
 		if (io->rpos == io->rlen)
 			io->rpos = io->rlen = 0;
+		if (short_read)
+			break;
 	}
 	if (progress)
 		arm_timer(io);
