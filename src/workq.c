@@ -45,6 +45,8 @@ worker(void *arg)
 
 	pthread_mutex_lock(&wq->mu);
 	for (;;) {
+		bool wake;
+
 		while (wq->todo == NULL && !wq->stopping)
 			pthread_cond_wait(&wq->cv, &wq->mu);
 		if ((j = wq->todo) == NULL)
@@ -54,10 +56,22 @@ worker(void *arg)
 		pthread_mutex_unlock(&wq->mu);
 		j->work(j->arg);
 		pthread_mutex_lock(&wq->mu);
+		/*
+		 * Only the job that makes the list non-empty wakes the loop:
+		 * the others are reaped with it (reap() takes the whole list
+		 * after on_wake() has read the counter).  The write is made
+		 * outside the lock, so the other workers and the loop do not
+		 * wait on it; a wake-up that finds the list empty is harmless.
+		 */
+		wake = wq->finished == NULL;
 		j->next = wq->finished;
 		wq->finished = j;
-		/* An eventfd counter cannot overflow at our rates. */
-		(void)write(wq->efd, &one, sizeof(one));
+		if (wake) {
+			pthread_mutex_unlock(&wq->mu);
+			/* An eventfd counter cannot overflow at our rates. */
+			(void)write(wq->efd, &one, sizeof(one));
+			pthread_mutex_lock(&wq->mu);
+		}
 	}
 	pthread_mutex_unlock(&wq->mu);
 	return NULL;
