@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,14 @@ open_files(struct qmsg *m)
 		m->failed = OPEN_LOCK;
 	else if (queue_env_load(q, id, &m->env) == -1)
 		m->failed = OPEN_ENV;
-	else if ((m->body_fd = queue_body_open(q, id)) == -1)
+	/*
+	 * The body is the file just locked (queue_msg_lock() opened it
+	 * read-only with the checks of queue_body_open()): a duplicate
+	 * saves opening and checking it again.  Readers use pread(), so the
+	 * shared offset does not matter; the lock stays with lockfd, and
+	 * body_fd is always closed before it.
+	 */
+	else if ((m->body_fd = fcntl(m->lockfd, F_DUPFD_CLOEXEC, 0)) == -1)
 		m->failed = OPEN_BODY;
 	else
 		m->eightbit = m->env.eightbit == ENVELOPE_8BIT_YES;
