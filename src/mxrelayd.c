@@ -725,7 +725,7 @@ on_queued(void *arg, const struct envelope *env)
 {
 	struct daemon *d = arg;
 
-	qmgr_add(d->qm, env->id);
+	qmgr_add_env(d->qm, env);
 }
 
 /*

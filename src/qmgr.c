@@ -222,6 +222,33 @@ qmgr_add(struct qmgr *qm, const char *id)
 }
 
 void
+qmgr_add_env(struct qmgr *qm, const struct envelope *env)
+{
+	struct sched_msg *sm;
+	int64_t now;
+	time_t due;
+
+	/* Nothing pending (or odd): the usual way, from the spool. */
+	if (!queue_id_valid(env->id) || !sched_env_next_due(env, &due)) {
+		qmgr_add(qm, env->id);
+		return;
+	}
+	now = qmgr_wall_ms();
+	/*
+	 * The spool watch may have named it first: then its envelope is
+	 * still to be read (arrival 0, its SCHED_LOAD job waiting), unless
+	 * that was done already.
+	 */
+	if ((sm = sched_msg_find(qm->sched, env->id)) == NULL)
+		sm = sched_msg_add(qm->sched, env->id, now, false);
+	else if (sm->arrival != 0 || sm->running != 0)
+		return;
+	/* What qmgr_index_load() does with the envelope it reads. */
+	qmgr_index_set(qm, sm, env, now);
+	qmgr_kick(qm, 0);
+}
+
+void
 qmgr_set_submitter(struct qmgr *qm, const char *id, uint32_t uid)
 {
 	struct sched_msg *sm = sched_msg_find(qm->sched, id);

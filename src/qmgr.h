@@ -41,6 +41,7 @@
 #include "delivery.h"
 #include "event.h"
 
+struct envelope;
 struct queue;
 struct qmgr;
 
@@ -89,6 +90,11 @@ int		 qmgr_load(struct qmgr *);
  * message dropped by mxrelay): due at once.  Known ids are left alone.
  */
 void		 qmgr_add(struct qmgr *, const char *id);
+/*
+ * The same for a message just committed by this process, whose envelope
+ * the caller holds: indexed from it at once, without reading it back.
+ */
+void		 qmgr_add_env(struct qmgr *, const struct envelope *);
 /*
  * The local user who queued message id (the pickup knows it at once; the
  * index learns it otherwise when it reads the envelope).
