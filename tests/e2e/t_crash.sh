@@ -82,6 +82,117 @@ STRACE_AS="" SUBMIT="$MXRELAY -C $CONF -f a@example.org -t" SUBMIT_AFTER=mx
 CHECK="$SPOOLCHECK $SPOOL"
 crash_loop "root into the spool"
 
+# The SMTP intake: mxrelayd killed at the Nth call of each system call
+# that comes after its start (a clean traced run tells how many there are
+# before the first accept and in all).  The relayhost refuses connections,
+# so a queued message is deferred at once and its envelope updated: kills
+# land in the commit (a worker thread's), the reply and the update.  After
+# a 250 the message must be whole; otherwise whole or absent.
+daemon_crash() {
+	command -v python3 > /dev/null || { echo "# python3 not installed: no SMTP intake part"; return 0; }
+	. "$top_srcdir/tests/e2e/world.sh"
+	. "$top_srcdir/tests/e2e/daemon.sh"
+	pick_port > /dev/null
+	lport=$SMTP_PORT
+	pick_port > /dev/null
+	SPOOL="$T/spool3"
+	write_conf "user = $DUSER" "group = $DGROUP" "listen = 127.0.0.1:$lport" \
+	    "relayhost = [127.0.0.1]:$SMTP_PORT" "retry_min = 1h" "tls = none"
+	dconf=$CONF
+	# The base spool: made by the daemon, with one message queued.
+	: > "$T/d.log"
+	"$MXRELAYD" -f -C "$dconf" >> "$T/d.log" 2>&1 &
+	dpid=$!
+	wait_for "$T/d.log" 'started (pid'
+	python3 "$top_srcdir/tests/e2e/smtpclient.py" send "$lport" --from k@example.org \
+	    --to keep@example.org --upload "$T/expected" > /dev/null || fail "daemon: first message"
+	kill -TERM "$dpid"; wait "$dpid"
+	keep=$(last_id)
+	[ -n "$keep" ] || fail "daemon: the first message is not queued"
+	body_of "$keep" > "$T/keep.body"
+	rm -rf "$T/base3"
+	cp -a "$SPOOL" "$T/base3"
+	# Its failed attempt held the relayhost back: let the next one try.
+	rm -f "$T/base3/holds"
+	dsys="openat write pwrite64 fsync fdatasync rename renameat renameat2 unlink unlinkat close flock ftruncate"
+	# dpid_of: the daemon's pid, the child of strace ($dpid).
+	dpid_of() { awk '{ print $1 }' "/proc/$dpid/task/$dpid/children" 2> /dev/null; }
+	# send: one message over the listener; rc 0 once it was acknowledged.
+	send() {
+		python3 "$top_srcdir/tests/e2e/smtpclient.py" send "$lport" --from a@example.org \
+		    --to b@example.org --upload "$T/expected" > "$T/client.out" 2>&1
+	}
+	# One clean traced run: the counts before the first accept and in all.
+	rm -rf "$SPOOL"; cp -a "$T/base3" "$SPOOL"
+	# Emptied first: the background job truncates it only once it runs.
+	: > "$T/d.log"
+	strace -f -qq -o "$T/dtrace" -e trace="$(echo $dsys | tr ' ' ','),accept,accept4" \
+	    "$MXRELAYD" -f -C "$dconf" >> "$T/d.log" 2>&1 &
+	dpid=$!
+	wait_for "$T/d.log" 'started (pid'
+	send || fail "daemon: traced clean run: $(cat "$T/client.out")"
+	wait_for "$T/d.log" 'to=<b@example.org>.*status=deferred'
+	# strace -o blocks fatal signals for itself: stop the daemon.
+	kill -TERM "$(dpid_of)"; wait "$dpid"
+	runs=0 killed=0 whole=0 none=0 acked=0
+	for sc in $dsys; do
+		before=$(awk '/accept4?\(/ { exit } { print }' "$T/dtrace" | grep -cE "^([0-9]+ +)?$sc\(")
+		count=$(grep -cE "^([0-9]+ +)?$sc\(" "$T/dtrace")
+		n=$((before + 1))
+		while [ "$n" -le "$count" ]; do
+			rm -rf "$SPOOL"; cp -a "$T/base3" "$SPOOL"
+			: > "$T/d.log"
+			strace -f -qq -o /dev/null -e trace="$sc" -e inject="$sc:signal=KILL:when=$n" \
+			    "$MXRELAYD" -f -C "$dconf" >> "$T/d.log" 2>&1 &
+			dpid=$!
+			i=0
+			while ! grep -q 'started (pid' "$T/d.log" && kill -0 "$dpid" 2>/dev/null && [ $i -lt 200 ]; do
+				i=$((i + 1)); sleep 0.05
+			done
+			send && rc=0 || rc=$?
+			# Time for the deferral (or for the kill) after the reply.
+			i=0
+			while ! grep -q 'to=<b@example.org>.*status=deferred' "$T/d.log" &&
+			    kill -0 "$dpid" 2>/dev/null && [ $i -lt 40 ]; do
+				i=$((i + 1)); sleep 0.05
+			done
+			# strace exits with the daemon's status (137: killed).
+			mpid=$(dpid_of)
+			[ -z "$mpid" ] || kill -TERM "$mpid"
+			wait "$dpid"
+			drc=$?
+			runs=$((runs + 1))
+			[ "$drc" = 0 ] || killed=$((killed + 1))
+			"$SPOOLCHECK" "$SPOOL" > "$T/list" 2> "$T/err" || fail "daemon: $sc #$n: damaged spool: $(cat "$T/err")"
+			body_of "$keep" | cmp -s - "$T/keep.body" || fail "daemon: $sc #$n: queued message harmed"
+			new=$(grep -v "^$keep " "$T/list")
+			if [ -n "$new" ]; then
+				[ "$(echo "$new" | wc -l)" = 1 ] || fail "daemon: $sc #$n: more than one new message"
+				id=${new%% *}
+				echo "$new" | grep -q ' <a@example.org> b@example.org$' || fail "daemon: $sc #$n: envelope: $new"
+				body_of "$id" > "$T/got"
+				head -n 1 "$T/got" | grep -q '^Received: ' || fail "daemon: $sc #$n: no Received: first"
+				tail -c "$(wc -c < "$T/expected")" "$T/got" | cmp -s - "$T/expected" ||
+				    fail "daemon: $sc #$n: partial message visible"
+				[ "$drc" = 0 ] || whole=$((whole + 1))
+			else
+				[ "$rc" = 0 ] && fail "daemon: $sc #$n: acknowledged ($(tail -n 2 "$T/client.out" | tr '\n' ' ')) but not queued"
+				[ "$drc" = 0 ] && fail "daemon: $sc #$n: not killed, yet nothing queued: $(cat "$T/client.out")"
+				none=$((none + 1))
+			fi
+			[ "$rc" = 0 ] && acked=$((acked + 1))
+			n=$((n + 1))
+		done
+	done
+	echo "# daemon: $runs runs, $killed killed: $none left no message, $whole left a whole one, $acked acknowledged"
+	[ "$killed" -ge 10 ] || fail "daemon: too few kill points exercised ($killed)"
+	[ "$none" -ge 1 ] || fail "daemon: no run was killed before the commit"
+	[ "$whole" -ge 1 ] || fail "daemon: no run was killed after the commit"
+	ok "daemon (SMTP intake): kill -9 at $killed points: every acknowledged message whole, nothing harmed"
+	SPOOL="$T/spool"
+}
+daemon_crash
+
 # As www-data through the drop folder of a spool that mxrelay owns.
 if [ "$PRIVS" = yes ] && privs_reachable; then
 	privs_setup
