@@ -180,14 +180,15 @@ real_openat(int dirfd, const char *path, int flags, mode_t mode)
 
 /*
  * Open dirfd/name read-only: never through a symbolic link (ELOOP), never
- * blocking on a FIFO (O_NONBLOCK, cleared again), and only a regular file
- * (anything else fails with EINVAL).
+ * blocking on a FIFO (O_NONBLOCK), and only a regular file (anything else
+ * fails with EINVAL).  O_NONBLOCK stays set: it changes nothing for a
+ * regular file's reads, and clearing it cost two calls per open.
  */
 int
 spool_open_regular(int dirfd, const char *name)
 {
 	struct stat st;
-	int fd, fl, saved;
+	int fd, saved;
 
 	if ((fd = openat(dirfd, name,
 	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1)
@@ -198,9 +199,6 @@ spool_open_regular(int dirfd, const char *name)
 		errno = EINVAL;
 		goto fail;
 	}
-	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
-	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1)
-		goto fail;
 	return fd;
 fail:
 	saved = errno;

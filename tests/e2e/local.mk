@@ -24,7 +24,8 @@ E2E_TESTS = tests/e2e/t_deb.sh tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests
 	tests/e2e/t_dkim_spool.sh \
 	tests/e2e/t_dkim.sh tests/e2e/t_dkim_drop.sh \
 	tests/e2e/t_listen6.sh \
-	tests/e2e/t_dane.sh tests/e2e/t_sts.sh
+	tests/e2e/t_dane.sh tests/e2e/t_sts.sh \
+	tests/e2e/t_oldspool.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh \
 	tests/e2e/certs.sh tests/e2e/privs.sh tests/e2e/smtpclient.py \
@@ -33,3 +34,10 @@ EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh \
 	tests/e2e/dkim.sh tests/e2e/dkimcheck.py \
 	tests/world/stsd.py \
 	$(E2E_TESTS)
+# A spool written by the release before msg/ (t_oldspool.sh).
+EXTRA_DIST += tests/e2e/spool-v1/env/0661a58ced080f004012 \
+	tests/e2e/spool-v1/env/0661a58cf0352d004027 \
+	tests/e2e/spool-v1/env/0661a58cf0bb7d004029 \
+	tests/e2e/spool-v1/data/0661a58ced080f004012 \
+	tests/e2e/spool-v1/data/0661a58cf0352d004027 \
+	tests/e2e/spool-v1/data/0661a58cf0bb7d004029
