@@ -88,7 +88,7 @@ static void	 parse_dsn(const char *, size_t, struct dsn *);
 static void	 dsn_free(struct dsn *);
 static size_t	 status_blocks(const struct part *, struct fields *, size_t);
 static void	 make_env(struct envelope *);
-static int	 body_file(const char *, size_t);
+static int	 body_file(struct envelope *, const char *, size_t);
 static int	 build(const struct envelope *, const bool *, int, struct dsn *,
 		    char **, size_t *);
 
@@ -357,9 +357,19 @@ make_env(struct envelope *env)
 	env->rcpt[3].remote_mta = xstrdup("mx2.example.org");
 }
 
-/* An unlinked temporary file holding len bytes of s, offset at the end. */
+/*
+ * What follows the body in the spool's message file (msg/ID: the
+ * envelope, then the trailer).  Readers must stop at env->size: a header
+ * line here would show up in a notice that read too far.
+ */
+#define PAST_BODY	"X-Past-The-Body: envelope bytes\r\n\r\n"
+
+/*
+ * An unlinked temporary file holding len bytes of s, then PAST_BODY, like
+ * a message file of the spool; env->size is set to len.  Offset at the end.
+ */
 static int
-body_file(const char *s, size_t len)
+body_file(struct envelope *env, const char *s, size_t len)
 {
 	char path[] = "/tmp/test_bounce.XXXXXX";
 	const char *tmp = getenv("TMPDIR");
@@ -378,6 +388,9 @@ body_file(const char *s, size_t len)
 	}
 	assert_true(fd != -1);
 	assert_int_equal(write(fd, s, len), (ssize_t)len);
+	assert_int_equal(write(fd, PAST_BODY, sizeof(PAST_BODY) - 1),
+	    (ssize_t)sizeof(PAST_BODY) - 1);
+	env->size = len;
 	return fd;
 }
 
@@ -411,10 +424,11 @@ test_build_fields(void **state)
 	int fd;
 
 	make_env(&env);
-	fd = body_file(orig, sizeof(orig) - 1);
+	fd = body_file(&env, orig, sizeof(orig) - 1);
 	assert_int_equal(build(&env, report, fd, &d, &out, &len), 0);
 	/* The fd offset is left where it was. */
-	assert_true(lseek(fd, 0, SEEK_CUR) == (off_t)(sizeof(orig) - 1));
+	assert_true(lseek(fd, 0, SEEK_CUR) ==
+	    (off_t)(sizeof(orig) - 1 + sizeof(PAST_BODY) - 1));
 
 	/* Top-level header. */
 	assert_string_equal(get(&d.h, "From"),
@@ -649,7 +663,7 @@ test_headers_copy(void **state)
 	env.sender = xstrdup("alice@example.com");
 	envelope_add_rcpt(&env, "bob@example.org", NULL);
 
-	fd = body_file(messy, sizeof(messy) - 1);
+	fd = body_file(&env, messy, sizeof(messy) - 1);
 	assert_int_equal(bounce_build(&env, report, fd, HOST, NOW, &out, &len),
 	    0);
 	check_lines(out, len, true);
@@ -663,14 +677,14 @@ test_headers_copy(void **state)
 	free(out);
 	close(fd);
 
-	fd = body_file(headonly, sizeof(headonly) - 1);
+	fd = body_file(&env, headonly, sizeof(headonly) - 1);
 	assert_int_equal(build(&env, report, fd, &d, &out, &len), 0);
 	assert_string_equal(d.part[2].body, "Subject: x\r\nTo: y\r\n");
 	dsn_free(&d);
 	free(out);
 	close(fd);
 
-	fd = body_file(nohead, sizeof(nohead) - 1);
+	fd = body_file(&env, nohead, sizeof(nohead) - 1);
 	assert_int_equal(build(&env, report, fd, &d, &out, &len), 0);
 	assert_int_equal(d.nparts, 3);
 	assert_string_equal(d.part[2].body, "");
@@ -683,7 +697,7 @@ test_headers_copy(void **state)
 	memcpy(longline, "X-Long: ", 8);
 	memset(longline + 8, 'q', 1992);
 	memcpy(longline + 2000, "\r\nX-After: 1\r\n\r\nb\r\n", 19);
-	fd = body_file(longline, 2019);
+	fd = body_file(&env, longline, 2019);
 	assert_int_equal(build(&env, report, fd, &d, &out, &len), 0);
 	assert_int_equal(strcspn(d.part[2].body, "\r"), 998);
 	assert_non_null(strstr(d.part[2].body, "\r\nX-After: 1\r\n"));
@@ -700,7 +714,7 @@ test_headers_copy(void **state)
 		memcpy(big + i, "X-H: ", 5);
 		memcpy(big + i + 62, "\r\n", 2);
 	}
-	fd = body_file(big, blen);
+	fd = body_file(&env, big, blen);
 	assert_int_equal(build(&env, report, fd, &d, &out, &len), 0);
 	assert_true(d.part[2].len <= BOUNCE_HEADERS_MAX);
 	assert_true(d.part[2].len > BOUNCE_HEADERS_MAX - 128);
@@ -734,7 +748,7 @@ test_headers_dkim(void **state)
 	env.sender = xstrdup("alice@example.com");
 	envelope_add_rcpt(&env, "bob@example.org", NULL);
 	env.dkim = xstrdup(sig);
-	fd = body_file(body, sizeof(body) - 1);
+	fd = body_file(&env, body, sizeof(body) - 1);
 	assert_int_equal(build(&env, report, fd, &d, &out, &len), 0);
 	assert_string_equal(d.part[2].body, "DKIM-Signature: v=1; "
 	    "a=ed25519-sha256; d=example.com;\r\n\ts=sel; b=AbC\r\n"
@@ -918,7 +932,7 @@ test_queue_null_sender(void **state)
 	assert_int_equal(queue_scan(fx->q, scan_cb, &res), 0);
 	assert_int_equal(res.n, 0);
 	assert_int_equal(dir_entries(fx->top, "tmp"), 0);
-	assert_int_equal(dir_entries(fx->top, "data"), 0);
+	assert_int_equal(dir_entries(fx->top, "msg"), 0);
 
 	/* Nothing to report: nothing queued either. */
 	free(env.sender);
@@ -950,7 +964,7 @@ test_queue_dsn(void **state)
 	int fd, bfd;
 
 	make_env(&env);
-	fd = body_file(orig, sizeof(orig) - 1);
+	fd = body_file(&env, orig, sizeof(orig) - 1);
 	assert_int_equal(bounce_queue(fx->q, &env, report, fd, HOST, NOW, newid),
 	    0);
 	assert_true(queue_id_valid(newid));
@@ -973,10 +987,12 @@ test_queue_dsn(void **state)
 	assert_true(res.env.size == wlen);
 	bfd = queue_body_open(fx->q, newid);
 	assert_true(bfd != -1);
+	/* Its first size bytes; the envelope and trailer of msg/ID follow. */
 	got = xmalloc(wlen + 1);
 	n = read(bfd, got, wlen + 1);
-	assert_int_equal(n, (ssize_t)wlen);
+	assert_int_equal(n, (ssize_t)wlen + 1);
 	assert_memory_equal(got, want, wlen);
+	assert_int_equal(got[wlen], 'm');	/* "mxrelay-envelope 1" */
 	close(bfd);
 	free(got);
 	free(want);
@@ -1056,7 +1072,7 @@ test_queue_full(void **state)
 		assert_int_equal(queue_scan(fx->q, scan_cb, &res), 0);
 		assert_int_equal(res.n, 0);
 		assert_int_equal(dir_entries(fx->top, "tmp"), 0);
-		assert_int_equal(dir_entries(fx->top, "data"), 0);
+		assert_int_equal(dir_entries(fx->top, "msg"), 0);
 	}
 	assert_true(failures >= 3);	/* body write, body fsync, env fsync */
 	assert_int_equal(queue_scan(fx->q, scan_cb, &res), 0);
@@ -1086,7 +1102,7 @@ test_delayed_notice(void **state)
 
 	(void)state;
 	make_env(&env);
-	fd = body_file(orig, sizeof(orig) - 1);
+	fd = body_file(&env, orig, sizeof(orig) - 1);
 	assert_int_equal(bounce_build_notice(&env, report, fd, &n, HOST, NOW,
 	    &out, &len), 0);
 	check_lines(out, len, false);
