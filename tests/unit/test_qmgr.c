@@ -647,19 +647,40 @@ make_body(size_t len, bool eightbit)
 }
 
 /*
- * Rewrite the envelope of the queued message id as version 1 or 2 wrote
- * it (queue/envelope.c; version 2 with a submitter, www-data, uid 33):
- * there is no body line, so qmgr must read the body to know.  Its
- * recipients are fresh, due at once.
+ * Turn the queued message id into one of the version 1 spool layout
+ * (data/ID + env/ID, as spools written before msg/ came hold them), its
+ * envelope as version 1 or 2 of the envelope wrote it (queue/envelope.c;
+ * version 2 with a submitter, www-data, uid 33): there is no body line,
+ * so qmgr must read the body to know.  Its recipients are fresh, due at
+ * once.  The files are written by hand, the body first, as the old
+ * commit did.
  */
 static void
 env_make_old(struct fx *fx, const char *id, int version)
 {
 	struct envelope env;
-	char path[400];
+	char path[400], *body;
+	struct stat st;
+	ssize_t n;
 	FILE *f;
+	int fd;
 
 	assert_int_equal(queue_env_load(fx->q, id, &env), 0);
+	/* The body: the first size bytes of msg/ID. */
+	body = xmalloc(env.size + 1);
+	assert_true((fd = queue_body_open(fx->q, id)) != -1);
+	n = pread(fd, body, env.size, 0);
+	assert_int_equal(n, (ssize_t)env.size);
+	close(fd);
+	assert_int_equal(queue_msg_remove(fx->q, id), 0);
+	snprintf(path, sizeof(path), "%s/msg/%s", queue_dir(fx->q), id);
+	assert_int_equal(stat(path, &st), -1);
+
+	snprintf(path, sizeof(path), "%s/data/%s", queue_dir(fx->q), id);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fwrite(body, 1, env.size, f), env.size);
+	assert_int_equal(fclose(f), 0);
+	free(body);
 	snprintf(path, sizeof(path), "%s/env/%s", queue_dir(fx->q), id);
 	assert_non_null(f = fopen(path, "w"));
 	fprintf(f, "mxrelay-envelope %d\nid %s\nsender =%s\narrival %lld\n"
