@@ -124,13 +124,15 @@ static void
 on_queued(void *arg, const struct envelope *env)
 {
 	struct fx *fx = arg;
-	char path[PATH_MAX * 2];
-	struct stat st;
+	struct envelope e;
 
 	fx->nqueued++;
 	snprintf(fx->last_id, sizeof(fx->last_id), "%s", env->id);
-	snprintf(path, sizeof(path), "%s/env/%s", fx->spool, env->id);
-	fx->env_existed = stat(path, &st) == 0;
+	/* Committed before it is reported: the spool already has it whole. */
+	fx->env_existed = queue_env_load(fx->q, env->id, &e) == 0 &&
+	    e.size == env->size;
+	if (fx->env_existed)
+		envelope_free(&e);
 }
 
 static int
@@ -505,24 +507,30 @@ tmp_count(struct fx *fx)
 	return n;
 }
 
-/* The body of a queued message (malloc'd, NUL-terminated). */
+/*
+ * The body of a queued message (malloc'd, NUL-terminated): the first
+ * size bytes (its envelope's) of the file queue_body_open() gives.
+ */
 static char *
 spool_body(struct fx *fx, const char *id, size_t *lenp)
 {
-	char path[PATH_MAX * 2];
+	struct envelope env;
 	char *buf;
-	size_t cap = 1 << 20, len = 0;
+	size_t len = 0;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/data/%s", fx->spool, id);
-	fd = open(path, O_RDONLY);
+	assert_int_equal(queue_env_load(fx->q, id, &env), 0);
+	fd = queue_body_open(fx->q, id);
 	assert_true(fd >= 0);
-	buf = malloc(cap + 1);
+	buf = malloc(env.size + 1);
 	assert_non_null(buf);
-	while ((n = read(fd, buf + len, cap - len)) > 0)
+	while (len < env.size &&
+	    (n = pread(fd, buf + len, env.size - len, (off_t)len)) > 0)
 		len += (size_t)n;
 	close(fd);
+	assert_int_equal(len, env.size);
+	envelope_free(&env);
 	buf[len] = '\0';
 	if (lenp != NULL)
 		*lenp = len;
