@@ -290,7 +290,8 @@ test_taken_in_before(void **state)
 	assert_int_equal(rename(copy, path), 0);
 	assert_int_equal(pickup_run(fx->q, fx->max_size, NULL, on_queued, fx), 0);
 	assert_int_equal(count(fx, "drop"), 0);
-	assert_int_equal(count(fx, "env"), 1);	/* not twice */
+	assert_int_equal(count(fx, "msg"), 1);	/* not twice */
+	assert_int_equal(count(fx, "env"), 0);
 	assert_int_equal(fx->queued.n, 1);
 }
 
@@ -350,6 +351,7 @@ test_refused(void **state)
 		    fx), 0);
 		assert_true(mock_log_contains(bad[i].why));
 		assert_int_equal(count(fx, "drop"), 0);
+		assert_int_equal(count(fx, "msg"), 0);
 		assert_int_equal(count(fx, "env"), 0);
 		assert_int_equal(count(fx, "corrupt"), i + 1);
 	}
