@@ -212,6 +212,7 @@ struct fx {
 		char		 id[QUEUE_ID_LEN + 1];
 		struct envelope	 env;
 		size_t		 bodylen;
+		bool		 v1;	/* env/ID + data/ID, not msg/ID */
 	} msg[8];
 };
 
@@ -399,20 +400,101 @@ write_file(struct fx *fx, const char *sub, const char *name, const char *text)
 	assert_int_equal(fclose(f), 0);
 }
 
+/* Write len bytes of p to SPOOL/sub/name (a new file, mode 0600). */
+static void
+write_bytes(struct fx *fx, const char *sub, const char *name, const void *p,
+    size_t len)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0);
+	assert_int_equal(write(fd, p, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+/*
+ * A message of the version 1 layout, written by hand as the old commit
+ * left it: data/ID (bodylen bytes of fx->body), then env/ID (the text
+ * envelope_encode() makes).  Remembered in fx->msg[] (keep them in id
+ * order: that is the scan's).
+ */
+static void
+add_v1(struct fx *fx, const char *id, size_t bodylen, const char *sender)
+{
+	size_t i = fx->nmsg++;
+	char *buf;
+	size_t len;
+
+	make_env(&fx->msg[i].env, sender);
+	memcpy(fx->msg[i].env.id, id, QUEUE_ID_LEN + 1);
+	fx->msg[i].env.size = bodylen;
+	memcpy(fx->msg[i].id, id, QUEUE_ID_LEN + 1);
+	fx->msg[i].bodylen = bodylen;
+	fx->msg[i].v1 = true;
+	write_bytes(fx, "data", id, fx->body, bodylen);
+	assert_int_equal(envelope_encode(&fx->msg[i].env, &buf, &len), 0);
+	write_bytes(fx, "env", id, buf, len);
+	free(buf);
+}
+
+/*
+ * The trailer of a message file, made here from the format of spool.c
+ * (not with the spool's code): "mxrelay-msg 1 B E", 20 digits each,
+ * spaces to 63 bytes, LF.
+ */
+#define TRAILER_LEN	64
+
+static void
+msg_trailer(char *out, uint64_t blen, uint64_t elen)
+{
+	int n = snprintf(out, TRAILER_LEN, "mxrelay-msg 1 %020llu %020llu",
+	    (unsigned long long)blen, (unsigned long long)elen);
+
+	assert_int_equal(n, 55);
+	memset(out + n, ' ', TRAILER_LEN - 1 - (size_t)n);
+	out[TRAILER_LEN - 1] = '\n';
+}
+
+/*
+ * The body of id is fx->body's first `want` bytes: all of data/ID for a
+ * version 1 message; for msg/ID the first bytes, then an envelope of this
+ * id and size, then the trailer with both lengths, and nothing more.
+ */
 static void
 check_body(struct fx *fx, const char *id, size_t want)
 {
-	char *buf = xmalloc(want + 1);
+	size_t cap = want + 1024 * 1024;
+	char *buf = xmalloc(cap);
 	size_t got = 0;
 	ssize_t r;
 	int fd;
 
 	assert_true((fd = queue_body_open(fx->q, id)) >= 0);
-	while ((r = read(fd, buf + got, want + 1 - got)) > 0)
+	while ((r = read(fd, buf + got, cap - got)) > 0)
 		got += (size_t)r;
 	close(fd);
-	assert_int_equal(got, want);
+	assert_true(got >= want);
 	assert_memory_equal(buf, fx->body, want);
+	if (sub_has(fx, "msg", id)) {
+		char t[TRAILER_LEN];
+		struct envelope e;
+		const char *err;
+		size_t elen;
+
+		assert_true(got >= want + TRAILER_LEN);
+		elen = got - want - TRAILER_LEN;
+		msg_trailer(t, want, elen);
+		assert_memory_equal(buf + got - TRAILER_LEN, t, TRAILER_LEN);
+		assert_int_equal(envelope_decode(buf + want, elen, &e, &err), 0);
+		assert_string_equal(e.id, id);
+		assert_int_equal(e.size, want);
+		envelope_free(&e);
+	} else {
+		assert_true(sub_has(fx, "data", id));
+		assert_int_equal(got, want);
+	}
 	free(buf);
 }
 
@@ -432,8 +514,11 @@ collect(struct queue *q, const struct envelope *env, void *arg)
 
 /*
  * The spool holds fx->msg[] exactly (plus `extra` when not NULL: a new
- * message with envelope *extra_env and the whole body), all intact, and
- * nothing in tmp/ or corrupt/.
+ * message with envelope *extra_env and the whole body, in msg/), all
+ * intact: new messages as msg/ID (maybe with an update msg/ID.env),
+ * version 1 ones as env/ID + data/ID.  With tmp_clean, nothing in tmp/,
+ * no body without its envelope in data/ and no update without its
+ * message in msg/.  Never anything in corrupt/.
  */
 static void
 check_spool(struct fx *fx, const char *extra, const struct envelope *extra_env,
@@ -441,28 +526,56 @@ check_spool(struct fx *fx, const char *extra, const struct envelope *extra_env,
 {
 	struct seen s = { { NULL, 0, 0 }, fx };
 	struct strlist data = { NULL, 0, 0 }, env = { NULL, 0, 0 };
-	size_t want = fx->nmsg + (extra != NULL);
+	struct strlist msg = { NULL, 0, 0 };
+	size_t want = fx->nmsg + (extra != NULL), nv1 = 0, nmsgs = 0;
 
 	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
 	assert_int_equal(s.ids.n, want);
 	list_sub(fx, "data", &data);
 	list_sub(fx, "env", &env);
-	assert_int_equal(env.n, want);
+	list_sub(fx, "msg", &msg);
+	for (size_t i = 0; i < msg.n; i++) {
+		char id[QUEUE_ID_LEN + 1];
+
+		if (queue_id_valid(msg.v[i])) {
+			nmsgs++;
+			continue;
+		}
+		/* Else an update, "ID.env", of a message that is there. */
+		assert_int_equal(strlen(msg.v[i]), QUEUE_ID_LEN + 4);
+		assert_string_equal(msg.v[i] + QUEUE_ID_LEN, ".env");
+		memcpy(id, msg.v[i], QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (tmp_clean)
+			assert_true(sub_has(fx, "msg", id));
+	}
 	for (size_t i = 0; i < fx->nmsg; i++) {
 		struct envelope e;
+		const char *id = fx->msg[i].id;
 
-		assert_string_equal(s.ids.v[i], fx->msg[i].id);
-		assert_true(strlist_contains_nocase(&env, fx->msg[i].id));
-		assert_true(strlist_contains_nocase(&data, fx->msg[i].id));
-		assert_int_equal(queue_env_load(fx->q, fx->msg[i].id, &e), 0);
+		assert_string_equal(s.ids.v[i], id);
+		if (fx->msg[i].v1) {
+			nv1++;
+			assert_true(strlist_contains_nocase(&env, id));
+			assert_true(strlist_contains_nocase(&data, id));
+			assert_false(sub_has(fx, "msg", id));
+		} else {
+			assert_true(strlist_contains_nocase(&msg, id));
+			assert_false(strlist_contains_nocase(&env, id));
+			assert_false(strlist_contains_nocase(&data, id));
+		}
+		assert_int_equal(queue_env_load(fx->q, id, &e), 0);
 		assert_true(env_same(&e, &fx->msg[i].env));
 		envelope_free(&e);
-		check_body(fx, fx->msg[i].id, fx->msg[i].bodylen);
+		check_body(fx, id, fx->msg[i].bodylen);
 	}
+	assert_int_equal(env.n, nv1);
+	assert_int_equal(nmsgs, want - nv1);
 	if (extra != NULL) {
 		struct envelope e;
 
 		assert_string_equal(s.ids.v[fx->nmsg], extra);
+		assert_true(sub_has(fx, "msg", extra));
 		assert_int_equal(queue_env_load(fx->q, extra, &e), 0);
 		assert_true(env_same(&e, extra_env));
 		envelope_free(&e);
@@ -470,12 +583,13 @@ check_spool(struct fx *fx, const char *extra, const struct envelope *extra_env,
 	}
 	if (tmp_clean) {
 		assert_int_equal(count_sub(fx, "tmp"), 0);
-		assert_int_equal(data.n, want);
+		assert_int_equal(data.n, nv1);
 	}
 	assert_int_equal(count_sub(fx, "corrupt"), 0);
 	strlist_free(&s.ids);
 	strlist_free(&data);
 	strlist_free(&env);
+	strlist_free(&msg);
 }
 
 /* ---- layout, ids ---------------------------------------------------- */
@@ -491,8 +605,9 @@ test_open(void **state)
 	assert_string_equal(queue_dir(fx->q), fx->spool);
 	assert_int_equal(stat(fx->spool, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
-	for (int i = 0; i < 4; i++) {
-		static const char *sub[] = { "tmp", "data", "env", "corrupt" };
+	for (int i = 0; i < 5; i++) {
+		static const char *sub[] = { "tmp", "data", "env", "corrupt",
+		    "msg" };
 
 		snprintf(path, sizeof(path), "%s/%s", fx->spool, sub[i]);
 		assert_int_equal(stat(path, &st), 0);
@@ -707,31 +822,42 @@ test_update_remove(void **state)
 	check_spool(fx, NULL, NULL, 0, true);
 }
 
-/* Group removal: envelopes go at once, bodies only at the flush. */
+/*
+ * Group removal: msg/ID goes at once, its update msg/ID.env only at the
+ * flush (for version 1 messages the bodies wait: test_v1_message).
+ */
 static void
 test_remove_later(void **state)
 {
 	struct fx *fx = *state;
 	struct envelope e;
+	char upd[QUEUE_ID_LEN + 8];
 
 	add_msg(fx, 100, "a@b");
 	add_msg(fx, 200, "c@d");
 	add_msg(fx, 300, "e@f");
+	fx->msg[0].env.rcpt[0].attempts = 2;
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), 0);
+	snprintf(upd, sizeof(upd), "%s.env", fx->msg[0].id);
+	assert_true(sub_has(fx, "msg", upd));
 	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[0].id), 0);
 	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[2].id), 0);
-	/* Gone as messages, bodies still there until the flush. */
+	/* Gone as messages, the update still there until the flush. */
 	assert_int_equal(queue_env_load(fx->q, fx->msg[0].id, &e), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(count_sub(fx, "env"), 1);
-	assert_int_equal(count_sub(fx, "data"), 3);
+	assert_int_equal(queue_body_open(fx->q, fx->msg[2].id), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(sub_has(fx, "msg", fx->msg[0].id));
+	assert_false(sub_has(fx, "msg", fx->msg[2].id));
+	assert_true(sub_has(fx, "msg", upd));
+	assert_int_equal(count_sub(fx, "msg"), 2);
 	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[0].id), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(queue_msg_remove_later(fx->q, "nope"), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(queue_flush(fx->q), 0);
-	assert_int_equal(count_sub(fx, "data"), 1);
-	assert_true(sub_has(fx, "data", fx->msg[1].id));
-	assert_true(sub_has(fx, "env", fx->msg[1].id));
+	assert_int_equal(count_sub(fx, "msg"), 1);
+	assert_true(sub_has(fx, "msg", fx->msg[1].id));
 	assert_int_equal(queue_flush(fx->q), 0);	/* nothing pending */
 	envelope_free(&fx->msg[0].env);
 	envelope_free(&fx->msg[2].env);
@@ -845,8 +971,9 @@ test_scan_corrupt(void **state)
 	assert_true(sub_has(fx, "corrupt", "00000000000003000001.env"));
 	assert_false(sub_has(fx, "corrupt", "00000000000003000001.data"));
 	assert_int_equal(count_sub(fx, "corrupt"), 7);
-	assert_int_equal(count_sub(fx, "env"), 1);
-	assert_int_equal(count_sub(fx, "data"), 1);
+	assert_int_equal(count_sub(fx, "env"), 0);
+	assert_int_equal(count_sub(fx, "data"), 0);
+	assert_int_equal(count_sub(fx, "msg"), 1);
 
 	/* A second scan finds nothing more to do. */
 	mock_log_clear();
@@ -863,7 +990,13 @@ test_scan_corrupt(void **state)
 	assert_int_equal(queue_msg_quarantine(fx->q, fx->msg[0].id,
 	    "evil\nline"), 0);
 	assert_true(mock_log_contains("evil\\x0aline"));
-	assert_int_equal(count_sub(fx, "env"), 0);
+	assert_int_equal(count_sub(fx, "msg"), 0);
+	{
+		char name[QUEUE_ID_LEN + 8];
+
+		snprintf(name, sizeof(name), "%s.msg", fx->msg[0].id);
+		assert_true(sub_has(fx, "corrupt", name));
+	}
 	envelope_free(&fx->msg[0].env);
 	fx->nmsg = 0;
 }
@@ -911,7 +1044,7 @@ test_scan_cleanup(void **state)
 	assert_true(sub_has(fx, "data", "README"));
 	assert_true(sub_has(fx, "env", "README"));
 	assert_true(sub_has(fx, "env", "0000000000000300000X"));
-	assert_true(sub_has(fx, "data", fx->msg[0].id));
+	assert_true(sub_has(fx, "msg", fx->msg[0].id));
 	assert_true(mock_log_contains("00000000000003000001: removed body"));
 	assert_int_equal(count_sub(fx, "corrupt"), 0);
 
@@ -997,23 +1130,26 @@ test_commit_failures(void **state)
 	inject(INJ_FAIL, 0, 0);
 	assert_int_equal(submit(fx, BODY_LEN, &e), 0);
 	writes = inj.count[OP_WRITE];
-	assert_true(inj.count[OP_OPENAT] == 2);
-	assert_true(writes >= 5);	/* 4 body flushes + the envelope */
-	assert_true(inj.count[OP_FSYNC] == 4);
-	assert_true(inj.count[OP_RENAMEAT] == 2);
-	assert_true(inj.count[OP_CLOSE] == 2);
+	/* One file: tmp/ID, fsync'd, renamed to msg/ID, msg/ fsync'd. */
+	assert_true(inj.count[OP_OPENAT] == 1);
+	assert_true(writes >= 6);	/* 4 body flushes, envelope, trailer */
+	assert_true(inj.count[OP_FSYNC] == 2);
+	assert_true(inj.count[OP_RENAMEAT] == 1);
+	assert_true(inj.count[OP_CLOSE] == 1);
+	assert_true(inj.count[OP_UNLINKAT] == 0);
 	inject_off();
 	assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
 	envelope_free(&e);
 
 	steps = commit_inject(fx, INJ_FAIL, ENOSPC, failed);
-	assert_int_equal(steps, 2 + writes + 4 + 2 + 2 + 1);
-	assert_true(failed[OP_OPENAT] == 2 && failed[OP_WRITE] == writes &&
-	    failed[OP_FSYNC] == 4 && failed[OP_RENAMEAT] == 2 &&
-	    failed[OP_CLOSE] == 1);
+	assert_int_equal(steps, 1 + writes + 2 + 1 + 1 + 1);
+	/* The close comes after the point of no return: it fails nothing. */
+	assert_true(failed[OP_OPENAT] == 1 && failed[OP_WRITE] == writes &&
+	    failed[OP_FSYNC] == 2 && failed[OP_RENAMEAT] == 1 &&
+	    failed[OP_CLOSE] == 0);
 	memset(failed, 0, sizeof(failed));
 	commit_inject(fx, INJ_FAIL, EIO, failed);
-	assert_int_equal(failed[OP_FSYNC], 4);
+	assert_int_equal(failed[OP_FSYNC], 2);
 	memset(failed, 0, sizeof(failed));
 	commit_inject(fx, INJ_FAIL, EDQUOT, failed);
 	assert_int_equal(failed[OP_WRITE], writes);
@@ -1113,11 +1249,16 @@ test_remove_failures(void **state)
 	add_msg(fx, 100, "keep@x");
 	for (at = 1; at < MAX_STEPS; at++) {
 		struct envelope e;
+		char upd[QUEUE_ID_LEN + 8];
 		int rc;
 		bool hit;
 
+		/* With an update, so that the removal has two files to go. */
 		make_env(&e, "gone@x");
 		assert_int_equal(submit(fx, 50, &e), 0);
+		e.rcpt[0].attempts = 9;
+		assert_int_equal(queue_env_update(fx->q, &e), 0);
+		snprintf(upd, sizeof(upd), "%s.env", e.id);
 		inject(INJ_FAIL, at, EIO);
 		rc = queue_msg_remove(fx->q, e.id);
 		hit = inj.hit;
@@ -1126,25 +1267,29 @@ test_remove_failures(void **state)
 			assert_true(hit);
 			assert_int_equal(errno, EIO);
 		}
-		/* Whole, or gone (a leftover body is an orphan, not a message). */
-		if (sub_has(fx, "env", e.id)) {
+		/*
+		 * Whole, or gone (a leftover update is no message: the scan
+		 * removes it once it is an hour old).
+		 */
+		if (sub_has(fx, "msg", e.id)) {
 			struct envelope want;
 
-			expected_new(&want, e.id, 50);
-			free(want.sender);
-			want.sender = xstrdup("gone@x");
+			assert_int_equal(rc, -1);
+			env_copy(&want, &e);
 			check_spool(fx, e.id, &want, 50, true);
 			envelope_free(&want);
 			assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
-		} else if (sub_has(fx, "data", e.id)) {
-			age_sub(fx, "data", 2 * 3600);
+		} else if (sub_has(fx, "msg", upd)) {
+			age_sub(fx, "msg", 2 * 3600);
 		}
 		check_spool(fx, NULL, NULL, 0, true);
+		assert_false(sub_has(fx, "msg", upd));
 		envelope_free(&e);
 		if (!hit)
 			break;
 	}
-	assert_int_equal(at, 5);
+	/* unlinkat msg/ID, fsync msg/, unlinkat msg/ID.env; then none. */
+	assert_int_equal(at, 4);
 }
 
 /* ---- crashes -------------------------------------------------------- */
@@ -1192,17 +1337,19 @@ crash_child(struct fx *fx, enum crash_what what, unsigned at,
 	return false;
 }
 
-/* The one message in env/ that fx->msg[] does not know, or NULL. */
+/* The one message in msg/ that fx->msg[] does not know, or NULL. */
 static bool
 find_new(struct fx *fx, char *id)
 {
 	struct strlist env = { NULL, 0, 0 };
 	bool found = false;
 
-	list_sub(fx, "env", &env);
+	list_sub(fx, "msg", &env);
 	for (size_t i = 0; i < env.n; i++) {
 		bool known = false;
 
+		if (!queue_id_valid(env.v[i]))
+			continue;	/* an update, ID.env */
 		for (size_t j = 0; j < fx->nmsg; j++)
 			known |= strcmp(env.v[i], fx->msg[j].id) == 0;
 		if (!known) {
@@ -1246,8 +1393,10 @@ test_commit_crash(void **state)
 		crashes++;
 	}
 	assert_true(at < MAX_STEPS);
-	assert_true(crashes >= 15);
-	/* Crashes after the envelope rename leave the message whole. */
+	/* openat, 6 writes (4 body flushes, envelope, trailer), 2 fsyncs,
+	 * renameat, close. */
+	assert_int_equal(crashes, 11);
+	/* Crashes after the rename into msg/ leave the message whole. */
 	assert_int_equal(visible, 3);
 }
 
@@ -1294,20 +1443,33 @@ test_remove_crash(void **state)
 	add_msg(fx, 100, "keep@x");
 	for (at = 1; at < MAX_STEPS; at++) {
 		struct envelope e;
+		char upd[QUEUE_ID_LEN + 8];
 		bool crashed;
 
 		make_env(&e, "gone@x");
 		assert_int_equal(submit(fx, 50, &e), 0);
+		e.rcpt[0].attempts = 9;
+		assert_int_equal(queue_env_update(fx->q, &e), 0);
+		snprintf(upd, sizeof(upd), "%s.env", e.id);
 		crashed = crash_child(fx, CRASH_REMOVE, at, NULL, e.id);
-		if (sub_has(fx, "env", e.id))
+		if (sub_has(fx, "msg", e.id)) {
+			/* Still whole, with its update. */
+			struct envelope now;
+
+			assert_int_equal(queue_env_load(fx->q, e.id, &now), 0);
+			assert_true(env_same(&now, &e));
+			envelope_free(&now);
 			assert_int_equal(queue_msg_remove(fx->q, e.id), 0);
-		age_sub(fx, "data", 2 * 3600);
+		}
+		/* A leftover update goes once it is an hour old. */
+		age_sub(fx, "msg", 2 * 3600);
 		check_spool(fx, NULL, NULL, 0, true);
+		assert_false(sub_has(fx, "msg", upd));
 		envelope_free(&e);
 		if (!crashed)
 			break;
 	}
-	assert_int_equal(at, 5);
+	assert_int_equal(at, 4);
 }
 
 /* ---- no symbolic link is followed, nothing planted is opened -------- */
@@ -1322,7 +1484,8 @@ test_symlinks(void **state)
 	struct stat st;
 	int fd;
 
-	add_msg(fx, 30, "a@b");
+	/* A version 1 message whose data/ID is a link. */
+	add_v1(fx, "00000000000001000001", 30, "a@b");
 	id = fx->msg[0].id;
 	/* A root-owned secret of the same size, behind data/ID. */
 	snprintf(target, sizeof(target), "%s/secret", fx->top);
@@ -1348,8 +1511,34 @@ test_symlinks(void **state)
 	fx->nmsg = 0;
 	envelope_free(&fx->msg[0].env);
 
-	/* env/ID a link: not read. */
-	add_msg(fx, 10, "c@d");
+	/* msg/ID a link: neither its body nor its envelope is read. */
+	add_msg(fx, 30, "a@b");
+	id = fx->msg[0].id;
+	snprintf(path, sizeof(path), "%s/msg/%s", fx->spool, id);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(queue_body_open(fx->q, id), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(queue_msg_lock(fx->q, id, &fd), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(queue_env_load(fx->q, id, &e), -1);
+	assert_int_equal(errno, ELOOP);
+	{
+		struct seen sn = { { NULL, 0, 0 }, fx };
+
+		assert_int_equal(queue_scan(fx->q, collect, &sn), 0);
+		assert_int_equal(sn.ids.n, 0);
+		strlist_free(&sn.ids);
+	}
+	assert_int_equal(lstat(target, &st), 0);
+	assert_int_equal(st.st_size, 30);
+	assert_int_equal(unlink(path), 0);
+	fx->nmsg = 0;
+	envelope_free(&fx->msg[0].env);
+	mock_log_clear();
+
+	/* env/ID a link (version 1): not read. */
+	add_v1(fx, "00000000000002000001", 10, "c@d");
 	id = fx->msg[0].id;
 	snprintf(path, sizeof(path), "%s/env/%s", fx->spool, id);
 	snprintf(link, sizeof(link), "%s/env.real", fx->top);
@@ -1359,6 +1548,18 @@ test_symlinks(void **state)
 	assert_int_equal(errno, ELOOP);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(rename(link, path), 0);
+	assert_int_equal(queue_msg_remove(fx->q, id), 0);
+	fx->nmsg = 0;
+	envelope_free(&fx->msg[0].env);
+
+	/* msg/ID.env a link: not read, not taken for the envelope. */
+	add_msg(fx, 10, "c@d");
+	id = fx->msg[0].id;
+	snprintf(path, sizeof(path), "%s/msg/%s.env", fx->spool, id);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(queue_env_load(fx->q, id, &e), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(unlink(path), 0);
 
 	/* A planted tmp/ID.upd link: the update never writes through it. */
 	snprintf(path, sizeof(path), "%s/tmp/%s.upd", fx->spool, id);
@@ -1373,18 +1574,19 @@ test_symlinks(void **state)
 	envelope_free(&e);
 
 	/* A spool folder that is a link: queue_open refuses it. */
-	snprintf(path, sizeof(path), "%s/data", fx->spool);
-	snprintf(link, sizeof(link), "%s/data.real", fx->top);
-	assert_int_equal(rename(path, link), 0);
-	assert_int_equal(symlink(link, path), 0);
-	{
+	for (int i = 0; i < 2; i++) {
+		static const char *sub[] = { "data", "msg" };
 		struct queue *q2;
 
+		snprintf(path, sizeof(path), "%s/%s", fx->spool, sub[i]);
+		snprintf(link, sizeof(link), "%s/%s.real", fx->top, sub[i]);
+		assert_int_equal(rename(path, link), 0);
+		assert_int_equal(symlink(link, path), 0);
 		assert_int_equal(queue_open(fx->spool, true, &q2), -1);
 		assert_true(errno == ELOOP || errno == ENOTDIR);
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(rename(link, path), 0);
 	}
-	assert_int_equal(unlink(path), 0);
-	assert_int_equal(rename(link, path), 0);
 }
 
 /* ---- the drop folder ------------------------------------------------ */
