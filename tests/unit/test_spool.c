@@ -1055,6 +1055,430 @@ test_scan_cleanup(void **state)
 	envelope_free(&e);
 }
 
+/* ---- version 1 messages, message files, updates ------------------- */
+
+/* The whole of SPOOL/sub/name (malloc'd) and its length. */
+static char *
+read_whole(struct fx *fx, const char *sub, const char *name, size_t *lenp)
+{
+	char path[256];
+	struct stat st;
+	char *buf;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	buf = xmalloc((size_t)st.st_size + 1);
+	assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0),
+	    (ssize_t)st.st_size);
+	close(fd);
+	*lenp = (size_t)st.st_size;
+	return buf;
+}
+
+/* SPOOL/sub/name holds exactly envelope_encode(env). */
+static void
+check_env_file(struct fx *fx, const char *sub, const char *name,
+    const struct envelope *env)
+{
+	char *want, *got;
+	size_t wlen, glen;
+
+	assert_int_equal(envelope_encode(env, &want, &wlen), 0);
+	got = read_whole(fx, sub, name, &glen);
+	assert_int_equal(glen, wlen);
+	assert_memory_equal(got, want, wlen);
+	free(want);
+	free(got);
+}
+
+static ino_t
+ino_of(struct fx *fx, const char *sub, const char *name)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* Drop fx->msg[i] (gone from the spool) and keep the others in order. */
+static void
+forget_msg(struct fx *fx, size_t i)
+{
+	envelope_free(&fx->msg[i].env);
+	for (; i + 1 < fx->nmsg; i++)
+		fx->msg[i] = fx->msg[i + 1];
+	memset(&fx->msg[fx->nmsg - 1], 0, sizeof(fx->msg[0]));
+	fx->nmsg--;
+}
+
+/*
+ * (a) A message of the version 1 layout, written by hand (data/ID, then
+ * env/ID from envelope_encode()), among new ones: the scan lists it in id
+ * order, it loads, its body is data/ID, it locks (data/ID), an update
+ * rewrites env/ID (nothing appears in msg/), and a removal takes both
+ * files (a group removal: env/ID at once, data/ID at the flush).
+ */
+static void
+test_v1_message(void **state)
+{
+	struct fx *fx = *state;
+	char v1id[QUEUE_ID_LEN + 1], name[QUEUE_ID_LEN + 8];
+	struct stat st;
+	int fd, fd2, lfd;
+
+	add_msg(fx, 100, "a@b");
+	/* An id after msg[0]'s and before the next one's: same time, pid ffffff. */
+	memcpy(v1id, fx->msg[0].id, sizeof(v1id));
+	memcpy(v1id + 14, "ffffff", 6);
+	assert_true(strcmp(v1id, fx->msg[0].id) > 0);
+	add_v1(fx, v1id, BODY_LEN, "old@example.com");
+	add_msg(fx, 50, "c@d");
+	assert_true(strcmp(fx->msg[2].id, v1id) > 0);
+	check_spool(fx, NULL, NULL, 0, true);	/* listed in order, loads */
+
+	/* The body: data/ID itself. */
+	assert_true((fd = queue_body_open(fx->q, v1id)) >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_ino == ino_of(fx, "data", v1id));
+	assert_int_equal(st.st_size, BODY_LEN);
+	close(fd);
+
+	/* The lock is on data/ID. */
+	assert_int_equal(queue_msg_lock(fx->q, v1id, &lfd), 0);
+	assert_int_equal(queue_msg_lock(fx->q, v1id, &fd2), -1);
+	assert_true(errno == EWOULDBLOCK || errno == EAGAIN);
+	{
+		char path[256];
+
+		snprintf(path, sizeof(path), "%s/data/%s", fx->spool, v1id);
+		assert_true((fd = open(path, O_RDONLY)) >= 0);
+		assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1);
+		close(fd);
+	}
+
+	/* An update (under the lock) rewrites env/ID. */
+	fx->msg[1].env.rcpt[0].state = RCPT_DELIVERED;
+	fx->msg[1].env.rcpt[0].attempts = 4;
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[1].env), 0);
+	check_env_file(fx, "env", v1id, &fx->msg[1].env);
+	snprintf(name, sizeof(name), "%s.env", v1id);
+	assert_false(sub_has(fx, "msg", v1id));
+	assert_false(sub_has(fx, "msg", name));
+	queue_msg_unlock(lfd);
+	check_spool(fx, NULL, NULL, 0, true);
+
+	/* Removal: env/ID and data/ID go. */
+	assert_int_equal(queue_msg_remove(fx->q, v1id), 0);
+	assert_false(sub_has(fx, "env", v1id));
+	assert_false(sub_has(fx, "data", v1id));
+	assert_int_equal(queue_msg_lock(fx->q, v1id, &lfd), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_msg_remove(fx->q, v1id), -1);
+	assert_int_equal(errno, ENOENT);
+	forget_msg(fx, 1);
+	check_spool(fx, NULL, NULL, 0, true);
+
+	/* Group removal: env/ID at once, data/ID at the flush. */
+	add_v1(fx, "ffffffffffffff000001", 20, "late@x");
+	check_spool(fx, NULL, NULL, 0, true);
+	assert_int_equal(queue_msg_remove_later(fx->q, "ffffffffffffff000001"),
+	    0);
+	assert_false(sub_has(fx, "env", "ffffffffffffff000001"));
+	assert_true(sub_has(fx, "data", "ffffffffffffff000001"));
+	assert_int_equal(queue_flush(fx->q), 0);
+	assert_false(sub_has(fx, "data", "ffffffffffffff000001"));
+	forget_msg(fx, 2);
+	check_spool(fx, NULL, NULL, 0, true);
+
+	/* Quarantine: corrupt/ID.env and corrupt/ID.data, as before. */
+	add_v1(fx, "ffffffffffffff000002", 20, "q@x");
+	assert_int_equal(queue_msg_quarantine(fx->q, "ffffffffffffff000002",
+	    "test"), 0);
+	assert_true(sub_has(fx, "corrupt", "ffffffffffffff000002.env"));
+	assert_true(sub_has(fx, "corrupt", "ffffffffffffff000002.data"));
+	assert_int_equal(count_sub(fx, "corrupt"), 2);
+	assert_int_equal(count_sub(fx, "env"), 0);
+	assert_int_equal(count_sub(fx, "data"), 0);
+	forget_msg(fx, 2);
+}
+
+/*
+ * A message file made by hand: blen bytes of fx->body, the envelope of
+ * make_env() with this id and size env_size, the trailer for blen and the
+ * envelope's length.  Malloc'd; its length in *lenp; the envelope's
+ * offset is blen, its length *elenp.
+ */
+static char *
+build_msg(struct fx *fx, const char *id, size_t blen, uint64_t env_size,
+    size_t *lenp, size_t *elenp)
+{
+	struct envelope e;
+	char *ebuf, *buf;
+	size_t elen;
+
+	make_env(&e, "hand@made");
+	memcpy(e.id, id, QUEUE_ID_LEN + 1);
+	e.size = env_size;
+	assert_int_equal(envelope_encode(&e, &ebuf, &elen), 0);
+	envelope_free(&e);
+	buf = xmalloc(blen + elen + TRAILER_LEN);
+	memcpy(buf, fx->body, blen);
+	memcpy(buf + blen, ebuf, elen);
+	msg_trailer(buf + blen + elen, blen, elen);
+	free(ebuf);
+	*lenp = blen + elen + TRAILER_LEN;
+	if (elenp != NULL)
+		*elenp = elen;
+	return buf;
+}
+
+/*
+ * (b) Message files that are not whole or do not agree with themselves
+ * are moved to corrupt/ID.msg by the scan (with their update, to
+ * corrupt/ID.msg.env), with the reason logged; a well-made one, written
+ * by hand from the format, is a message like any other.
+ */
+static void
+test_msg_corrupt(void **state)
+{
+	struct fx *fx = *state;
+	static const char *good = "00000000000001000001";
+	static const char *magic = "00000000000002000001";
+	static const char *digit = "00000000000003000001";
+	static const char *tiny = "00000000000004000001";
+	static const char *size = "00000000000005000001";
+	static const char *envsize = "00000000000006000001";
+	static const char *badupd = "00000000000007000001";
+	static const char *updsize = "00000000000008000001";
+	const char *bad[] = { magic, digit, tiny, size, envsize,
+	    badupd, updsize };
+	struct seen s = { { NULL, 0, 0 }, NULL };
+	struct envelope e;
+	char *buf, name[QUEUE_ID_LEN + 16];
+	size_t len, elen;
+
+	buf = build_msg(fx, good, 300, 300, &len, NULL);
+	write_bytes(fx, "msg", good, buf, len);
+	free(buf);
+	assert_int_equal(queue_env_load(fx->q, good, &e), 0);
+	assert_string_equal(e.sender, "hand@made");
+	assert_int_equal(e.size, 300);
+	envelope_free(&e);
+	check_body(fx, good, 300);
+
+	/* The trailer's magic. */
+	buf = build_msg(fx, magic, 300, 300, &len, NULL);
+	buf[len - TRAILER_LEN] = 'X';
+	write_bytes(fx, "msg", magic, buf, len);
+	free(buf);
+	/* A length that is not 20 digits. */
+	buf = build_msg(fx, digit, 300, 300, &len, NULL);
+	buf[len - TRAILER_LEN + 20] = 'z';
+	write_bytes(fx, "msg", digit, buf, len);
+	free(buf);
+	/* Shorter than a trailer. */
+	write_bytes(fx, "msg", tiny, "mxrelay-msg 1 0", 15);
+	/* The trailer's lengths do not add up to the file's size. */
+	buf = build_msg(fx, size, 300, 300, &len, &elen);
+	msg_trailer(buf + len - TRAILER_LEN, 301, elen);
+	write_bytes(fx, "msg", size, buf, len);
+	free(buf);
+	/* Its envelope's size is not the body's length (B). */
+	buf = build_msg(fx, envsize, 300, 299, &len, NULL);
+	write_bytes(fx, "msg", envsize, buf, len);
+	free(buf);
+	/* A sound message file whose update cannot be parsed... */
+	buf = build_msg(fx, badupd, 300, 300, &len, NULL);
+	write_bytes(fx, "msg", badupd, buf, len);
+	free(buf);
+	snprintf(name, sizeof(name), "%s.env", badupd);
+	write_file(fx, "msg", name, "mxrelay-envelope 9\n");
+	/* ...or gives another size. */
+	buf = build_msg(fx, updsize, 300, 300, &len, NULL);
+	write_bytes(fx, "msg", updsize, buf, len);
+	free(buf);
+	buf = build_msg(fx, updsize, 0, 301, &len, &elen);
+	snprintf(name, sizeof(name), "%s.env", updsize);
+	write_bytes(fx, "msg", name, buf, elen);
+	free(buf);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(queue_env_load(fx->q, bad[i], &e), -1);
+		assert_int_equal(errno, EBADMSG);
+	}
+
+	mock_log_clear();
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
+	assert_int_equal(s.ids.n, 1);
+	assert_string_equal(s.ids.v[0], good);
+	strlist_free(&s.ids);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_true(mock_log_contains(bad[i]));
+		snprintf(name, sizeof(name), "%s.msg", bad[i]);
+		assert_true(sub_has(fx, "corrupt", name));
+		assert_false(sub_has(fx, "msg", bad[i]));
+	}
+	assert_true(mock_log_contains("message file has no valid trailer"));
+	assert_true(mock_log_contains("message file too short"));
+	assert_true(mock_log_contains("message file size differs from its "
+	    "trailer"));
+	assert_true(mock_log_contains("body size differs from envelope"));
+	assert_true(mock_log_contains("unsupported envelope version"));
+	snprintf(name, sizeof(name), "%s.msg.env", badupd);
+	assert_true(sub_has(fx, "corrupt", name));
+	snprintf(name, sizeof(name), "%s.msg.env", updsize);
+	assert_true(sub_has(fx, "corrupt", name));
+	assert_int_equal(count_sub(fx, "corrupt"), 9);
+	assert_int_equal(count_sub(fx, "msg"), 1);
+	assert_true(sub_has(fx, "msg", good));
+
+	/* A second scan finds nothing more to do. */
+	mock_log_clear();
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
+	assert_int_equal(s.ids.n, 1);
+	strlist_free(&s.ids);
+	assert_int_equal(mock_log_count(), 0);
+}
+
+/*
+ * (c) An update of a msg/ message is msg/ID.env: msg/ID is left as it
+ * was, the loader gives the new envelope, a second update replaces the
+ * first; removal takes msg/ID and msg/ID.env, quarantine moves both.
+ */
+static void
+test_msg_update(void **state)
+{
+	struct fx *fx = *state;
+	char upd[QUEUE_ID_LEN + 8], name[QUEUE_ID_LEN + 16];
+	char *before, *after;
+	size_t blen, alen;
+	struct envelope e;
+	ino_t ino;
+	int lfd;
+
+	add_msg(fx, 1000, "a@b");
+	add_msg(fx, 10, "c@d");
+	snprintf(upd, sizeof(upd), "%s.env", fx->msg[0].id);
+	before = read_whole(fx, "msg", fx->msg[0].id, &blen);
+	ino = ino_of(fx, "msg", fx->msg[0].id);
+
+	assert_int_equal(queue_msg_lock(fx->q, fx->msg[0].id, &lfd), 0);
+	for (unsigned k = 1; k <= 2; k++) {
+		fx->msg[0].env.rcpt[0].state = RCPT_DELIVERED;
+		fx->msg[0].env.rcpt[0].attempts = k;
+		free(fx->msg[0].env.rcpt[1].last_reply);
+		fx->msg[0].env.rcpt[1].last_reply = xasprintf("451 try %u", k);
+		assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), 0);
+		check_env_file(fx, "msg", upd, &fx->msg[0].env);
+		assert_int_equal(queue_env_load(fx->q, fx->msg[0].id, &e), 0);
+		assert_true(env_same(&e, &fx->msg[0].env));
+		assert_int_equal(e.rcpt[0].attempts, k);
+		envelope_free(&e);
+		/* msg/ID itself is untouched: same file, same bytes. */
+		assert_true(ino_of(fx, "msg", fx->msg[0].id) == ino);
+		after = read_whole(fx, "msg", fx->msg[0].id, &alen);
+		assert_int_equal(alen, blen);
+		assert_memory_equal(after, before, blen);
+		free(after);
+		assert_int_equal(count_sub(fx, "msg"), 3);
+		assert_int_equal(count_sub(fx, "tmp"), 0);
+		assert_int_equal(count_sub(fx, "env"), 0);
+	}
+	queue_msg_unlock(lfd);
+	free(before);
+	check_spool(fx, NULL, NULL, 0, true);
+
+	/* Removal: both. */
+	assert_int_equal(queue_msg_remove(fx->q, fx->msg[0].id), 0);
+	assert_false(sub_has(fx, "msg", fx->msg[0].id));
+	assert_false(sub_has(fx, "msg", upd));
+	/* An update of a removed message does not bring it back. */
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(sub_has(fx, "msg", upd));
+	forget_msg(fx, 0);
+	check_spool(fx, NULL, NULL, 0, true);
+
+	/* Quarantine: msg/ID to corrupt/ID.msg, msg/ID.env to ID.msg.env. */
+	fx->msg[0].env.rcpt[0].attempts = 7;
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), 0);
+	assert_int_equal(queue_msg_quarantine(fx->q, fx->msg[0].id, "test"), 0);
+	snprintf(name, sizeof(name), "%s.msg", fx->msg[0].id);
+	assert_true(sub_has(fx, "corrupt", name));
+	snprintf(name, sizeof(name), "%s.msg.env", fx->msg[0].id);
+	assert_true(sub_has(fx, "corrupt", name));
+	assert_int_equal(count_sub(fx, "corrupt"), 2);
+	assert_int_equal(count_sub(fx, "msg"), 0);
+	assert_int_equal(queue_env_load(fx->q, fx->msg[0].id, &e), -1);
+	assert_int_equal(errno, ENOENT);
+	forget_msg(fx, 0);
+}
+
+/*
+ * (d) An update msg/ID.env whose msg/ID is gone (a crash inside a
+ * removal) is removed by the scan once it is an hour old; a fresh one is
+ * kept (a removal may be under way), and so is an old update of a
+ * message that is there.  Names that are not ours are left alone.
+ */
+static void
+test_msg_stale_update(void **state)
+{
+	struct fx *fx = *state;
+	static const char *stale = "00000000000001000001.env";
+	static const char *fresh = "00000000000002000001.env";
+	struct timespec ts[2];
+	char path[256], upd[QUEUE_ID_LEN + 8];
+
+	add_msg(fx, 100, "a@b");
+	fx->msg[0].env.rcpt[0].attempts = 3;
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), 0);
+	snprintf(upd, sizeof(upd), "%s.env", fx->msg[0].id);
+	write_file(fx, "msg", stale, "old update");
+	write_file(fx, "msg", "README", "not ours");
+	write_file(fx, "msg", "0000000000000300000X.env", "not an id");
+	/* Everything in msg/ two hours old (utimensat), then a fresh one. */
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= 2 * 3600;
+	ts[1] = ts[0];
+	{
+		struct strlist l = { NULL, 0, 0 };
+
+		list_sub(fx, "msg", &l);
+		for (size_t i = 0; i < l.n; i++) {
+			snprintf(path, sizeof(path), "%s/msg/%s", fx->spool,
+			    l.v[i]);
+			assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+		}
+		assert_int_equal(l.n, 5);
+		strlist_free(&l);
+	}
+	write_file(fx, "msg", fresh, "fresh update");
+
+	mock_log_clear();
+	{
+		struct seen sn = { { NULL, 0, 0 }, fx };
+
+		assert_int_equal(queue_scan(fx->q, collect, &sn), 0);
+		assert_int_equal(sn.ids.n, 1);
+		assert_string_equal(sn.ids.v[0], fx->msg[0].id);
+		strlist_free(&sn.ids);
+	}
+	assert_false(sub_has(fx, "msg", stale));
+	assert_true(mock_log_contains("00000000000001000001: removed the "
+	    "envelope update"));
+	assert_true(sub_has(fx, "msg", fresh));
+	assert_true(sub_has(fx, "msg", upd));
+	assert_true(sub_has(fx, "msg", "README"));
+	assert_true(sub_has(fx, "msg", "0000000000000300000X.env"));
+	assert_int_equal(count_sub(fx, "msg"), 5);
+	/* The message still has its update. */
+	check_env_file(fx, "msg", upd, &fx->msg[0].env);
+}
+
 /* ---- failure injection ---------------------------------------------- */
 
 static void
@@ -1846,6 +2270,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_scan_order_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_cleanup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_v1_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msg_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msg_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msg_stale_update, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_failures, setup, teardown),
