@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -39,6 +40,7 @@
 #include "mock_log.h"
 #include "spool.h"
 #include "spool_test.h"
+#include "spool_int.h"	/* struct queue: the group commit counts */
 #include "util.h"
 #include "testutil.h"
 
@@ -1529,6 +1531,9 @@ commit_inject(struct fx *fx, enum mode mode, int err, unsigned *failed_ops)
 			assert_true(hit);
 			failed_ops[hit_op]++;
 			assert_string_equal(e.id, "");
+			/* Nothing left of it: msg/ as before, tmp/ empty. */
+			assert_int_equal(count_sub(fx, "msg"), fx->nmsg);
+			assert_int_equal(count_sub(fx, "tmp"), 0);
 			check_spool(fx, NULL, NULL, 0, true);
 		}
 		envelope_free(&e);
@@ -1714,6 +1719,531 @@ test_remove_failures(void **state)
 	}
 	/* unlinkat msg/ID, fsync msg/, unlinkat msg/ID.env; then none. */
 	assert_int_equal(at, 4);
+}
+
+/* ---- the order of a commit's calls; group commit ------------------- */
+
+/*
+ * A sysops table that records each call with what it touched (the inode
+ * of the fd or of the directory fds, the names), for test_commit_order.
+ */
+struct rec_call {
+	enum op		 op;
+	ino_t		 ino;		/* fd's file (openat: the new one) */
+	ino_t		 dir;		/* openat, renameat: the directory */
+	ino_t		 dir2;		/* renameat: the target directory */
+	bool		 isdir;		/* fsync: of a directory */
+	char		 name[QUEUE_ID_LEN + 8];
+	char		 name2[QUEUE_ID_LEN + 8];
+	size_t		 len;		/* write */
+};
+static struct {
+	struct rec_call	 c[128];
+	size_t		 n;
+} rec;
+
+static ino_t
+fd_ino(int fd, bool *isdir)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return 0;
+	if (isdir != NULL)
+		*isdir = S_ISDIR(st.st_mode);
+	return st.st_ino;
+}
+
+static struct rec_call *
+rec_add(enum op op)
+{
+	struct rec_call *c;
+
+	if (rec.n == sizeof(rec.c) / sizeof(rec.c[0]))
+		abort();
+	c = &rec.c[rec.n++];
+	memset(c, 0, sizeof(*c));
+	c->op = op;
+	return c;
+}
+
+static int
+r_openat(int d, const char *p, int f, mode_t m)
+{
+	struct rec_call *c = rec_add(OP_OPENAT);
+	int fd = openat(d, p, f, m);
+
+	c->dir = fd_ino(d, NULL);
+	snprintf(c->name, sizeof(c->name), "%s", p);
+	if (fd != -1)
+		c->ino = fd_ino(fd, NULL);
+	return fd;
+}
+
+static ssize_t
+r_write(int fd, const void *p, size_t n)
+{
+	struct rec_call *c = rec_add(OP_WRITE);
+
+	c->ino = fd_ino(fd, NULL);
+	c->len = n;
+	return write(fd, p, n);
+}
+
+static int
+r_fsync(int fd)
+{
+	struct rec_call *c = rec_add(OP_FSYNC);
+
+	c->ino = fd_ino(fd, &c->isdir);
+	return fsync(fd);
+}
+
+static int
+r_close(int fd)
+{
+	struct rec_call *c = rec_add(OP_CLOSE);
+
+	c->ino = fd_ino(fd, NULL);
+	return close(fd);
+}
+
+static int
+r_renameat(int a, const char *b, int d, const char *e)
+{
+	struct rec_call *c = rec_add(OP_RENAMEAT);
+
+	c->dir = fd_ino(a, NULL);
+	c->dir2 = fd_ino(d, NULL);
+	snprintf(c->name, sizeof(c->name), "%s", b);
+	snprintf(c->name2, sizeof(c->name2), "%s", e);
+	return renameat(a, b, d, e);
+}
+
+static int
+r_unlinkat(int d, const char *p, int f)
+{
+	struct rec_call *c = rec_add(OP_UNLINKAT);
+
+	c->dir = fd_ino(d, NULL);
+	snprintf(c->name, sizeof(c->name), "%s", p);
+	return unlinkat(d, p, f);
+}
+
+static int
+r_mkdirat(int d, const char *p, mode_t m)
+{
+	rec_add(OP_MKDIRAT);
+	return mkdirat(d, p, m);
+}
+
+static const struct queue_sysops recording = {
+	r_openat, r_write, r_fsync, r_close, r_renameat, r_unlinkat, r_mkdirat,
+};
+
+static ino_t
+sub_ino(struct fx *fx, const char *sub)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", fx->spool, sub);
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_ino;
+}
+
+/*
+ * (f) A commit is, in this order and nothing else: open tmp/ID; the
+ * writes of body, envelope and trailer, all to it; fsync of that file;
+ * rename of tmp/ID to msg/ID; fsync of msg/; close.  So the file is
+ * durable before its name appears in msg/, and its name before the
+ * commit returns: a missing or misplaced fsync fails here.
+ */
+static void
+test_commit_order(void **state)
+{
+	struct fx *fx = *state;
+	struct queue_new *qn;
+	struct envelope e;
+	ino_t tmpd = sub_ino(fx, "tmp"), msgd = sub_ino(fx, "msg"), file;
+	size_t i, total = 0, elen;
+	char id[QUEUE_ID_LEN + 1];
+	char *ebuf;
+
+	memset(&rec, 0, sizeof(rec));
+	queue_test_set_sysops(&recording);
+	assert_int_equal(queue_new_begin(fx->q, &qn), 0);
+	memcpy(id, queue_new_id(qn), sizeof(id));
+	for (size_t off = 0; off < BODY_LEN; off += CHUNK) {
+		size_t n = BODY_LEN - off < CHUNK ? BODY_LEN - off : CHUNK;
+
+		assert_int_equal(queue_new_write(qn, fx->body + off, n), 0);
+	}
+	make_env(&e, "order@example.com");
+	assert_int_equal(queue_new_commit(qn, &e), 0);
+	queue_test_set_sysops(NULL);
+
+	/* open tmp/ID */
+	assert_true(rec.n >= 6);
+	assert_int_equal(rec.c[0].op, OP_OPENAT);
+	assert_true(rec.c[0].dir == tmpd);
+	assert_string_equal(rec.c[0].name, id);
+	file = rec.c[0].ino;
+	assert_true(file == ino_of(fx, "msg", id));
+	/* writes to it, of body + envelope + trailer bytes */
+	for (i = 1; i < rec.n && rec.c[i].op == OP_WRITE; i++) {
+		assert_true(rec.c[i].ino == file);
+		total += rec.c[i].len;
+	}
+	assert_true(i >= 3);
+	assert_int_equal(envelope_encode(&e, &ebuf, &elen), 0);
+	free(ebuf);
+	assert_int_equal(total, BODY_LEN + elen + TRAILER_LEN);
+	/* then exactly: fsync(file), rename, fsync(msg/), close(file) */
+	assert_int_equal(rec.n, i + 4);
+	assert_int_equal(rec.c[i].op, OP_FSYNC);
+	assert_false(rec.c[i].isdir);
+	assert_true(rec.c[i].ino == file);
+	i++;
+	assert_int_equal(rec.c[i].op, OP_RENAMEAT);
+	assert_true(rec.c[i].dir == tmpd);
+	assert_true(rec.c[i].dir2 == msgd);
+	assert_string_equal(rec.c[i].name, id);
+	assert_string_equal(rec.c[i].name2, id);
+	i++;
+	assert_int_equal(rec.c[i].op, OP_FSYNC);
+	assert_true(rec.c[i].isdir);
+	assert_true(rec.c[i].ino == msgd);
+	i++;
+	assert_int_equal(rec.c[i].op, OP_CLOSE);
+	assert_true(rec.c[i].ino == file);
+
+	memcpy(fx->msg[0].id, e.id, sizeof(fx->msg[0].id));
+	fx->msg[0].env = e;
+	fx->msg[0].bodylen = BODY_LEN;
+	fx->nmsg = 1;
+	check_spool(fx, NULL, NULL, 0, true);
+}
+
+/*
+ * The system calls for the group commit tests: thread-safe, counting the
+ * fsyncs of msg/ (and of files); an fsync of msg/ takes a millisecond so
+ * that commits pile up behind it.  gc.hold_until: the first fsync of msg/
+ * waits until that many renames into msg/ have been counted by the queue
+ * (q->msync.renamed, spool_int.h) before it goes on; gc.fail_round: the
+ * fsync of msg/ of that number fails with EIO.
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	struct queue	*q;
+	ino_t		 msgd;
+	unsigned	 dirsyncs;
+	unsigned	 filesyncs;
+	uint64_t	 hold_until;
+	unsigned	 fail_round;
+	bool		 held;		/* the first fsync of msg/ is waiting */
+	bool		 hold_timeout;
+} gc = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static uint64_t
+gc_renamed(struct queue *q)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&q->msync.mu);
+	n = q->msync.renamed;
+	pthread_mutex_unlock(&q->msync.mu);
+	return n;
+}
+
+static int
+g_fsync(int fd)
+{
+	bool isdir;
+	ino_t ino = fd_ino(fd, &isdir);
+	unsigned n;
+
+	if (!isdir || ino != gc.msgd) {
+		pthread_mutex_lock(&gc.mu);
+		gc.filesyncs++;
+		pthread_mutex_unlock(&gc.mu);
+		return fsync(fd);
+	}
+	pthread_mutex_lock(&gc.mu);
+	n = ++gc.dirsyncs;
+	if (n == 1 && gc.hold_until > 0) {
+		gc.held = true;
+		pthread_cond_broadcast(&gc.cv);
+	}
+	pthread_mutex_unlock(&gc.mu);
+	if (n == 1 && gc.hold_until > 0) {
+		int waited = 0;
+
+		while (gc_renamed(gc.q) < gc.hold_until) {
+			if (++waited > 10000) {
+				gc.hold_timeout = true;
+				break;
+			}
+			usleep(1000);
+		}
+	}
+	if (n == gc.fail_round) {
+		errno = EIO;
+		return -1;
+	}
+	usleep(1000);
+	return fsync(fd);
+}
+
+static int
+g_openat(int d, const char *p, int f, mode_t m)
+{
+	return openat(d, p, f, m);
+}
+
+static const struct queue_sysops group_ops = {
+	g_openat, write, g_fsync, close, renameat, unlinkat, mkdirat,
+};
+
+struct committer {
+	struct fx	*fx;
+	pthread_t	 t;
+	unsigned	 n;		/* commits to make */
+	unsigned	 tag;
+	char		 ids[20][QUEUE_ID_LEN + 1];
+	int		 rc[20];
+	int		 err[20];
+};
+
+/* The body of commit j of committer tag: its own bytes. */
+static size_t
+gc_body(char *buf, size_t cap, unsigned tag, unsigned j)
+{
+	int n = snprintf(buf, cap, "Subject: t%u m%u\r\n\r\n%*u\r\n", tag, j,
+	    (int)((tag % 16) * 7 + j % 32), j);
+
+	if (n < 0 || (size_t)n >= cap)
+		abort();	/* also called in the threads: no cmocka */
+	return (size_t)n;
+}
+
+static void *
+committer_run(void *arg)
+{
+	struct committer *c = arg;
+
+	for (unsigned j = 0; j < c->n; j++) {
+		struct queue_new *qn;
+		struct envelope e;
+		char body[256];
+		size_t len = gc_body(body, sizeof(body), c->tag, j);
+
+		c->rc[j] = -1;
+		c->ids[j][0] = '\0';
+		if (queue_new_begin(c->fx->q, &qn) == -1) {
+			c->err[j] = errno;
+			continue;
+		}
+		if (queue_new_write(qn, body, len) == -1) {
+			c->err[j] = errno;
+			queue_new_abort(qn);
+			continue;
+		}
+		make_env(&e, "group@example.com");
+		c->rc[j] = queue_new_commit(qn, &e);
+		c->err[j] = c->rc[j] == 0 ? 0 : errno;
+		memcpy(c->ids[j], e.id, QUEUE_ID_LEN + 1);
+		envelope_free(&e);
+	}
+	return NULL;
+}
+
+/* Message id of committer c is queued, whole: its envelope and body. */
+static void
+gc_check_msg(struct fx *fx, const char *id, unsigned tag, unsigned j)
+{
+	struct envelope e;
+	char want[256], got[256];
+	size_t len = gc_body(want, sizeof(want), tag, j);
+	int fd;
+
+	assert_int_equal(queue_env_load(fx->q, id, &e), 0);
+	assert_int_equal(e.size, len);
+	assert_string_equal(e.sender, "group@example.com");
+	envelope_free(&e);
+	assert_true((fd = queue_body_open(fx->q, id)) >= 0);
+	assert_int_equal(pread(fd, got, len, 0), (ssize_t)len);
+	assert_memory_equal(got, want, len);
+	close(fd);
+}
+
+static void
+gc_reset(struct fx *fx)
+{
+	pthread_mutex_lock(&gc.mu);
+	gc.q = fx->q;
+	gc.msgd = sub_ino(fx, "msg");
+	gc.dirsyncs = gc.filesyncs = 0;
+	gc.hold_until = 0;
+	gc.fail_round = 0;
+	gc.held = false;
+	gc.hold_timeout = false;
+	pthread_mutex_unlock(&gc.mu);
+}
+
+/*
+ * (g) Group commit: 8 threads commit 20 messages each on one queue.
+ * Every commit succeeds and every message is whole, and the fsyncs of
+ * msg/ are no more than the commits (one round serves all the commits
+ * that renamed before it began); each file was fsync'd once.
+ */
+static void
+test_group_commit(void **state)
+{
+	struct fx *fx = *state;
+	enum { NT = 8, NC = 20 };
+	struct committer *c = xcalloc(NT, sizeof(*c));
+	struct strlist all = { NULL, 0, 0 };
+
+	gc_reset(fx);
+	queue_test_set_sysops(&group_ops);
+	for (unsigned t = 0; t < NT; t++) {
+		c[t].fx = fx;
+		c[t].n = NC;
+		c[t].tag = t;
+		assert_int_equal(pthread_create(&c[t].t, NULL, committer_run,
+		    &c[t]), 0);
+	}
+	for (unsigned t = 0; t < NT; t++)
+		assert_int_equal(pthread_join(c[t].t, NULL), 0);
+	queue_test_set_sysops(NULL);
+
+	for (unsigned t = 0; t < NT; t++)
+		for (unsigned j = 0; j < NC; j++) {
+			if (c[t].rc[j] != 0)
+				fail_msg("thread %u commit %u: %s", t, j,
+				    strerror(c[t].err[j]));
+			assert_false(strlist_contains_nocase(&all, c[t].ids[j]));
+			strlist_add(&all, c[t].ids[j]);
+			gc_check_msg(fx, c[t].ids[j], t, j);
+		}
+	assert_int_equal(count_sub(fx, "msg"), NT * NC);
+	assert_int_equal(count_sub(fx, "tmp"), 0);
+	assert_int_equal(gc.filesyncs, NT * NC);
+	print_message("group commit: %u fsyncs of msg/ for %u commits\n",
+	    gc.dirsyncs, NT * NC);
+	assert_true(gc.dirsyncs >= 1);
+	assert_true(gc.dirsyncs <= NT * NC);
+	{
+		struct seen sn = { { NULL, 0, 0 }, fx };
+
+		assert_int_equal(queue_scan(fx->q, collect, &sn), 0);
+		assert_int_equal(sn.ids.n, NT * NC);
+		strlist_free(&sn.ids);
+	}
+	strlist_free(&all);
+	free(c);
+}
+
+/*
+ * A failing fsync of msg/ fails exactly the commits it covered: those
+ * whose rename was counted before the round began.  Commit A leads the
+ * first round, which waits until B, C and D have renamed and wait for the
+ * next one (the queue's count of renames says so); the round that fails
+ * is the first (only A fails) or the second (B, C and D fail, A does not).
+ * The failed ones leave nothing in msg/ or tmp/ and report EIO; a commit
+ * after that succeeds.
+ */
+static void
+group_fail_round(struct fx *fx, unsigned fail_round)
+{
+	struct committer c[4];
+	struct strlist msg = { NULL, 0, 0 };
+	size_t ok = 0;
+
+	memset(c, 0, sizeof(c));
+	gc_reset(fx);
+	pthread_mutex_lock(&gc.mu);
+	gc.hold_until = 4;
+	gc.fail_round = fail_round;
+	pthread_mutex_unlock(&gc.mu);
+	queue_test_set_sysops(&group_ops);
+	for (unsigned t = 0; t < 4; t++) {
+		c[t].fx = fx;
+		c[t].n = 1;
+		c[t].tag = 100 + t;
+		if (t == 1) {
+			/* A is in the first round: now the others. */
+			pthread_mutex_lock(&gc.mu);
+			while (!gc.held)
+				pthread_cond_wait(&gc.cv, &gc.mu);
+			pthread_mutex_unlock(&gc.mu);
+		}
+		assert_int_equal(pthread_create(&c[t].t, NULL, committer_run,
+		    &c[t]), 0);
+	}
+	for (unsigned t = 0; t < 4; t++)
+		assert_int_equal(pthread_join(c[t].t, NULL), 0);
+	queue_test_set_sysops(NULL);
+	assert_false(gc.hold_timeout);
+
+	for (unsigned t = 0; t < 4; t++) {
+		bool covered = fail_round == 1 ? t == 0 : t > 0;
+
+		if (covered) {
+			assert_int_equal(c[t].rc[0], -1);
+			assert_int_equal(c[t].err[0], EIO);
+			assert_string_equal(c[t].ids[0], "");
+		} else {
+			if (c[t].rc[0] != 0)
+				fail_msg("round %u: commit %u failed: %s",
+				    fail_round, t, strerror(c[t].err[0]));
+			gc_check_msg(fx, c[t].ids[0], c[t].tag, 0);
+			assert_true(sub_has(fx, "msg", c[t].ids[0]));
+			ok++;
+		}
+	}
+	list_sub(fx, "msg", &msg);
+	assert_int_equal(msg.n, ok);
+	strlist_free(&msg);
+	assert_int_equal(count_sub(fx, "tmp"), 0);
+
+	/* Not stuck: the next commit makes its own round. */
+	gc_reset(fx);
+	queue_test_set_sysops(&group_ops);
+	memset(&c[0], 0, sizeof(c[0]));
+	c[0].fx = fx;
+	c[0].n = 1;
+	c[0].tag = 200;
+	committer_run(&c[0]);
+	queue_test_set_sysops(NULL);
+	assert_int_equal(c[0].rc[0], 0);
+	assert_int_equal(gc.dirsyncs, 1);
+	gc_check_msg(fx, c[0].ids[0], 200, 0);
+	assert_int_equal(count_sub(fx, "msg"), ok + 1);
+}
+
+static void
+test_group_commit_fail(void **state)
+{
+	struct fx *fx = *state;
+	struct queue *q2;
+
+	group_fail_round(fx, 2);
+	/* The first round failing, on a fresh queue (its counts at 0). */
+	assert_int_equal(queue_open(fx->spool, false, &q2), 0);
+	queue_close(fx->q);
+	fx->q = q2;
+	{
+		struct strlist l = { NULL, 0, 0 };
+
+		list_sub(fx, "msg", &l);
+		for (size_t i = 0; i < l.n; i++)
+			assert_int_equal(queue_msg_remove(fx->q, l.v[i]), 0);
+		strlist_free(&l);
+	}
+	group_fail_round(fx, 1);
 }
 
 /* ---- crashes -------------------------------------------------------- */
@@ -2278,6 +2808,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_fail, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_commit_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_crash, setup, teardown),
