@@ -2175,10 +2175,23 @@ group_fail_round(struct fx *fx, unsigned fail_round)
 		c[t].tag = 100 + t;
 		if (t == 1) {
 			/* A is in the first round: now the others. */
+			struct timespec until;
+			bool held;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 10;
 			pthread_mutex_lock(&gc.mu);
-			while (!gc.held)
-				pthread_cond_wait(&gc.cv, &gc.mu);
+			while (!gc.held && pthread_cond_timedwait(&gc.cv,
+			    &gc.mu, &until) == 0)
+				;
+			held = gc.held;
 			pthread_mutex_unlock(&gc.mu);
+			if (!held) {
+				/* No fsync of msg/ in A's commit: let it end. */
+				queue_test_set_sysops(NULL);
+				pthread_join(c[0].t, NULL);
+				fail_msg("commit A never fsync'd msg/");
+			}
 		}
 		assert_int_equal(pthread_create(&c[t].t, NULL, committer_run,
 		    &c[t]), 0);
