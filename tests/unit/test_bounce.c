@@ -1074,7 +1074,7 @@ test_queue_full(void **state)
 		assert_int_equal(dir_entries(fx->top, "tmp"), 0);
 		assert_int_equal(dir_entries(fx->top, "msg"), 0);
 	}
-	assert_true(failures >= 3);	/* body write, body fsync, env fsync */
+	assert_true(failures >= 3);	/* writes, file fsync, msg/ fsync */
 	assert_int_equal(queue_scan(fx->q, scan_cb, &res), 0);
 	assert_int_equal(res.n, 1);
 	envelope_free(&res.env);
