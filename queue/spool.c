@@ -168,6 +168,7 @@
 #define QUEUE_REMOVE_BATCH	256
 
 static int	 real_openat(int, const char *, int, mode_t);
+static bool	 not_regular(int);
 static int	 open_subdir(struct queue *, const char *, bool, bool *, int *);
 static int	 fsync_parent(const char *);
 static int	 make_parents(const char *);
@@ -867,6 +868,16 @@ done:
 }
 
 /*
+ * What spool_open_regular() says of a link (ELOOP), FIFO or folder
+ * (EINVAL), or socket (ENXIO).
+ */
+static bool
+not_regular(int e)
+{
+	return e == ELOOP || e == EINVAL || e == ENXIO;
+}
+
+/*
  * The envelope of message id: msg/ID.env when it exists (an update),
  * else the one inside msg/ID; for a message of the version 1 layout,
  * env/ID.  With msg/ID, the body length must match the envelope's size.
@@ -888,8 +899,14 @@ spool_env_load(struct queue *q, const char *id, struct envelope *env,
 		return -1;
 	}
 	if (q->msgfd != -1 && (fd = spool_open_regular(q->msgfd, id)) == -1 &&
-	    errno != ENOENT)
-		return -1;
+	    errno != ENOENT) {
+		if (!not_regular(errno))
+			return -1;
+		/* A link, FIFO or folder is nothing the spool made. */
+		*why = "message file is not a regular file";
+		errno = EBADMSG;
+		return QUEUE_LOAD_CORRUPT;
+	}
 	if (fd == -1) {
 		/* Version 1: env/ID, with its body in data/ID. */
 		if ((fd = spool_open_regular(q->envfd, id)) == -1)
@@ -898,6 +915,7 @@ spool_env_load(struct queue *q, const char *id, struct envelope *env,
 		goto done;
 	}
 	snprintf(uname, sizeof(uname), "%s.env", id);
+	/* An update that cannot be opened strands the message (qmgr). */
 	if ((ufd = spool_open_regular(q->msgfd, uname)) == -1 &&
 	    errno != ENOENT)
 		goto done;

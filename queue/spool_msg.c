@@ -122,8 +122,8 @@ spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen, const char **why)
  * Make durable every rename into msg/ made so far by this process: the
  * caller renamed its file just before.  One fsync of msg/ at a time; a
  * commit that renamed while one ran waits for the next, which serves all
- * that came meanwhile (group commit).  0, or -1 with the errno of the
- * fsync that covered the caller's rename.
+ * that came meanwhile (group commit).  0, or -1 with the errno of a
+ * failed fsync that covered the caller's rename (the last one to fail).
  */
 int
 spool_msg_dir_sync(struct queue *q)
@@ -135,13 +135,18 @@ spool_msg_dir_sync(struct queue *q)
 	pthread_mutex_lock(&s->mu);
 	ticket = ++s->renamed;
 	for (;;) {
-		if (s->synced >= ticket) {
-			rc = 0;
-			break;
-		}
+		/*
+		 * A failed round first: after a failed fsync, a later one
+		 * that succeeds does not prove the rename durable (Linux
+		 * reports a writeback error once).
+		 */
 		if (s->failed >= ticket) {
 			rc = -1;
 			err = s->err;
+			break;
+		}
+		if (s->synced >= ticket) {
+			rc = 0;
 			break;
 		}
 		if (s->busy) {
