@@ -6,6 +6,15 @@
 # the submission rate, the end-to-end rate (first connection of the load
 # to the last message stored by a sink) and the peak RSS of mxrelayd
 # (VmHWM, read just before SIGTERM).
+# Before that, in the same run, the same load (smtpload with the same
+# clients, messages, domains and body size) goes straight into a separate
+# smtpsink on 127.0.0.6 (its own log and store, deleted before the relay's
+# load, so never counted as the relay's deliveries): that one-hop rate is
+# what the clients and a sink manage on this machine without the relay,
+# and the run prints the submission and end-to-end rates as shares of it:
+#   one-hop: N msgs in S s (R msg/s)
+#   submission (ack) / one-hop: P%
+#   end to end / one-hop: P%
 #
 #   sh tests/bench/bench_smtpd.sh BUILDDIR [N]
 #
@@ -130,6 +139,39 @@ for a in $SINKS; do ls="$ls -l 127.0.0.$a:$port"; done
 pids="$pids $!"
 for a in $SINKS; do wait_for "$T/sink.log" "listen addr=127.0.0.$a:"; done
 
+# The one-hop baseline: the same load straight into a sink of its own
+# (127.0.0.6, a free port, its own -L log and -d store in $S/onehop),
+# stopped and its store removed before the relay starts.
+mkdir "$S/onehop"
+"$B/tests/world/smtpsink" -l 127.0.0.6:0 -d "$S/onehop" -L "$T/onehop.log" \
+    -n onehop.test -t 900 > /dev/null &
+opid=$!
+pids="$pids $opid"
+wait_for "$T/onehop.log" 'listen addr=127.0.0.6:'
+oport=$(sed -n 's/.*listen addr=127.0.0.6:\([0-9]*\).*/\1/p' "$T/onehop.log")
+echo "one-hop: $N messages straight into smtpsink on 127.0.0.6:$oport ($CLIENTS clients, $DOMAINS domains)..."
+orc=0
+"$SMTPLOAD" -s "127.0.0.6:$oport" -c $CLIENTS -n "$N" -d $DOMAINS -t 30 -T 600 \
+    > "$T/onehop.out" &
+olpid=$!
+pids="$pids $olpid"
+wait "$olpid" || orc=$?
+oacked=$(sed -n 's/^acked \([0-9]*\) of .*/\1/p' "$T/onehop.out")
+osecs=$(sed -n 's/.*seconds \([0-9.]*\)$/\1/p' "$T/onehop.out")
+if [ -z "$oacked" ] || [ -z "$osecs" ]; then die "one-hop smtpload failed ($orc)"; fi
+[ "$orc" = 0 ] || echo "bench_smtpd: one-hop: $(cat "$T/onehop.out")" >&2
+kill "$opid"
+wait "$opid" 2>/dev/null || true
+ostored=$(find "$S/onehop" -type f -name 'msg.*' | wc -l | tr -d ' ')
+[ "$ostored" = "$oacked" ] ||
+    echo "bench_smtpd: one-hop: $oacked acked but $ostored stored" >&2
+rm -rf "${S:?}/onehop"
+orate=$(rate "$oacked" 0 "$osecs")
+echo "one-hop: $oacked msgs in $osecs s ($orate msg/s)"
+# share RATE: RATE as a percentage of the one-hop rate.
+share() { awk -v r="$1" -v o="$oacked" -v s="$osecs" \
+    'BEGIN { o = (s > 0 ? o / s : 0); printf "%.0f%%", (o > 0 ? 100 * r / o : 0) }'; }
+
 # The daemon drops root to `user`: it must reach the spool in $T.
 chmod 755 "$T"
 spool=$T/spool
@@ -203,6 +245,7 @@ acked=$(sed -n 's/^acked \([0-9]*\) of .*/\1/p' "$T/load.out")
 lsecs=$(sed -n 's/.*seconds \([0-9.]*\)$/\1/p' "$T/load.out")
 if [ -z "$acked" ] || [ -z "$lsecs" ]; then die "smtpload failed ($lrc)"; fi
 echo "submitted: $acked acked in $lsecs s ($(rate "$acked" 0 "$lsecs") msg/s)"
+srate=$(awk -v n="$acked" -v s="$lsecs" 'BEGIN { printf "%f", (s > 0 ? n / s : 0) }')
 
 # Every acknowledged message delivered: bounded by 60 s + 50 ms a message.
 lim=$(( (60 + N / 20) * 20 ))
@@ -218,6 +261,7 @@ done
 end=$(now)
 got=$(find "$S" -type f -name 'msg.*' | wc -l | tr -d ' ')
 echo "delivered: $got of $N in $(secs "$start" "$end") s end to end ($(rate "$got" "$start" "$end") msg/s)"
+erate=$(awk -v n="$got" -v s="$start" -v e="$end" 'BEGIN { printf "%f", (e > s ? n / (e - s) : 0) }')
 # With DKIM on, a delivered message carries the signature.
 if [ "$DKIM" != off ] && [ "$got" -gt 0 ]; then
 	f=$(find "$S" -type f -name 'msg.*' | head -n 1)
@@ -251,6 +295,8 @@ echo "left in queue: $left"
 conns=$(grep -c '^close ' "$T/sink.log" || true)
 echo "(mxrelayd CPU: $cpu; outbound connections: $conns for $got messages)"
 [ "$drc" = 0 ] || die "mxrelayd exited $drc after SIGTERM"
+echo "submission (ack) / one-hop: $(share "$srate")"
+echo "end to end / one-hop: $(share "$erate")"
 dups=$(awk -v g="$got" -v n="$acked" 'BEGIN { print (g > n) ? g - n : 0 }')
 [ "$dups" = 0 ] || echo "bench_smtpd: $dups messages delivered more than once" >&2
 [ "$lrc" = 0 ] && [ "$got" = "$N" ] && [ "$left" = 0 ] || exit 1
