@@ -49,6 +49,11 @@ tests_unit_test_spool_SOURCES = tests/unit/test_spool.c $(TEST_COMMON)
 tests_unit_test_spool_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_spool_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_spool
+check_PROGRAMS += tests/unit/test_spool_msg
+tests_unit_test_spool_msg_SOURCES = tests/unit/test_spool_msg.c $(TEST_COMMON)
+tests_unit_test_spool_msg_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_spool_msg_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_spool_msg
 
 # The drop folder's pickup (src/pickup.c) against a real spool.
 check_PROGRAMS += tests/unit/test_pickup
