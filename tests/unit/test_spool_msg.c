@@ -210,11 +210,50 @@ test_failed_round_not_hidden(void **state)
 	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * A version 1 spool (no msg/) opened without create, as mxrelay's queue
+ * administration opens it (-d with a bounce queues a DSN): a new message
+ * must still be committable, as it was before msg/ existed.
+ */
+static void
+test_commit_v1_spool_no_create(void **state)
+{
+	char top[64], spool[128], path[192];
+	struct queue *vq;
+	struct queue_new *qn;
+	struct envelope env;
+	int fd;
+
+	(void)state;
+	assert_non_null(test_mkdtemp(top, sizeof(top), "tspmsg"));
+	snprintf(spool, sizeof(spool), "%s/spool", top);
+	assert_int_equal(queue_open(spool, true, &vq), 0);
+	queue_close(vq);
+	snprintf(path, sizeof(path), "%s/msg", spool);
+	assert_int_equal(rmdir(path), 0);
+
+	assert_int_equal(queue_open(spool, false, &vq), 0);
+	assert_int_equal(queue_new_begin(vq, &qn), 0);
+	assert_int_equal(queue_new_write(qn, "Subject: x\r\n\r\nhi\r\n", 19), 0);
+	envelope_init(&env);
+	env.sender = xstrdup("");
+	envelope_add_rcpt(&env, "a@example.org", NULL);
+	assert_int_equal(queue_new_commit(qn, &env), 0);
+	snprintf(path, sizeof(path), "%s/msg/%s", spool, env.id);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	close(fd);
+	envelope_free(&env);
+	queue_close(vq);
+	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_failed_round_not_hidden),
+		cmocka_unit_test(test_commit_v1_spool_no_create),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
