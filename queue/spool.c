@@ -670,9 +670,23 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 		goto done;
 	}
 	if (q->msgfd == -1) {
-		/* A queue opened without create on a version 1 spool. */
-		errno = ENOENT;
-		goto done;
+		/*
+		 * A version 1 spool opened without create (queue
+		 * administration queueing a DSN): make msg/ now, durable
+		 * in the spool before anything is renamed into it.
+		 */
+		bool made = false;
+
+		if (open_subdir(q, "msg", true, &made, &q->msgfd) == -1)
+			goto done;
+		if (made && spool_sys->fsync(q->rootfd) == -1) {
+			saved = errno;
+			spool_sys->close(q->msgfd);
+			q->msgfd = -1;
+			spool_sys->unlinkat(q->rootfd, "msg", AT_REMOVEDIR);
+			errno = saved;
+			goto done;
+		}
 	}
 	if (spool_new_flush(qn) == -1)
 		goto done;
