@@ -248,12 +248,74 @@ test_commit_v1_spool_no_create(void **state)
 	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * msg/ID.env left by a crash inside a removal (unlinked after msg/ID; the
+ * scan removes it only after an hour, and only when a scan runs).  A new
+ * message given that id (the pickup takes the drop file's id) must not
+ * get the old message's envelope: new_begin() must treat the id as in
+ * use, as it does for data/ID, env/ID and msg/ID.
+ */
+static void
+test_stale_update_not_inherited(void **state)
+{
+	char top[64], spool[128], path[192], id[QUEUE_ID_LEN + 1];
+	struct queue *vq;
+	struct queue_new *qn;
+	struct envelope env, got;
+	const char *body = "Subject: x\r\n\r\nhi\r\n";
+	char *ebuf;
+	size_t elen;
+	FILE *f;
+	int rc;
+
+	(void)state;
+	assert_non_null(test_mkdtemp(top, sizeof(top), "tspmsg"));
+	snprintf(spool, sizeof(spool), "%s/spool", top);
+	assert_int_equal(queue_open(spool, true, &vq), 0);
+	spool_id_generate(id);
+
+	/* The leftover: an envelope of another message under that id. */
+	envelope_init(&env);
+	util_strlcpy(env.id, id, sizeof(env.id));
+	env.sender = xstrdup("old@example.org");
+	env.arrival = 1700000000;
+	env.size = strlen(body);
+	envelope_add_rcpt(&env, "delivered-long-ago@example.org", NULL);
+	assert_int_equal(envelope_encode(&env, &ebuf, &elen), 0);
+	envelope_free(&env);
+	snprintf(path, sizeof(path), "%s/msg/%s.env", spool, id);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fwrite(ebuf, 1, elen, f), elen);
+	assert_int_equal(fclose(f), 0);
+	free(ebuf);
+
+	rc = queue_new_begin_id(vq, id, &qn);
+	if (rc == -1) {
+		/* Refused as in use: right. */
+		assert_int_equal(errno, EEXIST);
+	} else {
+		assert_int_equal(queue_new_write(qn, body, strlen(body)), 0);
+		envelope_init(&env);
+		env.sender = xstrdup("new@example.org");
+		envelope_add_rcpt(&env, "new@example.org", NULL);
+		assert_int_equal(queue_new_commit(qn, &env), 0);
+		assert_int_equal(queue_env_load(vq, id, &got), 0);
+		/* The committed envelope, not the leftover. */
+		assert_string_equal(got.sender, "new@example.org");
+		envelope_free(&got);
+		envelope_free(&env);
+	}
+	queue_close(vq);
+	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_failed_round_not_hidden),
 		cmocka_unit_test(test_commit_v1_spool_no_create),
+		cmocka_unit_test(test_stale_update_not_inherited),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
