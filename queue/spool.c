@@ -443,6 +443,7 @@ spool_id_generate(char *id)
 static int
 new_begin(struct queue *q, const char *id, struct queue_new **qnp)
 {
+	char uname[QUEUE_TMPNAME_MAX];
 	struct queue_new *qn;
 	struct stat st;
 	int saved;
@@ -487,11 +488,17 @@ new_begin(struct queue *q, const char *id, struct queue_new **qnp)
 				continue;
 			goto fail;
 		}
-		/* A clock step back could meet a message still queued. */
+		/*
+		 * A clock step back could meet a message still queued, or
+		 * the envelope update a crashed removal left (msg/ID.env
+		 * would become the new message's envelope).
+		 */
+		snprintf(uname, sizeof(uname), "%s.env", qn->id);
 		if (fstatat(q->datafd, qn->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
 		    fstatat(q->envfd, qn->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
-		    (q->msgfd != -1 && fstatat(q->msgfd, qn->id, &st,
-		    AT_SYMLINK_NOFOLLOW) == 0)) {
+		    (q->msgfd != -1 && (fstatat(q->msgfd, qn->id, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 || fstatat(q->msgfd, uname, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0))) {
 			spool_sys->unlinkat(q->tmpfd, qn->id, 0);
 			spool_sys->close(qn->fd);
 			qn->fd = -1;
