@@ -25,7 +25,7 @@ E2E_TESTS = tests/e2e/t_deb.sh tests/e2e/t_submit.sh tests/e2e/t_errors.sh tests
 	tests/e2e/t_dkim.sh tests/e2e/t_dkim_drop.sh \
 	tests/e2e/t_listen6.sh \
 	tests/e2e/t_dane.sh tests/e2e/t_sts.sh \
-	tests/e2e/t_oldspool.sh tests/e2e/t_oldspool_admin.sh
+	tests/e2e/t_oldspool.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh tests/e2e/world.sh tests/e2e/daemon.sh \
 	tests/e2e/certs.sh tests/e2e/privs.sh tests/e2e/smtpclient.py \

@@ -16,7 +16,10 @@
 #  4. a run with the exchanger up delivers all four, each once, the old
 #     ones byte for byte as stored (the signature in front of the signed
 #     one, BODY=8BITMIME for the 8-bit one), and the spool is left empty;
-#  5. the same old spool under mxrelayd: its start-up scan delivers them.
+#  5. the same old spool under mxrelayd: its start-up scan delivers them;
+#  6. queue administration on the old spool before anything opened it to
+#     write (no msg/ yet): mxrelay delete --bounce deletes the message and
+#     queues the DSN, into msg/.
 . "${top_srcdir:-.}/tests/e2e/lib.sh"
 . "${top_srcdir:-.}/tests/e2e/world.sh"
 . "${top_srcdir:-.}/tests/e2e/daemon.sh"
@@ -120,5 +123,18 @@ daemon_stop
 [ "$DRC" = 0 ] || fail "SIGTERM: exit $DRC"
 delivered_as_stored
 ok "mxrelayd's start-up scan delivers the old spool's messages byte for byte"
+
+# 6: mxrelay delete --bounce on the old spool, without msg/.
+fresh
+world_conf
+old_spool root
+"$MXRELAY" delete -C "$CONF" --bounce $PLAIN < /dev/null > "$T/out" 2> "$T/err"
+rc=$?
+[ "$rc" = 0 ] || { cat "$T/out" "$T/err" >&2; fail "delete --bounce on the old spool: exit $rc"; }
+grep -qF "1 message deleted, 1 notification queued" "$T/out" ||
+    { cat "$T/out" "$T/err" >&2; fail "delete --bounce: no DSN"; }
+[ ! -e "$SPOOL/env/$PLAIN" ] && [ ! -e "$SPOOL/data/$PLAIN" ] || fail "$PLAIN not deleted"
+[ "$(ls -A "$SPOOL/msg" 2>/dev/null | wc -l)" = 1 ] || fail "the DSN is not in msg/"
+ok "delete --bounce on an old spool without msg/: deleted, one DSN queued in msg/"
 
 echo "1..$NOK"
