@@ -47,8 +47,9 @@
  * microseconds since the epoch and 6 of the process id of the writer.
  * Within a process ids strictly increase; between processes the pid part
  * keeps them apart, and the O_EXCL create of tmp/ID (plus a check that
- * msg/ID, data/ID and env/ID do not exist) catches the rest, so an id is
- * never reused while its message is queued.  Sorting ids as strings sorts
+ * msg/ID, msg/ID.env, data/ID and env/ID do not exist) catches the rest,
+ * so an id is never reused while its message, or a leftover update of
+ * it, is in the spool.  Sorting ids as strings sorts
  * by arrival.
  *
  * A message file msg/ID is, in one file (QUEUE_MSG_TRAILER_LEN = 64):
@@ -349,7 +350,10 @@ queue_open(const char *dir, bool create, struct queue **qp)
 	    open_subdir(q, "corrupt", create, &made_sub, &q->corruptfd) == -1 ||
 	    spool_open_drop_dir(q, create, &made_sub) == -1)
 		goto fail;
-	/* msg/ came with version 2 of the layout: a reader does without. */
+	/*
+	 * msg/ came with version 2 of the layout: a reader does without,
+	 * and the first commit makes it (queue_new_commit()).
+	 */
 	if (open_subdir(q, "msg", create, &made_sub, &q->msgfd) == -1 &&
 	    (create || errno != ENOENT))
 		goto fail;
