@@ -710,7 +710,7 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 	if (envelope_encode(env, &ebuf, &elen) == -1)
 		goto done;
 	/* Body, envelope, trailer: the file is whole once it is in msg/. */
-	spool_msg_trailer(trailer, qn->size, elen);
+	spool_lens_put(trailer, QUEUE_MSG_MAGIC, qn->size, elen);
 	if (spool_write_all(qn->fd, ebuf, elen) == -1 ||
 	    spool_write_all(qn->fd, trailer, sizeof(trailer)) == -1 ||
 	    spool_sys->fsync(qn->fd) == -1)
@@ -1177,8 +1177,7 @@ int
 queue_msg_quarantine(struct queue *q, const char *id, const char *why)
 {
 	char ename[QUEUE_TMPNAME_MAX], dname[QUEUE_TMPNAME_MAX];
-	char mname[QUEUE_TMPNAME_MAX], uname[QUEUE_TMPNAME_MAX];
-	char cuname[QUEUE_TMPNAME_MAX + 8];
+	char mname[QUEUE_TMPNAME_MAX], cuname[QUEUE_TMPNAME_MAX + 8];
 	char ewhy[512];
 	bool moved_env = false, moved_data = false, moved_msg = false;
 	int saved;
@@ -1188,10 +1187,10 @@ queue_msg_quarantine(struct queue *q, const char *id, const char *why)
 		return -1;
 	}
 	util_escape(ewhy, sizeof(ewhy), why != NULL ? why : "unknown");
+	/* ID.env: both env/ID's name in corrupt/ and msg/ID's update's. */
 	snprintf(ename, sizeof(ename), "%s.env", id);
 	snprintf(dname, sizeof(dname), "%s.data", id);
 	snprintf(mname, sizeof(mname), "%s.msg", id);
-	snprintf(uname, sizeof(uname), "%s.env", id);
 	snprintf(cuname, sizeof(cuname), "%s.msg.env", id);
 	/* msg/ID first, then its update: once it is gone, the message is. */
 	if (q->msgfd != -1) {
@@ -1199,7 +1198,7 @@ queue_msg_quarantine(struct queue *q, const char *id, const char *why)
 			moved_msg = true;
 		else if (errno != ENOENT)
 			goto fail;
-		if (spool_sys->renameat(q->msgfd, uname, q->corruptfd,
+		if (spool_sys->renameat(q->msgfd, ename, q->corruptfd,
 		    cuname) == -1 && errno != ENOENT)
 			goto fail;
 	}

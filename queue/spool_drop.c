@@ -30,12 +30,11 @@
 #include "util.h"
 
 #define DROP_MAGIC		"mxrelay-drop 1 "
-#define DROP_HDR_LEN		64
+#define DROP_HDR_LEN		QUEUE_LENS_LEN
 #define DROP_READY_MODE		0404	/* whole: the owner reads it as "other" */
 #define DROP_WRITING_MODE	0604	/* being written, its writer holds a lock */
 
 static gid_t	 submit_gid(void);
-static int	 parse_u64(const char *, size_t, uint64_t *);
 static int	 pread_all(int, void *, size_t, off_t);
 static void	 drop_unfinished(struct queue *, const char *,
 		    const struct stat *);
@@ -184,7 +183,7 @@ spool_drop_begin(struct queue_new *qn)
 int
 spool_drop_commit(struct queue_new *qn, struct envelope *env)
 {
-	char hdr[DROP_HDR_LEN + 1], *ebuf = NULL;
+	char hdr[DROP_HDR_LEN], *ebuf = NULL;
 	size_t elen;
 	int rc = -1, saved;
 
@@ -202,9 +201,7 @@ spool_drop_commit(struct queue_new *qn, struct envelope *env)
 		goto done;
 	if (spool_write_all(qn->fd, ebuf, elen) == -1)
 		goto done;
-	snprintf(hdr, sizeof(hdr), "%s%020" PRIu64 " %020" PRIu64 "%*s\n",
-	    DROP_MAGIC, qn->size, (uint64_t)elen,
-	    (int)(DROP_HDR_LEN - 1 - strlen(DROP_MAGIC) - 41), "");
+	spool_lens_put(hdr, DROP_MAGIC, qn->size, (uint64_t)elen);
 	if (pwrite(qn->fd, hdr, DROP_HDR_LEN, 0) != DROP_HDR_LEN) {
 		if (errno == 0)
 			errno = EIO;
@@ -261,20 +258,6 @@ queue_drop_list(struct queue *q, struct strlist *names)
 	if (q->dropfd == -1)
 		return 0;	/* an older spool without drop/ */
 	return spool_list_dir(q->dropfd, queue_id_valid, names);
-}
-
-static int
-parse_u64(const char *s, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return 0;
 }
 
 static int
@@ -398,21 +381,13 @@ drop_read_header(int fd, const struct stat *st, uint64_t *blen,
     uint64_t *elen, const char **why)
 {
 	char hdr[DROP_HDR_LEN];
-	size_t ml = strlen(DROP_MAGIC);
 
 	if (st->st_size < DROP_HDR_LEN ||
 	    pread_all(fd, hdr, sizeof(hdr), 0) == -1 ||
-	    memcmp(hdr, DROP_MAGIC, ml) != 0 || hdr[DROP_HDR_LEN - 1] != '\n' ||
-	    parse_u64(hdr + ml, 20, blen) == -1 || hdr[ml + 20] != ' ' ||
-	    parse_u64(hdr + ml + 21, 20, elen) == -1) {
+	    !spool_lens_get(hdr, DROP_MAGIC, blen, elen)) {
 		*why = "bad drop file header";
 		return QUEUE_LOAD_CORRUPT;
 	}
-	for (size_t i = ml + 41; i < DROP_HDR_LEN - 1; i++)
-		if (hdr[i] != ' ') {
-			*why = "bad drop file header";
-			return QUEUE_LOAD_CORRUPT;
-		}
 	if (*elen > QUEUE_ENV_MAX || *blen > (uint64_t)st->st_size ||
 	    (uint64_t)st->st_size != DROP_HDR_LEN + *blen + *elen) {
 		*why = "drop file size differs from its header";

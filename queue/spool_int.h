@@ -27,7 +27,9 @@
 #define QUEUE_ENV_MAX		(64 * 1024 * 1024)	/* larger = corrupt */
 #define QUEUE_ID_TRIES		100
 #define QUEUE_TMPNAME_MAX	(QUEUE_ID_LEN + 8)
-#define QUEUE_MSG_TRAILER_LEN	64		/* see the top of spool.c */
+#define QUEUE_LENS_LEN		64		/* spool_lens_put() */
+#define QUEUE_MSG_TRAILER_LEN	QUEUE_LENS_LEN	/* see the top of spool.c */
+#define QUEUE_MSG_MAGIC		"mxrelay-msg 1 "	/* its record's magic */
 
 /*
  * Group commit of msg/ (spool_msg_dir_sync): renames are counted; an fsync
@@ -120,15 +122,20 @@ int		 spool_drop_commit(struct queue_new *, struct envelope *);
 
 /*
  * spool_msg.c.  msg_init/msg_fini: msgfd and the group commit state of a
- * new queue.  msg_trailer: the QUEUE_MSG_TRAILER_LEN bytes that end a
- * message file of blen bytes of body and elen of envelope.  msg_layout:
- * those lengths, read from an open message file and checked against its
- * size (returns as spool_env_load).  msg_dir_sync:
- * make the caller's rename into msg/ durable (group commit).
+ * new queue.  lens_put/lens_get: the QUEUE_LENS_LEN-byte record of a
+ * body's and an envelope's lengths, the header of a drop file (magic
+ * "mxrelay-drop 1 ") and the trailer of a message file (QUEUE_MSG_MAGIC);
+ * get is false for anything else.  msg_layout: the lengths in an open
+ * message file's trailer, checked against its size (returns as
+ * spool_env_load).  msg_dir_sync: make the caller's rename into msg/
+ * durable (group commit).
  */
 void		 spool_msg_init(struct queue *);
 void		 spool_msg_fini(struct queue *);
-void		 spool_msg_trailer(char *out, uint64_t blen, uint64_t elen);
+void		 spool_lens_put(char *out, const char *magic, uint64_t b,
+		    uint64_t e);
+bool		 spool_lens_get(const char *rec, const char *magic,
+		    uint64_t *b, uint64_t *e);
 int		 spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen,
 		    const char **why);
 int		 spool_msg_dir_sync(struct queue *);

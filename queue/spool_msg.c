@@ -26,8 +26,6 @@
 #include "spool_test.h"
 #include "util.h"
 
-#define TRAILER_MAGIC	"mxrelay-msg 1 "
-
 void
 spool_msg_init(struct queue *q)
 {
@@ -47,18 +45,19 @@ spool_msg_fini(struct queue *q)
 }
 
 /*
- * The trailer: "mxrelay-msg 1 B E" (B, E: 20 decimal digits each), padded
- * with spaces to 63 bytes, then LF.
+ * A length record (QUEUE_LENS_LEN bytes): magic, B and E in 20 decimal
+ * digits each with a space between, padded with spaces to 63 bytes, then
+ * LF.  The header of a drop file and the trailer of a message file.
  */
 void
-spool_msg_trailer(char *out, uint64_t blen, uint64_t elen)
+spool_lens_put(char *out, const char *magic, uint64_t b, uint64_t e)
 {
 	int n;
 
-	n = snprintf(out, QUEUE_MSG_TRAILER_LEN, TRAILER_MAGIC "%020" PRIu64
-	    " %020" PRIu64, blen, elen);
-	memset(out + n, ' ', QUEUE_MSG_TRAILER_LEN - 1 - (size_t)n);
-	out[QUEUE_MSG_TRAILER_LEN - 1] = '\n';
+	n = snprintf(out, QUEUE_LENS_LEN, "%s%020" PRIu64 " %020" PRIu64,
+	    magic, b, e);
+	memset(out + n, ' ', QUEUE_LENS_LEN - 1 - (size_t)n);
+	out[QUEUE_LENS_LEN - 1] = '\n';
 }
 
 static bool
@@ -75,6 +74,22 @@ parse_num(const char *p, uint64_t *v)
 	return true;
 }
 
+/* The lengths of a record that spool_lens_put() wrote with magic. */
+bool
+spool_lens_get(const char *rec, const char *magic, uint64_t *b, uint64_t *e)
+{
+	size_t ml = strlen(magic);
+
+	if (memcmp(rec, magic, ml) != 0 || !parse_num(rec + ml, b) ||
+	    rec[ml + 20] != ' ' || !parse_num(rec + ml + 21, e) ||
+	    rec[QUEUE_LENS_LEN - 1] != '\n')
+		return false;
+	for (size_t i = ml + 41; i < QUEUE_LENS_LEN - 1; i++)
+		if (rec[i] != ' ')
+			return false;
+	return true;
+}
+
 /*
  * The lengths that the trailer of the open message file fd gives, checked
  * against the file's size.  0; -1 with errno; QUEUE_LOAD_CORRUPT with
@@ -84,7 +99,6 @@ int
 spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen, const char **why)
 {
 	char t[QUEUE_MSG_TRAILER_LEN];
-	size_t ml = sizeof(TRAILER_MAGIC) - 1;
 	struct stat st;
 	ssize_t r;
 
@@ -99,17 +113,11 @@ spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen, const char **why)
 	while (r == -1 && errno == EINTR);
 	if (r == -1)
 		return -1;
-	if (r != (ssize_t)sizeof(t) || memcmp(t, TRAILER_MAGIC, ml) != 0 ||
-	    !parse_num(t + ml, blen) || t[ml + 20] != ' ' ||
-	    !parse_num(t + ml + 21, elen) || t[sizeof(t) - 1] != '\n') {
+	if (r != (ssize_t)sizeof(t) ||
+	    !spool_lens_get(t, QUEUE_MSG_MAGIC, blen, elen)) {
 		*why = "message file has no valid trailer";
 		return QUEUE_LOAD_CORRUPT;
 	}
-	for (size_t i = ml + 41; i < sizeof(t) - 1; i++)
-		if (t[i] != ' ') {
-			*why = "message file has no valid trailer";
-			return QUEUE_LOAD_CORRUPT;
-		}
 	if (*elen > QUEUE_ENV_MAX || *blen > (uint64_t)st.st_size ||
 	    *elen + QUEUE_MSG_TRAILER_LEN != (uint64_t)st.st_size - *blen) {
 		*why = "message file size differs from its trailer";
