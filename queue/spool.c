@@ -393,6 +393,7 @@ queue_close(struct queue *q)
 	if (queue_flush(q) == -1)
 		log_warn("%s: finishing removals", q->dir);
 	strlist_free(&q->removed);
+	strlist_free(&q->removed_v1);
 	/* Read-only directory fds: a failed close loses nothing. */
 	if (q->rootfd != -1)
 		close(q->rootfd);
@@ -1111,12 +1112,15 @@ queue_msg_remove(struct queue *q, const char *id)
 }
 
 /*
- * Group removal: the envelope goes at once (the message stops existing
- * for every runner), the directory fsync and the body removal wait for
- * queue_flush(), so that one fsync pair serves many messages.  A crash
- * before the flush may bring a delivered message back (the only case
- * where a second delivery is allowed); it can never leave a body's envelope
- * without its body, because bodies go only after env/ is durable.
+ * Group removal: the message file (version 1: the envelope) goes at once,
+ * so the message stops existing for every runner; the directory fsync and
+ * the removal of what is left (msg/ID.env; version 1: the body) wait for
+ * queue_flush(), so that one fsync serves many messages (and msg/'s is
+ * shared with the commits of the same process).  A crash before the flush
+ * may bring a delivered message back (the only case where a second
+ * delivery is allowed); it can never leave an update without its message
+ * or an envelope without its body, because those go only after the
+ * message file's (the envelope's) removal is durable.
  */
 int
 queue_msg_remove_later(struct queue *q, const char *id)
@@ -1126,15 +1130,34 @@ queue_msg_remove_later(struct queue *q, const char *id)
 		return -1;
 	}
 	if (q->msgfd != -1 && spool_sys->unlinkat(q->msgfd, id, 0) == 0)
-		;	/* msg/ID.env, if any, goes at the flush */
+		strlist_add(&q->removed, id);
 	else if (q->msgfd != -1 && errno != ENOENT)
 		return -1;
 	else if (spool_sys->unlinkat(q->envfd, id, 0) == -1)
 		return -1;
-	strlist_add(&q->removed, id);
-	if (q->removed.n >= QUEUE_REMOVE_BATCH)
+	else
+		strlist_add(&q->removed_v1, id);
+	if (q->removed.n + q->removed_v1.n >= QUEUE_REMOVE_BATCH)
 		return queue_flush(q);
 	return 0;
+}
+
+/* Unlink dirfd/NAMEs (with suffix sfx); keep the first error but ENOENT. */
+static int
+unlink_each(int dirfd, const struct strlist *l, const char *sfx, int *saved)
+{
+	char name[QUEUE_TMPNAME_MAX];
+	int rc = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		snprintf(name, sizeof(name), "%s%s", l->v[i], sfx);
+		if (spool_sys->unlinkat(dirfd, name, 0) == -1 &&
+		    errno != ENOENT && rc == 0) {
+			rc = -1;
+			*saved = errno;
+		}
+	}
+	return rc;
 }
 
 int
@@ -1142,31 +1165,30 @@ queue_flush(struct queue *q)
 {
 	int rc = 0, saved = 0;
 
-	if (q->removed.n == 0)
-		return 0;
-	if ((q->msgfd != -1 && spool_sys->fsync(q->msgfd) == -1) ||
-	    spool_sys->fsync(q->envfd) == -1)
-		return -1;
-	for (size_t i = 0; i < q->removed.n; i++) {
-		char uname[QUEUE_TMPNAME_MAX];
-
-		snprintf(uname, sizeof(uname), "%s.env", q->removed.v[i]);
-		if (q->msgfd != -1 &&
-		    spool_sys->unlinkat(q->msgfd, uname, 0) == -1 &&
-		    errno != ENOENT && rc == 0) {
-			rc = -1;
-			saved = errno;
-		}
-		if (spool_sys->unlinkat(q->datafd, q->removed.v[i], 0) == -1 &&
-		    errno != ENOENT && rc == 0) {
-			rc = -1;
-			saved = errno;
-		}
+	/*
+	 * Only the folders that changed are synced: an fsync of an
+	 * unchanged folder still costs a cache flush of the device.
+	 */
+	if (q->removed.n > 0) {
+		if (spool_msg_dir_sync(q) == -1)
+			return -1;
+		rc = unlink_each(q->msgfd, &q->removed, ".env", &saved);
+		strlist_free(&q->removed);
 	}
-	strlist_free(&q->removed);
-	if (spool_sys->fsync(q->datafd) == -1 && rc == 0) {
-		rc = -1;
-		saved = errno;
+	if (q->removed_v1.n > 0) {
+		if (spool_sys->fsync(q->envfd) == -1) {
+			if (rc == 0)
+				saved = errno;
+			errno = saved;
+			return -1;
+		}
+		if (unlink_each(q->datafd, &q->removed_v1, "", &saved) == -1)
+			rc = -1;
+		strlist_free(&q->removed_v1);
+		if (spool_sys->fsync(q->datafd) == -1 && rc == 0) {
+			rc = -1;
+			saved = errno;
+		}
 	}
 	if (rc == -1)
 		errno = saved;

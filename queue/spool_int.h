@@ -56,8 +56,10 @@ struct queue {
 	int	 dropfd;	/* drop/; -1 when missing (older spools) */
 	int	 msgfd;		/* msg/; -1 when missing (older spools) */
 	struct spool_msync msync;
-	/* msg/ID or env/ID unlinked; msg/ID.env or data/ID still there */
+	/* msg/ID unlinked; msg/ID.env (if any) still there */
 	struct strlist removed;
+	/* Version 1: env/ID unlinked; data/ID still there */
+	struct strlist removed_v1;
 	/*
 	 * Drop mode (queue_open_drop): only dropfd is open (O_PATH), and new
 	 * messages become drop files.  With raise, the effective group is

@@ -1926,6 +1926,49 @@ test_commit_order(void **state)
 }
 
 /*
+ * A group removal of version 2 messages touches msg/ only: unlinkat
+ * msg/ID for each, one fsync of msg/, then unlinkat msg/ID.env for each.
+ * No fsync of env/ or data/ (an fsync of a folder that did not change
+ * still costs the device a cache flush) and no unlinkat there.
+ */
+static void
+test_flush_calls(void **state)
+{
+	struct fx *fx = *state;
+	ino_t msgd = sub_ino(fx, "msg");
+	size_t i;
+
+	add_msg(fx, 100, "a@b");
+	add_msg(fx, 200, "c@d");
+	memset(&rec, 0, sizeof(rec));
+	queue_test_set_sysops(&recording);
+	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[0].id), 0);
+	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[1].id), 0);
+	assert_int_equal(queue_flush(fx->q), 0);
+	queue_test_set_sysops(NULL);
+	assert_int_equal(rec.n, 5);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(rec.c[i].op, OP_UNLINKAT);
+		assert_true(rec.c[i].dir == msgd);
+		assert_string_equal(rec.c[i].name, fx->msg[i].id);
+	}
+	assert_int_equal(rec.c[2].op, OP_FSYNC);
+	assert_true(rec.c[2].isdir);
+	assert_true(rec.c[2].ino == msgd);
+	for (i = 3; i < 5; i++) {
+		assert_int_equal(rec.c[i].op, OP_UNLINKAT);
+		assert_true(rec.c[i].dir == msgd);
+		assert_true(strncmp(rec.c[i].name, fx->msg[i - 3].id,
+		    QUEUE_ID_LEN) == 0);
+		assert_string_equal(rec.c[i].name + QUEUE_ID_LEN, ".env");
+	}
+	for (i = 0; i < 2; i++)
+		envelope_free(&fx->msg[i].env);
+	fx->nmsg = 0;
+	check_spool(fx, NULL, NULL, 0, true);
+}
+
+/*
  * The system calls for the group commit tests: thread-safe, counting the
  * fsyncs of msg/ (and of files); an fsync of msg/ takes a millisecond so
  * that commits pile up behind it.  gc.hold_until: the first fsync of msg/
@@ -2866,6 +2909,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_scan_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v1_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msg_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msg_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msg_stale_update, setup,
