@@ -15,6 +15,22 @@ strace -f -qq -o /dev/null true 2> /dev/null || { echo "# strace cannot trace he
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 export ASAN_OPTIONS
 
+# On any exit (a failed check included), stop the daemon of the SMTP part
+# if it still runs: when it runs under strace, $dpid is strace, which
+# ignores fatal signals while it writes a trace (-o), so its child, the
+# daemon, is stopped first.  Only a child of this shell is signalled.
+dpid=""
+stop_daemon() {
+	[ -n "$dpid" ] && [ -r "/proc/$dpid/stat" ] || return 0
+	[ "$(sed 's/.*) //' "/proc/$dpid/stat" | awk '{ print $2 }')" = $$ ] || return 0
+	for c in $(cat "/proc/$dpid/task/$dpid/children" 2> /dev/null); do
+		kill -TERM "$c" 2> /dev/null
+	done
+	kill -TERM "$dpid" 2> /dev/null
+	wait "$dpid" 2> /dev/null
+}
+trap 'stop_daemon; cleanup' EXIT
+
 write_conf
 printf 'Subject: keep\n\nthe first message\n' | mx keep@example.org || fail "first message"
 keep=$(last_id)
@@ -92,6 +108,7 @@ daemon_crash() {
 	command -v python3 > /dev/null || { echo "# python3 not installed: no SMTP intake part"; return 0; }
 	. "$top_srcdir/tests/e2e/world.sh"
 	. "$top_srcdir/tests/e2e/daemon.sh"
+	trap 'stop_daemon; world_cleanup' EXIT	# world.sh set its own
 	pick_port > /dev/null
 	lport=$SMTP_PORT
 	pick_port > /dev/null
