@@ -15,6 +15,12 @@
 #   one-hop: N msgs in S s (R msg/s)
 #   submission (ack) / one-hop: P%
 #   end to end / one-hop: P%
+# It also prints the CPU time per message (user + system, of the load
+# generator, the sinks and mxrelayd, in each run) and the share that
+# these allow when both runs use every core: the one-hop's CPU per
+# message over the end to end run's.  When the one-hop saturates the
+# cores, end to end can reach 50% only if mxrelayd's CPU per message is
+# at most what the load and the sink of the one-hop use together.
 #
 #   sh tests/bench/bench_smtpd.sh BUILDDIR [N]
 #
@@ -107,6 +113,13 @@ now() { date +%s.%N; }
 # rate COUNT START END: COUNT per second, rounded.
 rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { d = e - s; printf "%.0f", (d > 0 ? n / d : 0) }'; }
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
+# cpu_of PID: the CPU seconds (user + system) of a running process.
+cpu_of() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" \
+    '{ printf "%.3f", ($12 + $13) / hz }'; }
+# cpu_load FILE: the CPU seconds that smtpload reported in FILE.
+cpu_load() { awk '/^cpu user / { printf "%.3f", $3 + $5 }' "$1"; }
+# usmsg SECONDS N: microseconds per message.
+usmsg() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.0f", (n > 0 ? 1e6 * c / n : 0) }'; }
 
 # DNS: 100 domains, MX spread over the sinks.
 : > "$T/zone"
@@ -136,7 +149,8 @@ ls=""
 for a in $SINKS; do ls="$ls -l 127.0.0.$a:$port"; done
 # shellcheck disable=SC2086
 "$B/tests/world/smtpsink" $ls -d "$S" -L "$T/sink.log" -n sink.test -t 900 > /dev/null &
-pids="$pids $!"
+spid=$!
+pids="$pids $spid"
 for a in $SINKS; do wait_for "$T/sink.log" "listen addr=127.0.0.$a:"; done
 
 # The one-hop baseline: the same load straight into a sink of its own
@@ -160,6 +174,8 @@ oacked=$(sed -n 's/^acked \([0-9]*\) of .*/\1/p' "$T/onehop.out")
 osecs=$(sed -n 's/.*seconds \([0-9.]*\)$/\1/p' "$T/onehop.out")
 if [ -z "$oacked" ] || [ -z "$osecs" ]; then die "one-hop smtpload failed ($orc)"; fi
 [ "$orc" = 0 ] || echo "bench_smtpd: one-hop: $(cat "$T/onehop.out")" >&2
+ocpu_sink=$(cpu_of "$opid")
+ocpu_load=$(cpu_load "$T/onehop.out")
 kill "$opid"
 wait "$opid" 2>/dev/null || true
 ostored=$(find "$S/onehop" -type f -name 'msg.*' | wc -l | tr -d ' ')
@@ -278,6 +294,8 @@ while left=$(queued) && [ "$left" -gt 0 ] && [ $i -lt 100 ]; do
 done
 
 rss=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$dpid/status")
+dcpu=$(cpu_of "$dpid")
+scpu=$(cpu_of "$spid")
 # CPU seconds of the daemon (fields 14, 15 of /proc/PID/stat, in ticks).
 cpu=$(sed 's/.*) //' "/proc/$dpid/stat" | awk -v hz="$(getconf CLK_TCK)" \
     '{ printf "user %.2f s, system %.2f s", $12 / hz, $13 / hz }')
@@ -297,6 +315,13 @@ echo "(mxrelayd CPU: $cpu; outbound connections: $conns for $got messages)"
 [ "$drc" = 0 ] || die "mxrelayd exited $drc after SIGTERM"
 echo "submission (ack) / one-hop: $(share "$srate")"
 echo "end to end / one-hop: $(share "$erate")"
+lcpu=$(cpu_load "$T/load.out")
+echo "CPU per message (user + system, us): one-hop: load $(usmsg "$ocpu_load" "$oacked"), sink $(usmsg "$ocpu_sink" "$oacked"); end to end: load $(usmsg "$lcpu" "$acked"), mxrelayd $(usmsg "$dcpu" "$got"), sinks $(usmsg "$scpu" "$got")"
+echo "CPU-bound share (one-hop CPU per message / end to end's): $(awk \
+    -v a="$ocpu_load" -v b="$ocpu_sink" -v n="$oacked" \
+    -v c="$lcpu" -v d="$dcpu" -v e="$scpu" -v g="$got" 'BEGIN {
+	o = (n > 0 ? (a + b) / n : 0); r = (g > 0 ? (c + d + e) / g : 0)
+	printf "%.0f%%", (r > 0 ? 100 * o / r : 0) }')"
 dups=$(awk -v g="$got" -v n="$acked" 'BEGIN { print (g > n) ? g - n : 0 }')
 [ "$dups" = 0 ] || echo "bench_smtpd: $dups messages delivered more than once" >&2
 [ "$lrc" = 0 ] && [ "$got" = "$N" ] && [ "$left" = 0 ] || exit 1

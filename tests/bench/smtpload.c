@@ -25,8 +25,10 @@
  * by -T (alarm, default 600 s): a client killed by it counts all it has
  * not reported as errors.
  *
- * Output (stdout), one line:
+ * Output (stdout), two lines:
  *   acked N of M, refused R, errors E, seconds S
+ *   cpu user U system Y
+ * (U and Y: the CPU seconds of smtpload and its clients, getrusage).
  * Exit status 0 when every message was acknowledged, 1 otherwise, 2 on a
  * usage error.
  */
@@ -35,6 +37,7 @@
 #endif
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -128,6 +131,12 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double
+tv_secs(const struct timeval *tv)
+{
+	return tv->tv_sec + tv->tv_usec / 1e6;
 }
 
 static int
@@ -600,6 +609,15 @@ main(int argc, char *argv[])
 	}
 	printf("acked %ld of %ld, refused %ld, errors %ld, seconds %.3f\n",
 	    acked, opt_messages, refused, errors, secs);
+	{
+		struct rusage self, kids;
+
+		if (getrusage(RUSAGE_SELF, &self) == 0 &&
+		    getrusage(RUSAGE_CHILDREN, &kids) == 0)
+			printf("cpu user %.3f system %.3f\n",
+			    tv_secs(&self.ru_utime) + tv_secs(&kids.ru_utime),
+			    tv_secs(&self.ru_stime) + tv_secs(&kids.ru_stime));
+	}
 	fflush(stdout);
 	if (stop_signal) {
 		fprintf(stderr, "smtpload: stopped by signal %d\n",
