@@ -80,16 +80,19 @@
  *   env/ID), fsync the folder.  A reader sees the old or the new
  *   envelope, never a mix; msg/ID.env, when present, is the envelope.
  * - Remove: unlink msg/ID, fsync msg/, then unlink msg/ID.env (a
- *   leftover of a crash in between is removed by the scan after an hour).
- *   Version 1: unlink env/ID, fsync env/, then unlink data/ID, fsync
- *   data/.
+ *   leftover of a crash in between, or of a failed fsync, is removed by
+ *   the scan after an hour).  Version 1: unlink env/ID, fsync env/, then
+ *   unlink data/ID, fsync data/.  Batched removals share the fsync; after
+ *   a failed one, nothing more is unlinked.
  * - Locking: flock(LOCK_EX) on msg/ID (version 1: data/ID), whose inode
  *   never changes (the writer locks tmp/ID at queue_new_begin() and holds
  *   the lock until the file is in place).  The scan only removes a file
  *   it can lock, so it never races a writer or a runner.
  * - The scan removes tmp/ files, version 1 bodies without an envelope and
  *   envelope updates without their message once they are an hour old
- *   (leftovers of crashed writers and of crashes inside a removal), and
+ *   (leftovers of crashed writers and of crashes inside a removal; the
+ *   last two only after an fsync of env/ or msg/ made the removal of
+ *   their envelope or message durable), and
  *   moves what it cannot parse (a message file without a valid trailer
  *   or of the wrong size, an envelope it cannot decode, a body missing or
  *   of the wrong size) into corrupt/.  Names that are not queue ids are
@@ -164,9 +167,6 @@
 #include "spool_int.h"
 #include "spool_test.h"
 #include "util.h"
-
-/* Removals batched by queue_msg_remove_later() before one flush. */
-#define QUEUE_REMOVE_BATCH	256
 
 static int	 real_openat(int, const char *, int, mode_t);
 static bool	 not_regular(int);
@@ -1137,58 +1137,84 @@ queue_msg_remove_later(struct queue *q, const char *id)
 		return -1;
 	else
 		strlist_add(&q->removed_v1, id);
-	if (q->removed.n + q->removed_v1.n >= QUEUE_REMOVE_BATCH)
-		return queue_flush(q);
+	/*
+	 * The message is gone for every runner: a failed flush is this
+	 * batch's (logged), not a failure to remove this one.
+	 */
+	if (q->removed.n + q->removed_v1.n >= QUEUE_REMOVE_BATCH &&
+	    queue_flush(q) == -1)
+		log_warn("%s: finishing removals", q->dir);
 	return 0;
 }
 
-/* Unlink dirfd/NAMEs (with suffix sfx); keep the first error but ENOENT. */
+/*
+ * Unlink dirfd/NAMEs (with suffix sfx).  0, or -1 with errno of the
+ * first failure other than ENOENT.
+ */
 static int
-unlink_each(int dirfd, const struct strlist *l, const char *sfx, int *saved)
+unlink_each(int dirfd, const struct strlist *l, const char *sfx)
 {
 	char name[QUEUE_TMPNAME_MAX];
-	int rc = 0;
+	int rc = 0, saved = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
 		snprintf(name, sizeof(name), "%s%s", l->v[i], sfx);
 		if (spool_sys->unlinkat(dirfd, name, 0) == -1 &&
 		    errno != ENOENT && rc == 0) {
 			rc = -1;
-			*saved = errno;
+			saved = errno;
 		}
 	}
+	if (rc == -1)
+		errno = saved;
+	return rc;
+}
+
+/*
+ * Finish one list of removals: sync the folder (msg/ through the group
+ * commit, else fsync dirfd), then unlink what is left (dirfd2/ID with
+ * sfx) and, with dirfd2's sync, sync that folder too.  After a failed
+ * sync nothing is unlinked: the removals are not known to be durable
+ * (and a later fsync that succeeds would not prove them so), so what is
+ * left stays for the scan, which removes it only after a sync of its
+ * own.  The list is emptied either way.  0, or -1 with errno.
+ */
+static int
+flush_list(struct queue *q, struct strlist *l, int dirfd, int dirfd2,
+    const char *sfx, bool sync2)
+{
+	int rc;
+
+	if (l->n == 0)
+		return 0;
+	rc = dirfd == q->msgfd ? spool_msg_dir_sync(q) :
+	    spool_sys->fsync(dirfd);
+	if (rc == 0)
+		rc = unlink_each(dirfd2, l, sfx);
+	if (rc == 0 && sync2 && spool_sys->fsync(dirfd2) == -1)
+		rc = -1;
+	strlist_free(l);
 	return rc;
 }
 
 int
 queue_flush(struct queue *q)
 {
-	int rc = 0, saved = 0;
+	int rc, saved = 0;
 
 	/*
 	 * Only the folders that changed are synced: an fsync of an
 	 * unchanged folder still costs a cache flush of the device.
+	 * Version 2: msg/ID went, msg/ID.env (if any) goes now; version 1:
+	 * env/ID went, data/ID goes now.
 	 */
-	if (q->removed.n > 0) {
-		if (spool_msg_dir_sync(q) == -1)
-			return -1;
-		rc = unlink_each(q->msgfd, &q->removed, ".env", &saved);
-		strlist_free(&q->removed);
-	}
-	if (q->removed_v1.n > 0) {
-		if (spool_sys->fsync(q->envfd) == -1) {
-			if (rc == 0)
-				saved = errno;
-			errno = saved;
-			return -1;
-		}
-		if (unlink_each(q->datafd, &q->removed_v1, "", &saved) == -1)
-			rc = -1;
-		strlist_free(&q->removed_v1);
-		if (spool_sys->fsync(q->datafd) == -1 && rc == 0) {
-			rc = -1;
-			saved = errno;
-		}
+	rc = flush_list(q, &q->removed, q->msgfd, q->msgfd, ".env", false);
+	if (rc == -1)
+		saved = errno;
+	if (flush_list(q, &q->removed_v1, q->envfd, q->datafd, "", true) ==
+	    -1 && rc == 0) {
+		rc = -1;
+		saved = errno;
 	}
 	if (rc == -1)
 		errno = saved;

@@ -92,12 +92,16 @@ int	 queue_body_open(struct queue *, const char *id);
 /* Remove a finished message: envelope first, then the body. */
 int	 queue_msg_remove(struct queue *, const char *id);
 /*
- * The same in groups: the envelope is unlinked now, the fsyncs and the
- * body removal happen in queue_flush() (called every QUEUE_REMOVE_BATCH
- * removals, by queue_close(), and by the caller when it likes).  A crash
- * before the flush may bring the message back: for a delivered message
- * that is a second delivery, which mxrelayd(8) allows only across such a
- * crash.
+ * The same in groups: the message file (version 1: the envelope) is
+ * unlinked now; the folder's fsync and the removal of what is left
+ * (msg/ID.env; version 1: the body) happen in queue_flush() (called every
+ * QUEUE_REMOVE_BATCH removals, by queue_close(), and by the caller when
+ * it likes).  A crash before the flush may bring the message back: for a
+ * delivered message that is a second delivery, which mxrelayd(8) allows
+ * only across such a crash.  A flush whose fsync fails unlinks nothing
+ * more and drops its batch: what is left goes with the scan, after a
+ * sync of its own.  queue_msg_remove_later() fails only when the message
+ * could not be unlinked (a failed flush is logged).
  */
 int	 queue_msg_remove_later(struct queue *, const char *id);
 int	 queue_flush(struct queue *);

@@ -32,8 +32,9 @@
 #define QUEUE_MSG_MAGIC		"mxrelay-msg 1 "	/* its record's magic */
 
 /*
- * Group commit of msg/ (spool_msg_dir_sync): renames are counted; an fsync
- * round covers the renames counted before it began.  synced and failed:
+ * Group commit of msg/ (spool_msg_dir_sync): changes (renames into msg/,
+ * unlinks) are counted; an fsync round covers the changes counted before
+ * it began.  synced and failed:
  * the last count covered by a round that succeeded, or failed with err.
  */
 struct spool_msync {
@@ -45,6 +46,9 @@ struct spool_msync {
 	int		 err;
 	bool		 busy;		/* a round is under way */
 };
+
+/* Removals batched by queue_msg_remove_later() before one flush. */
+#define QUEUE_REMOVE_BATCH	256
 
 struct queue {
 	char	*dir;

@@ -127,8 +127,8 @@ spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen, const char **why)
 }
 
 /*
- * Make durable every rename into msg/ made so far by this process: the
- * caller renamed its file just before.  One fsync of msg/ at a time; a
+ * Make durable every change of msg/ made so far by this process: the
+ * caller renamed (or unlinked) its file just before.  One fsync of msg/ at a time; a
  * commit that renamed while one ran waits for the next, which serves all
  * that came meanwhile (group commit).  0, or -1 with the errno of a
  * failed fsync that covered the caller's rename (the last one to fail).

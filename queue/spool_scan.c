@@ -160,6 +160,7 @@ static void
 clean_orphans(struct queue *q, const struct strlist *envs, time_t now)
 {
 	struct strlist names = { NULL, 0, 0 };
+	bool synced = false;
 
 	if (spool_list_dir(q->datafd, queue_id_valid, &names) == -1) {
 		log_warn("%s/data: cannot list", q->dir);
@@ -172,6 +173,19 @@ clean_orphans(struct queue *q, const struct strlist *envs, time_t now)
 		    sizeof(envs->v[0]), cmp_str) != NULL) ||
 		    !is_stale(q->datafd, name, now))
 			continue;
+		/*
+		 * Its envelope's removal may not be durable yet (a remover
+		 * syncs env/ before it unlinks the body, but it may have
+		 * failed or crashed in between): make it so first, else a
+		 * crash could bring the envelope back without its body.
+		 */
+		if (!synced) {
+			if (spool_sys->fsync(q->envfd) == -1) {
+				log_warn("%s/env: cannot sync", q->dir);
+				break;
+			}
+			synced = true;
+		}
 		if (spool_unlink_if_unlocked(q, q->datafd, name, true) == 0)
 			log_info("%s: removed body without envelope", name);
 	}
@@ -198,6 +212,7 @@ list_msgs(struct queue *q, struct strlist *ids, time_t now)
 	struct strlist msgs = { NULL, 0, 0 }, upds = { NULL, 0, 0 };
 	struct stat st;
 	size_t v1 = ids->n;
+	bool synced = false;
 	int rc = -1;
 
 	if (spool_list_dir(q->msgfd, queue_id_valid, &msgs) == -1)
@@ -221,6 +236,20 @@ list_msgs(struct queue *q, struct strlist *ids, time_t now)
 		if (fstatat(q->msgfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
 		    !is_stale(q->msgfd, upds.v[i], now))
 			continue;
+		/*
+		 * The removal of msg/ID may not be durable yet (a remover
+		 * in this or another process unlinks the update only after
+		 * its sync of msg/, but it may have failed or not run yet):
+		 * make it so first, else a crash could bring the message
+		 * back without its update (its delivered recipients again).
+		 */
+		if (!synced) {
+			if (spool_msg_dir_sync(q) == -1) {
+				log_warn("%s/msg: cannot sync", q->dir);
+				break;
+			}
+			synced = true;
+		}
 		if (spool_sys->unlinkat(q->msgfd, upds.v[i], 0) == 0)
 			log_info("%s: removed the envelope update of a message "
 			    "that is gone", id);

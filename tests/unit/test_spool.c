@@ -1968,6 +1968,117 @@ test_flush_calls(void **state)
 	check_spool(fx, NULL, NULL, 0, true);
 }
 
+/* The index of the first recorded call op on ino (name: if not NULL). */
+static size_t
+rec_find(enum op op, ino_t ino, const char *name)
+{
+	for (size_t i = 0; i < rec.n; i++)
+		if (rec.c[i].op == op && (op == OP_FSYNC ? rec.c[i].ino :
+		    rec.c[i].dir) == ino && (name == NULL ||
+		    strcmp(rec.c[i].name, name) == 0))
+			return i;
+	return SIZE_MAX;
+}
+
+/*
+ * A failed sync of msg/ in a group removal fails the flush and unlinks
+ * nothing more: the update msg/ID.env stays (the removal of msg/ID is not
+ * known to be durable), and the batch is dropped, not retried (a later
+ * fsync that succeeds would prove nothing).  The scan removes the stale
+ * update, but only after a sync of msg/ of its own.  A removal whose
+ * batch fails to flush still reports success: the message is gone for
+ * every runner.
+ */
+static void
+test_flush_fail(void **state)
+{
+	struct fx *fx = *state;
+	struct seen s = { { NULL, 0, 0 }, NULL };
+	ino_t msgd = sub_ino(fx, "msg");
+	char upd[QUEUE_ID_LEN + 8];
+	size_t f, u;
+
+	add_msg(fx, 100, "a@b");
+	add_msg(fx, 200, "c@d");
+	fx->msg[0].env.rcpt[0].attempts = 2;
+	assert_int_equal(queue_env_update(fx->q, &fx->msg[0].env), 0);
+	snprintf(upd, sizeof(upd), "%s.env", fx->msg[0].id);
+	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[0].id), 0);
+	inject(INJ_FAIL, 1, EIO);
+	inj.only = OP_FSYNC;
+	inj.only_set = true;
+	assert_int_equal(queue_flush(fx->q), -1);
+	assert_int_equal(errno, EIO);
+	assert_true(inj.hit);
+	assert_int_equal(inj.count[OP_UNLINKAT], 0);
+	inject_off();
+	assert_true(sub_has(fx, "msg", upd));
+	/* Dropped, not retried. */
+	memset(&rec, 0, sizeof(rec));
+	queue_test_set_sysops(&recording);
+	assert_int_equal(queue_flush(fx->q), 0);
+	queue_test_set_sysops(NULL);
+	assert_int_equal(rec.n, 0);
+	assert_true(sub_has(fx, "msg", upd));
+
+	/* The scan: an fsync of msg/ first, then the stale update goes. */
+	age_sub(fx, "msg", 2 * 3600);
+	memset(&rec, 0, sizeof(rec));
+	queue_test_set_sysops(&recording);
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
+	queue_test_set_sysops(NULL);
+	assert_int_equal(s.ids.n, 1);
+	strlist_free(&s.ids);
+	assert_false(sub_has(fx, "msg", upd));
+	f = rec_find(OP_FSYNC, msgd, NULL);
+	u = rec_find(OP_UNLINKAT, msgd, upd);
+	assert_true(f != SIZE_MAX && u != SIZE_MAX);
+	assert_true(f < u);
+
+	/* A full batch whose flush fails: the removal itself succeeds. */
+	for (unsigned i = 0; i < QUEUE_REMOVE_BATCH - 1; i++)
+		strlist_add(&fx->q->removed, "00000000000001000001");
+	inject(INJ_FAIL, 1, EIO);
+	inj.only = OP_FSYNC;
+	inj.only_set = true;
+	assert_int_equal(queue_msg_remove_later(fx->q, fx->msg[1].id), 0);
+	assert_true(inj.hit);
+	inject_off();
+	assert_true(mock_log_contains("finishing removals"));
+	assert_int_equal(fx->q->removed.n, 0);
+	assert_false(sub_has(fx, "msg", fx->msg[1].id));
+	for (size_t i = 0; i < 2; i++)
+		envelope_free(&fx->msg[i].env);
+	fx->nmsg = 0;
+	check_spool(fx, NULL, NULL, 0, true);
+}
+
+/*
+ * The scan removes a version 1 body without its envelope only after an
+ * fsync of env/: the envelope's removal must be durable first.
+ */
+static void
+test_scan_orphan_sync(void **state)
+{
+	struct fx *fx = *state;
+	struct seen s = { { NULL, 0, 0 }, NULL };
+	ino_t envd = sub_ino(fx, "env"), datad = sub_ino(fx, "data");
+	size_t f, u;
+
+	write_file(fx, "data", "00000000000003000001", "orphan");
+	age_sub(fx, "data", 2 * 3600);
+	memset(&rec, 0, sizeof(rec));
+	queue_test_set_sysops(&recording);
+	assert_int_equal(queue_scan(fx->q, collect, &s), 0);
+	queue_test_set_sysops(NULL);
+	strlist_free(&s.ids);
+	assert_false(sub_has(fx, "data", "00000000000003000001"));
+	f = rec_find(OP_FSYNC, envd, NULL);
+	u = rec_find(OP_UNLINKAT, datad, "00000000000003000001");
+	assert_true(f != SIZE_MAX && u != SIZE_MAX);
+	assert_true(f < u);
+}
+
 /*
  * The system calls for the group commit tests: thread-safe, counting the
  * fsyncs of msg/ (and of files); an fsync of msg/ takes a millisecond so
@@ -2910,6 +3021,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_scan_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v1_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_calls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_fail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_orphan_sync, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_msg_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msg_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msg_stale_update, setup,
