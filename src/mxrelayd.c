@@ -79,8 +79,9 @@
  * commit, up to 64.  With fewer threads than such sessions, commits wait
  * for a thread and each journal commit carries fewer of them
  * (bench_smtpd.sh, 20 clients on BENCH_LOOPFS: 16 threads gave
- * 1,509-1,678 msg/s end to end, 64 threads 1,715-1,797).  More than
- * max_clients would never be busy.
+ * 1,509-1,678 msg/s end to end, 64 threads 1,715-1,797).  No more
+ * than max_clients at the start, since more would never be busy (a
+ * reload keeps the threads).
  */
 #define COMMIT_THREADS		64
 /*
@@ -911,7 +912,10 @@ run(struct daemon *d)
 			log_warnx("the SMTP listener cannot start");
 			return EX_SOFTWARE;
 		}
-		if (smtpd_commit_threads(d->smtpd, COMMIT_THREADS) == -1) {
+		unsigned nthreads = d->cur->conf.max_clients < COMMIT_THREADS ?
+		    d->cur->conf.max_clients : COMMIT_THREADS;
+
+		if (smtpd_commit_threads(d->smtpd, nthreads) == -1) {
 			log_warn("the SMTP listener's commit threads");
 			return EX_OSERR;
 		}
