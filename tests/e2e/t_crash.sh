@@ -15,10 +15,12 @@ strace -f -qq -o /dev/null true 2> /dev/null || { echo "# strace cannot trace he
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 export ASAN_OPTIONS
 
-# On any exit (a failed check included), stop the daemon of the SMTP part
-# if it still runs: when it runs under strace, $dpid is strace, which
-# ignores fatal signals while it writes a trace (-o), so its child, the
-# daemon, is stopped first.  Only a child of this shell is signalled.
+# On any exit (a failed check or a signal included), stop the daemon of
+# the SMTP part if it still runs: $dpid, a child of this shell, is the
+# daemon or strace; strace ignores fatal signals while it writes a trace
+# (-o), so its children (the daemon) are stopped first.  SIGKILL after
+# 10 s.  $dpid is emptied after each wait, so a reused pid is never
+# signalled.
 dpid=""
 stop_daemon() {
 	[ -n "$dpid" ] && [ -r "/proc/$dpid/stat" ] || return 0
@@ -27,9 +29,23 @@ stop_daemon() {
 		kill -TERM "$c" 2> /dev/null
 	done
 	kill -TERM "$dpid" 2> /dev/null
+	i=0
+	while kill -0 "$dpid" 2> /dev/null && [ $i -lt 200 ]; do
+		i=$((i + 1)); sleep 0.05
+	done
+	if kill -0 "$dpid" 2> /dev/null; then
+		for c in $(cat "/proc/$dpid/task/$dpid/children" 2> /dev/null); do
+			kill -KILL "$c" 2> /dev/null
+		done
+		kill -KILL "$dpid" 2> /dev/null
+	fi
 	wait "$dpid" 2> /dev/null
+	dpid=""
 }
 trap 'stop_daemon; cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 write_conf
 printf 'Subject: keep\n\nthe first message\n' | mx keep@example.org || fail "first message"
@@ -138,7 +154,7 @@ daemon_crash() {
 	# Tried once (next try in an hour), so that no later run tries it
 	# first and holds the relayhost back before the message under test.
 	await 'to=<keep@example.org>.*status=deferred' || fail "daemon: the first message was not tried"
-	kill -TERM "$dpid"; wait "$dpid"
+	kill -TERM "$dpid"; wait "$dpid"; dpid=""
 	keep=$(last_id)
 	[ -n "$keep" ] || fail "daemon: the first message is not queued"
 	body_of "$keep" > "$T/keep.body"
@@ -165,7 +181,7 @@ daemon_crash() {
 	send || fail "daemon: traced clean run: $(cat "$T/client.out")"
 	await 'to=<b@example.org>.*status=deferred' || fail "daemon: traced clean run: no deferral within 60 s"
 	# strace -o blocks fatal signals for itself: stop the daemon.
-	kill -TERM "$(dpid_of)"; wait "$dpid"
+	kill -TERM "$(dpid_of)"; wait "$dpid"; dpid=""
 	runs=0 killed=0 whole=0 none=0 acked=0
 	for sc in $dsys; do
 		before=$(awk '/accept4?\(/ { exit } { print }' "$T/dtrace" | grep -cE "^([0-9]+ +)?$sc\(")
@@ -190,6 +206,7 @@ daemon_crash() {
 			[ -z "$mpid" ] || kill -TERM "$mpid"
 			wait "$dpid"
 			drc=$?
+			dpid=""
 			runs=$((runs + 1))
 			[ "$drc" = 0 ] || killed=$((killed + 1))
 			"$SPOOLCHECK" "$SPOOL" > "$T/list" 2> "$T/err" || fail "daemon: $sc #$n: damaged spool: $(cat "$T/err")"
