@@ -74,8 +74,10 @@
  *   any point a message is whole or absent (a leftover in tmp/ at worst,
  *   removed by the scan).  The fsync of msg/ is a group commit: one runs
  *   at a time, and it covers every rename made before it began, so
- *   concurrent commits (mxrelayd's threads) share it.  On failure the
- *   file is unlinked and errno is kept.
+ *   concurrent commits (mxrelayd's threads) share it.  A commit fails
+ *   when a round that covered it failed, or any round that failed after
+ *   its rename (Linux reports a writeback error once: it may have been
+ *   this rename's).  On failure the file is unlinked and errno is kept.
  * - Update: write tmp/ID.upd, fsync, rename over msg/ID.env (version 1:
  *   env/ID), fsync the folder.  A reader sees the old or the new
  *   envelope, never a mix; msg/ID.env, when present, is the envelope.
@@ -672,6 +674,7 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 	char trailer[QUEUE_MSG_TRAILER_LEN];
 	char *ebuf = NULL;
 	size_t elen;
+	uint64_t fails0;
 	int rc = -1, saved;
 	bool moved = false;
 
@@ -716,10 +719,11 @@ queue_new_commit(struct queue_new *qn, struct envelope *env)
 	    spool_write_all(qn->fd, trailer, sizeof(trailer)) == -1 ||
 	    spool_sys->fsync(qn->fd) == -1)
 		goto done;
+	fails0 = spool_msg_fails(q);
 	if (spool_sys->renameat(q->tmpfd, qn->id, q->msgfd, qn->id) == -1)
 		goto done;
 	moved = true;
-	if (spool_msg_dir_sync(q) == -1)
+	if (spool_msg_dir_sync(q, fails0) == -1)
 		goto done;
 	rc = 0;
 
@@ -1125,13 +1129,19 @@ queue_msg_remove(struct queue *q, const char *id)
 int
 queue_msg_remove_later(struct queue *q, const char *id)
 {
+	uint64_t fails0;
+
 	if (!queue_id_valid(id)) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (q->msgfd != -1 && spool_sys->unlinkat(q->msgfd, id, 0) == 0)
+	/* Read before the unlink: see spool_msg_dir_sync(). */
+	fails0 = q->msgfd != -1 ? spool_msg_fails(q) : 0;
+	if (q->msgfd != -1 && spool_sys->unlinkat(q->msgfd, id, 0) == 0) {
+		if (q->removed.n == 0)
+			q->removed_fails = fails0;
 		strlist_add(&q->removed, id);
-	else if (q->msgfd != -1 && errno != ENOENT)
+	} else if (q->msgfd != -1 && errno != ENOENT)
 		return -1;
 	else if (spool_sys->unlinkat(q->envfd, id, 0) == -1)
 		return -1;
@@ -1171,29 +1181,36 @@ unlink_each(int dirfd, const struct strlist *l, const char *sfx)
 }
 
 /*
- * Finish one list of removals: sync the folder (msg/ through the group
- * commit, else fsync dirfd), then unlink what is left (dirfd2/ID with
- * sfx) and, with dirfd2's sync, sync that folder too.  After a failed
- * sync nothing is unlinked: the removals are not known to be durable
- * (and a later fsync that succeeds would not prove them so), so what is
- * left stays for the scan, which removes it only after a sync of its
- * own.  The list is emptied either way.  0, or -1 with errno.
+ * Finish one list of removals: sync the folder (dirfd: msg/ through the
+ * group commit, with fails0 as spool_msg_fails() gave it before the
+ * list's first unlink; else an fsync), then unlink what is left
+ * (dirfd2/ID with sfx) and, with sync2, fsync dirfd2.  After a failed
+ * sync nothing is unlinked: the removals are not known to be durable (and
+ * a later fsync that succeeds would not prove them so), so what is left
+ * stays for the scan, which removes it only after a sync of its own.  The
+ * list is emptied either way.  0, or -1 with errno of the first failure.
  */
 static int
-flush_list(struct queue *q, struct strlist *l, int dirfd, int dirfd2,
-    const char *sfx, bool sync2)
+flush_list(struct queue *q, struct strlist *l, bool group, uint64_t fails0,
+    int dirfd, int dirfd2, const char *sfx, bool sync2)
 {
-	int rc;
+	int rc, saved = 0;
 
 	if (l->n == 0)
 		return 0;
-	rc = dirfd == q->msgfd ? spool_msg_dir_sync(q) :
-	    spool_sys->fsync(dirfd);
-	if (rc == 0)
-		rc = unlink_each(dirfd2, l, sfx);
-	if (rc == 0 && sync2 && spool_sys->fsync(dirfd2) == -1)
-		rc = -1;
+	rc = group ? spool_msg_dir_sync(q, fails0) : spool_sys->fsync(dirfd);
+	if (rc == 0) {
+		if ((rc = unlink_each(dirfd2, l, sfx)) == -1)
+			saved = errno;
+		/* What did go is made durable, even after a failed unlink. */
+		if (sync2 && spool_sys->fsync(dirfd2) == -1 && rc == 0) {
+			rc = -1;
+			saved = errno;
+		}
+	} else
+		saved = errno;
 	strlist_free(l);
+	errno = saved;
 	return rc;
 }
 
@@ -1208,11 +1225,12 @@ queue_flush(struct queue *q)
 	 * Version 2: msg/ID went, msg/ID.env (if any) goes now; version 1:
 	 * env/ID went, data/ID goes now.
 	 */
-	rc = flush_list(q, &q->removed, q->msgfd, q->msgfd, ".env", false);
+	rc = flush_list(q, &q->removed, true, q->removed_fails, q->msgfd,
+	    q->msgfd, ".env", false);
 	if (rc == -1)
 		saved = errno;
-	if (flush_list(q, &q->removed_v1, q->envfd, q->datafd, "", true) ==
-	    -1 && rc == 0) {
+	if (flush_list(q, &q->removed_v1, false, 0, q->envfd, q->datafd, "",
+	    true) == -1 && rc == 0) {
 		rc = -1;
 		saved = errno;
 	}

@@ -98,10 +98,13 @@ int	 queue_msg_remove(struct queue *, const char *id);
  * QUEUE_REMOVE_BATCH removals, by queue_close(), and by the caller when
  * it likes).  A crash before the flush may bring the message back: for a
  * delivered message that is a second delivery, which mxrelayd(8) allows
- * only across such a crash.  A flush whose fsync fails unlinks nothing
- * more and drops its batch: what is left goes with the scan, after a
- * sync of its own.  queue_msg_remove_later() fails only when the message
- * could not be unlinked (a failed flush is logged).
+ * only across such a crash.  A flush whose fsync fails (or after a
+ * failed fsync of msg/ by anyone in this process since the batch began)
+ * unlinks nothing more and drops its batch: what is left goes with the
+ * scan of a process that saw no failed fsync of msg/, after a sync of its
+ * own.  queue_msg_remove_later() fails only when the message could not
+ * be unlinked (a failed flush is logged).  The batch size is
+ * QUEUE_REMOVE_BATCH (spool_int.h).
  */
 int	 queue_msg_remove_later(struct queue *, const char *id);
 int	 queue_flush(struct queue *);

@@ -34,8 +34,9 @@
 /*
  * Group commit of msg/ (spool_msg_dir_sync): changes (renames into msg/,
  * unlinks) are counted; an fsync round covers the changes counted before
- * it began.  synced and failed:
- * the last count covered by a round that succeeded, or failed with err.
+ * it began.  synced and failed: the last count covered by a round that
+ * succeeded, or failed with err.  fails: the rounds that failed so far
+ * (spool_msg_fails()).
  */
 struct spool_msync {
 	pthread_mutex_t	 mu;
@@ -43,6 +44,7 @@ struct spool_msync {
 	uint64_t	 renamed;
 	uint64_t	 synced;
 	uint64_t	 failed;
+	uint64_t	 fails;
 	int		 err;
 	bool		 busy;		/* a round is under way */
 };
@@ -62,6 +64,7 @@ struct queue {
 	struct spool_msync msync;
 	/* msg/ID unlinked; msg/ID.env (if any) still there */
 	struct strlist removed;
+	uint64_t removed_fails;	/* spool_msg_fails() before the first */
 	/* Version 1: env/ID unlinked; data/ID still there */
 	struct strlist removed_v1;
 	/*
@@ -144,7 +147,8 @@ bool		 spool_lens_get(const char *rec, const char *magic,
 		    uint64_t *b, uint64_t *e);
 int		 spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen,
 		    const char **why);
-int		 spool_msg_dir_sync(struct queue *);
+uint64_t	 spool_msg_fails(struct queue *);
+int		 spool_msg_dir_sync(struct queue *, uint64_t fails0);
 
 /*
  * spool_scan.c.  list_dir: the names in dirfd that pass keep(), sorted.

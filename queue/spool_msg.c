@@ -33,6 +33,7 @@ spool_msg_init(struct queue *q)
 	pthread_mutex_init(&q->msync.mu, NULL);
 	pthread_cond_init(&q->msync.cv, NULL);
 	q->msync.renamed = q->msync.synced = q->msync.failed = 0;
+	q->msync.fails = 0;
 	q->msync.err = 0;
 	q->msync.busy = false;
 }
@@ -127,14 +128,34 @@ spool_msg_layout(int fd, uint64_t *blen, uint64_t *elen, const char **why)
 }
 
 /*
+ * The failed fsync rounds of msg/ so far: read before a change of msg/,
+ * for spool_msg_dir_sync().
+ */
+uint64_t
+spool_msg_fails(struct queue *q)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&q->msync.mu);
+	n = q->msync.fails;
+	pthread_mutex_unlock(&q->msync.mu);
+	return n;
+}
+
+/*
  * Make durable every change of msg/ made so far by this process: the
- * caller renamed (or unlinked) its file just before.  One fsync of msg/ at a time; a
- * commit that renamed while one ran waits for the next, which serves all
- * that came meanwhile (group commit).  0, or -1 with the errno of a
- * failed fsync that covered the caller's rename (the last one to fail).
+ * caller renamed (or unlinked) its file just before, after it read
+ * fails0 = spool_msg_fails().  One fsync of msg/ at a time; a commit that
+ * changed msg/ while one ran waits for the next, which serves all that
+ * came meanwhile (group commit).  0, or -1 with the errno of a failed
+ * fsync: of a round that covered the caller's change, or of any round
+ * that failed since fails0 was read.  Linux reports a writeback error
+ * once, to the first fsync after it, which may be a round that began
+ * before the caller's change was counted, or even before the change:
+ * a later round that succeeds proves nothing then.
  */
 int
-spool_msg_dir_sync(struct queue *q)
+spool_msg_dir_sync(struct queue *q, uint64_t fails0)
 {
 	struct spool_msync *s = &q->msync;
 	uint64_t ticket, upto;
@@ -143,12 +164,8 @@ spool_msg_dir_sync(struct queue *q)
 	pthread_mutex_lock(&s->mu);
 	ticket = ++s->renamed;
 	for (;;) {
-		/*
-		 * A failed round first: after a failed fsync, a later one
-		 * that succeeds does not prove the rename durable (Linux
-		 * reports a writeback error once).
-		 */
-		if (s->failed >= ticket) {
+		/* A failed round first (see above). */
+		if (s->failed >= ticket || s->fails != fails0) {
 			rc = -1;
 			err = s->err;
 			break;
@@ -161,7 +178,7 @@ spool_msg_dir_sync(struct queue *q)
 			pthread_cond_wait(&s->cv, &s->mu);
 			continue;
 		}
-		/* Lead a round: it covers every rename counted so far. */
+		/* Lead a round: it covers every change counted so far. */
 		s->busy = true;
 		upto = s->renamed;
 		pthread_mutex_unlock(&s->mu);
@@ -175,6 +192,7 @@ spool_msg_dir_sync(struct queue *q)
 		} else {
 			if (upto > s->failed)
 				s->failed = upto;
+			s->fails++;
 			s->err = err;
 		}
 		pthread_cond_broadcast(&s->cv);

@@ -244,7 +244,8 @@ list_msgs(struct queue *q, struct strlist *ids, time_t now)
 		 * back without its update (its delivered recipients again).
 		 */
 		if (!synced) {
-			if (spool_msg_dir_sync(q) == -1) {
+			/* 0: after any failed round, nothing proves it. */
+			if (spool_msg_dir_sync(q, 0) == -1) {
 				log_warn("%s/msg: cannot sync", q->dir);
 				break;
 			}

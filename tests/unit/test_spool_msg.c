@@ -115,7 +115,7 @@ committer(void *arg)
 {
 	struct res *r = arg;
 
-	r->rc = spool_msg_dir_sync(q);
+	r->rc = spool_msg_dir_sync(q, spool_msg_fails(q));
 	r->err = errno;
 	return NULL;
 }
