@@ -19,21 +19,25 @@ export ASAN_OPTIONS
 # the SMTP part if it still runs: $dpid, a child of this shell, is the
 # daemon or strace; strace ignores fatal signals while it writes a trace
 # (-o), so its children (the daemon) are stopped first.  SIGKILL after
-# 10 s.  $dpid is emptied after each wait, so a reused pid is never
-# signalled.
+# 10 s.  Only a live child of this shell is signalled (ours), and $dpid
+# is emptied after each wait.
 dpid=""
+ours() {
+	[ -n "$dpid" ] && [ -r "/proc/$dpid/stat" ] &&
+	    sed 's/.*) //' "/proc/$dpid/stat" 2> /dev/null |
+	    awk -v p=$$ '{ exit !($2 == p && $1 != "Z") }'
+}
 stop_daemon() {
-	[ -n "$dpid" ] && [ -r "/proc/$dpid/stat" ] || return 0
-	[ "$(sed 's/.*) //' "/proc/$dpid/stat" | awk '{ print $2 }')" = $$ ] || return 0
+	ours || return 0
 	for c in $(cat "/proc/$dpid/task/$dpid/children" 2> /dev/null); do
 		kill -TERM "$c" 2> /dev/null
 	done
 	kill -TERM "$dpid" 2> /dev/null
 	i=0
-	while kill -0 "$dpid" 2> /dev/null && [ $i -lt 200 ]; do
+	while ours && [ $i -lt 200 ]; do
 		i=$((i + 1)); sleep 0.05
 	done
-	if kill -0 "$dpid" 2> /dev/null; then
+	if ours; then
 		for c in $(cat "/proc/$dpid/task/$dpid/children" 2> /dev/null); do
 			kill -KILL "$c" 2> /dev/null
 		done
