@@ -34,16 +34,15 @@
 /*
  * Group commit of msg/ (spool_msg_dir_sync): changes (renames into msg/,
  * unlinks) are counted; an fsync round covers the changes counted before
- * it began.  synced and failed: the last count covered by a round that
- * succeeded, or failed with err.  fails: the rounds that failed so far
- * (spool_msg_fails()).
+ * it began.  synced: the last count covered by a round that succeeded.
+ * fails: the rounds that failed so far (spool_msg_fails()), the last
+ * with err.
  */
 struct spool_msync {
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cv;
 	uint64_t	 renamed;
 	uint64_t	 synced;
-	uint64_t	 failed;
 	uint64_t	 fails;
 	int		 err;
 	bool		 busy;		/* a round is under way */

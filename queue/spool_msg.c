@@ -32,8 +32,7 @@ spool_msg_init(struct queue *q)
 	q->msgfd = -1;
 	pthread_mutex_init(&q->msync.mu, NULL);
 	pthread_cond_init(&q->msync.cv, NULL);
-	q->msync.renamed = q->msync.synced = q->msync.failed = 0;
-	q->msync.fails = 0;
+	q->msync.renamed = q->msync.synced = q->msync.fails = 0;
 	q->msync.err = 0;
 	q->msync.busy = false;
 }
@@ -164,8 +163,12 @@ spool_msg_dir_sync(struct queue *q, uint64_t fails0)
 	pthread_mutex_lock(&s->mu);
 	ticket = ++s->renamed;
 	for (;;) {
-		/* A failed round first (see above). */
-		if (s->failed >= ticket || s->fails != fails0) {
+		/*
+		 * A failed round first (see above).  A round that covered
+		 * the caller's ticket began after the change, so after
+		 * fails0 was read: it counts here too.
+		 */
+		if (s->fails != fails0) {
 			rc = -1;
 			err = s->err;
 			break;
@@ -190,8 +193,6 @@ spool_msg_dir_sync(struct queue *q, uint64_t fails0)
 			if (upto > s->synced)
 				s->synced = upto;
 		} else {
-			if (upto > s->failed)
-				s->failed = upto;
 			s->fails++;
 			s->err = err;
 		}
