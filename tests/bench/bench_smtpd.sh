@@ -113,9 +113,11 @@ now() { date +%s.%N; }
 # rate COUNT START END: COUNT per second, rounded.
 rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { d = e - s; printf "%.0f", (d > 0 ? n / d : 0) }'; }
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
-# cpu_of PID: the CPU seconds (user + system) of a running process.
-cpu_of() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" \
-    '{ printf "%.3f", ($12 + $13) / hz }'; }
+# cpu_parts PID: the CPU seconds of a running process, "USER SYSTEM"
+# (fields 14, 15 of /proc/PID/stat, in ticks); cpu_of PID: their sum.
+cpu_parts() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" \
+    '{ printf "%.3f %.3f", $12 / hz, $13 / hz }'; }
+cpu_of() { cpu_parts "$1" | awk '{ printf "%.3f", $1 + $2 }'; }
 # cpu_load FILE: the CPU seconds that smtpload reported in FILE.
 cpu_load() { awk '/^cpu user / { printf "%.3f", $3 + $5 }' "$1"; }
 # usmsg SECONDS N: microseconds per message.
@@ -294,11 +296,11 @@ while left=$(queued) && [ "$left" -gt 0 ] && [ $i -lt 100 ]; do
 done
 
 rss=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$dpid/status")
-dcpu=$(cpu_of "$dpid")
 scpu=$(cpu_of "$spid")
-# CPU seconds of the daemon (fields 14, 15 of /proc/PID/stat, in ticks).
-cpu=$(sed 's/.*) //' "/proc/$dpid/stat" | awk -v hz="$(getconf CLK_TCK)" \
-    '{ printf "user %.2f s, system %.2f s", $12 / hz, $13 / hz }')
+# CPU seconds of the daemon, read once for both figures.
+dparts=$(cpu_parts "$dpid")
+dcpu=$(echo "$dparts" | awk '{ printf "%.3f", $1 + $2 }')
+cpu=$(echo "$dparts" | awk '{ printf "user %.2f s, system %.2f s", $1, $2 }')
 echo "mxrelayd peak RSS: $rss KB"
 kill -TERM "$dpid"
 i=0
